@@ -1,0 +1,287 @@
+//! Stage 4 — the flow table: S sets × W ways, set-associative, so hardware reads one set
+//! (W entries) per frame from block RAM and compares the ways in parallel.
+//!
+//! An entry holds a 64-bit flow digest, the backend index, the tick it was last seen and
+//! its class. The class decides its idle timeout and how readily it is evicted:
+//!
+//! * `Embryonic` — a TCP flow seen only with SYN (no ACK yet). Short timeout; evicted
+//!   before any established flow; and an embryonic insert never evicts an established
+//!   entry, so a SYN flood from spoofed sources cannot push established flows out.
+//! * `Tcp` — an established TCP flow (anything but a bare SYN was seen).
+//! * `Udp` — a UDP flow.
+//!
+//! Ticks are milliseconds from the frame timestamp (wrapping `u32`); ages are computed
+//! with wrapping subtraction. An entry is *live* when `now - last_seen <= timeout(class)`.
+//!
+//! Insert picks its way in this order (ties → lowest way):
+//! 1. the way that holds this very digest (it missed, so it is expired) → `Expired`;
+//! 2. an invalid way → `Empty`;
+//! 3. an expired way → `Expired`;
+//! 4. the least recently seen embryonic way → `Evicted`;
+//! 5. only for a non-embryonic insert: the least recently seen way → `Evicted`;
+//! 6. otherwise the insert is `Refused` (the frame is still forwarded by Maglev).
+
+/// The class of a flow-table entry (stored in 2 bits; 0 = invalid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum FlowClass {
+    Embryonic = 1,
+    Tcp = 2,
+    Udp = 3,
+}
+
+/// Idle timeouts in milliseconds, per class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp_ms: u32,
+    pub tcp_embryonic_ms: u32,
+    pub udp_ms: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { tcp_ms: 300_000, tcp_embryonic_ms: 5_000, udp_ms: 30_000 }
+    }
+}
+
+impl Timeouts {
+    pub fn for_class(&self, class: FlowClass) -> u32 {
+        match class {
+            FlowClass::Embryonic => self.tcp_embryonic_ms,
+            FlowClass::Tcp => self.tcp_ms,
+            FlowClass::Udp => self.udp_ms,
+        }
+    }
+}
+
+/// Table shape. `sets` must be a power of two (the set is the low bits of the hash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub sets: u32,
+    pub ways: u32,
+}
+
+impl Default for Geometry {
+    fn default() -> Self {
+        Geometry { sets: 16384, ways: 4 }
+    }
+}
+
+impl Geometry {
+    pub fn capacity(&self) -> u64 {
+        self.sets as u64 * self.ways as u64
+    }
+    /// The set a flow with this hash lives in.
+    pub fn set_of(&self, hash: u32) -> u32 {
+        hash & (self.sets - 1)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlowEntry {
+    /// `None` = invalid way.
+    pub class: Option<FlowClass>,
+    pub digest: u64,
+    pub backend: u16,
+    pub last_seen: u32,
+}
+
+impl FlowEntry {
+    fn is_live(&self, now: u32, t: &Timeouts) -> bool {
+        match self.class {
+            Some(c) => now.wrapping_sub(self.last_seen) <= t.for_class(c),
+            None => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Hit { way: u32, backend: u16, class: FlowClass },
+    Miss,
+}
+
+/// What an insert displaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    Empty,
+    Expired,
+    Evicted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insert {
+    Inserted { way: u32, replaced: Replaced },
+    Refused,
+}
+
+/// A table of `sets` × `ways` entries. The engine may hold a shard of the global table (a
+/// subset of its sets); `set` arguments are then shard-local indices.
+#[derive(Debug, Clone)]
+pub struct FlowTable {
+    ways: u32,
+    entries: Vec<FlowEntry>,
+}
+
+impl FlowTable {
+    pub fn new(sets: u32, ways: u32) -> Self {
+        assert!(ways > 0, "a flow table needs at least one way");
+        FlowTable { ways, entries: vec![FlowEntry::default(); sets as usize * ways as usize] }
+    }
+
+    pub fn ways(&self) -> u32 {
+        self.ways
+    }
+
+    pub fn entries(&self) -> &[FlowEntry] {
+        &self.entries
+    }
+
+    fn set(&self, set: u32) -> &[FlowEntry] {
+        let base = set as usize * self.ways as usize;
+        &self.entries[base..base + self.ways as usize]
+    }
+
+    fn set_mut(&mut self, set: u32) -> &mut [FlowEntry] {
+        let base = set as usize * self.ways as usize;
+        let ways = self.ways as usize;
+        &mut self.entries[base..base + ways]
+    }
+
+    /// Find a live entry with `digest` in `set`. Read-only: the caller refreshes a hit
+    /// with [`FlowTable::touch`].
+    pub fn lookup(&self, set: u32, digest: u64, now: u32, t: &Timeouts) -> Lookup {
+        for (way, e) in self.set(set).iter().enumerate() {
+            if e.digest == digest && e.is_live(now, t) {
+                // `is_live` implies the class is present.
+                let class = e.class.unwrap_or(FlowClass::Tcp);
+                return Lookup::Hit { way: way as u32, backend: e.backend, class };
+            }
+        }
+        Lookup::Miss
+    }
+
+    /// Refresh a hit: record `now`, and the (possibly promoted) class and (possibly
+    /// re-selected) backend.
+    pub fn touch(&mut self, set: u32, way: u32, backend: u16, class: FlowClass, now: u32) {
+        let e = &mut self.set_mut(set)[way as usize];
+        e.backend = backend;
+        e.class = Some(class);
+        e.last_seen = now;
+    }
+
+    /// Insert a flow that missed; see the module doc for the choice of way.
+    pub fn insert(&mut self, set: u32, digest: u64, backend: u16, class: FlowClass, now: u32, t: &Timeouts) -> Insert {
+        let choice = Self::choose_way(self.set(set), digest, class, now, t);
+        match choice {
+            Some((way, replaced)) => {
+                self.set_mut(set)[way] = FlowEntry { class: Some(class), digest, backend, last_seen: now };
+                Insert::Inserted { way: way as u32, replaced }
+            }
+            None => Insert::Refused,
+        }
+    }
+
+    fn choose_way(ways: &[FlowEntry], digest: u64, class: FlowClass, now: u32, t: &Timeouts) -> Option<(usize, Replaced)> {
+        if let Some(w) = ways.iter().position(|e| e.class.is_some() && e.digest == digest) {
+            // It missed, so this entry is expired.
+            return Some((w, Replaced::Expired));
+        }
+        if let Some(w) = ways.iter().position(|e| e.class.is_none()) {
+            return Some((w, Replaced::Empty));
+        }
+        if let Some(w) = ways.iter().position(|e| !e.is_live(now, t)) {
+            return Some((w, Replaced::Expired));
+        }
+        let age = |e: &FlowEntry| now.wrapping_sub(e.last_seen);
+        // Oldest first; `max_by_key` returns the last maximum, so compare on (age, -way).
+        let oldest = |pred: &dyn Fn(&FlowEntry) -> bool| {
+            ways.iter()
+                .enumerate()
+                .filter(|(_, e)| pred(e))
+                .max_by_key(|(w, e)| (age(e), std::cmp::Reverse(*w)))
+                .map(|(w, _)| w)
+        };
+        if let Some(w) = oldest(&|e| e.class == Some(FlowClass::Embryonic)) {
+            return Some((w, Replaced::Evicted));
+        }
+        if class == FlowClass::Embryonic {
+            return None;
+        }
+        oldest(&|_| true).map(|w| (w, Replaced::Evicted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Timeouts = Timeouts { tcp_ms: 1000, tcp_embryonic_ms: 100, udp_ms: 500 };
+
+    #[test]
+    fn hit_after_insert_and_miss_after_expiry() {
+        let mut ft = FlowTable::new(4, 2);
+        assert_eq!(ft.lookup(1, 42, 0, &T), Lookup::Miss);
+        assert_eq!(ft.insert(1, 42, 7, FlowClass::Tcp, 0, &T), Insert::Inserted { way: 0, replaced: Replaced::Empty });
+        assert_eq!(ft.lookup(1, 42, 1000, &T), Lookup::Hit { way: 0, backend: 7, class: FlowClass::Tcp });
+        assert_eq!(ft.lookup(1, 42, 1001, &T), Lookup::Miss, "idle longer than the TCP timeout");
+        // Other sets are untouched.
+        assert_eq!(ft.lookup(0, 42, 0, &T), Lookup::Miss);
+        // Re-inserting the expired flow reuses its own way.
+        assert_eq!(ft.insert(1, 42, 3, FlowClass::Tcp, 1001, &T), Insert::Inserted { way: 0, replaced: Replaced::Expired });
+    }
+
+    #[test]
+    fn touch_refreshes_and_promotes() {
+        let mut ft = FlowTable::new(1, 1);
+        ft.insert(0, 9, 1, FlowClass::Embryonic, 0, &T);
+        assert_eq!(ft.lookup(0, 9, 101, &T), Lookup::Miss, "embryonic timeout is short");
+        ft.insert(0, 9, 1, FlowClass::Embryonic, 200, &T);
+        ft.touch(0, 0, 1, FlowClass::Tcp, 250);
+        assert_eq!(ft.lookup(0, 9, 1250, &T), Lookup::Hit { way: 0, backend: 1, class: FlowClass::Tcp });
+    }
+
+    #[test]
+    fn evicts_least_recently_seen_then_lowest_way() {
+        let mut ft = FlowTable::new(1, 3);
+        ft.insert(0, 1, 1, FlowClass::Tcp, 10, &T);
+        ft.insert(0, 2, 2, FlowClass::Tcp, 10, &T);
+        ft.insert(0, 3, 3, FlowClass::Tcp, 20, &T);
+        // Ways 0 and 1 tie as oldest: the lowest goes.
+        assert_eq!(ft.insert(0, 4, 4, FlowClass::Tcp, 30, &T), Insert::Inserted { way: 0, replaced: Replaced::Evicted });
+        // Now way 1 (seen at 10) is the oldest.
+        assert_eq!(ft.insert(0, 5, 5, FlowClass::Udp, 31, &T), Insert::Inserted { way: 1, replaced: Replaced::Evicted });
+        assert_eq!(ft.lookup(0, 3, 31, &T), Lookup::Hit { way: 2, backend: 3, class: FlowClass::Tcp });
+    }
+
+    #[test]
+    fn expired_way_is_preferred_over_eviction() {
+        let mut ft = FlowTable::new(1, 2);
+        ft.insert(0, 1, 1, FlowClass::Udp, 0, &T);
+        ft.insert(0, 2, 2, FlowClass::Tcp, 0, &T);
+        // At 600 the UDP flow (timeout 500) is expired, the TCP flow is not.
+        assert_eq!(ft.insert(0, 3, 3, FlowClass::Tcp, 600, &T), Insert::Inserted { way: 0, replaced: Replaced::Expired });
+        assert!(matches!(ft.lookup(0, 2, 600, &T), Lookup::Hit { .. }));
+    }
+
+    #[test]
+    fn embryonic_goes_first_and_never_displaces_established() {
+        let mut ft = FlowTable::new(1, 2);
+        ft.insert(0, 1, 1, FlowClass::Tcp, 0, &T);
+        ft.insert(0, 2, 2, FlowClass::Embryonic, 50, &T);
+        // An established insert evicts the (younger) embryonic entry, not the older TCP one.
+        assert_eq!(ft.insert(0, 3, 3, FlowClass::Tcp, 60, &T), Insert::Inserted { way: 1, replaced: Replaced::Evicted });
+        // The set is now full of established flows: a SYN cannot get in.
+        assert_eq!(ft.insert(0, 4, 4, FlowClass::Embryonic, 70, &T), Insert::Refused);
+        assert!(matches!(ft.lookup(0, 1, 70, &T), Lookup::Hit { .. }));
+        assert!(matches!(ft.lookup(0, 3, 70, &T), Lookup::Hit { .. }));
+    }
+
+    #[test]
+    fn ticks_wrap() {
+        let mut ft = FlowTable::new(1, 1);
+        ft.insert(0, 1, 1, FlowClass::Tcp, u32::MAX - 10, &T);
+        assert!(matches!(ft.lookup(0, 1, 500, &T), Lookup::Hit { .. }));
+        assert_eq!(ft.lookup(0, 1, 1000, &T), Lookup::Miss);
+    }
+}

@@ -1,0 +1,208 @@
+//! The whole per-frame contract, chained: [`prepare`] (parse → classify → hash: stateless)
+//! then [`balance`] (flow table → select → rewrite → counters: stateful). [`process`] is
+//! the two in sequence — the oracle every engine is compared with.
+//!
+//! Engines that shard the flow table (the software fallback's workers, say) run `prepare`
+//! wherever they like, send the frame to the shard that owns its set, and run `balance`
+//! there in input order; since sets never interact, the result is the same for any
+//! number of shards.
+
+use crate::classify::classify;
+use crate::counters::Counters;
+use crate::flow_table::{FlowClass, FlowTable, Insert, Lookup, Replaced};
+use crate::hash::{flow_hash, FlowHash};
+use crate::maglev::NO_BACKEND;
+use crate::parse::{parse, Parsed, ParsedFrame, IPPROTO_TCP};
+use crate::rewrite::{rewrite, RewriteParams};
+use crate::tables::Tables;
+use crate::verdict::{DropReason, Verdict};
+use std::time::Duration;
+
+/// A frame's timestamp as a flow-table tick (milliseconds, wrapping).
+pub fn tick_of(timestamp: Duration) -> u32 {
+    timestamp.as_millis() as u32
+}
+
+/// The outcome of the stateless half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prepared {
+    Drop(DropReason),
+    Pass,
+    Balance(Balance),
+}
+
+/// A frame for a VIP, with what the stateful half needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Balance {
+    pub parsed: ParsedFrame,
+    pub vip: u16,
+    pub flow: FlowHash,
+    /// Global flow-table set.
+    pub set: u32,
+}
+
+/// Parse, classify and hash. Reads only `tables`.
+pub fn prepare(frame: &[u8], tables: &Tables) -> Prepared {
+    let parsed = match parse(frame) {
+        Err(reason) => return Prepared::Drop(reason),
+        Ok(Parsed::NotIp) => return Prepared::Pass,
+        Ok(Parsed::Ip(p)) => p,
+    };
+    let Some(vip) = classify(tables, &parsed) else {
+        return Prepared::Pass;
+    };
+    let flow = flow_hash(&tables.keys, &parsed, tables.vips[vip as usize].persistence, vip);
+    let set = tables.geometry.set_of(flow.hash);
+    Prepared::Balance(Balance { parsed, vip, flow, set })
+}
+
+/// Count a frame that `prepare` already decided (pass or drop).
+pub fn count_unbalanced(verdict: Verdict, counters: &mut Counters) {
+    counters.frames_in += 1;
+    match verdict {
+        Verdict::Pass => counters.passed += 1,
+        Verdict::Drop(r) => counters.drops[r.code() as usize] += 1,
+        Verdict::Forward { .. } => unreachable!("forwarded frames are counted by balance"),
+    }
+}
+
+/// The backend for a new (or re-selected) flow: the slot's primary if up, else its
+/// secondary if up.
+pub fn select(tables: &Tables, vip: u16, hash: u32) -> Option<u16> {
+    let maglev = &tables.vips[vip as usize].maglev;
+    if maglev.is_empty() {
+        return None;
+    }
+    let slot = maglev.slot(hash);
+    [slot.primary, slot.secondary].into_iter().find(|&b| backend_is_up(tables, vip, b))
+}
+
+fn backend_is_up(tables: &Tables, vip: u16, b: u16) -> bool {
+    b != NO_BACKEND && tables.backends.get(b as usize).is_some_and(|be| be.up && be.vip == vip)
+}
+
+/// The class a frame gives its flow.
+fn frame_class(p: &ParsedFrame) -> FlowClass {
+    if p.protocol != IPPROTO_TCP {
+        FlowClass::Udp
+    } else if p.is_tcp_syn_only() {
+        FlowClass::Embryonic
+    } else {
+        FlowClass::Tcp
+    }
+}
+
+/// The stateful half for a frame `prepare` balanced: `flows` holds the set as
+/// `local_set` (equal to `b.set` for an unsharded table). The rewritten frame is written
+/// to `out` when the verdict is `Forward`.
+#[allow(clippy::too_many_arguments)]
+pub fn balance(frame: &[u8], b: &Balance, now: u32, tables: &Tables, flows: &mut FlowTable, local_set: u32, counters: &mut Counters, out: &mut Vec<u8>) -> Verdict {
+    counters.frames_in += 1;
+    let verdict = decide(b, now, tables, flows, local_set, counters);
+    let verdict = match verdict {
+        Verdict::Forward { backend, .. } => {
+            let be = &tables.backends[backend as usize];
+            let params = RewriteParams {
+                own_mac: tables.own_mac,
+                backend_mac: be.mac,
+                backend_addr: be.address,
+                encap_src_v4: tables.encap_src_v4,
+                encap_src_v6: tables.encap_src_v6,
+                hash: b.flow.hash,
+            };
+            match rewrite(frame, &b.parsed, tables.vips[b.vip as usize].mode, &params, out) {
+                Ok(()) => verdict,
+                Err(reason) => Verdict::Drop(reason),
+            }
+        }
+        other => other,
+    };
+    match verdict {
+        Verdict::Forward { vip, backend } => {
+            counters.forwarded += 1;
+            counters.vips[vip as usize].add(frame.len());
+            counters.backends[backend as usize].add(frame.len());
+        }
+        Verdict::Drop(r) => counters.drops[r.code() as usize] += 1,
+        Verdict::Pass => counters.passed += 1,
+    }
+    verdict
+}
+
+/// Flow table and selection: which backend, if any.
+fn decide(b: &Balance, now: u32, tables: &Tables, flows: &mut FlowTable, set: u32, counters: &mut Counters) -> Verdict {
+    let timeouts = &tables.timeouts;
+    let class = frame_class(&b.parsed);
+    let no_backend = Verdict::Drop(DropReason::NoHealthyBackend);
+    let forward = |backend| Verdict::Forward { vip: b.vip, backend };
+    match flows.lookup(set, b.flow.digest, now, timeouts) {
+        Lookup::Hit { way, backend, class: stored } => {
+            counters.flow.hits += 1;
+            let promoted = if stored == FlowClass::Embryonic && class != FlowClass::Embryonic { class } else { stored };
+            let backend = if backend_is_up(tables, b.vip, backend) {
+                backend
+            } else {
+                let Some(new) = select(tables, b.vip, b.flow.hash) else {
+                    return no_backend;
+                };
+                counters.flow.reselects += 1;
+                new
+            };
+            flows.touch(set, way, backend, promoted, now);
+            forward(backend)
+        }
+        Lookup::Miss => {
+            counters.flow.misses += 1;
+            let Some(backend) = select(tables, b.vip, b.flow.hash) else {
+                return no_backend;
+            };
+            match flows.insert(set, b.flow.digest, backend, class, now, timeouts) {
+                Insert::Inserted { replaced, .. } => {
+                    counters.flow.inserts += 1;
+                    match replaced {
+                        Replaced::Empty => {}
+                        Replaced::Expired => counters.flow.expirations += 1,
+                        Replaced::Evicted => counters.flow.evictions += 1,
+                    }
+                }
+                Insert::Refused => counters.flow.refused += 1,
+            }
+            forward(backend)
+        }
+    }
+}
+
+/// The sequential oracle: one frame through the whole contract.
+pub fn process(frame: &[u8], now: u32, tables: &Tables, flows: &mut FlowTable, counters: &mut Counters, out: &mut Vec<u8>) -> Verdict {
+    match prepare(frame, tables) {
+        Prepared::Balance(b) => balance(frame, &b, now, tables, flows, b.set, counters, out),
+        Prepared::Pass => {
+            count_unbalanced(Verdict::Pass, counters);
+            Verdict::Pass
+        }
+        Prepared::Drop(r) => {
+            count_unbalanced(Verdict::Drop(r), counters);
+            Verdict::Drop(r)
+        }
+    }
+}
+
+/// The contract with its state: programmed tables, one flow table, counters.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub tables: Tables,
+    pub flows: FlowTable,
+    pub counters: Counters,
+}
+
+impl Engine {
+    pub fn new(tables: Tables) -> Engine {
+        let flows = FlowTable::new(tables.geometry.sets, tables.geometry.ways);
+        let counters = Counters::new(tables.vips.len(), tables.backends.len());
+        Engine { tables, flows, counters }
+    }
+
+    pub fn process(&mut self, frame: &[u8], now: u32, out: &mut Vec<u8>) -> Verdict {
+        process(frame, now, &self.tables, &mut self.flows, &mut self.counters, out)
+    }
+}
