@@ -40,7 +40,11 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { tcp_ms: 300_000, tcp_embryonic_ms: 5_000, udp_ms: 30_000 }
+        Timeouts {
+            tcp_ms: 300_000,
+            tcp_embryonic_ms: 5_000,
+            udp_ms: 30_000,
+        }
     }
 }
 
@@ -63,7 +67,10 @@ pub struct Geometry {
 
 impl Default for Geometry {
     fn default() -> Self {
-        Geometry { sets: 16384, ways: 4 }
+        Geometry {
+            sets: 16384,
+            ways: 4,
+        }
     }
 }
 
@@ -97,7 +104,11 @@ impl FlowEntry {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
-    Hit { way: u32, backend: u16, class: FlowClass },
+    Hit {
+        way: u32,
+        backend: u16,
+        class: FlowClass,
+    },
     Miss,
 }
 
@@ -126,7 +137,10 @@ pub struct FlowTable {
 impl FlowTable {
     pub fn new(sets: u32, ways: u32) -> Self {
         assert!(ways > 0, "a flow table needs at least one way");
-        FlowTable { ways, entries: vec![FlowEntry::default(); sets as usize * ways as usize] }
+        FlowTable {
+            ways,
+            entries: vec![FlowEntry::default(); sets as usize * ways as usize],
+        }
     }
 
     pub fn ways(&self) -> u32 {
@@ -155,7 +169,11 @@ impl FlowTable {
             if e.digest == digest && e.is_live(now, t) {
                 // `is_live` implies the class is present.
                 let class = e.class.unwrap_or(FlowClass::Tcp);
-                return Lookup::Hit { way: way as u32, backend: e.backend, class };
+                return Lookup::Hit {
+                    way: way as u32,
+                    backend: e.backend,
+                    class,
+                };
             }
         }
         Lookup::Miss
@@ -171,19 +189,44 @@ impl FlowTable {
     }
 
     /// Insert a flow that missed; see the module doc for the choice of way.
-    pub fn insert(&mut self, set: u32, digest: u64, backend: u16, class: FlowClass, now: u32, t: &Timeouts) -> Insert {
+    pub fn insert(
+        &mut self,
+        set: u32,
+        digest: u64,
+        backend: u16,
+        class: FlowClass,
+        now: u32,
+        t: &Timeouts,
+    ) -> Insert {
         let choice = Self::choose_way(self.set(set), digest, class, now, t);
         match choice {
             Some((way, replaced)) => {
-                self.set_mut(set)[way] = FlowEntry { class: Some(class), digest, backend, last_seen: now };
-                Insert::Inserted { way: way as u32, replaced }
+                self.set_mut(set)[way] = FlowEntry {
+                    class: Some(class),
+                    digest,
+                    backend,
+                    last_seen: now,
+                };
+                Insert::Inserted {
+                    way: way as u32,
+                    replaced,
+                }
             }
             None => Insert::Refused,
         }
     }
 
-    fn choose_way(ways: &[FlowEntry], digest: u64, class: FlowClass, now: u32, t: &Timeouts) -> Option<(usize, Replaced)> {
-        if let Some(w) = ways.iter().position(|e| e.class.is_some() && e.digest == digest) {
+    fn choose_way(
+        ways: &[FlowEntry],
+        digest: u64,
+        class: FlowClass,
+        now: u32,
+        t: &Timeouts,
+    ) -> Option<(usize, Replaced)> {
+        if let Some(w) = ways
+            .iter()
+            .position(|e| e.class.is_some() && e.digest == digest)
+        {
             // It missed, so this entry is expired.
             return Some((w, Replaced::Expired));
         }
@@ -216,29 +259,67 @@ impl FlowTable {
 mod tests {
     use super::*;
 
-    const T: Timeouts = Timeouts { tcp_ms: 1000, tcp_embryonic_ms: 100, udp_ms: 500 };
+    const T: Timeouts = Timeouts {
+        tcp_ms: 1000,
+        tcp_embryonic_ms: 100,
+        udp_ms: 500,
+    };
 
     #[test]
     fn hit_after_insert_and_miss_after_expiry() {
         let mut ft = FlowTable::new(4, 2);
         assert_eq!(ft.lookup(1, 42, 0, &T), Lookup::Miss);
-        assert_eq!(ft.insert(1, 42, 7, FlowClass::Tcp, 0, &T), Insert::Inserted { way: 0, replaced: Replaced::Empty });
-        assert_eq!(ft.lookup(1, 42, 1000, &T), Lookup::Hit { way: 0, backend: 7, class: FlowClass::Tcp });
-        assert_eq!(ft.lookup(1, 42, 1001, &T), Lookup::Miss, "idle longer than the TCP timeout");
+        assert_eq!(
+            ft.insert(1, 42, 7, FlowClass::Tcp, 0, &T),
+            Insert::Inserted {
+                way: 0,
+                replaced: Replaced::Empty
+            }
+        );
+        assert_eq!(
+            ft.lookup(1, 42, 1000, &T),
+            Lookup::Hit {
+                way: 0,
+                backend: 7,
+                class: FlowClass::Tcp
+            }
+        );
+        assert_eq!(
+            ft.lookup(1, 42, 1001, &T),
+            Lookup::Miss,
+            "idle longer than the TCP timeout"
+        );
         // Other sets are untouched.
         assert_eq!(ft.lookup(0, 42, 0, &T), Lookup::Miss);
         // Re-inserting the expired flow reuses its own way.
-        assert_eq!(ft.insert(1, 42, 3, FlowClass::Tcp, 1001, &T), Insert::Inserted { way: 0, replaced: Replaced::Expired });
+        assert_eq!(
+            ft.insert(1, 42, 3, FlowClass::Tcp, 1001, &T),
+            Insert::Inserted {
+                way: 0,
+                replaced: Replaced::Expired
+            }
+        );
     }
 
     #[test]
     fn touch_refreshes_and_promotes() {
         let mut ft = FlowTable::new(1, 1);
         ft.insert(0, 9, 1, FlowClass::Embryonic, 0, &T);
-        assert_eq!(ft.lookup(0, 9, 101, &T), Lookup::Miss, "embryonic timeout is short");
+        assert_eq!(
+            ft.lookup(0, 9, 101, &T),
+            Lookup::Miss,
+            "embryonic timeout is short"
+        );
         ft.insert(0, 9, 1, FlowClass::Embryonic, 200, &T);
         ft.touch(0, 0, 1, FlowClass::Tcp, 250);
-        assert_eq!(ft.lookup(0, 9, 1250, &T), Lookup::Hit { way: 0, backend: 1, class: FlowClass::Tcp });
+        assert_eq!(
+            ft.lookup(0, 9, 1250, &T),
+            Lookup::Hit {
+                way: 0,
+                backend: 1,
+                class: FlowClass::Tcp
+            }
+        );
     }
 
     #[test]
@@ -248,10 +329,29 @@ mod tests {
         ft.insert(0, 2, 2, FlowClass::Tcp, 10, &T);
         ft.insert(0, 3, 3, FlowClass::Tcp, 20, &T);
         // Ways 0 and 1 tie as oldest: the lowest goes.
-        assert_eq!(ft.insert(0, 4, 4, FlowClass::Tcp, 30, &T), Insert::Inserted { way: 0, replaced: Replaced::Evicted });
+        assert_eq!(
+            ft.insert(0, 4, 4, FlowClass::Tcp, 30, &T),
+            Insert::Inserted {
+                way: 0,
+                replaced: Replaced::Evicted
+            }
+        );
         // Now way 1 (seen at 10) is the oldest.
-        assert_eq!(ft.insert(0, 5, 5, FlowClass::Udp, 31, &T), Insert::Inserted { way: 1, replaced: Replaced::Evicted });
-        assert_eq!(ft.lookup(0, 3, 31, &T), Lookup::Hit { way: 2, backend: 3, class: FlowClass::Tcp });
+        assert_eq!(
+            ft.insert(0, 5, 5, FlowClass::Udp, 31, &T),
+            Insert::Inserted {
+                way: 1,
+                replaced: Replaced::Evicted
+            }
+        );
+        assert_eq!(
+            ft.lookup(0, 3, 31, &T),
+            Lookup::Hit {
+                way: 2,
+                backend: 3,
+                class: FlowClass::Tcp
+            }
+        );
     }
 
     #[test]
@@ -260,7 +360,13 @@ mod tests {
         ft.insert(0, 1, 1, FlowClass::Udp, 0, &T);
         ft.insert(0, 2, 2, FlowClass::Tcp, 0, &T);
         // At 600 the UDP flow (timeout 500) is expired, the TCP flow is not.
-        assert_eq!(ft.insert(0, 3, 3, FlowClass::Tcp, 600, &T), Insert::Inserted { way: 0, replaced: Replaced::Expired });
+        assert_eq!(
+            ft.insert(0, 3, 3, FlowClass::Tcp, 600, &T),
+            Insert::Inserted {
+                way: 0,
+                replaced: Replaced::Expired
+            }
+        );
         assert!(matches!(ft.lookup(0, 2, 600, &T), Lookup::Hit { .. }));
     }
 
@@ -270,9 +376,18 @@ mod tests {
         ft.insert(0, 1, 1, FlowClass::Tcp, 0, &T);
         ft.insert(0, 2, 2, FlowClass::Embryonic, 50, &T);
         // An established insert evicts the (younger) embryonic entry, not the older TCP one.
-        assert_eq!(ft.insert(0, 3, 3, FlowClass::Tcp, 60, &T), Insert::Inserted { way: 1, replaced: Replaced::Evicted });
+        assert_eq!(
+            ft.insert(0, 3, 3, FlowClass::Tcp, 60, &T),
+            Insert::Inserted {
+                way: 1,
+                replaced: Replaced::Evicted
+            }
+        );
         // The set is now full of established flows: a SYN cannot get in.
-        assert_eq!(ft.insert(0, 4, 4, FlowClass::Embryonic, 70, &T), Insert::Refused);
+        assert_eq!(
+            ft.insert(0, 4, 4, FlowClass::Embryonic, 70, &T),
+            Insert::Refused
+        );
         assert!(matches!(ft.lookup(0, 1, 70, &T), Lookup::Hit { .. }));
         assert!(matches!(ft.lookup(0, 3, 70, &T), Lookup::Hit { .. }));
     }

@@ -84,7 +84,9 @@ pub fn toeplitz(key: &[u8], input: &[u8]) -> u32 {
     let mut result = 0u32;
     // A 64-bit window over the key: its top 32 bits are the key bits aligned with the
     // current input bit.
-    let mut window = u64::from_be_bytes([key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7]]);
+    let mut window = u64::from_be_bytes([
+        key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7],
+    ]);
     let mut next = 8;
     for &byte in input {
         for bit in 0..8 {
@@ -109,7 +111,11 @@ pub struct FlowHash {
 }
 
 /// Write the tuple for `p` under `persistence` into `buf`; returns its length (12 or 36).
-pub fn tuple_bytes(p: &ParsedFrame, persistence: Persistence, buf: &mut [u8; MAX_INPUT_LEN]) -> usize {
+pub fn tuple_bytes(
+    p: &ParsedFrame,
+    persistence: Persistence,
+    buf: &mut [u8; MAX_INPUT_LEN],
+) -> usize {
     let mut n = 0;
     for addr in [p.src, p.dst] {
         match addr {
@@ -124,7 +130,11 @@ pub fn tuple_bytes(p: &ParsedFrame, persistence: Persistence, buf: &mut [u8; MAX
         }
     }
     let ports = !p.fragment && persistence == Persistence::FiveTuple;
-    let (sp, dp) = if ports { (p.src_port, p.dst_port) } else { (0, 0) };
+    let (sp, dp) = if ports {
+        (p.src_port, p.dst_port)
+    } else {
+        (0, 0)
+    };
     buf[n..n + 2].copy_from_slice(&sp.to_be_bytes());
     buf[n + 2..n + 4].copy_from_slice(&dp.to_be_bytes());
     n + 4
@@ -138,7 +148,8 @@ pub fn flow_hash(keys: &HashKeys, p: &ParsedFrame, persistence: Persistence, vip
     buf[n] = p.protocol;
     buf[n + 1..n + 3].copy_from_slice(&vip.to_be_bytes());
     let m = n + 3;
-    let digest = (toeplitz(&keys.digest_hi, &buf[..m]) as u64) << 32 | toeplitz(&keys.digest_lo, &buf[..m]) as u64;
+    let digest = (toeplitz(&keys.digest_hi, &buf[..m]) as u64) << 32
+        | toeplitz(&keys.digest_lo, &buf[..m]) as u64;
     FlowHash { hash, digest }
 }
 
@@ -152,9 +163,27 @@ mod tests {
     fn toeplitz_matches_rss_verification_suite() {
         let key = HashKeys::default().rss;
         let cases: [([u8; 4], u16, [u8; 4], u16, u32); 3] = [
-            ([66, 9, 149, 187], 2794, [161, 142, 100, 80], 1766, 0x51cc_c178),
-            ([199, 92, 111, 2], 14230, [65, 69, 140, 83], 4739, 0xc626_b0ea),
-            ([24, 19, 198, 95], 12898, [12, 22, 207, 184], 38024, 0x5c2b_394a),
+            (
+                [66, 9, 149, 187],
+                2794,
+                [161, 142, 100, 80],
+                1766,
+                0x51cc_c178,
+            ),
+            (
+                [199, 92, 111, 2],
+                14230,
+                [65, 69, 140, 83],
+                4739,
+                0xc626_b0ea,
+            ),
+            (
+                [24, 19, 198, 95],
+                12898,
+                [12, 22, 207, 184],
+                38024,
+                0x5c2b_394a,
+            ),
         ];
         for (src, sport, dst, dport, want) in cases {
             let mut input = Vec::new();

@@ -51,9 +51,19 @@ pub fn prepare(frame: &[u8], tables: &Tables) -> Prepared {
     let Some(vip) = classify(tables, &parsed) else {
         return Prepared::Pass;
     };
-    let flow = flow_hash(&tables.keys, &parsed, tables.vips[vip as usize].persistence, vip);
+    let flow = flow_hash(
+        &tables.keys,
+        &parsed,
+        tables.vips[vip as usize].persistence,
+        vip,
+    );
     let set = tables.geometry.set_of(flow.hash);
-    Prepared::Balance(Balance { parsed, vip, flow, set })
+    Prepared::Balance(Balance {
+        parsed,
+        vip,
+        flow,
+        set,
+    })
 }
 
 /// Count a frame that `prepare` already decided (pass or drop).
@@ -74,11 +84,17 @@ pub fn select(tables: &Tables, vip: u16, hash: u32) -> Option<u16> {
         return None;
     }
     let slot = maglev.slot(hash);
-    [slot.primary, slot.secondary].into_iter().find(|&b| backend_is_up(tables, vip, b))
+    [slot.primary, slot.secondary]
+        .into_iter()
+        .find(|&b| backend_is_up(tables, vip, b))
 }
 
 fn backend_is_up(tables: &Tables, vip: u16, b: u16) -> bool {
-    b != NO_BACKEND && tables.backends.get(b as usize).is_some_and(|be| be.up && be.vip == vip)
+    b != NO_BACKEND
+        && tables
+            .backends
+            .get(b as usize)
+            .is_some_and(|be| be.up && be.vip == vip)
 }
 
 /// The class a frame gives its flow.
@@ -96,7 +112,16 @@ fn frame_class(p: &ParsedFrame) -> FlowClass {
 /// `local_set` (equal to `b.set` for an unsharded table). The rewritten frame is written
 /// to `out` when the verdict is `Forward`.
 #[allow(clippy::too_many_arguments)]
-pub fn balance(frame: &[u8], b: &Balance, now: u32, tables: &Tables, flows: &mut FlowTable, local_set: u32, counters: &mut Counters, out: &mut Vec<u8>) -> Verdict {
+pub fn balance(
+    frame: &[u8],
+    b: &Balance,
+    now: u32,
+    tables: &Tables,
+    flows: &mut FlowTable,
+    local_set: u32,
+    counters: &mut Counters,
+    out: &mut Vec<u8>,
+) -> Verdict {
     counters.frames_in += 1;
     let verdict = decide(b, now, tables, flows, local_set, counters);
     let verdict = match verdict {
@@ -110,7 +135,13 @@ pub fn balance(frame: &[u8], b: &Balance, now: u32, tables: &Tables, flows: &mut
                 encap_src_v6: tables.encap_src_v6,
                 hash: b.flow.hash,
             };
-            match rewrite(frame, &b.parsed, tables.vips[b.vip as usize].mode, &params, out) {
+            match rewrite(
+                frame,
+                &b.parsed,
+                tables.vips[b.vip as usize].mode,
+                &params,
+                out,
+            ) {
                 Ok(()) => verdict,
                 Err(reason) => Verdict::Drop(reason),
             }
@@ -130,15 +161,33 @@ pub fn balance(frame: &[u8], b: &Balance, now: u32, tables: &Tables, flows: &mut
 }
 
 /// Flow table and selection: which backend, if any.
-fn decide(b: &Balance, now: u32, tables: &Tables, flows: &mut FlowTable, set: u32, counters: &mut Counters) -> Verdict {
+fn decide(
+    b: &Balance,
+    now: u32,
+    tables: &Tables,
+    flows: &mut FlowTable,
+    set: u32,
+    counters: &mut Counters,
+) -> Verdict {
     let timeouts = &tables.timeouts;
     let class = frame_class(&b.parsed);
     let no_backend = Verdict::Drop(DropReason::NoHealthyBackend);
-    let forward = |backend| Verdict::Forward { vip: b.vip, backend };
+    let forward = |backend| Verdict::Forward {
+        vip: b.vip,
+        backend,
+    };
     match flows.lookup(set, b.flow.digest, now, timeouts) {
-        Lookup::Hit { way, backend, class: stored } => {
+        Lookup::Hit {
+            way,
+            backend,
+            class: stored,
+        } => {
             counters.flow.hits += 1;
-            let promoted = if stored == FlowClass::Embryonic && class != FlowClass::Embryonic { class } else { stored };
+            let promoted = if stored == FlowClass::Embryonic && class != FlowClass::Embryonic {
+                class
+            } else {
+                stored
+            };
             let backend = if backend_is_up(tables, b.vip, backend) {
                 backend
             } else {
@@ -173,7 +222,14 @@ fn decide(b: &Balance, now: u32, tables: &Tables, flows: &mut FlowTable, set: u3
 }
 
 /// The sequential oracle: one frame through the whole contract.
-pub fn process(frame: &[u8], now: u32, tables: &Tables, flows: &mut FlowTable, counters: &mut Counters, out: &mut Vec<u8>) -> Verdict {
+pub fn process(
+    frame: &[u8],
+    now: u32,
+    tables: &Tables,
+    flows: &mut FlowTable,
+    counters: &mut Counters,
+    out: &mut Vec<u8>,
+) -> Verdict {
     match prepare(frame, tables) {
         Prepared::Balance(b) => balance(frame, &b, now, tables, flows, b.set, counters, out),
         Prepared::Pass => {
@@ -199,10 +255,21 @@ impl Engine {
     pub fn new(tables: Tables) -> Engine {
         let flows = FlowTable::new(tables.geometry.sets, tables.geometry.ways);
         let counters = Counters::new(tables.vips.len(), tables.backends.len());
-        Engine { tables, flows, counters }
+        Engine {
+            tables,
+            flows,
+            counters,
+        }
     }
 
     pub fn process(&mut self, frame: &[u8], now: u32, out: &mut Vec<u8>) -> Verdict {
-        process(frame, now, &self.tables, &mut self.flows, &mut self.counters, out)
+        process(
+            frame,
+            now,
+            &self.tables,
+            &mut self.flows,
+            &mut self.counters,
+            out,
+        )
     }
 }

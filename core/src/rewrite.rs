@@ -44,7 +44,13 @@ pub struct RewriteParams {
 }
 
 /// Write the rewritten frame into `out` (cleared first).
-pub fn rewrite(frame: &[u8], parsed: &ParsedFrame, mode: Mode, params: &RewriteParams, out: &mut Vec<u8>) -> Result<(), DropReason> {
+pub fn rewrite(
+    frame: &[u8],
+    parsed: &ParsedFrame,
+    mode: Mode,
+    params: &RewriteParams,
+    out: &mut Vec<u8>,
+) -> Result<(), DropReason> {
     let _ = (frame, parsed, mode, params, out);
     todo!("rewrite work item")
 }

@@ -52,8 +52,14 @@ impl Default for Tables {
     fn default() -> Self {
         Tables {
             own_mac: [0x02, 0, 0, 0, 0, 0xfe],
-            encap_src_v4: EncapSource { prefix: Ipv4Addr::new(172, 16, 0, 0), len: 16 },
-            encap_src_v6: EncapSource { prefix: Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), len: 64 },
+            encap_src_v4: EncapSource {
+                prefix: Ipv4Addr::new(172, 16, 0, 0),
+                len: 16,
+            },
+            encap_src_v6: EncapSource {
+                prefix: Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0),
+                len: 64,
+            },
             keys: HashKeys::default(),
             timeouts: Timeouts::default(),
             geometry: Geometry::default(),
