@@ -4,7 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use flowgate_core::hash::Persistence;
-use flowgate_core::maglev::{MaglevBackend, MaglevTable, DEFAULT_M};
+use flowgate_core::maglev::{MaglevTable, DEFAULT_M};
 use flowgate_core::rewrite::Mode;
 use flowgate_core::tables::{Backend, Vip};
 use flowgate_core::{Engine, Tables};
@@ -15,26 +15,20 @@ const FLOWS: u32 = 4096;
 
 fn tables(mode: Mode) -> Tables {
     let mut t = Tables::default();
-    let vip_addr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
-    let backends: Vec<Backend> = (0..8u8)
+    let backends = (0..8u8)
         .map(|i| Backend { address: IpAddr::V4(Ipv4Addr::new(198, 51, 100, i + 1)), mac: [2, 0, 0, 0, 0, i + 1], weight: 1, up: true, vip: 0 })
         .collect();
-    let mb: Vec<MaglevBackend> = backends
-        .iter()
-        .enumerate()
-        .map(|(i, b)| MaglevBackend { key: b.address.to_string().into_bytes(), weight: b.weight, index: i as u16 })
-        .collect();
-    t.vips.push(Vip {
+    let vip = Vip {
         name: "web".into(),
-        address: vip_addr,
+        address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
         port: 80,
         protocol: 6,
         mode,
         persistence: Persistence::FiveTuple,
-        maglev: MaglevTable::build(DEFAULT_M, &mb),
-        backends: (0..8).collect(),
-    });
-    t.backends = backends;
+        maglev: MaglevTable::default(),
+        backends: Vec::new(),
+    };
+    t.add_vip(vip, backends, DEFAULT_M);
     t
 }
 

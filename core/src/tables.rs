@@ -4,7 +4,7 @@
 
 use crate::flow_table::{Geometry, Timeouts};
 use crate::hash::{HashKeys, Persistence};
-use crate::maglev::MaglevTable;
+use crate::maglev::{MaglevBackend, MaglevTable};
 use crate::rewrite::{EncapSource, Mode};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -66,5 +66,37 @@ impl Default for Tables {
             vips: Vec::new(),
             backends: Vec::new(),
         }
+    }
+}
+
+impl Tables {
+    /// (Re)build VIP `vip`'s Maglev table with `m` slots from its backends' weights. The
+    /// permutation of each backend is seeded by its address as text, so every host that
+    /// builds from the same config builds the same table.
+    pub fn rebuild_maglev(&mut self, vip: usize, m: u32) {
+        let members: Vec<MaglevBackend> = self.vips[vip]
+            .backends
+            .iter()
+            .map(|&i| {
+                let b = &self.backends[i as usize];
+                MaglevBackend { key: b.address.to_string().into_bytes(), weight: b.weight, index: i }
+            })
+            .collect();
+        self.vips[vip].maglev = MaglevTable::build(m, &members);
+    }
+
+    /// Add a VIP with the given backends (all up) and build its Maglev table; returns its
+    /// index. For tests, benchmarks and tools that build tables without a config file.
+    pub fn add_vip(&mut self, mut vip: Vip, backends: Vec<Backend>, m: u32) -> u16 {
+        let index = self.vips.len() as u16;
+        vip.backends.clear();
+        for mut b in backends {
+            b.vip = index;
+            vip.backends.push(self.backends.len() as u16);
+            self.backends.push(b);
+        }
+        self.vips.push(vip);
+        self.rebuild_maglev(index as usize, m);
+        index
     }
 }
