@@ -550,8 +550,7 @@ fn parse_hash_key(s: &str, default: &[u8; KEY_LEN]) -> Result<[u8; KEY_LEN], Str
         .map(|c| c.to_digit(16).map(|d| d as u8))
         .collect::<Option<_>>()
         .ok_or("hash_key must be hex digits only")?;
-    let n = digits.len() / 2;
-    if digits.len() % 2 != 0 || (n != KEY_LEN && n != RSS_KEY_LEN) {
+    if digits.len() != 2 * KEY_LEN && digits.len() != 2 * RSS_KEY_LEN {
         return Err(format!(
             "hash_key must be {KEY_LEN} or {RSS_KEY_LEN} bytes ({} or {} hex digits), not {} digits",
             KEY_LEN * 2,
