@@ -87,18 +87,13 @@ pub fn toeplitz(key: &[u8], input: &[u8]) -> u32 {
     let mut window = u64::from_be_bytes([
         key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7],
     ]);
-    let mut next = 8;
-    for &byte in input {
+    for (i, &byte) in input.iter().enumerate() {
         for bit in 0..8 {
             if byte & (0x80 >> bit) != 0 {
                 result ^= (window >> (32 - bit)) as u32;
             }
         }
-        window <<= 8;
-        if next < key.len() {
-            window |= key[next] as u64;
-        }
-        next += 1;
+        window = window << 8 | key.get(i + 8).copied().unwrap_or(0) as u64;
     }
     result
 }
