@@ -294,3 +294,665 @@ fn ones_complement_add(a: u16, b: u16) -> u16 {
     let (sum, carry) = a.overflowing_add(b);
     sum + u16::from(carry)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Outputs are read back with etherparse, an independent implementation, so these
+    //! tests check the wire format rather than restating the code above.
+
+    use super::*;
+    use crate::parse::{IPPROTO_TCP, IPPROTO_UDP, TCP_SYN};
+    use etherparse::{
+        IpHeaders, IpNumber, Ipv4Dscp, Ipv4Ecn, Ipv4Header, Ipv4HeaderSlice, Ipv4Options,
+        Ipv6FlowLabel, Ipv6Header, NetSlice, PacketBuilder, SlicedPacket, TransportSlice, VlanId,
+        VlanSlice,
+    };
+    use proptest::prelude::*;
+
+    const CLIENT_MAC: [u8; 6] = [0x02, 0xc1, 0x1e, 0x47, 0x00, 0x01];
+    const ROUTER_FACING_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x10];
+    const OWN_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0xfe];
+    const BACKEND_MAC: [u8; 6] = [0x02, 0xbe, 0xef, 0x00, 0x00, 0x07];
+    const HASH: u32 = 0xdead_beef;
+    const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+    const VIP_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+    const CLIENT_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 7);
+    const VIP_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0x10);
+    const BACKEND_V4: Ipv4Addr = Ipv4Addr::new(10, 1, 2, 3);
+    const BACKEND_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xb, 0, 0, 0, 0, 0, 3);
+    const PAD_BYTE: u8 = 0xa5;
+
+    /// The client frame a test sends through the balancer.
+    #[derive(Debug, Clone, Copy)]
+    struct Spec {
+        inner_v6: bool,
+        tcp: bool,
+        vlans: u8,
+        /// Ethernet padding appended after the IP datagram.
+        padding: usize,
+        dscp_ecn: u8,
+        payload_len: usize,
+        /// Four bytes of IPv4 options (NOP NOP NOP EOL); ignored for IPv6.
+        ipv4_options: bool,
+    }
+
+    impl Default for Spec {
+        fn default() -> Self {
+            Spec {
+                inner_v6: false,
+                tcp: true,
+                vlans: 0,
+                padding: 0,
+                dscp_ecn: 0xb9, // DSCP 46 (EF), ECN 1 — both halves non-zero
+                payload_len: 100,
+                ipv4_options: false,
+            }
+        }
+    }
+
+    /// Build the frame with etherparse and describe it the way the parser would.
+    fn client_frame(spec: Spec) -> (Vec<u8>, ParsedFrame) {
+        let (ip, ip_header_len, src, dst) = if spec.inner_v6 {
+            let header = Ipv6Header {
+                traffic_class: spec.dscp_ecn,
+                flow_label: Ipv6FlowLabel::try_new(0x1_2345).unwrap(),
+                payload_length: 0,
+                next_header: IpNumber::TCP,
+                hop_limit: 61,
+                source: CLIENT_V6.octets(),
+                destination: VIP_V6.octets(),
+            };
+            let ip = IpHeaders::Ipv6(header, Default::default());
+            (ip, 40, IpAddr::V6(CLIENT_V6), IpAddr::V6(VIP_V6))
+        } else {
+            let mut header =
+                Ipv4Header::new(0, 61, IpNumber::TCP, CLIENT_V4.octets(), VIP_V4.octets()).unwrap();
+            header.dscp = Ipv4Dscp::try_new(spec.dscp_ecn >> 2).unwrap();
+            header.ecn = Ipv4Ecn::try_new(spec.dscp_ecn & 3).unwrap();
+            header.identification = 0x4242;
+            header.dont_fragment = true;
+            if spec.ipv4_options {
+                header.options = Ipv4Options::try_from(&[1u8, 1, 1, 0][..]).unwrap();
+            }
+            let header_len = header.header_len();
+            let ip = IpHeaders::Ipv4(header, Default::default());
+            (ip, header_len, IpAddr::V4(CLIENT_V4), IpAddr::V4(VIP_V4))
+        };
+        let eth = PacketBuilder::ethernet2(CLIENT_MAC, ROUTER_FACING_MAC);
+        let ip_step = match spec.vlans {
+            0 => eth.ip(ip),
+            1 => eth.single_vlan(VlanId::try_new(100).unwrap()).ip(ip),
+            _ => eth
+                .double_vlan(VlanId::try_new(200).unwrap(), VlanId::try_new(100).unwrap())
+                .ip(ip),
+        };
+        let payload: Vec<u8> = (0..spec.payload_len).map(|i| i as u8).collect();
+        let mut frame = Vec::new();
+        let (protocol, dst_port, tcp_flags) = if spec.tcp {
+            ip_step
+                .tcp(40_000, 80, 1, 64_240)
+                .syn()
+                .write(&mut frame, &payload)
+                .unwrap();
+            (IPPROTO_TCP, 80, TCP_SYN)
+        } else {
+            ip_step.udp(40_000, 53).write(&mut frame, &payload).unwrap();
+            (IPPROTO_UDP, 53, 0)
+        };
+        let l3_offset = 14 + 4 * usize::from(spec.vlans);
+        let ip_len = frame.len() - l3_offset;
+        frame.resize(frame.len() + spec.padding, PAD_BYTE);
+        let parsed = ParsedFrame {
+            vlan_count: spec.vlans,
+            l3_offset: l3_offset as u16,
+            src,
+            dst,
+            ip_len: ip_len as u16,
+            protocol,
+            l4_offset: (l3_offset + ip_header_len) as u16,
+            fragment: false,
+            src_port: 40_000,
+            dst_port,
+            tcp_flags,
+            dscp_ecn: spec.dscp_ecn,
+        };
+        (frame, parsed)
+    }
+
+    fn params(backend: IpAddr, hash: u32) -> RewriteParams {
+        RewriteParams {
+            own_mac: OWN_MAC,
+            backend_mac: BACKEND_MAC,
+            backend_addr: backend,
+            encap_src_v4: EncapSource {
+                prefix: Ipv4Addr::new(172, 16, 0, 0),
+                len: 16,
+            },
+            encap_src_v6: EncapSource {
+                prefix: Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0),
+                len: 64,
+            },
+            hash,
+        }
+    }
+
+    /// Bit-by-bit statement of the host-bit rule (independent of the mask arithmetic):
+    /// bit i (from the least significant) comes from the hash when i < 32 and i is a host
+    /// bit, else from the configured prefix.
+    fn expected_source(prefix: u128, width: u32, len: u8, hash: u32) -> u128 {
+        (0..width).fold(0u128, |address, i| {
+            let from_hash = i < 32 && i < width.saturating_sub(u32::from(len));
+            let bit = if from_hash {
+                (hash >> i) & 1 == 1
+            } else {
+                (prefix >> i) & 1 == 1
+            };
+            address | (u128::from(bit) << i)
+        })
+    }
+
+    fn vlan_ids(packet: &SlicedPacket) -> Vec<u16> {
+        match &packet.vlan {
+            None => vec![],
+            Some(VlanSlice::SingleVlan(s)) => vec![s.vlan_identifier().value()],
+            Some(VlanSlice::DoubleVlan(d)) => vec![
+                d.outer().vlan_identifier().value(),
+                d.inner().vlan_identifier().value(),
+            ],
+        }
+    }
+
+    /// The inner datagram's own checksums (IPv4 header, TCP / UDP) verify, and its L4
+    /// protocol is the one the frame was built with.
+    fn assert_inner_checksums(inner: &[u8], protocol: u8) {
+        let packet = SlicedPacket::from_ip(inner).expect("inner datagram parses");
+        let (src, dst): (Vec<u8>, Vec<u8>) = match &packet.net {
+            Some(NetSlice::Ipv4(ip)) => {
+                let h = ip.header();
+                assert_eq!(h.header_checksum(), h.to_header().calc_header_checksum());
+                (h.source().to_vec(), h.destination().to_vec())
+            }
+            Some(NetSlice::Ipv6(ip)) => (
+                ip.header().source().to_vec(),
+                ip.header().destination().to_vec(),
+            ),
+            None => panic!("inner datagram is not IP"),
+        };
+        match (&packet.transport, protocol) {
+            (Some(TransportSlice::Tcp(tcp)), IPPROTO_TCP) => {
+                let expected = if src.len() == 4 {
+                    tcp.calc_checksum_ipv4(src[..].try_into().unwrap(), dst[..].try_into().unwrap())
+                } else {
+                    tcp.calc_checksum_ipv6(src[..].try_into().unwrap(), dst[..].try_into().unwrap())
+                };
+                assert_eq!(tcp.checksum(), expected.unwrap(), "inner TCP checksum");
+            }
+            (Some(TransportSlice::Udp(udp)), IPPROTO_UDP) => {
+                let header = udp.to_header();
+                let expected = if src.len() == 4 {
+                    header.calc_checksum_ipv4_raw(
+                        src[..].try_into().unwrap(),
+                        dst[..].try_into().unwrap(),
+                        udp.payload(),
+                    )
+                } else {
+                    header.calc_checksum_ipv6_raw(
+                        src[..].try_into().unwrap(),
+                        dst[..].try_into().unwrap(),
+                        udp.payload(),
+                    )
+                };
+                assert_eq!(udp.checksum(), expected.unwrap(), "inner UDP checksum");
+            }
+            (other, _) => panic!("inner transport {other:?}, expected protocol {protocol}"),
+        }
+    }
+
+    /// Everything the IP-in-IP contract says about `out`, read back with etherparse.
+    fn assert_encapsulation(frame: &[u8], parsed: &ParsedFrame, p: &RewriteParams, out: &[u8]) {
+        let l3 = usize::from(parsed.l3_offset);
+        let ip_len = usize::from(parsed.ip_len);
+        let inner = &frame[l3..l3 + ip_len];
+        let inner_protocol = if parsed.is_ipv6() { 41 } else { 4 };
+        let (outer_len, ethertype) = match p.backend_addr {
+            IpAddr::V4(_) => (20, [0x08, 0x00]),
+            IpAddr::V6(_) => (40, [0x86, 0xdd]),
+        };
+
+        // L2: new MACs, the frame's VLAN tags byte for byte, the outer family's ethertype,
+        // and no Ethernet padding carried over.
+        assert_eq!(out.len(), l3 + outer_len + ip_len);
+        assert_eq!(out[0..6], BACKEND_MAC);
+        assert_eq!(out[6..12], OWN_MAC);
+        assert_eq!(out[12..l3 - 2], frame[12..l3 - 2], "VLAN tags");
+        assert_eq!(out[l3 - 2..l3], ethertype);
+
+        let packet = SlicedPacket::from_ethernet(out).expect("output parses");
+        let original = SlicedPacket::from_ethernet(frame).expect("input parses");
+        assert_eq!(vlan_ids(&packet), vlan_ids(&original));
+        match (&packet.net, p.backend_addr) {
+            (Some(NetSlice::Ipv4(ip)), IpAddr::V4(backend)) => {
+                let h = ip.header();
+                let src = p.encap_src_v4;
+                let expected_src =
+                    expected_source(u32::from(src.prefix).into(), 32, src.len, p.hash);
+                assert_eq!(h.version(), 4);
+                assert_eq!(h.ihl(), 5);
+                assert_eq!(h.dcp().value() << 2 | h.ecn().value(), parsed.dscp_ecn);
+                assert_eq!(usize::from(h.total_len()), 20 + ip_len);
+                assert_eq!(h.identification(), 0);
+                assert!(!h.dont_fragment() && !h.more_fragments());
+                assert_eq!(h.fragments_offset().value(), 0);
+                assert_eq!(h.ttl(), 64);
+                assert_eq!(h.protocol().0, inner_protocol);
+                assert_eq!(h.header_checksum(), h.to_header().calc_header_checksum());
+                assert_eq!(u128::from(u32::from(h.source_addr())), expected_src);
+                assert_eq!(h.destination_addr(), backend);
+                assert_eq!(ip.payload().payload, inner, "inner datagram");
+            }
+            (Some(NetSlice::Ipv6(ip)), IpAddr::V6(backend)) => {
+                let h = ip.header();
+                let src = p.encap_src_v6;
+                let expected_src = expected_source(src.prefix.into(), 128, src.len, p.hash);
+                assert_eq!(h.version(), 6);
+                assert_eq!(h.traffic_class(), parsed.dscp_ecn);
+                assert_eq!(h.flow_label().value(), p.hash & 0xf_ffff);
+                assert_eq!(usize::from(h.payload_length()), ip_len);
+                assert_eq!(h.next_header().0, inner_protocol);
+                assert_eq!(h.hop_limit(), 64);
+                assert_eq!(u128::from(h.source_addr()), expected_src);
+                assert_eq!(h.destination_addr(), backend);
+                assert!(ip.extensions().is_empty());
+                assert_eq!(ip.payload().payload, inner, "inner datagram");
+            }
+            (net, backend) => panic!("outer {net:?} for backend {backend}"),
+        }
+        assert_inner_checksums(inner, parsed.protocol);
+    }
+
+    /// Every VLAN depth × TCP/UDP × with/without padding, for one inner/outer family pair.
+    fn check_family_pair(inner_v6: bool, backend: IpAddr) {
+        let mut out = Vec::new();
+        for vlans in 0..=2 {
+            for tcp in [true, false] {
+                for (padding, payload_len) in [(0, 100), (12, 2), (4, 333)] {
+                    let spec = Spec {
+                        inner_v6,
+                        tcp,
+                        vlans,
+                        padding,
+                        payload_len,
+                        ..Spec::default()
+                    };
+                    let (frame, parsed) = client_frame(spec);
+                    let p = params(backend, HASH);
+                    rewrite(&frame, &parsed, Mode::IpIp, &p, &mut out)
+                        .unwrap_or_else(|e| panic!("{spec:?}: {e:?}"));
+                    assert_encapsulation(&frame, &parsed, &p, &out);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ipv4_in_ipv4() {
+        check_family_pair(false, IpAddr::V4(BACKEND_V4));
+    }
+
+    #[test]
+    fn ipv6_in_ipv4() {
+        check_family_pair(true, IpAddr::V4(BACKEND_V4));
+    }
+
+    #[test]
+    fn ipv4_in_ipv6() {
+        check_family_pair(false, IpAddr::V6(BACKEND_V6));
+    }
+
+    #[test]
+    fn ipv6_in_ipv6() {
+        check_family_pair(true, IpAddr::V6(BACKEND_V6));
+    }
+
+    #[test]
+    fn inner_ipv4_options_are_carried_whole() {
+        let spec = Spec {
+            ipv4_options: true,
+            vlans: 1,
+            ..Spec::default()
+        };
+        let (frame, parsed) = client_frame(spec);
+        assert_eq!(parsed.l4_offset, parsed.l3_offset + 24);
+        for backend in [IpAddr::V4(BACKEND_V4), IpAddr::V6(BACKEND_V6)] {
+            let p = params(backend, HASH);
+            let mut out = Vec::new();
+            rewrite(&frame, &parsed, Mode::IpIp, &p, &mut out).unwrap();
+            assert_encapsulation(&frame, &parsed, &p, &out);
+        }
+    }
+
+    #[test]
+    fn outer_source_and_flow_label_known_answers() {
+        let (frame, parsed) = client_frame(Spec::default());
+        let mut out = Vec::new();
+
+        rewrite(
+            &frame,
+            &parsed,
+            Mode::IpIp,
+            &params(IpAddr::V4(BACKEND_V4), HASH),
+            &mut out,
+        )
+        .unwrap();
+        let outer = Ipv4HeaderSlice::from_slice(&out[14..]).unwrap();
+        // 172.16.0.0/16 + low 16 bits of 0xdeadbeef.
+        assert_eq!(outer.source_addr(), Ipv4Addr::new(172, 16, 0xbe, 0xef));
+
+        rewrite(
+            &frame,
+            &parsed,
+            Mode::IpIp,
+            &params(IpAddr::V6(BACKEND_V6), HASH),
+            &mut out,
+        )
+        .unwrap();
+        let outer = etherparse::Ipv6HeaderSlice::from_slice(&out[14..]).unwrap();
+        // fc00::/64: only the low 32 bits can come from the hash.
+        assert_eq!(
+            outer.source_addr(),
+            "fc00::dead:beef".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(outer.flow_label().value(), 0xd_beef);
+    }
+
+    #[test]
+    fn host_bits_follow_prefix_length() {
+        let v4 = |prefix: [u8; 4], len| {
+            encap_source_v4(
+                EncapSource {
+                    prefix: Ipv4Addr::from(prefix),
+                    len,
+                },
+                HASH,
+            )
+        };
+        // Host bits of the configured address are replaced, not ORed.
+        assert_eq!(v4([10, 1, 2, 3], 24), Ipv4Addr::new(10, 1, 2, 0xef));
+        assert_eq!(v4([10, 1, 2, 3], 32), Ipv4Addr::new(10, 1, 2, 3));
+        assert_eq!(v4([10, 1, 2, 3], 200), Ipv4Addr::new(10, 1, 2, 3));
+        assert_eq!(v4([10, 1, 2, 3], 0), Ipv4Addr::from(HASH));
+        assert_eq!(v4([10, 1, 2, 3], 31), Ipv4Addr::new(10, 1, 2, 3));
+
+        let v6 = |prefix: &str, len| {
+            encap_source_v6(
+                EncapSource {
+                    prefix: prefix.parse().unwrap(),
+                    len,
+                },
+                HASH,
+            )
+        };
+        let addr = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        assert_eq!(v6("fc00::1:2:3:4", 128), addr("fc00::1:2:3:4"));
+        assert_eq!(v6("fc00::1:2:3:4", 112), addr("fc00::1:2:3:beef"));
+        assert_eq!(v6("fc00::1:2:3:4", 96), addr("fc00::1:2:dead:beef"));
+        // Shorter than /96: bits above the low 32 stay as configured.
+        assert_eq!(v6("fc00::1:2:3:4", 64), addr("fc00::1:2:dead:beef"));
+        assert_eq!(v6("fc00::1:2:3:4", 0), addr("fc00::1:2:dead:beef"));
+    }
+
+    #[test]
+    fn dsr_changes_only_the_macs() {
+        for inner_v6 in [false, true] {
+            for vlans in 0..=2 {
+                for padding in [0, 12] {
+                    let spec = Spec {
+                        inner_v6,
+                        vlans,
+                        padding,
+                        payload_len: 3,
+                        ..Spec::default()
+                    };
+                    let (frame, parsed) = client_frame(spec);
+                    let mut out = vec![0xee; 3]; // stale content must not survive
+                    let p = params(IpAddr::V4(BACKEND_V4), HASH);
+                    rewrite(&frame, &parsed, Mode::Dsr, &p, &mut out).unwrap();
+                    let mut expected = frame.clone();
+                    expected[0..6].copy_from_slice(&BACKEND_MAC);
+                    expected[6..12].copy_from_slice(&OWN_MAC);
+                    assert_eq!(out, expected, "{spec:?}");
+                }
+            }
+        }
+    }
+
+    /// UDP payload that makes the encapsulated frame exactly `len` bytes long.
+    fn payload_for_output_len(len: usize, vlans: u8, backend: IpAddr) -> usize {
+        let outer = if backend.is_ipv4() { 20 } else { 40 };
+        len - (14 + 4 * usize::from(vlans)) - outer - 20 - 8
+    }
+
+    #[test]
+    fn encapsulation_beyond_max_frame_len_is_dropped() {
+        for backend in [IpAddr::V4(BACKEND_V4), IpAddr::V6(BACKEND_V6)] {
+            for vlans in [0, 2] {
+                let p = params(backend, HASH);
+                let spec = |payload_len| Spec {
+                    tcp: false,
+                    vlans,
+                    payload_len,
+                    ..Spec::default()
+                };
+                let mut out = Vec::new();
+
+                let fits = payload_for_output_len(MAX_FRAME_LEN, vlans, backend);
+                let (frame, parsed) = client_frame(spec(fits));
+                rewrite(&frame, &parsed, Mode::IpIp, &p, &mut out).unwrap();
+                assert_eq!(out.len(), MAX_FRAME_LEN);
+                assert_encapsulation(&frame, &parsed, &p, &out);
+
+                let (frame, parsed) = client_frame(spec(fits + 1));
+                let result = rewrite(&frame, &parsed, Mode::IpIp, &p, &mut out);
+                assert_eq!(result, Err(DropReason::EncapTooLarge));
+                assert!(out.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn parse_inconsistent_with_frame_is_an_error() {
+        let p = params(IpAddr::V4(BACKEND_V4), HASH);
+        let mut out = Vec::new();
+        for inner_v6 in [false, true] {
+            let (frame, parsed) = client_frame(Spec {
+                inner_v6,
+                ..Spec::default()
+            });
+            let mut run = |parsed: ParsedFrame| rewrite(&frame, &parsed, Mode::IpIp, &p, &mut out);
+            let bad_l3 = |l3_offset| ParsedFrame {
+                l3_offset,
+                ..parsed
+            };
+            assert_eq!(run(bad_l3(13)), Err(DropReason::TruncatedEthernet));
+            assert_eq!(run(bad_l3(u16::MAX)), Err(DropReason::TruncatedEthernet));
+            let long_ip = ParsedFrame {
+                ip_len: parsed.ip_len + 1,
+                ..parsed
+            };
+            let expected = if inner_v6 {
+                DropReason::BadIpv6PayloadLength
+            } else {
+                DropReason::BadIpv4TotalLength
+            };
+            assert_eq!(run(long_ip), Err(expected));
+            let huge = ParsedFrame {
+                l3_offset: u16::MAX,
+                ip_len: u16::MAX,
+                ..parsed
+            };
+            assert_eq!(run(huge), Err(DropReason::TruncatedEthernet));
+        }
+        let parsed = client_frame(Spec::default()).1;
+        let short = [0u8; 13];
+        assert_eq!(
+            rewrite(&short, &parsed, Mode::Dsr, &p, &mut out),
+            Err(DropReason::TruncatedEthernet)
+        );
+    }
+
+    #[test]
+    fn output_buffer_is_reused_without_reallocation() {
+        let mut out = Vec::with_capacity(MAX_FRAME_LEN);
+        let (buffer, capacity) = (out.as_ptr(), out.capacity());
+        for (inner_v6, backend, mode) in [
+            (false, IpAddr::V4(BACKEND_V4), Mode::IpIp),
+            (true, IpAddr::V6(BACKEND_V6), Mode::IpIp),
+            (true, IpAddr::V4(BACKEND_V4), Mode::Dsr),
+        ] {
+            let (frame, parsed) = client_frame(Spec {
+                inner_v6,
+                payload_len: 1400,
+                ..Spec::default()
+            });
+            rewrite(&frame, &parsed, mode, &params(backend, HASH), &mut out).unwrap();
+            assert_eq!((out.as_ptr(), out.capacity()), (buffer, capacity));
+        }
+    }
+
+    #[test]
+    fn header_checksum_known_answer() {
+        // The classic example header (checksum 0xb861); the result must not depend on
+        // what the checksum field holds.
+        let mut header = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(ipv4_header_checksum(&header), 0xb861);
+        header[10..12].copy_from_slice(&[0, 0]);
+        assert_eq!(ipv4_header_checksum(&header), 0xb861);
+        header[10..12].copy_from_slice(&[0xff, 0xff]);
+        assert_eq!(ipv4_header_checksum(&header), 0xb861);
+        // End-around carry: all-ones words sum to 0xffff, whose complement is 0.
+        assert_eq!(ipv4_header_checksum(&[0xff; 20]), 0x0000);
+        // Odd and empty inputs: the last byte is a high byte; nothing panics.
+        assert_eq!(ipv4_header_checksum(&[0x45]), !0x4500);
+        assert_eq!(ipv4_header_checksum(&[]), 0xffff);
+    }
+
+    fn any_backend() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<u32>().prop_map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+            any::<u128>().prop_map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+        ]
+    }
+
+    fn any_params() -> impl Strategy<Value = RewriteParams> {
+        (
+            any_backend(),
+            any::<u32>(),
+            any::<u8>(),
+            any::<u128>(),
+            any::<u8>(),
+            any::<u32>(),
+        )
+            .prop_map(|(backend, p4, len4, p6, len6, hash)| RewriteParams {
+                own_mac: OWN_MAC,
+                backend_mac: BACKEND_MAC,
+                backend_addr: backend,
+                encap_src_v4: EncapSource {
+                    prefix: Ipv4Addr::from(p4),
+                    len: len4,
+                },
+                encap_src_v6: EncapSource {
+                    prefix: Ipv6Addr::from(p6),
+                    len: len6,
+                },
+                hash,
+            })
+    }
+
+    proptest! {
+        /// Whatever `parsed` claims about whatever bytes, rewrite returns (no panic); a
+        /// success has the promised length and, with an IPv4 outer header, a checksum that
+        /// etherparse verifies and the promised source address.
+        #[test]
+        fn rewrite_never_panics_and_ipv4_outer_checksums_verify(
+            frame in proptest::collection::vec(any::<u8>(), 0..300),
+            l3_offset in prop_oneof![0u16..40, any::<u16>()],
+            ip_len in prop_oneof![0u16..300, any::<u16>()],
+            inner_v6 in any::<bool>(),
+            dscp_ecn in any::<u8>(),
+            ip_in_ip in any::<bool>(),
+            p in any_params(),
+        ) {
+            let (src, dst) = if inner_v6 {
+                (IpAddr::V6(CLIENT_V6), IpAddr::V6(VIP_V6))
+            } else {
+                (IpAddr::V4(CLIENT_V4), IpAddr::V4(VIP_V4))
+            };
+            let parsed = ParsedFrame {
+                vlan_count: 0,
+                l3_offset,
+                src,
+                dst,
+                ip_len,
+                protocol: IPPROTO_UDP,
+                l4_offset: l3_offset,
+                fragment: false,
+                src_port: 0,
+                dst_port: 0,
+                tcp_flags: 0,
+                dscp_ecn,
+            };
+            let mode = if ip_in_ip { Mode::IpIp } else { Mode::Dsr };
+            let mut out = vec![1, 2, 3];
+            match rewrite(&frame, &parsed, mode, &p, &mut out) {
+                Err(_) => prop_assert!(out.is_empty()),
+                Ok(()) if mode == Mode::Dsr => prop_assert_eq!(out.len(), frame.len()),
+                Ok(()) => {
+                    let l3 = usize::from(l3_offset);
+                    let outer_len = if p.backend_addr.is_ipv4() { 20 } else { 40 };
+                    prop_assert_eq!(out.len(), l3 + outer_len + usize::from(ip_len));
+                    if p.backend_addr.is_ipv4() {
+                        let h = Ipv4HeaderSlice::from_slice(&out[l3..]).unwrap();
+                        prop_assert_eq!(h.header_checksum(), h.to_header().calc_header_checksum());
+                        let prefix = u32::from(p.encap_src_v4.prefix).into();
+                        let expected = expected_source(prefix, 32, p.encap_src_v4.len, p.hash);
+                        prop_assert_eq!(u128::from(u32::from(h.source_addr())), expected);
+                    }
+                }
+            }
+        }
+
+        /// Real frames of every shape, random hashes, prefixes and backends: the whole
+        /// encapsulation contract holds.
+        #[test]
+        fn encapsulation_contract_holds_for_random_frames(
+            inner_v6 in any::<bool>(),
+            tcp in any::<bool>(),
+            vlans in 0u8..=2,
+            padding in 0usize..20,
+            dscp_ecn in any::<u8>(),
+            payload_len in 0usize..1500,
+            ipv4_options in any::<bool>(),
+            p in any_params(),
+        ) {
+            let spec = Spec { inner_v6, tcp, vlans, padding, dscp_ecn, payload_len, ipv4_options };
+            let (frame, parsed) = client_frame(spec);
+            let mut out = Vec::new();
+            rewrite(&frame, &parsed, Mode::IpIp, &p, &mut out).unwrap();
+            assert_encapsulation(&frame, &parsed, &p, &out);
+        }
+
+        /// ipv4_header_checksum agrees with etherparse on random valid headers.
+        #[test]
+        fn header_checksum_matches_etherparse(mut header in proptest::array::uniform20(any::<u8>())) {
+            header[0] = 0x45;
+            header[6] &= 0x7f; // etherparse does not model the reserved flag bit
+            let total_len = u16::from_be_bytes([header[2], header[3]]).max(20);
+            header[2..4].copy_from_slice(&total_len.to_be_bytes());
+            let parsed = Ipv4HeaderSlice::from_slice(&header).unwrap();
+            prop_assert_eq!(ipv4_header_checksum(&header), parsed.to_header().calc_header_checksum());
+        }
+    }
+}
