@@ -157,7 +157,8 @@ mod tests {
     #[test]
     fn toeplitz_matches_rss_verification_suite() {
         let key = HashKeys::default().rss;
-        let cases: [([u8; 4], u16, [u8; 4], u16, u32); 3] = [
+        type Case = ([u8; 4], u16, [u8; 4], u16, u32);
+        let cases: [Case; 3] = [
             (
                 [66, 9, 149, 187],
                 2794,
