@@ -3,9 +3,80 @@
 //!
 //! Guarantee: [`parse`] never reads past `frame` and never panics, for any byte string. A
 //! malformed frame yields the [`DropReason`] that names the first rule it breaks.
+//!
+//! This module is the contract the hardware parser matches bit for bit, so it is written by
+//! hand in the style of smoltcp's `wire` modules: each header's byte ranges live in a
+//! private `mod field`, each header's length is checked exactly once (by taking a sub-slice
+//! with `get`), and every field read after that check indexes inside the checked slice. The
+//! rules below are applied in the order given; the first one a frame breaks is its reason.
+//!
+//! # Ethernet
+//! * Fewer than 14 bytes → [`DropReason::TruncatedEthernet`].
+//! * While the ethertype is a VLAN TPID (0x8100, 0x88a8 or 0x9100): a tag beyond
+//!   [`MAX_VLAN_TAGS`] → [`DropReason::TooManyVlans`] (counted before its length is looked
+//!   at); a tag whose 4 bytes are not all present → [`DropReason::TruncatedVlan`].
+//! * The ethertype after the tags selects IPv4 (0x0800) or IPv6 (0x86dd). Anything else,
+//!   including 802.3 length values (< 0x0600), is a well-formed non-IP frame:
+//!   `Ok(Parsed::NotIp)`, whatever follows.
+//!
+//! # IPv4
+//! * Fewer than 20 bytes after L2 → [`DropReason::TruncatedIpv4`].
+//! * Version ≠ 4 → [`DropReason::BadIpVersion`].
+//! * IHL < 5, or IHL × 4 bytes not all present in the frame → [`DropReason::BadIpv4Ihl`].
+//! * Total length < IHL × 4, or more than the bytes present → [`DropReason::BadIpv4TotalLength`].
+//!   Bytes after the total length are Ethernet padding and are ignored from here on: every
+//!   later check is against the datagram's own length, not the frame's.
+//! * Fragment = MF set or fragment offset ≠ 0. The upper-layer header is only looked at when
+//!   the fragment offset is 0 (unfragmented or first fragment).
+//! * The header checksum is *not* verified. A load balancer forwards the datagram (DSR leaves
+//!   it untouched, IP-in-IP carries it inside a new header) and the receiving host verifies
+//!   it anyway; verifying would cost the hardware a one's-complement adder tree over the
+//!   header and options for no change in outcome; and captures taken with checksum offload
+//!   carry zero or partial checksums that would otherwise all be dropped in replay.
+//!
+//! # IPv6
+//! * Fewer than 40 bytes after L2 → [`DropReason::TruncatedIpv6`].
+//! * Version ≠ 6 → [`DropReason::BadIpVersion`].
+//! * 40 + payload length more than the bytes present → [`DropReason::BadIpv6PayloadLength`].
+//!   Also when 40 + payload length does not fit in 16 bits ([`ParsedFrame::ip_len`] is a
+//!   16-bit field, as in hardware); such a datagram is longer than any frame an engine
+//!   accepts and only appears in captures taken with segmentation offload. Payload length 0
+//!   means 0 bytes: jumbograms (RFC 2675) are not supported, so any extension header or
+//!   upper-layer header after a zero payload length is truncated.
+//! * Extension headers hop-by-hop (0), routing (43), fragment (44) and destination options
+//!   (60) are walked, in any order and any number of times, at most [`MAX_IPV6_EXTENSIONS`]
+//!   of them: one more → [`DropReason::Ipv6ExtensionChainTooDeep`] (counted before its length
+//!   is looked at). A header whose bytes (2 to read its length, then (length + 1) × 8; a
+//!   fragment header is always 8) run past the IPv6 payload →
+//!   [`DropReason::TruncatedIpv6Extension`].
+//! * A fragment header makes the packet a fragment (even an "atomic" one with offset 0 and M
+//!   clear). If its offset is not 0, the walk stops right after it: what follows is
+//!   fragment data, not headers; `protocol` is its next header and no upper-layer header is
+//!   looked at.
+//! * Any other next header — an upper-layer protocol, AH (51), ESP (50), no next header
+//!   (59), anything unknown — ends the walk: `protocol` is that value and `l4_offset` points
+//!   just past the last extension header. AH is not walked through: ports behind AH are not
+//!   used for balancing.
+//!
+//! # Upper layer (unfragmented datagrams and first fragments only)
+//! The bytes available are those of the IP payload as the IP header's lengths say, after
+//! IPv4 options or IPv6 extension headers — never Ethernet padding.
+//! * TCP (6): fewer than 20 bytes → [`DropReason::TruncatedTcp`]; data offset < 5 or data
+//!   offset × 4 past the bytes available → [`DropReason::BadTcpDataOffset`].
+//! * UDP (17): fewer than 8 bytes → [`DropReason::TruncatedUdp`]; in an unfragmented
+//!   datagram, UDP length < 8 (0 included: IPv6 jumbograms are not supported) or more than
+//!   the bytes available → [`DropReason::BadUdpLength`]. In a fragment the UDP length covers
+//!   the whole reassembled datagram, so it is not checked.
+//! * ICMP (1) and ICMPv6 (58), under either IP version: fewer than 4 bytes →
+//!   [`DropReason::TruncatedIcmp`]. No ports.
+//! * Any other protocol: no ports, no checks.
+//!
+//! A first fragment is checked the same way as an unfragmented datagram (except the UDP
+//! length): its upper-layer header must be complete inside the fragment, since the ports
+//! of the flow come from it.
 
 use crate::verdict::DropReason;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// At most this many 802.1Q / 802.1ad tags are accepted (a third is `TooManyVlans`).
 pub const MAX_VLAN_TAGS: usize = 2;
@@ -23,6 +94,10 @@ pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
 pub const IPPROTO_ICMPV6: u8 = 58;
+pub const IPPROTO_IPV6_HOP_BY_HOP: u8 = 0;
+pub const IPPROTO_IPV6_ROUTING: u8 = 43;
+pub const IPPROTO_IPV6_FRAGMENT: u8 = 44;
+pub const IPPROTO_IPV6_DEST_OPTIONS: u8 = 60;
 
 pub const TCP_FIN: u8 = 0x01;
 pub const TCP_SYN: u8 = 0x02;
@@ -77,8 +152,348 @@ pub enum Parsed {
     NotIp,
 }
 
-/// Parse one frame. See the module doc for the guarantee.
+/// Parse one frame. See the module doc for the rules and the guarantee.
 pub fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
-    let _ = frame;
-    todo!("parse: implemented by the parser work item")
+    let (l2, ethertype) = parse_l2(frame)?;
+    // `parse_l2` has checked that `l2.l3_offset` bytes are present.
+    let packet = &frame[usize::from(l2.l3_offset)..];
+    match ethertype {
+        ETHERTYPE_IPV4 => parse_ipv4(packet, l2).map(Parsed::Ip),
+        ETHERTYPE_IPV6 => parse_ipv6(packet, l2).map(Parsed::Ip),
+        _ => Ok(Parsed::NotIp),
+    }
+}
+
+/// Byte layout of every header the parser reads. Offsets are relative to the header's
+/// first byte; each `*_LEN` is the length checked before any field of that header is read.
+mod field {
+    pub type Field = core::ops::Range<usize>;
+
+    pub mod ethernet {
+        use super::Field;
+        pub const ETHERTYPE: Field = 12..14;
+        pub const HEADER_LEN: usize = 14;
+    }
+
+    /// An 802.1Q / 802.1ad tag, as it follows the TPID: TCI, then the next ethertype.
+    pub mod vlan {
+        use super::Field;
+        pub const ETHERTYPE: Field = 2..4;
+        pub const HEADER_LEN: usize = 4;
+    }
+
+    pub mod ipv4 {
+        use super::Field;
+        /// Version (high nibble) and IHL in 32-bit words (low nibble).
+        pub const VER_IHL: usize = 0;
+        pub const TOS: usize = 1;
+        pub const TOTAL_LEN: Field = 2..4;
+        /// Flags (3 high bits: reserved, DF, MF) and fragment offset (13 bits, 8-byte units).
+        pub const FLAGS_FRAG_OFFSET: Field = 6..8;
+        pub const PROTOCOL: usize = 9;
+        pub const SRC_ADDR: Field = 12..16;
+        pub const DST_ADDR: Field = 16..20;
+        pub const MIN_HEADER_LEN: usize = 20;
+
+        pub const FLAG_MF: u16 = 0x2000;
+        pub const FRAG_OFFSET_MASK: u16 = 0x1fff;
+    }
+
+    pub mod ipv6 {
+        use super::Field;
+        /// Version (4 bits), traffic class (8 bits), flow label (20 bits).
+        pub const VER_TC_FLOW: Field = 0..4;
+        pub const PAYLOAD_LEN: Field = 4..6;
+        pub const NEXT_HEADER: usize = 6;
+        pub const SRC_ADDR: Field = 8..24;
+        pub const DST_ADDR: Field = 24..40;
+        pub const HEADER_LEN: usize = 40;
+    }
+
+    /// Hop-by-hop, routing and destination options headers share this prefix.
+    pub mod ipv6_ext {
+        pub const NEXT_HEADER: usize = 0;
+        /// Length in 8-byte units, not counting the first 8 bytes.
+        pub const HDR_EXT_LEN: usize = 1;
+        /// Bytes needed to learn the header's length.
+        pub const PREFIX_LEN: usize = 2;
+    }
+
+    pub mod ipv6_frag {
+        use super::Field;
+        pub const NEXT_HEADER: usize = 0;
+        /// Fragment offset (13 high bits, 8-byte units), 2 reserved bits, M flag.
+        pub const OFFSET_FLAGS: Field = 2..4;
+        pub const HEADER_LEN: usize = 8;
+    }
+
+    pub mod tcp {
+        use super::Field;
+        pub const SRC_PORT: Field = 0..2;
+        pub const DST_PORT: Field = 2..4;
+        /// Data offset in 32-bit words (high nibble).
+        pub const DATA_OFFSET: usize = 12;
+        pub const FLAGS: usize = 13;
+        pub const MIN_HEADER_LEN: usize = 20;
+    }
+
+    pub mod udp {
+        use super::Field;
+        pub const SRC_PORT: Field = 0..2;
+        pub const DST_PORT: Field = 2..4;
+        pub const LENGTH: Field = 4..6;
+        pub const HEADER_LEN: usize = 8;
+    }
+
+    pub mod icmp {
+        /// Type, code, checksum.
+        pub const HEADER_LEN: usize = 4;
+    }
+}
+
+/// Big-endian u16 at `f` in a header whose length has been checked to cover `f`.
+fn be16(header: &[u8], f: field::Field) -> u16 {
+    u16::from_be_bytes([header[f.start], header[f.start + 1]])
+}
+
+fn is_vlan_tpid(ethertype: u16) -> bool {
+    matches!(
+        ethertype,
+        ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
+    )
+}
+
+/// What L2 tells the IP parsers.
+#[derive(Clone, Copy)]
+struct L2 {
+    vlan_count: u8,
+    /// Offset of the first byte after the tags; that many bytes are present.
+    l3_offset: u16,
+}
+
+fn parse_l2(frame: &[u8]) -> Result<(L2, u16), DropReason> {
+    use field::{ethernet, vlan};
+    let eth = frame
+        .get(..ethernet::HEADER_LEN)
+        .ok_or(DropReason::TruncatedEthernet)?;
+    let mut ethertype = be16(eth, ethernet::ETHERTYPE);
+    let mut offset = ethernet::HEADER_LEN;
+    let mut vlan_count = 0u8;
+    while is_vlan_tpid(ethertype) {
+        if usize::from(vlan_count) == MAX_VLAN_TAGS {
+            return Err(DropReason::TooManyVlans);
+        }
+        let tag = frame
+            .get(offset..offset + vlan::HEADER_LEN)
+            .ok_or(DropReason::TruncatedVlan)?;
+        ethertype = be16(tag, vlan::ETHERTYPE);
+        offset += vlan::HEADER_LEN;
+        vlan_count += 1;
+    }
+    let l2 = L2 {
+        vlan_count,
+        // At most 14 + 4 × MAX_VLAN_TAGS.
+        l3_offset: offset as u16,
+    };
+    Ok((l2, ethertype))
+}
+
+/// `packet` starts at the IPv4 header and runs to the end of the frame.
+fn parse_ipv4(packet: &[u8], l2: L2) -> Result<ParsedFrame, DropReason> {
+    use field::ipv4;
+    let header = packet
+        .get(..ipv4::MIN_HEADER_LEN)
+        .ok_or(DropReason::TruncatedIpv4)?;
+    if header[ipv4::VER_IHL] >> 4 != 4 {
+        return Err(DropReason::BadIpVersion);
+    }
+    let header_len = usize::from(header[ipv4::VER_IHL] & 0x0f) * 4;
+    if header_len < ipv4::MIN_HEADER_LEN || header_len > packet.len() {
+        return Err(DropReason::BadIpv4Ihl);
+    }
+    let total_len = usize::from(be16(header, ipv4::TOTAL_LEN));
+    let payload = packet
+        .get(header_len..total_len)
+        .ok_or(DropReason::BadIpv4TotalLength)?;
+
+    let flags_frag = be16(header, ipv4::FLAGS_FRAG_OFFSET);
+    let frag_offset = flags_frag & ipv4::FRAG_OFFSET_MASK;
+    let fragment = flags_frag & ipv4::FLAG_MF != 0 || frag_offset != 0;
+    let protocol = header[ipv4::PROTOCOL];
+    let l4 = if frag_offset == 0 {
+        parse_l4(protocol, payload, fragment)?
+    } else {
+        L4::NONE
+    };
+
+    let mut src = [0u8; 4];
+    src.copy_from_slice(&header[ipv4::SRC_ADDR]);
+    let mut dst = [0u8; 4];
+    dst.copy_from_slice(&header[ipv4::DST_ADDR]);
+    Ok(ParsedFrame {
+        vlan_count: l2.vlan_count,
+        l3_offset: l2.l3_offset,
+        src: IpAddr::V4(Ipv4Addr::from(src)),
+        dst: IpAddr::V4(Ipv4Addr::from(dst)),
+        // `payload` ends at `total_len`, which came from a u16.
+        ip_len: total_len as u16,
+        protocol,
+        // At most 22 + 60.
+        l4_offset: l2.l3_offset + header_len as u16,
+        fragment,
+        src_port: l4.src_port,
+        dst_port: l4.dst_port,
+        tcp_flags: l4.tcp_flags,
+        dscp_ecn: header[ipv4::TOS],
+    })
+}
+
+/// `packet` starts at the IPv6 header and runs to the end of the frame.
+fn parse_ipv6(packet: &[u8], l2: L2) -> Result<ParsedFrame, DropReason> {
+    use field::{ipv6, ipv6_ext, ipv6_frag};
+    let header = packet
+        .get(..ipv6::HEADER_LEN)
+        .ok_or(DropReason::TruncatedIpv6)?;
+    let ver_tc_flow = u32::from_be_bytes([
+        header[ipv6::VER_TC_FLOW.start],
+        header[ipv6::VER_TC_FLOW.start + 1],
+        header[ipv6::VER_TC_FLOW.start + 2],
+        header[ipv6::VER_TC_FLOW.start + 3],
+    ]);
+    if ver_tc_flow >> 28 != 6 {
+        return Err(DropReason::BadIpVersion);
+    }
+    let ip_len = ipv6::HEADER_LEN + usize::from(be16(header, ipv6::PAYLOAD_LEN));
+    if ip_len > usize::from(u16::MAX) {
+        return Err(DropReason::BadIpv6PayloadLength);
+    }
+    let payload = packet
+        .get(ipv6::HEADER_LEN..ip_len)
+        .ok_or(DropReason::BadIpv6PayloadLength)?;
+
+    let mut protocol = header[ipv6::NEXT_HEADER];
+    // Offset into `payload` of the header named by `protocol`.
+    let mut at = 0usize;
+    let mut extensions = 0usize;
+    let mut fragment = false;
+    let mut upper_layer_present = true;
+    while matches!(
+        protocol,
+        IPPROTO_IPV6_HOP_BY_HOP
+            | IPPROTO_IPV6_ROUTING
+            | IPPROTO_IPV6_FRAGMENT
+            | IPPROTO_IPV6_DEST_OPTIONS
+    ) {
+        if extensions == MAX_IPV6_EXTENSIONS {
+            return Err(DropReason::Ipv6ExtensionChainTooDeep);
+        }
+        extensions += 1;
+        if protocol == IPPROTO_IPV6_FRAGMENT {
+            let ext = payload
+                .get(at..at + ipv6_frag::HEADER_LEN)
+                .ok_or(DropReason::TruncatedIpv6Extension)?;
+            fragment = true;
+            protocol = ext[ipv6_frag::NEXT_HEADER];
+            at += ipv6_frag::HEADER_LEN;
+            if be16(ext, ipv6_frag::OFFSET_FLAGS) >> 3 != 0 {
+                upper_layer_present = false;
+                break;
+            }
+        } else {
+            let prefix = payload
+                .get(at..at + ipv6_ext::PREFIX_LEN)
+                .ok_or(DropReason::TruncatedIpv6Extension)?;
+            let len = (usize::from(prefix[ipv6_ext::HDR_EXT_LEN]) + 1) * 8;
+            let ext = payload
+                .get(at..at + len)
+                .ok_or(DropReason::TruncatedIpv6Extension)?;
+            protocol = ext[ipv6_ext::NEXT_HEADER];
+            at += len;
+        }
+    }
+    let l4 = if upper_layer_present {
+        // `at` is within `payload`: every header walked above was.
+        parse_l4(protocol, &payload[at..], fragment)?
+    } else {
+        L4::NONE
+    };
+
+    let mut src = [0u8; 16];
+    src.copy_from_slice(&header[ipv6::SRC_ADDR]);
+    let mut dst = [0u8; 16];
+    dst.copy_from_slice(&header[ipv6::DST_ADDR]);
+    Ok(ParsedFrame {
+        vlan_count: l2.vlan_count,
+        l3_offset: l2.l3_offset,
+        src: IpAddr::V6(Ipv6Addr::from(src)),
+        dst: IpAddr::V6(Ipv6Addr::from(dst)),
+        // Checked against u16::MAX above.
+        ip_len: ip_len as u16,
+        protocol,
+        // At most 22 + 40 + 4 × 2048.
+        l4_offset: l2.l3_offset + (ipv6::HEADER_LEN + at) as u16,
+        fragment,
+        src_port: l4.src_port,
+        dst_port: l4.dst_port,
+        tcp_flags: l4.tcp_flags,
+        dscp_ecn: (ver_tc_flow >> 20) as u8,
+    })
+}
+
+/// What the upper-layer header contributes.
+struct L4 {
+    src_port: u16,
+    dst_port: u16,
+    tcp_flags: u8,
+}
+
+impl L4 {
+    const NONE: L4 = L4 {
+        src_port: 0,
+        dst_port: 0,
+        tcp_flags: 0,
+    };
+}
+
+/// `payload` is the rest of the IP payload (as the IP lengths say) from the upper-layer
+/// header on; `fragment` is true for a first fragment.
+fn parse_l4(protocol: u8, payload: &[u8], fragment: bool) -> Result<L4, DropReason> {
+    use field::{icmp, tcp, udp};
+    match protocol {
+        IPPROTO_TCP => {
+            let header = payload
+                .get(..tcp::MIN_HEADER_LEN)
+                .ok_or(DropReason::TruncatedTcp)?;
+            let header_len = usize::from(header[tcp::DATA_OFFSET] >> 4) * 4;
+            if header_len < tcp::MIN_HEADER_LEN || header_len > payload.len() {
+                return Err(DropReason::BadTcpDataOffset);
+            }
+            Ok(L4 {
+                src_port: be16(header, tcp::SRC_PORT),
+                dst_port: be16(header, tcp::DST_PORT),
+                tcp_flags: header[tcp::FLAGS],
+            })
+        }
+        IPPROTO_UDP => {
+            let header = payload
+                .get(..udp::HEADER_LEN)
+                .ok_or(DropReason::TruncatedUdp)?;
+            let length = usize::from(be16(header, udp::LENGTH));
+            if !fragment && !(udp::HEADER_LEN..=payload.len()).contains(&length) {
+                return Err(DropReason::BadUdpLength);
+            }
+            Ok(L4 {
+                src_port: be16(header, udp::SRC_PORT),
+                dst_port: be16(header, udp::DST_PORT),
+                tcp_flags: 0,
+            })
+        }
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => {
+            if payload.len() < icmp::HEADER_LEN {
+                return Err(DropReason::TruncatedIcmp);
+            }
+            Ok(L4::NONE)
+        }
+        _ => Ok(L4::NONE),
+    }
 }
