@@ -497,3 +497,522 @@ fn parse_l4(protocol: u8, payload: &[u8], fragment: bool) -> Result<L4, DropReas
         _ => Ok(L4::NONE),
     }
 }
+
+/// One test per drop reason, each on a frame built by etherparse 0.16's `PacketBuilder`
+/// (so it starts out valid) and then broken in exactly one place; then the rules that do
+/// not drop. Offsets below assume no VLAN tag: L3 at 14, IPv4 L4 at 34, IPv6 L4 at 54.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::{
+        IpFragOffset, IpHeaders, IpNumber, Ipv4Extensions, Ipv4Header, Ipv6Extensions,
+        Ipv6FragmentHeader, Ipv6Header, Ipv6RawExtHeader, Ipv6RoutingExtensions, PacketBuilder,
+        PacketBuilderStep,
+    };
+
+    const MAC_SRC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const MAC_DST: [u8; 6] = [2, 0, 0, 0, 0, 2];
+    const V4_SRC: [u8; 4] = [192, 0, 2, 1];
+    const V4_DST: [u8; 4] = [198, 51, 100, 7];
+    const V6_SRC: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    const V6_DST: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+    const L3: usize = 14;
+    const L4_V4: usize = L3 + 20;
+    const L4_V6: usize = L3 + 40;
+
+    fn eth() -> PacketBuilderStep<etherparse::Ethernet2Header> {
+        PacketBuilder::ethernet2(MAC_SRC, MAC_DST)
+    }
+
+    fn write(
+        payload: &[u8],
+        size: usize,
+        write: impl FnOnce(&mut Vec<u8>, &[u8]) -> Result<(), etherparse::err::packet::BuildWriteError>,
+    ) -> Vec<u8> {
+        let mut frame = Vec::with_capacity(size);
+        write(&mut frame, payload).expect("etherparse builds the frame");
+        frame
+    }
+
+    fn ipv4_udp(payload: &[u8]) -> Vec<u8> {
+        let b = eth().ipv4(V4_SRC, V4_DST, 64).udp(5353, 53);
+        write(payload, b.size(payload.len()), |w, p| b.write(w, p))
+    }
+
+    fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
+        let b = eth()
+            .ipv4(V4_SRC, V4_DST, 64)
+            .tcp(40000, 443, 1, 1024)
+            .syn();
+        write(payload, b.size(payload.len()), |w, p| b.write(w, p))
+    }
+
+    fn ipv6_udp(payload: &[u8]) -> Vec<u8> {
+        let b = eth().ipv6(V6_SRC, V6_DST, 64).udp(5353, 53);
+        write(payload, b.size(payload.len()), |w, p| b.write(w, p))
+    }
+
+    fn ipv6_with(exts: Ipv6Extensions, payload: &[u8]) -> Vec<u8> {
+        let header = Ipv6Header {
+            source: V6_SRC,
+            destination: V6_DST,
+            hop_limit: 64,
+            ..Default::default()
+        };
+        let b = eth().ip(IpHeaders::Ipv6(header, exts)).udp(5353, 53);
+        write(payload, b.size(payload.len()), |w, p| b.write(w, p))
+    }
+
+    fn raw_ext() -> Option<Ipv6RawExtHeader> {
+        // Next header is overwritten by the builder.
+        Some(Ipv6RawExtHeader::new_raw(IpNumber::UDP, &[0; 6]).unwrap())
+    }
+
+    fn frag(offset: u16, more: bool) -> Option<Ipv6FragmentHeader> {
+        let offset = IpFragOffset::try_new(offset).unwrap();
+        Some(Ipv6FragmentHeader::new(IpNumber::UDP, offset, more, 7))
+    }
+
+    fn set_be16(frame: &mut [u8], at: usize, value: u16) {
+        frame[at..at + 2].copy_from_slice(&value.to_be_bytes());
+    }
+
+    fn parsed(frame: &[u8]) -> ParsedFrame {
+        match parse(frame) {
+            Ok(Parsed::Ip(p)) => p,
+            other => panic!("expected an IP frame, got {other:?}"),
+        }
+    }
+
+    // ---- one test per drop reason ----
+
+    #[test]
+    fn truncated_ethernet() {
+        let frame = ipv4_udp(b"x");
+        assert_eq!(parse(&frame[..13]), Err(DropReason::TruncatedEthernet));
+        assert_eq!(parse(&[]), Err(DropReason::TruncatedEthernet));
+    }
+
+    #[test]
+    fn truncated_vlan() {
+        let b = eth()
+            .single_vlan(100.try_into().unwrap())
+            .ipv4(V4_SRC, V4_DST, 64)
+            .udp(1, 2);
+        let frame = write(b"", b.size(0), |w, p| b.write(w, p));
+        // The TPID is present, the tag's TCI and next ethertype are cut.
+        assert_eq!(parse(&frame[..17]), Err(DropReason::TruncatedVlan));
+        assert_eq!(parse(&frame[..14]), Err(DropReason::TruncatedVlan));
+    }
+
+    #[test]
+    fn too_many_vlans() {
+        let b = eth()
+            .double_vlan(100.try_into().unwrap(), 200.try_into().unwrap())
+            .ipv4(V4_SRC, V4_DST, 64)
+            .udp(1, 2);
+        let mut frame = write(b"", b.size(0), |w, p| b.write(w, p));
+        assert_eq!(parsed(&frame).vlan_count, 2);
+        // The inner tag announces a third tag.
+        set_be16(&mut frame, 20, ETHERTYPE_VLAN);
+        assert_eq!(parse(&frame), Err(DropReason::TooManyVlans));
+        // The count rule comes first, even when the third tag is also cut short.
+        assert_eq!(parse(&frame[..22]), Err(DropReason::TooManyVlans));
+    }
+
+    #[test]
+    fn truncated_ipv4() {
+        let frame = ipv4_udp(b"");
+        assert_eq!(parse(&frame[..L3 + 19]), Err(DropReason::TruncatedIpv4));
+        assert_eq!(parse(&frame[..L3]), Err(DropReason::TruncatedIpv4));
+    }
+
+    #[test]
+    fn bad_ip_version() {
+        let mut v4 = ipv4_udp(b"");
+        v4[L3] = 0x65; // version 6, IHL 5
+        assert_eq!(parse(&v4), Err(DropReason::BadIpVersion));
+        let mut v6 = ipv6_udp(b"");
+        v6[L3] = 0x40 | (v6[L3] & 0x0f);
+        assert_eq!(parse(&v6), Err(DropReason::BadIpVersion));
+    }
+
+    #[test]
+    fn bad_ipv4_ihl() {
+        let mut short = ipv4_udp(b"");
+        short[L3] = 0x44;
+        assert_eq!(parse(&short), Err(DropReason::BadIpv4Ihl));
+        // IHL 15 announces 60 header bytes; the frame holds 28 bytes of IP.
+        let mut long = ipv4_udp(b"");
+        long[L3] = 0x4f;
+        assert_eq!(parse(&long), Err(DropReason::BadIpv4Ihl));
+    }
+
+    #[test]
+    fn bad_ipv4_total_length() {
+        let mut below_header = ipv4_udp(b"abcd");
+        set_be16(&mut below_header, L3 + 2, 19);
+        assert_eq!(parse(&below_header), Err(DropReason::BadIpv4TotalLength));
+        let mut past_frame = ipv4_udp(b"abcd");
+        set_be16(&mut past_frame, L3 + 2, 20 + 8 + 4 + 1);
+        assert_eq!(parse(&past_frame), Err(DropReason::BadIpv4TotalLength));
+    }
+
+    #[test]
+    fn truncated_ipv6() {
+        let frame = ipv6_udp(b"");
+        assert_eq!(parse(&frame[..L3 + 39]), Err(DropReason::TruncatedIpv6));
+    }
+
+    #[test]
+    fn bad_ipv6_payload_length() {
+        let mut frame = ipv6_udp(b"abcd");
+        set_be16(&mut frame, L3 + 4, 8 + 4 + 1);
+        assert_eq!(parse(&frame), Err(DropReason::BadIpv6PayloadLength));
+    }
+
+    #[test]
+    fn ipv6_length_that_does_not_fit_16_bits_is_bad_payload_length() {
+        // 40 + 65495 = 65535 is the longest datagram `ip_len` can state.
+        let longest = ipv6_udp(&vec![0; 65495 - 8]);
+        assert_eq!(parsed(&longest).ip_len, u16::MAX);
+        // Payload length 65535 with every byte present: 40 + 65535 overflows `ip_len`.
+        let mut over = ipv6_udp(&vec![0; 65495 - 8]);
+        over.resize(L3 + 40 + 65535, 0);
+        set_be16(&mut over, L3 + 4, 65535);
+        assert_eq!(parse(&over), Err(DropReason::BadIpv6PayloadLength));
+    }
+
+    #[test]
+    fn truncated_ipv6_extension() {
+        let exts = || Ipv6Extensions {
+            hop_by_hop_options: raw_ext(),
+            ..Default::default()
+        };
+        // 8 bytes of hop-by-hop, 8 of UDP: announcing 24 bytes runs past the payload.
+        let mut frame = ipv6_with(exts(), b"");
+        assert_eq!(parsed(&frame).l4_offset as usize, L4_V6 + 8);
+        frame[L4_V6 + 1] = 2;
+        assert_eq!(parse(&frame), Err(DropReason::TruncatedIpv6Extension));
+        // Payload length 0 means no payload, though the bytes are in the frame.
+        let mut zero = ipv6_with(exts(), b"");
+        set_be16(&mut zero, L3 + 4, 0);
+        assert_eq!(parse(&zero), Err(DropReason::TruncatedIpv6Extension));
+        // A fragment header is 8 bytes, whatever its second byte says.
+        let mut frag_cut = ipv6_with(
+            Ipv6Extensions {
+                fragment: frag(0, false),
+                ..Default::default()
+            },
+            b"",
+        );
+        set_be16(&mut frag_cut, L3 + 4, 7);
+        assert_eq!(parse(&frag_cut), Err(DropReason::TruncatedIpv6Extension));
+    }
+
+    #[test]
+    fn ipv6_extension_chain_too_deep() {
+        // Four extension headers are the most the contract walks.
+        let mut frame = ipv6_with(
+            Ipv6Extensions {
+                hop_by_hop_options: raw_ext(),
+                destination_options: raw_ext(),
+                routing: Some(Ipv6RoutingExtensions {
+                    routing: raw_ext().unwrap(),
+                    final_destination_options: None,
+                }),
+                fragment: frag(0, false),
+                auth: None,
+            },
+            b"12345678",
+        );
+        let p = parsed(&frame);
+        assert_eq!(
+            (p.protocol, p.l4_offset as usize),
+            (IPPROTO_UDP, L4_V6 + 32)
+        );
+        // The fragment header's next header now names the UDP bytes a fifth extension.
+        frame[L4_V6 + 24] = IPPROTO_IPV6_DEST_OPTIONS;
+        assert_eq!(parse(&frame), Err(DropReason::Ipv6ExtensionChainTooDeep));
+    }
+
+    #[test]
+    fn truncated_tcp() {
+        let mut frame = ipv4_tcp(b"");
+        // The segment's 20 bytes stay in the frame, but the datagram ends one byte earlier:
+        // L4 is bounded by the IP length, not by the frame.
+        set_be16(&mut frame, L3 + 2, 20 + 19);
+        assert_eq!(parse(&frame), Err(DropReason::TruncatedTcp));
+    }
+
+    #[test]
+    fn bad_tcp_data_offset() {
+        let mut below = ipv4_tcp(b"");
+        below[L4_V4 + 12] = 4 << 4;
+        assert_eq!(parse(&below), Err(DropReason::BadTcpDataOffset));
+        // Data offset 6 announces 24 header bytes; the datagram carries 20 + 3.
+        let mut past = ipv4_tcp(b"abc");
+        past[L4_V4 + 12] = 6 << 4;
+        assert_eq!(parse(&past), Err(DropReason::BadTcpDataOffset));
+    }
+
+    #[test]
+    fn truncated_udp() {
+        let mut frame = ipv6_udp(b"");
+        set_be16(&mut frame, L3 + 4, 7);
+        assert_eq!(parse(&frame), Err(DropReason::TruncatedUdp));
+    }
+
+    #[test]
+    fn bad_udp_length() {
+        for length in [0, 7, 8 + 4 + 1] {
+            let mut frame = ipv4_udp(b"abcd");
+            set_be16(&mut frame, L4_V4 + 4, length);
+            assert_eq!(parse(&frame), Err(DropReason::BadUdpLength), "{length}");
+        }
+        // Shorter than the IP payload is fine (the rest is ignored), as is exactly equal.
+        let mut shorter = ipv4_udp(b"abcd");
+        set_be16(&mut shorter, L4_V4 + 4, 8);
+        assert!(parse(&shorter).is_ok());
+    }
+
+    #[test]
+    fn truncated_icmp() {
+        let b = eth().ipv4(V4_SRC, V4_DST, 64).icmpv4_echo_request(1, 1);
+        let mut v4 = write(b"", b.size(0), |w, p| b.write(w, p));
+        assert_eq!(parsed(&v4).protocol, IPPROTO_ICMP);
+        set_be16(&mut v4, L3 + 2, 20 + 3);
+        assert_eq!(parse(&v4), Err(DropReason::TruncatedIcmp));
+
+        let b = eth().ipv6(V6_SRC, V6_DST, 64).icmpv6_echo_request(1, 1);
+        let mut v6 = write(b"", b.size(0), |w, p| b.write(w, p));
+        assert_eq!(parsed(&v6).protocol, IPPROTO_ICMPV6);
+        set_be16(&mut v6, L3 + 4, 3);
+        assert_eq!(parse(&v6), Err(DropReason::TruncatedIcmp));
+    }
+
+    // ---- what is not dropped ----
+
+    #[test]
+    fn every_field_of_an_ipv4_tcp_syn_behind_two_tags() {
+        let mut header = Ipv4Header::new(0, 64, IpNumber::TCP, V4_SRC, V4_DST).unwrap();
+        header.dscp = 46.try_into().unwrap();
+        header.ecn = 1.try_into().unwrap();
+        header.options = [1, 1, 1, 0].into();
+        let b = eth()
+            .double_vlan(10.try_into().unwrap(), 20.try_into().unwrap())
+            .ip(IpHeaders::Ipv4(header, Ipv4Extensions::default()))
+            .tcp(40000, 443, 1, 1024)
+            .syn();
+        let frame = write(b"hello", b.size(5), |w, p| b.write(w, p));
+        let p = parsed(&frame);
+        assert_eq!(
+            p,
+            ParsedFrame {
+                vlan_count: 2,
+                l3_offset: 22,
+                src: IpAddr::from(V4_SRC),
+                dst: IpAddr::from(V4_DST),
+                ip_len: 24 + 20 + 5,
+                protocol: IPPROTO_TCP,
+                l4_offset: 22 + 24,
+                fragment: false,
+                src_port: 40000,
+                dst_port: 443,
+                tcp_flags: TCP_SYN,
+                dscp_ecn: 46 << 2 | 1,
+            }
+        );
+        assert!(p.is_tcp_syn_only() && !p.is_ipv6());
+    }
+
+    #[test]
+    fn every_field_of_an_ipv6_udp_datagram_behind_one_tag() {
+        let header = Ipv6Header {
+            traffic_class: 0xb9,
+            flow_label: 0xabcde.try_into().unwrap(),
+            source: V6_SRC,
+            destination: V6_DST,
+            hop_limit: 1,
+            ..Default::default()
+        };
+        let b = eth()
+            .single_vlan(7.try_into().unwrap())
+            .ip(IpHeaders::Ipv6(header, Ipv6Extensions::default()))
+            .udp(5353, 53);
+        let frame = write(b"q", b.size(1), |w, p| b.write(w, p));
+        assert_eq!(
+            parsed(&frame),
+            ParsedFrame {
+                vlan_count: 1,
+                l3_offset: 18,
+                src: IpAddr::from(V6_SRC),
+                dst: IpAddr::from(V6_DST),
+                ip_len: 40 + 8 + 1,
+                protocol: IPPROTO_UDP,
+                l4_offset: 18 + 40,
+                fragment: false,
+                src_port: 5353,
+                dst_port: 53,
+                tcp_flags: 0,
+                dscp_ecn: 0xb9,
+            }
+        );
+    }
+
+    #[test]
+    fn non_ip_ethertypes_pass() {
+        let mut frame = ipv4_udp(b"");
+        for ethertype in [0x0806, 0x88cc, 0x0000, 0x05ff, 0x0600] {
+            set_be16(&mut frame, 12, ethertype);
+            assert_eq!(parse(&frame), Ok(Parsed::NotIp), "{ethertype:#06x}");
+        }
+        // Nothing after a non-IP ethertype is looked at, not even a missing payload.
+        assert_eq!(parse(&frame[..14]), Ok(Parsed::NotIp));
+        let b = eth()
+            .single_vlan(5.try_into().unwrap())
+            .ipv4(V4_SRC, V4_DST, 1)
+            .udp(1, 2);
+        let mut tagged = write(b"", b.size(0), |w, p| b.write(w, p));
+        set_be16(&mut tagged, 16, 0x0806);
+        assert_eq!(parse(&tagged), Ok(Parsed::NotIp));
+    }
+
+    #[test]
+    fn all_three_tpids_are_tags() {
+        for (outer, inner) in [
+            (ETHERTYPE_VLAN, ETHERTYPE_VLAN),
+            (ETHERTYPE_QINQ, ETHERTYPE_VLAN),
+            (ETHERTYPE_QINQ_OLD, ETHERTYPE_QINQ),
+        ] {
+            let b = eth()
+                .double_vlan(1.try_into().unwrap(), 2.try_into().unwrap())
+                .ipv4(V4_SRC, V4_DST, 1)
+                .udp(1, 2);
+            let mut frame = write(b"", b.size(0), |w, p| b.write(w, p));
+            set_be16(&mut frame, 12, outer);
+            set_be16(&mut frame, 16, inner);
+            assert_eq!(parsed(&frame).vlan_count, 2);
+        }
+    }
+
+    #[test]
+    fn ethernet_padding_is_ignored() {
+        let frame = ipv4_udp(b"hi");
+        let mut padded = frame.clone();
+        padded.resize(60, 0xee);
+        assert_eq!(parse(&padded), parse(&frame));
+        assert_eq!(parsed(&padded).ip_len, 20 + 8 + 2);
+    }
+
+    #[test]
+    fn ipv4_checksum_is_not_verified() {
+        let mut frame = ipv4_udp(b"");
+        frame[L3 + 10] ^= 0xff;
+        assert!(parse(&frame).is_ok());
+    }
+
+    #[test]
+    fn ipv4_first_fragment_has_ports_and_unchecked_udp_length() {
+        let mut frame = ipv4_udp(b"abcd");
+        set_be16(&mut frame, L3 + 6, 0x2000); // MF, offset 0
+        set_be16(&mut frame, L4_V4 + 4, 1400); // the whole datagram's length
+        let p = parsed(&frame);
+        assert!(p.fragment);
+        assert_eq!((p.src_port, p.dst_port), (5353, 53));
+        // A first fragment still needs a complete UDP header.
+        set_be16(&mut frame, L3 + 2, 20 + 7);
+        assert_eq!(parse(&frame), Err(DropReason::TruncatedUdp));
+    }
+
+    #[test]
+    fn ipv4_later_fragment_has_no_ports() {
+        let mut frame = ipv4_tcp(b"");
+        set_be16(&mut frame, L3 + 6, 185); // offset 1480 bytes, last fragment
+        set_be16(&mut frame, L3 + 2, 20 + 3); // three bytes of data: no TCP header
+        let p = parsed(&frame);
+        assert!(p.fragment);
+        assert_eq!((p.protocol, p.l4_offset as usize), (IPPROTO_TCP, L4_V4));
+        assert_eq!((p.src_port, p.dst_port, p.tcp_flags), (0, 0, 0));
+    }
+
+    #[test]
+    fn ipv6_later_fragment_stops_the_walk() {
+        let mut frame = ipv6_with(
+            Ipv6Extensions {
+                fragment: frag(100, true),
+                ..Default::default()
+            },
+            b"",
+        );
+        // What follows the fragment header is data, even if it looks like a header.
+        frame[L4_V6] = IPPROTO_IPV6_DEST_OPTIONS;
+        frame[L4_V6 + 8] = 0xff;
+        let p = parsed(&frame);
+        assert!(p.fragment);
+        assert_eq!(
+            (p.protocol, p.l4_offset as usize),
+            (IPPROTO_IPV6_DEST_OPTIONS, L4_V6 + 8)
+        );
+        assert_eq!((p.src_port, p.dst_port), (0, 0));
+    }
+
+    #[test]
+    fn ipv6_atomic_fragment_is_a_fragment_with_ports() {
+        let mut frame = ipv6_with(
+            Ipv6Extensions {
+                fragment: frag(0, false),
+                ..Default::default()
+            },
+            b"ab",
+        );
+        set_be16(&mut frame, L4_V6 + 8 + 4, 0); // UDP length is not checked in a fragment
+        let p = parsed(&frame);
+        assert!(p.fragment);
+        assert_eq!((p.src_port, p.dst_port), (5353, 53));
+    }
+
+    #[test]
+    fn ipv6_hop_by_hop_is_accepted_anywhere() {
+        let mut frame = ipv6_with(
+            Ipv6Extensions {
+                hop_by_hop_options: raw_ext(),
+                destination_options: raw_ext(),
+                ..Default::default()
+            },
+            b"",
+        );
+        // Swap the order: IPv6 → destination options → hop-by-hop → UDP.
+        frame[L3 + 6] = IPPROTO_IPV6_DEST_OPTIONS;
+        frame[L4_V6] = IPPROTO_IPV6_HOP_BY_HOP;
+        frame[L4_V6 + 8] = IPPROTO_UDP;
+        let p = parsed(&frame);
+        assert_eq!((p.protocol, p.dst_port), (IPPROTO_UDP, 53));
+    }
+
+    #[test]
+    fn ipv6_other_next_headers_end_the_walk_without_ports() {
+        for next in [50, 51, 59, 132] {
+            let mut frame = ipv6_with(
+                Ipv6Extensions {
+                    destination_options: raw_ext(),
+                    ..Default::default()
+                },
+                b"",
+            );
+            frame[L4_V6] = next;
+            let p = parsed(&frame);
+            assert_eq!((p.protocol, p.l4_offset as usize), (next, L4_V6 + 8));
+            assert_eq!((p.src_port, p.dst_port, p.fragment), (0, 0, false));
+        }
+    }
+
+    #[test]
+    fn other_ipv4_protocols_have_no_ports_and_no_checks() {
+        let mut frame = ipv4_udp(b"");
+        frame[L3 + 9] = 47; // GRE
+        set_be16(&mut frame, L3 + 2, 20); // and an empty payload
+        let p = parsed(&frame);
+        assert_eq!((p.protocol, p.src_port, p.dst_port), (47, 0, 0));
+    }
+}
