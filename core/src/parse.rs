@@ -568,9 +568,17 @@ mod tests {
         Some(Ipv6RawExtHeader::new_raw(IpNumber::UDP, &[0; 6]).unwrap())
     }
 
-    fn frag(offset: u16, more: bool) -> Option<Ipv6FragmentHeader> {
-        let offset = IpFragOffset::try_new(offset).unwrap();
-        Some(Ipv6FragmentHeader::new(IpNumber::UDP, offset, more, 7))
+    /// An atomic fragment header (offset 0, M clear). Tests that need another offset or M
+    /// write the word themselves: etherparse 0.16 puts the offset's low bits and M in the
+    /// wrong places (etherparse issue #150, fixed in 0.20), so its non-zero values are not
+    /// RFC 8200 on the wire.
+    fn atomic_frag() -> Option<Ipv6FragmentHeader> {
+        Some(Ipv6FragmentHeader::new(
+            IpNumber::UDP,
+            IpFragOffset::ZERO,
+            false,
+            7,
+        ))
     }
 
     fn set_be16(frame: &mut [u8], at: usize, value: u16) {
@@ -701,7 +709,7 @@ mod tests {
         // A fragment header is 8 bytes, whatever its second byte says.
         let mut frag_cut = ipv6_with(
             Ipv6Extensions {
-                fragment: frag(0, false),
+                fragment: atomic_frag(),
                 ..Default::default()
             },
             b"",
@@ -721,7 +729,7 @@ mod tests {
                     routing: raw_ext().unwrap(),
                     final_destination_options: None,
                 }),
-                fragment: frag(0, false),
+                fragment: atomic_frag(),
                 auth: None,
             },
             b"12345678",
@@ -940,11 +948,13 @@ mod tests {
     fn ipv6_later_fragment_stops_the_walk() {
         let mut frame = ipv6_with(
             Ipv6Extensions {
-                fragment: frag(100, true),
+                fragment: atomic_frag(),
                 ..Default::default()
             },
             b"",
         );
+        // Offset 100 (× 8 bytes), M set: RFC 8200 puts the offset in the top 13 bits.
+        set_be16(&mut frame, L4_V6 + 2, 100 << 3 | 1);
         // What follows the fragment header is data, even if it looks like a header.
         frame[L4_V6] = IPPROTO_IPV6_DEST_OPTIONS;
         frame[L4_V6 + 8] = 0xff;
@@ -961,7 +971,7 @@ mod tests {
     fn ipv6_atomic_fragment_is_a_fragment_with_ports() {
         let mut frame = ipv6_with(
             Ipv6Extensions {
-                fragment: frag(0, false),
+                fragment: atomic_frag(),
                 ..Default::default()
             },
             b"ab",
@@ -970,6 +980,31 @@ mod tests {
         let p = parsed(&frame);
         assert!(p.fragment);
         assert_eq!((p.src_port, p.dst_port), (5353, 53));
+    }
+
+    #[test]
+    fn ipv6_fragment_word_is_read_as_rfc_8200_lays_it_out() {
+        let frame_with_word = |word: u16| {
+            let mut frame = ipv6_with(
+                Ipv6Extensions {
+                    fragment: atomic_frag(),
+                    ..Default::default()
+                },
+                b"ab",
+            );
+            set_be16(&mut frame, L4_V6 + 2, word);
+            parsed(&frame)
+        };
+        // Offset 0, M set (the least significant bit): a first fragment, ports read.
+        let first = frame_with_word(0x0001);
+        assert!(first.fragment);
+        assert_eq!((first.src_port, first.dst_port), (5353, 53));
+        // Reserved bits do not count as offset.
+        assert_eq!(frame_with_word(0x0006).dst_port, 53);
+        // 0x0080 is offset 16: a later fragment, whatever etherparse 0.16 makes of it.
+        let later = frame_with_word(0x0080);
+        assert!(later.fragment);
+        assert_eq!((later.src_port, later.dst_port), (0, 0));
     }
 
     #[test]
