@@ -456,7 +456,8 @@ impl L4 {
 }
 
 /// `payload` is the rest of the IP payload (as the IP lengths say) from the upper-layer
-/// header on; `fragment` is true for a first fragment.
+/// header on; `fragment` is true for any fragment (only first fragments get here), whose UDP
+/// length covers the reassembled datagram and so is not checked.
 fn parse_l4(protocol: u8, payload: &[u8], fragment: bool) -> Result<L4, DropReason> {
     use field::{icmp, tcp, udp};
     match protocol {
