@@ -227,8 +227,9 @@ impl MaglevTable {
                 &mut slots,
             );
             fill(&members, &mut slots, Half::Secondary, Some(&mut left));
-            // Near the end a backend short of its quota may find only slots it is primary
-            // of; the plain rule fills what is left.
+            repair_secondaries(&members, &mut slots, &mut left);
+            // Only reached if the repair could not place a slot, which the quotas rule out;
+            // a complete table matters more than exact quotas.
             fill(&members, &mut slots, Half::Secondary, None);
         }
         Ok(MaglevTable { slots })
@@ -270,6 +271,8 @@ impl MaglevTable {
 }
 
 /// Whether `n` is prime (trial division by 6k ± 1; at most ~11,000 steps for a u32).
+// `u32::is_multiple_of` needs Rust 1.87; the workspace's rust-version is 1.80.
+#[allow(clippy::manual_is_multiple_of)]
 pub fn is_prime(n: u32) -> bool {
     if n < 4 {
         return n >= 2;
@@ -497,6 +500,41 @@ fn keep_previous(
         left[i] = quota[i] - slots_of_i.len() as u32;
     }
     left
+}
+
+/// Place the secondaries that the quota-bound pass left empty, keeping the quotas exact (so
+/// that rebuilding the result with the same backends changes nothing).
+///
+/// A backend that is still short has walked its whole permutation, so every slot still
+/// empty is one it may not take: one of its own primaries. Hence at most one backend is
+/// short, and each empty slot s is its primary. It takes instead the secondary of another
+/// slot s′ (not its own primary, early in its permutation), whose backend moves to s.
+fn repair_secondaries(members: &[Member], slots: &mut [Slot], left: &mut [u32]) {
+    let m = slots.len() as u32;
+    for (i, b) in members.iter().enumerate() {
+        if left[i] == 0 {
+            continue;
+        }
+        let mut cursor = Cursor::new(b.perm, m);
+        for s in 0..slots.len() {
+            if left[i] == 0 {
+                break;
+            }
+            if slots[s].secondary != NO_BACKEND || slots[s].primary != b.index {
+                continue;
+            }
+            let other = |t: usize| {
+                let x = &slots[t];
+                x.primary != b.index && x.secondary != b.index && x.secondary != NO_BACKEND
+            };
+            let Some(t) = cursor.next_open(m, other) else {
+                break;
+            };
+            slots[s].secondary = slots[t].secondary;
+            slots[t].secondary = b.index;
+            left[i] -= 1;
+        }
+    }
 }
 
 /// base^exp mod m (m prime, so base^(m−2) is base's inverse).
@@ -740,6 +778,30 @@ mod tests {
             .collect();
         let t = MaglevTable::build(2003, &bs);
         assert_eq!(MaglevTable::rebuild_min_disruption(&t, 2003, &bs), t);
+    }
+
+    #[test]
+    fn rebuild_keeps_secondary_quotas_exact_when_the_quota_pass_stalls() {
+        // Here the quota-bound secondary pass leaves slots that only their own primary is
+        // short for, so `repair_secondaries` has to swap.
+        let before = vec![backend("a", 1, 0), backend("b", 2, 1), backend("c", 1, 2)];
+        let after = vec![backend("a", 1, 0), backend("b", 2, 1), backend("d", 1, 3)];
+        let prev = MaglevTable::build(13, &before);
+        let fresh = MaglevTable::build(13, &after);
+        let t = MaglevTable::rebuild_min_disruption(&prev, 13, &after);
+        let counts = |t: &MaglevTable, b: u16| {
+            let p = t.slots().iter().filter(|s| s.primary == b).count();
+            let s = t.slots().iter().filter(|s| s.secondary == b).count();
+            (p, s)
+        };
+        for b in [0, 1, 3] {
+            assert_eq!(counts(&t, b), counts(&fresh, b), "backend {b}");
+        }
+        assert!(t.slots().iter().all(|s| s.secondary != s.primary
+            && s.secondary != NO_BACKEND
+            && s.primary != 2
+            && s.secondary != 2));
+        assert_eq!(MaglevTable::rebuild_min_disruption(&t, 13, &after), t);
     }
 
     #[test]
