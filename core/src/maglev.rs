@@ -98,9 +98,12 @@ pub struct Permutation {
 }
 
 impl Permutation {
-    /// The permutation of `key` for a table of prime size `m` (≥ 2).
+    /// The permutation of `key` for a table of prime size `m`. (A table of fewer than two
+    /// slots has only the trivial order: offset 0, skip 1.)
     pub fn new(key: &[u8], m: u32) -> Permutation {
-        debug_assert!(m >= 2);
+        if m < 2 {
+            return Permutation { offset: 0, skip: 1 };
+        }
         let h1 = SipHasher24::new_with_key(OFFSET_KEY).hash(key);
         let h2 = SipHasher24::new_with_key(SKIP_KEY).hash(key);
         Permutation {
@@ -109,9 +112,10 @@ impl Permutation {
         }
     }
 
-    /// The backend's j-th preferred slot.
+    /// The backend's j-th preferred slot (0 for an empty table).
     pub fn slot(&self, j: u32, m: u32) -> u32 {
-        ((u64::from(self.offset) + u64::from(j) * u64::from(self.skip)) % u64::from(m)) as u32
+        let sum = u64::from(self.offset) + u64::from(j) * u64::from(self.skip);
+        sum.checked_rem(u64::from(m)).unwrap_or(0) as u32
     }
 }
 
@@ -228,8 +232,8 @@ impl MaglevTable {
             );
             fill(&members, &mut slots, Half::Secondary, Some(&mut left));
             repair_secondaries(&members, &mut slots, &mut left);
-            // Only reached if the repair could not place a slot, which the quotas rule out;
-            // a complete table matters more than exact quotas.
+            // A no-op unless the repair could not place a slot, which the quotas rule out;
+            // should it happen, a complete table matters more than exact quotas.
             fill(&members, &mut slots, Half::Secondary, None);
         }
         Ok(MaglevTable { slots })
@@ -636,6 +640,15 @@ mod tests {
     }
 
     const PINNED_PERMUTATION: (u32, u32) = (5959, 33753);
+
+    #[test]
+    fn permutation_of_a_degenerate_size_does_not_panic() {
+        for m in [0, 1] {
+            let p = Permutation::new(b"x", m);
+            assert_eq!((p.offset, p.skip), (0, 1));
+            assert_eq!(p.slot(5, m), 0);
+        }
+    }
 
     #[test]
     fn rejects_bad_input() {

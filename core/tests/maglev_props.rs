@@ -122,12 +122,14 @@ fn failover_moves_only_the_failed_backends_slots_and_spreads_them() {
         let bs = backends(n, weight);
         let t = MaglevTable::build(M, &bs);
         let total_weight: u64 = bs.iter().map(|b| u64::from(b.weight)).sum();
-        let mut worst_ratio = 0f64;
+        let (mut worst_ratio, mut worst_load) = (0f64, 0f64);
         for down in [0u16, (n / 2) as u16, (n - 1) as u16] {
             let mut taken: HashMap<u16, u32> = HashMap::new();
+            let mut load: HashMap<u16, u32> = HashMap::new();
             let mut failed_slots = 0u32;
             for s in t.slots() {
                 let now = serving(s, down);
+                *load.entry(now).or_insert(0) += 1;
                 assert_ne!(now, down);
                 assert_ne!(now, NO_BACKEND);
                 if s.primary == down {
@@ -144,15 +146,18 @@ fn failover_moves_only_the_failed_backends_slots_and_spreads_them() {
                 let want = f64::from(failed_slots) * b.weight as f64 / rest as f64;
                 let got = f64::from(taken.get(&b.index).copied().unwrap_or(0));
                 worst_ratio = worst_ratio.max(got / want);
+                let fair_load = f64::from(M) * b.weight as f64 / rest as f64;
+                worst_load = worst_load.max(f64::from(load[&b.index]) / fair_load);
             }
         }
         eprintln!(
             "failover N={n}: the busiest survivor takes {worst_ratio:.2}× its fair share of \
-             the failed backend's slots"
+             the failed backend's slots; its load is then {worst_load:.4}× its fair share"
         );
         // Binomial noise: ~728 expected slots at N=10 (σ≈27), ~6.6 at N=100 (σ≈2.6).
         let bound = if n >= 100 { 3.0 } else { 1.25 };
         assert!(worst_ratio <= bound, "N={n}: {worst_ratio}");
+        assert!(worst_load <= 1.03, "N={n}: load {worst_load}");
     }
 }
 
