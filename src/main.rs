@@ -1,6 +1,7 @@
 //! `flowgate`: the command line. Thin: every subcommand calls into the workspace crates
 //! and only turns their results into text, JSON and exit codes.
 
+mod gen_trace;
 mod report;
 
 use anyhow::{bail, Context, Result};
@@ -14,7 +15,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "flowgate", version, about = "L4 load balancer: one fast path for FPGA, DPDK and pcap replay")]
+#[command(
+    name = "flowgate",
+    version,
+    about = "L4 load balancer: one fast path for FPGA, DPDK and pcap replay"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,7 +30,7 @@ enum Command {
     /// Replay a pcap trace through the balancer and write what it forwards.
     Replay(ReplayArgs),
     /// Write a seeded synthetic trace (flows, SYN flood, malformed frames).
-    GenTrace(flowgate_sim::cli::GenTraceArgs),
+    GenTrace(gen_trace::GenTraceArgs),
     /// Validate a config file; prints the VIPs and backends it defines.
     CheckConfig {
         /// The TOML config file.
@@ -62,7 +67,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => replay(args),
-        Command::GenTrace(args) => flowgate_sim::cli::gen_trace(&args).map_err(Into::into),
+        Command::GenTrace(args) => gen_trace::run(&args),
         Command::CheckConfig { file } => check_config(&file),
     };
     match result {
@@ -126,7 +131,10 @@ fn replay(args: ReplayArgs) -> Result<()> {
     let counters = engine.counters();
     let summary = report::Summary::new(engine.tables(), &counters, engine.worker_count());
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary.to_json()).context("serialising the summary")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary.to_json()).context("serialising the summary")?
+        );
     } else {
         summary.print();
     }
@@ -141,9 +149,11 @@ fn progress_bar(input: &std::path::Path) -> Option<ProgressBar> {
     let len = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
     let pb = ProgressBar::new(len);
     pb.set_style(
-        ProgressStyle::with_template("{spinner} replay [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} replay [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     Some(pb)
 }

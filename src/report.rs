@@ -1,8 +1,8 @@
 //! The replay summary: one structure, printed as a table for people or as JSON for tools.
 
 use flowgate_core::counters::Counters;
-use flowgate_core::rewrite::Mode;
 use flowgate_core::hash::Persistence;
+use flowgate_core::rewrite::Mode;
 use flowgate_core::{DropReason, Tables};
 use serde_json::{json, Value};
 
@@ -36,13 +36,19 @@ fn persistence_name(p: Persistence) -> &'static str {
 
 impl<'a> Summary<'a> {
     pub fn new(tables: &'a Tables, counters: &'a Counters, workers: usize) -> Self {
-        Summary { tables, counters, workers }
+        Summary {
+            tables,
+            counters,
+            workers,
+        }
     }
 
     pub fn to_json(&self) -> Value {
         let c = self.counters;
-        let dropped: serde_json::Map<String, Value> =
-            DropReason::ALL.iter().map(|r| (r.name().to_string(), json!(c.dropped(*r)))).collect();
+        let dropped: serde_json::Map<String, Value> = DropReason::ALL
+            .iter()
+            .map(|r| (r.name().to_string(), json!(c.dropped(*r))))
+            .collect();
         let vips: Vec<Value> = self
             .tables
             .vips
@@ -89,22 +95,48 @@ impl<'a> Summary<'a> {
 
     pub fn print(&self) {
         let c = self.counters;
-        println!("frames in {:>12}   forwarded {:>12}   passed {:>12}   dropped {:>12}   ({} workers)",
-            c.frames_in, c.forwarded, c.passed, c.total_dropped(), self.workers);
+        println!(
+            "frames in {:>12}   forwarded {:>12}   passed {:>12}   dropped {:>12}   ({} workers)",
+            c.frames_in,
+            c.forwarded,
+            c.passed,
+            c.total_dropped(),
+            self.workers
+        );
         println!();
-        println!("{:<16} {:<40} {:>12} {:>14}", "VIP", "address", "packets", "bytes");
+        println!(
+            "{:<16} {:<40} {:>12} {:>14}",
+            "VIP", "address", "packets", "bytes"
+        );
         for (v, pb) in self.tables.vips.iter().zip(&c.vips) {
-            let addr = format!("{} {}:{}", protocol_name(v.protocol), v.address, v.port);
-            println!("{:<16} {:<40} {:>12} {:>14}", v.name, addr, pb.packets, pb.bytes);
+            let addr = format!(
+                "{} {}",
+                protocol_name(v.protocol),
+                std::net::SocketAddr::new(v.address, v.port)
+            );
+            println!(
+                "{:<16} {:<40} {:>12} {:>14}",
+                v.name, addr, pb.packets, pb.bytes
+            );
         }
         println!();
-        println!("{:<16} {:<40} {:>6} {:>4} {:>12} {:>14} {:>7}", "backend of", "address", "weight", "up", "packets", "bytes", "share");
+        println!(
+            "{:<16} {:<40} {:>6} {:>4} {:>12} {:>14} {:>7}",
+            "backend of", "address", "weight", "up", "packets", "bytes", "share"
+        );
         for (b, pb) in self.tables.backends.iter().zip(&c.backends) {
             let vip_packets = c.vips[b.vip as usize].packets.max(1);
             let share = 100.0 * pb.packets as f64 / vip_packets as f64;
-            println!("{:<16} {:<40} {:>6} {:>4} {:>12} {:>14} {:>6.1}%",
-                self.tables.vips[b.vip as usize].name, b.address, b.weight, if b.up { "yes" } else { "no" },
-                pb.packets, pb.bytes, share);
+            println!(
+                "{:<16} {:<40} {:>6} {:>4} {:>12} {:>14} {:>6.1}%",
+                self.tables.vips[b.vip as usize].name,
+                b.address,
+                b.weight,
+                if b.up { "yes" } else { "no" },
+                pb.packets,
+                pb.bytes,
+                share
+            );
         }
         let f = &c.flow;
         println!();
@@ -125,14 +157,36 @@ impl<'a> Summary<'a> {
 
 /// `check-config` output: what the config programs.
 pub fn print_tables(t: &Tables) {
-    println!("flow table {} sets x {} ways; {} VIPs, {} backends", t.geometry.sets, t.geometry.ways, t.vips.len(), t.backends.len());
+    println!(
+        "flow table {} sets x {} ways; {} VIPs, {} backends",
+        t.geometry.sets,
+        t.geometry.ways,
+        t.vips.len(),
+        t.backends.len()
+    );
     for v in &t.vips {
-        println!("  vip {:<12} {} {}:{} mode {} persistence {} maglev M {}", v.name, protocol_name(v.protocol),
-            v.address, v.port, mode_name(v.mode), persistence_name(v.persistence), v.maglev.len());
+        println!(
+            "  vip {:<12} {} {}:{} mode {} persistence {} maglev M {}",
+            v.name,
+            protocol_name(v.protocol),
+            v.address,
+            v.port,
+            mode_name(v.mode),
+            persistence_name(v.persistence),
+            v.maglev.len()
+        );
         for &b in &v.backends {
             let be = &t.backends[b as usize];
-            let mac = be.mac.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":");
-            println!("    backend {:<40} mac {} weight {}", be.address, mac, be.weight);
+            let mac = be
+                .mac
+                .iter()
+                .map(|x| format!("{x:02x}"))
+                .collect::<Vec<_>>()
+                .join(":");
+            println!(
+                "    backend {:<40} mac {} weight {}",
+                be.address, mac, be.weight
+            );
         }
     }
 }

@@ -16,7 +16,13 @@ const FLOWS: u32 = 4096;
 fn tables(mode: Mode) -> Tables {
     let mut t = Tables::default();
     let backends = (0..8u8)
-        .map(|i| Backend { address: IpAddr::V4(Ipv4Addr::new(198, 51, 100, i + 1)), mac: [2, 0, 0, 0, 0, i + 1], weight: 1, up: true, vip: 0 })
+        .map(|i| Backend {
+            address: IpAddr::V4(Ipv4Addr::new(198, 51, 100, i + 1)),
+            mac: [2, 0, 0, 0, 0, i + 1],
+            weight: 1,
+            up: true,
+            vip: 0,
+        })
         .collect();
     let vip = Vip {
         name: "web".into(),
@@ -36,10 +42,11 @@ fn frames() -> Vec<Vec<u8>> {
     (0..FLOWS)
         .map(|i| {
             let src = Ipv4Addr::from(0x6440_0000 + i);
-            let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 0xfe])
-                .ipv4(src.octets(), [192, 0, 2, 10], 64)
-                .tcp(10000 + (i % 50000) as u16, 80, 1, 65535)
-                .ack(1);
+            let b =
+                etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xaa], [2, 0, 0, 0, 0, 0xfe])
+                    .ipv4(src.octets(), [192, 0, 2, 10], 64)
+                    .tcp(10000 + (i % 50000) as u16, 80, 1, 65535)
+                    .ack(1);
             let payload = [0u8; 6];
             let mut out = Vec::with_capacity(b.size(payload.len()));
             b.write(&mut out, &payload).unwrap();
@@ -66,7 +73,10 @@ fn bench(c: &mut Criterion) {
                 }
             })
         });
-        assert_eq!(engine.counters.flow.misses, FLOWS as u64, "the hit bench must only hit");
+        assert_eq!(
+            engine.counters.flow.misses, FLOWS as u64,
+            "the hit bench must only hit"
+        );
 
         // Miss path: each pass jumps past the TCP timeout, so every lookup misses and
         // re-inserts (select + insert over an expired entry).
@@ -81,7 +91,10 @@ fn bench(c: &mut Criterion) {
                 }
             })
         });
-        assert_eq!(engine.counters.flow.hits, 0, "the miss bench must only miss");
+        assert_eq!(
+            engine.counters.flow.hits, 0,
+            "the miss bench must only miss"
+        );
     }
     group.finish();
 }

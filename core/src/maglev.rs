@@ -119,7 +119,8 @@ impl Permutation {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An empty table (no slots) selects no backend.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MaglevTable {
     slots: Vec<Slot>,
 }

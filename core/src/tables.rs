@@ -70,19 +70,28 @@ impl Default for Tables {
 }
 
 impl Tables {
-    /// (Re)build VIP `vip`'s Maglev table with `m` slots from its backends' weights. The
-    /// permutation of each backend is seeded by its address as text, so every host that
-    /// builds from the same config builds the same table.
-    pub fn rebuild_maglev(&mut self, vip: usize, m: u32) {
-        let members: Vec<MaglevBackend> = self.vips[vip]
+    /// The Maglev inputs of VIP `vip`: each backend keyed by its address in canonical text
+    /// (so `2001:DB8:0::1` and `2001:db8::1` are one backend), so every host that builds
+    /// from the same config builds the same table.
+    pub fn maglev_members(&self, vip: usize) -> Vec<MaglevBackend> {
+        self.vips[vip]
             .backends
             .iter()
             .map(|&i| {
                 let b = &self.backends[i as usize];
-                MaglevBackend { key: b.address.to_string().into_bytes(), weight: b.weight, index: i }
+                MaglevBackend {
+                    key: b.address.to_string().into_bytes(),
+                    weight: b.weight,
+                    index: i,
+                }
             })
-            .collect();
-        self.vips[vip].maglev = MaglevTable::build(m, &members);
+            .collect()
+    }
+
+    /// (Re)build VIP `vip`'s Maglev table with `m` slots (m prime) from its backends'
+    /// weights, from scratch.
+    pub fn rebuild_maglev(&mut self, vip: usize, m: u32) {
+        self.vips[vip].maglev = MaglevTable::build(m, &self.maglev_members(vip));
     }
 
     /// Add a VIP with the given backends (all up) and build its Maglev table; returns its

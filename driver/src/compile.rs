@@ -1,83 +1,16 @@
-//! Compiling a validated [`Config`] into the [`Tables`] every engine runs from.
-//!
-//! Compilation is bookkeeping plus one expensive step: building each VIP's Maglev table.
-//! `layout` does the bookkeeping (global backend indices, protocol numbers, Maglev inputs)
-//! and [`build_maglev`] is the single place a table is built, so the layout can be checked on
-//! its own and the build can be swapped or repeated (e.g. after a health change) without
-//! re-deriving the rest.
+//! Compiling a validated [`Config`] into the [`Tables`] every engine runs from: global
+//! backend indices in config order (VIP by VIP), protocol numbers, and one Maglev table per
+//! VIP built by `core` ([`Tables::rebuild_maglev`]), so the Maglev identity of a backend is
+//! defined in one place.
 
-use crate::config::{Config, VipConfig};
-use flowgate_core::hash::Persistence;
-use flowgate_core::maglev::{MaglevBackend, MaglevTable};
-use flowgate_core::rewrite::Mode;
+use crate::config::Config;
+use flowgate_core::maglev::MaglevTable;
 use flowgate_core::tables::{Backend, Vip};
 use flowgate_core::Tables;
-use std::net::IpAddr;
 
-/// The tables described by `config`: backends get global indices in config order (VIP by
-/// VIP), each VIP lists its backends' indices and gets a Maglev table of `maglev_m` slots
-/// built over them, keyed by each backend's address in canonical text form. Every backend
-/// starts up; the health checker takes them down.
+/// The tables described by `config`. Every backend starts up; the health checker takes
+/// them down.
 pub fn compile(config: &Config) -> Tables {
-    let Layout { mut tables, vips } = layout(config);
-    tables.vips = vips
-        .into_iter()
-        .map(|vip| {
-            let maglev = build_maglev(config.maglev_m, &vip.maglev);
-            vip.into_vip(maglev)
-        })
-        .collect();
-    tables
-}
-
-/// Build one VIP's Maglev table: the only step of compilation that is not bookkeeping.
-pub fn build_maglev(m: u32, backends: &[MaglevBackend]) -> MaglevTable {
-    MaglevTable::build(m, backends)
-}
-
-/// The Maglev identity of a backend: its address as canonical text (so `2001:DB8::1` and
-/// `2001:db8:0::1` are one backend), identical on every host that reads the same config.
-pub fn maglev_key(address: IpAddr) -> Vec<u8> {
-    address.to_string().into_bytes()
-}
-
-/// A config laid out as tables, short of the Maglev tables.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Layout {
-    /// Every field final except `vips`, which is empty.
-    pub tables: Tables,
-    pub vips: Vec<VipLayout>,
-}
-
-/// A [`Vip`] whose Maglev table is not built yet, with the inputs to build it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct VipLayout {
-    pub name: String,
-    pub address: IpAddr,
-    pub port: u16,
-    pub protocol: u8,
-    pub mode: Mode,
-    pub persistence: Persistence,
-    pub backends: Vec<u16>,
-    pub maglev: Vec<MaglevBackend>,
-}
-
-impl VipLayout {
-    fn into_vip(self, maglev: MaglevTable) -> Vip {
-        Vip {
-            name: self.name,
-            address: self.address,
-            port: self.port,
-            protocol: self.protocol,
-            mode: self.mode,
-            persistence: self.persistence,
-            maglev,
-            backends: self.backends,
-        }
-    }
-}
-
-pub(crate) fn layout(config: &Config) -> Layout {
     let mut tables = Tables {
         own_mac: config.own_mac,
         encap_src_v4: config.encap_src_v4,
@@ -88,58 +21,42 @@ pub(crate) fn layout(config: &Config) -> Layout {
         vips: Vec::new(),
         backends: Vec::new(),
     };
-    let vips = config
-        .vips
-        .iter()
-        .enumerate()
-        .map(|(vip_index, vip)| lay_out_vip(&mut tables.backends, vip_index, vip))
-        .collect();
-    Layout { tables, vips }
+    for vip in &config.vips {
+        let backends = vip
+            .backends
+            .iter()
+            .map(|b| Backend {
+                address: b.address,
+                mac: b.mac,
+                weight: b.weight,
+                up: true,
+                vip: 0,
+            })
+            .collect();
+        let v = Vip {
+            name: vip.name.clone(),
+            address: vip.address,
+            port: vip.port,
+            protocol: vip.protocol.number(),
+            mode: vip.mode,
+            persistence: vip.persistence,
+            maglev: MaglevTable::default(),
+            backends: Vec::new(),
+        };
+        // `Config` guarantees fewer than 65535 VIPs and backends and a prime `maglev_m`.
+        tables.add_vip(v, backends, config.maglev_m);
+    }
+    tables
 }
 
-/// Append `vip`'s backends to the global list and lay out the VIP.
-fn lay_out_vip(backends: &mut Vec<Backend>, vip_index: usize, vip: &VipConfig) -> VipLayout {
-    // `Config` guarantees fewer than 65535 VIPs and backends, so indices fit in u16 below
-    // NO_BACKEND.
-    let vip_index = vip_index as u16;
-    let mut indices = Vec::with_capacity(vip.backends.len());
-    let mut maglev = Vec::with_capacity(vip.backends.len());
-    for b in &vip.backends {
-        let index = backends.len() as u16;
-        backends.push(Backend {
-            address: b.address,
-            mac: b.mac,
-            weight: b.weight,
-            up: true,
-            vip: vip_index,
-        });
-        indices.push(index);
-        maglev.push(MaglevBackend {
-            key: maglev_key(b.address),
-            weight: b.weight,
-            index,
-        });
-    }
-    VipLayout {
-        name: vip.name.clone(),
-        address: vip.address,
-        port: vip.port,
-        protocol: vip.protocol.number(),
-        mode: vip.mode,
-        persistence: vip.persistence,
-        backends: indices,
-        maglev,
-    }
-}
-
-// `MaglevTable::build` is not implemented yet (it is its own work item), so these tests
-// check everything `compile` does around it through `layout`.
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::parse_str;
+    use flowgate_core::hash::Persistence;
     use flowgate_core::maglev::NO_BACKEND;
-    use std::net::Ipv4Addr;
+    use flowgate_core::rewrite::Mode;
+    use std::net::{IpAddr, Ipv4Addr};
 
     fn basic() -> Config {
         parse_str(include_str!("../../examples/basic.toml"), "basic.toml").unwrap()
@@ -157,20 +74,18 @@ mod tests {
         config.timeouts.udp_ms = 1234;
         config.geometry.ways = 8;
         config.encap_src_v4.len = 24;
-        let Layout { tables, .. } = layout(&config);
+        let tables = compile(&config);
         assert_eq!(tables.own_mac, config.own_mac);
         assert_eq!(tables.keys, config.keys);
         assert_eq!(tables.timeouts, config.timeouts);
         assert_eq!(tables.geometry, config.geometry);
         assert_eq!(tables.encap_src_v4, config.encap_src_v4);
         assert_eq!(tables.encap_src_v6, config.encap_src_v6);
-        // VIPs are only added once their Maglev tables are built.
-        assert!(tables.vips.is_empty());
     }
 
     #[test]
     fn backends_get_global_indices_in_config_order() {
-        let Layout { tables, vips } = layout(&basic());
+        let tables = compile(&basic());
         let backends: Vec<_> = tables
             .backends
             .iter()
@@ -187,15 +102,15 @@ mod tests {
             ]
         );
         assert_eq!(tables.backends[4].mac, [2, 0, 0, 0, 1, 2]);
-        assert_eq!(vips[0].backends, [0, 1, 2]);
-        assert_eq!(vips[1].backends, [3, 4]);
-        assert!(tables.backends.len() < NO_BACKEND as usize);
+        assert_eq!(tables.vips[0].backends, [0, 1, 2]);
+        assert_eq!(tables.vips[1].backends, [3, 4]);
     }
 
     #[test]
-    fn vips_carry_their_service_and_policy() {
-        let Layout { vips, .. } = layout(&basic());
-        let web = &vips[0];
+    fn vips_carry_their_service_policy_and_maglev_table() {
+        let config = basic();
+        let tables = compile(&config);
+        let web = &tables.vips[0];
         assert_eq!(web.name, "web");
         assert_eq!(web.address, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)));
         assert_eq!((web.port, web.protocol), (80, 6));
@@ -203,7 +118,7 @@ mod tests {
             (web.mode, web.persistence),
             (Mode::Dsr, Persistence::FiveTuple)
         );
-        let dns = &vips[1];
+        let dns = &tables.vips[1];
         assert_eq!(dns.name, "dns");
         assert_eq!(dns.address, ip("2001:db8::53"));
         assert_eq!((dns.port, dns.protocol), (53, 17));
@@ -211,42 +126,49 @@ mod tests {
             (dns.mode, dns.persistence),
             (Mode::IpIp, Persistence::SrcIp)
         );
-    }
-
-    #[test]
-    fn maglev_inputs_are_keyed_by_address_text() {
-        let Layout { vips, .. } = layout(&basic());
-        let web: Vec<_> = vips[0]
-            .maglev
-            .iter()
-            .map(|b| (String::from_utf8(b.key.clone()).unwrap(), b.weight, b.index))
-            .collect();
-        assert_eq!(
-            web,
-            [
-                ("198.51.100.1".to_string(), 1, 0),
-                ("198.51.100.2".to_string(), 1, 1),
-                ("198.51.100.3".to_string(), 2, 2),
-            ]
+        for (v, vip) in tables.vips.iter().enumerate() {
+            assert_eq!(vip.maglev.len(), config.maglev_m);
+            // Every slot holds one of this VIP's own backends, primary and secondary.
+            for s in vip.maglev.slots() {
+                assert!(
+                    vip.backends.contains(&s.primary),
+                    "vip {v} slot primary {}",
+                    s.primary
+                );
+                assert!(s.secondary == NO_BACKEND || vip.backends.contains(&s.secondary));
+            }
+        }
+        // web weights 1,1,2: the weight-2 backend owns about half the slots.
+        let heavy = web.maglev.slots().iter().filter(|s| s.primary == 2).count() as f64;
+        assert!(
+            (heavy / config.maglev_m as f64 - 0.5).abs() < 0.01,
+            "share {heavy}"
         );
-        assert_eq!(vips[1].maglev[1].key, b"2001:db8:1::2");
-        assert_eq!(vips[1].maglev[1].index, 4);
-        // Canonical text, so two spellings of one address are one Maglev identity.
-        assert_eq!(maglev_key(ip("2001:DB8:0:0::1")), b"2001:db8::1");
     }
 
     #[test]
-    fn a_draining_backend_is_kept_with_weight_zero() {
+    fn a_draining_backend_is_kept_but_gets_no_slots() {
         let text =
             include_str!("../../examples/basic.toml").replacen("weight = 2", "weight = 0", 1);
-        let config = parse_str(&text, "t").unwrap();
-        let Layout { tables, vips } = layout(&config);
-        // Still present and up, so established flows keep reaching it; Maglev gives it no
-        // slots because of the zero weight.
+        let tables = compile(&parse_str(&text, "t").unwrap());
+        // Still present and up, so established flows keep reaching it.
         assert_eq!(
             (tables.backends[2].weight, tables.backends[2].up),
             (0, true)
         );
-        assert_eq!(vips[0].maglev[2].weight, 0);
+        assert!(tables.vips[0]
+            .maglev
+            .slots()
+            .iter()
+            .all(|s| s.primary != 2 && s.secondary != 2));
+    }
+
+    #[test]
+    fn two_spellings_of_one_address_are_one_maglev_identity() {
+        let a = basic();
+        let text =
+            include_str!("../../examples/basic.toml").replace("2001:db8:1::1", "2001:DB8:1:0::1");
+        let b = parse_str(&text, "t").unwrap();
+        assert_eq!(compile(&a).vips[1].maglev, compile(&b).vips[1].maglev);
     }
 }

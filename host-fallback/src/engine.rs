@@ -43,7 +43,11 @@ impl ShardedEngine {
             })
             .collect();
         let front = Counters::new(tables.vips.len(), tables.backends.len());
-        ShardedEngine { tables: Arc::new(tables), workers, front }
+        ShardedEngine {
+            tables: Arc::new(tables),
+            workers,
+            front,
+        }
     }
 
     pub fn tables(&self) -> &Tables {
@@ -77,23 +81,38 @@ impl ShardedEngine {
             if !matches!(p, Prepared::Balance(_)) {
                 count_unbalanced(verdict, &mut self.front);
             }
-            outcomes.push(Outcome { verdict, frame: Vec::new() });
+            outcomes.push(Outcome {
+                verdict,
+                frame: Vec::new(),
+            });
         }
         let tables = &*self.tables;
         let prepared = &prepared;
         // Each worker returns (frame index, outcome) for the frames of its sets, in input
         // order; the sets of different workers never interact.
         let per_worker: Vec<Vec<(usize, Outcome)>> = if n == 1 {
-            vec![run_worker(&mut self.workers[0], 0, 1, frames, prepared, tables)]
+            vec![run_worker(
+                &mut self.workers[0],
+                0,
+                1,
+                frames,
+                prepared,
+                tables,
+            )]
         } else {
             std::thread::scope(|scope| {
                 let handles: Vec<_> = self
                     .workers
                     .iter_mut()
                     .enumerate()
-                    .map(|(w, worker)| scope.spawn(move || run_worker(worker, w, n, frames, prepared, tables)))
+                    .map(|(w, worker)| {
+                        scope.spawn(move || run_worker(worker, w, n, frames, prepared, tables))
+                    })
                     .collect();
-                handles.into_iter().map(|h| h.join().expect("worker panicked")).collect()
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("worker panicked"))
+                    .collect()
             })
         };
         for list in per_worker {
@@ -115,14 +134,30 @@ impl ShardedEngine {
         std::thread::scope(|scope| {
             let handles: Vec<_> = frames
                 .chunks(chunk)
-                .map(|c| scope.spawn(move || c.iter().map(|f| prepare(&f.data, tables)).collect::<Vec<_>>()))
+                .map(|c| {
+                    scope.spawn(move || {
+                        c.iter()
+                            .map(|f| prepare(&f.data, tables))
+                            .collect::<Vec<_>>()
+                    })
+                })
                 .collect();
-            handles.into_iter().flat_map(|h| h.join().expect("prepare panicked")).collect()
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("prepare panicked"))
+                .collect()
         })
     }
 }
 
-fn run_worker(worker: &mut Worker, w: usize, n: usize, frames: &[Frame], prepared: &[Prepared], tables: &Tables) -> Vec<(usize, Outcome)> {
+fn run_worker(
+    worker: &mut Worker,
+    w: usize,
+    n: usize,
+    frames: &[Frame],
+    prepared: &[Prepared],
+    tables: &Tables,
+) -> Vec<(usize, Outcome)> {
     let mut done = Vec::new();
     for (i, p) in prepared.iter().enumerate() {
         let Prepared::Balance(b) = p else { continue };
@@ -132,11 +167,26 @@ fn run_worker(worker: &mut Worker, w: usize, n: usize, frames: &[Frame], prepare
         let local_set = b.set / n as u32;
         let mut out = Vec::new();
         let frame = &frames[i];
-        let verdict = balance(&frame.data, b, tick_of(frame.ts), tables, &mut worker.flows, local_set, &mut worker.counters, &mut out);
+        let verdict = balance(
+            &frame.data,
+            b,
+            tick_of(frame.ts),
+            tables,
+            &mut worker.flows,
+            local_set,
+            &mut worker.counters,
+            &mut out,
+        );
         if !matches!(verdict, Verdict::Forward { .. }) {
             out.clear();
         }
-        done.push((i, Outcome { verdict, frame: out }));
+        done.push((
+            i,
+            Outcome {
+                verdict,
+                frame: out,
+            },
+        ));
     }
     done
 }

@@ -18,7 +18,10 @@ fn sample_frames() -> Vec<Frame> {
                 .write(&mut data, &vec![i as u8; i as usize])
                 .unwrap();
             // Microsecond timestamps: what a classic pcap file holds.
-            Frame { ts: Duration::from_micros(1_700_000_000_000_000 + i as u64 * 1234), data }
+            Frame {
+                ts: Duration::from_micros(1_700_000_000_000_000 + i as u64 * 1234),
+                data,
+            }
         })
         .collect()
 }
@@ -37,7 +40,11 @@ fn libpcap_reads_what_pcap_file_reads() {
     let ours = PcapSource::open(&path).unwrap().read_all().unwrap();
     let mut theirs = Vec::new();
     let mut live = LiveSource::open_file(&path).unwrap();
-    while live.read_burst(7, Duration::from_millis(10), &mut theirs).unwrap() > 0 {}
+    while live
+        .read_burst(7, Duration::from_millis(10), &mut theirs)
+        .unwrap()
+        > 0
+    {}
     assert_eq!(ours, frames);
     assert_eq!(theirs, frames);
 }
@@ -51,7 +58,8 @@ fn captures_real_frames_on_loopback() {
     let mut live = LiveSource::open_device("lo", Duration::from_millis(50)).expect("open lo");
     let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = receiver.local_addr().unwrap().port();
-    live.set_filter(&format!("udp and dst port {port}")).unwrap();
+    live.set_filter(&format!("udp and dst port {port}"))
+        .unwrap();
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -62,7 +70,8 @@ fn captures_real_frames_on_loopback() {
             sender.send_to(b"flowgate", ("127.0.0.1", port)).unwrap();
             sent += 1;
         }
-        live.read_burst(20, Duration::from_millis(100), &mut got).unwrap();
+        live.read_burst(20, Duration::from_millis(100), &mut got)
+            .unwrap();
     }
     assert_eq!(got.len(), 20, "all 20 datagrams seen on lo");
     for f in &got {
@@ -78,6 +87,10 @@ fn is_not_root() -> bool {
     // /proc/self/status "Uid:" real uid; no libc call needed.
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) != Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) != Some("0"))
+        })
         .unwrap_or(true)
 }
