@@ -54,6 +54,25 @@ impl ShardedEngine {
         &self.tables
     }
 
+    /// Program new tables between bursts (the control plane's atomic swap). Flow tables are
+    /// kept, so established flows stay on their backends; the flow-table geometry and the
+    /// VIP and backend indices of existing entries must mean the same in `tables`.
+    pub fn update_tables(&mut self, tables: Tables) {
+        assert_eq!(
+            tables.geometry, self.tables.geometry,
+            "the flow-table geometry is fixed for an engine's life"
+        );
+        let (vips, backends) = (tables.vips.len(), tables.backends.len());
+        for c in
+            std::iter::once(&mut self.front).chain(self.workers.iter_mut().map(|w| &mut w.counters))
+        {
+            c.vips.resize(vips.max(c.vips.len()), Default::default());
+            c.backends
+                .resize(backends.max(c.backends.len()), Default::default());
+        }
+        self.tables = Arc::new(tables);
+    }
+
     pub fn worker_count(&self) -> usize {
         self.workers.len()
     }
