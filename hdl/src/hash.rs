@@ -61,7 +61,7 @@ pub struct ToeplitzHash<const IN_BITS: usize, const KEY_BITS: usize> {
     pub data: Signal<In, Bits<IN_BITS>>,
     /// Toeplitz(`key`, `data`) of the previous clock's inputs.
     pub hash: Signal<Out, Bits<32>>,
-    // Offsets, kept as constants because hdl_gen emits a const-generic name verbatim (an
+    // Numbers the body needs, as constants: hdl_gen emits a const-generic name verbatim (an
     // undeclared Verilog identifier), never its value.
     window_lsb: Constant<Bits<32>>,
     one: Constant<Bits<32>>,
