@@ -1,1 +1,38 @@
-//! placeholder
+//! flowgate's hardware pipeline: the `core` contract (parse → classify → hash → flow table →
+//! select → rewrite) rebuilt as RustHDL blocks, emitted as Verilog for FPGA NIC shells, and
+//! proven identical to `core` by simulation. Each block's tests drive it in rust-hdl's
+//! simulator against the `flowgate_core` function it implements, then feed the emitted
+//! Verilog to yosys (synthesis, `check -assert`) and Verilator (`--lint-only -Wall`). The
+//! driver programs the hardware through the register map in `core`; the sim crate replays
+//! pcap traces through it and diffs it against the software engine.
+//!
+//! Modules follow the data flow:
+//! * [`hash`] — Toeplitz (RSS) hash, one XOR tree with a registered output.
+//! * [`toolchain`] — running yosys and Verilator on emitted Verilog.
+
+pub mod hash;
+pub mod toolchain;
+
+use rust_hdl::prelude::{generate_verilog, Block};
+
+/// The top-level designs this crate emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Design {
+    /// [`hash::FlowToeplitz`]: the 39-byte-input, 52-byte-key Toeplitz hash.
+    FlowToeplitz,
+}
+
+/// The Verilog of `design`, top module named `top` (rust-hdl always names it so).
+///
+/// Every design here passes rust-hdl's connectivity checks (its `*_synthesizes` test
+/// proves it), so emission cannot fail at run time.
+pub fn emit_verilog(design: Design) -> String {
+    match design {
+        Design::FlowToeplitz => emit(hash::FlowToeplitz::default()),
+    }
+}
+
+fn emit<B: Block>(mut top: B) -> String {
+    top.connect_all();
+    generate_verilog(&top)
+}
