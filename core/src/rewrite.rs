@@ -428,14 +428,8 @@ mod tests {
             own_mac: OWN_MAC,
             backend_mac: BACKEND_MAC,
             backend_addr: backend,
-            encap_src_v4: EncapSource {
-                prefix: Ipv4Addr::new(172, 16, 0, 0),
-                len: 16,
-            },
-            encap_src_v6: EncapSource {
-                prefix: Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0),
-                len: 64,
-            },
+            encap_src_v4: crate::Tables::default().encap_src_v4,
+            encap_src_v6: crate::Tables::default().encap_src_v6,
             hash,
         }
     }

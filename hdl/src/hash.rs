@@ -139,7 +139,7 @@ pub fn left_aligned<const N: usize>(bytes: &[u8]) -> Option<Bits<N>> {
 mod tests {
     use super::*;
     use crate::toolchain::{verilator_lint, yosys_synth, SynthFlow};
-    use flowgate_core::hash::{toeplitz, HashKeys};
+    use flowgate_core::hash::{rss_verification_vectors, toeplitz, HashKeys};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -162,56 +162,19 @@ mod tests {
     }
 
     /// The RSS verification suite's vectors (the ones `core` checks its own Toeplitz with),
-    /// in the layout the pipeline hashes: IPv4 tuple (12 bytes) and IPv6 tuple (36 bytes).
+    /// zero-filled to the block's input width.
     fn rss_verification_cases() -> Vec<Case> {
         let key = HashKeys::default().rss;
-        // (source, source port, destination, destination port, published hash)
-        type Vector = ([u8; 4], u16, [u8; 4], u16, u32);
-        let v4: [Vector; 3] = [
-            (
-                [66, 9, 149, 187],
-                2794,
-                [161, 142, 100, 80],
-                1766,
-                0x51cc_c178,
-            ),
-            (
-                [199, 92, 111, 2],
-                14230,
-                [65, 69, 140, 83],
-                4739,
-                0xc626_b0ea,
-            ),
-            (
-                [24, 19, 198, 95],
-                12898,
-                [12, 22, 207, 184],
-                38024,
-                0x5c2b_394a,
-            ),
-        ];
-        let mut cases = Vec::new();
-        for (src, sport, dst, dport, want) in v4 {
-            let mut input = [0u8; MAX_INPUT_LEN];
-            input[0..4].copy_from_slice(&src);
-            input[4..8].copy_from_slice(&dst);
-            input[8..10].copy_from_slice(&sport.to_be_bytes());
-            input[10..12].copy_from_slice(&dport.to_be_bytes());
-            let case = Case::new(key, input, 12);
-            assert_eq!(case.want, want, "core disagrees with the RSS suite");
-            cases.push(case);
-        }
-        let src: std::net::Ipv6Addr = "3ffe:2501:200:1fff::7".parse().unwrap();
-        let dst: std::net::Ipv6Addr = "3ffe:2501:200:3::1".parse().unwrap();
-        let mut input = [0u8; MAX_INPUT_LEN];
-        input[0..16].copy_from_slice(&src.octets());
-        input[16..32].copy_from_slice(&dst.octets());
-        input[32..34].copy_from_slice(&2794u16.to_be_bytes());
-        input[34..36].copy_from_slice(&1766u16.to_be_bytes());
-        let case = Case::new(key, input, 36);
-        assert_eq!(case.want, 0x4020_7d3d, "core disagrees with the RSS suite");
-        cases.push(case);
-        cases
+        rss_verification_vectors()
+            .into_iter()
+            .map(|v| {
+                let mut input = [0u8; MAX_INPUT_LEN];
+                input[..v.tuple.len()].copy_from_slice(&v.tuple);
+                let case = Case::new(key, input, v.tuple.len());
+                assert_eq!(case.want, v.hash, "core disagrees with the RSS suite");
+                case
+            })
+            .collect()
     }
 
     /// Random keys and inputs of random length. Lengths favour the four the
