@@ -112,7 +112,7 @@ impl MmapBus {
     /// (then offset + 4 <= MAP_SIZE, the mapping's length; and the word is aligned, as
     /// the mapping starts on a page boundary).
     fn word(offset: u32) -> Option<usize> {
-        (offset % 4 == 0 && offset < MAP_SIZE).then_some(offset as usize)
+        (offset & 3 == 0 && offset < MAP_SIZE).then_some(offset as usize)
     }
 }
 

@@ -306,7 +306,7 @@ impl SoftBus {
         if !write && !read {
             return;
         }
-        if (write && read) || (write && window.access != Access::Rw) {
+        if write && (read || window.access != Access::Rw) {
             self.flag(regmap::ERROR_BAD_COMMAND);
             return;
         }
@@ -376,7 +376,7 @@ impl SoftBus {
 
 impl RegisterBus for SoftBus {
     fn read32(&mut self, offset: u32) -> u32 {
-        if offset % 4 != 0 || offset >= regmap::MAP_SIZE {
+        if offset & 3 != 0 || offset >= regmap::MAP_SIZE {
             return u32::MAX;
         }
         if let Some(reg) = regmap::REGISTERS.iter().find(|r| r.offset == offset) {
@@ -397,7 +397,7 @@ impl RegisterBus for SoftBus {
     }
 
     fn write32(&mut self, offset: u32, value: u32) {
-        if offset % 4 != 0 || offset >= regmap::MAP_SIZE {
+        if offset & 3 != 0 || offset >= regmap::MAP_SIZE {
             return;
         }
         if let Some(reg) = regmap::REGISTERS.iter().find(|r| r.offset == offset) {
