@@ -12,8 +12,8 @@
 use flowgate_core::regmap::{self, Register, Window, CMD_READ, CMD_WRITE, KEY_WORDS};
 
 /// 32-bit access to a flowgate register block. Offsets are bytes from the start of the
-/// block. A backend never panics on a bad offset: reads of nothing return all ones (as a
-/// PCIe read that nobody answers) and writes to nothing are dropped.
+/// block. A backend never panics on a bad offset: a misaligned offset or one past the
+/// block reads all ones (as a PCIe read that nobody answers) and its writes are dropped.
 pub trait RegisterBus {
     fn read32(&mut self, offset: u32) -> u32;
     fn write32(&mut self, offset: u32, value: u32);

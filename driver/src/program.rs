@@ -95,6 +95,22 @@ pub struct DeviceInfo {
     pub geometry: Geometry,
 }
 
+impl Default for DeviceInfo {
+    /// The default build of the register map.
+    fn default() -> Self {
+        DeviceInfo {
+            version: regmap::BLOCK_VERSION,
+            vip_capacity: regmap::DEFAULT_VIPS,
+            backend_capacity: regmap::DEFAULT_BACKENDS,
+            maglev_m: flowgate_core::maglev::DEFAULT_M,
+            geometry: Geometry {
+                sets: 1 << regmap::DEFAULT_FLOW_SETS_LOG2,
+                ways: regmap::DEFAULT_FLOW_WAYS,
+            },
+        }
+    }
+}
+
 /// Check the block header and read the device's geometry.
 pub fn probe(bus: &mut dyn RegisterBus) -> Result<DeviceInfo, ProgramError> {
     let found = bus.read_reg(&regs::BLOCK_TYPE);

@@ -24,22 +24,6 @@ use flowgate_core::Tables;
 use std::collections::BTreeMap;
 use thiserror::Error;
 
-impl Default for DeviceInfo {
-    /// The default build of the register map.
-    fn default() -> Self {
-        DeviceInfo {
-            version: regmap::BLOCK_VERSION,
-            vip_capacity: regmap::DEFAULT_VIPS,
-            backend_capacity: regmap::DEFAULT_BACKENDS,
-            maglev_m: flowgate_core::maglev::DEFAULT_M,
-            geometry: Geometry {
-                sets: 1 << regmap::DEFAULT_FLOW_SETS_LOG2,
-                ways: regmap::DEFAULT_FLOW_WAYS,
-            },
-        }
-    }
-}
-
 /// A build the register map cannot describe.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SoftBusError {

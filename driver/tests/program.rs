@@ -366,3 +366,48 @@ fn program_is_the_same_through_a_dyn_bus() {
     assert_eq!(commit(bus.as_mut()), Ok(2));
     assert_eq!(read_shadow(bus.as_mut()).unwrap(), unnamed(tables(BASIC)));
 }
+
+/// Counts the accesses that reach the bus.
+struct Counting<B> {
+    bus: B,
+    reads: usize,
+    writes: usize,
+}
+
+impl<B: RegisterBus> RegisterBus for Counting<B> {
+    fn read32(&mut self, offset: u32) -> u32 {
+        self.reads += 1;
+        self.bus.read32(offset)
+    }
+    fn write32(&mut self, offset: u32, value: u32) {
+        self.writes += 1;
+        self.bus.write32(offset, value)
+    }
+}
+
+#[test]
+fn the_health_fast_path_is_one_write_and_a_reprogram_one_commit() {
+    let t = many_tables();
+    let mut bus = Counting {
+        bus: SoftBus::new(many_device()).unwrap(),
+        reads: 0,
+        writes: 0,
+    };
+    program(&mut bus, &t).unwrap();
+    assert_eq!(bus.bus.generation(), 1);
+    // Every entry of every table once: INDEX per table (per VIP for Maglev), DATA words
+    // and CMD per entry, plus the shadowed registers, COMMIT, ERROR clears and the bitmap.
+    let d = many_device();
+    let entries = d.vip_capacity as usize * 6
+        + d.backend_capacity as usize * 8
+        + t.vips.len() * (1 + 2 * d.maglev_m as usize);
+    assert!(
+        bus.writes >= entries && bus.writes < entries + 100,
+        "{} writes for {entries} window writes",
+        bus.writes
+    );
+    let (reads, writes) = (bus.reads, bus.writes);
+    set_backend_up(&mut bus, 12, false);
+    assert_eq!((bus.reads - reads, bus.writes - writes), (0, 1));
+    assert!(!bus.bus.active_tables().unwrap().backends[12].up);
+}
