@@ -240,6 +240,13 @@ impl MaglevTable {
         Ok(MaglevTable { slots })
     }
 
+    /// A table holding exactly `slots`, as read back from a device (the driver decodes a
+    /// programmed register file into [`crate::Tables`] with it). No check is made that the
+    /// slots form a Maglev table: they are taken as the data path would see them.
+    pub fn from_slots(slots: Vec<Slot>) -> MaglevTable {
+        MaglevTable { slots }
+    }
+
     pub fn len(&self) -> u32 {
         self.slots.len() as u32
     }

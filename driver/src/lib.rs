@@ -6,9 +6,25 @@
 //! ([`compile()`]) into the tables that the software engine uses directly and that the
 //! register writes describe to hardware. A rejected config never reaches an engine, so the
 //! running state stays as it was.
+//!
+//! The tables reach a data path through its register block ([`bus`]): [`program()`]
+//! writes them into the shadow copy and commits once, through any [`RegisterBus`] — the
+//! software model [`SoftBus`] that the software engine runs from, a PCIe BAR or a file
+//! ([`MmapBus`]), or an RTL simulation.
 
+pub mod bus;
 pub mod compile;
 pub mod config;
+pub mod mmap;
+pub mod program;
+pub mod softbus;
 
+pub use bus::{BusExt, RegisterBus};
 pub use compile::compile;
 pub use config::{load, parse_str, Config, ConfigError};
+pub use mmap::{read_layout, reset_image, MmapBus, MmapError};
+pub use program::{
+    commit, probe, program, read_counters, read_shadow, set_backend_up, set_enabled, stage,
+    DecodeError, DeviceInfo, ProgramError,
+};
+pub use softbus::{SoftBus, SoftBusError};
