@@ -786,7 +786,8 @@ pub const BACKEND_VIP: Field = Field::new(
     176,
     16,
     "Index of the VIP this backend serves; a slot naming a backend of another VIP is \
-     treated as down.",
+     treated as down. 0xFFFF marks an unused backend entry (the driver writes it into every \
+     entry past the configured backends).",
 );
 pub const BACKEND_WEIGHT: Field = Field::new(
     "weight",
@@ -1387,7 +1388,9 @@ pub fn markdown() -> String {
          sees either all of a reprogram or none of it. The shadow keeps its contents, so \
          the next change is written on top of what is now active. `STATUS.commit_busy` is \
          set until the swap is done, and `COMMIT_GENERATION` then increments; shadowed \
-         writes while busy are ignored and set `ERROR.write_while_busy`.\n"
+         writes while busy, including another `COMMIT`, are ignored and set \
+         `ERROR.write_while_busy`. A driver waits for `COMMIT_GENERATION` to change and \
+         `commit_busy` to clear.\n"
     );
     out!(
         s,
@@ -1446,10 +1449,15 @@ pub fn markdown() -> String {
          (+{:#x}) and the data words `DATA0`, `DATA1`, ... (+{:#x}, +{:#x}, ...). To write \
          an entry, write `INDEX`, the data words, then `CMD` = {CMD_WRITE} (WRITE): the \
          whole entry is stored at once. To read one, write `INDEX`, then `CMD` = {CMD_READ} \
-         (READ), then read the data words. Each command then increments `INDEX`, so \
-         consecutive entries need no `INDEX` writes. A command for an entry past the table \
-         is ignored and sets `ERROR.index_out_of_range`. An array window is mapped flat: \
-         entry i is the word at base + 4i.\n",
+         (READ), then read the data words. Each executed command then adds 1 to `INDEX` \
+         as a plain 32-bit integer, so consecutive entries need no `INDEX` writes; for the \
+         two-part indexes (Maglev: VIP and slot; flow: set and way) the increment does not \
+         carry into the upper part, so write `INDEX` again at the start of each VIP or set. \
+         A command for an entry past the table (or past the build's capacity) is ignored, \
+         leaves `INDEX` unchanged and sets `ERROR.index_out_of_range`; so is a `CMD` write \
+         that is neither exactly WRITE nor exactly READ (`ERROR.bad_command`). An array \
+         window is mapped flat: entry i is the word at base + 4i. Unmapped offsets inside \
+         the block read 0 and ignore writes; reads have no side effects.\n",
         Window::INDEX_OFFSET,
         Window::CMD_OFFSET,
         Window::DATA_OFFSET,
