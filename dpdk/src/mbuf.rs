@@ -67,9 +67,7 @@ impl Mbuf {
         let len = self.pkt_len();
         scratch.resize(len, 0);
         // SAFETY: scratch holds len bytes; rte_pktmbuf_read copies at most len bytes into it.
-        let p = unsafe {
-            sys::fg_pktmbuf_read(self.ptr(), 0, len as u32, scratch.as_mut_ptr())
-        };
+        let p = unsafe { sys::fg_pktmbuf_read(self.ptr(), 0, len as u32, scratch.as_mut_ptr()) };
         if p.is_null() {
             scratch.clear();
         }

@@ -111,7 +111,8 @@ impl Port {
         let mut conf = sys::rte_eth_conf::default();
         // The key must outlive rte_eth_dev_configure, which copies it.
         let mut key = config.rss_key.unwrap_or([0; RSS_KEY_LEN]);
-        let wanted_hf = unsafe { sys::fg_eth_rss_ip() | sys::fg_eth_rss_tcp() | sys::fg_eth_rss_udp() };
+        let wanted_hf =
+            unsafe { sys::fg_eth_rss_ip() | sys::fg_eth_rss_tcp() | sys::fg_eth_rss_udp() };
         let rss_hf = wanted_hf & info.flow_type_rss_offloads;
         let rss = if config.rx_queues <= 1 {
             RssMode::SingleQueue
@@ -159,7 +160,9 @@ impl Port {
                 sys::rte_eth_tx_queue_setup(id, q, config.tx_descriptors, socket, std::ptr::null())
             })?;
         }
-        check(id, "rte_eth_dev_start", unsafe { sys::rte_eth_dev_start(id) })?;
+        check(id, "rte_eth_dev_start", unsafe {
+            sys::rte_eth_dev_start(id)
+        })?;
         // Some PMDs (net_pcap on files) have no promiscuous mode; that is not an error.
         unsafe { sys::rte_eth_promiscuous_enable(id) };
         let mut mac = sys::rte_ether_addr::default();

@@ -100,7 +100,8 @@ fn run(cli: Cli) -> Result<()> {
 
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing signal handlers")?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing signal handlers")?;
     }
 
     let (eal, _) = Eal::init(&cli.eal).context("initialising DPDK")?;
@@ -127,13 +128,21 @@ fn run(cli: Cli) -> Result<()> {
         .iter()
         .map(|&id| Port::configure(&eal, id, &port_config, &pool))
         .collect::<Result<_, _>>()?;
-    let by_id = |id: u16| ports.iter().find(|p| p.id() == id).expect("configured above");
+    let by_id = |id: u16| {
+        ports
+            .iter()
+            .find(|p| p.id() == id)
+            .expect("configured above")
+    };
     let rx = by_id(cli.rx_port);
     let clock = match cli.clock {
         ClockArg::Tsc => Clock::Tsc,
         ClockArg::RxTimestamp => match rx.rx_timestamp_field() {
             Some(f) => Clock::RxTimestamp(f),
-            None => bail!("port {}: its PMD gives no RX timestamps; use --clock tsc", rx.id()),
+            None => bail!(
+                "port {}: its PMD gives no RX timestamps; use --clock tsc",
+                rx.id()
+            ),
         },
     };
     let loop_config = LoopConfig {
