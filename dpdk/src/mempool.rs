@@ -58,6 +58,12 @@ impl Mempool {
     }
 }
 
+// SAFETY: DPDK mempools are built for concurrent use from several lcores (per-lcore
+// caches, lock-free rings); the handle is only a pointer to one.
+unsafe impl Send for Mempool {}
+// SAFETY: as above.
+unsafe impl Sync for Mempool {}
+
 impl Drop for Mempool {
     fn drop(&mut self) {
         // SAFETY: ports holding the pool keep it alive through an Arc, so no queue uses it.
