@@ -1,0 +1,204 @@
+//! `flowgate-dpdk`: the balancer on DPDK ports.
+//!
+//! ```text
+//! flowgate-dpdk --config FILE [--json] [--max-frames N] [--idle-exit-ms MS]
+//!               [--rx-port 0] [--tx-port P] [--pass-port P] [--clock tsc|rx-timestamp]
+//!               -- <EAL args>
+//! ```
+//! Frames are read from `--rx-port` (default 0) and forwarded on `--tx-port` (default 1
+//! when the EAL found two ports or more, else 0: one port for both); passed frames go to
+//! `--pass-port` when given, else they are counted and freed. SIGINT / SIGTERM stop the
+//! loop; the counters are then printed like `flowgate replay`'s (`--json`: the same JSON
+//! object plus a `dpdk` section).
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use flowgate_dpdk::datapath::{self, Clock, LoopConfig, Ports};
+use flowgate_dpdk::{Eal, Mempool, Port, PortConfig, RssMode};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+// The replay summary lives in the `flowgate` CLI; it is shared by path so that both
+// binaries print the very same JSON (one source) until it moves into a library crate.
+#[allow(dead_code)]
+#[path = "../../../src/report.rs"]
+mod report;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ClockArg {
+    /// The TSC: for live traffic.
+    Tsc,
+    /// The PMD's RX timestamps (net_pcap: capture times), falling back to the TSC.
+    RxTimestamp,
+}
+
+#[derive(Parser)]
+#[command(
+    name = "flowgate-dpdk",
+    version,
+    about = "flowgate's data path on DPDK ports",
+    after_help = "EAL arguments follow `--`, e.g. -- -l 1 --no-huge -m 512 --no-pci \
+                  --file-prefix fg --vdev net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap"
+)]
+struct Cli {
+    /// The TOML config (VIPs, backends, table geometry, keys).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Print one JSON object on stdout instead of the summary table.
+    #[arg(long)]
+    json: bool,
+    /// Stop after this many frames.
+    #[arg(long)]
+    max_frames: Option<u64>,
+    /// Stop when no frame arrived for this many milliseconds (end of a pcap input).
+    #[arg(long)]
+    idle_exit_ms: Option<u64>,
+    /// Port frames are read from.
+    #[arg(long, default_value_t = 0)]
+    rx_port: u16,
+    /// Port forwarded frames are sent on (default: 1 if there are two ports, else 0).
+    #[arg(long)]
+    tx_port: Option<u16>,
+    /// Port passed frames (for no VIP) are sent on; default: counted and freed.
+    #[arg(long)]
+    pass_port: Option<u16>,
+    /// Where flow-table time comes from.
+    #[arg(long, value_enum, default_value_t = ClockArg::Tsc)]
+    clock: ClockArg,
+    /// Frames per RX burst.
+    #[arg(long, default_value_t = 32)]
+    burst: u16,
+    /// Mbufs in the pool (net_pcap with infinite_rx keeps the whole trace in mbufs).
+    #[arg(long, default_value_t = 8191)]
+    mbufs: u32,
+    /// EAL arguments.
+    #[arg(last = true)]
+    eal: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flowgate-dpdk: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if cli.burst == 0 {
+        bail!("--burst must be at least 1");
+    }
+    let config = flowgate_driver::load(&cli.config)?;
+    let tables = flowgate_driver::compile(&config);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+    }
+
+    let (eal, _) = Eal::init(&cli.eal).context("initialising DPDK")?;
+    let pool = Arc::new(Mempool::new(&eal, "flowgate_mbufs", cli.mbufs, 256)?);
+    let count = eal.port_count();
+    if count == 0 {
+        bail!("the EAL found no port: give --vdev or PCI devices after `--`");
+    }
+    let tx_id = cli.tx_port.unwrap_or(if count >= 2 { 1 } else { 0 });
+    let mut rss_key = [0u8; 40];
+    rss_key.copy_from_slice(&tables.keys.rss[..40]);
+    let port_config = PortConfig {
+        rss_key: Some(rss_key),
+        rx_timestamp: matches!(cli.clock, ClockArg::RxTimestamp),
+        ..PortConfig::default()
+    };
+    // Each distinct port is configured once, whatever roles it plays.
+    let mut ids = vec![cli.rx_port, tx_id];
+    ids.extend(cli.pass_port);
+    ids.dedup();
+    ids.sort_unstable();
+    ids.dedup();
+    let ports: Vec<Port> = ids
+        .iter()
+        .map(|&id| Port::configure(&eal, id, &port_config, &pool))
+        .collect::<Result<_, _>>()?;
+    let by_id = |id: u16| {
+        ports
+            .iter()
+            .find(|p| p.id() == id)
+            .expect("configured above")
+    };
+    let rx = by_id(cli.rx_port);
+    let clock = match cli.clock {
+        ClockArg::Tsc => Clock::Tsc,
+        ClockArg::RxTimestamp => match rx.rx_timestamp_field() {
+            Some(f) => Clock::RxTimestamp(f),
+            None => bail!(
+                "port {}: its PMD gives no RX timestamps; use --clock tsc",
+                rx.id()
+            ),
+        },
+    };
+    let loop_config = LoopConfig {
+        burst: cli.burst,
+        max_frames: cli.max_frames,
+        idle_exit: cli.idle_exit_ms.map(Duration::from_millis),
+        clock,
+        ..LoopConfig::default()
+    };
+    let io_ports = Ports {
+        rx,
+        tx: by_id(tx_id),
+        pass: cli.pass_port.map(by_id),
+    };
+    let report = datapath::run(&eal, &io_ports, &tables, &loop_config, &stop);
+
+    let port_json: Vec<_> = ports
+        .iter()
+        .map(|p| {
+            let s = p.stats();
+            let rss = match p.rss() {
+                RssMode::SingleQueue => "single-queue".to_string(),
+                RssMode::Hardware { rss_hf } => format!("hardware (rss_hf {rss_hf:#x})"),
+                RssMode::Software => "software".to_string(),
+            };
+            json!({
+                "port": p.id(), "rx_packets": s.rx_packets, "tx_packets": s.tx_packets,
+                "rx_missed": s.rx_missed, "rx_errors": s.rx_errors, "tx_errors": s.tx_errors,
+                "rx_no_mbuf": s.rx_no_mbuf, "rss": rss,
+            })
+        })
+        .collect();
+    let io = &report.io;
+    let dpdk = json!({
+        "received": io.received, "sent": io.sent, "passed_sent": io.passed_sent,
+        "tx_unsent": io.tx_unsent, "rewrite_no_room": io.rewrite_no_room,
+        "busy_s": io.busy.as_secs_f64(), "mpps": io.mpps(), "lcores": 1,
+        "ports": port_json,
+    });
+    // Ports stop (and net_pcap closes its files) before the summary is printed.
+    drop(ports);
+    let summary = report::Summary::new(&tables, &report.counters, 1);
+    if cli.json {
+        let mut value = summary.to_json();
+        value["dpdk"] = dpdk;
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        summary.print();
+        println!();
+        println!(
+            "dpdk: received {}  sent {}  passed sent {}  tx unsent {}  no room {}  {:.3} s  {:.2} Mpps",
+            io.received, io.sent, io.passed_sent, io.tx_unsent, io.rewrite_no_room,
+            io.busy.as_secs_f64(), io.mpps()
+        );
+    }
+    drop(pool);
+    drop(eal);
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! Packet-buffer pools (`rte_pktmbuf_pool_create`).
+
+use crate::eal::{error_text, DpdkError, Eal};
+use dpdk_sys as sys;
+use std::ffi::CString;
+use std::ptr::NonNull;
+
+/// A pool of mbufs. Without hugepages (`--no-huge -m 512`) keep it small: a few thousand
+/// 2 KiB buffers.
+#[derive(Debug)]
+pub struct Mempool {
+    raw: NonNull<sys::rte_mempool>,
+    data_room: u16,
+}
+
+impl Mempool {
+    /// `count` mbufs of DPDK's default size (2048 bytes of data after 128 bytes of
+    /// headroom), with a per-lcore cache of `cache` (at most 512).
+    pub fn new(_eal: &Eal, name: &str, count: u32, cache: u32) -> Result<Mempool, DpdkError> {
+        // SAFETY: constant getters.
+        let data_room = unsafe { sys::fg_mbuf_default_buf_size() };
+        let err = |reason: String| DpdkError::Mempool {
+            name: name.to_string(),
+            reason,
+        };
+        let cname = CString::new(name).map_err(|_| err("name contains NUL".into()))?;
+        // SAFETY: the EAL is up; the name is copied.
+        let raw = unsafe {
+            sys::rte_pktmbuf_pool_create(
+                cname.as_ptr(),
+                count,
+                cache.min(512),
+                0,
+                data_room,
+                sys::rte_socket_id() as i32,
+            )
+        };
+        match NonNull::new(raw) {
+            Some(raw) => Ok(Mempool { raw, data_room }),
+            // SAFETY: plain read of the per-lcore errno.
+            None => Err(err(error_text(unsafe { sys::fg_errno() }))),
+        }
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut sys::rte_mempool {
+        self.raw.as_ptr()
+    }
+
+    /// Buffer size per mbuf (headroom + data).
+    pub fn data_room(&self) -> u16 {
+        self.data_room
+    }
+
+    /// Free mbufs in the pool (caches included).
+    pub fn available(&self) -> u32 {
+        // SAFETY: the pool is alive.
+        unsafe { sys::rte_mempool_avail_count(self.raw.as_ptr()) }
+    }
+}
+
+// SAFETY: DPDK mempools are built for concurrent use from several lcores (per-lcore
+// caches, lock-free rings); the handle is only a pointer to one.
+unsafe impl Send for Mempool {}
+// SAFETY: as above.
+unsafe impl Sync for Mempool {}
+
+impl Drop for Mempool {
+    fn drop(&mut self) {
+        // SAFETY: ports holding the pool keep it alive through an Arc, so no queue uses it.
+        unsafe { sys::rte_mempool_free(self.raw.as_ptr()) }
+    }
+}

@@ -1,0 +1,253 @@
+//! Ethernet ports: configuration (queues, RSS with the contract's Toeplitz key, RX
+//! timestamps), start/stop, bursts and statistics.
+
+use crate::eal::{error_text, DpdkError, Eal};
+use crate::mbuf::Mbuf;
+use crate::mempool::Mempool;
+use dpdk_sys as sys;
+use std::sync::Arc;
+
+/// Bytes of the RSS key NICs take (Toeplitz over the IPv6 5-tuple needs 40).
+pub const RSS_KEY_LEN: usize = 40;
+
+#[derive(Debug, Clone)]
+pub struct PortConfig {
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_descriptors: u16,
+    pub tx_descriptors: u16,
+    /// Program this Toeplitz key (the contract's `HashKeys::rss[..40]`) for RSS when the
+    /// PMD supports it, so the NIC's queue choice agrees with the contract's flow hash.
+    pub rss_key: Option<[u8; RSS_KEY_LEN]>,
+    /// Ask the PMD for RX timestamps (net_pcap gives the capture time).
+    pub rx_timestamp: bool,
+}
+
+impl Default for PortConfig {
+    fn default() -> Self {
+        PortConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_descriptors: 1024,
+            tx_descriptors: 1024,
+            rss_key: None,
+            rx_timestamp: false,
+        }
+    }
+}
+
+/// How frames are spread over RX queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RssMode {
+    /// One RX queue: nothing to spread.
+    SingleQueue,
+    /// The NIC hashes with the contract's key (`rss_hf` = the hash types enabled).
+    Hardware { rss_hf: u64 },
+    /// The PMD has no RSS (net_pcap, net_null, ...): spreading is software's job.
+    Software,
+}
+
+/// Where the PMD puts RX timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RxTimestampField {
+    pub offset: i32,
+    pub flag: u64,
+}
+
+/// Packet and byte counts of a port (`rte_eth_stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PortStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Dropped by the NIC because no RX descriptor was free.
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_no_mbuf: u64,
+}
+
+/// A configured, started port; stopped and closed on drop (which is when net_pcap
+/// flushes and closes its output file).
+#[derive(Debug)]
+pub struct Port {
+    id: u16,
+    rss: RssMode,
+    timestamp: Option<RxTimestampField>,
+    mac: [u8; 6],
+    _pool: Arc<Mempool>,
+}
+
+fn check(port: u16, op: &'static str, rc: i32) -> Result<(), DpdkError> {
+    if rc < 0 {
+        Err(DpdkError::Port {
+            port,
+            op,
+            reason: error_text(rc),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+impl Port {
+    /// Configure port `id` with `config`'s queues (RX buffers from `pool`) and start it.
+    pub fn configure(
+        eal: &Eal,
+        id: u16,
+        config: &PortConfig,
+        pool: &Arc<Mempool>,
+    ) -> Result<Port, DpdkError> {
+        // SAFETY (whole function): the EAL is up, `id` is checked to be a valid port, and
+        // every struct passed by pointer lives across the call that reads it.
+        if unsafe { sys::rte_eth_dev_is_valid_port(id) } == 0 {
+            return Err(DpdkError::NoSuchPort(id, eal.port_count()));
+        }
+        let mut info = sys::rte_eth_dev_info::default();
+        check(id, "rte_eth_dev_info_get", unsafe {
+            sys::rte_eth_dev_info_get(id, &mut info)
+        })?;
+        let mut conf = sys::rte_eth_conf::default();
+        // The key must outlive rte_eth_dev_configure, which copies it.
+        let mut key = config.rss_key.unwrap_or([0; RSS_KEY_LEN]);
+        let wanted_hf =
+            unsafe { sys::fg_eth_rss_ip() | sys::fg_eth_rss_tcp() | sys::fg_eth_rss_udp() };
+        let rss_hf = wanted_hf & info.flow_type_rss_offloads;
+        let rss = if config.rx_queues <= 1 {
+            RssMode::SingleQueue
+        } else if rss_hf != 0
+            && config.rss_key.is_some()
+            && info.hash_key_size as usize == RSS_KEY_LEN
+        {
+            conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+            conf.rx_adv_conf.rss_conf.rss_key_len = RSS_KEY_LEN as u8;
+            conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+            RssMode::Hardware { rss_hf }
+        } else {
+            RssMode::Software
+        };
+        let ts_offload = unsafe { sys::fg_eth_rx_offload_timestamp() };
+        let timestamp = if config.rx_timestamp && info.rx_offload_capa & ts_offload != 0 {
+            conf.rxmode.offloads |= ts_offload;
+            let (mut offset, mut flag) = (-1, 0u64);
+            check(id, "rte_mbuf_dyn_rx_timestamp_register", unsafe {
+                sys::rte_mbuf_dyn_rx_timestamp_register(&mut offset, &mut flag)
+            })?;
+            Some(RxTimestampField { offset, flag })
+        } else {
+            None
+        };
+        check(id, "rte_eth_dev_configure", unsafe {
+            sys::rte_eth_dev_configure(id, config.rx_queues, config.tx_queues, &conf)
+        })?;
+        let socket = unsafe { sys::rte_eth_dev_socket_id(id) }.max(0) as u32;
+        for q in 0..config.rx_queues {
+            check(id, "rte_eth_rx_queue_setup", unsafe {
+                sys::rte_eth_rx_queue_setup(
+                    id,
+                    q,
+                    config.rx_descriptors,
+                    socket,
+                    std::ptr::null(),
+                    pool.as_ptr(),
+                )
+            })?;
+        }
+        for q in 0..config.tx_queues {
+            check(id, "rte_eth_tx_queue_setup", unsafe {
+                sys::rte_eth_tx_queue_setup(id, q, config.tx_descriptors, socket, std::ptr::null())
+            })?;
+        }
+        check(id, "rte_eth_dev_start", unsafe {
+            sys::rte_eth_dev_start(id)
+        })?;
+        // Some PMDs (net_pcap on files) have no promiscuous mode; that is not an error.
+        unsafe { sys::rte_eth_promiscuous_enable(id) };
+        let mut mac = sys::rte_ether_addr::default();
+        unsafe { sys::rte_eth_macaddr_get(id, &mut mac) };
+        Ok(Port {
+            id,
+            rss,
+            timestamp,
+            mac: mac.addr_bytes,
+            _pool: Arc::clone(pool),
+        })
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    pub fn rss(&self) -> RssMode {
+        self.rss
+    }
+
+    /// Where RX timestamps are, if the port was asked for them and its PMD provides them.
+    pub fn rx_timestamp_field(&self) -> Option<RxTimestampField> {
+        self.timestamp
+    }
+
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// Receive up to `max` frames from `queue`, appended to `out`; returns how many.
+    pub fn rx_burst(&self, queue: u16, out: &mut Vec<Mbuf>, max: u16) -> usize {
+        out.reserve(max as usize);
+        let spare = out.spare_capacity_mut();
+        // SAFETY: spare has room for `max` pointers; Mbuf is repr(transparent) over a
+        // non-null pointer and the PMD writes exactly `n` valid mbufs it hands over to us.
+        unsafe {
+            let n = sys::fg_eth_rx_burst(self.id, queue, spare.as_mut_ptr().cast(), max) as usize;
+            out.set_len(out.len() + n);
+            n
+        }
+    }
+
+    /// Send the frames of `frames` from the front; sent ones leave the vector (the PMD
+    /// owns them now), unsent ones stay for the caller to retry or drop.
+    pub fn tx_burst(&self, queue: u16, frames: &mut Vec<Mbuf>) -> usize {
+        let len = frames.len();
+        if len == 0 {
+            return 0;
+        }
+        let n = len.min(u16::MAX as usize) as u16;
+        // SAFETY: the array holds `n` valid owned mbufs; the first `sent` of them now
+        // belong to the PMD, so they are removed without running their destructor.
+        unsafe {
+            let base = frames.as_mut_ptr();
+            let sent = sys::fg_eth_tx_burst(self.id, queue, base.cast(), n) as usize;
+            std::ptr::copy(base.add(sent), base, len - sent);
+            frames.set_len(len - sent);
+            sent
+        }
+    }
+
+    pub fn stats(&self) -> PortStats {
+        let mut s = sys::rte_eth_stats::default();
+        // SAFETY: valid port, `s` lives across the call.
+        unsafe { sys::rte_eth_stats_get(self.id, &mut s) };
+        PortStats {
+            rx_packets: s.ipackets,
+            tx_packets: s.opackets,
+            rx_bytes: s.ibytes,
+            tx_bytes: s.obytes,
+            rx_missed: s.imissed,
+            rx_errors: s.ierrors,
+            tx_errors: s.oerrors,
+            rx_no_mbuf: s.rx_nombuf,
+        }
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        // SAFETY: the port was started by us; no queue is used after this.
+        unsafe {
+            sys::rte_eth_dev_stop(self.id);
+            sys::rte_eth_dev_close(self.id);
+        }
+    }
+}
