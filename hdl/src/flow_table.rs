@@ -74,9 +74,15 @@ pub enum InsertOutcome {
 
 impl InsertOutcome {
     pub fn from_bits(code: u32) -> Option<InsertOutcome> {
-        [Self::None, Self::Empty, Self::Expired, Self::Evicted, Self::Refused]
-            .into_iter()
-            .find(|o| *o as u32 == code)
+        [
+            Self::None,
+            Self::Empty,
+            Self::Expired,
+            Self::Evicted,
+            Self::Refused,
+        ]
+        .into_iter()
+        .find(|o| *o as u32 == code)
     }
 
     /// The outcome of a `FlowTable::insert`.
@@ -150,8 +156,7 @@ pub fn decide_model(
                 stored_backend: backend,
                 ..Outcome::default()
             };
-            let promoted = if stored == FlowClass::Embryonic && req.class != FlowClass::Embryonic
-            {
+            let promoted = if stored == FlowClass::Embryonic && req.class != FlowClass::Embryonic {
                 req.class
             } else {
                 stored
@@ -401,10 +406,7 @@ fn constant<const N: usize>(value: u64) -> Constant<Bits<N>> {
 
 impl<const SET_BITS: usize, const WAYS: usize> Default for FlowTable<SET_BITS, WAYS> {
     fn default() -> Self {
-        assert!(
-            (1..=24).contains(&SET_BITS),
-            "SET_BITS must be in 1..=24"
-        );
+        assert!((1..=24).contains(&SET_BITS), "SET_BITS must be in 1..=24");
         assert!((1..=32).contains(&WAYS), "WAYS must be in 1..=32");
         let all = (1u64 << WAYS) - 1;
         Self {
@@ -580,16 +582,73 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
     fn update(&mut self) {
         // Every register below is assigned on every path, so no hold (`d = q`) is needed.
         clock!(
-            self, clock, r1_valid, r1_set, r1_digest, r1_now, r1_class, r1_vip,
-            r1_select_ok, r1_select, r2_valid, r2_set, r2_digest, r2_now, r2_class, r2_vip,
-            r2_select_ok, r2_select, r3_valid, r3_set, r3_digest, r3_now, r3_class,
-            r3_select_ok, r3_select, s_valid, s_dmatch, s_live, s_emb, s_up, s_prev_ge,
-            s_ge_prev, s_prev_same_set, s_prev_dmatch, s_prev_live_embryonic,
-            s_prev_live_tcp, s_prev_live_udp, o_valid, o_hit, o_way, o_stored_class,
-            o_stored_backend, o_insert, o_reselect, o_forward, o_backend, w1_en, w1_set,
-            w1_way, w1_class, w1_digest, w1_backend, w1_seen, w2_en, w2_set, w2_way,
-            w2_class, w2_digest, w2_backend, w2_seen, w3_en, w3_set, w3_way, w3_class,
-            w3_digest, w3_backend, w3_seen
+            self,
+            clock,
+            r1_valid,
+            r1_set,
+            r1_digest,
+            r1_now,
+            r1_class,
+            r1_vip,
+            r1_select_ok,
+            r1_select,
+            r2_valid,
+            r2_set,
+            r2_digest,
+            r2_now,
+            r2_class,
+            r2_vip,
+            r2_select_ok,
+            r2_select,
+            r3_valid,
+            r3_set,
+            r3_digest,
+            r3_now,
+            r3_class,
+            r3_select_ok,
+            r3_select,
+            s_valid,
+            s_dmatch,
+            s_live,
+            s_emb,
+            s_up,
+            s_prev_ge,
+            s_ge_prev,
+            s_prev_same_set,
+            s_prev_dmatch,
+            s_prev_live_embryonic,
+            s_prev_live_tcp,
+            s_prev_live_udp,
+            o_valid,
+            o_hit,
+            o_way,
+            o_stored_class,
+            o_stored_backend,
+            o_insert,
+            o_reselect,
+            o_forward,
+            o_backend,
+            w1_en,
+            w1_set,
+            w1_way,
+            w1_class,
+            w1_digest,
+            w1_backend,
+            w1_seen,
+            w2_en,
+            w2_set,
+            w2_way,
+            w2_class,
+            w2_digest,
+            w2_backend,
+            w2_seen,
+            w3_en,
+            w3_set,
+            w3_way,
+            w3_class,
+            w3_digest,
+            w3_backend,
+            w3_seen
         );
         for w in 0..WAYS {
             self.class_ram[w].read_clock.next = self.clock.val();
@@ -910,10 +969,14 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
         self.res_forward.next = self.o_forward.q.val();
         self.res_backend.next = self.o_backend.q.val();
         for w in 0..WAYS {
-            self.class_ram[w].write_enable.next = self.w1_en.q.val() && self.w1_way.q.val().get_bit(w);
-            self.digest_ram[w].write_enable.next = self.w1_en.q.val() && self.w1_way.q.val().get_bit(w);
-            self.backend_ram[w].write_enable.next = self.w1_en.q.val() && self.w1_way.q.val().get_bit(w);
-            self.seen_ram[w].write_enable.next = self.w1_en.q.val() && self.w1_way.q.val().get_bit(w);
+            self.class_ram[w].write_enable.next =
+                self.w1_en.q.val() && self.w1_way.q.val().get_bit(w);
+            self.digest_ram[w].write_enable.next =
+                self.w1_en.q.val() && self.w1_way.q.val().get_bit(w);
+            self.backend_ram[w].write_enable.next =
+                self.w1_en.q.val() && self.w1_way.q.val().get_bit(w);
+            self.seen_ram[w].write_enable.next =
+                self.w1_en.q.val() && self.w1_way.q.val().get_bit(w);
             self.class_ram[w].write_address.next = self.w1_set.q.val();
             self.digest_ram[w].write_address.next = self.w1_set.q.val();
             self.backend_ram[w].write_address.next = self.w1_set.q.val();
@@ -1035,8 +1098,7 @@ pub fn simulate<const SET_BITS: usize, const WAYS: usize>(
                     backend: x.res_backend.val().to_u16(),
                 });
             }
-            if let Some(Some(step)) = cycle.checked_sub(QUERY_LATENCY).and_then(|i| steps.get(i))
-            {
+            if let Some(Some(step)) = cycle.checked_sub(QUERY_LATENCY).and_then(|i| steps.get(i)) {
                 sim_assert_eq!(sim, x.query_vip.val().to_u16(), step.req.vip, x);
                 let mut up = 0u64;
                 for w in 0..WAYS {
@@ -1325,7 +1387,11 @@ mod tests {
 
     #[test]
     fn flow_table_passes_verilator_lint() {
-        verilator_lint(&crate::emit_verilog(crate::Design::FlowTable16K), "top", RUST_HDL_LINT_WAIVERS)
-            .unwrap();
+        verilator_lint(
+            &crate::emit_verilog(crate::Design::FlowTable16K),
+            "top",
+            RUST_HDL_LINT_WAIVERS,
+        )
+        .unwrap();
     }
 }
