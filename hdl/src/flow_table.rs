@@ -1227,7 +1227,10 @@ pub fn assert_same_trace(hardware: &Trace, model: &Trace, steps: &[Option<Step>]
     }
     assert_eq!(hardware.outcomes.len(), model.outcomes.len());
     for (i, (h, m)) in hardware.entries.iter().zip(&model.entries).enumerate() {
-        assert_eq!(h, m, "entry {i} (set {}) differs after the run", i);
+        assert_eq!(
+            h, m,
+            "entry {i} (set-major: set × ways + way) differs after the run"
+        );
     }
     assert_eq!(hardware.entries.len(), model.entries.len());
 }
