@@ -8,8 +8,11 @@
 //!
 //! Modules follow the data flow:
 //! * [`hash`] — Toeplitz (RSS) hash, one XOR tree with a registered output.
+//! * [`flow_table`] — the set-associative flow table in block RAM, one request per clock,
+//!   with forwarding so back-to-back requests see each other's writes.
 //! * [`toolchain`] — running yosys and Verilator on emitted Verilog.
 
+pub mod flow_table;
 pub mod hash;
 pub mod toolchain;
 
@@ -20,6 +23,8 @@ use rust_hdl::prelude::{generate_verilog, Block};
 pub enum Design {
     /// [`hash::FlowToeplitz`]: the 39-byte-input, 52-byte-key Toeplitz hash.
     FlowToeplitz,
+    /// [`flow_table::FlowTable16K`]: 4096 sets × 4 ways, the ECP5-85F profile.
+    FlowTable16K,
 }
 
 /// The Verilog of `design`, top module named `top` (rust-hdl always names it so).
@@ -29,6 +34,7 @@ pub enum Design {
 pub fn emit_verilog(design: Design) -> String {
     match design {
         Design::FlowToeplitz => emit(hash::FlowToeplitz::default()),
+        Design::FlowTable16K => emit(flow_table::FlowTable16K::default()),
     }
 }
 
