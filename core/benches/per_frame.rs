@@ -82,7 +82,7 @@ fn bench(c: &mut Criterion) {
         // re-inserts (select + insert over an expired entry).
         let mut engine = Engine::new(tables(mode));
         let mut now = 0u32;
-        let step = engine.tables.timeouts.tcp_ms + 1;
+        let step = engine.tables().timeouts.tcp_ms + 1;
         group.bench_function(BenchmarkId::new("miss", name), |b| {
             b.iter(|| {
                 now = now.wrapping_add(step);

@@ -10,7 +10,7 @@
 use crate::classify::classify;
 use crate::counters::Counters;
 use crate::flow_table::{FlowClass, FlowTable, Insert, Lookup, Replaced};
-use crate::hash::{flow_hash, FlowHash};
+use crate::hash::{FlowHash, FlowHasher};
 use crate::maglev::NO_BACKEND;
 use crate::parse::{parse, Parsed, ParsedFrame, IPPROTO_TCP};
 use crate::rewrite::{rewrite, RewriteParams};
@@ -41,8 +41,13 @@ pub struct Balance {
     pub set: u32,
 }
 
-/// Parse, classify and hash. Reads only `tables`.
-pub fn prepare(frame: &[u8], tables: &Tables) -> Prepared {
+/// Parse, classify and hash. Reads only `tables` and `hasher`, which must be built from
+/// `tables.keys` (engines rebuild it whenever they take new tables).
+pub fn prepare(frame: &[u8], tables: &Tables, hasher: &FlowHasher) -> Prepared {
+    debug_assert!(
+        hasher.keys() == &tables.keys,
+        "the hasher must be built from these tables' keys"
+    );
     let parsed = match parse(frame) {
         Err(reason) => return Prepared::Drop(reason),
         Ok(Parsed::NotIp) => return Prepared::Pass,
@@ -51,12 +56,7 @@ pub fn prepare(frame: &[u8], tables: &Tables) -> Prepared {
     let Some(vip) = classify(tables, &parsed) else {
         return Prepared::Pass;
     };
-    let flow = flow_hash(
-        &tables.keys,
-        &parsed,
-        tables.vips[vip as usize].persistence,
-        vip,
-    );
+    let flow = hasher.flow_hash(&parsed, tables.vips[vip as usize].persistence, vip);
     let set = tables.geometry.set_of(flow.hash);
     Prepared::Balance(Balance {
         parsed,
@@ -226,11 +226,12 @@ pub fn process(
     frame: &[u8],
     now: u32,
     tables: &Tables,
+    hasher: &FlowHasher,
     flows: &mut FlowTable,
     counters: &mut Counters,
     out: &mut Vec<u8>,
 ) -> Verdict {
-    match prepare(frame, tables) {
+    match prepare(frame, tables, hasher) {
         Prepared::Balance(b) => balance(frame, &b, now, tables, flows, b.set, counters, out),
         Prepared::Pass => {
             count_unbalanced(Verdict::Pass, counters);
@@ -243,10 +244,12 @@ pub fn process(
     }
 }
 
-/// The contract with its state: programmed tables, one flow table, counters.
+/// The contract with its state: programmed tables (and the hasher derived from their
+/// keys), one flow table, counters.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    pub tables: Tables,
+    tables: Tables,
+    hasher: FlowHasher,
     pub flows: FlowTable,
     pub counters: Counters,
 }
@@ -255,11 +258,17 @@ impl Engine {
     pub fn new(tables: Tables) -> Engine {
         let flows = FlowTable::new(tables.geometry.sets, tables.geometry.ways);
         let counters = Counters::new(tables.vips.len(), tables.backends.len());
+        let hasher = FlowHasher::new(&tables.keys);
         Engine {
             tables,
+            hasher,
             flows,
             counters,
         }
+    }
+
+    pub fn tables(&self) -> &Tables {
+        &self.tables
     }
 
     pub fn process(&mut self, frame: &[u8], now: u32, out: &mut Vec<u8>) -> Verdict {
@@ -267,6 +276,7 @@ impl Engine {
             frame,
             now,
             &self.tables,
+            &self.hasher,
             &mut self.flows,
             &mut self.counters,
             out,

@@ -15,6 +15,7 @@ use crate::port::{Port, RxTimestampField};
 use crate::Eal;
 use flowgate_core::counters::Counters;
 use flowgate_core::flow_table::FlowTable;
+use flowgate_core::hash::FlowHasher;
 use flowgate_core::pipeline::{balance, count_unbalanced, prepare, tick_of, Prepared};
 use flowgate_core::rewrite::MAX_FRAME_LEN;
 use flowgate_core::{Tables, Verdict};
@@ -192,6 +193,7 @@ pub fn run(
     stop: &AtomicBool,
 ) -> RunReport {
     let mut shard = Shard::new(tables, 0, 1);
+    let hasher = FlowHasher::new(&tables.keys);
     let mut io = IoCounters::default();
     let burst = config.burst.max(1);
     let mut rx: Vec<Mbuf> = Vec::with_capacity(burst as usize);
@@ -235,7 +237,7 @@ pub fn run(
                 Clock::Tsc => tsc_now(),
             };
             let frame = m.bytes(&mut scratch);
-            let prepared = prepare(frame, tables);
+            let prepared = prepare(frame, tables, &hasher);
             let verdict = match shard.handle(frame, &prepared, now, tables, &mut out) {
                 Handled::Done(v) => v,
                 Handled::OtherShard(_) => unreachable!("a single shard owns every set"),

@@ -3,6 +3,7 @@
 
 use flowgate_core::counters::Counters;
 use flowgate_core::flow_table::FlowTable;
+use flowgate_core::hash::FlowHasher;
 use flowgate_core::pipeline::{balance, count_unbalanced, prepare, tick_of, Prepared};
 use flowgate_core::{Tables, Verdict};
 use std::sync::Arc;
@@ -26,6 +27,8 @@ struct Worker {
 /// outcomes come back in input order.
 pub struct ShardedEngine {
     tables: Arc<Tables>,
+    /// Built from `tables.keys`; rebuilt only when the keys change.
+    hasher: FlowHasher,
     workers: Vec<Worker>,
     /// Counters of frames that never reached a worker (drops and passes found by `prepare`).
     front: Counters,
@@ -44,6 +47,7 @@ impl ShardedEngine {
             .collect();
         let front = Counters::new(tables.vips.len(), tables.backends.len());
         ShardedEngine {
+            hasher: FlowHasher::new(&tables.keys),
             tables: Arc::new(tables),
             workers,
             front,
@@ -69,6 +73,9 @@ impl ShardedEngine {
             c.vips.resize(vips.max(c.vips.len()), Default::default());
             c.backends
                 .resize(backends.max(c.backends.len()), Default::default());
+        }
+        if tables.keys != self.tables.keys {
+            self.hasher = FlowHasher::new(&tables.keys);
         }
         self.tables = Arc::new(tables);
     }
@@ -145,9 +152,12 @@ impl ShardedEngine {
     /// Stateless half for the whole burst, split over the worker threads.
     fn prepare_all(&self, frames: &[Frame]) -> Vec<Prepared> {
         let n = self.workers.len();
-        let tables = &*self.tables;
+        let (tables, hasher) = (&*self.tables, &self.hasher);
         if n == 1 || frames.len() < 256 {
-            return frames.iter().map(|f| prepare(&f.data, tables)).collect();
+            return frames
+                .iter()
+                .map(|f| prepare(&f.data, tables, hasher))
+                .collect();
         }
         let chunk = frames.len().div_ceil(n);
         std::thread::scope(|scope| {
@@ -156,7 +166,7 @@ impl ShardedEngine {
                 .map(|c| {
                     scope.spawn(move || {
                         c.iter()
-                            .map(|f| prepare(&f.data, tables))
+                            .map(|f| prepare(&f.data, tables, hasher))
                             .collect::<Vec<_>>()
                     })
                 })
