@@ -307,9 +307,9 @@ mod tests {
     use super::*;
     use crate::parse::{IPPROTO_TCP, IPPROTO_UDP, TCP_SYN};
     use etherparse::{
-        IpHeaders, IpNumber, Ipv4Dscp, Ipv4Ecn, Ipv4Header, Ipv4HeaderSlice, Ipv4Options,
-        Ipv6FlowLabel, Ipv6Header, NetSlice, PacketBuilder, SlicedPacket, TransportSlice, VlanId,
-        VlanSlice,
+        IpDscp, IpEcn, IpHeaders, IpNumber, Ipv4Header, Ipv4HeaderSlice, Ipv4Options,
+        Ipv6FlowLabel, Ipv6Header, LinkExtSlice, NetSlice, PacketBuilder, SlicedPacket,
+        TransportSlice, VlanId,
     };
     use proptest::prelude::*;
 
@@ -371,8 +371,8 @@ mod tests {
         } else {
             let mut header =
                 Ipv4Header::new(0, 61, IpNumber::TCP, CLIENT_V4.octets(), VIP_V4.octets()).unwrap();
-            header.dscp = Ipv4Dscp::try_new(spec.dscp_ecn >> 2).unwrap();
-            header.ecn = Ipv4Ecn::try_new(spec.dscp_ecn & 3).unwrap();
+            header.dscp = IpDscp::try_new(spec.dscp_ecn >> 2).unwrap();
+            header.ecn = IpEcn::try_new(spec.dscp_ecn & 3).unwrap();
             header.identification = 0x4242;
             header.dont_fragment = true;
             if spec.ipv4_options {
@@ -450,14 +450,14 @@ mod tests {
     }
 
     fn vlan_ids(packet: &SlicedPacket) -> Vec<u16> {
-        match &packet.vlan {
-            None => vec![],
-            Some(VlanSlice::SingleVlan(s)) => vec![s.vlan_identifier().value()],
-            Some(VlanSlice::DoubleVlan(d)) => vec![
-                d.outer().vlan_identifier().value(),
-                d.inner().vlan_identifier().value(),
-            ],
-        }
+        packet
+            .link_exts
+            .iter()
+            .filter_map(|ext| match ext {
+                LinkExtSlice::Vlan(v) => Some(v.vlan_identifier().value()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The inner datagram's own checksums (IPv4 header, TCP / UDP) verify, and its L4
@@ -474,7 +474,7 @@ mod tests {
                 ip.header().source().to_vec(),
                 ip.header().destination().to_vec(),
             ),
-            None => panic!("inner datagram is not IP"),
+            Some(NetSlice::Arp(_)) | None => panic!("inner datagram is not IP"),
         };
         match (&packet.transport, protocol) {
             (Some(TransportSlice::Tcp(tcp)), IPPROTO_TCP) => {

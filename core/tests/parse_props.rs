@@ -1,24 +1,21 @@
 //! Property tests for `flowgate_core::parse`: it never panics, its output is always
 //! internally consistent, and on valid frames it agrees with an independent parser.
 //!
-//! The independent parser and the frame builder are etherparse 0.16 (`SlicedPacket::
+//! The independent parser and the frame builder are etherparse 0.21 (`SlicedPacket::
 //! from_ethernet`, `PacketBuilder`); the places where the contract deliberately differs from
 //! it are listed at `expected_from_etherparse`. A major etherparse upgrade must re-check
 //! those notes: its behaviour on fragments and extension headers has changed between
-//! releases before.
-//!
-//! etherparse 0.16 encodes and decodes the IPv6 fragment header's offset/M word with the
-//! wrong bit layout (symmetrically, so it round-trips): issue JulianSchmid/etherparse#150,
-//! fixed by PR #149 / #151 in 0.20. This file therefore writes that word itself, as RFC
-//! 8200 §4.5 lays it out (offset = word >> 3, M = bit 0), and the oracle reads it the same
-//! way instead of asking etherparse. When the workspace moves to etherparse ≥ 0.20, drop
-//! `write_ipv6_fragment_word` and `rfc_fragment_offset` and use etherparse's values.
+//! releases before. Before 0.20 it even wrote and read the IPv6 fragment header's offset/M
+//! word with the wrong bit layout (JulianSchmid/etherparse#150), symmetrically, so a
+//! round trip through etherparse alone could not catch it; that is why the RFC 8200 layout
+//! is pinned on raw bytes by `ipv6_fragment_word_is_read_as_rfc_8200_lays_it_out` in
+//! `core/src/parse.rs`, independently of etherparse.
 
 use etherparse::{
     IpFragOffset, IpHeaders, IpNumber, Ipv4Extensions, Ipv4Header, Ipv6ExtensionSlice,
     Ipv6Extensions, Ipv6FragmentHeader, Ipv6Header, Ipv6RawExtHeader, Ipv6RoutingExtensions,
-    NetSlice, PacketBuilder, SlicedPacket, TcpHeader, TcpHeaderSlice, TransportSlice,
-    UdpHeaderSlice, VlanId, VlanSlice,
+    LinkExtSlice, NetSlice, PacketBuilder, SlicedPacket, TcpHeader, TcpHeaderSlice, TransportSlice,
+    UdpHeaderSlice, VlanId,
 };
 use flowgate_core::parse::{
     parse, Parsed, ParsedFrame, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_QINQ_OLD,
@@ -271,40 +268,8 @@ fn build(spec: &FrameSpec) -> Vec<u8> {
             .write(&mut frame, payload),
     }
     .expect("etherparse builds every spec");
-    if let IpSpec::V6 {
-        frag: Some((offset, more)),
-        ..
-    } = spec.ip
-    {
-        write_ipv6_fragment_word(&mut frame, offset, more);
-    }
     frame.extend_from_slice(&spec.padding);
     frame
-}
-
-/// Overwrite the fragment header's offset/M word with its RFC 8200 layout (see the file
-/// doc for why etherparse 0.16's own encoding cannot be used).
-fn write_ipv6_fragment_word(frame: &mut [u8], offset: u16, more: bool) {
-    let sliced = SlicedPacket::from_ethernet(frame).expect("a built frame slices");
-    let Some(NetSlice::Ipv6(ip)) = &sliced.net else {
-        panic!("an IPv6 spec built a non-IPv6 frame");
-    };
-    let at = ip
-        .extensions()
-        .clone()
-        .into_iter()
-        .find_map(|ext| match ext {
-            Ipv6ExtensionSlice::Fragment(f) => Some(usize::from(offset_in(frame, f.slice()))),
-            _ => None,
-        })
-        .expect("the spec has a fragment header");
-    let word = offset << 3 | u16::from(more);
-    frame[at + 2..at + 4].copy_from_slice(&word.to_be_bytes());
-}
-
-/// The fragment offset of an IPv6 fragment header, read per RFC 8200.
-fn rfc_fragment_offset(header: &[u8]) -> u16 {
-    u16::from_be_bytes([header[2], header[3]]) >> 3
 }
 
 // ---------------------------------------------------------------------------------------
@@ -343,11 +308,10 @@ fn offset_in(frame: &[u8], part: &[u8]) -> u16 {
 
 /// What the contract says about a valid frame, read off etherparse's slicing of it.
 ///
-/// Where the contract and etherparse 0.16 legitimately differ:
+/// Where the contract and etherparse 0.21 legitimately differ:
 /// * IPv6 fragments: etherparse calls a datagram fragmented only if a fragment header has
 ///   offset ≠ 0 or M set; the contract counts any fragment header, including an atomic
 ///   fragment (RFC 6946), as a fragment (so it is hashed on L3 only, like its siblings).
-///   (etherparse's offset and M are not used at all here: see the file doc.)
 /// * IPv6 non-first fragments: etherparse keeps walking extension headers after the fragment
 ///   header; the contract stops there, since what follows is fragment data.
 /// * First fragments (offset 0, MF/M set): etherparse does not slice the transport header;
@@ -362,11 +326,11 @@ fn offset_in(frame: &[u8], part: &[u8]) -> u16 {
 fn expected_from_etherparse(frame: &[u8]) -> Result<Result<Parsed, DropReason>, TestCaseError> {
     let sliced = SlicedPacket::from_ethernet(frame)
         .map_err(|e| TestCaseError::fail(format!("etherparse rejects a built frame: {e}")))?;
-    let vlan_count = match sliced.vlan {
-        None => 0,
-        Some(VlanSlice::SingleVlan(_)) => 1,
-        Some(VlanSlice::DoubleVlan(_)) => 2,
-    };
+    let vlan_count = sliced
+        .link_exts
+        .iter()
+        .filter(|ext| matches!(ext, LinkExtSlice::Vlan(_)))
+        .count() as u8;
     let net = sliced
         .net
         .as_ref()
@@ -394,6 +358,7 @@ fn expected_from_etherparse(frame: &[u8]) -> Result<Result<Parsed, DropReason>, 
                 ip.payload().clone(),
             )
         }
+        NetSlice::Arp(_) => return Err(TestCaseError::fail("etherparse found ARP, not IP")),
     };
     let mut protocol = payload.ip_number.0;
     let mut l4_offset = offset_in(frame, payload.payload);
@@ -406,6 +371,7 @@ fn expected_from_etherparse(frame: &[u8]) -> Result<Result<Parsed, DropReason>, 
                 upper = None;
             }
         }
+        NetSlice::Arp(_) => {}
         NetSlice::Ipv6(ip) => {
             fragment = false;
             // The contract walks extension headers up to a later fragment's header, and
@@ -416,7 +382,7 @@ fn expected_from_etherparse(frame: &[u8]) -> Result<Result<Parsed, DropReason>, 
                 }
                 if let Ipv6ExtensionSlice::Fragment(f) = ext {
                     fragment = true;
-                    if rfc_fragment_offset(f.slice()) != 0 {
+                    if f.fragment_offset().value() != 0 {
                         protocol = f.next_header().0;
                         l4_offset = offset_in(frame, f.slice()) + 8;
                         upper = None;
@@ -426,10 +392,10 @@ fn expected_from_etherparse(frame: &[u8]) -> Result<Result<Parsed, DropReason>, 
             }
         }
     }
-    // etherparse slices the transport header only when it thinks the datagram is not
-    // fragmented; with its IPv6 fragment decoding that is not always the contract's view,
-    // so its transport slice is used only where the contract reads ports, and a first
-    // fragment's header is read with etherparse's header slices.
+    // etherparse slices the transport header only when the datagram is not fragmented in
+    // its view (an atomic IPv6 fragment is not), so its transport slice is used only where
+    // the contract reads ports, and a first fragment's header is read with etherparse's
+    // header slices.
     let transport = if upper.is_some() {
         sliced.transport.as_ref()
     } else {

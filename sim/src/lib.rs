@@ -4,13 +4,15 @@
 //! must agree with the `flowgate-core` contract byte for byte, and the way to show it is to
 //! feed them all the same traces. This crate makes those traces: [`gen`] builds seeded,
 //! reproducible synthetic pcaps (client flows to VIPs, a SYN flood, malformed frames,
-//! frames for no VIP) with the ground truth of what each frame is, and [`pcap`] reads and
-//! writes them. It links no system library.
+//! frames for no VIP) with the ground truth of what each frame is. Traces are read and
+//! written by `flowgate_host::pcap_io`, flowgate's one pcap reader and writer, re-exported
+//! here; with default features that links no system library.
 //!
-//! `flowgate gen-trace` is a thin CLI over [`gen::generate`] and [`pcap::write_pcap_file`].
+//! `flowgate gen-trace` is a thin CLI over [`gen::generate`] and [`write_pcap_file`].
 
 pub mod gen;
-pub mod pcap;
 
+pub use flowgate_host::pcap_io::{
+    read_pcap, read_pcap_file, write_pcap, write_pcap_file, Frame, PcapError,
+};
 pub use gen::{generate, generate_trace, SpecError, SynFlood, Trace, TraceSpec, VipTarget};
-pub use pcap::{read_pcap, read_pcap_file, write_pcap, write_pcap_file, Frame, ReadPcapError};

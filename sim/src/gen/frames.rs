@@ -3,9 +3,9 @@
 //! the Ethernet minimum as a NIC would deliver them, and the malformed cases edit them.
 
 use etherparse::{
-    ip_number, EtherType, Ethernet2Header, IpFragOffset, IpHeaders, IpNumber, Ipv4Header,
-    Ipv6Extensions, Ipv6FlowLabel, Ipv6FragmentHeader, Ipv6Header, PacketBuilder,
-    PacketBuilderStep, TcpOptionElement, UdpHeader, VlanId,
+    ip_number, ArpHardwareId, ArpOperation, ArpPacket, EtherType, IpFragOffset, IpHeaders,
+    IpNumber, Ipv4Header, Ipv6Extensions, Ipv6FlowLabel, Ipv6FragmentHeader, Ipv6Header,
+    PacketBuilder, PacketBuilderStep, TcpOptionElement, UdpHeader, VlanId,
 };
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -294,20 +294,21 @@ pub(crate) fn icmp_echo(link: &Link, ip: &Ip, id: u16, seq: u16, payload: &[u8])
     out
 }
 
-/// A broadcast ARP request "who has `target`, tell `sender`" (etherparse 0.16 has no ARP
-/// builder, so the 28-byte body is laid out here, per RFC 826).
+/// A broadcast ARP request "who has `target`, tell `sender`" (RFC 826).
 pub(crate) fn arp_request(sender_mac: [u8; 6], sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
-    let eth = Ethernet2Header {
-        source: sender_mac,
-        destination: [0xff; 6],
-        ether_type: EtherType::ARP,
-    };
-    let mut out = eth.to_bytes().to_vec();
-    out.extend_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 1]); // Ethernet, IPv4, request
-    out.extend_from_slice(&sender_mac);
-    out.extend_from_slice(&sender.octets());
-    out.extend_from_slice(&[0; 6]);
-    out.extend_from_slice(&target.octets());
+    let arp = ArpPacket::new(
+        ArpHardwareId::ETHERNET,
+        EtherType::IPV4,
+        ArpOperation::REQUEST,
+        &sender_mac,
+        &sender.octets(),
+        &[0; 6],
+        &target.octets(),
+    )
+    .expect("Ethernet and IPv4 addresses have ARP's lengths");
+    let step = PacketBuilder::ethernet2(sender_mac, [0xff; 6]).arp(arp);
+    let mut out = Vec::with_capacity(step.size());
+    step.write(&mut out).expect("writing to a Vec cannot fail");
     out
 }
 
@@ -395,6 +396,7 @@ mod tests {
                             v6.payload().payload,
                         )
                     }
+                    NetSlice::Arp(_) => panic!("a UDP fragment sliced as ARP"),
                 };
                 assert_eq!(more, i + 1 < frags.len());
                 assert_eq!(usize::from(offset), reassembled.len());
@@ -403,6 +405,37 @@ mod tests {
             assert_eq!(&reassembled[8..], &payload[..]);
             assert_eq!(u16::from_be_bytes([reassembled[4], reassembled[5]]), 3008);
         }
+    }
+
+    /// RFC 8200 §4.5 on the wire, read from raw bytes rather than through etherparse
+    /// (whose releases before 0.20 wrote this word with another layout, etherparse#150,
+    /// and read it back the same way): next header, reserved byte, then a 16-bit word with
+    /// the offset in 8-byte units in its top 13 bits, two reserved bits and M in bit 0,
+    /// then the identification.
+    #[test]
+    fn ipv6_fragment_header_follows_rfc_8200() {
+        let payload = vec![0u8; 3000]; // 3008-byte datagram in 1448-byte pieces
+        let frags = udp_fragments(&Link::UPSTREAM, &ip6(), 5000, 53, &payload);
+        let headers: Vec<&[u8]> = frags.iter().map(|f| &f[14 + 40..14 + 48]).collect();
+        for f in &frags {
+            assert_eq!(f[14 + 6], 44, "IPv6 next header: Fragment");
+        }
+        let ident = [0xde, 0xad, 0xbe, 0xef];
+        // Offsets 0, 181 and 362 (× 8 = 0, 1448, 2896 bytes); M on all but the last.
+        let want: [[u8; 2]; 3] = [[0x00, 0x01], [0x05, 0xa9], [0x0b, 0x50]];
+        assert_eq!(headers.len(), want.len());
+        for (h, word) in headers.iter().zip(want) {
+            assert_eq!(h[..2], [17, 0], "next header UDP, reserved byte zero");
+            assert_eq!(h[2..4], word);
+            assert_eq!(h[4..8], ident);
+        }
+        // The offsets agree with where each piece sits in the datagram.
+        let mut at = 0;
+        for (f, h) in frags.iter().zip(&headers) {
+            assert_eq!(usize::from(u16::from_be_bytes([h[2], h[3]]) >> 3) * 8, at);
+            at += f.len() - (14 + 48);
+        }
+        assert_eq!(at, 3008);
     }
 
     #[test]
@@ -416,7 +449,13 @@ mod tests {
         assert_eq!(&arp[12..14], &[0x08, 0x06]);
         assert_eq!(&arp[38..42], &[192, 0, 2, 10]);
         let p = SlicedPacket::from_ethernet(&arp).unwrap();
-        assert!(p.net.is_none());
+        let Some(NetSlice::Arp(a)) = p.net else {
+            panic!("not ARP: {:?}", p.net)
+        };
+        assert_eq!(a.operation(), ArpOperation::REQUEST);
+        assert_eq!(a.sender_hw_addr(), ROUTER_MAC);
+        assert_eq!(a.sender_protocol_addr(), [192, 0, 2, 1]);
+        assert_eq!(a.target_protocol_addr(), [192, 0, 2, 10]);
     }
 
     #[test]
