@@ -678,3 +678,180 @@ impl FreeIndices {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+    use flowgate_core::pipeline::select;
+
+    fn config(backends: &[(&str, u32)]) -> String {
+        let mut text = String::from(
+            "maglev_m = 1021\n[[vip]]\nname = \"web\"\naddress = \"192.0.2.10\"\nport = 80\n\
+             protocol = \"tcp\"\n",
+        );
+        for (address, weight) in backends {
+            text += &format!(
+                "[[vip.backend]]\naddress = \"{address}\"\nmac = \"02:00:00:00:00:01\"\n\
+                 weight = {weight}\n"
+            );
+        }
+        text
+    }
+
+    fn plane(backends: &[(&str, u32)]) -> ControlPlane {
+        ControlPlane::new(parse_str(&config(backends), "t").unwrap(), None)
+    }
+
+    fn key(address: &str) -> BackendKey {
+        BackendKey {
+            vip: "web".into(),
+            address: address.parse().unwrap(),
+        }
+    }
+
+    const THREE: [(&str, u32); 3] = [("10.0.0.1", 1), ("10.0.0.2", 1), ("10.0.0.3", 1)];
+
+    #[test]
+    fn the_up_bit_is_published_before_the_rebuild() {
+        let control = plane(&THREE);
+        let before = control.tables();
+        let mut state = control.lock();
+        let version = control.watch().version();
+        assert!(control.flip(&mut state, 1, false));
+        // Published at once with the bit alone: the Maglev table is unchanged, so every
+        // slot of the failed backend falls to its secondary.
+        let flipped = control.tables();
+        assert_eq!(control.watch().version(), version + 1);
+        assert_eq!(flipped.vips[0].maglev, before.vips[0].maglev);
+        assert!(!flipped.backends[1].up);
+        for (i, s) in before.vips[0].maglev.slots().iter().enumerate() {
+            // A hash that lands in slot i: (hash × M) >> 32 = i.
+            let hash = ((i as u64) << 32).div_ceil(u64::from(before.vips[0].maglev.len())) as u32;
+            assert_eq!(before.vips[0].maglev.slot_index(hash), i as u32);
+            let expected = if s.primary == 1 { s.secondary } else { s.primary };
+            assert_eq!(select(&flipped, 0, hash), Some(expected), "slot {i}");
+        }
+        // The rebuild gives the failed backend's slots away, mostly to those secondaries.
+        control.rebalance(&mut state, 0);
+        drop(state);
+        let rebuilt = control.tables();
+        assert_eq!(control.watch().version(), version + 2);
+        let (mut freed, mut to_secondary) = (0, 0);
+        for (old, new) in before.vips[0].maglev.slots().iter().zip(rebuilt.vips[0].maglev.slots()) {
+            assert!(new.primary != 1 && new.secondary != 1);
+            if old.primary == 1 {
+                freed += 1;
+                to_secondary += usize::from(new.primary == old.secondary);
+            } else {
+                assert_eq!(new.primary, old.primary, "a healthy backend's slot moved");
+            }
+        }
+        assert!(to_secondary * 10 >= freed * 8, "{to_secondary} of {freed}");
+    }
+
+    #[test]
+    fn set_up_is_idempotent_and_unknown_backends_are_errors() {
+        let control = plane(&THREE);
+        let version = control.watch().version();
+        assert!(!control.set_up(&key("10.0.0.1"), true).unwrap());
+        assert_eq!(control.watch().version(), version, "nothing to publish");
+        assert!(control.set_up(&key("10.0.0.1"), false).unwrap());
+        assert!(!control.set_up(&key("10.0.0.1"), false).unwrap());
+        assert!(matches!(
+            control.set_up(&key("10.9.9.9"), false),
+            Err(ControlError::NoSuchBackend(_))
+        ));
+        // Everything down: no slot has a backend that is up.
+        control.set_up(&key("10.0.0.2"), false).unwrap();
+        control.set_up(&key("10.0.0.3"), false).unwrap();
+        let t = control.tables();
+        assert!((0..1021u32).all(|h| select(&t, 0, h << 22).is_none()));
+        // Up again: each backend gets its share back.
+        for a in ["10.0.0.1", "10.0.0.2", "10.0.0.3"] {
+            control.set_up(&key(a), true).unwrap();
+        }
+        assert!(control.status()[0].backends.iter().all(|b| b.up && b.slots > 300));
+    }
+
+    #[test]
+    fn drain_weight_and_undrain() {
+        let control = plane(&THREE);
+        control.drain(&key("10.0.0.3")).unwrap();
+        let b = &control.status()[0].backends[2];
+        assert_eq!((b.weight, b.drained, b.up, b.slots), (0, true, true, 0));
+        // A weight set while drained takes effect on undrain.
+        control.set_weight(&key("10.0.0.3"), 2).unwrap();
+        assert_eq!(control.status()[0].backends[2].slots, 0);
+        control.undrain(&key("10.0.0.3")).unwrap();
+        let slots: Vec<u32> = control.status()[0].backends.iter().map(|b| b.slots).collect();
+        assert!(slots[2] > 480 && slots[0] < 270, "{slots:?}");
+        assert!(matches!(
+            control.set_weight(&key("10.0.0.3"), MAX_WEIGHT + 1),
+            Err(ControlError::WeightTooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn reload_keeps_indices_and_state_of_surviving_backends() {
+        let control = plane(&THREE);
+        control.set_up(&key("10.0.0.1"), false).unwrap();
+        control.drain(&key("10.0.0.3")).unwrap();
+        // Remove .2, add .4 before .1 in the file, and put a new VIP first.
+        let text = format!(
+            "maglev_m = 1021\n[[vip]]\nname = \"dns\"\naddress = \"192.0.2.53\"\nport = 53\n\
+             protocol = \"udp\"\n[[vip.backend]]\naddress = \"10.0.1.1\"\n\
+             mac = \"02:00:00:00:00:01\"\n{}",
+            config(&[("10.0.0.4", 1), ("10.0.0.1", 1), ("10.0.0.3", 5)])
+                .split_once("[[vip]]")
+                .map(|(_, rest)| format!("[[vip]]{rest}"))
+                .unwrap()
+        );
+        let summary = control.reload_str(&text, "new.toml").unwrap();
+        assert_eq!(summary.kept, 2);
+        assert_eq!(summary.removed, [key("10.0.0.2")]);
+        assert_eq!(summary.added.len(), 2);
+        let t = control.tables();
+        // Old indices stay; new ones come after them; the removed one is a tombstone.
+        assert_eq!(control.index_of(&key("10.0.0.1")), Some(0));
+        assert_eq!(control.index_of(&key("10.0.0.3")), Some(2));
+        assert_eq!(control.index_of(&key("10.0.0.2")), None);
+        // The new VIP's backend comes first in the file, so it is numbered first.
+        assert_eq!(t.vips[1].backends, [3]);
+        assert_eq!(control.index_of(&key("10.0.0.4")), Some(4));
+        assert_eq!(t.vips[0].name, "web", "the surviving VIP keeps index 0");
+        assert_eq!(t.vips[1].name, "dns");
+        assert_eq!(t.vips[0].backends, [4, 0, 2]);
+        assert!(!t.backends[1].up && t.backends[1].weight == 0);
+        // Health and drain state survive; the file's weight is in force (drained → 0).
+        let web = &control.status()[0];
+        let by_index: HashMap<u16, &BackendStatus> = web.backends.iter().map(|b| (b.index, b)).collect();
+        assert!(!by_index[&0].up && by_index[&2].drained && by_index[&2].configured_weight == 5);
+        assert!(by_index[&4].up && by_index[&4].slots == 1021, "only .4 is up and undrained");
+        // A reload that removes a VIP leaves an inert tombstone at its index.
+        let summary = control.reload_str(&config(&[("10.0.0.4", 1)]), "again.toml").unwrap();
+        assert_eq!(summary.removed.len(), 3);
+        let t = control.tables();
+        assert_eq!(t.vips.len(), 2);
+        assert_eq!((t.vips[1].protocol, t.vips[1].backends.len()), (255, 0));
+        assert_eq!(control.status().len(), 1);
+    }
+
+    #[test]
+    fn a_bad_reload_changes_nothing() {
+        let control = plane(&THREE);
+        let version = control.watch().version();
+        let e = control
+            .reload_str("maglev_m = 100\n", "bad.toml")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bad.toml:1:12: maglev_m 100 is not prime (e.g. 65537, 251, 4093)"
+        );
+        let geometry = config(&THREE).replace("maglev_m = 1021\n", "maglev_m = 1021\n[flow_table]\nsets = 64\n");
+        let e = control.reload_str(&geometry, "geo.toml").unwrap_err();
+        assert!(e.to_string().contains("flow_table sets/ways cannot change"), "{e}");
+        assert_eq!(control.watch().version(), version);
+        assert!(matches!(control.reload(), Err(ControlError::NoConfigFile)));
+    }
+}
