@@ -1387,6 +1387,77 @@ mod tests {
     }
 
     #[test]
+    fn health_checks_take_documented_defaults() {
+        let config = parse_str(&one_vip("admin = \"127.0.0.1:9191\"", "[vip.health]", ""), "t").unwrap();
+        assert_eq!(config.admin, Some("127.0.0.1:9191".parse().unwrap()));
+        assert_eq!(
+            config.vips[0].health,
+            Some(HealthCheck {
+                kind: CheckKind::Tcp,
+                port: 80,
+                interval_ms: health_defaults::INTERVAL_MS,
+                timeout_ms: health_defaults::TIMEOUT_MS,
+                rise: health_defaults::RISE,
+                fall: health_defaults::FALL,
+            })
+        );
+        let text = one_vip(
+            "",
+            "[vip.health]\nkind = \"http\"\nport = 8080\npath = \"/healthz?full=1\"\n\
+             expect_status = 204\ninterval_ms = 50",
+            "health_port = 9000",
+        );
+        let config = parse_str(&text, "t").unwrap();
+        let h = config.vips[0].health.as_ref().unwrap();
+        assert_eq!(
+            h.kind,
+            CheckKind::Http {
+                path: "/healthz?full=1".into(),
+                expect_status: 204
+            }
+        );
+        // The default timeout shrinks to a short interval.
+        assert_eq!((h.port, h.interval_ms, h.timeout_ms), (8080, 50, 50));
+        assert_eq!(config.vips[0].backends[0].health_port, Some(9000));
+        assert!(parse_str(&one_vip("", "", ""), "t").unwrap().vips[0].health.is_none());
+    }
+
+    #[test]
+    fn health_errors_name_line_and_reason() {
+        let health = |lines: &str| one_vip("", &format!("[vip.health]\n{lines}"), "");
+        let cases: Vec<(&str, String, usize, &str)> = vec![
+            ("zero interval", health("interval_ms = 0"), 8, "health.interval_ms 0 is out of range"),
+            ("timeout above interval", health("interval_ms = 100\ntimeout_ms = 200"), 9, "timeout_ms 200 is out of range 1..=100"),
+            ("zero rise", health("rise = 0"), 8, "health.rise 0"),
+            ("huge fall", health("fall = 100000"), 8, "health.fall 100000"),
+            ("path on tcp", health("path = \"/\""), 8, "needs kind = \"http\""),
+            ("relative path", health("kind = \"http\"\npath = \"healthz\""), 9, "must start with '/'"),
+            ("path with space", health("kind = \"http\"\npath = \"/a b\""), 9, "printable ASCII"),
+            ("bad status", health("kind = \"http\"\nexpect_status = 99"), 9, "not an HTTP status"),
+            ("zero port", health("port = 0"), 8, "health.port must not be 0"),
+            ("zero backend port", one_vip("", "", "health_port = 0"), 11, "health_port must not be 0"),
+            ("bad admin", one_vip("admin = \"localhost\"", "", ""), 1, "admin: bad address"),
+        ];
+        for (what, text, line, phrase) in cases {
+            let e = error(&text);
+            assert!(matches!(e, ConfigError::Invalid { .. }), "{what}: {e:?}");
+            assert_eq!(e.location().unwrap().line, line, "{what}: {e}\n{text}");
+            assert!(e.reason().contains(phrase), "{what}: {e}");
+        }
+        // An any-port VIP has no port to check unless one is given.
+        let any = health("").replace("port = 80", "port = 0");
+        let e = error(&any);
+        assert!(e.reason().contains("health.port"), "{e}");
+        assert!(parse_str(&any.replace("[vip.health]\n", "[vip.health]\nport = 81\n"), "t").is_ok());
+        // Shape errors are syntax errors, with a line too.
+        let e = error(&health("kind = \"icmp\""));
+        assert!(matches!(e, ConfigError::Syntax { .. }) && e.reason().contains("unknown variant `icmp`"), "{e}");
+        assert_eq!(e.location().unwrap().line, 8, "{e}");
+        let e = error(&health("intervall_ms = 5"));
+        assert!(e.reason().contains("unknown field `intervall_ms`"), "{e}");
+    }
+
+    #[test]
     fn primes() {
         let primes: Vec<u32> = (0..30).filter(|&n| is_prime(n)).collect();
         assert_eq!(primes, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);
