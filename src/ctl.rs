@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use flowgate_driver::admin::client;
 use flowgate_driver::config::DEFAULT_ADMIN;
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
 #[derive(Args)]
@@ -71,9 +72,13 @@ pub fn run(args: CtlArgs) -> Result<()> {
             .unwrap_or(answer.body);
         bail!("{} ({})", reason, answer.status);
     }
-    match serde_json::from_str::<serde_json::Value>(&answer.body) {
-        Ok(v) => println!("{}", serde_json::to_string_pretty(&v)?),
-        Err(_) => print!("{}", answer.body),
+    let text = match serde_json::from_str::<serde_json::Value>(&answer.body) {
+        Ok(v) => serde_json::to_string_pretty(&v)? + "\n",
+        Err(_) => answer.body,
+    };
+    match std::io::stdout().write_all(text.as_bytes()) {
+        // `flowgate ctl metrics | head` closes the pipe early; that is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to stdout"),
     }
-    Ok(())
 }
