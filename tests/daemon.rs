@@ -33,7 +33,11 @@ fn run_is_administered_by_ctl_and_stops_on_sigterm() {
     let config = dir.path().join("flowgate.toml");
     std::fs::copy(root.join("examples/basic.toml"), &config).unwrap();
     // A free port for the admin API (released just before the daemon binds it).
-    let admin = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let admin = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
     let mut daemon = Command::new(BIN)
         .args(["run", "--config"])
         .arg(&config)
@@ -54,14 +58,21 @@ fn run_is_administered_by_ctl_and_stops_on_sigterm() {
         if out.status.success() {
             break out;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "admin API never came up");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "admin API never came up"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status["vips"][0]["name"], "web");
 
     let out = ctl(&admin, &["drain", "web", "198.51.100.1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let status: serde_json::Value =
         serde_json::from_slice(&ctl(&admin, &["status"]).stdout).unwrap();
     assert_eq!(status["vips"][0]["backends"][0]["drained"], true);
@@ -74,12 +85,22 @@ fn run_is_administered_by_ctl_and_stops_on_sigterm() {
     let out = ctl(&admin, &["reload"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:1:12: maglev_m 4 is not prime", config.display())), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:1:12: maglev_m 4 is not prime",
+            config.display()
+        )),
+        "{err}"
+    );
     signal(pid, "-HUP");
     std::thread::sleep(Duration::from_millis(300));
     let status: serde_json::Value =
         serde_json::from_slice(&ctl(&admin, &["status"]).stdout).unwrap();
-    assert_eq!(status["vips"].as_array().unwrap().len(), 2, "running config kept");
+    assert_eq!(
+        status["vips"].as_array().unwrap().len(),
+        2,
+        "running config kept"
+    );
     let metrics = ctl(&admin, &["metrics"]);
     assert!(String::from_utf8_lossy(&metrics.stdout)
         .contains("flowgate_backend_weight{vip=\"web\",backend=\"198.51.100.1\"} 0"));
@@ -90,7 +111,10 @@ fn run_is_administered_by_ctl_and_stops_on_sigterm() {
         if let Some(code) = daemon.try_wait().unwrap() {
             break code;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "daemon did not stop");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "daemon did not stop"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let out = daemon.wait_with_output().unwrap();

@@ -142,7 +142,11 @@ pub fn status_json(s: &AdminState) -> Value {
         .status()
         .into_iter()
         .map(|v| {
-            let pb = counters.vips.get(v.index as usize).copied().unwrap_or_default();
+            let pb = counters
+                .vips
+                .get(v.index as usize)
+                .copied()
+                .unwrap_or_default();
             let backends: Vec<Value> = v
                 .backends
                 .iter()
@@ -151,7 +155,11 @@ pub fn status_json(s: &AdminState) -> Value {
                         vip: v.name.clone(),
                         address: b.address,
                     };
-                    let pb = counters.backends.get(b.index as usize).copied().unwrap_or_default();
+                    let pb = counters
+                        .backends
+                        .get(b.index as usize)
+                        .copied()
+                        .unwrap_or_default();
                     json!({
                         "address": b.address, "index": b.index,
                         "weight": b.weight, "configured_weight": b.configured_weight,
@@ -218,7 +226,9 @@ async fn undrain(
     let control = s.control.clone();
     let k = key.clone();
     blocking(move || control.undrain(&k)).await?;
-    Ok(Json(json!({ "backend": key.to_string(), "drained": false })))
+    Ok(Json(
+        json!({ "backend": key.to_string(), "drained": false }),
+    ))
 }
 
 async fn weight(
@@ -235,7 +245,9 @@ async fn weight(
                 .map_err(|e| {
                     ApiError(
                         StatusCode::BAD_REQUEST,
-                        format!("give the weight as ?value=N or a JSON body {{\"weight\": N}}: {e}"),
+                        format!(
+                            "give the weight as ?value=N or a JSON body {{\"weight\": N}}: {e}"
+                        ),
                     )
                 })?
                 .weight
@@ -262,7 +274,8 @@ async fn reload(State(s): State<Arc<AdminState>>) -> Result<Json<Value>, ApiErro
 }
 
 async fn metrics(State(s): State<Arc<AdminState>>) -> Result<Response, ApiError> {
-    let text = metrics_text(&s).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let text =
+        metrics_text(&s).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -280,12 +293,7 @@ pub fn metrics_text(s: &AdminState) -> Result<String, std::fmt::Error> {
     registry.register_collector(Box::new(Snapshot {
         tables: s.control.tables(),
         counters: s.counters.load(),
-        alive: s
-            .control
-            .status()
-            .iter()
-            .map(|v| v.index)
-            .collect(),
+        alive: s.control.status().iter().map(|v| v.index).collect(),
     }));
     registry.register(
         "health_check_duration_seconds",
@@ -317,10 +325,13 @@ impl Snapshot {
     /// (global index, vip name, address) of live backends.
     fn backends(&self) -> impl Iterator<Item = (usize, &str, String)> {
         self.vips().flat_map(move |(v, name)| {
-            self.tables.vips[v]
-                .backends
-                .iter()
-                .map(move |&b| (b as usize, name, self.tables.backends[b as usize].address.to_string()))
+            self.tables.vips[v].backends.iter().map(move |&b| {
+                (
+                    b as usize,
+                    name,
+                    self.tables.backends[b as usize].address.to_string(),
+                )
+            })
         })
     }
 }
@@ -371,38 +382,44 @@ impl Collector for Snapshot {
             &mut e,
             "vip_packets",
             "Frames forwarded per VIP",
-            self.vips().map(|(v, n)| (vec![("vip", n.to_string())], vip_pb(v).packets)),
+            self.vips()
+                .map(|(v, n)| (vec![("vip", n.to_string())], vip_pb(v).packets)),
         )?;
         counter_family(
             &mut e,
             "vip_bytes",
             "Bytes (as received) forwarded per VIP",
-            self.vips().map(|(v, n)| (vec![("vip", n.to_string())], vip_pb(v).bytes)),
+            self.vips()
+                .map(|(v, n)| (vec![("vip", n.to_string())], vip_pb(v).bytes)),
         )?;
         let labels = |n: &str, a: &str| vec![("vip", n.to_string()), ("backend", a.to_string())];
         counter_family(
             &mut e,
             "backend_packets",
             "Frames forwarded per backend",
-            self.backends().map(|(b, n, a)| (labels(n, &a), be_pb(b).packets)),
+            self.backends()
+                .map(|(b, n, a)| (labels(n, &a), be_pb(b).packets)),
         )?;
         counter_family(
             &mut e,
             "backend_bytes",
             "Bytes (as received) forwarded per backend",
-            self.backends().map(|(b, n, a)| (labels(n, &a), be_pb(b).bytes)),
+            self.backends()
+                .map(|(b, n, a)| (labels(n, &a), be_pb(b).bytes)),
         )?;
         gauge_family(
             &mut e,
             "backend_up",
             "1 when the backend's up bit is set (healthy and not removed)",
-            self.backends().map(|(b, n, a)| (labels(n, &a), i64::from(t.backends[b].up))),
+            self.backends()
+                .map(|(b, n, a)| (labels(n, &a), i64::from(t.backends[b].up))),
         )?;
         gauge_family(
             &mut e,
             "backend_weight",
             "Weight in force (0 = draining or down for new flows)",
-            self.backends().map(|(b, n, a)| (labels(n, &a), i64::from(t.backends[b].weight))),
+            self.backends()
+                .map(|(b, n, a)| (labels(n, &a), i64::from(t.backends[b].weight))),
         )?;
         let f = &c.flow;
         counter_family(
@@ -430,8 +447,12 @@ impl Collector for Snapshot {
             &mut e,
             "frames",
             "Frames by outcome",
-            [("in", c.frames_in), ("forwarded", c.forwarded), ("passed", c.passed)]
-                .map(|(k, v)| (vec![("outcome", k.to_string())], v)),
+            [
+                ("in", c.frames_in),
+                ("forwarded", c.forwarded),
+                ("passed", c.passed),
+            ]
+            .map(|(k, v)| (vec![("outcome", k.to_string())], v)),
         )?;
         Ok(())
     }

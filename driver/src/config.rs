@@ -20,7 +20,29 @@
 //!   mac = "02:00:00:00:00:01"
 //! ```
 //!
-//! `examples/basic.toml` documents every key.
+//! `examples/basic.toml` documents every key of the data path. The daemon's keys:
+//!
+//! ```toml
+//! admin = "127.0.0.1:9090"   # admin API address (default; `flowgate run --admin` wins)
+//! [[vip]]
+//! # ...
+//!   [vip.health]             # optional: without it, backends are never checked
+//!   kind = "http"            # "tcp" (connect) or "http" (GET); default "tcp"
+//!   port = 8080              # default: the VIP's port (required for an any-port VIP,
+//!                            # unless every backend sets health_port)
+//!   path = "/healthz"        # http only; default "/"
+//!   expect_status = 200      # http only; default 200
+//!   interval_ms = 2000       # default 2000
+//!   timeout_ms = 1000        # default 1000 (or interval_ms if shorter); <= interval_ms
+//!   rise = 2                 # consecutive successes to come up; default 2
+//!   fall = 3                 # consecutive failures to go down; default 3
+//!   [[vip.backend]]
+//!   # ...
+//!   health_port = 8081       # optional: check this port instead of health.port
+//! ```
+//!
+//! A backend then goes down between `(fall - 1) × interval_ms` and `fall × interval_ms +
+//! timeout_ms` after it stops answering, and comes back after `rise` good checks.
 
 use flowgate_core::flow_table::{Geometry, Timeouts};
 use flowgate_core::hash::{HashKeys, Persistence, KEY_LEN};
@@ -54,8 +76,7 @@ pub const MAX_TABLE_SIZE: u32 = 1 << 24;
 pub const RSS_KEY_LEN: usize = 40;
 
 /// Where the admin API listens when neither the config nor the command line says.
-pub const DEFAULT_ADMIN: SocketAddr =
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
+pub const DEFAULT_ADMIN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
 
 /// Where in a config text something was written (1-based line and column, in characters).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -602,9 +623,7 @@ impl Source<'_> {
             })?,
             // A VIP on one port is usually checked on that port; an any-port VIP has none
             // to offer, so every backend must then name its own.
-            None if vip_port != 0 || backends.iter().all(|b| b.health_port.is_some()) => {
-                vip_port
-            }
+            None if vip_port != 0 || backends.iter().all(|b| b.health_port.is_some()) => vip_port,
             None => {
                 return Err(self.invalid(
                     raw.span(),
@@ -615,8 +634,8 @@ impl Source<'_> {
                 ))
             }
         };
-        let in_range = |v: &Option<Spanned<u32>>, key: &str, min: u32, max: u32, default: u32| {
-            match v {
+        let in_range =
+            |v: &Option<Spanned<u32>>, key: &str, min: u32, max: u32, default: u32| match v {
                 Some(v) => self.check(v, |&x| {
                     if (min..=max).contains(&x) {
                         Ok(x)
@@ -627,9 +646,14 @@ impl Source<'_> {
                     }
                 }),
                 None => Ok(default),
-            }
-        };
-        let interval_ms = in_range(&h.interval_ms, "interval_ms", 1, MAX_INTERVAL_MS, d::INTERVAL_MS)?;
+            };
+        let interval_ms = in_range(
+            &h.interval_ms,
+            "interval_ms",
+            1,
+            MAX_INTERVAL_MS,
+            d::INTERVAL_MS,
+        )?;
         let timeout_ms = match &h.timeout_ms {
             Some(_) => in_range(&h.timeout_ms, "timeout_ms", 1, interval_ms, d::TIMEOUT_MS)?,
             // The default timeout shrinks with a short interval: one check at a time.
@@ -662,7 +686,9 @@ impl Source<'_> {
                         if (100..=599).contains(&s) {
                             Ok(s)
                         } else {
-                            Err(format!("health.expect_status {s} is not an HTTP status (100..=599)"))
+                            Err(format!(
+                                "health.expect_status {s} is not an HTTP status (100..=599)"
+                            ))
                         }
                     })?,
                     None => d::EXPECT_STATUS,
@@ -1388,7 +1414,11 @@ mod tests {
 
     #[test]
     fn health_checks_take_documented_defaults() {
-        let config = parse_str(&one_vip("admin = \"127.0.0.1:9191\"", "[vip.health]", ""), "t").unwrap();
+        let config = parse_str(
+            &one_vip("admin = \"127.0.0.1:9191\"", "[vip.health]", ""),
+            "t",
+        )
+        .unwrap();
         assert_eq!(config.admin, Some("127.0.0.1:9191".parse().unwrap()));
         assert_eq!(
             config.vips[0].health,
@@ -1419,24 +1449,76 @@ mod tests {
         // The default timeout shrinks to a short interval.
         assert_eq!((h.port, h.interval_ms, h.timeout_ms), (8080, 50, 50));
         assert_eq!(config.vips[0].backends[0].health_port, Some(9000));
-        assert!(parse_str(&one_vip("", "", ""), "t").unwrap().vips[0].health.is_none());
+        assert!(parse_str(&one_vip("", "", ""), "t").unwrap().vips[0]
+            .health
+            .is_none());
     }
 
     #[test]
     fn health_errors_name_line_and_reason() {
         let health = |lines: &str| one_vip("", &format!("[vip.health]\n{lines}"), "");
         let cases: Vec<(&str, String, usize, &str)> = vec![
-            ("zero interval", health("interval_ms = 0"), 8, "health.interval_ms 0 is out of range"),
-            ("timeout above interval", health("interval_ms = 100\ntimeout_ms = 200"), 9, "timeout_ms 200 is out of range 1..=100"),
+            (
+                "zero interval",
+                health("interval_ms = 0"),
+                8,
+                "health.interval_ms 0 is out of range",
+            ),
+            (
+                "timeout above interval",
+                health("interval_ms = 100\ntimeout_ms = 200"),
+                9,
+                "timeout_ms 200 is out of range 1..=100",
+            ),
             ("zero rise", health("rise = 0"), 8, "health.rise 0"),
-            ("huge fall", health("fall = 100000"), 8, "health.fall 100000"),
-            ("path on tcp", health("path = \"/\""), 8, "needs kind = \"http\""),
-            ("relative path", health("kind = \"http\"\npath = \"healthz\""), 9, "must start with '/'"),
-            ("path with space", health("kind = \"http\"\npath = \"/a b\""), 9, "printable ASCII"),
-            ("bad status", health("kind = \"http\"\nexpect_status = 99"), 9, "not an HTTP status"),
-            ("zero port", health("port = 0"), 8, "health.port must not be 0"),
-            ("zero backend port", one_vip("", "", "health_port = 0"), 11, "health_port must not be 0"),
-            ("bad admin", one_vip("admin = \"localhost\"", "", ""), 1, "admin: bad address"),
+            (
+                "huge fall",
+                health("fall = 100000"),
+                8,
+                "health.fall 100000",
+            ),
+            (
+                "path on tcp",
+                health("path = \"/\""),
+                8,
+                "needs kind = \"http\"",
+            ),
+            (
+                "relative path",
+                health("kind = \"http\"\npath = \"healthz\""),
+                9,
+                "must start with '/'",
+            ),
+            (
+                "path with space",
+                health("kind = \"http\"\npath = \"/a b\""),
+                9,
+                "printable ASCII",
+            ),
+            (
+                "bad status",
+                health("kind = \"http\"\nexpect_status = 99"),
+                9,
+                "not an HTTP status",
+            ),
+            (
+                "zero port",
+                health("port = 0"),
+                8,
+                "health.port must not be 0",
+            ),
+            (
+                "zero backend port",
+                one_vip("", "", "health_port = 0"),
+                11,
+                "health_port must not be 0",
+            ),
+            (
+                "bad admin",
+                one_vip("admin = \"localhost\"", "", ""),
+                1,
+                "admin: bad address",
+            ),
         ];
         for (what, text, line, phrase) in cases {
             let e = error(&text);
@@ -1448,10 +1530,18 @@ mod tests {
         let any = health("").replace("port = 80", "port = 0");
         let e = error(&any);
         assert!(e.reason().contains("health.port"), "{e}");
-        assert!(parse_str(&any.replace("[vip.health]\n", "[vip.health]\nport = 81\n"), "t").is_ok());
+        assert!(parse_str(
+            &any.replace("[vip.health]\n", "[vip.health]\nport = 81\n"),
+            "t"
+        )
+        .is_ok());
         // Shape errors are syntax errors, with a line too.
         let e = error(&health("kind = \"icmp\""));
-        assert!(matches!(e, ConfigError::Syntax { .. }) && e.reason().contains("unknown variant `icmp`"), "{e}");
+        assert!(
+            matches!(e, ConfigError::Syntax { .. })
+                && e.reason().contains("unknown variant `icmp`"),
+            "{e}"
+        );
         assert_eq!(e.location().unwrap().line, 8, "{e}");
         let e = error(&health("intervall_ms = 5"));
         assert!(e.reason().contains("unknown field `intervall_ms`"), "{e}");

@@ -233,7 +233,10 @@ impl ControlPlane {
 
     /// Load and validate `path`, and start from it.
     pub fn from_file(path: &Path) -> Result<ControlPlane, ConfigError> {
-        Ok(ControlPlane::new(config::load(path)?, Some(path.to_path_buf())))
+        Ok(ControlPlane::new(
+            config::load(path)?,
+            Some(path.to_path_buf()),
+        ))
     }
 
     /// The data path's view of the published tables.
@@ -394,8 +397,7 @@ impl ControlPlane {
             // The engines allocate their flow tables once; a new geometry means a restart.
             return Err(ControlError::Incompatible {
                 origin: origin(),
-                reason: "flow_table sets/ways cannot change while running; restart flowgate"
-                    .into(),
+                reason: "flow_table sets/ways cannot change while running; restart flowgate".into(),
             });
         }
         let (next, summary) = merge(&state, &new).map_err(|reason| ControlError::Incompatible {
@@ -448,7 +450,11 @@ impl ControlPlane {
         self.publish(state);
     }
 
-    fn edit(&self, key: &BackendKey, f: impl FnOnce(&mut BackendState)) -> Result<(), ControlError> {
+    fn edit(
+        &self,
+        key: &BackendKey,
+        f: impl FnOnce(&mut BackendState),
+    ) -> Result<(), ControlError> {
         let mut state = self.lock();
         let i = find(&state, key).ok_or_else(|| ControlError::NoSuchBackend(key.clone()))?;
         let b = &mut state.backends[i as usize];
@@ -551,7 +557,9 @@ fn merge(state: &State, new: &Config) -> Result<(State, ReloadSummary), String> 
     for v in &new.vips {
         let i = match old_vips.get(v.name.as_str()) {
             Some(&i) => i,
-            None => free_vips.take().ok_or("too many VIPs, counting removed ones")?,
+            None => free_vips
+                .take()
+                .ok_or("too many VIPs, counting removed ones")?,
         };
         vip_index.push(i);
     }
@@ -579,7 +587,8 @@ fn merge(state: &State, new: &Config) -> Result<(State, ReloadSummary), String> 
                     summary.added.push(key.clone());
                     free_backends
                         .take()
-                        .ok_or("too many backends, counting removed ones")? as u16
+                        .ok_or("too many backends, counting removed ones")?
+                        as u16
                 }
             };
             let st = BackendState {
@@ -587,7 +596,12 @@ fn merge(state: &State, new: &Config) -> Result<(State, ReloadSummary), String> 
                 configured_weight: b.weight,
                 weight_override: None,
                 drained: old.is_some_and(|i| state.backends[i as usize].drained),
-                healthy: old.map_or(true, |i| state.backends[i as usize].healthy),
+                // A new backend starts up, as in `compile`; the checker takes it down. One
+                // whose VIP is no longer checked is up: nothing would ever bring it back.
+                healthy: match old {
+                    Some(i) if vip.health.is_some() => state.backends[i as usize].healthy,
+                    _ => true,
+                },
                 removed: false,
             };
             let be = Backend {
@@ -623,7 +637,8 @@ fn merge(state: &State, new: &Config) -> Result<(State, ReloadSummary), String> 
         kept_vips[v] = true;
         // A table of another size (maglev_m changed) is rebuilt from scratch by the call.
         let members = members(&tables, &backends, v);
-        tables.vips[v].maglev = MaglevTable::rebuild_min_disruption(&previous, new.maglev_m, &members);
+        tables.vips[v].maglev =
+            MaglevTable::rebuild_min_disruption(&previous, new.maglev_m, &members);
     }
 
     for (v, kept) in kept_vips.iter().enumerate() {
@@ -729,7 +744,11 @@ mod tests {
             // A hash that lands in slot i: (hash × M) >> 32 = i.
             let hash = ((i as u64) << 32).div_ceil(u64::from(before.vips[0].maglev.len())) as u32;
             assert_eq!(before.vips[0].maglev.slot_index(hash), i as u32);
-            let expected = if s.primary == 1 { s.secondary } else { s.primary };
+            let expected = if s.primary == 1 {
+                s.secondary
+            } else {
+                s.primary
+            };
             assert_eq!(select(&flipped, 0, hash), Some(expected), "slot {i}");
         }
         // The rebuild gives the failed backend's slots away, mostly to those secondaries.
@@ -738,7 +757,12 @@ mod tests {
         let rebuilt = control.tables();
         assert_eq!(control.watch().version(), version + 2);
         let (mut freed, mut to_secondary) = (0, 0);
-        for (old, new) in before.vips[0].maglev.slots().iter().zip(rebuilt.vips[0].maglev.slots()) {
+        for (old, new) in before.vips[0]
+            .maglev
+            .slots()
+            .iter()
+            .zip(rebuilt.vips[0].maglev.slots())
+        {
             assert!(new.primary != 1 && new.secondary != 1);
             if old.primary == 1 {
                 freed += 1;
@@ -771,7 +795,10 @@ mod tests {
         for a in ["10.0.0.1", "10.0.0.2", "10.0.0.3"] {
             control.set_up(&key(a), true).unwrap();
         }
-        assert!(control.status()[0].backends.iter().all(|b| b.up && b.slots > 300));
+        assert!(control.status()[0]
+            .backends
+            .iter()
+            .all(|b| b.up && b.slots > 300));
     }
 
     #[test]
@@ -784,7 +811,11 @@ mod tests {
         control.set_weight(&key("10.0.0.3"), 2).unwrap();
         assert_eq!(control.status()[0].backends[2].slots, 0);
         control.undrain(&key("10.0.0.3")).unwrap();
-        let slots: Vec<u32> = control.status()[0].backends.iter().map(|b| b.slots).collect();
+        let slots: Vec<u32> = control.status()[0]
+            .backends
+            .iter()
+            .map(|b| b.slots)
+            .collect();
         assert!(slots[2] > 480 && slots[0] < 270, "{slots:?}");
         assert!(matches!(
             control.set_weight(&key("10.0.0.3"), MAX_WEIGHT + 1),
@@ -803,6 +834,7 @@ mod tests {
              protocol = \"udp\"\n[[vip.backend]]\naddress = \"10.0.1.1\"\n\
              mac = \"02:00:00:00:00:01\"\n{}",
             config(&[("10.0.0.4", 1), ("10.0.0.1", 1), ("10.0.0.3", 5)])
+                .replace("protocol = \"tcp\"\n", "protocol = \"tcp\"\n[vip.health]\n")
                 .split_once("[[vip]]")
                 .map(|(_, rest)| format!("[[vip]]{rest}"))
                 .unwrap()
@@ -825,12 +857,20 @@ mod tests {
         assert!(!t.backends[1].up && t.backends[1].weight == 0);
         // Health and drain state survive; the file's weight is in force (drained → 0).
         let web = &control.status()[0];
-        let by_index: HashMap<u16, &BackendStatus> = web.backends.iter().map(|b| (b.index, b)).collect();
+        let by_index: HashMap<u16, &BackendStatus> =
+            web.backends.iter().map(|b| (b.index, b)).collect();
         assert!(!by_index[&0].up && by_index[&2].drained && by_index[&2].configured_weight == 5);
-        assert!(by_index[&4].up && by_index[&4].slots == 1021, "only .4 is up and undrained");
-        // A reload that removes a VIP leaves an inert tombstone at its index.
-        let summary = control.reload_str(&config(&[("10.0.0.4", 1)]), "again.toml").unwrap();
-        assert_eq!(summary.removed.len(), 3);
+        assert!(
+            by_index[&4].up && by_index[&4].slots == 1021,
+            "only .4 is up and undrained"
+        );
+        // A reload that removes a VIP leaves an inert tombstone at its index; one that
+        // stops checking a VIP brings its backends up.
+        let summary = control
+            .reload_str(&config(&[("10.0.0.4", 1), ("10.0.0.1", 1)]), "again.toml")
+            .unwrap();
+        assert_eq!(summary.removed.len(), 2);
+        assert!(control.tables().backends[0].up, "unchecked backends are up");
         let t = control.tables();
         assert_eq!(t.vips.len(), 2);
         assert_eq!((t.vips[1].protocol, t.vips[1].backends.len()), (255, 0));
@@ -848,9 +888,15 @@ mod tests {
             e.to_string(),
             "bad.toml:1:12: maglev_m 100 is not prime (e.g. 65537, 251, 4093)"
         );
-        let geometry = config(&THREE).replace("maglev_m = 1021\n", "maglev_m = 1021\n[flow_table]\nsets = 64\n");
+        let geometry = config(&THREE).replace(
+            "maglev_m = 1021\n",
+            "maglev_m = 1021\n[flow_table]\nsets = 64\n",
+        );
         let e = control.reload_str(&geometry, "geo.toml").unwrap_err();
-        assert!(e.to_string().contains("flow_table sets/ways cannot change"), "{e}");
+        assert!(
+            e.to_string().contains("flow_table sets/ways cannot change"),
+            "{e}"
+        );
         assert_eq!(control.watch().version(), version);
         assert!(matches!(control.reload(), Err(ControlError::NoConfigFile)));
     }

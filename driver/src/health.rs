@@ -125,7 +125,10 @@ impl HealthBoard {
         let labels = vec![
             ("vip", key.vip.clone()),
             ("backend", key.address.to_string()),
-            ("result", if result.is_ok() { "ok" } else { "fail" }.to_string()),
+            (
+                "result",
+                if result.is_ok() { "ok" } else { "fail" }.to_string(),
+            ),
         ];
         self.latency
             .get_or_create(&labels)
@@ -174,11 +177,13 @@ pub async fn probe(
 ) -> Result<(), String> {
     let timeout = Duration::from_millis(u64::from(check.timeout_ms));
     match &check.kind {
-        CheckKind::Tcp => match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-            Ok(Ok(_stream)) => Ok(()),
-            Ok(Err(e)) => Err(format!("connect: {e}")),
-            Err(_) => Err(format!("connect: no answer within {timeout:?}")),
-        },
+        CheckKind::Tcp => {
+            match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+                Ok(Ok(_stream)) => Ok(()),
+                Ok(Err(e)) => Err(format!("connect: {e}")),
+                Err(_) => Err(format!("connect: no answer within {timeout:?}")),
+            }
+        }
         CheckKind::Http {
             path,
             expect_status,
@@ -195,7 +200,9 @@ pub async fn probe(
             if status == *expect_status {
                 Ok(())
             } else {
-                Err(format!("GET {url}: status {status}, expected {expect_status}"))
+                Err(format!(
+                    "GET {url}: status {status}, expected {expect_status}"
+                ))
             }
         }
     }

@@ -81,7 +81,11 @@ fn path(address: &str, op: &str) -> String {
 async fn status_drain_weight_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("flowgate.toml");
-    std::fs::write(&file, config(&[("10.0.0.1", 1), ("10.0.0.2", 1), ("10.0.0.3", 1)])).unwrap();
+    std::fs::write(
+        &file,
+        config(&[("10.0.0.1", 1), ("10.0.0.2", 1), ("10.0.0.3", 1)]),
+    )
+    .unwrap();
     let admin = start(&file).await;
     let a = admin.addr;
 
@@ -90,7 +94,10 @@ async fn status_drain_weight_and_metrics() {
     assert_eq!(status["vips"][0]["backends"].as_array().unwrap().len(), 3);
     for b in ["10.0.0.1", "10.0.0.2", "10.0.0.3"] {
         let b = backend(&status, b);
-        assert_eq!((b["up"].as_bool(), b["weight"].as_u64()), (Some(true), Some(1)));
+        assert_eq!(
+            (b["up"].as_bool(), b["weight"].as_u64()),
+            (Some(true), Some(1))
+        );
         assert!(b["slots"].as_u64().unwrap() > 300);
     }
 
@@ -103,13 +110,29 @@ async fn status_drain_weight_and_metrics() {
     assert_eq!(code, 200, "{body}");
     let status = json(a, "/status").await;
     let b = backend(&status, "10.0.0.2");
-    assert_eq!((b["drained"].as_bool(), b["weight"].as_u64(), b["slots"].as_u64()), (Some(true), Some(0), Some(0)));
-    assert_eq!(dp.backends(&established, false), before, "drain moved an established flow");
+    assert_eq!(
+        (
+            b["drained"].as_bool(),
+            b["weight"].as_u64(),
+            b["slots"].as_u64()
+        ),
+        (Some(true), Some(0), Some(0))
+    );
+    assert_eq!(
+        dp.backends(&established, false),
+        before,
+        "drain moved an established flow"
+    );
     assert!(dp.backends(&flows(2000, 2), true).iter().all(|&b| b != 1));
 
     // Undrain, then weights by query and by JSON body.
     assert_eq!(post(a, &path("10.0.0.2", "undrain")).await.0, 200);
-    assert_eq!(post(a, &format!("{}?value=3", path("10.0.0.3", "weight"))).await.0, 200);
+    assert_eq!(
+        post(a, &format!("{}?value=3", path("10.0.0.3", "weight")))
+            .await
+            .0,
+        200
+    );
     let status = json(a, "/status").await;
     assert_eq!(backend(&status, "10.0.0.2")["drained"], false);
     assert_eq!(backend(&status, "10.0.0.3")["weight"], 3);
@@ -125,15 +148,29 @@ async fn status_drain_weight_and_metrics() {
         .unwrap();
     assert_eq!(body.status(), 200);
     assert_eq!(backend(&json(a, "/status").await, "10.0.0.1")["weight"], 2);
-    assert_eq!(dp.backends(&established, false), before, "re-weighting moved a flow");
+    assert_eq!(
+        dp.backends(&established, false),
+        before,
+        "re-weighting moved a flow"
+    );
 
     // Bad requests.
     let (code, body) = post(a, &format!("{}?value=70000", path("10.0.0.1", "weight"))).await;
     assert_eq!(code, 400);
-    assert!(body["error"].as_str().unwrap().contains("above the maximum"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("above the maximum"),
+        "{body}"
+    );
     assert_eq!(post(a, &path("10.9.9.9", "drain")).await.0, 404);
     assert_eq!(post(a, "/backends/web/not-an-ip/drain").await.0, 400);
-    assert_eq!(post(a, &path("10.0.0.1", "weight")).await.0, 400, "no weight given");
+    assert_eq!(
+        post(a, &path("10.0.0.1", "weight")).await.0,
+        400,
+        "no weight given"
+    );
 
     // Metrics from the data path's counters.
     admin.state.counters.publish(dp.engine.counters());
@@ -151,25 +188,52 @@ async fn status_drain_weight_and_metrics() {
             .parse::<f64>()
             .unwrap()
     };
-    assert_eq!(line("flowgate_vip_packets_total{vip=\"web\"}"), c.vips[0].packets as f64);
+    assert_eq!(
+        line("flowgate_vip_packets_total{vip=\"web\"}"),
+        c.vips[0].packets as f64
+    );
     assert_eq!(
         line("flowgate_backend_packets_total{vip=\"web\",backend=\"10.0.0.2\"}"),
         c.backends[1].packets as f64
     );
-    assert_eq!(line("flowgate_backend_up{vip=\"web\",backend=\"10.0.0.1\"}"), 1.0);
-    assert_eq!(line("flowgate_backend_weight{vip=\"web\",backend=\"10.0.0.3\"}"), 3.0);
-    assert_eq!(line("flowgate_flow_table_events_total{event=\"hit\"}"), c.flow.hits as f64);
-    assert_eq!(line("flowgate_flow_table_events_total{event=\"miss\"}"), c.flow.misses as f64);
-    assert_eq!(line("flowgate_drops_total{reason=\"no_healthy_backend\"}"), 0.0);
-    assert_eq!(line("flowgate_frames_total{outcome=\"in\"}"), c.frames_in as f64);
-    assert!(m.body.contains("# TYPE flowgate_health_check_duration_seconds histogram"));
+    assert_eq!(
+        line("flowgate_backend_up{vip=\"web\",backend=\"10.0.0.1\"}"),
+        1.0
+    );
+    assert_eq!(
+        line("flowgate_backend_weight{vip=\"web\",backend=\"10.0.0.3\"}"),
+        3.0
+    );
+    assert_eq!(
+        line("flowgate_flow_table_events_total{event=\"hit\"}"),
+        c.flow.hits as f64
+    );
+    assert_eq!(
+        line("flowgate_flow_table_events_total{event=\"miss\"}"),
+        c.flow.misses as f64
+    );
+    assert_eq!(
+        line("flowgate_drops_total{reason=\"no_healthy_backend\"}"),
+        0.0
+    );
+    assert_eq!(
+        line("flowgate_frames_total{outcome=\"in\"}"),
+        c.frames_in as f64
+    );
+    assert!(m
+        .body
+        .contains("# TYPE flowgate_health_check_duration_seconds histogram"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_a_good_config_and_refuses_a_bad_one() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("flowgate.toml");
-    std::fs::write(&file, config(&[("10.0.0.1", 1), ("10.0.0.2", 1), ("10.0.0.3", 1)])).unwrap();
+    std::fs::write(
+        &file,
+        config(&[("10.0.0.1", 1), ("10.0.0.2", 1), ("10.0.0.3", 1)]),
+    )
+    .unwrap();
     let admin = start(&file).await;
     let a = admin.addr;
     let mut dp = DataPath::new(admin.state.control.watch(), 2);
@@ -178,7 +242,11 @@ async fn reload_applies_a_good_config_and_refuses_a_bad_one() {
     let before = dp.backends(&established, false);
 
     // Remove .3, add .4, re-weight .1.
-    std::fs::write(&file, config(&[("10.0.0.1", 3), ("10.0.0.2", 1), ("10.0.0.4", 1)])).unwrap();
+    std::fs::write(
+        &file,
+        config(&[("10.0.0.1", 3), ("10.0.0.2", 1), ("10.0.0.4", 1)]),
+    )
+    .unwrap();
     let (code, body) = post(a, "/reload").await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["removed"], serde_json::json!(["web/10.0.0.3"]));
@@ -190,7 +258,11 @@ async fn reload_applies_a_good_config_and_refuses_a_bad_one() {
         .iter()
         .map(|b| b["index"].as_u64().unwrap())
         .collect();
-    assert_eq!(indices, [0, 1, 3], "survivors keep their indices, the new one is appended");
+    assert_eq!(
+        indices,
+        [0, 1, 3],
+        "survivors keep their indices, the new one is appended"
+    );
     let after = dp.backends(&established, false);
     let mut moved = 0;
     for ((f, &b0), &b1) in established.iter().zip(&before).zip(&after) {
@@ -213,9 +285,16 @@ async fn reload_applies_a_good_config_and_refuses_a_bad_one() {
     let expected = format!("{}:", file.display());
     assert!(error.starts_with(&expected), "{error}");
     assert!(error.contains("unknown field `wieght`"), "{error}");
-    let line: usize = error[expected.len()..].split(':').next().unwrap().parse().unwrap();
+    let line: usize = error[expected.len()..]
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(
-        good.replace("weight = 3", "weight = 3\nwieght = 1").lines().nth(line - 1),
+        good.replace("weight = 3", "weight = 3\nwieght = 1")
+            .lines()
+            .nth(line - 1),
         Some("wieght = 1"),
         "{error}"
     );

@@ -60,9 +60,11 @@ fn start_checker(
 }
 
 async fn wait_up(control: &ControlPlane, index: u16, up: bool, limit: Duration) -> Duration {
-    wait_until_async(limit, || async { control.tables().backends[index as usize].up == up })
-        .await
-        .unwrap_or_else(|| panic!("backend {index} did not become up={up} within {limit:?}"))
+    wait_until_async(limit, || async {
+        control.tables().backends[index as usize].up == up
+    })
+    .await
+    .unwrap_or_else(|| panic!("backend {index} did not become up={up} within {limit:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,7 +84,10 @@ async fn tcp_check_failover_moves_only_the_failed_backends_flows() {
         .map(|(&ip, s)| (ip, s.addr.port()))
         .collect();
     let text = config("kind = \"tcp\"", &backends);
-    let control = Arc::new(ControlPlane::new(parse_str(&text, "test.toml").unwrap(), None));
+    let control = Arc::new(ControlPlane::new(
+        parse_str(&text, "test.toml").unwrap(),
+        None,
+    ));
     let board = Arc::new(HealthBoard::default());
     let _stop = start_checker(&control, &board);
 
@@ -101,7 +106,10 @@ async fn tcp_check_failover_moves_only_the_failed_backends_flows() {
     dp.backends(&established, true);
     let before = dp.backends(&established, false);
     for b in 0..3 {
-        assert!(before.iter().filter(|&&x| x == b).count() > 500, "backend {b} has flows");
+        assert!(
+            before.iter().filter(|&&x| x == b).count() > 500,
+            "backend {b} has flows"
+        );
     }
 
     // Kill one backend: it must go down after `fall` failed checks, not before.
@@ -142,7 +150,10 @@ async fn tcp_check_failover_moves_only_the_failed_backends_flows() {
     }
     assert!(moved > 500);
     eprintln!("failover: {moved} established flows moved, {to_secondary} to their original slot's secondary");
-    assert!(to_secondary * 10 >= moved * 8, "{to_secondary} of {moved} to the secondary");
+    assert!(
+        to_secondary * 10 >= moved * 8,
+        "{to_secondary} of {moved} to the secondary"
+    );
 
     // New flows: none to the failed backend; those whose slot it did not own land exactly
     // where the original table put them.
@@ -157,7 +168,10 @@ async fn tcp_check_failover_moves_only_the_failed_backends_flows() {
     }
     let health = board.get(&key(ips[1])).unwrap();
     assert!(!health.up && health.last_ok == Some(false) && health.failures >= FALL);
-    assert!(health.last_error.as_deref().unwrap().contains("connect"), "{health:?}");
+    assert!(
+        health.last_error.as_deref().unwrap().contains("connect"),
+        "{health:?}"
+    );
 
     // Back up after `rise` good checks.
     let port = servers[1].addr.port();
@@ -177,9 +191,15 @@ async fn tcp_check_failover_moves_only_the_failed_backends_flows() {
     let newest = flows(3000, 3);
     let placed = dp.backends(&newest, true);
     let share = placed.iter().filter(|&&b| b == failed).count();
-    assert!(share > 600, "recovered backend got {share} of 3000 new flows");
+    assert!(
+        share > 600,
+        "recovered backend got {share} of 3000 new flows"
+    );
     let status = control.status();
-    assert!(status[0].backends.iter().all(|b| b.up && b.slots > 250), "{status:?}");
+    assert!(
+        status[0].backends.iter().all(|b| b.up && b.slots > 250),
+        "{status:?}"
+    );
 }
 
 /// A minimal HTTP backend whose answer to `GET /healthz` is set by the test.
@@ -215,11 +235,18 @@ async fn http_check_follows_the_expected_status() {
         "kind = \"http\"\npath = \"/healthz\"\nexpect_status = 200",
         &backends,
     );
-    let control = Arc::new(ControlPlane::new(parse_str(&text, "test.toml").unwrap(), None));
+    let control = Arc::new(ControlPlane::new(
+        parse_str(&text, "test.toml").unwrap(),
+        None,
+    ));
     let board = Arc::new(HealthBoard::default());
     let _stop = start_checker(&control, &board);
     wait_until_async(Duration::from_secs(5), || async {
-        ips.iter().all(|&ip| board.get(&key(ip)).is_some_and(|h| h.checks >= 2 && h.last_ok == Some(true)))
+        ips.iter().all(|&ip| {
+            board
+                .get(&key(ip))
+                .is_some_and(|h| h.checks >= 2 && h.last_ok == Some(true))
+        })
     })
     .await
     .expect("first checks pass");
@@ -233,22 +260,37 @@ async fn http_check_follows_the_expected_status() {
     assert!(down_after <= Duration::from_millis(INTERVAL_MS * FALL + TIMEOUT_MS) + SLACK);
     eprintln!("http: down {down_after:?} after the status became 503");
     let h = board.get(&key(ips[0])).unwrap();
-    assert!(h.last_error.as_deref().unwrap().contains("status 503, expected 200"), "{h:?}");
-    assert!(control.tables().backends[b1 as usize].up, "the other backend stays up");
+    assert!(
+        h.last_error
+            .as_deref()
+            .unwrap()
+            .contains("status 503, expected 200"),
+        "{h:?}"
+    );
+    assert!(
+        control.tables().backends[b1 as usize].up,
+        "the other backend stays up"
+    );
     // The whole VIP's new flows now go to the other backend.
-    assert!(control.tables().vips[0].maglev.slots().iter().all(|s| s.primary == b1));
+    assert!(control.tables().vips[0]
+        .maglev
+        .slots()
+        .iter()
+        .all(|s| s.primary == b1));
 
     statuses[0].store(200, Ordering::Relaxed);
     let up_after = wait_up(&control, b0, true, Duration::from_secs(10)).await;
     assert!(up_after <= Duration::from_millis(INTERVAL_MS * RISE + TIMEOUT_MS) + SLACK);
     eprintln!("http: up {up_after:?} after the status became 200");
-    let share: HashMap<u16, usize> = control.tables().vips[0].maglev.slots().iter().fold(
-        HashMap::new(),
-        |mut m, s| {
-            *m.entry(s.primary).or_default() += 1;
-            m
-        },
-    );
+    let share: HashMap<u16, usize> =
+        control.tables().vips[0]
+            .maglev
+            .slots()
+            .iter()
+            .fold(HashMap::new(), |mut m, s| {
+                *m.entry(s.primary).or_default() += 1;
+                m
+            });
     assert!(share[&b0] > 400 && share[&b1] > 400, "{share:?}");
 
     // A server that is gone is a failure too (connection refused).
