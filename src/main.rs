@@ -1,8 +1,10 @@
 //! `flowgate`: the command line. Thin: every subcommand calls into the workspace crates
 //! and only turns their results into text, JSON and exit codes.
 
+mod ctl;
 mod gen_trace;
 mod report;
+mod run;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -31,6 +33,10 @@ enum Command {
     Replay(ReplayArgs),
     /// Write a seeded synthetic trace (flows, SYN flood, malformed frames).
     GenTrace(gen_trace::GenTraceArgs),
+    /// Run the balancer on a pcap input with health checks, the admin API and reloads.
+    Run(run::RunArgs),
+    /// Talk to a running balancer's admin API.
+    Ctl(ctl::CtlArgs),
     /// Validate a config file; prints the VIPs and backends it defines.
     CheckConfig {
         /// The TOML config file.
@@ -69,6 +75,11 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay(args),
         Command::GenTrace(args) => gen_trace::run(&args),
         Command::CheckConfig { file } => check_config(&file),
+        Command::Run(args) => {
+            init_logs();
+            run::run(args)
+        }
+        Command::Ctl(args) => ctl::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -77,6 +88,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Structured logs on stderr; `RUST_LOG` filters them (default `info`).
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 fn check_config(file: &std::path::Path) -> Result<()> {

@@ -20,7 +20,29 @@
 //!   mac = "02:00:00:00:00:01"
 //! ```
 //!
-//! `examples/basic.toml` documents every key.
+//! `examples/basic.toml` documents every key of the data path. The daemon's keys:
+//!
+//! ```toml
+//! admin = "127.0.0.1:9090"   # admin API address (default; `flowgate run --admin` wins)
+//! [[vip]]
+//! # ...
+//!   [vip.health]             # optional: without it, backends are never checked
+//!   kind = "http"            # "tcp" (connect) or "http" (GET); default "tcp"
+//!   port = 8080              # default: the VIP's port (required for an any-port VIP,
+//!                            # unless every backend sets health_port)
+//!   path = "/healthz"        # http only; default "/"
+//!   expect_status = 200      # http only; default 200
+//!   interval_ms = 2000       # default 2000
+//!   timeout_ms = 1000        # default 1000 (or interval_ms if shorter); <= interval_ms
+//!   rise = 2                 # consecutive successes to come up; default 2
+//!   fall = 3                 # consecutive failures to go down; default 3
+//!   [[vip.backend]]
+//!   # ...
+//!   health_port = 8081       # optional: check this port instead of health.port
+//! ```
+//!
+//! A backend then goes down between `(fall - 1) × interval_ms` and `fall × interval_ms +
+//! timeout_ms` after it stops answering, and comes back after `rise` good checks.
 
 use flowgate_core::flow_table::{Geometry, Timeouts};
 use flowgate_core::hash::{HashKeys, Persistence, KEY_LEN};
@@ -29,7 +51,7 @@ use flowgate_core::rewrite::{EncapSource, Mode};
 use flowgate_core::Tables;
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Range;
 use std::path::Path;
 use std::str::FromStr;
@@ -52,6 +74,9 @@ pub const MAX_TABLE_SIZE: u32 = 1 << 24;
 /// Bytes of the NIC RSS key at the start of the Toeplitz key; a 40-byte `hash_key` replaces
 /// only these and keeps the default for the rest.
 pub const RSS_KEY_LEN: usize = 40;
+
+/// Where the admin API listens when neither the config nor the command line says.
+pub const DEFAULT_ADMIN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
 
 /// Where in a config text something was written (1-based line and column, in characters).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +171,9 @@ pub struct Config {
     pub maglev_m: u32,
     pub geometry: Geometry,
     pub timeouts: Timeouts,
+    /// Where the admin API listens (`admin = "127.0.0.1:9090"`); `None` = the default or
+    /// the command line's choice.
+    pub admin: Option<SocketAddr>,
     pub vips: Vec<VipConfig>,
 }
 
@@ -160,7 +188,51 @@ pub struct VipConfig {
     pub persistence: Persistence,
     /// Never empty.
     pub backends: Vec<BackendConfig>,
+    /// How the health checker probes this VIP's backends; `None` = no checks, every
+    /// backend stays up.
+    pub health: Option<HealthCheck>,
 }
+
+/// What a health check does (`[vip.health]`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HealthCheck {
+    pub kind: CheckKind,
+    /// Port probed on each backend's address, unless the backend sets `health_port`.
+    pub port: u16,
+    /// Time between the starts of two checks of one backend.
+    pub interval_ms: u32,
+    /// A check not finished within this is a failure; at most `interval_ms`.
+    pub timeout_ms: u32,
+    /// Consecutive successes that bring a down backend up.
+    pub rise: u32,
+    /// Consecutive failures that take an up backend down.
+    pub fall: u32,
+}
+
+/// The probe of a health check.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CheckKind {
+    /// A TCP connection is accepted.
+    Tcp,
+    /// `GET path` over HTTP/1.1 answers with status `expect_status`.
+    Http { path: String, expect_status: u16 },
+}
+
+/// Defaults of `[vip.health]`, as documented in `examples/basic.toml`.
+pub mod health_defaults {
+    pub const INTERVAL_MS: u32 = 2000;
+    pub const TIMEOUT_MS: u32 = 1000;
+    pub const RISE: u32 = 2;
+    pub const FALL: u32 = 3;
+    pub const PATH: &str = "/";
+    pub const EXPECT_STATUS: u16 = 200;
+}
+
+/// Largest `rise` / `fall`: beyond this a backend would take hours to change state at
+/// common intervals, which is a typo rather than a plan.
+pub const MAX_RISE_FALL: u32 = 1000;
+/// Longest check interval accepted (one hour).
+pub const MAX_INTERVAL_MS: u32 = 3_600_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendConfig {
@@ -168,6 +240,8 @@ pub struct BackendConfig {
     pub mac: [u8; 6],
     /// 0 = draining; at most [`MAX_WEIGHT`].
     pub weight: u32,
+    /// Port the health check probes on this backend instead of the VIP's `health.port`.
+    pub health_port: Option<u16>,
 }
 
 /// Read and validate the config at `path`; errors name `path` as their file.
@@ -208,6 +282,7 @@ mod raw {
         pub encap_src_v6: Option<Spanned<String>>,
         pub hash_key: Option<Spanned<String>>,
         pub maglev_m: Option<Spanned<u32>>,
+        pub admin: Option<Spanned<String>>,
         #[serde(default)]
         pub flow_table: FlowTable,
         #[serde(default)]
@@ -242,8 +317,31 @@ mod raw {
         pub mode: Mode,
         #[serde(default)]
         pub persistence: Persistence,
+        pub health: Option<Spanned<Health>>,
         #[serde(default)]
         pub backend: Vec<Backend>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Health {
+        #[serde(default)]
+        pub kind: CheckKind,
+        pub port: Option<Spanned<u16>>,
+        pub path: Option<Spanned<String>>,
+        pub expect_status: Option<Spanned<u16>>,
+        pub interval_ms: Option<Spanned<u32>>,
+        pub timeout_ms: Option<Spanned<u32>>,
+        pub rise: Option<Spanned<u32>>,
+        pub fall: Option<Spanned<u32>>,
+    }
+
+    #[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+    #[serde(rename_all = "lowercase")]
+    pub enum CheckKind {
+        #[default]
+        Tcp,
+        Http,
     }
 
     #[derive(Deserialize)]
@@ -252,6 +350,7 @@ mod raw {
         pub address: Spanned<String>,
         pub mac: Spanned<String>,
         pub weight: Option<Spanned<u32>>,
+        pub health_port: Option<Spanned<u16>>,
     }
 
     #[derive(Deserialize, Default, Clone, Copy)]
@@ -364,7 +463,15 @@ impl Source<'_> {
             )?,
             udp_ms: timeout(&raw.timeouts.udp, "udp", defaults.timeouts.udp_ms)?,
         };
+        let admin = match &raw.admin {
+            Some(v) => Some(self.check(v, |s| {
+                SocketAddr::from_str(s)
+                    .map_err(|_| format!("admin: bad address '{s}' (expected IP:PORT)"))
+            })?),
+            None => None,
+        };
         Ok(Config {
+            admin,
             own_mac,
             encap_src_v4,
             encap_src_v6,
@@ -462,13 +569,26 @@ impl Source<'_> {
                     })?,
                     None => 1,
                 };
+                let health_port = match &backend.health_port {
+                    Some(p) => Some(self.check(p, |&p| match p {
+                        0 => Err(format!("backend {address}: health_port must not be 0")),
+                        p => Ok(p),
+                    })?),
+                    None => None,
+                };
                 backends.push(BackendConfig {
                     address,
                     mac,
                     weight,
+                    health_port,
                 });
             }
+            let health = match &vip.health {
+                Some(h) => Some(self.validate_health(h, &name, vip.port, &backends)?),
+                None => None,
+            };
             vips.push(VipConfig {
+                health,
                 name,
                 address,
                 port: vip.port,
@@ -486,6 +606,118 @@ impl Source<'_> {
         }
         Ok(vips)
     }
+
+    fn validate_health(
+        &self,
+        raw: &Spanned<raw::Health>,
+        vip: &str,
+        vip_port: u16,
+        backends: &[BackendConfig],
+    ) -> Result<HealthCheck, ConfigError> {
+        use health_defaults as d;
+        let h = raw.get_ref();
+        let port = match &h.port {
+            Some(p) => self.check(p, |&p| match p {
+                0 => Err(format!("vip '{vip}': health.port must not be 0")),
+                p => Ok(p),
+            })?,
+            // A VIP on one port is usually checked on that port; an any-port VIP has none
+            // to offer, so every backend must then name its own.
+            None if vip_port != 0 || backends.iter().all(|b| b.health_port.is_some()) => vip_port,
+            None => {
+                return Err(self.invalid(
+                    raw.span(),
+                    format!(
+                        "vip '{vip}' listens on any port: health.port (or every backend's \
+                         health_port) must be set"
+                    ),
+                ))
+            }
+        };
+        let in_range =
+            |v: &Option<Spanned<u32>>, key: &str, min: u32, max: u32, default: u32| match v {
+                Some(v) => self.check(v, |&x| {
+                    if (min..=max).contains(&x) {
+                        Ok(x)
+                    } else {
+                        Err(format!(
+                            "vip '{vip}': health.{key} {x} is out of range {min}..={max}"
+                        ))
+                    }
+                }),
+                None => Ok(default),
+            };
+        let interval_ms = in_range(
+            &h.interval_ms,
+            "interval_ms",
+            1,
+            MAX_INTERVAL_MS,
+            d::INTERVAL_MS,
+        )?;
+        let timeout_ms = match &h.timeout_ms {
+            Some(_) => in_range(&h.timeout_ms, "timeout_ms", 1, interval_ms, d::TIMEOUT_MS)?,
+            // The default timeout shrinks with a short interval: one check at a time.
+            None => d::TIMEOUT_MS.min(interval_ms),
+        };
+        let rise = in_range(&h.rise, "rise", 1, MAX_RISE_FALL, d::RISE)?;
+        let fall = in_range(&h.fall, "fall", 1, MAX_RISE_FALL, d::FALL)?;
+        let kind = match h.kind {
+            raw::CheckKind::Tcp => {
+                for (key, span) in [
+                    ("path", h.path.as_ref().map(|p| p.span())),
+                    ("expect_status", h.expect_status.as_ref().map(|p| p.span())),
+                ] {
+                    if let Some(span) = span {
+                        return Err(self.invalid(
+                            span,
+                            format!("vip '{vip}': health.{key} needs kind = \"http\""),
+                        ));
+                    }
+                }
+                CheckKind::Tcp
+            }
+            raw::CheckKind::Http => CheckKind::Http {
+                path: match &h.path {
+                    Some(p) => self.check(p, |p| check_path(p).map(|()| p.clone()))?,
+                    None => d::PATH.to_string(),
+                },
+                expect_status: match &h.expect_status {
+                    Some(s) => self.check(s, |&s| {
+                        if (100..=599).contains(&s) {
+                            Ok(s)
+                        } else {
+                            Err(format!(
+                                "health.expect_status {s} is not an HTTP status (100..=599)"
+                            ))
+                        }
+                    })?,
+                    None => d::EXPECT_STATUS,
+                },
+            },
+        };
+        Ok(HealthCheck {
+            kind,
+            port,
+            interval_ms,
+            timeout_ms,
+            rise,
+            fall,
+        })
+    }
+}
+
+/// An HTTP check's request path: absolute, printable ASCII without spaces, so it is sent
+/// as written.
+fn check_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("health.path '{path}' must start with '/'"));
+    }
+    if !path.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "health.path '{path}' must be printable ASCII without spaces"
+        ));
+    }
+    Ok(())
 }
 
 fn parse_ip(s: &str) -> Result<IpAddr, String> {
@@ -1037,9 +1269,9 @@ mod tests {
             ),
             (
                 "unknown vip key",
-                one_vip("", "health = 1", ""),
+                one_vip("", "healthcheck = 1", ""),
                 7,
-                "unknown field `health`",
+                "unknown field `healthcheck`",
             ),
             (
                 "unknown table",
@@ -1178,6 +1410,141 @@ mod tests {
                 assert!(at.line >= 1 && at.line <= lines && at.column >= 1, "{e}");
             }
         }
+    }
+
+    #[test]
+    fn health_checks_take_documented_defaults() {
+        let config = parse_str(
+            &one_vip("admin = \"127.0.0.1:9191\"", "[vip.health]", ""),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(config.admin, Some("127.0.0.1:9191".parse().unwrap()));
+        assert_eq!(
+            config.vips[0].health,
+            Some(HealthCheck {
+                kind: CheckKind::Tcp,
+                port: 80,
+                interval_ms: health_defaults::INTERVAL_MS,
+                timeout_ms: health_defaults::TIMEOUT_MS,
+                rise: health_defaults::RISE,
+                fall: health_defaults::FALL,
+            })
+        );
+        let text = one_vip(
+            "",
+            "[vip.health]\nkind = \"http\"\nport = 8080\npath = \"/healthz?full=1\"\n\
+             expect_status = 204\ninterval_ms = 50",
+            "health_port = 9000",
+        );
+        let config = parse_str(&text, "t").unwrap();
+        let h = config.vips[0].health.as_ref().unwrap();
+        assert_eq!(
+            h.kind,
+            CheckKind::Http {
+                path: "/healthz?full=1".into(),
+                expect_status: 204
+            }
+        );
+        // The default timeout shrinks to a short interval.
+        assert_eq!((h.port, h.interval_ms, h.timeout_ms), (8080, 50, 50));
+        assert_eq!(config.vips[0].backends[0].health_port, Some(9000));
+        assert!(parse_str(&one_vip("", "", ""), "t").unwrap().vips[0]
+            .health
+            .is_none());
+    }
+
+    #[test]
+    fn health_errors_name_line_and_reason() {
+        let health = |lines: &str| one_vip("", &format!("[vip.health]\n{lines}"), "");
+        let cases: Vec<(&str, String, usize, &str)> = vec![
+            (
+                "zero interval",
+                health("interval_ms = 0"),
+                8,
+                "health.interval_ms 0 is out of range",
+            ),
+            (
+                "timeout above interval",
+                health("interval_ms = 100\ntimeout_ms = 200"),
+                9,
+                "timeout_ms 200 is out of range 1..=100",
+            ),
+            ("zero rise", health("rise = 0"), 8, "health.rise 0"),
+            (
+                "huge fall",
+                health("fall = 100000"),
+                8,
+                "health.fall 100000",
+            ),
+            (
+                "path on tcp",
+                health("path = \"/\""),
+                8,
+                "needs kind = \"http\"",
+            ),
+            (
+                "relative path",
+                health("kind = \"http\"\npath = \"healthz\""),
+                9,
+                "must start with '/'",
+            ),
+            (
+                "path with space",
+                health("kind = \"http\"\npath = \"/a b\""),
+                9,
+                "printable ASCII",
+            ),
+            (
+                "bad status",
+                health("kind = \"http\"\nexpect_status = 99"),
+                9,
+                "not an HTTP status",
+            ),
+            (
+                "zero port",
+                health("port = 0"),
+                8,
+                "health.port must not be 0",
+            ),
+            (
+                "zero backend port",
+                one_vip("", "", "health_port = 0"),
+                11,
+                "health_port must not be 0",
+            ),
+            (
+                "bad admin",
+                one_vip("admin = \"localhost\"", "", ""),
+                1,
+                "admin: bad address",
+            ),
+        ];
+        for (what, text, line, phrase) in cases {
+            let e = error(&text);
+            assert!(matches!(e, ConfigError::Invalid { .. }), "{what}: {e:?}");
+            assert_eq!(e.location().unwrap().line, line, "{what}: {e}\n{text}");
+            assert!(e.reason().contains(phrase), "{what}: {e}");
+        }
+        // An any-port VIP has no port to check unless one is given.
+        let any = health("").replace("port = 80", "port = 0");
+        let e = error(&any);
+        assert!(e.reason().contains("health.port"), "{e}");
+        assert!(parse_str(
+            &any.replace("[vip.health]\n", "[vip.health]\nport = 81\n"),
+            "t"
+        )
+        .is_ok());
+        // Shape errors are syntax errors, with a line too.
+        let e = error(&health("kind = \"icmp\""));
+        assert!(
+            matches!(e, ConfigError::Syntax { .. })
+                && e.reason().contains("unknown variant `icmp`"),
+            "{e}"
+        );
+        assert_eq!(e.location().unwrap().line, 8, "{e}");
+        let e = error(&health("intervall_ms = 5"));
+        assert!(e.reason().contains("unknown field `intervall_ms`"), "{e}");
     }
 
     #[test]

@@ -11,10 +11,18 @@
 //! writes them into the shadow copy and commits once, through any [`RegisterBus`] — the
 //! software model [`SoftBus`] that the software engine runs from, a PCIe BAR or a file
 //! ([`MmapBus`]), or an RTL simulation.
+//!
+//! While flowgate runs, [`control::ControlPlane`] owns that state and publishes every
+//! change to the data path; [`health`] probes the backends and flips their `up` bits
+//! through it, and [`admin`] is the HTTP API (status, drain, weight, reload, Prometheus
+//! metrics) that operators and `flowgate ctl` use.
 
+pub mod admin;
 pub mod bus;
 pub mod compile;
 pub mod config;
+pub mod control;
+pub mod health;
 pub mod mmap;
 pub mod program;
 pub mod softbus;
@@ -22,6 +30,7 @@ pub mod softbus;
 pub use bus::{BusExt, RegisterBus};
 pub use compile::compile;
 pub use config::{load, parse_str, Config, ConfigError};
+pub use control::{BackendKey, ControlError, ControlPlane, TablesWatch};
 pub use mmap::{read_layout, reset_image, MmapBus, MmapError};
 pub use program::{
     commit, probe, program, read_counters, read_shadow, set_backend_up, set_enabled, stage,
