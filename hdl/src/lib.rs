@@ -7,10 +7,16 @@
 //! pcap traces through it and diffs it against the software engine.
 //!
 //! Modules follow the data flow:
+//! * [`axis`] — AXI4-Stream header capture: the first 128 bytes and the length of a frame.
+//! * [`parse`] — the header parser (`core::parse`), one frame per clock.
+//! * [`axis_parse`] — the two joined: AXI4-Stream in, parsed fields out.
 //! * [`hash`] — Toeplitz (RSS) hash, one XOR tree with a registered output.
 //! * [`toolchain`] — running yosys and Verilator on emitted Verilog.
 
+pub mod axis;
+pub mod axis_parse;
 pub mod hash;
+pub mod parse;
 pub mod toolchain;
 
 use rust_hdl::prelude::{generate_verilog, Block};
@@ -20,6 +26,12 @@ use rust_hdl::prelude::{generate_verilog, Block};
 pub enum Design {
     /// [`hash::FlowToeplitz`]: the 39-byte-input, 52-byte-key Toeplitz hash.
     FlowToeplitz,
+    /// [`axis::FlowHeaderCapture`]: 64-bit AXI4-Stream to a 128-byte header vector.
+    FlowHeaderCapture,
+    /// [`parse::FlowHeaderParse`]: the parser on a 128-byte header vector.
+    FlowHeaderParse,
+    /// [`axis_parse::AxisParser`]: capture and parser joined.
+    AxisParser,
 }
 
 /// The Verilog of `design`, top module named `top` (rust-hdl always names it so).
@@ -29,6 +41,9 @@ pub enum Design {
 pub fn emit_verilog(design: Design) -> String {
     match design {
         Design::FlowToeplitz => emit(hash::FlowToeplitz::default()),
+        Design::FlowHeaderCapture => emit(axis::FlowHeaderCapture::default()),
+        Design::FlowHeaderParse => emit(parse::FlowHeaderParse::default()),
+        Design::AxisParser => emit(axis_parse::AxisParser::default()),
     }
 }
 
