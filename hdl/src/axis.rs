@@ -58,8 +58,10 @@ pub struct HeaderCapture<const DATA_BITS: usize, const KEEP_BITS: usize, const H
     pub tready: Signal<Out, Bit>,
     /// The first bytes of the last frame, byte 0 in the top bits, zeros past its end.
     pub header: Signal<Out, Bits<HEADER_BITS>>,
-    /// Bytes in the last frame (saturating at 65 535).
-    pub frame_len: Signal<Out, Bits<16>>,
+    /// Bytes in the last frame, saturating at 65 535. 32 bits wide, like every length in
+    /// the parser: rust-hdl emits literals 32 bits wide, and a narrower signal beside them
+    /// is a Verilator WIDTH warning.
+    pub frame_len: Signal<Out, Bits<32>>,
     /// High for the one clock in which `header` and `frame_len` describe a frame that just
     /// ended.
     pub header_valid: Signal<Out, Bit>,
@@ -69,28 +71,27 @@ pub struct HeaderCapture<const DATA_BITS: usize, const KEEP_BITS: usize, const H
     /// Shift that puts a beat in the top `DATA_BITS` of the header vector.
     beat_top: Constant<Bits<32>>,
     /// Beats that fit in the header vector.
-    beats_in_header: Constant<Bits<16>>,
+    beats_in_header: Constant<Bits<32>>,
     byte_mask: Constant<Bits<DATA_BITS>>,
     zero_data: Constant<Bits<DATA_BITS>>,
     zero_header: Constant<Bits<HEADER_BITS>>,
     zero: Constant<Bits<32>>,
-    zero16: Constant<Bits<16>>,
-    len_max: Constant<Bits<16>>,
+    len_max: Constant<Bits<32>>,
     data_bits: Constant<Bits<32>>,
     /// The beat, null bytes zeroed and byte order reversed (lane 0 on top).
     beat_bytes: Signal<Local, Bits<DATA_BITS>>,
     /// The beat in the top bits of a header-wide vector.
     beat_wide: Signal<Local, Bits<HEADER_BITS>>,
-    kept: Signal<Local, Bits<16>>,
+    kept: Signal<Local, Bits<32>>,
     /// Header and length before this beat: zero on a frame's first beat.
     header_so_far: Signal<Local, Bits<HEADER_BITS>>,
-    len_so_far: Signal<Local, Bits<16>>,
-    beat_index: Signal<Local, Bits<16>>,
-    len_sum: Signal<Local, Bits<16>>,
+    len_so_far: Signal<Local, Bits<32>>,
+    beat_index: Signal<Local, Bits<32>>,
+    len_sum: Signal<Local, Bits<32>>,
     header_reg: DFF<Bits<HEADER_BITS>>,
-    len_reg: DFF<Bits<16>>,
+    len_reg: DFF<Bits<32>>,
     /// Beats of the current frame so far, saturating at `beats_in_header`.
-    beat_reg: DFF<Bits<16>>,
+    beat_reg: DFF<Bits<32>>,
     /// A frame has started and not yet ended.
     in_frame: DFF<Bit>,
     valid_reg: DFF<Bit>,
@@ -111,7 +112,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> D
             HEADER_BITS % DATA_BITS == 0,
             "the header must be whole beats"
         );
-        assert!(HEADER_BITS / DATA_BITS < 1 << 15, "beat count fits 16 bits");
+        
         Self {
             clock: Default::default(),
             tdata: Default::default(),
@@ -129,7 +130,6 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> D
             zero_data: Constant::new(Bits::default()),
             zero_header: Constant::new(Bits::default()),
             zero: Constant::new(Bits::default()),
-            zero16: Constant::new(Bits::default()),
             len_max: Constant::new(0xffff_u64.into()),
             data_bits: Constant::new((DATA_BITS as u64).into()),
             beat_bytes: Default::default(),
@@ -159,16 +159,16 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> L
         // Defaults first: every local is assigned on every path (no latches).
         self.beat_bytes.next = self.zero_data.val();
         self.beat_wide.next = self.zero_header.val();
-        self.kept.next = self.zero16.val();
+        self.kept.next = self.zero.val();
         self.header_so_far.next = self.header_reg.q.val();
         self.len_so_far.next = self.len_reg.q.val();
         self.beat_index.next = self.beat_reg.q.val();
-        self.len_sum.next = self.zero16.val();
+        self.len_sum.next = self.zero.val();
         if self.tvalid.val() {
             if !self.in_frame.q.val() {
                 self.header_so_far.next = self.zero_header.val();
-                self.len_so_far.next = self.zero16.val();
-                self.beat_index.next = self.zero16.val();
+                self.len_so_far.next = self.zero.val();
+                self.beat_index.next = self.zero.val();
             }
             // Kept lanes, reversed so that lane 0 (the earliest byte) is on top.
             for j in 0..(KEEP_BITS as u64) {
@@ -191,7 +191,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> L
                 self.beat_wide.next = self.beat_wide.val() >> self.data_bits.val();
             }
             self.len_sum.next = self.len_so_far.val() + self.kept.val();
-            if self.len_sum.val() < self.len_so_far.val() {
+            if self.len_sum.val() > self.len_max.val() {
                 self.len_sum.next = self.len_max.val();
             }
             self.len_reg.d.next = self.len_sum.val();

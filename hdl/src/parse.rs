@@ -61,7 +61,8 @@ const _: () = assert!(DropReason::ALL.len() as u8 + 1 == RESULT_HEADER_TOO_LONG)
 pub struct HeaderParse<const HEADER_BITS: usize> {
     pub clock: Signal<In, Clock>,
     pub header: Signal<In, Bits<HEADER_BITS>>,
-    pub frame_len: Signal<In, Bits<16>>,
+    /// Bytes in the frame (at most 65 535: the capture saturates).
+    pub frame_len: Signal<In, Bits<32>>,
     pub header_valid: Signal<In, Bit>,
     /// High for one clock per parsed header, one clock after `header_valid`.
     pub valid: Signal<Out, Bit>,
@@ -86,7 +87,6 @@ pub struct HeaderParse<const HEADER_BITS: usize> {
     /// HEADER_BITS / 8: the window H.
     hbytes: Constant<Bits<32>>,
     zero_header: Constant<Bits<HEADER_BITS>>,
-    zero112: Constant<Bits<112>>,
     zero128: Constant<Bits<128>>,
     // Locals, all offsets and lengths 32 bits wide (literals are emitted 32 bits wide).
     len: Signal<Local, Bits<32>>,
@@ -131,8 +131,15 @@ pub struct HeaderParse<const HEADER_BITS: usize> {
     avail: Signal<Local, Bits<32>>,
     l4idx: Signal<Local, Bits<32>>,
     l4abs: Signal<Local, Bits<32>>,
-    /// The first 14 bytes of the L4 header (ports, UDP length, TCP data offset and flags).
-    l4_bytes: Signal<Local, Bits<112>>,
+    /// The first 16 bytes of the L4 header (ports, UDP length, TCP data offset and flags).
+    l4_bytes: Signal<Local, Bits<128>>,
+    l4w0: Signal<Local, Bits<32>>,
+    l4w4: Signal<Local, Bits<32>>,
+    l4w12: Signal<Local, Bits<32>>,
+    /// IP header bytes 0..4, 4..8, 8..12.
+    w0: Signal<Local, Bits<32>>,
+    w4: Signal<Local, Bits<32>>,
+    w8: Signal<Local, Bits<32>>,
     doff4: Signal<Local, Bits<32>>,
     ulen: Signal<Local, Bits<32>>,
     sport: Signal<Local, Bits<32>>,
@@ -191,7 +198,6 @@ impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
             hb: Constant::new((HEADER_BITS as u64).into()),
             hbytes: Constant::new(((HEADER_BITS / 8) as u64).into()),
             zero_header: Constant::new(Bits::default()),
-            zero112: Constant::new(Bits::default()),
             zero128: Constant::new(Bits::default()),
             len: Default::default(),
             code: Default::default(),
@@ -229,6 +235,12 @@ impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
             l4idx: Default::default(),
             l4abs: Default::default(),
             l4_bytes: Default::default(),
+            l4w0: Default::default(),
+            l4w4: Default::default(),
+            l4w12: Default::default(),
+            w0: Default::default(),
+            w4: Default::default(),
+            w8: Default::default(),
             doff4: Default::default(),
             ulen: Default::default(),
             sport: Default::default(),
@@ -262,7 +274,7 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
         );
         // Defaults: every local is assigned on every path (no latches). A field read at byte
         // offset `k` of `win` is the slice at bit `hb - 8k - width`.
-        self.len.next = bit_cast::<32, 16>(self.frame_len.val());
+        self.len.next = self.frame_len.val();
         self.code.next = 0.into();
         self.et0.next = 0.into();
         self.et1.next = 0.into();
@@ -297,7 +309,13 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
         self.avail.next = 0.into();
         self.l4idx.next = 0.into();
         self.l4abs.next = 0.into();
-        self.l4_bytes.next = self.zero112.val();
+        self.l4_bytes.next = self.zero128.val();
+        self.l4w0.next = 0.into();
+        self.l4w4.next = 0.into();
+        self.l4w12.next = 0.into();
+        self.w0.next = 0.into();
+        self.w4.next = 0.into();
+        self.w8.next = 0.into();
         self.doff4.next = 0.into();
         self.ulen.next = 0.into();
         self.sport.next = 0.into();
@@ -308,12 +326,11 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
         // also keeps the simulation from parsing on every clock of a long frame).
         if self.header_valid.val() {
             // Ethernet and VLAN tags (core: parse_l2).
-            self.et0.next =
-                bit_cast::<32, 16>(self.header.val().get_bits::<16>((self.hb.val() - 112).index()));
-            self.et1.next =
-                bit_cast::<32, 16>(self.header.val().get_bits::<16>((self.hb.val() - 144).index()));
-            self.et2.next =
-                bit_cast::<32, 16>(self.header.val().get_bits::<16>((self.hb.val() - 176).index()));
+            // Fields are read as 32-bit words and shifted down: rust-hdl can only widen a
+            // narrower slice with a mask that Verilator flags (WIDTH).
+            self.et0.next = self.header.val().get_bits::<32>((self.hb.val() - 128).index()) >> 16;
+            self.et1.next = self.header.val().get_bits::<32>((self.hb.val() - 160).index()) >> 16;
+            self.et2.next = self.header.val().get_bits::<32>((self.hb.val() - 192).index()) >> 16;
             self.ethertype.next = self.et0.val();
             if self.len.val() < 14 {
                 self.code.next = 1.into();
@@ -353,17 +370,17 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                 self.win.next = self.header.val() << 112;
             }
             self.plen.next = self.len.val() - self.l3.val();
-            self.b0.next = bit_cast::<32, 8>(self.win.val().get_bits::<8>((self.hb.val() - 8).index()));
-            self.b1.next =
-                bit_cast::<32, 8>(self.win.val().get_bits::<8>((self.hb.val() - 16).index()));
+            self.w0.next = self.win.val().get_bits::<32>((self.hb.val() - 32).index());
+            self.w4.next = self.win.val().get_bits::<32>((self.hb.val() - 64).index());
+            self.w8.next = self.win.val().get_bits::<32>((self.hb.val() - 96).index());
+            self.b0.next = self.w0.val() >> 24;
+            self.b1.next = (self.w0.val() >> 16) & 0xff;
 
             if self.code.val() == 0 {
                 if self.ethertype.val() == 0x0800 {
                     // IPv4 (core: parse_ipv4).
                     self.ihl4.next = (self.b0.val() & 0xf) << 2;
-                    self.total.next = bit_cast::<32, 16>(
-                        self.win.val().get_bits::<16>((self.hb.val() - 32).index()),
-                    );
+                    self.total.next = self.w0.val() & 0xffff;
                     if self.plen.val() < 20 {
                         self.code.next = 4.into();
                     } else if (self.b0.val() >> 4) != 4 {
@@ -374,31 +391,23 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                     {
                         self.code.next = 7.into();
                     } else {
-                        self.frag_field.next = bit_cast::<32, 16>(
-                            self.win.val().get_bits::<16>((self.hb.val() - 64).index()),
-                        );
+                        self.frag_field.next = self.w4.val() & 0xffff;
                         self.is_fragment.next = (self.frag_field.val() & 0x3fff) != 0;
                         self.upper.next = (self.frag_field.val() & 0x1fff) == 0;
-                        self.proto.next = bit_cast::<32, 8>(
-                            self.win.val().get_bits::<8>((self.hb.val() - 80).index()),
-                        );
+                        self.proto.next = (self.w8.val() >> 16) & 0xff;
                         self.dscp.next = self.b1.val();
                         self.ip_len_l.next = self.total.val();
                         self.l4rel.next = self.ihl4.val();
                         self.avail.next = self.total.val() - self.ihl4.val();
-                        self.src_l.next = bit_cast::<128, 32>(
-                            self.win.val().get_bits::<32>((self.hb.val() - 128).index()),
-                        );
-                        self.dst_l.next = bit_cast::<128, 32>(
-                            self.win.val().get_bits::<32>((self.hb.val() - 160).index()),
-                        );
+                        self.src_l.next =
+                            self.win.val().get_bits::<128>((self.hb.val() - 224).index()) >> 96;
+                        self.dst_l.next =
+                            self.win.val().get_bits::<128>((self.hb.val() - 256).index()) >> 96;
                     }
                 } else if self.ethertype.val() == 0x86dd {
                     // IPv6 (core: parse_ipv6).
                     self.v6.next = true;
-                    self.v6_payload.next = bit_cast::<32, 16>(
-                        self.win.val().get_bits::<16>((self.hb.val() - 48).index()),
-                    );
+                    self.v6_payload.next = self.w4.val() >> 16;
                     if self.plen.val() < 40 {
                         self.code.next = 8.into();
                     } else if (self.b0.val() >> 4) != 6 {
@@ -412,9 +421,7 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                         self.dscp.next = ((self.b0.val() << 4) | (self.b1.val() >> 4)) & 0xff;
                         self.src_l.next = self.win.val().get_bits::<128>((self.hb.val() - 192).index());
                         self.dst_l.next = self.win.val().get_bits::<128>((self.hb.val() - 320).index());
-                        self.proto.next = bit_cast::<32, 8>(
-                            self.win.val().get_bits::<8>((self.hb.val() - 56).index()),
-                        );
+                        self.proto.next = (self.w4.val() >> 8) & 0xff;
                         self.upper.next = true;
                         // The extension walk, unrolled: one step per header, at most four.
                         for _step in 0..4 {
@@ -488,18 +495,20 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
 
             // The upper-layer header (core: parse_l4), first fragments and whole datagrams.
             if self.code.val() == 0 && self.upper.val() {
-                if (self.l4rel.val() << 3) + 112 <= self.hb.val() {
-                    self.l4idx.next = self.hb.val() - (self.l4rel.val() << 3) - 112;
+                if (self.l4rel.val() << 3) + 128 <= self.hb.val() {
+                    self.l4idx.next = self.hb.val() - (self.l4rel.val() << 3) - 128;
                 } else {
                     self.l4idx.next = 0.into();
         self.l4abs.next = 0.into();
                 }
-                self.l4_bytes.next = self.win.val().get_bits::<112>(self.l4idx.val().index());
-                self.sport.next = bit_cast::<32, 16>(self.l4_bytes.val().get_bits::<16>(96));
-                self.dport.next = bit_cast::<32, 16>(self.l4_bytes.val().get_bits::<16>(80));
-                self.ulen.next = bit_cast::<32, 16>(self.l4_bytes.val().get_bits::<16>(64));
-                self.doff4.next =
-                    bit_cast::<32, 8>(self.l4_bytes.val().get_bits::<8>(8) >> 4) << 2;
+                self.l4_bytes.next = self.win.val().get_bits::<128>(self.l4idx.val().index());
+                self.l4w0.next = self.l4_bytes.val().get_bits::<32>(96);
+                self.l4w4.next = self.l4_bytes.val().get_bits::<32>(64);
+                self.l4w12.next = self.l4_bytes.val().get_bits::<32>(0);
+                self.sport.next = self.l4w0.val() >> 16;
+                self.dport.next = self.l4w0.val() & 0xffff;
+                self.ulen.next = self.l4w4.val() >> 16;
+                self.doff4.next = (self.l4w12.val() >> 28) << 2;
                 if self.proto.val() == 6 {
                     if self.avail.val() < 20 {
                         self.code.next = 12.into();
@@ -509,7 +518,7 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                     } else if self.doff4.val() < 20 || self.doff4.val() > self.avail.val() {
                         self.code.next = 13.into();
                     } else {
-                        self.flags.next = bit_cast::<32, 8>(self.l4_bytes.val().get_bits::<8>(0));
+                        self.flags.next = (self.l4w12.val() >> 16) & 0xff;
                     }
                 } else if self.proto.val() == 17 {
                     if self.avail.val() < 8 {
