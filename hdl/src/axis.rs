@@ -48,8 +48,7 @@ pub const AXIS_DATA_BITS: usize = 64;
 /// `HEADER_BITS` must be a multiple of `DATA_BITS`, and `DATA_BITS` a multiple of 8 with
 /// `KEEP_BITS` its byte count; [`Default`] asserts this, as rust-hdl widgets do.
 #[derive(LogicBlock)]
-pub struct HeaderCapture<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize>
-{
+pub struct HeaderCapture<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> {
     pub clock: Signal<In, Clock>,
     pub tdata: Signal<In, Bits<DATA_BITS>>,
     pub tkeep: Signal<In, Bits<KEEP_BITS>>,
@@ -112,7 +111,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> D
             HEADER_BITS % DATA_BITS == 0,
             "the header must be whole beats"
         );
-        
+
         Self {
             clock: Default::default(),
             tdata: Default::default(),
@@ -170,25 +169,32 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> L
                 self.len_so_far.next = self.zero.val();
                 self.beat_index.next = self.zero.val();
             }
-            // Kept lanes, reversed so that lane 0 (the earliest byte) is on top.
             for j in 0..(KEEP_BITS as u64) {
                 if self.tkeep.val().get_bit((self.zero.val() + j).index()) {
-                    self.beat_bytes.next = self.beat_bytes.val()
-                        | (((self.tdata.val() >> (8 * j)) & self.byte_mask.val())
-                            << (self.lane_top.val() - 8 * j));
                     self.kept.next = self.kept.val() + 1;
                 }
             }
-            self.beat_wide.next =
-                bit_cast::<HEADER_BITS, DATA_BITS>(self.beat_bytes.val()) << self.beat_top.val();
-            // Beat b goes to bytes [b × D, (b + 1) × D): one fixed shift per position, so
-            // each header bit is a 2-input choice, not a barrel shifter.
             self.header_reg.d.next = self.header_so_far.val();
-            for b in 0..((HEADER_BITS / DATA_BITS) as u64) {
-                if self.beat_index.val() == b {
-                    self.header_reg.d.next = self.header_so_far.val() | self.beat_wide.val();
+            // Beat b goes to bytes [b × D, (b + 1) × D): one fixed shift per position, so
+            // each header bit is a 2-input choice, not a barrel shifter. (The guard also
+            // spares the simulator the wide shifts on the beats past the header.)
+            if self.beat_index.val() < self.beats_in_header.val() {
+                // Kept lanes, reversed so that lane 0 (the earliest byte) is on top.
+                for j in 0..(KEEP_BITS as u64) {
+                    if self.tkeep.val().get_bit((self.zero.val() + j).index()) {
+                        self.beat_bytes.next = self.beat_bytes.val()
+                            | (((self.tdata.val() >> (8 * j)) & self.byte_mask.val())
+                                << (self.lane_top.val() - 8 * j));
+                    }
                 }
-                self.beat_wide.next = self.beat_wide.val() >> self.data_bits.val();
+                self.beat_wide.next = bit_cast::<HEADER_BITS, DATA_BITS>(self.beat_bytes.val())
+                    << self.beat_top.val();
+                for b in 0..((HEADER_BITS / DATA_BITS) as u64) {
+                    if self.beat_index.val() == b {
+                        self.header_reg.d.next = self.header_so_far.val() | self.beat_wide.val();
+                    }
+                    self.beat_wide.next = self.beat_wide.val() >> self.data_bits.val();
+                }
             }
             self.len_sum.next = self.len_so_far.val() + self.kept.val();
             if self.len_sum.val() > self.len_max.val() {
@@ -196,6 +202,14 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> L
             }
             self.len_reg.d.next = self.len_sum.val();
             if self.beat_index.val() < self.beats_in_header.val() {
+                // Kept lanes, reversed so that lane 0 (the earliest byte) is on top.
+                for j in 0..(KEEP_BITS as u64) {
+                    if self.tkeep.val().get_bit((self.zero.val() + j).index()) {
+                        self.beat_bytes.next = self.beat_bytes.val()
+                            | (((self.tdata.val() >> (8 * j)) & self.byte_mask.val())
+                                << (self.lane_top.val() - 8 * j));
+                    }
+                }
                 self.beat_reg.d.next = self.beat_index.val() + 1;
             } else {
                 self.beat_reg.d.next = self.beat_index.val();

@@ -1,22 +1,25 @@
 //! Stages 0 + 1 joined: an AXI4-Stream in, one parsed header out per frame.
 //!
-//! [`AxisParser`] is [`crate::axis::FlowHeaderCapture`] feeding
-//! [`crate::parse::FlowHeaderParse`]: 64-bit stream, 128-byte header window. The parse of a
+//! [`AxisParser`] is [`crate::axis::HeaderCapture`] feeding
+//! [`crate::parse::FlowHeaderParse`] (128-byte header window), for any stream width:
+//! [`FlowAxisParser`] is the 64-bit build, [`WideAxisParser`] the 512-bit one of 100G
+//! shells. The parse of a
 //! frame appears two rising edges after its `tlast` beat is accepted (one for the capture
 //! register, one for the parser's output register), with `valid` high for that one clock;
 //! frames may follow each other back to back, one beat each, and still get one result
 //! per clock.
 
-use crate::axis::FlowHeaderCapture;
+use crate::axis::{HeaderCapture, HEADER_BITS};
 use crate::parse::FlowHeaderParse;
 use rust_hdl::prelude::*;
 
-/// The AXI4-Stream header parser: capture + parse, latency 2 clocks after `tlast`.
+/// The AXI4-Stream header parser: capture + parse, latency 2 clocks after `tlast`, on a
+/// `DATA_BITS`-wide stream (`KEEP_BITS = DATA_BITS / 8`).
 #[derive(LogicBlock, Default)]
-pub struct AxisParser {
+pub struct AxisParser<const DATA_BITS: usize, const KEEP_BITS: usize> {
     pub clock: Signal<In, Clock>,
-    pub tdata: Signal<In, Bits<64>>,
-    pub tkeep: Signal<In, Bits<8>>,
+    pub tdata: Signal<In, Bits<DATA_BITS>>,
+    pub tkeep: Signal<In, Bits<KEEP_BITS>>,
     pub tlast: Signal<In, Bit>,
     pub tvalid: Signal<In, Bit>,
     pub tready: Signal<Out, Bit>,
@@ -37,11 +40,16 @@ pub struct AxisParser {
     pub dst_port: Signal<Out, Bits<16>>,
     pub tcp_flags: Signal<Out, Bits<8>>,
     pub dscp_ecn: Signal<Out, Bits<8>>,
-    capture: FlowHeaderCapture,
+    capture: HeaderCapture<DATA_BITS, KEEP_BITS, HEADER_BITS>,
     parse: FlowHeaderParse,
 }
 
-impl Logic for AxisParser {
+/// The 64-bit build (small FPGAs).
+pub type FlowAxisParser = AxisParser<64, 8>;
+/// The 512-bit build (100G shells such as Corundum or OpenNIC).
+pub type WideAxisParser = AxisParser<512, 64>;
+
+impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for AxisParser<DATA_BITS, KEEP_BITS> {
     #[hdl_gen]
     fn update(&mut self) {
         clock!(self, clock, capture, parse);

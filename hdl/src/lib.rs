@@ -30,7 +30,7 @@ pub enum Design {
     FlowHeaderCapture,
     /// [`parse::FlowHeaderParse`]: the parser on a 128-byte header vector.
     FlowHeaderParse,
-    /// [`axis_parse::AxisParser`]: capture and parser joined.
+    /// [`axis_parse::FlowAxisParser`]: capture and parser joined, 64-bit stream.
     AxisParser,
 }
 
@@ -43,7 +43,7 @@ pub fn emit_verilog(design: Design) -> String {
         Design::FlowToeplitz => emit(hash::FlowToeplitz::default()),
         Design::FlowHeaderCapture => emit(axis::FlowHeaderCapture::default()),
         Design::FlowHeaderParse => emit(parse::FlowHeaderParse::default()),
-        Design::AxisParser => emit(axis_parse::AxisParser::default()),
+        Design::AxisParser => emit(axis_parse::FlowAxisParser::default()),
     }
 }
 

@@ -328,13 +328,27 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
             // Ethernet and VLAN tags (core: parse_l2).
             // Fields are read as 32-bit words and shifted down: rust-hdl can only widen a
             // narrower slice with a mask that Verilator flags (WIDTH).
-            self.et0.next = self.header.val().get_bits::<32>((self.hb.val() - 128).index()) >> 16;
-            self.et1.next = self.header.val().get_bits::<32>((self.hb.val() - 160).index()) >> 16;
-            self.et2.next = self.header.val().get_bits::<32>((self.hb.val() - 192).index()) >> 16;
+            self.et0.next = self
+                .header
+                .val()
+                .get_bits::<32>((self.hb.val() - 128).index())
+                >> 16;
+            self.et1.next = self
+                .header
+                .val()
+                .get_bits::<32>((self.hb.val() - 160).index())
+                >> 16;
+            self.et2.next = self
+                .header
+                .val()
+                .get_bits::<32>((self.hb.val() - 192).index())
+                >> 16;
             self.ethertype.next = self.et0.val();
             if self.len.val() < 14 {
                 self.code.next = 1.into();
-            } else if self.et0.val() == 0x8100 || self.et0.val() == 0x88a8 || self.et0.val() == 0x9100
+            } else if self.et0.val() == 0x8100
+                || self.et0.val() == 0x88a8
+                || self.et0.val() == 0x9100
             {
                 if self.len.val() < 18 {
                     self.code.next = 2.into();
@@ -387,7 +401,8 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                         self.code.next = 5.into();
                     } else if self.ihl4.val() < 20 || self.ihl4.val() > self.plen.val() {
                         self.code.next = 6.into();
-                    } else if self.total.val() < self.ihl4.val() || self.total.val() > self.plen.val()
+                    } else if self.total.val() < self.ihl4.val()
+                        || self.total.val() > self.plen.val()
                     {
                         self.code.next = 7.into();
                     } else {
@@ -399,10 +414,16 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                         self.ip_len_l.next = self.total.val();
                         self.l4rel.next = self.ihl4.val();
                         self.avail.next = self.total.val() - self.ihl4.val();
-                        self.src_l.next =
-                            self.win.val().get_bits::<128>((self.hb.val() - 224).index()) >> 96;
-                        self.dst_l.next =
-                            self.win.val().get_bits::<128>((self.hb.val() - 256).index()) >> 96;
+                        self.src_l.next = self
+                            .win
+                            .val()
+                            .get_bits::<128>((self.hb.val() - 224).index())
+                            >> 96;
+                        self.dst_l.next = self
+                            .win
+                            .val()
+                            .get_bits::<128>((self.hb.val() - 256).index())
+                            >> 96;
                     }
                 } else if self.ethertype.val() == 0x86dd {
                     // IPv6 (core: parse_ipv6).
@@ -419,8 +440,14 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                     } else {
                         self.ip_len_l.next = self.v6_payload.val() + 40;
                         self.dscp.next = ((self.b0.val() << 4) | (self.b1.val() >> 4)) & 0xff;
-                        self.src_l.next = self.win.val().get_bits::<128>((self.hb.val() - 192).index());
-                        self.dst_l.next = self.win.val().get_bits::<128>((self.hb.val() - 320).index());
+                        self.src_l.next = self
+                            .win
+                            .val()
+                            .get_bits::<128>((self.hb.val() - 192).index());
+                        self.dst_l.next = self
+                            .win
+                            .val()
+                            .get_bits::<128>((self.hb.val() - 320).index());
                         self.proto.next = (self.w4.val() >> 8) & 0xff;
                         self.upper.next = true;
                         // The extension walk, unrolled: one step per header, at most four.
@@ -445,7 +472,8 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                                 if self.proto.val() == 44 {
                                     if self.room.val() < 8 {
                                         self.code.next = 10.into();
-                                    } else if self.l3.val() + self.rel.val() + 8 > self.hbytes.val() {
+                                    } else if self.l3.val() + self.rel.val() + 8 > self.hbytes.val()
+                                    {
                                         // TODO(core owner): HeaderTooLong, see the module doc.
                                         self.code.next = 19.into();
                                     } else {
@@ -499,7 +527,7 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                     self.l4idx.next = self.hb.val() - (self.l4rel.val() << 3) - 128;
                 } else {
                     self.l4idx.next = 0.into();
-        self.l4abs.next = 0.into();
+                    self.l4abs.next = 0.into();
                 }
                 self.l4_bytes.next = self.win.val().get_bits::<128>(self.l4idx.val().index());
                 self.l4w0.next = self.l4_bytes.val().get_bits::<32>(96);

@@ -83,7 +83,7 @@ fn contract(frame: &[u8]) -> HwParse {
     }
 }
 
-fn read_outputs(x: &AxisParser) -> HwParse {
+fn read_outputs<const D: usize, const K: usize>(x: &AxisParser<D, K>) -> HwParse {
     HwParse {
         result: x.result.val().to_u8(),
         fields: Fields {
@@ -104,23 +104,36 @@ fn read_outputs(x: &AxisParser) -> HwParse {
     }
 }
 
-/// Streams `frames` through the parser (8 bytes a beat, back to back, with an idle clock
-/// between beats now and then when `gaps`), and returns the block's parse of each frame,
-/// in order. Panics if the block does not give exactly one result per frame.
-fn run_hardware(frames: &[Vec<u8>], gaps: bool) -> Vec<HwParse> {
-    let mut uut = AxisParser::default();
+/// One beat's `tdata` and `tkeep`: byte `j` of `chunk` in lane `j` (`tdata[8j+7:8j]`).
+fn lanes<const D: usize, const K: usize>(chunk: &[u8]) -> (Bits<D>, Bits<K>) {
+    let mut data = Bits::<D>::default();
+    let mut keep = Bits::<K>::default();
+    for (j, &byte) in chunk.iter().enumerate() {
+        data.set_bits::<8>(8 * j, u64::from(byte).into());
+        keep = keep.replace_bit(j, true);
+    }
+    (data, keep)
+}
+
+/// Streams `frames` through an `AxisParser<D, K>` (`K` bytes a beat, back to back, with an
+/// idle clock between beats now and then when `gaps`), and returns the block's parse of
+/// each frame, in order. Panics if the block does not give exactly one result per frame.
+fn run_hardware<const D: usize, const K: usize>(frames: &[Vec<u8>], gaps: bool) -> Vec<HwParse> {
+    let mut uut = AxisParser::<D, K>::default();
     uut.connect_all();
     let mut sim = Simulation::new();
-    sim.add_clock(5, |x: &mut Box<AxisParser>| x.clock.next = !x.clock.val());
-    let beats: usize = frames.iter().map(|f| f.len().div_ceil(8).max(1)).sum();
+    sim.add_clock(5, |x: &mut Box<AxisParser<D, K>>| {
+        x.clock.next = !x.clock.val()
+    });
+    let beats: usize = frames.iter().map(|f| f.len().div_ceil(K).max(1)).sum();
     let out = Arc::new(Mutex::new(Vec::with_capacity(frames.len())));
     let frames_tb = frames.to_vec();
     let out_tb = out.clone();
-    sim.add_testbench(move |mut sim: Sim<AxisParser>| {
+    sim.add_testbench(move |mut sim: Sim<AxisParser<D, K>>| {
         let mut x = sim.init()?;
         let mut rng = ChaCha8Rng::seed_from_u64(0x9a95);
         // Every clock: collect a result if one is out, then drive the next beat.
-        let collect = |x: &AxisParser| {
+        let collect = |x: &AxisParser<D, K>| {
             if x.valid.val() {
                 out_tb.lock().unwrap().push(read_outputs(x));
             }
@@ -130,7 +143,7 @@ fn run_hardware(frames: &[Vec<u8>], gaps: bool) -> Vec<HwParse> {
             let chunks: Vec<&[u8]> = if frame.is_empty() {
                 vec![&[]]
             } else {
-                frame.chunks(8).collect()
+                frame.chunks(K).collect()
             };
             for (n, chunk) in chunks.iter().enumerate() {
                 while gaps && rng.gen_ratio(1, 8) {
@@ -141,10 +154,9 @@ fn run_hardware(frames: &[Vec<u8>], gaps: bool) -> Vec<HwParse> {
                 }
                 wait_clock_false!(sim, clock, x);
                 collect(&x);
-                let mut lanes = [0u8; 8];
-                lanes[..chunk.len()].copy_from_slice(chunk);
-                x.tdata.next = u64::from_le_bytes(lanes).into();
-                x.tkeep.next = ((1u64 << chunk.len()) - 1).into();
+                let (data, keep) = lanes::<D, K>(chunk);
+                x.tdata.next = data;
+                x.tkeep.next = keep;
                 x.tlast.next = n + 1 == chunks.len();
                 x.tvalid.next = true;
                 wait_clock_true!(sim, clock, x);
@@ -168,8 +180,12 @@ fn run_hardware(frames: &[Vec<u8>], gaps: bool) -> Vec<HwParse> {
 
 /// Runs `frames` through the hardware and lists every frame whose result differs from
 /// the contract's (all fields for IP frames, the code otherwise).
-fn mismatches(frames: &[Vec<u8>], gaps: bool) -> Vec<String> {
-    let got = run_hardware(frames, gaps);
+fn mismatches(frames: &[Vec<u8>], gaps: bool, wide: bool) -> Vec<String> {
+    let got = if wide {
+        run_hardware::<512, 64>(frames, gaps)
+    } else {
+        run_hardware::<64, 8>(frames, gaps)
+    };
     frames
         .iter()
         .zip(got)
@@ -188,8 +204,9 @@ fn mismatches(frames: &[Vec<u8>], gaps: bool) -> Vec<String> {
         .collect()
 }
 
-fn assert_matches_core(frames: &[Vec<u8>], gaps: bool) {
-    let bad = mismatches(frames, gaps);
+/// Runs `frames` through the 64-bit build, or the 512-bit one when `wide`.
+fn assert_matches_core(frames: &[Vec<u8>], gaps: bool, wide: bool) {
+    let bad = mismatches(frames, gaps, wide);
     assert!(
         bad.is_empty(),
         "{} of {} frames differ from core:\n{}",
@@ -248,9 +265,15 @@ fn trace_frames_parse_as_core_parses_them() {
     // The trace has every kind the parser distinguishes.
     let results: std::collections::BTreeSet<u8> =
         frames.iter().map(|f| contract(f).result).collect();
-    assert!(results.contains(&0) && results.contains(&RESULT_NOT_IP), "{results:?}");
+    assert!(
+        results.contains(&0) && results.contains(&RESULT_NOT_IP),
+        "{results:?}"
+    );
     assert!(results.len() > 8, "{results:?}");
-    assert_matches_core(&frames, true);
+    // Full frames stream through the 512-bit build (8 times fewer clocks than the 64-bit
+    // one, which the other tests stream through); the first 200 through the 64-bit one too.
+    assert_matches_core(&frames, true, true);
+    assert_matches_core(&frames[..200], true, false);
 }
 
 #[test]
@@ -262,13 +285,13 @@ fn every_malformed_case_gets_cores_verdict() {
     for reason in &DropReason::ALL[..16] {
         assert!(codes.contains(&reason.code()), "{reason:?} never occurs");
     }
-    assert_matches_core(&frames, false);
+    assert_matches_core(&frames, false, false);
 }
 
 #[test]
 fn truncated_frames_get_cores_verdict() {
-    let frames = truncations(&trace_frames(), 2000);
-    assert_matches_core(&frames, false);
+    let frames = truncations(&trace_frames(), 1000);
+    assert_matches_core(&frames, false, false);
 }
 
 // ---- The header window (HeaderTooLong, proposed for core) ----
@@ -328,7 +351,7 @@ fn headers_inside_the_window_match_core_even_with_long_extension_chains() {
         contract(&frames[3]).result,
         DropReason::Ipv6ExtensionChainTooDeep.code()
     );
-    assert_matches_core(&frames, false);
+    assert_matches_core(&frames, false, false);
 }
 
 /// Where the hardware and today's core disagree: headers the parser must read past byte
@@ -341,7 +364,7 @@ fn headers_reaching_past_the_window_are_header_too_long() {
         // An 80-byte hop-by-hop header puts the next extension's prefix at 134.
         ipv6_with_extensions(&[(0, 80), (60, 8)], 6),
     ];
-    let got = run_hardware(&frames, false);
+    let got = run_hardware::<64, 8>(&frames, false);
     for (f, hw) in frames.iter().zip(got) {
         assert_eq!(contract(f).result, 0, "core accepts it");
         assert_eq!(hw.result, RESULT_HEADER_TOO_LONG);
@@ -351,7 +374,7 @@ fn headers_reaching_past_the_window_are_header_too_long() {
     cut.truncate(14 + 40 + 64 + 10);
     cut[18..20].copy_from_slice(&(64u16 + 10).to_be_bytes());
     assert_eq!(contract(&cut).result, DropReason::TruncatedTcp.code());
-    assert_matches_core(&[cut], false);
+    assert_matches_core(&[cut], false, false);
 }
 
 // ---- Synthesis and lint ----
@@ -400,7 +423,10 @@ fn header_capture_passes_verilator_lint_but_for_the_beat_widening() {
     let warnings: Vec<&str> = log.lines().filter(|l| l.starts_with("%Warning")).collect();
     assert!(!warnings.is_empty(), "{log}");
     for w in &warnings {
-        assert!(w.starts_with("%Warning-WIDTH") && w.contains("beat_bytes"), "{log}");
+        assert!(
+            w.starts_with("%Warning-WIDTH") && w.contains("beat_bytes"),
+            "{log}"
+        );
     }
     let mut waivers = RUST_HDL_LINT_WAIVERS.to_vec();
     waivers.push("WIDTH");
