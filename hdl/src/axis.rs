@@ -104,11 +104,11 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> D
 {
     fn default() -> Self {
         assert!(
-            DATA_BITS >= 8 && DATA_BITS % 8 == 0 && KEEP_BITS * 8 == DATA_BITS,
+            DATA_BITS >= 8 && KEEP_BITS * 8 == DATA_BITS,
             "the data bus must be whole bytes, one keep bit each"
         );
         assert!(
-            HEADER_BITS % DATA_BITS == 0,
+            HEADER_BITS / DATA_BITS * DATA_BITS == HEADER_BITS,
             "the header must be whole beats"
         );
 

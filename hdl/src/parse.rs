@@ -171,7 +171,7 @@ impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
         // The largest IPv4 header must fit: 22 + 60 + 20 bytes (see the module doc), and
         // the fixed reads below assume at least the 22 + 40 + 4 bytes of IPv6.
         assert!(
-            HEADER_BITS % 8 == 0 && HEADER_BITS >= 102 * 8,
+            HEADER_BITS / 8 * 8 == HEADER_BITS && HEADER_BITS >= 102 * 8,
             "the header window must hold Ethernet + 2 tags + IPv4 with options + TCP"
         );
         assert!(HEADER_BITS < 1 << 16, "offsets are 32-bit constants");
@@ -559,10 +559,9 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                     {
                         self.code.next = 15.into();
                     }
-                } else if self.proto.val() == 1 || self.proto.val() == 58 {
-                    if self.avail.val() < 4 {
-                        self.code.next = 16.into();
-                    }
+                } else if (self.proto.val() == 1 || self.proto.val() == 58) && self.avail.val() < 4
+                {
+                    self.code.next = 16.into();
                 }
                 // Ports only from TCP and UDP.
                 if self.proto.val() != 6 && self.proto.val() != 17 {
