@@ -7,13 +7,19 @@
 //! pcap traces through it and diffs it against the software engine.
 //!
 //! Modules follow the data flow:
+//! * [`axis`] — AXI4-Stream header capture: the first 128 bytes and the length of a frame.
+//! * [`parse`] — the header parser (`core::parse`), one frame per clock.
+//! * [`axis_parse`] — the two joined: AXI4-Stream in, parsed fields out.
 //! * [`hash`] — Toeplitz (RSS) hash, one XOR tree with a registered output.
 //! * [`flow_table`] — the set-associative flow table in block RAM, one request per clock,
 //!   with forwarding so back-to-back requests see each other's writes.
 //! * [`toolchain`] — running yosys and Verilator on emitted Verilog.
 
+pub mod axis;
+pub mod axis_parse;
 pub mod flow_table;
 pub mod hash;
+pub mod parse;
 pub mod toolchain;
 
 use rust_hdl::prelude::{generate_verilog, Block};
@@ -25,6 +31,12 @@ pub enum Design {
     FlowToeplitz,
     /// [`flow_table::FlowTable16K`]: 4096 sets × 4 ways, the ECP5-85F profile.
     FlowTable16K,
+    /// [`axis::FlowHeaderCapture`]: 64-bit AXI4-Stream to a 128-byte header vector.
+    FlowHeaderCapture,
+    /// [`parse::FlowHeaderParse`]: the parser on a 128-byte header vector.
+    FlowHeaderParse,
+    /// [`axis_parse::FlowAxisParser`]: capture and parser joined, 64-bit stream.
+    AxisParser,
 }
 
 /// The Verilog of `design`, top module named `top` (rust-hdl always names it so).
@@ -35,6 +47,9 @@ pub fn emit_verilog(design: Design) -> String {
     match design {
         Design::FlowToeplitz => emit(hash::FlowToeplitz::default()),
         Design::FlowTable16K => emit(flow_table::FlowTable16K::default()),
+        Design::FlowHeaderCapture => emit(axis::FlowHeaderCapture::default()),
+        Design::FlowHeaderParse => emit(parse::FlowHeaderParse::default()),
+        Design::AxisParser => emit(axis_parse::FlowAxisParser::default()),
     }
 }
 

@@ -1,0 +1,608 @@
+//! Stage 1 — parse: [`flowgate_core::parse::parse`] on a header vector, one frame per
+//! clock.
+//!
+//! [`HeaderParse`] takes the header vector and frame length that
+//! [`crate::axis::HeaderCapture`] produces and computes every field of
+//! [`flowgate_core::parse::ParsedFrame`] plus a result code: 0 for an IP frame,
+//! [`RESULT_NOT_IP`] for a well-formed non-IP frame, else the [`DropReason::code`] of the
+//! first rule the frame breaks — the rules and their order are `core`'s, applied as nested
+//! priority logic in the same order as `core/src/parse.rs` applies them.
+//!
+//! # The header window (a contract question)
+//! Hardware sees only the first [`crate::axis::HEADER_BYTES`] (H = 128) bytes of a frame.
+//! Ethernet + 2 tags + IPv4 with 40 bytes of options + a TCP header end at byte 102, so
+//! every IPv4 frame is parsed exactly as `core` parses it. IPv6 extension headers, however,
+//! can be 2048 bytes each, so `core` may read an extension header's next-header byte or a
+//! TCP port thousands of bytes into the frame, and no fixed H covers that. The block
+//! therefore implements a proposed rule that `core` does not have yet:
+//!
+//! > **HeaderTooLong** (proposed [`DropReason`] code [`RESULT_HEADER_TOO_LONG`] = 19):
+//! > when the parser is about to read a header's fields — an IPv6 extension header (its
+//! > 2-byte prefix; a fragment header's 8 bytes), a TCP header (20 bytes) or a UDP header
+//! > (8 bytes) — and that fixed part, which the header's own truncation check has just
+//! > found inside the datagram, does not end within the first H bytes of the frame, the
+//! > frame is dropped as `HeaderTooLong`. ICMP is exempt (no ICMP field is read).
+//!
+//! The check sits right after the same header's truncation check, so a frame `core`
+//! drops for a truncation still gets that reason. A frame no longer than H can never
+//! break the rule (everything it reads is inside the frame), so traces of short frames
+//! match `core` exactly today. TODO(core owner): add `DropReason::HeaderTooLong = 19` and
+//! `parse::PARSE_WINDOW = 128` with this rule to `core/src/parse.rs`; until then, IPv6
+//! frames whose headers reach past byte 128 are the one place the hardware and `core`
+//! disagree (the block drops what `core` may accept).
+//!
+//! # Outputs
+//! Valid when `result` is 0 (an IP frame); for any other result the field values are
+//! unspecified. Addresses are 128 bits: an IPv6 address as its 16 bytes (byte 0 on top),
+//! an IPv4 address in the low 32 bits with zeros above, `is_v6` telling which.
+//!
+//! # Timing
+//! Latency 1 clock, initiation interval 1: the outputs show, one rising edge after
+//! `header_valid`, the parse of the header presented with it (`valid` marks that clock).
+//! Between the input and the output registers sit the L2 compare tree, a 3-way window
+//! select, four chained extension-header reads (each a 32-bit read at a computed offset
+//! and a 16-bit add) and the L4 read: a long path. Cutting it into stages is mechanical
+//! (each step's state is a handful of signals) and is the next step for Fmax.
+
+use flowgate_core::DropReason;
+use rust_hdl::prelude::*;
+
+/// Result code of a well-formed frame that is not IPv4 or IPv6 (`Parsed::NotIp`).
+pub const RESULT_NOT_IP: u8 = 0xff;
+/// Result code of the proposed `DropReason::HeaderTooLong` (see the module doc): the next
+/// free [`DropReason`] code.
+pub const RESULT_HEADER_TOO_LONG: u8 = 19;
+
+// The proposed code must not collide with a reason `core` already has.
+const _: () = assert!(DropReason::ALL.len() as u8 + 1 == RESULT_HEADER_TOO_LONG);
+
+/// Parses a `HEADER_BITS`-wide header vector (byte 0 on top) and the frame's length.
+#[derive(LogicBlock)]
+pub struct HeaderParse<const HEADER_BITS: usize> {
+    pub clock: Signal<In, Clock>,
+    pub header: Signal<In, Bits<HEADER_BITS>>,
+    /// Bytes in the frame (at most 65 535: the capture saturates).
+    pub frame_len: Signal<In, Bits<32>>,
+    pub header_valid: Signal<In, Bit>,
+    /// High for one clock per parsed header, one clock after `header_valid`.
+    pub valid: Signal<Out, Bit>,
+    /// 0 = IP, [`RESULT_NOT_IP`], or a [`DropReason`] code.
+    pub result: Signal<Out, Bits<8>>,
+    pub vlan_count: Signal<Out, Bits<2>>,
+    pub l3_offset: Signal<Out, Bits<16>>,
+    pub is_v6: Signal<Out, Bit>,
+    pub src: Signal<Out, Bits<128>>,
+    pub dst: Signal<Out, Bits<128>>,
+    pub ip_len: Signal<Out, Bits<16>>,
+    pub protocol: Signal<Out, Bits<8>>,
+    pub l4_offset: Signal<Out, Bits<16>>,
+    pub fragment: Signal<Out, Bit>,
+    pub src_port: Signal<Out, Bits<16>>,
+    pub dst_port: Signal<Out, Bits<16>>,
+    pub tcp_flags: Signal<Out, Bits<8>>,
+    pub dscp_ecn: Signal<Out, Bits<8>>,
+    // Numbers the body needs (hdl_gen would emit a const-generic name verbatim).
+    /// HEADER_BITS.
+    hb: Constant<Bits<32>>,
+    /// HEADER_BITS / 8: the window H.
+    hbytes: Constant<Bits<32>>,
+    zero_header: Constant<Bits<HEADER_BITS>>,
+    zero128: Constant<Bits<128>>,
+    // Locals, all offsets and lengths 32 bits wide (literals are emitted 32 bits wide).
+    len: Signal<Local, Bits<32>>,
+    code: Signal<Local, Bits<32>>,
+    et0: Signal<Local, Bits<32>>,
+    et1: Signal<Local, Bits<32>>,
+    et2: Signal<Local, Bits<32>>,
+    ethertype: Signal<Local, Bits<32>>,
+    vlans: Signal<Local, Bits<32>>,
+    l3: Signal<Local, Bits<32>>,
+    /// The header from the IP header on (byte `l3` on top).
+    win: Signal<Local, Bits<HEADER_BITS>>,
+    /// Frame bytes from the IP header on.
+    plen: Signal<Local, Bits<32>>,
+    b0: Signal<Local, Bits<32>>,
+    b1: Signal<Local, Bits<32>>,
+    ihl4: Signal<Local, Bits<32>>,
+    total: Signal<Local, Bits<32>>,
+    frag_field: Signal<Local, Bits<32>>,
+    v6_payload: Signal<Local, Bits<32>>,
+    v6: Signal<Local, Bit>,
+    ip_len_l: Signal<Local, Bits<32>>,
+    proto: Signal<Local, Bits<32>>,
+    dscp: Signal<Local, Bits<32>>,
+    is_fragment: Signal<Local, Bit>,
+    /// The upper-layer header is in this datagram (not a non-first fragment).
+    upper: Signal<Local, Bit>,
+    src_l: Signal<Local, Bits<128>>,
+    dst_l: Signal<Local, Bits<128>>,
+    /// IPv6 extension walk: offset into the payload of the header `proto` names.
+    at: Signal<Local, Bits<32>>,
+    is_ext: Signal<Local, Bit>,
+    /// Offset of the header being read, from the IP header.
+    rel: Signal<Local, Bits<32>>,
+    /// Bit index of a 32-bit read at `rel` in `win`.
+    ridx: Signal<Local, Bits<32>>,
+    ext_word: Signal<Local, Bits<32>>,
+    room: Signal<Local, Bits<32>>,
+    ext_len: Signal<Local, Bits<32>>,
+    /// L4 header offset from the IP header, and the datagram bytes from it on.
+    l4rel: Signal<Local, Bits<32>>,
+    avail: Signal<Local, Bits<32>>,
+    l4idx: Signal<Local, Bits<32>>,
+    l4abs: Signal<Local, Bits<32>>,
+    /// The first 16 bytes of the L4 header (ports, UDP length, TCP data offset and flags).
+    l4_bytes: Signal<Local, Bits<128>>,
+    l4w0: Signal<Local, Bits<32>>,
+    l4w4: Signal<Local, Bits<32>>,
+    l4w12: Signal<Local, Bits<32>>,
+    /// IP header bytes 0..4, 4..8, 8..12.
+    w0: Signal<Local, Bits<32>>,
+    w4: Signal<Local, Bits<32>>,
+    w8: Signal<Local, Bits<32>>,
+    doff4: Signal<Local, Bits<32>>,
+    ulen: Signal<Local, Bits<32>>,
+    sport: Signal<Local, Bits<32>>,
+    dport: Signal<Local, Bits<32>>,
+    flags: Signal<Local, Bits<32>>,
+    valid_reg: DFF<Bit>,
+    result_reg: DFF<Bits<8>>,
+    vlan_reg: DFF<Bits<2>>,
+    l3_reg: DFF<Bits<16>>,
+    v6_reg: DFF<Bit>,
+    src_reg: DFF<Bits<128>>,
+    dst_reg: DFF<Bits<128>>,
+    ip_len_reg: DFF<Bits<16>>,
+    proto_reg: DFF<Bits<8>>,
+    l4_reg: DFF<Bits<16>>,
+    frag_reg: DFF<Bit>,
+    sport_reg: DFF<Bits<16>>,
+    dport_reg: DFF<Bits<16>>,
+    flags_reg: DFF<Bits<8>>,
+    dscp_reg: DFF<Bits<8>>,
+}
+
+/// The parser the pipeline instantiates, on the 128-byte header of
+/// [`crate::axis::FlowHeaderCapture`].
+pub type FlowHeaderParse = HeaderParse<{ crate::axis::HEADER_BITS }>;
+
+impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
+    fn default() -> Self {
+        // The largest IPv4 header must fit: 22 + 60 + 20 bytes (see the module doc), and
+        // the fixed reads below assume at least the 22 + 40 + 4 bytes of IPv6.
+        assert!(
+            HEADER_BITS / 8 * 8 == HEADER_BITS && HEADER_BITS >= 102 * 8,
+            "the header window must hold Ethernet + 2 tags + IPv4 with options + TCP"
+        );
+        assert!(HEADER_BITS < 1 << 16, "offsets are 32-bit constants");
+        Self {
+            clock: Default::default(),
+            header: Default::default(),
+            frame_len: Default::default(),
+            header_valid: Default::default(),
+            valid: Default::default(),
+            result: Default::default(),
+            vlan_count: Default::default(),
+            l3_offset: Default::default(),
+            is_v6: Default::default(),
+            src: Default::default(),
+            dst: Default::default(),
+            ip_len: Default::default(),
+            protocol: Default::default(),
+            l4_offset: Default::default(),
+            fragment: Default::default(),
+            src_port: Default::default(),
+            dst_port: Default::default(),
+            tcp_flags: Default::default(),
+            dscp_ecn: Default::default(),
+            hb: Constant::new((HEADER_BITS as u64).into()),
+            hbytes: Constant::new(((HEADER_BITS / 8) as u64).into()),
+            zero_header: Constant::new(Bits::default()),
+            zero128: Constant::new(Bits::default()),
+            len: Default::default(),
+            code: Default::default(),
+            et0: Default::default(),
+            et1: Default::default(),
+            et2: Default::default(),
+            ethertype: Default::default(),
+            vlans: Default::default(),
+            l3: Default::default(),
+            win: Default::default(),
+            plen: Default::default(),
+            b0: Default::default(),
+            b1: Default::default(),
+            ihl4: Default::default(),
+            total: Default::default(),
+            frag_field: Default::default(),
+            v6_payload: Default::default(),
+            v6: Default::default(),
+            ip_len_l: Default::default(),
+            proto: Default::default(),
+            dscp: Default::default(),
+            is_fragment: Default::default(),
+            upper: Default::default(),
+            src_l: Default::default(),
+            dst_l: Default::default(),
+            at: Default::default(),
+            is_ext: Default::default(),
+            rel: Default::default(),
+            ridx: Default::default(),
+            ext_word: Default::default(),
+            room: Default::default(),
+            ext_len: Default::default(),
+            l4rel: Default::default(),
+            avail: Default::default(),
+            l4idx: Default::default(),
+            l4abs: Default::default(),
+            l4_bytes: Default::default(),
+            l4w0: Default::default(),
+            l4w4: Default::default(),
+            l4w12: Default::default(),
+            w0: Default::default(),
+            w4: Default::default(),
+            w8: Default::default(),
+            doff4: Default::default(),
+            ulen: Default::default(),
+            sport: Default::default(),
+            dport: Default::default(),
+            flags: Default::default(),
+            valid_reg: Default::default(),
+            result_reg: Default::default(),
+            vlan_reg: Default::default(),
+            l3_reg: Default::default(),
+            v6_reg: Default::default(),
+            src_reg: Default::default(),
+            dst_reg: Default::default(),
+            ip_len_reg: Default::default(),
+            proto_reg: Default::default(),
+            l4_reg: Default::default(),
+            frag_reg: Default::default(),
+            sport_reg: Default::default(),
+            dport_reg: Default::default(),
+            flags_reg: Default::default(),
+            dscp_reg: Default::default(),
+        }
+    }
+}
+
+impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(
+            self, clock, valid_reg, result_reg, vlan_reg, l3_reg, v6_reg, src_reg, dst_reg,
+            ip_len_reg, proto_reg, l4_reg, frag_reg, sport_reg, dport_reg, flags_reg, dscp_reg
+        );
+        // Defaults: every local is assigned on every path (no latches). A field read at byte
+        // offset `k` of `win` is the slice at bit `hb - 8k - width`.
+        self.len.next = self.frame_len.val();
+        self.code.next = 0.into();
+        self.et0.next = 0.into();
+        self.et1.next = 0.into();
+        self.et2.next = 0.into();
+        self.ethertype.next = 0.into();
+        self.vlans.next = 0.into();
+        self.l3.next = 14.into();
+        self.win.next = self.zero_header.val();
+        self.plen.next = 0.into();
+        self.b0.next = 0.into();
+        self.b1.next = 0.into();
+        self.ihl4.next = 0.into();
+        self.total.next = 0.into();
+        self.frag_field.next = 0.into();
+        self.v6_payload.next = 0.into();
+        self.v6.next = false;
+        self.ip_len_l.next = 0.into();
+        self.proto.next = 0.into();
+        self.dscp.next = 0.into();
+        self.is_fragment.next = false;
+        self.upper.next = false;
+        self.src_l.next = self.zero128.val();
+        self.dst_l.next = self.zero128.val();
+        self.at.next = 0.into();
+        self.is_ext.next = false;
+        self.rel.next = 0.into();
+        self.ridx.next = 0.into();
+        self.ext_word.next = 0.into();
+        self.room.next = 0.into();
+        self.ext_len.next = 0.into();
+        self.l4rel.next = 0.into();
+        self.avail.next = 0.into();
+        self.l4idx.next = 0.into();
+        self.l4abs.next = 0.into();
+        self.l4_bytes.next = self.zero128.val();
+        self.l4w0.next = 0.into();
+        self.l4w4.next = 0.into();
+        self.l4w12.next = 0.into();
+        self.w0.next = 0.into();
+        self.w4.next = 0.into();
+        self.w8.next = 0.into();
+        self.doff4.next = 0.into();
+        self.ulen.next = 0.into();
+        self.sport.next = 0.into();
+        self.dport.next = 0.into();
+        self.flags.next = 0.into();
+        self.valid_reg.d.next = self.header_valid.val();
+        // Only a presented header is parsed; the output registers hold otherwise (this
+        // also keeps the simulation from parsing on every clock of a long frame).
+        if self.header_valid.val() {
+            // Ethernet and VLAN tags (core: parse_l2).
+            // Fields are read as 32-bit words and shifted down: rust-hdl can only widen a
+            // narrower slice with a mask that Verilator flags (WIDTH).
+            self.et0.next = self
+                .header
+                .val()
+                .get_bits::<32>((self.hb.val() - 128).index())
+                >> 16;
+            self.et1.next = self
+                .header
+                .val()
+                .get_bits::<32>((self.hb.val() - 160).index())
+                >> 16;
+            self.et2.next = self
+                .header
+                .val()
+                .get_bits::<32>((self.hb.val() - 192).index())
+                >> 16;
+            self.ethertype.next = self.et0.val();
+            if self.len.val() < 14 {
+                self.code.next = 1.into();
+            } else if self.et0.val() == 0x8100
+                || self.et0.val() == 0x88a8
+                || self.et0.val() == 0x9100
+            {
+                if self.len.val() < 18 {
+                    self.code.next = 2.into();
+                } else if self.et1.val() == 0x8100
+                    || self.et1.val() == 0x88a8
+                    || self.et1.val() == 0x9100
+                {
+                    if self.len.val() < 22 {
+                        self.code.next = 2.into();
+                    } else if self.et2.val() == 0x8100
+                        || self.et2.val() == 0x88a8
+                        || self.et2.val() == 0x9100
+                    {
+                        self.code.next = 3.into();
+                    } else {
+                        self.vlans.next = 2.into();
+                        self.l3.next = 22.into();
+                        self.ethertype.next = self.et2.val();
+                    }
+                } else {
+                    self.vlans.next = 1.into();
+                    self.l3.next = 18.into();
+                    self.ethertype.next = self.et1.val();
+                }
+            }
+            // The IP header on top: three fixed shifts, so later fixed-offset fields cost
+            // a 3-way choice each and nothing more.
+            if self.vlans.val() == 2 {
+                self.win.next = self.header.val() << 176;
+            } else if self.vlans.val() == 1 {
+                self.win.next = self.header.val() << 144;
+            } else {
+                self.win.next = self.header.val() << 112;
+            }
+            self.plen.next = self.len.val() - self.l3.val();
+            self.w0.next = self.win.val().get_bits::<32>((self.hb.val() - 32).index());
+            self.w4.next = self.win.val().get_bits::<32>((self.hb.val() - 64).index());
+            self.w8.next = self.win.val().get_bits::<32>((self.hb.val() - 96).index());
+            self.b0.next = self.w0.val() >> 24;
+            self.b1.next = (self.w0.val() >> 16) & 0xff;
+
+            if self.code.val() == 0 {
+                if self.ethertype.val() == 0x0800 {
+                    // IPv4 (core: parse_ipv4).
+                    self.ihl4.next = (self.b0.val() & 0xf) << 2;
+                    self.total.next = self.w0.val() & 0xffff;
+                    if self.plen.val() < 20 {
+                        self.code.next = 4.into();
+                    } else if (self.b0.val() >> 4) != 4 {
+                        self.code.next = 5.into();
+                    } else if self.ihl4.val() < 20 || self.ihl4.val() > self.plen.val() {
+                        self.code.next = 6.into();
+                    } else if self.total.val() < self.ihl4.val()
+                        || self.total.val() > self.plen.val()
+                    {
+                        self.code.next = 7.into();
+                    } else {
+                        self.frag_field.next = self.w4.val() & 0xffff;
+                        self.is_fragment.next = (self.frag_field.val() & 0x3fff) != 0;
+                        self.upper.next = (self.frag_field.val() & 0x1fff) == 0;
+                        self.proto.next = (self.w8.val() >> 16) & 0xff;
+                        self.dscp.next = self.b1.val();
+                        self.ip_len_l.next = self.total.val();
+                        self.l4rel.next = self.ihl4.val();
+                        self.avail.next = self.total.val() - self.ihl4.val();
+                        self.src_l.next = self
+                            .win
+                            .val()
+                            .get_bits::<128>((self.hb.val() - 224).index())
+                            >> 96;
+                        self.dst_l.next = self
+                            .win
+                            .val()
+                            .get_bits::<128>((self.hb.val() - 256).index())
+                            >> 96;
+                    }
+                } else if self.ethertype.val() == 0x86dd {
+                    // IPv6 (core: parse_ipv6).
+                    self.v6.next = true;
+                    self.v6_payload.next = self.w4.val() >> 16;
+                    if self.plen.val() < 40 {
+                        self.code.next = 8.into();
+                    } else if (self.b0.val() >> 4) != 6 {
+                        self.code.next = 5.into();
+                    } else if self.v6_payload.val() + 40 > 0xffff
+                        || self.v6_payload.val() + 40 > self.plen.val()
+                    {
+                        self.code.next = 9.into();
+                    } else {
+                        self.ip_len_l.next = self.v6_payload.val() + 40;
+                        self.dscp.next = ((self.b0.val() << 4) | (self.b1.val() >> 4)) & 0xff;
+                        self.src_l.next = self
+                            .win
+                            .val()
+                            .get_bits::<128>((self.hb.val() - 192).index());
+                        self.dst_l.next = self
+                            .win
+                            .val()
+                            .get_bits::<128>((self.hb.val() - 320).index());
+                        self.proto.next = (self.w4.val() >> 8) & 0xff;
+                        self.upper.next = true;
+                        // The extension walk, unrolled: one step per header, at most four.
+                        for _step in 0..4 {
+                            self.is_ext.next = self.proto.val() == 0
+                                || self.proto.val() == 43
+                                || self.proto.val() == 44
+                                || self.proto.val() == 60;
+                            if self.code.val() == 0 && self.upper.val() && self.is_ext.val() {
+                                self.rel.next = self.at.val() + 40;
+                                // A read past the vector would be out of range; its value
+                                // is never used then (the window check below fails first).
+                                if (self.rel.val() << 3) + 32 <= self.hb.val() {
+                                    self.ridx.next = self.hb.val() - (self.rel.val() << 3) - 32;
+                                } else {
+                                    self.ridx.next = 0.into();
+                                }
+                                self.ext_word.next =
+                                    self.win.val().get_bits::<32>(self.ridx.val().index());
+                                // Payload bytes from this header on (at <= payload always).
+                                self.room.next = self.v6_payload.val() - self.at.val();
+                                if self.proto.val() == 44 {
+                                    if self.room.val() < 8 {
+                                        self.code.next = 10.into();
+                                    } else if self.l3.val() + self.rel.val() + 8 > self.hbytes.val()
+                                    {
+                                        // TODO(core owner): HeaderTooLong, see the module doc.
+                                        self.code.next = 19.into();
+                                    } else {
+                                        self.is_fragment.next = true;
+                                        self.proto.next = self.ext_word.val() >> 24;
+                                        self.at.next = self.at.val() + 8;
+                                        // Offset != 0: fragment data follows, not headers.
+                                        if (self.ext_word.val() & 0xfff8) != 0 {
+                                            self.upper.next = false;
+                                        }
+                                    }
+                                } else if self.room.val() < 2 {
+                                    self.code.next = 10.into();
+                                } else if self.l3.val() + self.rel.val() + 2 > self.hbytes.val() {
+                                    // TODO(core owner): HeaderTooLong, see the module doc.
+                                    self.code.next = 19.into();
+                                } else {
+                                    self.ext_len.next =
+                                        (((self.ext_word.val() >> 16) & 0xff) + 1) << 3;
+                                    if self.ext_len.val() > self.room.val() {
+                                        self.code.next = 10.into();
+                                    } else {
+                                        self.proto.next = self.ext_word.val() >> 24;
+                                        self.at.next = self.at.val() + self.ext_len.val();
+                                    }
+                                }
+                            }
+                        }
+                        // A fifth extension header is one too many (counted before its
+                        // length is looked at).
+                        if self.code.val() == 0
+                            && self.upper.val()
+                            && (self.proto.val() == 0
+                                || self.proto.val() == 43
+                                || self.proto.val() == 44
+                                || self.proto.val() == 60)
+                        {
+                            self.code.next = 11.into();
+                        }
+                        self.l4rel.next = self.at.val() + 40;
+                        self.avail.next = self.v6_payload.val() - self.at.val();
+                    }
+                } else {
+                    self.code.next = 0xff.into();
+                }
+            }
+
+            // The upper-layer header (core: parse_l4), first fragments and whole datagrams.
+            if self.code.val() == 0 && self.upper.val() {
+                if (self.l4rel.val() << 3) + 128 <= self.hb.val() {
+                    self.l4idx.next = self.hb.val() - (self.l4rel.val() << 3) - 128;
+                } else {
+                    self.l4idx.next = 0.into();
+                    self.l4abs.next = 0.into();
+                }
+                self.l4_bytes.next = self.win.val().get_bits::<128>(self.l4idx.val().index());
+                self.l4w0.next = self.l4_bytes.val().get_bits::<32>(96);
+                self.l4w4.next = self.l4_bytes.val().get_bits::<32>(64);
+                self.l4w12.next = self.l4_bytes.val().get_bits::<32>(0);
+                self.sport.next = self.l4w0.val() >> 16;
+                self.dport.next = self.l4w0.val() & 0xffff;
+                self.ulen.next = self.l4w4.val() >> 16;
+                self.doff4.next = (self.l4w12.val() >> 28) << 2;
+                if self.proto.val() == 6 {
+                    if self.avail.val() < 20 {
+                        self.code.next = 12.into();
+                    } else if self.l3.val() + self.l4rel.val() + 20 > self.hbytes.val() {
+                        // TODO(core owner): HeaderTooLong, see the module doc.
+                        self.code.next = 19.into();
+                    } else if self.doff4.val() < 20 || self.doff4.val() > self.avail.val() {
+                        self.code.next = 13.into();
+                    } else {
+                        self.flags.next = (self.l4w12.val() >> 16) & 0xff;
+                    }
+                } else if self.proto.val() == 17 {
+                    if self.avail.val() < 8 {
+                        self.code.next = 14.into();
+                    } else if self.l3.val() + self.l4rel.val() + 8 > self.hbytes.val() {
+                        // TODO(core owner): HeaderTooLong, see the module doc.
+                        self.code.next = 19.into();
+                    } else if !self.is_fragment.val()
+                        && (self.ulen.val() < 8 || self.ulen.val() > self.avail.val())
+                    {
+                        self.code.next = 15.into();
+                    }
+                } else if (self.proto.val() == 1 || self.proto.val() == 58) && self.avail.val() < 4
+                {
+                    self.code.next = 16.into();
+                }
+                // Ports only from TCP and UDP.
+                if self.proto.val() != 6 && self.proto.val() != 17 {
+                    self.sport.next = 0.into();
+                    self.dport.next = 0.into();
+                }
+            } else {
+                self.sport.next = 0.into();
+                self.dport.next = 0.into();
+            }
+
+            self.result_reg.d.next = self.code.val().get_bits::<8>(0);
+            self.vlan_reg.d.next = self.vlans.val().get_bits::<2>(0);
+            self.l3_reg.d.next = self.l3.val().get_bits::<16>(0);
+            self.v6_reg.d.next = self.v6.val();
+            self.src_reg.d.next = self.src_l.val();
+            self.dst_reg.d.next = self.dst_l.val();
+            self.ip_len_reg.d.next = self.ip_len_l.val().get_bits::<16>(0);
+            self.proto_reg.d.next = self.proto.val().get_bits::<8>(0);
+            self.l4abs.next = self.l3.val() + self.l4rel.val();
+            self.l4_reg.d.next = self.l4abs.val().get_bits::<16>(0);
+            self.frag_reg.d.next = self.is_fragment.val();
+            self.sport_reg.d.next = self.sport.val().get_bits::<16>(0);
+            self.dport_reg.d.next = self.dport.val().get_bits::<16>(0);
+            self.flags_reg.d.next = self.flags.val().get_bits::<8>(0);
+            self.dscp_reg.d.next = self.dscp.val().get_bits::<8>(0);
+        }
+        self.valid.next = self.valid_reg.q.val();
+        self.result.next = self.result_reg.q.val();
+        self.vlan_count.next = self.vlan_reg.q.val();
+        self.l3_offset.next = self.l3_reg.q.val();
+        self.is_v6.next = self.v6_reg.q.val();
+        self.src.next = self.src_reg.q.val();
+        self.dst.next = self.dst_reg.q.val();
+        self.ip_len.next = self.ip_len_reg.q.val();
+        self.protocol.next = self.proto_reg.q.val();
+        self.l4_offset.next = self.l4_reg.q.val();
+        self.fragment.next = self.frag_reg.q.val();
+        self.src_port.next = self.sport_reg.q.val();
+        self.dst_port.next = self.dport_reg.q.val();
+        self.tcp_flags.next = self.flags_reg.q.val();
+        self.dscp_ecn.next = self.dscp_reg.q.val();
+    }
+}
