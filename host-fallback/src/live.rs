@@ -20,12 +20,13 @@ pub enum LiveError {
 /// A libpcap capture: a live interface or a file read by libpcap itself.
 pub struct LiveSource {
     name: String,
+    idle_poll: Duration,
     capture: Capture<dyn Activated>,
 }
 
 impl LiveSource {
-    /// Open interface `device` (promiscuous, immediate delivery, full frames). `poll`
-    /// bounds how long one read waits for a frame.
+    /// Open interface `device` (promiscuous, immediate delivery, full frames). `poll` is
+    /// how long a read sleeps between polls of an idle interface.
     pub fn open_device(device: &str, poll: Duration) -> Result<LiveSource, LiveError> {
         let err = |error| LiveError::Pcap {
             source_name: device.to_string(),
@@ -36,10 +37,16 @@ impl LiveSource {
             .promisc(true)
             .immediate_mode(true)
             .snaplen(65535)
-            .timeout(poll.as_millis().clamp(1, i32::MAX as u128) as i32)
             .open()
+            .map_err(err)?
+            // Non-blocking: libpcap's read timeout is not honoured in immediate mode on
+            // every platform (a blocking read on an idle `lo` can wait forever), so reads
+            // poll and `read_burst` bounds the wait itself.
+            .setnonblock()
             .map_err(err)?;
-        Self::checked(device, capture.into())
+        let mut source = Self::checked(device, capture.into())?;
+        source.idle_poll = poll;
+        Ok(source)
     }
 
     /// Read a capture file through libpcap (the reference reader for the pcap format).
@@ -62,6 +69,7 @@ impl LiveSource {
         }
         Ok(LiveSource {
             name: name.to_string(),
+            idle_poll: Duration::from_millis(1),
             capture,
         })
     }
@@ -100,9 +108,11 @@ impl LiveSource {
                     n += 1;
                 }
                 Err(pcap::Error::TimeoutExpired) => {
-                    if Instant::now() >= deadline {
+                    let now = Instant::now();
+                    if now >= deadline {
                         break;
                     }
+                    std::thread::sleep(self.idle_poll.min(deadline - now));
                 }
                 Err(pcap::Error::NoMorePackets) => break,
                 Err(error) => {

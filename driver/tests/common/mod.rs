@@ -43,7 +43,8 @@ pub fn frame(flow: Flow, syn: bool, ts: Duration) -> Frame {
 
 /// The flow's Maglev hash under `tables` (what selects its slot).
 pub fn flow_hash(tables: &Tables, flow: Flow) -> u32 {
-    match prepare(&frame(flow, true, Duration::ZERO).data, tables) {
+    let hasher = flowgate_core::hash::FlowHasher::new(&tables.keys);
+    match prepare(&frame(flow, true, Duration::ZERO).data, tables, &hasher) {
         Prepared::Balance(b) => b.flow.hash,
         other => panic!("flow {flow:?} is not balanced: {other:?}"),
     }
