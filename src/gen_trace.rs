@@ -79,16 +79,7 @@ pub fn run(args: &GenTraceArgs) -> Result<()> {
     let vips: Vec<VipTarget> = match &args.config {
         Some(path) => {
             let config = flowgate_driver::load(path)?;
-            let tables = flowgate_driver::compile(&config);
-            tables
-                .vips
-                .iter()
-                .map(|v| VipTarget {
-                    address: v.address,
-                    port: v.port,
-                    protocol: v.protocol,
-                })
-                .collect()
+            VipTarget::for_tables(&flowgate_driver::compile(&config))
         }
         None => args
             .vip

@@ -101,14 +101,7 @@ impl Fixture {
 }
 
 fn vip_targets(t: &Tables) -> Vec<VipTarget> {
-    t.vips
-        .iter()
-        .map(|v| VipTarget {
-            address: v.address,
-            port: v.port,
-            protocol: v.protocol,
-        })
-        .collect()
+    VipTarget::for_tables(t)
 }
 
 fn host_frames(trace: &Trace) -> Vec<Frame> {

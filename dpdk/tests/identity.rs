@@ -31,15 +31,7 @@ fn tables() -> Tables {
 
 /// `TraceSpec::mixed` aimed at the example's VIPs, written to `dir/in.pcap`.
 fn write_trace(dir: &Path, tables: &Tables, frames: u32) -> (PathBuf, Vec<Frame>) {
-    let vips = tables
-        .vips
-        .iter()
-        .map(|v| VipTarget {
-            address: v.address,
-            port: v.port,
-            protocol: v.protocol,
-        })
-        .collect();
+    let vips = VipTarget::for_tables(tables);
     let trace = generate(&TraceSpec::mixed(vips, frames)).expect("valid trace spec");
     let path = dir.join("in.pcap");
     write_pcap_file(&path, &trace).expect("write trace");

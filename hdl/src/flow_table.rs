@@ -1398,12 +1398,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("yosys_validate: {e:?}"));
         let report = yosys_synth(&verilog, "top", SynthFlow::Generic).unwrap();
         println!("generic synth, 2 sets x 4 ways: {report}");
-        let flops: u64 = report
-            .cells
-            .iter()
-            .filter(|(kind, _)| kind.contains("DFF"))
-            .map(|(_, n)| n)
-            .sum();
+        let flops = report.flip_flops();
         // The whole table and its read registers survive (a write path that synthesis
         // found dead would drop them), and nothing beyond the declared registers appears
         // (yosys only removes constant bits, such as the unused top bits of `res_way`).

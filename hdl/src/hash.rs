@@ -270,12 +270,7 @@ mod tests {
         // 32 output flops (yosys may fold logic into one as a set/reset flop), and per
         // output bit a 312-input XOR tree of 311 gates: an input bit the tree lost, or a
         // slice that ran off the key, would show up as fewer.
-        let flops: u64 = report
-            .cells
-            .iter()
-            .filter(|(kind, _)| kind.contains("DFF"))
-            .map(|(_, n)| n)
-            .sum();
+        let flops = report.flip_flops();
         assert_eq!(flops, 32, "{report}");
         let xors = report.cell_count("$_XOR_") + report.cell_count("$_XNOR_");
         assert_eq!(xors, 32 * (INPUT_BITS as u64 - 1), "{report}");

@@ -57,6 +57,15 @@ impl SynthReport {
     pub fn total_cells(&self) -> u64 {
         self.cells.values().sum()
     }
+
+    /// Flip-flops of every kind (yosys names them `$_DFF_*`, `$_SDFF_*`, ...).
+    pub fn flip_flops(&self) -> u64 {
+        self.cells
+            .iter()
+            .filter(|(kind, _)| kind.contains("DFF"))
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 impl fmt::Display for SynthReport {

@@ -384,12 +384,7 @@ fn axis_parser_synthesizes() {
     let verilog = emit_verilog(Design::AxisParser);
     let report = yosys_synth(&verilog, "top", SynthFlow::Generic).unwrap();
     println!("generic synth: {report}");
-    let flops: u64 = report
-        .cells
-        .iter()
-        .filter(|(kind, _)| kind.contains("DFF"))
-        .map(|(_, n)| n)
-        .sum();
+    let flops = report.flip_flops();
     // Capture: 1024 header + 16 length + beat counter + 2 flags; parser: the registered
     // outputs (1 + 8 + 2 + 16 + 1 + 256 + 16 + 8 + 16 + 1 + 32 + 8 + 8 = 373). yosys drops
     // flops whose value is constant, so allow a few fewer, never more.

@@ -74,6 +74,19 @@ pub struct VipTarget {
 }
 
 impl VipTarget {
+    /// The service of every VIP of programmed `tables`, in VIP order.
+    pub fn for_tables(tables: &flowgate_core::Tables) -> Vec<VipTarget> {
+        tables
+            .vips
+            .iter()
+            .map(|v| VipTarget {
+                address: v.address,
+                port: v.port,
+                protocol: v.protocol,
+            })
+            .collect()
+    }
+
     pub fn tcp(address: IpAddr, port: u16) -> VipTarget {
         VipTarget {
             address,
