@@ -35,7 +35,7 @@ pub struct GenTraceArgs {
     /// SYN-flood rate in packets per second.
     #[arg(long)]
     syn_flood_rate: Option<u32>,
-    /// Malformed frames mixed in (each malformed case at least once when ≥ 23).
+    /// Malformed frames mixed in (each malformed case at least once when ≥ 24).
     #[arg(long)]
     malformed: Option<u32>,
     /// Frames for no VIP mixed in.

@@ -74,9 +74,24 @@
 //! A first fragment is checked the same way as an unfragmented datagram (except the UDP
 //! length): its upper-layer header must be complete inside the fragment, since the ports
 //! of the flow come from it.
+//!
+//! # The parse window
+//! Every field is read from the first [`PARSE_WINDOW`] (128) bytes of the frame, so hardware
+//! captures only those. IPv4 always fits (Ethernet + 2 tags + 60-byte IPv4 header + TCP
+//! header end at byte 102), but IPv6 extension headers can be 2048 bytes each. So when the
+//! parser is about to read a header's fixed part — an IPv6 extension header's 2-byte prefix,
+//! a fragment header's 8 bytes, a TCP header's 20 or a UDP header's 8 — and that part, which
+//! the header's own truncation check has just found inside the datagram, does not end
+//! within the window, the frame is dropped → [`DropReason::HeaderTooLong`]. The check comes
+//! right after that header's truncation check, so a truncated frame keeps its reason. ICMP
+//! is exempt: none of its fields are read.
 
 use crate::verdict::DropReason;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Every header field the parser reads lies within the first this many bytes of the frame,
+/// so hardware needs to capture only these bytes (see "The parse window" above).
+pub const PARSE_WINDOW: usize = 128;
 
 /// At most this many 802.1Q / 802.1ad tags are accepted (a third is `TooManyVlans`).
 pub const MAX_VLAN_TAGS: usize = 2;
@@ -321,7 +336,12 @@ fn parse_ipv4(packet: &[u8], l2: L2) -> Result<ParsedFrame, DropReason> {
     let fragment = flags_frag & ipv4::FLAG_MF != 0 || frag_offset != 0;
     let protocol = header[ipv4::PROTOCOL];
     let l4 = if frag_offset == 0 {
-        parse_l4(protocol, payload, fragment)?
+        parse_l4(
+            protocol,
+            payload,
+            usize::from(l2.l3_offset) + header_len,
+            fragment,
+        )?
     } else {
         L4::NONE
     };
@@ -388,10 +408,13 @@ fn parse_ipv6(packet: &[u8], l2: L2) -> Result<ParsedFrame, DropReason> {
             return Err(DropReason::Ipv6ExtensionChainTooDeep);
         }
         extensions += 1;
+        // Offset of this extension header in the frame.
+        let ext_start = usize::from(l2.l3_offset) + ipv6::HEADER_LEN + at;
         if protocol == IPPROTO_IPV6_FRAGMENT {
             let ext = payload
                 .get(at..at + ipv6_frag::HEADER_LEN)
                 .ok_or(DropReason::TruncatedIpv6Extension)?;
+            within_window(ext_start, ipv6_frag::HEADER_LEN)?;
             fragment = true;
             protocol = ext[ipv6_frag::NEXT_HEADER];
             at += ipv6_frag::HEADER_LEN;
@@ -403,6 +426,7 @@ fn parse_ipv6(packet: &[u8], l2: L2) -> Result<ParsedFrame, DropReason> {
             let prefix = payload
                 .get(at..at + ipv6_ext::PREFIX_LEN)
                 .ok_or(DropReason::TruncatedIpv6Extension)?;
+            within_window(ext_start, ipv6_ext::PREFIX_LEN)?;
             let len = (usize::from(prefix[ipv6_ext::HDR_EXT_LEN]) + 1) * 8;
             let ext = payload
                 .get(at..at + len)
@@ -413,7 +437,8 @@ fn parse_ipv6(packet: &[u8], l2: L2) -> Result<ParsedFrame, DropReason> {
     }
     let l4 = if upper_layer_present {
         // `at` is within `payload`: every header walked above was.
-        parse_l4(protocol, &payload[at..], fragment)?
+        let l4_start = usize::from(l2.l3_offset) + ipv6::HEADER_LEN + at;
+        parse_l4(protocol, &payload[at..], l4_start, fragment)?
     } else {
         L4::NONE
     };
@@ -455,16 +480,28 @@ impl L4 {
     };
 }
 
+/// A header about to be read at `start` in the frame, whose fixed part is `len` bytes (already
+/// found inside the datagram), must end within the first [`PARSE_WINDOW`] bytes.
+fn within_window(start: usize, len: usize) -> Result<(), DropReason> {
+    if start + len > PARSE_WINDOW {
+        Err(DropReason::HeaderTooLong)
+    } else {
+        Ok(())
+    }
+}
+
 /// `payload` is the rest of the IP payload (as the IP lengths say) from the upper-layer
-/// header on; `fragment` is true for any fragment (only first fragments get here), whose UDP
-/// length covers the reassembled datagram and so is not checked.
-fn parse_l4(protocol: u8, payload: &[u8], fragment: bool) -> Result<L4, DropReason> {
+/// header on, which starts at byte `start` of the frame; `fragment` is true for any fragment
+/// (only first fragments get here), whose UDP length covers the reassembled datagram and so
+/// is not checked.
+fn parse_l4(protocol: u8, payload: &[u8], start: usize, fragment: bool) -> Result<L4, DropReason> {
     use field::{icmp, tcp, udp};
     match protocol {
         IPPROTO_TCP => {
             let header = payload
                 .get(..tcp::MIN_HEADER_LEN)
                 .ok_or(DropReason::TruncatedTcp)?;
+            within_window(start, tcp::MIN_HEADER_LEN)?;
             let header_len = usize::from(header[tcp::DATA_OFFSET] >> 4) * 4;
             if header_len < tcp::MIN_HEADER_LEN || header_len > payload.len() {
                 return Err(DropReason::BadTcpDataOffset);
@@ -479,6 +516,7 @@ fn parse_l4(protocol: u8, payload: &[u8], fragment: bool) -> Result<L4, DropReas
             let header = payload
                 .get(..udp::HEADER_LEN)
                 .ok_or(DropReason::TruncatedUdp)?;
+            within_window(start, udp::HEADER_LEN)?;
             let length = usize::from(be16(header, udp::LENGTH));
             if !fragment && !(udp::HEADER_LEN..=payload.len()).contains(&length) {
                 return Err(DropReason::BadUdpLength);
@@ -741,6 +779,61 @@ mod tests {
         // The fragment header's next header now names the UDP bytes a fifth extension.
         frame[L4_V6 + 24] = IPPROTO_IPV6_DEST_OPTIONS;
         assert_eq!(parse(&frame), Err(DropReason::Ipv6ExtensionChainTooDeep));
+    }
+
+    /// An IPv6 frame whose destination-options headers take `ext_bytes` (multiples of 8),
+    /// then TCP: `L4_V6 + ext_bytes` is where the TCP header starts.
+    fn ipv6_tcp_after_options(ext_bytes: usize) -> Vec<u8> {
+        let ext = Ipv6RawExtHeader::new_raw(IpNumber::TCP, &vec![0; ext_bytes - 2]).unwrap();
+        let builder = eth()
+            .ip(IpHeaders::Ipv6(
+                Ipv6Header {
+                    source: V6_SRC,
+                    destination: V6_DST,
+                    hop_limit: 64,
+                    ..Default::default()
+                },
+                Ipv6Extensions {
+                    destination_options: Some(ext),
+                    ..Default::default()
+                },
+            ))
+            .tcp(1000, 80, 1, 1000);
+        let payload = b"payload";
+        write(payload, builder.size(payload.len()), |w, p| {
+            builder.write(w, p)
+        })
+    }
+
+    #[test]
+    fn header_past_the_parse_window() {
+        // TCP at 54 + 48 = 102 ends at 122: inside the window.
+        let inside = ipv6_tcp_after_options(48);
+        assert_eq!(parsed(&inside).l4_offset as usize, L4_V6 + 48);
+        // TCP at 54 + 56 = 110 ends at 130: two bytes past it, every byte present.
+        let past = ipv6_tcp_after_options(56);
+        assert_eq!(past.len(), L4_V6 + 56 + 20 + b"payload".len());
+        assert_eq!(parse(&past), Err(DropReason::HeaderTooLong));
+        // A truncation keeps its own reason, even past the window.
+        let mut cut = ipv6_tcp_after_options(56);
+        set_be16(&mut cut, L3 + 4, 56 + 10);
+        assert_eq!(parse(&cut), Err(DropReason::TruncatedTcp));
+        // An extension header whose prefix lies past the window is dropped for the window
+        // before its length is looked at: 80 bytes of hop-by-hop put the destination-options
+        // prefix at 134, and that header (claiming 32 bytes) is cut to 8.
+        let mut prefix_past = ipv6_with(
+            Ipv6Extensions {
+                hop_by_hop_options: Some(
+                    Ipv6RawExtHeader::new_raw(IpNumber::UDP, &[0; 78]).unwrap(),
+                ),
+                destination_options: raw_ext(),
+                ..Default::default()
+            },
+            b"",
+        );
+        prefix_past[L4_V6 + 80 + 1] = 3;
+        set_be16(&mut prefix_past, L3 + 4, 80 + 8 + 8);
+        assert_eq!(parse(&prefix_past), Err(DropReason::HeaderTooLong));
     }
 
     #[test]

@@ -44,11 +44,14 @@ pub enum DropReason {
     NoHealthyBackend = 17,
     /// The encapsulated frame would exceed the maximum frame size the engine supports.
     EncapTooLarge = 18,
+    /// An IPv6 extension header or the TCP / UDP header would be read past the first
+    /// [`crate::parse::PARSE_WINDOW`] bytes of the frame (long IPv6 extension chains).
+    HeaderTooLong = 19,
 }
 
 impl DropReason {
     /// Every reason, in code order (for counters, docs and generated headers).
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::TruncatedEthernet,
         DropReason::TruncatedVlan,
         DropReason::TooManyVlans,
@@ -67,6 +70,7 @@ impl DropReason {
         DropReason::TruncatedIcmp,
         DropReason::NoHealthyBackend,
         DropReason::EncapTooLarge,
+        DropReason::HeaderTooLong,
     ];
     /// Number of codes, including the unused code 0 (counter arrays are indexed by code).
     pub const COUNT: usize = Self::ALL.len() + 1;
@@ -96,6 +100,7 @@ impl DropReason {
             DropReason::TruncatedIcmp => "truncated_icmp",
             DropReason::NoHealthyBackend => "no_healthy_backend",
             DropReason::EncapTooLarge => "encap_too_large",
+            DropReason::HeaderTooLong => "header_too_long",
         }
     }
 

@@ -19,7 +19,7 @@ use etherparse::{
 };
 use flowgate_core::parse::{
     parse, Parsed, ParsedFrame, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_QINQ_OLD,
-    ETHERTYPE_VLAN, IPPROTO_TCP, IPPROTO_UDP, MAX_IPV6_EXTENSIONS,
+    ETHERTYPE_VLAN, IPPROTO_TCP, IPPROTO_UDP, MAX_IPV6_EXTENSIONS, PARSE_WINDOW,
 };
 use flowgate_core::DropReason;
 use proptest::prelude::*;
@@ -380,6 +380,23 @@ fn expected_from_etherparse(frame: &[u8]) -> Result<Result<Parsed, DropReason>, 
                 if walked == MAX_IPV6_EXTENSIONS {
                     return Ok(Err(DropReason::Ipv6ExtensionChainTooDeep));
                 }
+                // The parse window: the part read to walk on (2 bytes, a fragment's 8).
+                let (start, read) = match &ext {
+                    Ipv6ExtensionSlice::HopByHop(e)
+                    | Ipv6ExtensionSlice::Routing(e)
+                    | Ipv6ExtensionSlice::DestinationOptions(e) => {
+                        (usize::from(offset_in(frame, e.slice())), 2)
+                    }
+                    Ipv6ExtensionSlice::Fragment(f) => {
+                        (usize::from(offset_in(frame, f.slice())), 8)
+                    }
+                    Ipv6ExtensionSlice::Authentication(a) => {
+                        (usize::from(offset_in(frame, a.slice())), 2)
+                    }
+                };
+                if start + read > PARSE_WINDOW {
+                    return Ok(Err(DropReason::HeaderTooLong));
+                }
                 if let Ipv6ExtensionSlice::Fragment(f) = ext {
                     fragment = true;
                     if f.fragment_offset().value() != 0 {
@@ -396,6 +413,14 @@ fn expected_from_etherparse(frame: &[u8]) -> Result<Result<Parsed, DropReason>, 
     // its view (an atomic IPv6 fragment is not), so its transport slice is used only where
     // the contract reads ports, and a first fragment's header is read with etherparse's
     // header slices.
+    let fixed_part = match protocol {
+        IPPROTO_TCP => 20,
+        IPPROTO_UDP => 8,
+        _ => 0,
+    };
+    if upper.is_some() && fixed_part > 0 && usize::from(l4_offset) + fixed_part > PARSE_WINDOW {
+        return Ok(Err(DropReason::HeaderTooLong));
+    }
     let transport = if upper.is_some() {
         sliced.transport.as_ref()
     } else {
@@ -558,7 +583,7 @@ fn generator_covers_the_interesting_cases() {
     use proptest::test_runner::TestRunner;
     let mut runner = TestRunner::deterministic();
     let strategy = frame_spec();
-    let mut seen = [false; 8];
+    let mut seen = [false; 9];
     for _ in 0..4000 {
         let frame = build(&strategy.new_tree(&mut runner).unwrap().current());
         match parse(&frame) {
@@ -570,8 +595,9 @@ fn generator_covers_the_interesting_cases() {
                 seen[6] |= p.is_ipv6() && usize::from(p.l4_offset - p.l3_offset) > 40 + 24;
             }
             Err(DropReason::Ipv6ExtensionChainTooDeep) => seen[7] = true,
+            Err(DropReason::HeaderTooLong) => seen[8] = true,
             other => panic!("a built frame gave {other:?}"),
         }
     }
-    assert_eq!(seen, [true; 8]);
+    assert_eq!(seen, [true; 9]);
 }

@@ -8,15 +8,15 @@
 //! first rule the frame breaks — the rules and their order are `core`'s, applied as nested
 //! priority logic in the same order as `core/src/parse.rs` applies them.
 //!
-//! # The header window (a contract question)
+//! # The header window
 //! Hardware sees only the first [`crate::axis::HEADER_BYTES`] (H = 128) bytes of a frame.
 //! Ethernet + 2 tags + IPv4 with 40 bytes of options + a TCP header end at byte 102, so
 //! every IPv4 frame is parsed exactly as `core` parses it. IPv6 extension headers, however,
-//! can be 2048 bytes each, so `core` may read an extension header's next-header byte or a
-//! TCP port thousands of bytes into the frame, and no fixed H covers that. The block
-//! therefore implements a proposed rule that `core` does not have yet:
+//! can be 2048 bytes each, and no fixed H covers every chain. So the contract has a parse
+//! window (`flowgate_core::parse::PARSE_WINDOW` = H) and this rule, which the block
+//! implements exactly as `core` does:
 //!
-//! > **HeaderTooLong** (proposed [`DropReason`] code [`RESULT_HEADER_TOO_LONG`] = 19):
+//! > **HeaderTooLong** ([`DropReason::HeaderTooLong`], code [`RESULT_HEADER_TOO_LONG`]):
 //! > when the parser is about to read a header's fields — an IPv6 extension header (its
 //! > 2-byte prefix; a fragment header's 8 bytes), a TCP header (20 bytes) or a UDP header
 //! > (8 bytes) — and that fixed part, which the header's own truncation check has just
@@ -25,11 +25,7 @@
 //!
 //! The check sits right after the same header's truncation check, so a frame `core`
 //! drops for a truncation still gets that reason. A frame no longer than H can never
-//! break the rule (everything it reads is inside the frame), so traces of short frames
-//! match `core` exactly today. TODO(core owner): add `DropReason::HeaderTooLong = 19` and
-//! `parse::PARSE_WINDOW = 128` with this rule to `core/src/parse.rs`; until then, IPv6
-//! frames whose headers reach past byte 128 are the one place the hardware and `core`
-//! disagree (the block drops what `core` may accept).
+//! break the rule (everything it reads is inside the frame).
 //!
 //! # Outputs
 //! Valid when `result` is 0 (an IP frame); for any other result the field values are
@@ -49,12 +45,11 @@ use rust_hdl::prelude::*;
 
 /// Result code of a well-formed frame that is not IPv4 or IPv6 (`Parsed::NotIp`).
 pub const RESULT_NOT_IP: u8 = 0xff;
-/// Result code of the proposed `DropReason::HeaderTooLong` (see the module doc): the next
-/// free [`DropReason`] code.
-pub const RESULT_HEADER_TOO_LONG: u8 = 19;
+/// Result code of [`DropReason::HeaderTooLong`] (see the module doc).
+pub const RESULT_HEADER_TOO_LONG: u8 = DropReason::HeaderTooLong as u8;
 
-// The proposed code must not collide with a reason `core` already has.
-const _: () = assert!(DropReason::ALL.len() as u8 + 1 == RESULT_HEADER_TOO_LONG);
+// The block's window is the contract's.
+const _: () = assert!(crate::axis::HEADER_BYTES == flowgate_core::parse::PARSE_WINDOW);
 
 /// Parses a `HEADER_BITS`-wide header vector (byte 0 on top) and the frame's length.
 #[derive(LogicBlock)]
@@ -474,7 +469,7 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                                         self.code.next = 10.into();
                                     } else if self.l3.val() + self.rel.val() + 8 > self.hbytes.val()
                                     {
-                                        // TODO(core owner): HeaderTooLong, see the module doc.
+                                        // HeaderTooLong, see the module doc.
                                         self.code.next = 19.into();
                                     } else {
                                         self.is_fragment.next = true;
@@ -488,7 +483,7 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                                 } else if self.room.val() < 2 {
                                     self.code.next = 10.into();
                                 } else if self.l3.val() + self.rel.val() + 2 > self.hbytes.val() {
-                                    // TODO(core owner): HeaderTooLong, see the module doc.
+                                    // HeaderTooLong, see the module doc.
                                     self.code.next = 19.into();
                                 } else {
                                     self.ext_len.next =
@@ -541,7 +536,7 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                     if self.avail.val() < 20 {
                         self.code.next = 12.into();
                     } else if self.l3.val() + self.l4rel.val() + 20 > self.hbytes.val() {
-                        // TODO(core owner): HeaderTooLong, see the module doc.
+                        // HeaderTooLong, see the module doc.
                         self.code.next = 19.into();
                     } else if self.doff4.val() < 20 || self.doff4.val() > self.avail.val() {
                         self.code.next = 13.into();
@@ -552,7 +547,7 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                     if self.avail.val() < 8 {
                         self.code.next = 14.into();
                     } else if self.l3.val() + self.l4rel.val() + 8 > self.hbytes.val() {
-                        // TODO(core owner): HeaderTooLong, see the module doc.
+                        // HeaderTooLong, see the module doc.
                         self.code.next = 19.into();
                     } else if !self.is_fragment.val()
                         && (self.ulen.val() < 8 || self.ulen.val() > self.avail.val())

@@ -294,7 +294,7 @@ fn truncated_frames_get_cores_verdict() {
     assert_matches_core(&frames, false, false);
 }
 
-// ---- The header window (HeaderTooLong, proposed for core) ----
+// ---- The parse window (HeaderTooLong) ----
 
 const ETH_V6: [u8; 14] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
 
@@ -354,8 +354,8 @@ fn headers_inside_the_window_match_core_even_with_long_extension_chains() {
     assert_matches_core(&frames, false, false);
 }
 
-/// Where the hardware and today's core disagree: headers the parser must read past byte
-/// 128. Core accepts these frames; the block drops them as the proposed `HeaderTooLong`.
+/// Headers the parser would read past byte 128: core and the block both drop them as
+/// `HeaderTooLong`.
 #[test]
 fn headers_reaching_past_the_window_are_header_too_long() {
     let frames = vec![
@@ -366,9 +366,10 @@ fn headers_reaching_past_the_window_are_header_too_long() {
     ];
     let got = run_hardware::<64, 8>(&frames, false);
     for (f, hw) in frames.iter().zip(got) {
-        assert_eq!(contract(f).result, 0, "core accepts it");
+        assert_eq!(contract(f).result, DropReason::HeaderTooLong.code());
         assert_eq!(hw.result, RESULT_HEADER_TOO_LONG);
     }
+    assert_matches_core(&frames, false, false);
     // A header cut short inside the window keeps its truncation reason.
     let mut cut = ipv6_with_extensions(&[(0, 64)], 6);
     cut.truncate(14 + 40 + 64 + 10);

@@ -71,6 +71,9 @@ pub enum MalformedCase {
     /// A hop-by-hop header claiming 32 bytes with only 8 in the payload (payload length
     /// itself consistent with the frame).
     TruncatedIpv6Extension,
+    /// Three 32-byte destination-options headers before TCP: every byte is present, but the
+    /// TCP header starts past the 128-byte parse window.
+    Ipv6HeaderPastWindow,
     /// 0–19 bytes of TCP header (IP lengths consistent).
     TruncatedTcp,
     /// TCP data offset 0–4.
@@ -95,7 +98,7 @@ pub enum MalformedCase {
 
 impl MalformedCase {
     /// Every case, in declaration order.
-    pub const ALL: [MalformedCase; 23] = [
+    pub const ALL: [MalformedCase; 24] = [
         MalformedCase::TruncatedEthernet,
         MalformedCase::TruncatedVlan,
         MalformedCase::ThreeVlanTags,
@@ -109,6 +112,7 @@ impl MalformedCase {
         MalformedCase::Ipv6PayloadLengthTooBig,
         MalformedCase::Ipv6ExtensionChainTooDeep,
         MalformedCase::TruncatedIpv6Extension,
+        MalformedCase::Ipv6HeaderPastWindow,
         MalformedCase::TruncatedTcp,
         MalformedCase::TcpDataOffsetBelowFive,
         MalformedCase::TcpDataOffsetPastEnd,
@@ -141,6 +145,7 @@ impl MalformedCase {
             C::Ipv6PayloadLengthTooBig => DropReason::BadIpv6PayloadLength,
             C::Ipv6ExtensionChainTooDeep => DropReason::Ipv6ExtensionChainTooDeep,
             C::TruncatedIpv6Extension => DropReason::TruncatedIpv6Extension,
+            C::Ipv6HeaderPastWindow => DropReason::HeaderTooLong,
             C::TruncatedTcp => DropReason::TruncatedTcp,
             C::TcpDataOffsetBelowFive | C::TcpDataOffsetPastEnd => DropReason::BadTcpDataOffset,
             C::TruncatedUdp => DropReason::TruncatedUdp,
@@ -162,7 +167,8 @@ impl MalformedCase {
             C::TruncatedIpv6
             | C::Ipv6PayloadLengthTooBig
             | C::Ipv6ExtensionChainTooDeep
-            | C::TruncatedIpv6Extension => Some(IpFamily::V6),
+            | C::TruncatedIpv6Extension
+            | C::Ipv6HeaderPastWindow => Some(IpFamily::V6),
             _ => None,
         }
     }
@@ -184,6 +190,7 @@ impl MalformedCase {
             C::Ipv6PayloadLengthTooBig => "ipv6_payload_length_too_big",
             C::Ipv6ExtensionChainTooDeep => "ipv6_extension_chain_too_deep",
             C::TruncatedIpv6Extension => "truncated_ipv6_extension",
+            C::Ipv6HeaderPastWindow => "ipv6_header_past_window",
             C::TruncatedTcp => "truncated_tcp",
             C::TcpDataOffsetBelowFive => "tcp_data_offset_below_five",
             C::TcpDataOffsetPastEnd => "tcp_data_offset_past_end",
@@ -345,12 +352,16 @@ pub fn malformed_frame<R: Rng + ?Sized>(
             f
         }
         C::Ipv6ExtensionChainTooDeep => {
-            ipv6_with_extensions(&ip, ip_number::IPV6_DEST_OPTIONS, 5, &tcp_bytes(), None)
+            ipv6_with_extensions(&ip, ip_number::IPV6_DEST_OPTIONS, 5, 8, &tcp_bytes(), None)
+        }
+        C::Ipv6HeaderPastWindow => {
+            ipv6_with_extensions(&ip, ip_number::IPV6_DEST_OPTIONS, 3, 32, &tcp_bytes(), None)
         }
         C::TruncatedIpv6Extension => ipv6_with_extensions(
             &ip,
             ip_number::IPV6_HEADER_HOP_BY_HOP,
             1,
+            32,
             &tcp_bytes(),
             Some(8),
         ),
@@ -448,6 +459,7 @@ fn ipv6_with_extensions(
     ip: &Ip,
     first: IpNumber,
     count: usize,
+    ext_len: usize,
     upper: &[u8],
     cut_payload_to: Option<usize>,
 ) -> Vec<u8> {
@@ -461,8 +473,9 @@ fn ipv6_with_extensions(
         } else {
             first
         };
-        // Type 1 = PadN; the last header of a truncated chain claims 32 bytes (len 3).
-        let pad = if cut_payload_to.is_some() { 30 } else { 6 };
+        // Each header is `ext_len` bytes: 2 of next header and length, then one PadN
+        // option (type 1) filling the rest.
+        let pad = ext_len - 2;
         let mut options = vec![0u8; pad];
         options[0] = 1;
         options[1] = (pad - 2) as u8;
@@ -540,6 +553,11 @@ mod tests {
                                 panic!("{ctx}")
                             };
                             assert_eq!(v6.extensions().clone().into_iter().count(), 5);
+                            assert!(matches!(p.transport, Some(TransportSlice::Tcp(_))), "{ctx}");
+                        }
+                        MalformedCase::Ipv6HeaderPastWindow => {
+                            // A valid IPv6 TCP SYN: only flowgate's parse window drops it.
+                            let p = parsed.expect(&ctx);
                             assert!(matches!(p.transport, Some(TransportSlice::Tcp(_))), "{ctx}");
                         }
                         MalformedCase::RandomBytes | MalformedCase::BitFlips => {}
