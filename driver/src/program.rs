@@ -8,9 +8,12 @@
 //! simulation.
 //!
 //! What a commit does not cover: `UP_BITMAP` is deliberately not shadowed (a health change
-//! must act at once), so [`program`] writes the up bits right *after* the commit. Between
-//! the two, the new tables run with the old up bits; when a reprogram renumbers backends
-//! this is a short window in which an index's up bit belongs to its previous owner.
+//! must act at once). So [`program`] orders its writes to keep every up bit true for both
+//! the old and the new tables across the commit: before the commit it clears the bit of
+//! every backend index that changes owner (or goes down), after the commit it writes the
+//! new bits. In between, an index whose backend is replaced reads as down — its frames take
+//! their slot's secondary for that moment — and never as up for a backend whose health is
+//! not known.
 
 use crate::bus::{error_names, regs, BusExt, CommitTimeout, RegisterBus, COMMIT_POLLS};
 use flowgate_core::counters::Counters;
@@ -452,13 +455,61 @@ pub fn commit(bus: &mut dyn RegisterBus) -> Result<u32, ProgramError> {
     Ok(bus.commit(COMMIT_POLLS)?)
 }
 
-/// Program `tables` into the device: everything shadowed is staged and committed once,
-/// then the up bits are written (they are not shadowed; see the module doc).
+/// Program `tables` into the device: everything shadowed is staged and committed once;
+/// the up bits (not shadowed) are narrowed before the commit and set after it, as the
+/// module doc explains.
 pub fn program(bus: &mut dyn RegisterBus, tables: &Tables) -> Result<(), ProgramError> {
+    let device = probe(bus)?;
+    bus.wait_not_busy(COMMIT_POLLS)?;
+    // Between commits the shadow holds what is active, so this is the active backend table.
+    let active = read_backends(bus, &device);
     let (_, image) = stage_image(bus, tables)?;
+    let up_now: Vec<u32> = (0..up_words(&device) as u32)
+        .map(|w| bus.read32(UP_BITMAP.data_reg(w)))
+        .collect();
+    write_up_bitmap(bus, &up_across_commit(&up_now, &image, &active));
     commit(bus)?;
     write_up_bitmap(bus, &image.up);
     Ok(())
+}
+
+fn read_backends(bus: &mut dyn RegisterBus, device: &DeviceInfo) -> Vec<[u32; 7]> {
+    let mut backends = vec![[0u32; 7]; device.backend_capacity as usize];
+    bus.write32(BACKEND_WINDOW.index_reg(), 0);
+    for entry in backends.iter_mut() {
+        bus.read_next_entry(&BACKEND_WINDOW, entry);
+    }
+    backends
+}
+
+/// The up bits that hold for the active tables and for `image` alike: up now, up in the
+/// image, and the same backend (address, MAC, VIP; a weight change keeps it) at that index.
+fn up_across_commit(up_now: &[u32], image: &Image, active: &[[u32; 7]]) -> Vec<u32> {
+    let same_backend = |i: usize| match (active.get(i), image.backends.get(i)) {
+        (Some(old), Some(new)) => [
+            regmap::BACKEND_ADDRESS,
+            regmap::BACKEND_MAC,
+            regmap::BACKEND_VIP,
+            regmap::BACKEND_IS_V6,
+        ]
+        .iter()
+        .all(|f| f.get(old) == f.get(new)),
+        _ => false,
+    };
+    let mut up: Vec<u32> = image
+        .up
+        .iter()
+        .zip(up_now)
+        .map(|(new, now)| new & now)
+        .collect();
+    for (w, word) in up.iter_mut().enumerate() {
+        for bit in 0..32 {
+            if *word & (1 << bit) != 0 && !same_backend(w * 32 + bit) {
+                *word &= !(1 << bit);
+            }
+        }
+    }
+    up
 }
 
 fn write_up_bitmap(bus: &mut dyn RegisterBus, words: &[u32]) {

@@ -396,11 +396,15 @@ fn the_health_fast_path_is_one_write_and_a_reprogram_one_commit() {
     program(&mut bus, &t).unwrap();
     assert_eq!(bus.bus.generation(), 1);
     // Every entry of every table once: INDEX per table (per VIP for Maglev), DATA words
-    // and CMD per entry, plus the shadowed registers, COMMIT, ERROR clears and the bitmap.
+    // and CMD per entry, plus the shadowed registers, COMMIT, ERROR clears and the bitmap
+    // (twice: narrowed before the commit, then set); and a READ command per backend entry,
+    // to learn which up bits may survive the commit.
     let d = many_device();
     let entries = d.vip_capacity as usize * 6
         + d.backend_capacity as usize * 8
-        + t.vips.len() * (1 + 2 * d.maglev_m as usize);
+        + t.vips.len() * (1 + 2 * d.maglev_m as usize)
+        + d.backend_capacity as usize
+        + 2 * (d.backend_capacity as usize).div_ceil(32);
     assert!(
         bus.writes >= entries && bus.writes < entries + 100,
         "{} writes for {entries} window writes",
@@ -410,4 +414,77 @@ fn the_health_fast_path_is_one_write_and_a_reprogram_one_commit() {
     set_backend_up(&mut bus, 12, false);
     assert_eq!((bus.reads - reads, bus.writes - writes), (0, 1));
     assert!(!bus.bus.active_tables().unwrap().backends[12].up);
+}
+
+/// A bus that, after every write, checks that each set up bit names a backend known to be
+/// up: in the active tables, the backend at that index must be one that is up in the old
+/// tables or in the new ones (same address, MAC and VIP).
+struct UpBitWatch {
+    bus: SoftBus,
+    known_up: Vec<(std::net::IpAddr, [u8; 6], u16)>,
+    violations: Vec<String>,
+    writes: usize,
+}
+
+impl RegisterBus for UpBitWatch {
+    fn read32(&mut self, offset: u32) -> u32 {
+        let value = self.bus.read32(offset);
+        self.check();
+        value
+    }
+
+    fn write32(&mut self, offset: u32, value: u32) {
+        self.bus.write32(offset, value);
+        self.writes += 1;
+        self.check();
+    }
+}
+
+impl UpBitWatch {
+    fn check(&mut self) {
+        let active = self.bus.active_tables().unwrap();
+        for (i, b) in active.backends.iter().enumerate() {
+            if b.up && !self.known_up.contains(&(b.address, b.mac, b.vip)) {
+                self.violations.push(format!(
+                    "after write {}: index {i} ({}) reads up but is not known up",
+                    self.writes, b.address
+                ));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_reprogram_that_replaces_a_backend_never_shows_it_up_before_its_health_is_known() {
+    let base = BASIC.replace("maglev_m = 65537", "maglev_m = 251");
+    let old = tables(&base);
+    // The new state puts another backend at index 1 (a removed one's index reused), whose
+    // health is not known yet (down), and takes backend 0 down.
+    let mut new = old.clone();
+    new.backends[1].address = "198.51.100.99".parse().unwrap();
+    new.backends[1].mac = [2, 0, 0, 0, 0x99, 0x99];
+    new.backends[1].up = false;
+    new.backends[0].up = false;
+    let mut bus = SoftBus::new(device(251, Geometry::default()))
+        .unwrap()
+        .with_commit_latency(2);
+    program(&mut bus, &old).unwrap();
+    let known_up = |t: &Tables| {
+        t.backends
+            .iter()
+            .filter(|b| b.up)
+            .map(|b| (b.address, b.mac, b.vip))
+            .collect::<Vec<_>>()
+    };
+    // Backend 0 is up only in the old tables: it may read up until the commit, not after;
+    // the check is per state, so allow exactly old-up before and new-up after the swap.
+    let mut watch = UpBitWatch {
+        bus,
+        known_up: [known_up(&old), known_up(&new)].concat(),
+        violations: Vec::new(),
+        writes: 0,
+    };
+    program(&mut watch, &new).unwrap();
+    assert!(watch.violations.is_empty(), "{:#?}", watch.violations);
+    assert_eq!(watch.bus.active_tables().unwrap(), unnamed(new));
 }
