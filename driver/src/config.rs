@@ -1454,6 +1454,50 @@ mod tests {
             .is_none());
     }
 
+    /// The commented `[vip.health]` block of the example is a working config once
+    /// uncommented, with the values its comments give.
+    #[test]
+    fn the_examples_health_block_parses_when_uncommented() {
+        let uncommented: String = BASIC
+            .lines()
+            .map(|l| {
+                let t = l.trim_start();
+                match t.strip_prefix("# ") {
+                    Some(rest)
+                        if rest.starts_with("[vip.health]")
+                            || rest.split_once(" = ").is_some_and(|(k, _)| {
+                                !k.contains(' ') && !k.is_empty() && l.starts_with("  #")
+                            }) =>
+                    {
+                        format!("  {rest}")
+                    }
+                    _ => l.to_string(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_ne!(
+            uncommented, BASIC,
+            "the example has a commented health block"
+        );
+        let config = parse_str(&uncommented, "basic.toml").unwrap();
+        let h = config.vips[0]
+            .health
+            .as_ref()
+            .expect("web has health checks");
+        assert_eq!(
+            h.kind,
+            CheckKind::Http {
+                path: "/healthz".into(),
+                expect_status: 200
+            }
+        );
+        assert_eq!(
+            (h.port, h.interval_ms, h.timeout_ms, h.rise, h.fall),
+            (8080, 2000, 1000, 2, 3)
+        );
+    }
+
     #[test]
     fn health_errors_name_line_and_reason() {
         let health = |lines: &str| one_vip("", &format!("[vip.health]\n{lines}"), "");
