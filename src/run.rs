@@ -352,3 +352,57 @@ fn pcap_path(
         dpdk: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn check(args: &[&str]) -> Result<()> {
+        let cli = Cli::try_parse_from(std::iter::once("run").chain(args.iter().copied()))?;
+        check_args(&cli.run)
+    }
+
+    #[test]
+    fn pcap_runs_need_input_and_output() {
+        let e = check(&["--config", "f.toml", "--input", "in.pcap"]).unwrap_err();
+        assert!(
+            e.to_string().contains("--input and --output are required"),
+            "{e}"
+        );
+        check(&["--config", "f.toml", "-i", "in.pcap", "-o", "out.pcap"]).unwrap();
+    }
+
+    #[cfg(not(feature = "dpdk"))]
+    #[test]
+    fn eal_arguments_without_the_feature_say_how_to_rebuild() {
+        let e = check(&["--config", "f.toml", "--", "-l", "0", "--no-pci"]).unwrap_err();
+        assert!(e.to_string().contains("--features dpdk"), "{e}");
+    }
+
+    #[cfg(feature = "dpdk")]
+    #[test]
+    fn dpdk_runs_refuse_pcap_options() {
+        check(&["--config", "f.toml", "--tx-port", "1", "--", "-l", "0"]).unwrap();
+        for extra in [
+            ["--input", "in.pcap"],
+            ["--workers", "2"],
+            ["--output", "o.pcap"],
+        ] {
+            let mut args = vec!["--config", "f.toml"];
+            args.extend(extra);
+            args.extend(["--", "-l", "0"]);
+            let e = check(&args).unwrap_err();
+            assert!(
+                e.to_string().contains("cannot be used with DPDK ports"),
+                "{e}"
+            );
+        }
+    }
+}
