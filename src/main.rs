@@ -33,7 +33,8 @@ enum Command {
     Replay(ReplayArgs),
     /// Write a seeded synthetic trace (flows, SYN flood, malformed frames).
     GenTrace(gen_trace::GenTraceArgs),
-    /// Run the balancer on a pcap input with health checks, the admin API and reloads.
+    /// Run the balancer with health checks, the admin API and reloads: on a pcap input,
+    /// or on DPDK ports with EAL arguments after `--` (feature `dpdk`).
     Run(run::RunArgs),
     /// Talk to a running balancer's admin API.
     Ctl(ctl::CtlArgs),

@@ -1,12 +1,15 @@
-//! `flowgate run`: the daemon. The software engine replays a pcap on this thread (the DPDK
-//! port comes later) and follows the control plane's published tables between bursts; a
-//! tokio runtime beside it runs the health checker, the admin API and the signal handlers
-//! (SIGHUP reloads the config, SIGINT / SIGTERM stop after the current burst).
+//! `flowgate run`: the daemon. The data path runs on this thread and follows the control
+//! plane's published tables between bursts: either the software engine replaying a pcap,
+//! or, with EAL arguments after `--` (cargo feature `dpdk`), DPDK ports
+//! (`flowgate_dpdk::daemon`). A tokio runtime beside it runs the health checker, the admin
+//! API and the signal handlers (SIGHUP reloads the config, SIGINT / SIGTERM stop after the
+//! current burst and print the final counters).
 
 use crate::report;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use flowgate_core::Verdict;
+use flowgate_core::counters::Counters;
+use flowgate_core::{Tables, Verdict};
 use flowgate_driver::admin::{self, AdminState, CountersBoard};
 use flowgate_driver::config::DEFAULT_ADMIN;
 use flowgate_driver::health::{self, HealthBoard};
@@ -24,12 +27,12 @@ pub struct RunArgs {
     /// The TOML config; SIGHUP and `POST /reload` re-read it.
     #[arg(long, short)]
     config: PathBuf,
-    /// Input trace (pcap or pcapng, Ethernet).
+    /// Input trace (pcap or pcapng, Ethernet); not with DPDK ports.
     #[arg(long, short)]
-    input: PathBuf,
-    /// Where forwarded (rewritten) frames go.
+    input: Option<PathBuf>,
+    /// Where forwarded (rewritten) frames go; not with DPDK ports.
     #[arg(long, short)]
-    output: PathBuf,
+    output: Option<PathBuf>,
     /// Where frames for no VIP go, untouched.
     #[arg(long)]
     passed: Option<PathBuf>,
@@ -52,15 +55,86 @@ pub struct RunArgs {
     /// Print the final summary as JSON.
     #[arg(long)]
     json: bool,
+    /// DPDK port frames are read from.
+    #[arg(
+        long,
+        default_value_t = 0,
+        help_heading = "DPDK (after `--`: EAL arguments)"
+    )]
+    rx_port: u16,
+    /// DPDK port forwarded frames are sent on [default: 1 if the EAL found two ports or
+    /// more, else the RX port].
+    #[arg(long, help_heading = "DPDK (after `--`: EAL arguments)")]
+    tx_port: Option<u16>,
+    /// DPDK port frames for no VIP are sent on [default: counted and freed].
+    #[arg(long, help_heading = "DPDK (after `--`: EAL arguments)")]
+    pass_port: Option<u16>,
+    /// Mbufs in the DPDK pool (without hugepages keep it to a few thousand).
+    #[arg(
+        long,
+        default_value_t = 8191,
+        help_heading = "DPDK (after `--`: EAL arguments)"
+    )]
+    mbufs: u32,
+    /// EAL arguments: run on DPDK ports instead of a pcap input (cargo feature `dpdk`),
+    /// e.g. `-- -l 0 --no-huge -m 512 --no-pci --vdev net_af_packet0,iface=eth1`.
+    #[arg(last = true, value_name = "EAL ARGS")]
+    eal: Vec<String>,
+}
+
+/// What the data path hands back for the final summary.
+struct Finished {
+    tables: Arc<Tables>,
+    counters: Counters,
+    workers: usize,
+    /// DPDK only: the summary's `dpdk` JSON section and its text line.
+    dpdk: Option<(serde_json::Value, String)>,
+}
+
+/// Refuse argument combinations before anything starts.
+fn check_args(args: &RunArgs) -> Result<()> {
+    if args.workers == 0 || args.burst == 0 {
+        bail!("--workers and --burst must be at least 1");
+    }
+    if args.eal.is_empty() {
+        if args.input.is_none() || args.output.is_none() {
+            bail!(
+                "--input and --output are required (or give EAL arguments after `--` to run on \
+                 DPDK ports)"
+            );
+        }
+        return Ok(());
+    }
+    if !cfg!(feature = "dpdk") {
+        bail!(
+            "EAL arguments were given after `--`, but this flowgate was built without DPDK \
+             support: rebuild with `cargo build --release --features dpdk` (needs DPDK 22.11's \
+             development files: apt-get install dpdk-dev libdpdk-dev libclang-dev clang \
+             pkg-config)"
+        );
+    }
+    let pcap_only = [
+        (args.input.is_some(), "--input"),
+        (args.output.is_some(), "--output"),
+        (args.passed.is_some(), "--passed (use --pass-port)"),
+        (args.pace, "--pace"),
+        (args.repeat, "--loop"),
+        (args.workers != 1, "--workers"),
+    ];
+    if let Some((_, name)) = pcap_only.iter().find(|(given, _)| *given) {
+        bail!("{name} is for pcap input; it cannot be used with DPDK ports (EAL arguments after `--`)");
+    }
+    if args.burst > u16::MAX as usize {
+        bail!("--burst must be at most {} on DPDK ports", u16::MAX);
+    }
+    Ok(())
 }
 
 /// How often the data path publishes its counters for the admin API.
 const COUNTERS_EVERY: Duration = Duration::from_millis(200);
 
 pub fn run(args: RunArgs) -> Result<()> {
-    if args.workers == 0 || args.burst == 0 {
-        bail!("--workers and --burst must be at least 1");
-    }
+    check_args(&args)?;
     let control = Arc::new(ControlPlane::from_file(&args.config)?);
     let admin_addr = args
         .admin
@@ -97,21 +171,70 @@ pub fn run(args: RunArgs) -> Result<()> {
     ));
     runtime.spawn(signals(control.clone(), stop.clone()));
 
-    let result = data_path(&args, &control, &counters, &stop);
+    let result = if args.eal.is_empty() {
+        pcap_path(&args, &control, &counters, &stop)
+    } else {
+        dpdk_path(&args, &control, &counters, &stop)
+    };
     let _ = shutdown.send(true);
     if let Err(e) = runtime.block_on(server) {
         tracing::warn!(error = %e, "admin API task");
     }
     runtime.shutdown_timeout(Duration::from_secs(2));
-    let engine = result?;
-    let c = engine.counters();
-    let summary = report::Summary::new(engine.tables(), &c, engine.worker_count());
+    let done = result?;
+    let summary = report::Summary::new(&done.tables, &done.counters, done.workers);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary.to_json())?);
+        let mut value = summary.to_json();
+        if let Some((dpdk, _)) = done.dpdk {
+            value["dpdk"] = dpdk;
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         summary.print();
+        if let Some((_, line)) = done.dpdk {
+            println!();
+            println!("{line}");
+        }
     }
     Ok(())
+}
+
+#[cfg(feature = "dpdk")]
+fn dpdk_path(
+    args: &RunArgs,
+    control: &ControlPlane,
+    counters: &CountersBoard,
+    stop: &AtomicBool,
+) -> Result<Finished> {
+    use flowgate_dpdk::daemon::{self, DaemonConfig};
+    let config = DaemonConfig {
+        eal_args: args.eal.clone(),
+        rx_port: args.rx_port,
+        tx_port: args.tx_port,
+        pass_port: args.pass_port,
+        burst: args.burst as u16,
+        mbufs: args.mbufs,
+        counters_every: COUNTERS_EVERY,
+        ..DaemonConfig::default()
+    };
+    let report =
+        daemon::run(&config, &control.watch(), counters, stop).context("DPDK data path")?;
+    Ok(Finished {
+        dpdk: Some((report.dpdk_json(), report.dpdk_line())),
+        tables: report.tables,
+        counters: report.counters,
+        workers: 1,
+    })
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn dpdk_path(
+    _args: &RunArgs,
+    _control: &ControlPlane,
+    _counters: &CountersBoard,
+    _stop: &AtomicBool,
+) -> Result<Finished> {
+    unreachable!("check_args refuses EAL arguments without feature dpdk")
 }
 
 /// SIGHUP: reload (a bad config is logged and the running one stays). SIGINT / SIGTERM:
@@ -144,16 +267,19 @@ async fn signals(control: Arc<ControlPlane>, stop: Arc<AtomicBool>) {
     stop.store(true, Ordering::Relaxed);
 }
 
-fn data_path(
+fn pcap_path(
     args: &RunArgs,
     control: &ControlPlane,
     counters: &CountersBoard,
     stop: &AtomicBool,
-) -> Result<ShardedEngine> {
+) -> Result<Finished> {
+    let (Some(input), Some(output)) = (&args.input, &args.output) else {
+        bail!("--input and --output are required");
+    };
     let watch = control.watch();
     let mut seen = watch.version();
     let mut engine = ShardedEngine::new((*watch.load()).clone(), args.workers);
-    let mut output = PcapSink::create(&args.output)?;
+    let mut output = PcapSink::create(output)?;
     let mut passed = args.passed.as_deref().map(PcapSink::create).transpose()?;
     let mut burst = Vec::with_capacity(args.burst);
     let started = Instant::now();
@@ -164,7 +290,7 @@ fn data_path(
     // trace's time (and with it the flow-table ticks) keeps moving forward.
     let mut offset = Duration::ZERO;
     'passes: loop {
-        let mut source = PcapSource::open(&args.input)?;
+        let mut source = PcapSource::open(input)?;
         let mut span: Option<(Duration, Duration)> = None;
         loop {
             if stop.load(Ordering::Relaxed) {
@@ -219,5 +345,64 @@ fn data_path(
     if let Some(p) = passed {
         p.finish()?;
     }
-    Ok(engine)
+    Ok(Finished {
+        tables: Arc::new(engine.tables().clone()),
+        counters: engine.counters(),
+        workers: engine.worker_count(),
+        dpdk: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn check(args: &[&str]) -> Result<()> {
+        let cli = Cli::try_parse_from(std::iter::once("run").chain(args.iter().copied()))?;
+        check_args(&cli.run)
+    }
+
+    #[test]
+    fn pcap_runs_need_input_and_output() {
+        let e = check(&["--config", "f.toml", "--input", "in.pcap"]).unwrap_err();
+        assert!(
+            e.to_string().contains("--input and --output are required"),
+            "{e}"
+        );
+        check(&["--config", "f.toml", "-i", "in.pcap", "-o", "out.pcap"]).unwrap();
+    }
+
+    #[cfg(not(feature = "dpdk"))]
+    #[test]
+    fn eal_arguments_without_the_feature_say_how_to_rebuild() {
+        let e = check(&["--config", "f.toml", "--", "-l", "0", "--no-pci"]).unwrap_err();
+        assert!(e.to_string().contains("--features dpdk"), "{e}");
+    }
+
+    #[cfg(feature = "dpdk")]
+    #[test]
+    fn dpdk_runs_refuse_pcap_options() {
+        check(&["--config", "f.toml", "--tx-port", "1", "--", "-l", "0"]).unwrap();
+        for extra in [
+            ["--input", "in.pcap"],
+            ["--workers", "2"],
+            ["--output", "o.pcap"],
+        ] {
+            let mut args = vec!["--config", "f.toml"];
+            args.extend(extra);
+            args.extend(["--", "-l", "0"]);
+            let e = check(&args).unwrap_err();
+            assert!(
+                e.to_string().contains("cannot be used with DPDK ports"),
+                "{e}"
+            );
+        }
+    }
 }
