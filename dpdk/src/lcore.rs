@@ -56,7 +56,10 @@ impl Ring {
             )
         };
         // SAFETY: plain read of the per-lcore errno.
-        NonNull::new(raw).map_or_else(|| Err(err(error_text(unsafe { sys::fg_errno() }))), |raw| Ok(Ring { raw }))
+        NonNull::new(raw).map_or_else(
+            || Err(err(error_text(unsafe { sys::fg_errno() }))),
+            |raw| Ok(Ring { raw }),
+        )
     }
 
     /// Move as many mbufs from the front of `frames` into the ring as fit; returns how
@@ -83,8 +86,11 @@ impl Ring {
         let spare = out.spare_capacity_mut();
         // SAFETY: spare has room for `max` pointers; the ring hands over `n` valid mbufs.
         unsafe {
-            let n = sys::fg_ring_dequeue_burst(self.raw.as_ptr(), spare.as_mut_ptr().cast(), max as u32)
-                as usize;
+            let n = sys::fg_ring_dequeue_burst(
+                self.raw.as_ptr(),
+                spare.as_mut_ptr().cast(),
+                max as u32,
+            ) as usize;
             out.set_len(out.len() + n);
             n
         }
@@ -133,7 +139,11 @@ impl<'a> Launched<'a> {
     }
 
     /// Run `job` on worker lcore `lcore`, which must be idle.
-    pub fn launch<F: FnMut() + Send + 'a>(&mut self, lcore: u32, job: &'a mut F) -> Result<(), DpdkError> {
+    pub fn launch<F: FnMut() + Send + 'a>(
+        &mut self,
+        lcore: u32,
+        job: &'a mut F,
+    ) -> Result<(), DpdkError> {
         // SAFETY: `job` lives for 'a and `self` (also 'a) waits for the lcore before it
         // goes; the trampoline is instantiated for exactly F.
         let rc = unsafe {

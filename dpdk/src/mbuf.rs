@@ -143,7 +143,10 @@ impl Mbuf {
 
     /// Keep `p` with the frame (in the mbuf's private area) for the lcore it is handed to.
     pub(crate) fn store_prepared(&mut self, p: Prepared, priv_size: u16) {
-        assert!(priv_size >= PRIV_SIZE, "the mbuf pool has no room for Prepared");
+        assert!(
+            priv_size >= PRIV_SIZE,
+            "the mbuf pool has no room for Prepared"
+        );
         // SAFETY: the private area (priv_size bytes, 8-aligned) follows the 128-byte
         // rte_mbuf, and we own the mbuf.
         unsafe { ((self.ptr() as *mut u8).add(MBUF_SIZE) as *mut Prepared).write(p) }
