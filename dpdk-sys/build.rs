@@ -90,6 +90,7 @@ mod dpdk {
             // The shim reaches into mbufs; Rust only passes pointers around.
             .opaque_type("rte_mbuf")
             .opaque_type("rte_mempool")
+            .opaque_type("rte_ring")
             .derive_default(true)
             .layout_tests(false)
             .generate_comments(false)

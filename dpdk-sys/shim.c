@@ -6,8 +6,21 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
+#include <rte_ring.h>
+#include <stddef.h>
 
 #include "shim.h"
+
+/* flowgate-dpdk reads and adjusts these mbuf fields directly (mbuf.rs, `MbufHead`) rather
+ * than through a call per access; the build fails here if DPDK's layout ever differs. */
+_Static_assert(offsetof(struct rte_mbuf, buf_addr) == 0, "rte_mbuf.buf_addr");
+_Static_assert(offsetof(struct rte_mbuf, data_off) == 16, "rte_mbuf.data_off");
+_Static_assert(offsetof(struct rte_mbuf, nb_segs) == 20, "rte_mbuf.nb_segs");
+_Static_assert(offsetof(struct rte_mbuf, ol_flags) == 24, "rte_mbuf.ol_flags");
+_Static_assert(offsetof(struct rte_mbuf, pkt_len) == 36, "rte_mbuf.pkt_len");
+_Static_assert(offsetof(struct rte_mbuf, data_len) == 40, "rte_mbuf.data_len");
+_Static_assert(offsetof(struct rte_mbuf, buf_len) == 54, "rte_mbuf.buf_len");
+_Static_assert(sizeof(struct rte_mbuf) == 128, "rte_mbuf size (the private area follows it)");
 
 uint16_t fg_eth_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
 {
@@ -53,6 +66,30 @@ uint32_t fg_mbuf_rss_hash(const struct rte_mbuf *m, int *present)
 	*present = (m->ol_flags & RTE_MBUF_F_RX_RSS_HASH) != 0;
 	return *present ? m->hash.rss : 0;
 }
+
+struct rte_ring *fg_ring_create(const char *name, unsigned int count, int socket, int single)
+{
+	return rte_ring_create(name, count, socket, single ? (RING_F_SP_ENQ | RING_F_SC_DEQ) : RING_F_SC_DEQ);
+}
+void fg_ring_free(struct rte_ring *r) { rte_ring_free(r); }
+unsigned int fg_ring_enqueue_burst(struct rte_ring *r, struct rte_mbuf **objs, unsigned int n)
+{
+	return rte_ring_enqueue_burst(r, (void *const *)objs, n, NULL);
+}
+unsigned int fg_ring_dequeue_burst(struct rte_ring *r, struct rte_mbuf **objs, unsigned int n)
+{
+	return rte_ring_dequeue_burst(r, (void **)objs, n, NULL);
+}
+unsigned int fg_ring_count(const struct rte_ring *r) { return rte_ring_count(r); }
+
+int fg_remote_launch(int (*f)(void *), void *arg, unsigned int lcore) { return rte_eal_remote_launch(f, arg, lcore); }
+int fg_wait_lcore(unsigned int lcore) { return rte_eal_wait_lcore(lcore); }
+int fg_next_worker_lcore(int prev)
+{
+	unsigned int next = rte_get_next_lcore(prev < 0 ? (unsigned int)-1 : (unsigned int)prev, 1, 0);
+	return next >= RTE_MAX_LCORE ? -1 : (int)next;
+}
+unsigned int fg_lcore_count(void) { return rte_lcore_count(); }
 
 unsigned int fg_lcore_id(void) { return rte_lcore_id(); }
 uint64_t fg_tsc_cycles(void) { return rte_get_tsc_cycles(); }

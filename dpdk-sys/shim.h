@@ -38,6 +38,21 @@ uint64_t fg_mbuf_rx_timestamp(const struct rte_mbuf *m, int offset, uint64_t fla
 /* NIC RSS hash if the PMD set RTE_MBUF_F_RX_RSS_HASH. */
 uint32_t fg_mbuf_rss_hash(const struct rte_mbuf *m, int *present);
 
+/* Rings of mbuf pointers between lcores. `single` = one producer and one consumer. */
+struct rte_ring;
+struct rte_ring *fg_ring_create(const char *name, unsigned int count, int socket, int single);
+void fg_ring_free(struct rte_ring *r);
+unsigned int fg_ring_enqueue_burst(struct rte_ring *r, struct rte_mbuf **objs, unsigned int n);
+unsigned int fg_ring_dequeue_burst(struct rte_ring *r, struct rte_mbuf **objs, unsigned int n);
+unsigned int fg_ring_count(const struct rte_ring *r);
+
+/* Launch `f(arg)` on worker lcore `lcore` / wait for it (returns f's result). */
+int fg_remote_launch(int (*f)(void *), void *arg, unsigned int lcore);
+int fg_wait_lcore(unsigned int lcore);
+/* The worker lcores in order: the first after `prev` (-1 to start), or -1. */
+int fg_next_worker_lcore(int prev);
+unsigned int fg_lcore_count(void);
+
 unsigned int fg_lcore_id(void);
 uint64_t fg_tsc_cycles(void);
 uint64_t fg_tsc_hz(void);

@@ -7,4 +7,5 @@
 #include <rte_mbuf_dyn.h>
 #include <rte_mempool.h>
 #include <rte_cycles.h>
+#include <rte_ring.h>
 #include "shim.h"

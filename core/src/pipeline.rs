@@ -13,7 +13,7 @@ use crate::flow_table::{FlowClass, FlowTable, Insert, Lookup, Replaced};
 use crate::hash::{FlowHash, FlowHasher};
 use crate::maglev::NO_BACKEND;
 use crate::parse::{parse, Parsed, ParsedFrame, IPPROTO_TCP};
-use crate::rewrite::{rewrite, RewriteParams};
+use crate::rewrite::{rewrite, Mode, RewriteParams};
 use crate::tables::Tables;
 use crate::verdict::{DropReason, Verdict};
 use std::time::Duration;
@@ -122,6 +122,34 @@ pub fn balance(
     counters: &mut Counters,
     out: &mut Vec<u8>,
 ) -> Verdict {
+    balance_with(
+        frame.len(),
+        b,
+        now,
+        tables,
+        flows,
+        local_set,
+        counters,
+        |mode, params| rewrite(frame, &b.parsed, mode, params, out),
+    )
+}
+
+/// [`balance`] with the rewrite left to the caller, for engines that rewrite the frame
+/// where it lies (a DPDK mbuf, with [`crate::rewrite::rewrite_in_place`]). `frame_len` is
+/// the received frame's length; `rewrite` is called once for a frame to forward, with
+/// its VIP's mode and the parameters, and must do what [`rewrite()`] does (an error turns
+/// the verdict into that drop, as in [`balance`]).
+#[allow(clippy::too_many_arguments)]
+pub fn balance_with(
+    frame_len: usize,
+    b: &Balance,
+    now: u32,
+    tables: &Tables,
+    flows: &mut FlowTable,
+    local_set: u32,
+    counters: &mut Counters,
+    rewrite: impl FnOnce(Mode, &RewriteParams) -> Result<(), DropReason>,
+) -> Verdict {
     counters.frames_in += 1;
     let verdict = decide(b, now, tables, flows, local_set, counters);
     let verdict = match verdict {
@@ -135,13 +163,7 @@ pub fn balance(
                 encap_src_v6: tables.encap_src_v6,
                 hash: b.flow.hash,
             };
-            match rewrite(
-                frame,
-                &b.parsed,
-                tables.vips[b.vip as usize].mode,
-                &params,
-                out,
-            ) {
+            match rewrite(tables.vips[b.vip as usize].mode, &params) {
                 Ok(()) => verdict,
                 Err(reason) => Verdict::Drop(reason),
             }
@@ -151,8 +173,8 @@ pub fn balance(
     match verdict {
         Verdict::Forward { vip, backend } => {
             counters.forwarded += 1;
-            counters.vips[vip as usize].add(frame.len());
-            counters.backends[backend as usize].add(frame.len());
+            counters.vips[vip as usize].add(frame_len);
+            counters.backends[backend as usize].add(frame_len);
         }
         Verdict::Drop(r) => counters.drops[r.code() as usize] += 1,
         Verdict::Pass => counters.passed += 1,

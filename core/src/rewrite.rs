@@ -137,25 +137,34 @@ fn rewrite_dsr(frame: &[u8], params: &RewriteParams, out: &mut Vec<u8>) -> Resul
     Ok(())
 }
 
-fn encapsulate(
+/// What an IP-in-IP rewrite puts around the inner datagram, checked against the frame:
+/// [`rewrite`] and [`rewrite_in_place`] both emit `L2 header (MACs and last ethertype
+/// rewritten) ‖ outer header ‖ frame[l3_offset..l3_offset + ip_len]`.
+struct Encap {
+    l3_offset: usize,
+    ip_len: usize,
+    ethertype: u16,
+    outer: [u8; OUTER_IPV6_LEN],
+    outer_len: usize,
+}
+
+fn encap_plan(
     frame: &[u8],
     parsed: &ParsedFrame,
     params: &RewriteParams,
-    out: &mut Vec<u8>,
-) -> Result<(), DropReason> {
+) -> Result<Encap, DropReason> {
     let l3_offset = usize::from(parsed.l3_offset);
     let ip_len = usize::from(parsed.ip_len);
-    let l2_header = frame
-        .get(..l3_offset)
-        .filter(|l2| l2.len() >= ETHERNET_HEADER_LEN)
-        .ok_or(DropReason::TruncatedEthernet)?;
-    let inner = frame
-        .get(l3_offset..l3_offset + ip_len)
-        .ok_or(if parsed.is_ipv6() {
+    if l3_offset < ETHERNET_HEADER_LEN || frame.len() < l3_offset {
+        return Err(DropReason::TruncatedEthernet);
+    }
+    if frame.len() < l3_offset + ip_len {
+        return Err(if parsed.is_ipv6() {
             DropReason::BadIpv6PayloadLength
         } else {
             DropReason::BadIpv4TotalLength
-        })?;
+        });
+    }
     let inner_protocol = if parsed.is_ipv6() {
         IPPROTO_IPV6
     } else {
@@ -165,23 +174,16 @@ fn encapsulate(
         IpAddr::V4(_) => (ETHERTYPE_IPV4, OUTER_IPV4_LEN),
         IpAddr::V6(_) => (ETHERTYPE_IPV6, OUTER_IPV6_LEN),
     };
-    let total_len = l3_offset + outer_len + ip_len;
-    if total_len > MAX_FRAME_LEN {
+    if l3_offset + outer_len + ip_len > MAX_FRAME_LEN {
         return Err(DropReason::EncapTooLarge);
     }
-
-    // One growth at most, and none once `out` has held a frame this large.
-    out.reserve(total_len);
-    out.extend_from_slice(l2_header);
-    write_macs(out, params);
-    // The last ethertype sits just before the IP header, after any VLAN tags.
-    out[l3_offset - 2..l3_offset].copy_from_slice(&ethertype.to_be_bytes());
+    let mut outer = [0u8; OUTER_IPV6_LEN];
     match params.backend_addr {
         IpAddr::V4(backend) => {
             let source = encap_source_v4(params.encap_src_v4, params.hash);
             // Cannot truncate: the whole frame is at most MAX_FRAME_LEN, checked above.
             let ipv4_total_len = (OUTER_IPV4_LEN + ip_len) as u16;
-            out.extend_from_slice(&outer_ipv4_header(
+            outer[..OUTER_IPV4_LEN].copy_from_slice(&outer_ipv4_header(
                 source,
                 backend,
                 parsed.dscp_ecn,
@@ -191,7 +193,7 @@ fn encapsulate(
         }
         IpAddr::V6(backend) => {
             let source = encap_source_v6(params.encap_src_v6, params.hash);
-            out.extend_from_slice(&outer_ipv6_header(
+            outer.copy_from_slice(&outer_ipv6_header(
                 source,
                 backend,
                 parsed.dscp_ecn,
@@ -201,8 +203,88 @@ fn encapsulate(
             ));
         }
     }
-    out.extend_from_slice(inner);
+    Ok(Encap {
+        l3_offset,
+        ip_len,
+        ethertype,
+        outer,
+        outer_len,
+    })
+}
+
+impl Encap {
+    /// Rewrite the L2 header `l2` (the frame's first `l3_offset` bytes) for the backend.
+    fn write_l2(&self, l2: &mut [u8], params: &RewriteParams) {
+        write_macs(l2, params);
+        // The last ethertype sits just before the IP header, after any VLAN tags.
+        l2[self.l3_offset - 2..self.l3_offset].copy_from_slice(&self.ethertype.to_be_bytes());
+    }
+}
+
+fn encapsulate(
+    frame: &[u8],
+    parsed: &ParsedFrame,
+    params: &RewriteParams,
+    out: &mut Vec<u8>,
+) -> Result<(), DropReason> {
+    let e = encap_plan(frame, parsed, params)?;
+    // One growth at most, and none once `out` has held a frame this large.
+    out.reserve(e.l3_offset + e.outer_len + e.ip_len);
+    out.extend_from_slice(&frame[..e.l3_offset]);
+    e.write_l2(out, params);
+    out.extend_from_slice(&e.outer[..e.outer_len]);
+    out.extend_from_slice(&frame[e.l3_offset..e.l3_offset + e.ip_len]);
     Ok(())
+}
+
+/// What [`rewrite_in_place`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InPlace {
+    /// The rewritten frame is `buf[range]`.
+    Done(core::ops::Range<usize>),
+    /// The outer header does not fit the room in front of the frame; nothing was
+    /// written (use [`rewrite`] into a buffer of its own).
+    NoRoom,
+}
+
+/// [`rewrite`] without copying the frame, for engines whose frame buffers have free room
+/// in front of the frame (a DPDK mbuf's headroom): `buf[start..]` is the received frame
+/// and `buf[..start]` may be overwritten. DSR writes the two MACs; IP-in-IP moves the L2
+/// header `outer_len` bytes to the front, rewrites it, writes the outer header between it
+/// and the inner datagram and leaves the Ethernet padding out of the returned range.
+///
+/// The returned range of `buf` holds exactly the bytes [`rewrite`] would write to `out`,
+/// and the errors are the same; on `Err` or [`InPlace::NoRoom`] `buf` is unchanged.
+pub fn rewrite_in_place(
+    buf: &mut [u8],
+    start: usize,
+    parsed: &ParsedFrame,
+    mode: Mode,
+    params: &RewriteParams,
+) -> Result<InPlace, DropReason> {
+    let Some(frame) = buf.get(start..) else {
+        return Err(DropReason::TruncatedEthernet);
+    };
+    match mode {
+        Mode::Dsr => {
+            if frame.len() < ETHERNET_HEADER_LEN {
+                return Err(DropReason::TruncatedEthernet);
+            }
+            write_macs(&mut buf[start..], params);
+            Ok(InPlace::Done(start..buf.len()))
+        }
+        Mode::IpIp => {
+            let e = encap_plan(frame, parsed, params)?;
+            let Some(front) = start.checked_sub(e.outer_len) else {
+                return Ok(InPlace::NoRoom);
+            };
+            buf.copy_within(start..start + e.l3_offset, front);
+            e.write_l2(&mut buf[front..front + e.l3_offset], params);
+            let outer_at = front + e.l3_offset;
+            buf[outer_at..outer_at + e.outer_len].copy_from_slice(&e.outer[..e.outer_len]);
+            Ok(InPlace::Done(front..start + e.l3_offset + e.ip_len))
+        }
+    }
 }
 
 fn write_macs(out: &mut [u8], params: &RewriteParams) {
@@ -927,6 +1009,89 @@ mod tests {
             }
         }
 
+    }
+
+    /// `rewrite_in_place` gives `rewrite`'s bytes, or `NoRoom` / the same error with the
+    /// buffer untouched.
+    fn assert_in_place_equals_copy(
+        frame: &[u8],
+        parsed: &ParsedFrame,
+        mode: Mode,
+        p: &RewriteParams,
+        headroom: usize,
+    ) -> Result<(), TestCaseError> {
+        let mut copied = Vec::new();
+        let expected = rewrite(frame, parsed, mode, p, &mut copied);
+        let mut buf = vec![0x5a; headroom];
+        buf.extend_from_slice(frame);
+        let before = buf.clone();
+        match (
+            rewrite_in_place(&mut buf, headroom, parsed, mode, p),
+            expected,
+        ) {
+            (Ok(InPlace::Done(range)), Ok(())) => prop_assert_eq!(&buf[range], &copied[..]),
+            (Ok(InPlace::NoRoom), Ok(())) => {
+                prop_assert!(mode == Mode::IpIp && headroom < 40);
+                prop_assert_eq!(buf, before);
+            }
+            (Err(a), Err(b)) => {
+                prop_assert_eq!(a, b);
+                prop_assert_eq!(buf, before);
+            }
+            (got, want) => prop_assert!(false, "in place {got:?}, copy {want:?}"),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// In place and copied rewrites agree byte for byte on real frames (VLANs,
+        /// padding, options, both families, both modes) and on arbitrary bytes.
+        #[test]
+        fn rewrite_in_place_equals_rewrite(
+            inner_v6 in any::<bool>(),
+            tcp in any::<bool>(),
+            vlans in 0u8..=2,
+            padding in 0usize..20,
+            payload_len in 0usize..300,
+            ipv4_options in any::<bool>(),
+            ip_in_ip in any::<bool>(),
+            headroom in prop_oneof![3 => Just(128usize), 1 => 0usize..64],
+            p in any_params(),
+        ) {
+            let spec = Spec { inner_v6, tcp, vlans, padding, dscp_ecn: 0x2e, payload_len, ipv4_options };
+            let (frame, parsed) = client_frame(spec);
+            let mode = if ip_in_ip { Mode::IpIp } else { Mode::Dsr };
+            assert_in_place_equals_copy(&frame, &parsed, mode, &p, headroom)?;
+        }
+
+        #[test]
+        fn rewrite_in_place_equals_rewrite_on_arbitrary_bytes(
+            frame in proptest::collection::vec(any::<u8>(), 0..120),
+            l3_offset in 0u16..40,
+            ip_len in 0u16..100,
+            ip_in_ip in any::<bool>(),
+            headroom in 0usize..64,
+            p in any_params(),
+        ) {
+            let parsed = ParsedFrame {
+                vlan_count: 0,
+                l3_offset,
+                src: IpAddr::V4(CLIENT_V4),
+                dst: IpAddr::V4(VIP_V4),
+                ip_len,
+                protocol: IPPROTO_UDP,
+                l4_offset: l3_offset,
+                fragment: false,
+                src_port: 0,
+                dst_port: 0,
+                tcp_flags: 0,
+                dscp_ecn: 0,
+            };
+            let mode = if ip_in_ip { Mode::IpIp } else { Mode::Dsr };
+            assert_in_place_equals_copy(&frame, &parsed, mode, &p, headroom)?;
+        }
     }
 
     proptest! {

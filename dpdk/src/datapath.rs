@@ -1,26 +1,52 @@
-//! The forwarding loop: RX burst → contract → rewrite in the mbuf → TX burst.
+//! The forwarding loop: RX burst → contract → rewrite in the mbuf → TX burst, on one lcore
+//! or on one worker per EAL lcore.
 //!
 //! Per frame this runs exactly what `ShardedEngine`'s workers run: `prepare` (parse,
-//! classify, hash), then `balance` on the [`Shard`] that owns the frame's flow-table set
-//! (`set % shards`, at local index `set / shards`). `balance` writes the rewritten frame
-//! into a reusable buffer (the contract's copy-out interface); [`Mbuf::write`] then puts
-//! it back into the frame's own mbuf, growing into the headroom for IP-in-IP. So nothing
-//! is allocated per frame, at the price of one extra copy of each forwarded frame.
+//! classify, hash), then the stateful half on the [`Shard`] that owns the frame's
+//! flow-table set (`set % workers`, at local index `set / workers`). The rewrite is done
+//! in the frame's own mbuf ([`flowgate_core::rewrite::rewrite_in_place`] through
+//! [`flowgate_core::pipeline::balance_with`]): DSR writes the two MACs, IP-in-IP writes
+//! its outer header into the headroom; only multi-segment mbufs (and an mbuf without
+//! 40 bytes of headroom) take the contract's copy-out `rewrite`.
 //!
-//! This loop runs one shard on the calling lcore (the EAL's main lcore). Several lcores,
-//! each with an RX queue, are the `Shard` API's purpose but not wired yet: see README.md.
+//! **Lcores.** With the main lcore alone (`-l 0`), it does everything. With worker lcores
+//! (`-l 0-2`: workers on 1 and 2), the main lcore receives, runs `prepare`, handles pass
+//! and drop verdicts, and hands every balanced frame — its `Prepared` in the mbuf's
+//! private area — through a single-producer single-consumer `rte_ring` to the worker
+//! owning its set; each worker owns the sets `s % workers == w` with its own flow table
+//! and counters (summed on read). This software dispatch works for any port (net_pcap has
+//! one RX queue and no RSS). Each flow's frames take one path (RX → its owner's ring →
+//! that worker's TX burst), so per-flow order is kept; frames of different workers
+//! interleave on the TX port. Workers share a TX queue under a lock when the port has
+//! fewer queues than senders.
+//!
+//! **Tables.** Every lcore follows the [`TablesWatch`] between bursts (one atomic load),
+//! so control-plane changes (health failover, drain, weights, reloads) take effect within
+//! a burst; a frame already in a ring when new tables are published was prepared under the
+//! old ones and is balanced under the new ones, as in a pipelined hardware engine.
+//!
+//! **Time.** The flow table's tick is the TSC in milliseconds, read once per burst (or the
+//! PMD's RX timestamp per frame with [`Clock::RxTimestamp`]).
 
+use crate::eal::DpdkError;
+use crate::lcore::{worker_lcores, Launched, Ring};
 use crate::mbuf::Mbuf;
 use crate::port::{Port, RxTimestampField};
 use crate::Eal;
+use dpdk_sys as sys;
 use flowgate_core::counters::Counters;
 use flowgate_core::flow_table::FlowTable;
 use flowgate_core::hash::FlowHasher;
-use flowgate_core::pipeline::{balance, count_unbalanced, prepare, tick_of, Prepared};
-use flowgate_core::rewrite::MAX_FRAME_LEN;
+use flowgate_core::pipeline::{
+    balance, balance_with, count_unbalanced, prepare, tick_of, Balance, Prepared,
+};
+use flowgate_core::rewrite::{rewrite, MAX_FRAME_LEN};
 use flowgate_core::{Tables, Verdict};
+use flowgate_driver::admin::CountersBoard;
+use flowgate_driver::TablesWatch;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// One worker's share of the flow table and its counters.
 #[derive(Debug, Clone)]
@@ -39,6 +65,14 @@ pub enum Handled {
     OtherShard(u32),
 }
 
+/// Grow `c` to count every VIP and backend of `tables` (indices only grow).
+fn fit_counters(c: &mut Counters, tables: &Tables) {
+    let (vips, backends) = (tables.vips.len(), tables.backends.len());
+    c.vips.resize(vips.max(c.vips.len()), Default::default());
+    c.backends
+        .resize(backends.max(c.backends.len()), Default::default());
+}
+
 impl Shard {
     /// Shard `index` of `count` for `tables`' flow-table geometry.
     pub fn new(tables: &Tables, index: u32, count: u32) -> Shard {
@@ -53,6 +87,17 @@ impl Shard {
 
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Take new tables (the control plane's): the flow table stays, so established flows
+    /// stay; the counters grow with the VIP and backend indices. The geometry is fixed.
+    pub fn update_tables(&mut self, tables: &Tables) {
+        fit_counters(&mut self.counters, tables);
+    }
+
+    /// Count a frame that `prepare` decided (pass or drop).
+    pub fn count_unbalanced(&mut self, verdict: Verdict) {
+        count_unbalanced(verdict, &mut self.counters);
     }
 
     /// The contract for one frame; when forwarded, the rewritten frame is in `out`.
@@ -88,12 +133,66 @@ impl Shard {
         }
         Handled::Done(verdict)
     }
+
+    /// The stateful half for a balanced frame of this shard, rewritten in its mbuf `m`.
+    /// Returns the verdict and, for `Forward`, whether the rewritten frame is in `m`
+    /// (false: it did not fit, free it). `scratch` and `out` are only used for
+    /// multi-segment mbufs (gather, copy-out rewrite).
+    pub fn balance_mbuf(
+        &mut self,
+        m: &mut Mbuf,
+        b: &Balance,
+        now: u32,
+        tables: &Tables,
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> (Verdict, bool) {
+        debug_assert_eq!(b.set % self.count, self.index);
+        let local_set = b.set / self.count;
+        let mut fits = true;
+        let verdict = if m.is_contiguous() {
+            balance_with(
+                m.pkt_len(),
+                b,
+                now,
+                tables,
+                &mut self.flows,
+                local_set,
+                &mut self.counters,
+                |mode, params| {
+                    if !m.rewrite_in_place(&b.parsed, mode, params)? {
+                        // No headroom for the outer header: the copy-out rewrite.
+                        rewrite(m.data(), &b.parsed, mode, params, out)?;
+                        fits = m.write(out).is_ok();
+                    }
+                    Ok(())
+                },
+            )
+        } else {
+            let v = balance(
+                m.bytes(scratch),
+                b,
+                now,
+                tables,
+                &mut self.flows,
+                local_set,
+                &mut self.counters,
+                out,
+            );
+            if matches!(v, Verdict::Forward { .. }) {
+                fits = m.write(out).is_ok();
+            }
+            v
+        };
+        (verdict, fits)
+    }
 }
 
 /// Where the flow table's ticks come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Clock {
-    /// Milliseconds of the TSC since the loop started: for live traffic.
+    /// Milliseconds of the TSC since the loop started, read once per burst: for live
+    /// traffic.
     Tsc,
     /// The RX timestamp the PMD stored, in nanoseconds (net_pcap: the capture time, so a
     /// replay through DPDK ages flows exactly as `flowgate replay` does). Frames without
@@ -112,6 +211,10 @@ pub struct LoopConfig {
     pub clock: Clock,
     /// TX attempts before unsent frames are dropped (and counted in `tx_unsent`).
     pub tx_retries: u32,
+    /// Slots of each worker's ring (a power of two).
+    pub ring_size: u32,
+    /// How often the summed counters go to the [`CountersBoard`] given to [`run`].
+    pub publish_every: Duration,
 }
 
 impl Default for LoopConfig {
@@ -122,6 +225,8 @@ impl Default for LoopConfig {
             idle_exit: None,
             clock: Clock::Tsc,
             tx_retries: 64,
+            ring_size: 2048,
+            publish_every: Duration::from_millis(200),
         }
     }
 }
@@ -161,39 +266,231 @@ impl IoCounters {
             0.0
         }
     }
+
+    fn add(&mut self, o: &IoCounters) {
+        self.received += o.received;
+        self.sent += o.sent;
+        self.passed_sent += o.passed_sent;
+        self.tx_unsent += o.tx_unsent;
+        self.rewrite_no_room += o.rewrite_no_room;
+    }
+}
+
+/// One worker lcore's share of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerReport {
+    pub lcore: u32,
+    /// Frames the worker balanced.
+    pub frames: u64,
 }
 
 /// The result of [`run`].
 #[derive(Debug, Clone)]
 pub struct RunReport {
+    /// All lcores' counters, summed.
     pub counters: Counters,
     pub io: IoCounters,
+    /// The tables in force at the end.
+    pub tables: Arc<Tables>,
+    /// Table versions the main lcore took after the first.
+    pub table_updates: u64,
+    /// Flow-table shards: the worker lcores, or 1 when the main lcore did everything.
+    pub shards: u32,
+    /// Empty when the main lcore did everything.
+    pub workers: Vec<WorkerReport>,
 }
 
-fn send_all(port: &Port, frames: &mut Vec<Mbuf>, retries: u32) -> (u64, u64) {
-    let mut sent = 0;
-    for _ in 0..=retries {
-        if frames.is_empty() {
-            break;
+fn tsc() -> u64 {
+    // SAFETY: reads the time-stamp counter.
+    unsafe { sys::fg_tsc_cycles() }
+}
+
+/// The flow table's clock: TSC milliseconds since the start of the run.
+#[derive(Debug, Clone, Copy)]
+struct Ticks {
+    start: u64,
+    per_ms: u64,
+    hz: u64,
+}
+
+impl Ticks {
+    fn new(eal: &Eal) -> Ticks {
+        let hz = eal.tsc_hz().max(1000);
+        Ticks {
+            start: tsc(),
+            per_ms: hz / 1000,
+            hz,
         }
-        sent += port.tx_burst(0, frames) as u64;
     }
-    let unsent = frames.len() as u64;
-    frames.clear();
-    (sent, unsent)
+
+    fn ms(&self, now: u64) -> u32 {
+        (now.wrapping_sub(self.start) / self.per_ms) as u32
+    }
+
+    fn cycles(&self, d: Duration) -> u64 {
+        (d.as_nanos() * u128::from(self.hz) / 1_000_000_000).min(u64::MAX as u128) as u64
+    }
+
+    fn duration(&self, cycles: u64) -> Duration {
+        Duration::from_nanos((u128::from(cycles) * 1_000_000_000 / u128::from(self.hz)) as u64)
+    }
+}
+
+/// The flow-table tick of a frame received at TSC `burst_ms`.
+#[inline]
+fn tick(clock: Clock, m: &Mbuf, burst_ms: u32) -> u32 {
+    match clock {
+        Clock::Tsc => burst_ms,
+        Clock::RxTimestamp(f) => m
+            .rx_timestamp(f.offset, f.flag)
+            .map_or(burst_ms, |ns| tick_of(Duration::from_nanos(ns))),
+    }
+}
+
+/// One TX queue of a port, shared by the lcores that send on it.
+struct TxQueue<'a> {
+    port: &'a Port,
+    queue: u16,
+    lock: Mutex<()>,
+}
+
+impl TxQueue<'_> {
+    /// Send all of `frames`, retrying; returns (sent, unsent); unsent frames are freed.
+    fn send(&self, frames: &mut Vec<Mbuf>, retries: u32) -> (u64, u64) {
+        if frames.is_empty() {
+            return (0, 0);
+        }
+        let mut sent = 0;
+        {
+            // A poisoned lock only means another sender panicked; the queue is fine.
+            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            for _ in 0..=retries {
+                if frames.is_empty() {
+                    break;
+                }
+                sent += self.port.tx_burst(self.queue, frames) as u64;
+            }
+        }
+        let unsent = frames.len() as u64;
+        frames.clear();
+        (sent, unsent)
+    }
+}
+
+/// The TX queues of the run's ports; sender `i` uses queue `i % queues` of a port.
+struct TxQueues<'a> {
+    queues: Vec<TxQueue<'a>>,
+}
+
+impl<'a> TxQueues<'a> {
+    fn new(ports: &Ports<'a>) -> TxQueues<'a> {
+        let mut queues: Vec<TxQueue<'a>> = Vec::new();
+        for port in std::iter::once(ports.tx).chain(ports.pass) {
+            if queues.iter().any(|q| q.port.id() == port.id()) {
+                continue;
+            }
+            for queue in 0..port.tx_queue_count().max(1) {
+                queues.push(TxQueue {
+                    port,
+                    queue,
+                    lock: Mutex::new(()),
+                });
+            }
+        }
+        TxQueues { queues }
+    }
+
+    fn get(&self, port: &Port, sender: usize) -> &TxQueue<'a> {
+        let n = port.tx_queue_count().max(1) as usize;
+        let queue = (sender % n) as u16;
+        self.queues
+            .iter()
+            .find(|q| q.port.id() == port.id() && q.queue == queue)
+            .expect("every port's queues are listed")
+    }
+}
+
+/// Counters a worker shares with the main lcore while it runs.
+struct Slot {
+    counters: Mutex<Counters>,
 }
 
 /// Forward until `stop` is set, `max_frames` were read or the input stayed idle for
 /// `idle_exit`.
+///
+/// * `tables`: the control plane's [`TablesWatch`] (a fixed config: `ControlPlane::new`'s
+///   watch); every lcore takes new versions between bursts.
+/// * `board`: where the summed counters are published every `config.publish_every`
+///   (the admin API's), or `None`.
+/// * Lcores: call on the EAL's main lcore. Every worker lcore of the EAL (`-l 0-2`: 1 and
+///   2) becomes a worker owning a shard of the flow table; with none, the main lcore does
+///   everything.
 pub fn run(
     eal: &Eal,
     ports: &Ports<'_>,
-    tables: &Tables,
+    tables: &TablesWatch,
     config: &LoopConfig,
+    board: Option<&CountersBoard>,
+    stop: &AtomicBool,
+) -> Result<RunReport, DpdkError> {
+    let workers = worker_lcores(eal);
+    if workers.is_empty() {
+        Ok(run_single(eal, ports, tables, config, board, stop))
+    } else {
+        run_dispatch(eal, ports, tables, config, board, stop, &workers)
+    }
+}
+
+/// The main lcore's tables, following the watch.
+struct Follow<'w> {
+    watch: &'w TablesWatch,
+    seen: u64,
+    tables: Arc<Tables>,
+    updates: u64,
+}
+
+impl<'w> Follow<'w> {
+    fn new(watch: &'w TablesWatch) -> Follow<'w> {
+        let seen = watch.version();
+        Follow {
+            watch,
+            seen,
+            tables: watch.load(),
+            updates: 0,
+        }
+    }
+
+    /// New tables, if published since the last call.
+    fn poll(&mut self) -> Option<&Arc<Tables>> {
+        let new = self.watch.changed(&mut self.seen)?;
+        self.tables = new;
+        self.updates += 1;
+        Some(&self.tables)
+    }
+}
+
+/// How many frames to ask for: `None` once `max_frames` were received.
+fn want(config: &LoopConfig, received: u64, burst: u16) -> Option<u16> {
+    match config.max_frames {
+        Some(max) if received >= max => None,
+        Some(max) => Some((max - received).min(u64::from(burst)) as u16),
+        None => Some(burst),
+    }
+}
+
+fn run_single(
+    eal: &Eal,
+    ports: &Ports<'_>,
+    watch: &TablesWatch,
+    config: &LoopConfig,
+    board: Option<&CountersBoard>,
     stop: &AtomicBool,
 ) -> RunReport {
-    let mut shard = Shard::new(tables, 0, 1);
-    let hasher = FlowHasher::new(&tables.keys);
+    let mut follow = Follow::new(watch);
+    let mut hasher = FlowHasher::new(&follow.tables.keys);
+    let mut shard = Shard::new(&follow.tables, 0, 1);
+    let txq = TxQueues::new(ports);
+    let (tx, pass_tx) = (txq.get(ports.tx, 0), ports.pass.map(|p| txq.get(p, 0)));
     let mut io = IoCounters::default();
     let burst = config.burst.max(1);
     let mut rx: Vec<Mbuf> = Vec::with_capacity(burst as usize);
@@ -201,68 +498,388 @@ pub fn run(
     let mut pass: Vec<Mbuf> = Vec::with_capacity(burst as usize);
     let mut out = Vec::with_capacity(MAX_FRAME_LEN);
     let mut scratch = Vec::new();
-    let hz = eal.tsc_hz().max(1);
-    let tsc_start = eal.tsc_cycles();
-    let mut first_rx: Option<Instant> = None;
-    let mut last_rx = Instant::now();
+    let ticks = Ticks::new(eal);
+    let idle = config.idle_exit.map(|d| ticks.cycles(d));
+    let publish_every = ticks.cycles(config.publish_every);
+    let (mut first_rx, mut last_rx, mut published) = (None, tsc(), tsc());
+    if let Some(b) = board {
+        b.publish(shard.counters().clone());
+    }
 
     while !stop.load(Ordering::Relaxed) {
-        let want = match config.max_frames {
-            Some(max) if io.received >= max => break,
-            Some(max) => (max - io.received).min(burst as u64) as u16,
-            None => burst,
+        if let Some(new) = follow.poll() {
+            if new.keys != *hasher.keys() {
+                hasher = FlowHasher::new(&new.keys);
+            }
+            shard.update_tables(new);
+        }
+        let tables = &*follow.tables;
+        let Some(want) = want(config, io.received, burst) else {
+            break;
         };
         let n = ports.rx.rx_burst(0, &mut rx, want);
+        let now = tsc();
+        if let Some(b) = board {
+            if now.wrapping_sub(published) >= publish_every {
+                b.publish(shard.counters().clone());
+                published = now;
+            }
+        }
         if n == 0 {
-            if let Some(idle) = config.idle_exit {
-                if last_rx.elapsed() >= idle {
-                    break;
-                }
+            if idle.is_some_and(|i| now.wrapping_sub(last_rx) >= i) {
+                break;
             }
             continue;
         }
-        last_rx = Instant::now();
-        first_rx.get_or_insert(last_rx);
+        first_rx.get_or_insert(now);
         io.received += n as u64;
-        let tsc_now = || {
-            let ms = (eal.tsc_cycles().wrapping_sub(tsc_start) as u128 * 1000) / hz as u128;
-            ms as u32
-        };
+        let burst_ms = ticks.ms(now);
         for mut m in rx.drain(..) {
-            let now = match config.clock {
-                Clock::RxTimestamp(f) => m
-                    .rx_timestamp(f.offset, f.flag)
-                    .map(|ns| tick_of(Duration::from_nanos(ns)))
-                    .unwrap_or_else(tsc_now),
-                Clock::Tsc => tsc_now(),
+            let prepared = if m.is_contiguous() {
+                prepare(m.data(), tables, &hasher)
+            } else {
+                prepare(m.bytes(&mut scratch), tables, &hasher)
             };
-            let frame = m.bytes(&mut scratch);
-            let prepared = prepare(frame, tables, &hasher);
-            let verdict = match shard.handle(frame, &prepared, now, tables, &mut out) {
-                Handled::Done(v) => v,
-                Handled::OtherShard(_) => unreachable!("a single shard owns every set"),
-            };
-            match verdict {
-                Verdict::Forward { .. } => match m.write(&out) {
-                    Ok(()) => forward.push(m),
-                    Err(_) => io.rewrite_no_room += 1,
-                },
-                Verdict::Pass if ports.pass.is_some() => pass.push(m),
-                Verdict::Pass | Verdict::Drop(_) => {}
+            match prepared {
+                Prepared::Balance(b) => {
+                    let now = tick(config.clock, &m, burst_ms);
+                    match shard.balance_mbuf(&mut m, &b, now, tables, &mut scratch, &mut out) {
+                        (Verdict::Forward { .. }, true) => forward.push(m),
+                        (Verdict::Forward { .. }, false) => io.rewrite_no_room += 1,
+                        _ => {}
+                    }
+                }
+                Prepared::Pass => {
+                    shard.count_unbalanced(Verdict::Pass);
+                    if pass_tx.is_some() {
+                        pass.push(m);
+                    }
+                }
+                Prepared::Drop(r) => shard.count_unbalanced(Verdict::Drop(r)),
             }
         }
-        let (sent, unsent) = send_all(ports.tx, &mut forward, config.tx_retries);
+        let (sent, unsent) = tx.send(&mut forward, config.tx_retries);
         io.sent += sent;
         io.tx_unsent += unsent;
-        if let Some(p) = ports.pass {
-            let (sent, unsent) = send_all(p, &mut pass, config.tx_retries);
+        if let Some(p) = pass_tx {
+            let (sent, unsent) = p.send(&mut pass, config.tx_retries);
             io.passed_sent += sent;
             io.tx_unsent += unsent;
         }
-        io.busy = first_rx.map(|t| t.elapsed()).unwrap_or_default();
+        last_rx = tsc();
+    }
+    io.busy = first_rx.map_or(Duration::ZERO, |f| ticks.duration(last_rx.wrapping_sub(f)));
+    let counters = shard.counters().clone();
+    if let Some(b) = board {
+        b.publish(counters.clone());
     }
     RunReport {
-        counters: shard.counters().clone(),
+        counters,
         io,
+        tables: follow.tables,
+        table_updates: follow.updates,
+        shards: 1,
+        workers: Vec::new(),
+    }
+}
+
+/// What a worker lcore needs; shared by reference with it.
+struct WorkerCtx<'a> {
+    index: u32,
+    count: u32,
+    ring: &'a Ring,
+    /// Set by the main lcore after its last enqueue.
+    done: &'a AtomicBool,
+    watch: &'a TablesWatch,
+    tx: &'a TxQueue<'a>,
+    config: &'a LoopConfig,
+    ticks: Ticks,
+    slot: &'a Slot,
+}
+
+/// What a worker did, for the main lcore after it returned.
+struct WorkerResult {
+    counters: Counters,
+    io: IoCounters,
+    frames: u64,
+    /// TSC when it last handled a frame.
+    last: u64,
+}
+
+fn worker(ctx: &WorkerCtx<'_>) -> WorkerResult {
+    let mut seen = ctx.watch.version();
+    let mut tables = ctx.watch.load();
+    let mut shard = Shard::new(&tables, ctx.index, ctx.count);
+    let burst = ctx.config.burst.max(1) as usize;
+    let mut frames: Vec<Mbuf> = Vec::with_capacity(burst);
+    let mut forward: Vec<Mbuf> = Vec::with_capacity(burst);
+    let mut out = Vec::with_capacity(MAX_FRAME_LEN);
+    let mut scratch = Vec::new();
+    let mut io = IoCounters::default();
+    let publish_every = ctx.ticks.cycles(ctx.config.publish_every);
+    let (mut published, mut last, mut handled) = (tsc(), 0, 0u64);
+    loop {
+        let n = ctx.ring.dequeue(&mut frames, burst);
+        let now = tsc();
+        if now.wrapping_sub(published) >= publish_every {
+            *ctx.slot.counters.lock().unwrap_or_else(|e| e.into_inner()) = shard.counters().clone();
+            published = now;
+        }
+        if n == 0 {
+            // Everything enqueued before `done` was set is visible once it reads true.
+            if ctx.done.load(Ordering::Acquire) && ctx.ring.is_empty() {
+                break;
+            }
+            std::hint::spin_loop();
+            continue;
+        }
+        if let Some(new) = ctx.watch.changed(&mut seen) {
+            shard.update_tables(&new);
+            tables = new;
+        }
+        handled += n as u64;
+        let burst_ms = ctx.ticks.ms(now);
+        for mut m in frames.drain(..) {
+            // SAFETY: the main lcore stored a Prepared in every mbuf it put in the ring.
+            let Prepared::Balance(b) = (unsafe { m.load_prepared() }) else {
+                unreachable!("only balanced frames are handed to workers")
+            };
+            let now = tick(ctx.config.clock, &m, burst_ms);
+            match shard.balance_mbuf(&mut m, &b, now, &tables, &mut scratch, &mut out) {
+                (Verdict::Forward { .. }, true) => forward.push(m),
+                (Verdict::Forward { .. }, false) => io.rewrite_no_room += 1,
+                _ => {}
+            }
+        }
+        let (sent, unsent) = ctx.tx.send(&mut forward, ctx.config.tx_retries);
+        io.sent += sent;
+        io.tx_unsent += unsent;
+        last = tsc();
+    }
+    let counters = shard.counters().clone();
+    *ctx.slot.counters.lock().unwrap_or_else(|e| e.into_inner()) = counters.clone();
+    WorkerResult {
+        counters,
+        io,
+        frames: handled,
+        last,
+    }
+}
+
+fn run_dispatch(
+    eal: &Eal,
+    ports: &Ports<'_>,
+    watch: &TablesWatch,
+    config: &LoopConfig,
+    board: Option<&CountersBoard>,
+    stop: &AtomicBool,
+    lcores: &[u32],
+) -> Result<RunReport, DpdkError> {
+    let rx_pool = ports.rx.pool();
+    if rx_pool.priv_size() < crate::mbuf::PRIV_SIZE {
+        return Err(DpdkError::NoPrivArea(ports.rx.id()));
+    }
+    let priv_size = rx_pool.priv_size();
+    let count = lcores.len() as u32;
+    let ring_size = config.ring_size.max(64).next_power_of_two();
+    let rings: Vec<Ring> = lcores
+        .iter()
+        .map(|l| Ring::new(eal, &format!("fg_worker_{l}"), ring_size, true))
+        .collect::<Result<_, _>>()?;
+    let slots: Vec<Slot> = lcores
+        .iter()
+        .map(|_| Slot {
+            counters: Mutex::new(Counters::new(0, 0)),
+        })
+        .collect();
+    let txq = TxQueues::new(ports);
+    let done = AtomicBool::new(false);
+    let ticks = Ticks::new(eal);
+    let contexts: Vec<WorkerCtx<'_>> = (0..lcores.len())
+        .map(|w| WorkerCtx {
+            index: w as u32,
+            count,
+            ring: &rings[w],
+            done: &done,
+            watch,
+            // Worker w is sender w + 1: the main lcore (sender 0) sends passed frames.
+            tx: txq.get(ports.tx, w + 1),
+            config,
+            ticks,
+            slot: &slots[w],
+        })
+        .collect();
+    let mut results: Vec<Option<WorkerResult>> = (0..lcores.len()).map(|_| None).collect();
+    let mut jobs: Vec<_> = contexts
+        .iter()
+        .zip(results.iter_mut())
+        .map(|(ctx, result)| move || *result = Some(worker(ctx)))
+        .collect();
+    let mut launched = Launched::new(eal);
+    let follow = Follow::new(watch);
+    let mut main = Dispatcher {
+        front: Counters::new(follow.tables.vips.len(), follow.tables.backends.len()),
+        follow,
+        io: IoCounters::default(),
+        first_rx: None,
+        last_rx: 0,
+    };
+    let mut launch_error = None;
+    for (job, &lcore) in jobs.iter_mut().zip(lcores) {
+        if let Err(e) = launched.launch(lcore, job) {
+            launch_error = Some(e);
+            break;
+        }
+    }
+    if launch_error.is_none() {
+        main.run(
+            ports, config, board, stop, &rings, &slots, &txq, &ticks, priv_size,
+        );
+    }
+    done.store(true, Ordering::Release);
+    let all_ok = launched.wait();
+    drop(jobs);
+    if let Some(e) = launch_error {
+        return Err(e);
+    }
+    if !all_ok {
+        return Err(DpdkError::WorkerPanicked);
+    }
+    let mut counters = main.front.clone();
+    let mut io = main.io;
+    let mut last = 0u64;
+    let mut reports = Vec::new();
+    for (r, &lcore) in results.into_iter().zip(lcores) {
+        let r = r.ok_or(DpdkError::WorkerPanicked)?;
+        counters.merge(&r.counters);
+        io.add(&r.io);
+        last = last.max(r.last);
+        reports.push(WorkerReport {
+            lcore,
+            frames: r.frames,
+        });
+    }
+    io.busy = main.first_rx.map_or(Duration::ZERO, |f| {
+        ticks.duration(last.max(main.last_rx).saturating_sub(f))
+    });
+    if let Some(b) = board {
+        b.publish(counters.clone());
+    }
+    Ok(RunReport {
+        counters,
+        io,
+        tables: main.follow.tables,
+        table_updates: main.follow.updates,
+        shards: count,
+        workers: reports,
+    })
+}
+
+/// The main lcore with workers: RX, `prepare`, pass / drop, dispatch.
+struct Dispatcher<'w> {
+    follow: Follow<'w>,
+    /// Counters of frames `prepare` decided (pass, drop).
+    front: Counters,
+    io: IoCounters,
+    first_rx: Option<u64>,
+    last_rx: u64,
+}
+
+impl Dispatcher<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        ports: &Ports<'_>,
+        config: &LoopConfig,
+        board: Option<&CountersBoard>,
+        stop: &AtomicBool,
+        rings: &[Ring],
+        slots: &[Slot],
+        txq: &TxQueues<'_>,
+        ticks: &Ticks,
+        priv_size: u16,
+    ) {
+        let mut hasher = FlowHasher::new(&self.follow.tables.keys);
+        let pass_tx = ports.pass.map(|p| txq.get(p, 0));
+        let burst = config.burst.max(1);
+        let n_workers = rings.len() as u32;
+        let mut rx: Vec<Mbuf> = Vec::with_capacity(burst as usize);
+        let mut to: Vec<Vec<Mbuf>> = rings
+            .iter()
+            .map(|_| Vec::with_capacity(burst as usize))
+            .collect();
+        let mut pass: Vec<Mbuf> = Vec::with_capacity(burst as usize);
+        let mut scratch = Vec::new();
+        let idle = config.idle_exit.map(|d| ticks.cycles(d));
+        let publish_every = ticks.cycles(config.publish_every);
+        let (mut last_rx, mut published) = (tsc(), tsc());
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(new) = self.follow.poll() {
+                if new.keys != *hasher.keys() {
+                    hasher = FlowHasher::new(&new.keys);
+                }
+                fit_counters(&mut self.front, new);
+            }
+            let tables = &*self.follow.tables;
+            let Some(want) = want(config, self.io.received, burst) else {
+                break;
+            };
+            let n = ports.rx.rx_burst(0, &mut rx, want);
+            let now = tsc();
+            if let Some(b) = board {
+                if now.wrapping_sub(published) >= publish_every {
+                    let mut total = self.front.clone();
+                    for s in slots {
+                        total.merge(&s.counters.lock().unwrap_or_else(|e| e.into_inner()));
+                    }
+                    b.publish(total);
+                    published = now;
+                }
+            }
+            if n == 0 {
+                if idle.is_some_and(|i| now.wrapping_sub(last_rx) >= i) {
+                    break;
+                }
+                continue;
+            }
+            last_rx = now;
+            self.last_rx = now;
+            self.first_rx.get_or_insert(now);
+            self.io.received += n as u64;
+            for mut m in rx.drain(..) {
+                let prepared = if m.is_contiguous() {
+                    prepare(m.data(), tables, &hasher)
+                } else {
+                    prepare(m.bytes(&mut scratch), tables, &hasher)
+                };
+                match prepared {
+                    Prepared::Balance(b) => {
+                        m.store_prepared(prepared, priv_size);
+                        to[(b.set % n_workers) as usize].push(m);
+                    }
+                    Prepared::Pass => {
+                        count_unbalanced(Verdict::Pass, &mut self.front);
+                        if pass_tx.is_some() {
+                            pass.push(m);
+                        }
+                    }
+                    Prepared::Drop(r) => count_unbalanced(Verdict::Drop(r), &mut self.front),
+                }
+            }
+            for (frames, ring) in to.iter_mut().zip(rings) {
+                // A full ring waits for its worker (which always drains it): back
+                // pressure, never a silent drop.
+                while !frames.is_empty() {
+                    if ring.enqueue(frames) == 0 {
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+            if let Some(p) = pass_tx {
+                let (sent, unsent) = p.send(&mut pass, config.tx_retries);
+                self.io.passed_sent += sent;
+                self.io.tx_unsent += unsent;
+            }
+        }
     }
 }

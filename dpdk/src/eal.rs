@@ -24,6 +24,14 @@ pub enum DpdkError {
         op: &'static str,
         reason: String,
     },
+    #[error("creating ring {name}: {reason}")]
+    Ring { name: String, reason: String },
+    #[error("launching a worker on lcore {lcore}: {reason}")]
+    Launch { lcore: u32, reason: String },
+    #[error("a worker lcore panicked")]
+    WorkerPanicked,
+    #[error("the mbuf pool of port {0} has no private area for handing frames to workers (create it with Mempool::new)")]
+    NoPrivArea(u16),
     #[error("port {0} does not exist (the EAL found {1} ports; give --vdev or PCI devices)")]
     NoSuchPort(u16, u16),
 }

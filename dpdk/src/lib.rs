@@ -17,6 +17,8 @@ pub mod datapath;
 #[cfg(feature = "dpdk")]
 pub mod eal;
 #[cfg(feature = "dpdk")]
+pub mod lcore;
+#[cfg(feature = "dpdk")]
 pub mod mbuf;
 #[cfg(feature = "dpdk")]
 pub mod mempool;

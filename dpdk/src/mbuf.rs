@@ -1,7 +1,52 @@
 //! One packet buffer, owned: dropping an [`Mbuf`] returns it to its pool.
+//!
+//! The fields the fast path reads and adjusts per frame (data offset and lengths, segment
+//! count) are accessed directly through [`MbufHead`], whose layout `shim.c` checks against
+//! DPDK's `struct rte_mbuf` at build time; everything else goes through the shim.
 
 use dpdk_sys as sys;
+use flowgate_core::parse::ParsedFrame;
+use flowgate_core::pipeline::Prepared;
+use flowgate_core::rewrite::{rewrite_in_place, InPlace, Mode, RewriteParams};
+use flowgate_core::DropReason;
+use std::mem::{align_of, offset_of, size_of};
 use std::ptr::NonNull;
+
+/// The start of DPDK 22.11's `struct rte_mbuf` (first cache line, up to `buf_len`).
+/// `shim.c` has `_Static_assert`s on these offsets.
+#[repr(C)]
+struct MbufHead {
+    buf_addr: *mut u8,
+    buf_iova: u64,
+    data_off: u16,
+    refcnt: u16,
+    nb_segs: u16,
+    port: u16,
+    ol_flags: u64,
+    packet_type: u32,
+    pkt_len: u32,
+    data_len: u16,
+    vlan_tci: u16,
+    hash: [u32; 2],
+    vlan_tci_outer: u16,
+    buf_len: u16,
+}
+
+const _: () = {
+    assert!(offset_of!(MbufHead, data_off) == 16);
+    assert!(offset_of!(MbufHead, nb_segs) == 20);
+    assert!(offset_of!(MbufHead, pkt_len) == 36);
+    assert!(offset_of!(MbufHead, data_len) == 40);
+    assert!(offset_of!(MbufHead, buf_len) == 54);
+};
+
+/// `sizeof(struct rte_mbuf)`: the application's private area follows it.
+const MBUF_SIZE: usize = 128;
+
+/// Bytes of private area per mbuf that [`crate::Mempool`] reserves: room for the
+/// [`Prepared`] that the RX lcore hands to a worker with the frame.
+pub const PRIV_SIZE: u16 = size_of::<Prepared>().next_multiple_of(8) as u16;
+const _: () = assert!(align_of::<Prepared>() <= 8);
 
 /// An owned `rte_mbuf`. `repr(transparent)` over the pointer, so a `[Mbuf]` is the
 /// `struct rte_mbuf **` array that the burst calls take.
@@ -38,25 +83,81 @@ impl Mbuf {
         self.0.as_ptr()
     }
 
+    fn head(&self) -> &MbufHead {
+        // SAFETY: we own a valid mbuf, whose first bytes are laid out as MbufHead.
+        unsafe { &*(self.ptr() as *const MbufHead) }
+    }
+
+    fn head_mut(&mut self) -> &mut MbufHead {
+        // SAFETY: as above, and nobody else refers to the mbuf.
+        unsafe { &mut *(self.ptr() as *mut MbufHead) }
+    }
+
     /// Bytes in the whole packet (all segments).
     pub fn pkt_len(&self) -> usize {
-        // SAFETY: we own a valid mbuf.
-        unsafe { sys::fg_pktmbuf_pkt_len(self.ptr()) as usize }
+        self.head().pkt_len as usize
     }
 
     pub fn is_contiguous(&self) -> bool {
-        // SAFETY: as above.
-        unsafe { sys::fg_pktmbuf_nb_segs(self.ptr()) == 1 }
+        self.head().nb_segs == 1
     }
 
     /// The first segment's data (the whole frame when [`Mbuf::is_contiguous`]).
     pub fn data(&self) -> &[u8] {
-        // SAFETY: mtod and data_len describe the initialised bytes of the first segment,
-        // which live as long as we own the mbuf.
+        let h = self.head();
+        // SAFETY: buf_addr + data_off is the first segment's data and data_len its
+        // initialised length; they live as long as we own the mbuf.
         unsafe {
-            let len = sys::fg_pktmbuf_data_len(self.ptr()) as usize;
-            std::slice::from_raw_parts(sys::fg_pktmbuf_mtod(self.ptr()), len)
+            std::slice::from_raw_parts(h.buf_addr.add(h.data_off as usize), h.data_len as usize)
         }
+    }
+
+    /// Rewrite the frame where it lies with the contract's [`rewrite_in_place`] (headroom
+    /// for an IP-in-IP header, padding left out). `Ok(false)`: the mbuf has several
+    /// segments or too little headroom, nothing changed (copy instead).
+    pub fn rewrite_in_place(
+        &mut self,
+        parsed: &ParsedFrame,
+        mode: Mode,
+        params: &RewriteParams,
+    ) -> Result<bool, DropReason> {
+        if !self.is_contiguous() {
+            return Ok(false);
+        }
+        let (start, len) = (self.head().data_off as usize, self.head().data_len as usize);
+        // SAFETY: the buffer from buf_addr holds the headroom (data_off bytes) and the
+        // data (data_len bytes); the headroom may be overwritten, it is ours.
+        let buf = unsafe { std::slice::from_raw_parts_mut(self.head().buf_addr, start + len) };
+        match rewrite_in_place(buf, start, parsed, mode, params)? {
+            InPlace::Done(range) => {
+                // Within the old headroom + data, so these fit their fields.
+                let h = self.head_mut();
+                h.data_off = range.start as u16;
+                h.data_len = range.len() as u16;
+                h.pkt_len = range.len() as u32;
+                Ok(true)
+            }
+            InPlace::NoRoom => Ok(false),
+        }
+    }
+
+    /// Keep `p` with the frame (in the mbuf's private area) for the lcore it is handed to.
+    pub(crate) fn store_prepared(&mut self, p: Prepared, priv_size: u16) {
+        assert!(
+            priv_size >= PRIV_SIZE,
+            "the mbuf pool has no room for Prepared"
+        );
+        // SAFETY: the private area (priv_size bytes, 8-aligned) follows the 128-byte
+        // rte_mbuf, and we own the mbuf.
+        unsafe { ((self.ptr() as *mut u8).add(MBUF_SIZE) as *mut Prepared).write(p) }
+    }
+
+    /// What [`Mbuf::store_prepared`] stored.
+    ///
+    /// # Safety
+    /// `store_prepared` must have been called on this mbuf since it was received.
+    pub(crate) unsafe fn load_prepared(&self) -> Prepared {
+        ((self.ptr() as *const u8).add(MBUF_SIZE) as *const Prepared).read()
     }
 
     /// The whole frame: borrowed when contiguous, else gathered into `scratch`.
@@ -75,8 +176,7 @@ impl Mbuf {
     }
 
     pub fn headroom(&self) -> usize {
-        // SAFETY: we own a valid mbuf.
-        unsafe { sys::fg_pktmbuf_headroom(self.ptr()) as usize }
+        self.head().data_off as usize
     }
 
     pub fn tailroom(&self) -> usize {

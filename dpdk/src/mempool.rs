@@ -1,6 +1,7 @@
 //! Packet-buffer pools (`rte_pktmbuf_pool_create`).
 
 use crate::eal::{error_text, DpdkError, Eal};
+use crate::mbuf::PRIV_SIZE;
 use dpdk_sys as sys;
 use std::ffi::CString;
 use std::ptr::NonNull;
@@ -11,11 +12,13 @@ use std::ptr::NonNull;
 pub struct Mempool {
     raw: NonNull<sys::rte_mempool>,
     data_room: u16,
+    priv_size: u16,
 }
 
 impl Mempool {
     /// `count` mbufs of DPDK's default size (2048 bytes of data after 128 bytes of
-    /// headroom), with a per-lcore cache of `cache` (at most 512).
+    /// headroom), with a per-lcore cache of `cache` (at most 512), each with
+    /// [`crate::mbuf::PRIV_SIZE`] bytes of private area (for handing frames to workers).
     pub fn new(_eal: &Eal, name: &str, count: u32, cache: u32) -> Result<Mempool, DpdkError> {
         // SAFETY: constant getters.
         let data_room = unsafe { sys::fg_mbuf_default_buf_size() };
@@ -30,13 +33,17 @@ impl Mempool {
                 cname.as_ptr(),
                 count,
                 cache.min(512),
-                0,
+                PRIV_SIZE,
                 data_room,
                 sys::rte_socket_id() as i32,
             )
         };
         match NonNull::new(raw) {
-            Some(raw) => Ok(Mempool { raw, data_room }),
+            Some(raw) => Ok(Mempool {
+                raw,
+                data_room,
+                priv_size: PRIV_SIZE,
+            }),
             // SAFETY: plain read of the per-lcore errno.
             None => Err(err(error_text(unsafe { sys::fg_errno() }))),
         }
@@ -49,6 +56,11 @@ impl Mempool {
     /// Buffer size per mbuf (headroom + data).
     pub fn data_room(&self) -> u16 {
         self.data_room
+    }
+
+    /// Private bytes per mbuf.
+    pub fn priv_size(&self) -> u16 {
+        self.priv_size
     }
 
     /// Free mbufs in the pool (caches included).

@@ -76,7 +76,8 @@ pub struct Port {
     rss: RssMode,
     timestamp: Option<RxTimestampField>,
     mac: [u8; 6],
-    _pool: Arc<Mempool>,
+    tx_queues: u16,
+    pool: Arc<Mempool>,
 }
 
 fn check(port: u16, op: &'static str, rc: i32) -> Result<(), DpdkError> {
@@ -139,8 +140,11 @@ impl Port {
         } else {
             None
         };
+        // One TX queue per sending lcore where the PMD has them (net_pcap has one per
+        // tx_pcap file); lcores share the rest (see datapath's TxQueue).
+        let tx_queues = config.tx_queues.clamp(1, info.max_tx_queues.max(1));
         check(id, "rte_eth_dev_configure", unsafe {
-            sys::rte_eth_dev_configure(id, config.rx_queues, config.tx_queues, &conf)
+            sys::rte_eth_dev_configure(id, config.rx_queues, tx_queues, &conf)
         })?;
         let socket = unsafe { sys::rte_eth_dev_socket_id(id) }.max(0) as u32;
         for q in 0..config.rx_queues {
@@ -155,7 +159,7 @@ impl Port {
                 )
             })?;
         }
-        for q in 0..config.tx_queues {
+        for q in 0..tx_queues {
             check(id, "rte_eth_tx_queue_setup", unsafe {
                 sys::rte_eth_tx_queue_setup(id, q, config.tx_descriptors, socket, std::ptr::null())
             })?;
@@ -172,7 +176,8 @@ impl Port {
             rss,
             timestamp,
             mac: mac.addr_bytes,
-            _pool: Arc::clone(pool),
+            tx_queues,
+            pool: Arc::clone(pool),
         })
     }
 
@@ -191,6 +196,16 @@ impl Port {
 
     pub fn mac(&self) -> [u8; 6] {
         self.mac
+    }
+
+    /// TX queues configured: `PortConfig::tx_queues`, at most what the PMD offers.
+    pub fn tx_queue_count(&self) -> u16 {
+        self.tx_queues
+    }
+
+    /// The pool RX buffers come from.
+    pub fn pool(&self) -> &Mempool {
+        &self.pool
     }
 
     /// Receive up to `max` frames from `queue`, appended to `out`; returns how many.

@@ -54,7 +54,11 @@ struct Oracle {
 }
 
 fn oracle(tables: &Tables, frames: &[Frame]) -> Oracle {
-    let mut engine = ShardedEngine::new(tables.clone(), 1);
+    oracle_sharded(tables, frames, 1)
+}
+
+fn oracle_sharded(tables: &Tables, frames: &[Frame], workers: usize) -> Oracle {
+    let mut engine = ShardedEngine::new(tables.clone(), workers);
     let (mut forwarded, mut passed) = (Vec::new(), Vec::new());
     for burst in frames.chunks(4096) {
         for (frame, outcome) in burst.iter().zip(engine.process_burst(burst)) {
@@ -66,7 +70,7 @@ fn oracle(tables: &Tables, frames: &[Frame]) -> Oracle {
         }
     }
     let counters = engine.counters();
-    let json = report::Summary::new(tables, &counters, 1).to_json();
+    let json = report::Summary::new(tables, &counters, workers).to_json();
     Oracle {
         forwarded,
         passed,
@@ -75,9 +79,15 @@ fn oracle(tables: &Tables, frames: &[Frame]) -> Oracle {
 }
 
 fn eal_args(prefix: &str, vdevs: &[String]) -> Vec<String> {
+    eal_args_on("0", prefix, vdevs)
+}
+
+/// EAL arguments with `--lcores LCORES` (e.g. `0@0,1@1,2@1`: main lcore 0 and two workers,
+/// more lcores than this machine's CPUs if need be).
+fn eal_args_on(lcores: &str, prefix: &str, vdevs: &[String]) -> Vec<String> {
     let mut args: Vec<String> = [
-        "-l",
-        "0",
+        "--lcores",
+        lcores,
         "--no-huge",
         "-m",
         "512",
@@ -297,4 +307,137 @@ fn sigterm_stops_an_endless_input_with_final_counters() {
         "an endless input was read past one pass: {frames_in}"
     );
     assert_eq!(json["dpdk"]["received"].as_u64().unwrap(), frames_in);
+}
+
+/// Frames grouped by flow (the rewritten frame's addresses, protocol and ports, which the
+/// rewrite keeps inside any encapsulation), each group in output order.
+fn by_flow(
+    frames: &[Vec<u8>],
+    tables: &Tables,
+) -> std::collections::BTreeMap<Vec<u8>, Vec<Vec<u8>>> {
+    let hasher = flowgate_core::hash::FlowHasher::new(&tables.keys);
+    let mut flows: std::collections::BTreeMap<Vec<u8>, Vec<Vec<u8>>> = Default::default();
+    for f in frames {
+        // The flow key: the contract's own flow hash of the innermost datagram.
+        let inner = innermost(f);
+        let key = match flowgate_core::pipeline::prepare(&inner, tables, &hasher) {
+            flowgate_core::pipeline::Prepared::Balance(b) => b.flow.digest.to_be_bytes().to_vec(),
+            _ => inner[14..].to_vec(),
+        };
+        flows.entry(key).or_default().push(f.clone());
+    }
+    flows
+}
+
+/// The client's frame as flowgate received it, up to the MACs: for IP-in-IP, the inner
+/// datagram behind the first 14 bytes of Ethernet (no VLANs in these traces).
+fn innermost(f: &[u8]) -> Vec<u8> {
+    let ethertype = u16::from_be_bytes([f[12], f[13]]);
+    let (next, outer_len) = match ethertype {
+        0x0800 => (f[14 + 9], usize::from(f[14] & 0x0f) * 4),
+        0x86dd => (f[14 + 6], 40),
+        _ => return f.to_vec(),
+    };
+    let inner_type: u16 = match next {
+        4 => 0x0800,
+        41 => 0x86dd,
+        _ => return f.to_vec(),
+    };
+    let mut v = f[..12].to_vec();
+    v.extend_from_slice(&inner_type.to_be_bytes());
+    v.extend_from_slice(&f[14 + outer_len..]);
+    v
+}
+
+/// Main lcore + `workers` worker lcores (on this machine's CPUs 0 and 1): the same
+/// frames per flow in the same order, the same passed frames and counters as
+/// `ShardedEngine` with as many workers.
+fn multi_lcore_identity(lcores: &str, workers: usize, prefix: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let tables = tables();
+    let (input, frames) = write_trace(dir.path(), &tables, 6000);
+    let span = frames.last().unwrap().ts - frames[0].ts;
+    assert!(span.as_millis() < u128::from(tables.timeouts.tcp_embryonic_ms));
+    let expected = oracle_sharded(&tables, &frames, workers);
+    let (out, pass) = (dir.path().join("out.pcap"), dir.path().join("pass.pcap"));
+    let vdevs = [
+        format!(
+            "net_pcap0,rx_pcap={},tx_pcap={}",
+            input.display(),
+            out.display()
+        ),
+        format!("net_pcap1,tx_pcap={}", pass.display()),
+    ];
+    let run = run_dpdk(
+        &[
+            "--json",
+            "--idle-exit-ms",
+            "800",
+            "--tx-port",
+            "0",
+            "--pass-port",
+            "1",
+        ],
+        &eal_args_on(lcores, prefix, &vdevs),
+    );
+    assert!(
+        run.status.success(),
+        "flowgate-dpdk failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let forwarded = frames_of(&out);
+    assert_eq!(
+        forwarded.len(),
+        expected.forwarded.len(),
+        "forwarded frame count"
+    );
+    let (got, want) = (
+        by_flow(&forwarded, &tables),
+        by_flow(&expected.forwarded, &tables),
+    );
+    assert!(want.len() > 50, "the trace has many flows: {}", want.len());
+    assert_eq!(got.len(), want.len(), "flows");
+    for (flow, frames) in &want {
+        assert_eq!(
+            got.get(flow),
+            Some(frames),
+            "flow {flow:02x?}: frames or their order differ"
+        );
+    }
+    assert_eq!(frames_of(&pass), expected.passed, "passed frames, in order");
+    let mut json: Value = serde_json::from_slice(&run.stdout).expect("--json prints JSON");
+    let dpdk = json
+        .as_object_mut()
+        .unwrap()
+        .remove("dpdk")
+        .expect("a dpdk section");
+    assert_eq!(
+        json, expected.json,
+        "counters JSON equals ShardedEngine's with {workers} workers"
+    );
+    let per_worker: Vec<u64> = dpdk["worker_lcores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["frames"].as_u64().unwrap())
+        .collect();
+    assert_eq!(per_worker.len(), workers);
+    assert!(
+        per_worker.iter().all(|&f| f > 100),
+        "every worker balanced frames: {per_worker:?}"
+    );
+    assert_eq!(dpdk["received"], frames.len() as u64);
+    assert_eq!(dpdk["sent"], expected.forwarded.len() as u64);
+    assert_eq!(dpdk["tx_unsent"], 0);
+    assert_eq!(dpdk["rewrite_no_room"], 0);
+}
+
+#[test]
+fn two_worker_lcores_keep_flow_order_and_counters() {
+    multi_lcore_identity("0@0,1@1,2@1", 2, "fg-mc2");
+}
+
+#[test]
+fn one_worker_lcore_beside_the_rx_lcore() {
+    multi_lcore_identity("0@0,1@1", 1, "fg-mc1");
 }

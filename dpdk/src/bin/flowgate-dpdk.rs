@@ -96,7 +96,11 @@ fn run(cli: Cli) -> Result<()> {
         bail!("--burst must be at least 1");
     }
     let config = flowgate_driver::load(&cli.config)?;
-    let tables = flowgate_driver::compile(&config);
+    // A control plane without health checker or API: its watch never changes, but the
+    // data path takes its tables the way the daemon's does.
+    let control = flowgate_driver::ControlPlane::new(config, Some(cli.config.clone()));
+    let watch = control.watch();
+    let tables = watch.load();
 
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -113,8 +117,10 @@ fn run(cli: Cli) -> Result<()> {
     let tx_id = cli.tx_port.unwrap_or(if count >= 2 { 1 } else { 0 });
     let mut rss_key = [0u8; 40];
     rss_key.copy_from_slice(&tables.keys.rss[..40]);
+    let lcores = flowgate_dpdk::lcore::worker_lcores(&eal).len() as u16 + 1;
     let port_config = PortConfig {
         rss_key: Some(rss_key),
+        tx_queues: lcores,
         rx_timestamp: matches!(cli.clock, ClockArg::RxTimestamp),
         ..PortConfig::default()
     };
@@ -157,7 +163,12 @@ fn run(cli: Cli) -> Result<()> {
         tx: by_id(tx_id),
         pass: cli.pass_port.map(by_id),
     };
-    let report = datapath::run(&eal, &io_ports, &tables, &loop_config, &stop);
+    let report = datapath::run(&eal, &io_ports, &watch, &loop_config, None, &stop)?;
+    let workers: Vec<_> = report
+        .workers
+        .iter()
+        .map(|w| json!({"lcore": w.lcore, "frames": w.frames}))
+        .collect();
 
     let port_json: Vec<_> = ports
         .iter()
@@ -179,12 +190,12 @@ fn run(cli: Cli) -> Result<()> {
     let dpdk = json!({
         "received": io.received, "sent": io.sent, "passed_sent": io.passed_sent,
         "tx_unsent": io.tx_unsent, "rewrite_no_room": io.rewrite_no_room,
-        "busy_s": io.busy.as_secs_f64(), "mpps": io.mpps(), "lcores": 1,
-        "ports": port_json,
+        "busy_s": io.busy.as_secs_f64(), "mpps": io.mpps(), "lcores": lcores,
+        "worker_lcores": workers, "table_updates": report.table_updates, "ports": port_json,
     });
     // Ports stop (and net_pcap closes its files) before the summary is printed.
     drop(ports);
-    let summary = report::Summary::new(&tables, &report.counters, 1);
+    let summary = report::Summary::new(&report.tables, &report.counters, report.shards as usize);
     if cli.json {
         let mut value = summary.to_json();
         value["dpdk"] = dpdk;

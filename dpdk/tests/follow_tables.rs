@@ -1,0 +1,121 @@
+//! `datapath::run` follows the control plane's tables while it runs: a backend marked
+//! down gets no frame once the lcores took the new version (health failover), with the
+//! main lcore and a worker lcore each following the same `TablesWatch`.
+//!
+//! In-process (one EAL per process, so one test in this file), on a net_pcap vdev that
+//! replays a trace endlessly; every wait is bounded.
+
+use flowgate_dpdk::datapath::{self, LoopConfig, Ports};
+use flowgate_dpdk::{Eal, Mempool, Port, PortConfig};
+use flowgate_driver::admin::CountersBoard;
+use flowgate_driver::{BackendKey, ControlPlane};
+use flowgate_sim::{generate, write_pcap_file, TraceSpec, VipTarget};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_backend_marked_down_gets_no_more_frames() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/basic.toml");
+    let config = flowgate_driver::load(&path).expect("examples/basic.toml loads");
+    let control = ControlPlane::new(config, None);
+    let tables = control.tables();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("in.pcap");
+    let frames = generate(&TraceSpec::mixed(VipTarget::for_tables(&tables), 3000)).unwrap();
+    write_pcap_file(&trace, &frames).unwrap();
+
+    let web0 = BackendKey {
+        vip: "web".into(),
+        address: "198.51.100.1".parse().unwrap(),
+    };
+    let b0 = control.index_of(&web0).expect("web's first backend") as usize;
+    let args: Vec<String> = [
+        "--lcores",
+        "0@0,1@1",
+        "--no-huge",
+        "-m",
+        "512",
+        "--no-pci",
+        "--log-level",
+        "lib.*:notice",
+        "--file-prefix",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        format!("fg-follow-{}", std::process::id()),
+        "--vdev".into(),
+        format!("net_pcap0,rx_pcap={},infinite_rx=1", trace.display()),
+    ])
+    .collect();
+    let (eal, _) = Eal::init(&args).expect("EAL");
+    let pool = Arc::new(Mempool::new(&eal, "follow", 8191, 256).unwrap());
+    let port = Port::configure(&eal, 0, &PortConfig::default(), &pool).unwrap();
+    let board = CountersBoard::default();
+    let stop = AtomicBool::new(false);
+    let watch = control.watch();
+    let loop_config = LoopConfig {
+        publish_every: Duration::from_millis(10),
+        ..LoopConfig::default()
+    };
+    let ports = Ports {
+        rx: &port,
+        tx: &port,
+        pass: None,
+    };
+
+    let (report, seen) = std::thread::scope(|s| {
+        let observer = s.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let frames_in = || board.load().frames_in;
+            let wait_for = |n: u64| {
+                while frames_in() < n && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            };
+            let b0_count = || board.load().backends.get(b0).map_or(0, |c| c.packets);
+            wait_for(20_000);
+            let before = b0_count();
+            assert!(control.set_up(&web0, false).unwrap(), "marked down");
+            // Let both lcores take the new version, then watch the count stand still.
+            wait_for(frames_in() + 30_000);
+            let after_switch = b0_count();
+            wait_for(frames_in() + 60_000);
+            let later = b0_count();
+            let reached = Instant::now() < deadline;
+            stop.store(true, Ordering::Relaxed);
+            (before, after_switch, later, reached)
+        });
+        let report = datapath::run(&eal, &ports, &watch, &loop_config, Some(&board), &stop);
+        stop.store(true, Ordering::Relaxed);
+        (report, observer.join().unwrap())
+    });
+    let report = report.expect("run");
+    let (before, after_switch, later, reached) = seen;
+    assert!(reached, "the data path forwarded too slowly for this test");
+    assert!(before > 0, "backend 0 got frames while up");
+    assert_eq!(
+        after_switch, later,
+        "frames to backend 0 after it went down"
+    );
+    assert!(
+        report.table_updates >= 1,
+        "the main lcore took the new tables"
+    );
+    assert!(!report.tables.backends[b0].up);
+    assert!(
+        report.counters.flow.reselects > 0,
+        "its established flows moved"
+    );
+    assert_eq!(report.workers.len(), 1);
+    let total = report.counters.frames_in;
+    assert_eq!(
+        total, report.io.received,
+        "every frame received was counted"
+    );
+    drop(port);
+    drop(pool);
+    drop(eal);
+}
