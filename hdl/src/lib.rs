@@ -14,9 +14,11 @@
 //! * [`flow_table`] — the set-associative flow table in block RAM, one request per clock,
 //!   with forwarding so back-to-back requests see each other's writes.
 //! * [`toolchain`] — running yosys and Verilator on emitted Verilog.
+//! * [`emit`] — the files `flowgate hdl emit` writes: Verilog, shell wrapper, manifest.
 
 pub mod axis;
 pub mod axis_parse;
+pub mod emit;
 pub mod flow_table;
 pub mod hash;
 pub mod parse;
@@ -37,6 +39,73 @@ pub enum Design {
     FlowHeaderParse,
     /// [`axis_parse::FlowAxisParser`]: capture and parser joined, 64-bit stream.
     AxisParser,
+}
+
+impl Design {
+    /// Every design, in the order `flowgate hdl list` shows them.
+    pub const ALL: &'static [Design] = &[
+        Design::FlowToeplitz,
+        Design::FlowTable16K,
+        Design::FlowHeaderCapture,
+        Design::FlowHeaderParse,
+        Design::AxisParser,
+    ];
+
+    /// The design's name on the command line: its variant name in kebab case, digits
+    /// as one word (`FlowTable16K` → `flow-table-16k`).
+    pub fn name(self) -> String {
+        let mut name = String::new();
+        let mut prev: Option<char> = None;
+        for c in format!("{self:?}").chars() {
+            let starts_word = match prev {
+                Some(p) => {
+                    (c.is_ascii_uppercase() && p.is_ascii_lowercase())
+                        || (c.is_ascii_digit() && p.is_ascii_alphabetic())
+                }
+                None => false,
+            };
+            if starts_word {
+                name.push('-');
+            }
+            name.push(c.to_ascii_lowercase());
+            prev = Some(c);
+        }
+        name
+    }
+
+    /// The design named `name` (as [`Design::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Design> {
+        Design::ALL.iter().copied().find(|d| d.name() == name)
+    }
+
+    /// The design's geometry and widths, for the emission manifest.
+    pub fn parameters(self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Design::FlowToeplitz => json!({
+                "input_bytes": hash::INPUT_BITS / 8,
+                "key_bytes": hash::KEY_BITS / 8,
+                "latency": 1,
+            }),
+            Design::FlowTable16K => json!({
+                "sets": 4096,
+                "ways": 4,
+                "latency": 4,
+            }),
+            Design::FlowHeaderCapture => json!({
+                "data_bits": axis::AXIS_DATA_BITS,
+                "header_bytes": axis::HEADER_BYTES,
+            }),
+            Design::FlowHeaderParse => json!({
+                "header_bytes": axis::HEADER_BYTES,
+                "latency": 1,
+            }),
+            Design::AxisParser => json!({
+                "data_bits": 64,
+                "header_bytes": axis::HEADER_BYTES,
+            }),
+        }
+    }
 }
 
 /// The Verilog of `design`, top module named `top` (rust-hdl always names it so).
