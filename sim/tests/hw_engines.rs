@@ -11,9 +11,7 @@ use flowgate_hdl::stand_in::{StandIn512, StandIn64};
 use flowgate_hdl::{emit_verilog, Design};
 use flowgate_sim::hw::rtl::RtlSim;
 use flowgate_sim::hw::verilator::{VerilatorBuild, VerilatorSim};
-use flowgate_sim::hw::{
-    Backpressure, HwBus, HwError, HwSim, OutFrame, RunConfig, RunReport,
-};
+use flowgate_sim::hw::{Backpressure, HwBus, HwError, HwSim, OutFrame, RunConfig, RunReport};
 use flowgate_sim::{generate_trace, TraceSpec, VipTarget};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
@@ -121,7 +119,10 @@ fn check_against_stand_in(s: &Session, frames: &[(Vec<u8>, u32)]) {
     };
     assert_eq!(s.runs[0].frames.len(), first.len());
     assert!(s.runs[0].frames == want(first, 0x5aa5), "first run frames");
-    assert!(s.runs[1].frames == want(second, 0xc33c), "second run frames");
+    assert!(
+        s.runs[1].frames == want(second, 0xc33c),
+        "second run frames"
+    );
 }
 
 fn engines_agree(design: Design, rtl: &mut dyn HwSim, frames: usize) {

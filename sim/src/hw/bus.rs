@@ -37,7 +37,7 @@ impl<E: HwSim> HwBus<E> {
     }
 
     fn decoded(offset: u32) -> bool {
-        offset % 4 == 0 && offset < MAP_SIZE
+        offset & 3 == 0 && offset < MAP_SIZE
     }
 }
 

@@ -213,9 +213,9 @@ pub fn open(engine: Engine, design: flowgate_hdl::Design) -> Result<Box<dyn HwSi
             other => Err(HwError::NotATop(format!("{other:?}"))),
         },
         Engine::Verilator => match design {
-            Design::StandIn64 | Design::StandIn512 => Ok(Box::new(
-                verilator::VerilatorSim::build(&flowgate_hdl::emit_verilog(design))?,
-            )),
+            Design::StandIn64 | Design::StandIn512 => Ok(Box::new(verilator::VerilatorSim::build(
+                &flowgate_hdl::emit_verilog(design),
+            )?)),
             other => Err(HwError::NotATop(format!("{other:?}"))),
         },
     }

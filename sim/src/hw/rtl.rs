@@ -110,9 +110,17 @@ macro_rules! impl_top_ports {
 impl_top_ports!([const D: usize, const K: usize] flowgate_hdl::stand_in::StandInTop<D, K>);
 
 enum Command {
-    Write { addr: u32, data: u32 },
-    Read { addr: u32 },
-    Run { frames: Vec<(Vec<u8>, u32)>, config: RunConfig },
+    Write {
+        addr: u32,
+        data: u32,
+    },
+    Read {
+        addr: u32,
+    },
+    Run {
+        frames: Vec<(Vec<u8>, u32)>,
+        config: RunConfig,
+    },
 }
 
 enum Reply {
@@ -304,4 +312,3 @@ impl<T: TopPorts> HwSim for RtlSim<T> {
         }
     }
 }
-

@@ -43,7 +43,9 @@ pub enum Dir {
 /// The ports of module `top` in `verilog`: name → (direction, width in bits), read from
 /// the declarations rust-hdl emits (`input wire [511:0] s_axis_tdata;`).
 pub fn top_ports(verilog: &str) -> Result<BTreeMap<String, (Dir, usize)>, HwError> {
-    let mut lines = verilog.lines().skip_while(|l| !l.trim_start().starts_with("module top("));
+    let mut lines = verilog
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("module top("));
     if lines.next().is_none() {
         return Err(HwError::Ports("no `module top(` in the Verilog".into()));
     }
@@ -94,11 +96,18 @@ fn check_ports(ports: &BTreeMap<String, (Dir, usize)>) -> Result<usize, HwError>
     let at_most = |name: &str, dir: Dir, max: usize| -> Result<(), HwError> {
         match width(name, dir)? {
             w if w <= max => Ok(()),
-            w => Err(HwError::Ports(format!("`{name}` is {w} bits, more than {max}"))),
+            w => Err(HwError::Ports(format!(
+                "`{name}` is {w} bits, more than {max}"
+            ))),
         }
     };
     let data_bits = width("s_axis_tdata", Dir::In)?;
-    if data_bits % 8 != 0 || !(16..=512).contains(&data_bits) || (data_bits > 64 && data_bits % 32 != 0) {
+    // `usize::is_multiple_of` needs Rust 1.87; the workspace's rust-version is 1.80.
+    #[allow(clippy::manual_is_multiple_of)]
+    let unsupported = data_bits % 8 != 0
+        || !(16..=512).contains(&data_bits)
+        || (data_bits > 64 && data_bits % 32 != 0);
+    if unsupported {
         return Err(HwError::Ports(format!(
             "s_axis_tdata is {data_bits} bits; the harness takes whole bytes, 16 to 512 bits, \
              and a multiple of 32 above 64"
@@ -150,7 +159,11 @@ pub fn harness_source(data_bytes: usize) -> String {
         put.push_str("    uint64_t v = 0;\n");
         for j in 0..data_bytes {
             let _ = writeln!(put, "    v |= (uint64_t)b[{j}] << {};", 8 * j);
-            let _ = writeln!(get, "    b[{j}] = (uint8_t)((uint64_t)top->m_axis_tdata >> {});", 8 * j);
+            let _ = writeln!(
+                get,
+                "    b[{j}] = (uint8_t)((uint64_t)top->m_axis_tdata >> {});",
+                8 * j
+            );
         }
         put.push_str("    top->s_axis_tdata = v;");
     } else {
@@ -237,7 +250,10 @@ fn default_cache_dir() -> PathBuf {
         return PathBuf::from(dir).join("flowgate-verilator");
     }
     if let Ok(exe) = std::env::current_exe() {
-        if let Some(target) = exe.ancestors().find(|p| p.file_name() == Some("target".as_ref())) {
+        if let Some(target) = exe
+            .ancestors()
+            .find(|p| p.file_name() == Some("target".as_ref()))
+        {
             return target.join("flowgate-verilator");
         }
     }
@@ -457,7 +473,10 @@ impl HwSim for VerilatorSim {
         head[0] = b'F';
         head[1..5].copy_from_slice(&tick.to_le_bytes());
         head[5..9].copy_from_slice(&(frame.len() as u32).to_le_bytes());
-        let _ = self.to.write_all(&head).and_then(|()| self.to.write_all(frame));
+        let _ = self
+            .to
+            .write_all(&head)
+            .and_then(|()| self.to.write_all(frame));
     }
 
     fn run(&mut self, config: &RunConfig) -> Result<RunReport, HwError> {
@@ -489,7 +508,9 @@ impl HwSim for VerilatorSim {
             let tuser = self.read_u8()?;
             let len = self.read_u32()? as usize;
             if len > MAX_FRAME {
-                return Err(HwError::Died(format!("harness sent a frame of {len} bytes")));
+                return Err(HwError::Died(format!(
+                    "harness sent a frame of {len} bytes"
+                )));
             }
             let mut data = vec![0; len];
             if let Err(e) = self.from.read_exact(&mut data) {
