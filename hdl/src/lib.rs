@@ -22,6 +22,7 @@ pub mod emit;
 pub mod flow_table;
 pub mod hash;
 pub mod parse;
+pub mod stand_in;
 pub mod toolchain;
 
 use rust_hdl::prelude::{generate_verilog, Block};
@@ -39,6 +40,11 @@ pub enum Design {
     FlowHeaderParse,
     /// [`axis_parse::FlowAxisParser`]: capture and parser joined, 64-bit stream.
     AxisParser,
+    /// [`stand_in::StandIn64`]: the top's ports around a register stub and a FIFO, 64-bit
+    /// stream; drives the simulation engines until the real top exists.
+    StandIn64,
+    /// [`stand_in::StandIn512`]: the same, 512-bit stream.
+    StandIn512,
 }
 
 impl Design {
@@ -119,6 +125,8 @@ pub fn emit_verilog(design: Design) -> String {
         Design::FlowHeaderCapture => emit(axis::FlowHeaderCapture::default()),
         Design::FlowHeaderParse => emit(parse::FlowHeaderParse::default()),
         Design::AxisParser => emit(axis_parse::FlowAxisParser::default()),
+        Design::StandIn64 => emit(stand_in::StandIn64::default()),
+        Design::StandIn512 => emit(stand_in::StandIn512::default()),
     }
 }
 

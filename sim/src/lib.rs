@@ -11,6 +11,7 @@
 //! `flowgate gen-trace` is a thin CLI over [`gen::generate`] and [`write_pcap_file`].
 
 pub mod gen;
+pub mod hw;
 
 pub use flowgate_host::pcap_io::{
     read_pcap, read_pcap_file, write_pcap, write_pcap_file, Frame, PcapError,
