@@ -18,8 +18,10 @@
 pub mod axis;
 pub mod axis_parse;
 pub mod flow_table;
+pub mod frame_fifo;
 pub mod hash;
 pub mod parse;
+pub mod rewrite;
 pub mod toolchain;
 
 use rust_hdl::prelude::{generate_verilog, Block};
@@ -37,6 +39,12 @@ pub enum Design {
     FlowHeaderParse,
     /// [`axis_parse::FlowAxisParser`]: capture and parser joined, 64-bit stream.
     AxisParser,
+    /// [`rewrite::FlowRewriter`]: the rewriter on a 64-bit stream.
+    FlowRewriter,
+    /// [`rewrite::WideRewriter`]: the rewriter on a 512-bit stream.
+    WideRewriter,
+    /// [`frame_fifo::FlowFrameFifo`]: 2048 beats of 64 bits.
+    FlowFrameFifo,
 }
 
 /// The Verilog of `design`, top module named `top` (rust-hdl always names it so).
@@ -50,6 +58,9 @@ pub fn emit_verilog(design: Design) -> String {
         Design::FlowHeaderCapture => emit(axis::FlowHeaderCapture::default()),
         Design::FlowHeaderParse => emit(parse::FlowHeaderParse::default()),
         Design::AxisParser => emit(axis_parse::FlowAxisParser::default()),
+        Design::FlowRewriter => emit(rewrite::FlowRewriter::default()),
+        Design::WideRewriter => emit(rewrite::WideRewriter::default()),
+        Design::FlowFrameFifo => emit(frame_fifo::FlowFrameFifo::default()),
     }
 }
 
