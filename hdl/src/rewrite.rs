@@ -544,8 +544,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
                 | (self.c_verdict.q.val() == self.verdict_passed.val()))
             & !self.c_out_done.q.val();
         self.need_in.next = self.c_active.q.val() & !self.c_in_done.q.val();
-        self.s_axis_tready.next =
-            self.need_in.val() & (!self.produces.val() | self.out_free.val());
+        self.s_axis_tready.next = self.need_in.val() & (!self.produces.val() | self.out_free.val());
         self.step.next = self.c_active.q.val()
             & (!self.need_in.val() | self.s_axis_tvalid.val())
             & (!self.produces.val() | self.out_free.val());
@@ -584,9 +583,11 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             self.c_tm.d.next = self.c_tm.q.val() >> self.beat_bits.val();
             if self.c_ipip.q.val() {
                 self.c_sm.d.next = self.c_sm.q.val() >> self.beat_bits.val();
-                self.c_sh.d.next = (self.c_sh.q.val() >> self.beat_bits.val()) | self.fill_top.val();
+                self.c_sh.d.next =
+                    (self.c_sh.q.val() >> self.beat_bits.val()) | self.fill_top.val();
             } else {
-                self.c_sm.d.next = (self.c_sm.q.val() >> self.beat_bits.val()) | self.fill_top.val();
+                self.c_sm.d.next =
+                    (self.c_sm.q.val() >> self.beat_bits.val()) | self.fill_top.val();
                 self.c_sh.d.next = self.c_sh.q.val() >> self.beat_bits.val();
             }
             if self.produces.val() {
@@ -752,9 +753,8 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             // Ethertype + outer header, byte 0 on top (field at byte o, n bytes long:
             // shifted up by 512 - 8 (o + n)).
             if self.act_backend_v6.val() {
-                self.p_flow_word.next = (self.p_tos.val() << 20)
-                    | (self.act_hash.val() & 0xf_ffff)
-                    | 0x6000_0000;
+                self.p_flow_word.next =
+                    (self.p_tos.val() << 20) | (self.act_hash.val() & 0xf_ffff) | 0x6000_0000;
                 self.p_outer.next = self.fixed_v6.val()
                     | (bit_cast::<TEMPLATE_BITS, 32>(self.p_flow_word.val()) << 464)
                     | (bit_cast::<TEMPLATE_BITS, 32>(self.p_ip_len.val()) << 448)
