@@ -13,6 +13,10 @@
 //! * [`hash`] — Toeplitz (RSS) hash, one XOR tree with a registered output.
 //! * [`flow_table`] — the set-associative flow table in block RAM, one request per clock,
 //!   with forwarding so back-to-back requests see each other's writes.
+//! * [`rewrite`] — the rewriter (DSR MACs, IP-in-IP outer header with its checksum),
+//!   one beat per clock; [`frame_fifo`] holds frames while their headers are decided.
+//! * [`stand_in`] — the top's exact ports around a register stub, for the simulation
+//!   engines until the real top exists.
 //! * [`toolchain`] — running yosys and Verilator on emitted Verilog.
 //! * [`emit`] — the files `flowgate hdl emit` writes: Verilog, shell wrapper, manifest.
 
@@ -20,8 +24,10 @@ pub mod axis;
 pub mod axis_parse;
 pub mod emit;
 pub mod flow_table;
+pub mod frame_fifo;
 pub mod hash;
 pub mod parse;
+pub mod rewrite;
 pub mod stand_in;
 pub mod toolchain;
 
@@ -45,6 +51,12 @@ pub enum Design {
     StandIn64,
     /// [`stand_in::StandIn512`]: the same, 512-bit stream.
     StandIn512,
+    /// [`rewrite::FlowRewriter`]: the rewriter on a 64-bit stream.
+    FlowRewriter,
+    /// [`rewrite::WideRewriter`]: the rewriter on a 512-bit stream.
+    WideRewriter,
+    /// [`frame_fifo::FlowFrameFifo`]: 2048 beats of 64 bits.
+    FlowFrameFifo,
 }
 
 impl Design {
@@ -55,6 +67,11 @@ impl Design {
         Design::FlowHeaderCapture,
         Design::FlowHeaderParse,
         Design::AxisParser,
+        Design::StandIn64,
+        Design::StandIn512,
+        Design::FlowRewriter,
+        Design::WideRewriter,
+        Design::FlowFrameFifo,
     ];
 
     /// The design's name on the command line: its variant name in kebab case, digits
@@ -110,6 +127,11 @@ impl Design {
                 "data_bits": 64,
                 "header_bytes": axis::HEADER_BYTES,
             }),
+            Design::StandIn64 => json!({"data_bits": 64}),
+            Design::StandIn512 => json!({"data_bits": 512}),
+            Design::FlowRewriter => json!({"data_bits": 64}),
+            Design::WideRewriter => json!({"data_bits": 512}),
+            Design::FlowFrameFifo => json!({"data_bits": 64, "beats": 2048}),
         }
     }
 }
@@ -127,6 +149,9 @@ pub fn emit_verilog(design: Design) -> String {
         Design::AxisParser => emit(axis_parse::FlowAxisParser::default()),
         Design::StandIn64 => emit(stand_in::StandIn64::default()),
         Design::StandIn512 => emit(stand_in::StandIn512::default()),
+        Design::FlowRewriter => emit(rewrite::FlowRewriter::default()),
+        Design::WideRewriter => emit(rewrite::WideRewriter::default()),
+        Design::FlowFrameFifo => emit(frame_fifo::FlowFrameFifo::default()),
     }
 }
 

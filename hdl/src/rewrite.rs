@@ -1,0 +1,849 @@
+//! Stage 6 — the rewriter: `flowgate_core::rewrite::rewrite` on an AXI4-Stream, one beat
+//! per clock.
+//!
+//! A frame arrives on `s_axis_*` (from the frame FIFO, [`crate::frame_fifo`]) and its
+//! action on `act_*` (from the decision pipeline), the action before or with the frame's
+//! first beat. What leaves on `m_axis_*`:
+//!
+//! * **forward, L2 DSR** — the frame with bytes 0..12 replaced by the backend MAC and our
+//!   MAC; `m_axis_tuser` = [`TUSER_FORWARDED`].
+//! * **forward, IP-in-IP** — the L2 header (VLAN tags kept, MACs replaced, the last
+//!   ethertype set to the outer family), the outer IPv4 (20 bytes, RFC 1071 checksum) or
+//!   IPv6 (40 bytes, flow label = low 20 bits of the hash) header, then the inner datagram
+//!   only (`act_ip_len` bytes from `act_l3_offset`: Ethernet padding trimmed). An outer
+//!   frame longer than [`MAX_FRAME_LEN`] is consumed and dropped (`EncapTooLarge`).
+//! * **pass** — the frame untouched, `m_axis_tuser` = [`TUSER_PASSED`].
+//! * **drop** — the frame consumed, nothing out.
+//!
+//! Every frame gives one event on `ev_valid` / `ev_verdict` (the [`VERDICT_*`] codes) for
+//! the counters, the clock after the frame's action is taken.
+//!
+//! # Datapath
+//! When an action is taken it is *prepared* (one register stage): the bytes the rewrite
+//! writes — MACs, ethertype, outer header with its checksum — are laid out as a 64-byte
+//! *template* in stream lane order, with three byte masks over the first 64 output bytes:
+//! template byte, input byte at the same position (the L2 header between the MACs and the
+//! ethertype; the whole frame for DSR and pass), input byte shifted by the outer header's
+//! length. The masks depend only on (mode, outer family, VLAN count), so they are
+//! constants picked by a mux. While the frame streams, template and masks shift down one
+//! beat per output beat and each output byte is a 3-way choice.
+//!
+//! The insertion shifts the rest of the frame by `D` = 20 or 40 bytes, not a multiple of
+//! the beat: input beat `n` is consumed with output beat `n`, the last [`HISTORY`] input
+//! beats are kept, and output beat `n` takes input beats `n - a` and `n - a - 1`
+//! (`D = a·K + s`, `K` bytes a beat) shifted by `s` bytes. `a` and `s` are constants per
+//! family, so the realigner is two fixed shifts and a 2-way mux, no barrel shifter. After
+//! the input's last beat the history keeps shifting (zeros in) until the output's last
+//! beat; input beats left after it (padding longer than `D`) are consumed without output.
+//!
+//! # Throughput
+//! DSR, pass and drop: one input beat per clock, no bubble between frames (the action of
+//! the next frame is prepared while the current one streams). IP-in-IP: one output beat
+//! per clock; a frame takes `max(output beats, input beats)` clocks, so the stream grows by
+//! `ceil((l3 + D + ip_len) / K) - ceil(frame_len / K)` beats per frame (0 to 5 at 64 bits,
+//! 0 or 1 at 512 bits). Drop consumes a beat per clock with no output.
+//!
+//! # Preconditions (what the parser guarantees)
+//! `act_l3_offset` is 14, 18 or 22 (0 to 2 VLAN tags: any other value is taken as 14),
+//! `act_l3_offset + act_ip_len` ≤ the frame's length. A frame shorter than that still
+//! gives a well-framed output of the promised length (zeros where the input had no bytes).
+//! `tkeep` is contiguous from lane 0 and all ones but on the last beat (the frame FIFO
+//! stores what the MAC delivered; AXI4-Stream shells deliver this form).
+
+use crate::hash::left_aligned;
+use rust_hdl::prelude::*;
+
+/// The bytes of the template: the L2 header with 2 VLAN tags (22) + the outer IPv6 header
+/// (40), rounded up to a power of two no narrower than the widest stream (512 bits).
+pub const TEMPLATE_BYTES: usize = 64;
+/// Bits of the template.
+pub const TEMPLATE_BITS: usize = TEMPLATE_BYTES * 8;
+/// Input beats remembered for the realigner: `ceil(40 / K)` for the narrowest stream (8
+/// bytes a beat). Wider streams use fewer; synthesis removes the rest.
+pub const HISTORY: usize = 5;
+/// Largest frame an engine emits (`flowgate_core::rewrite::MAX_FRAME_LEN`).
+pub const MAX_FRAME_LEN: usize = flowgate_core::rewrite::MAX_FRAME_LEN;
+
+/// `act_kind`: rewrite and send to the backend.
+pub const KIND_FORWARD: u64 = 0;
+/// `act_kind`: send to the host untouched.
+pub const KIND_PASS: u64 = 1;
+/// `act_kind`: consume, nothing out (3 is a drop too).
+pub const KIND_DROP: u64 = 2;
+
+/// `ev_verdict`: the frame left rewritten.
+pub const VERDICT_FORWARDED: u8 = 0;
+/// `ev_verdict`: the frame left untouched.
+pub const VERDICT_PASSED: u8 = 1;
+/// `ev_verdict`: the action said drop (the reason is the decision pipeline's).
+pub const VERDICT_DROPPED: u8 = 2;
+/// `ev_verdict`: IP-in-IP would exceed [`MAX_FRAME_LEN`]: `DropReason::EncapTooLarge`.
+pub const VERDICT_ENCAP_TOO_LARGE: u8 = 3;
+
+/// `m_axis_tuser` of a forwarded frame.
+pub const TUSER_FORWARDED: u8 = 0;
+/// `m_axis_tuser` of a passed frame.
+pub const TUSER_PASSED: u8 = 1;
+
+const ETHERTYPE_IPV4: u16 = flowgate_core::parse::ETHERTYPE_IPV4;
+const ETHERTYPE_IPV6: u16 = flowgate_core::parse::ETHERTYPE_IPV6;
+
+/// The rewriter on a `DATA_BITS`-wide AXI4-Stream (`KEEP_BITS = DATA_BITS / 8`;
+/// `DATA_BITS` one of 64, 128, 256, 512).
+///
+/// Addresses and MACs are integers, byte 0 of the wire form most significant (as in the
+/// register map): a MAC's byte 0 is bits 47..40, an IPv4 address `a.b.c.d` is
+/// `a << 24 | b << 16 | c << 8 | d` in the low 32 bits of `act_backend_addr`.
+#[derive(LogicBlock)]
+pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
+    pub clock: Signal<In, Clock>,
+    // The frame.
+    pub s_axis_tdata: Signal<In, Bits<DATA_BITS>>,
+    pub s_axis_tkeep: Signal<In, Bits<KEEP_BITS>>,
+    pub s_axis_tlast: Signal<In, Bit>,
+    pub s_axis_tvalid: Signal<In, Bit>,
+    pub s_axis_tready: Signal<Out, Bit>,
+    // Its action (valid/ready handshake; taken when both are high).
+    pub act_valid: Signal<In, Bit>,
+    pub act_ready: Signal<Out, Bit>,
+    /// [`KIND_FORWARD`], [`KIND_PASS`] or [`KIND_DROP`].
+    pub act_kind: Signal<In, Bits<2>>,
+    /// Forward by IP-in-IP (else L2 DSR).
+    pub act_ipip: Signal<In, Bit>,
+    pub act_own_mac: Signal<In, Bits<48>>,
+    pub act_backend_mac: Signal<In, Bits<48>>,
+    pub act_backend_addr: Signal<In, Bits<128>>,
+    /// The backend address (and so the outer header) is IPv6.
+    pub act_backend_v6: Signal<In, Bit>,
+    pub act_encap_v4_prefix: Signal<In, Bits<32>>,
+    pub act_encap_v4_len: Signal<In, Bits<8>>,
+    pub act_encap_v6_prefix: Signal<In, Bits<128>>,
+    pub act_encap_v6_len: Signal<In, Bits<8>>,
+    /// The flow hash (RSS Toeplitz).
+    pub act_hash: Signal<In, Bits<32>>,
+    // The parser's fields of the frame.
+    pub act_l3_offset: Signal<In, Bits<16>>,
+    pub act_ip_len: Signal<In, Bits<16>>,
+    pub act_inner_v6: Signal<In, Bit>,
+    pub act_dscp_ecn: Signal<In, Bits<8>>,
+    // The rewritten frame.
+    pub m_axis_tdata: Signal<Out, Bits<DATA_BITS>>,
+    pub m_axis_tkeep: Signal<Out, Bits<KEEP_BITS>>,
+    pub m_axis_tlast: Signal<Out, Bit>,
+    pub m_axis_tvalid: Signal<Out, Bit>,
+    /// [`TUSER_FORWARDED`] or [`TUSER_PASSED`], on every beat.
+    pub m_axis_tuser: Signal<Out, Bits<8>>,
+    pub m_axis_tready: Signal<In, Bit>,
+    /// One clock per frame, the clock after its action is taken.
+    pub ev_valid: Signal<Out, Bit>,
+    /// A `VERDICT_*` code.
+    pub ev_verdict: Signal<Out, Bits<2>>,
+
+    // ---- Constants (hdl_gen emits const-generic names verbatim; these are localparams).
+    zero32: Constant<Bits<32>>,
+    all32: Constant<Bits<32>>,
+    max_len: Constant<Bits<32>>,
+    outer20: Constant<Bits<32>>,
+    outer40: Constant<Bits<32>>,
+    l3_18: Constant<Bits<16>>,
+    l3_22: Constant<Bits<16>>,
+    proto_ipip: Constant<Bits<32>>,
+    proto_ipv6: Constant<Bits<32>>,
+    kind_forward: Constant<Bits<2>>,
+    kind_pass: Constant<Bits<2>>,
+    verdict_forwarded: Constant<Bits<2>>,
+    verdict_passed: Constant<Bits<2>>,
+    verdict_dropped: Constant<Bits<2>>,
+    verdict_too_large: Constant<Bits<2>>,
+    tuser_forwarded: Constant<Bits<8>>,
+    tuser_passed: Constant<Bits<8>>,
+    len_32: Constant<Bits<8>>,
+    len_96: Constant<Bits<8>>,
+    len_128: Constant<Bits<8>>,
+    keep_bytes: Constant<Bits<32>>,
+    beat_bits: Constant<Bits<32>>,
+    keep_low: Constant<Bits<32>>,
+    keep_shift: Constant<Bits<32>>,
+    all_keep: Constant<Bits<KEEP_BITS>>,
+    zero_data: Constant<Bits<DATA_BITS>>,
+    zero_tmpl: Constant<Bits<TEMPLATE_BITS>>,
+    all_tmpl: Constant<Bits<TEMPLATE_BITS>>,
+    byte_tmpl: Constant<Bits<TEMPLATE_BITS>>,
+    /// Ones in the top beat of the template (what shifts in as the template moves down).
+    fill_top: Constant<Bits<TEMPLATE_BITS>>,
+    /// Constant bytes of ethertype + outer IPv4 / IPv6 header, byte 0 on top.
+    fixed_v4: Constant<Bits<TEMPLATE_BITS>>,
+    fixed_v6: Constant<Bits<TEMPLATE_BITS>>,
+    /// Lane-order masks: bytes 0..12 (the MACs) and the rest (DSR).
+    tm_dsr: Constant<Bits<TEMPLATE_BITS>>,
+    sm_dsr: Constant<Bits<TEMPLATE_BITS>>,
+    /// Lane-order IP-in-IP masks, index `2 · vlans + (outer is IPv6)`.
+    tm_ipip: [Constant<Bits<TEMPLATE_BITS>>; 6],
+    sm_ipip: [Constant<Bits<TEMPLATE_BITS>>; 6],
+    sh_ipip: [Constant<Bits<TEMPLATE_BITS>>; 6],
+    idx: [Constant<Bits<32>>; 6],
+    /// Realigner: output beat `n` takes input beats `n - a` (`hi`) and `n - a - 1` (`lo`),
+    /// shifted up by `s` bytes; `a - 1` and `a` index the history (6 = none).
+    hi20: Constant<Bits<32>>,
+    lo20: Constant<Bits<32>>,
+    up20: Constant<Bits<32>>,
+    down20: Constant<Bits<32>>,
+    hi40: Constant<Bits<32>>,
+    lo40: Constant<Bits<32>>,
+    up40: Constant<Bits<32>>,
+    down40: Constant<Bits<32>>,
+
+    // ---- Prepare (combinational from act_*, used when an action is taken).
+    act_take: Signal<Local, Bit>,
+    p_l3: Signal<Local, Bits<32>>,
+    p_ip_len: Signal<Local, Bits<32>>,
+    p_total: Signal<Local, Bits<32>>,
+    p_too_large: Signal<Local, Bit>,
+    p_verdict: Signal<Local, Bits<2>>,
+    p_ipip: Signal<Local, Bit>,
+    p_mask4: Signal<Local, Bits<32>>,
+    p_src4: Signal<Local, Bits<32>>,
+    p_dst4: Signal<Local, Bits<32>>,
+    p_mask6: Signal<Local, Bits<32>>,
+    p_src6_low: Signal<Local, Bits<32>>,
+    p_src6: Signal<Local, Bits<128>>,
+    p_tos: Signal<Local, Bits<32>>,
+    p_proto: Signal<Local, Bits<32>>,
+    p_len4: Signal<Local, Bits<32>>,
+    p_sum: Signal<Local, Bits<32>>,
+    p_sum1: Signal<Local, Bits<32>>,
+    p_checksum: Signal<Local, Bits<32>>,
+    p_flow_word: Signal<Local, Bits<32>>,
+    p_outer: Signal<Local, Bits<TEMPLATE_BITS>>,
+    p_be: Signal<Local, Bits<TEMPLATE_BITS>>,
+    p_le: Signal<Local, Bits<TEMPLATE_BITS>>,
+    p_case: Signal<Local, Bits<32>>,
+    p_tm: Signal<Local, Bits<TEMPLATE_BITS>>,
+    p_sm: Signal<Local, Bits<TEMPLATE_BITS>>,
+    p_sh: Signal<Local, Bits<TEMPLATE_BITS>>,
+    p_rem: Signal<Local, Bits<32>>,
+    p_last_keep: Signal<Local, Bits<KEEP_BITS>>,
+
+    // ---- Stream.
+    out_free: Signal<Local, Bit>,
+    produces: Signal<Local, Bit>,
+    need_in: Signal<Local, Bit>,
+    step: Signal<Local, Bit>,
+    fin: Signal<Local, Bit>,
+    load: Signal<Local, Bit>,
+    in_done_after: Signal<Local, Bit>,
+    out_done_after: Signal<Local, Bit>,
+    beat_is_last: Signal<Local, Bit>,
+    cur: Signal<Local, Bits<DATA_BITS>>,
+    hi_a: Signal<Local, Bits<DATA_BITS>>,
+    lo_a: Signal<Local, Bits<DATA_BITS>>,
+    hi_b: Signal<Local, Bits<DATA_BITS>>,
+    lo_b: Signal<Local, Bits<DATA_BITS>>,
+    shifted: Signal<Local, Bits<DATA_BITS>>,
+    o_data: Signal<Local, Bits<DATA_BITS>>,
+
+    // ---- Registers: the prepared action (b_) and the frame streaming (c_).
+    b_valid: DFF<Bit>,
+    b_verdict: DFF<Bits<2>>,
+    b_ipip: DFF<Bit>,
+    b_v6: DFF<Bit>,
+    b_tmpl: DFF<Bits<TEMPLATE_BITS>>,
+    b_tm: DFF<Bits<TEMPLATE_BITS>>,
+    b_sm: DFF<Bits<TEMPLATE_BITS>>,
+    b_sh: DFF<Bits<TEMPLATE_BITS>>,
+    b_last_beat: DFF<Bits<32>>,
+    b_last_keep: DFF<Bits<KEEP_BITS>>,
+    c_active: DFF<Bit>,
+    c_verdict: DFF<Bits<2>>,
+    c_ipip: DFF<Bit>,
+    c_v6: DFF<Bit>,
+    c_tmpl: DFF<Bits<TEMPLATE_BITS>>,
+    c_tm: DFF<Bits<TEMPLATE_BITS>>,
+    c_sm: DFF<Bits<TEMPLATE_BITS>>,
+    c_sh: DFF<Bits<TEMPLATE_BITS>>,
+    c_last_beat: DFF<Bits<32>>,
+    c_last_keep: DFF<Bits<KEEP_BITS>>,
+    c_beat: DFF<Bits<32>>,
+    c_in_done: DFF<Bit>,
+    c_out_done: DFF<Bit>,
+    /// `hist[k]` = input beat `n - 1 - k` while output beat `n` is made.
+    hist: [DFF<Bits<DATA_BITS>>; HISTORY],
+    m_valid: DFF<Bit>,
+    m_data: DFF<Bits<DATA_BITS>>,
+    m_keep: DFF<Bits<KEEP_BITS>>,
+    m_last: DFF<Bit>,
+    m_user: DFF<Bits<8>>,
+    ev_valid_r: DFF<Bit>,
+    ev_verdict_r: DFF<Bits<2>>,
+}
+
+/// The 64-bit build (small FPGAs).
+pub type FlowRewriter = Rewriter<64, 8>;
+/// The 512-bit build (100G shells).
+pub type WideRewriter = Rewriter<512, 64>;
+
+/// A lane-order (byte `q` at bits `8q..8q+8`) byte mask of the template with bytes
+/// `[from, to)` set.
+fn lane_mask(from: usize, to: usize) -> Bits<TEMPLATE_BITS> {
+    let mut m = Bits::<TEMPLATE_BITS>::default();
+    for q in from..to.min(TEMPLATE_BYTES) {
+        m.set_bits::<8>(8 * q, 0xff_u64.into());
+    }
+    m
+}
+
+fn bits32(v: usize) -> Constant<Bits<32>> {
+    Constant::new((v as u64).into())
+}
+
+/// `(hi index, lo index, up shift, down shift)` of the realigner for an outer header of
+/// `outer` bytes on a `keep`-byte stream (see the struct doc; 6 = "the current beat" for
+/// `hi`, "none" for `lo` when the shift is whole beats).
+fn realign(outer: usize, keep: usize) -> (usize, usize, usize, usize) {
+    let (a, s) = (outer / keep, outer % keep);
+    let hi = if a == 0 { 6 } else { a - 1 };
+    let lo = if s == 0 { 6 } else { a };
+    (hi, lo, 8 * s, 8 * (keep - s))
+}
+
+impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_BITS, KEEP_BITS> {
+    fn default() -> Self {
+        assert!(
+            KEEP_BITS * 8 == DATA_BITS && DATA_BITS.is_power_of_two(),
+            "the data bus must be whole bytes, one keep bit each, a power of two"
+        );
+        assert!(
+            (64..=TEMPLATE_BITS).contains(&DATA_BITS),
+            "64 to 512 bits: the history covers 40 bytes of 8-byte beats, and the template is one 512-bit beat"
+        );
+        let (hi20, lo20, up20, down20) = realign(20, KEEP_BITS);
+        let (hi40, lo40, up40, down40) = realign(40, KEEP_BITS);
+        let mut fixed_v4 = [0u8; 22];
+        fixed_v4[0..2].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        fixed_v4[2] = 0x45;
+        fixed_v4[10] = flowgate_core::rewrite::OUTER_HOP_LIMIT;
+        let mut fixed_v6 = [0u8; 42];
+        fixed_v6[0..2].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+        fixed_v6[9] = flowgate_core::rewrite::OUTER_HOP_LIMIT;
+        let case = |i: usize| {
+            let (l3, outer) = (14 + 4 * (i / 2), if i % 2 == 1 { 40 } else { 20 });
+            (
+                lane_mask(0, 12) | lane_mask(l3 - 2, l3 + outer),
+                lane_mask(12, l3 - 2),
+                lane_mask(l3 + outer, TEMPLATE_BYTES),
+            )
+        };
+        Self {
+            clock: Default::default(),
+            s_axis_tdata: Default::default(),
+            s_axis_tkeep: Default::default(),
+            s_axis_tlast: Default::default(),
+            s_axis_tvalid: Default::default(),
+            s_axis_tready: Default::default(),
+            act_valid: Default::default(),
+            act_ready: Default::default(),
+            act_kind: Default::default(),
+            act_ipip: Default::default(),
+            act_own_mac: Default::default(),
+            act_backend_mac: Default::default(),
+            act_backend_addr: Default::default(),
+            act_backend_v6: Default::default(),
+            act_encap_v4_prefix: Default::default(),
+            act_encap_v4_len: Default::default(),
+            act_encap_v6_prefix: Default::default(),
+            act_encap_v6_len: Default::default(),
+            act_hash: Default::default(),
+            act_l3_offset: Default::default(),
+            act_ip_len: Default::default(),
+            act_inner_v6: Default::default(),
+            act_dscp_ecn: Default::default(),
+            m_axis_tdata: Default::default(),
+            m_axis_tkeep: Default::default(),
+            m_axis_tlast: Default::default(),
+            m_axis_tvalid: Default::default(),
+            m_axis_tuser: Default::default(),
+            m_axis_tready: Default::default(),
+            ev_valid: Default::default(),
+            ev_verdict: Default::default(),
+            zero32: bits32(0),
+            all32: Constant::new(0xffff_ffff_u64.into()),
+            max_len: bits32(MAX_FRAME_LEN),
+            outer20: bits32(20),
+            outer40: bits32(40),
+            l3_18: Constant::new(18_u64.into()),
+            l3_22: Constant::new(22_u64.into()),
+            proto_ipip: bits32(flowgate_core::rewrite::IPPROTO_IPIP.into()),
+            proto_ipv6: bits32(flowgate_core::rewrite::IPPROTO_IPV6.into()),
+            kind_forward: Constant::new(KIND_FORWARD.into()),
+            kind_pass: Constant::new(KIND_PASS.into()),
+            verdict_forwarded: Constant::new(u64::from(VERDICT_FORWARDED).into()),
+            verdict_passed: Constant::new(u64::from(VERDICT_PASSED).into()),
+            verdict_dropped: Constant::new(u64::from(VERDICT_DROPPED).into()),
+            verdict_too_large: Constant::new(u64::from(VERDICT_ENCAP_TOO_LARGE).into()),
+            tuser_forwarded: Constant::new(u64::from(TUSER_FORWARDED).into()),
+            tuser_passed: Constant::new(u64::from(TUSER_PASSED).into()),
+            len_32: Constant::new(32_u64.into()),
+            len_96: Constant::new(96_u64.into()),
+            len_128: Constant::new(128_u64.into()),
+            keep_bytes: bits32(KEEP_BITS),
+            beat_bits: bits32(DATA_BITS),
+            keep_low: bits32(KEEP_BITS - 1),
+            keep_shift: bits32(KEEP_BITS.trailing_zeros() as usize),
+            all_keep: Constant::new(Bits::<KEEP_BITS>::mask()),
+            zero_data: Constant::new(Bits::default()),
+            zero_tmpl: Constant::new(Bits::default()),
+            all_tmpl: Constant::new(Bits::<TEMPLATE_BITS>::mask()),
+            byte_tmpl: Constant::new(0xff_u64.into()),
+            fill_top: Constant::new(lane_mask(
+                TEMPLATE_BYTES - KEEP_BITS.min(TEMPLATE_BYTES),
+                TEMPLATE_BYTES,
+            )),
+            fixed_v4: Constant::new(left_aligned(&fixed_v4).expect("fits")),
+            fixed_v6: Constant::new(left_aligned(&fixed_v6).expect("fits")),
+            tm_dsr: Constant::new(lane_mask(0, 12)),
+            sm_dsr: Constant::new(lane_mask(12, TEMPLATE_BYTES)),
+            tm_ipip: std::array::from_fn(|i| Constant::new(case(i).0)),
+            sm_ipip: std::array::from_fn(|i| Constant::new(case(i).1)),
+            sh_ipip: std::array::from_fn(|i| Constant::new(case(i).2)),
+            idx: std::array::from_fn(bits32),
+            hi20: bits32(hi20),
+            lo20: bits32(lo20),
+            up20: bits32(up20),
+            down20: bits32(down20),
+            hi40: bits32(hi40),
+            lo40: bits32(lo40),
+            up40: bits32(up40),
+            down40: bits32(down40),
+            act_take: Default::default(),
+            p_l3: Default::default(),
+            p_ip_len: Default::default(),
+            p_total: Default::default(),
+            p_too_large: Default::default(),
+            p_verdict: Default::default(),
+            p_ipip: Default::default(),
+            p_mask4: Default::default(),
+            p_src4: Default::default(),
+            p_dst4: Default::default(),
+            p_mask6: Default::default(),
+            p_src6_low: Default::default(),
+            p_src6: Default::default(),
+            p_tos: Default::default(),
+            p_proto: Default::default(),
+            p_len4: Default::default(),
+            p_sum: Default::default(),
+            p_sum1: Default::default(),
+            p_checksum: Default::default(),
+            p_flow_word: Default::default(),
+            p_outer: Default::default(),
+            p_be: Default::default(),
+            p_le: Default::default(),
+            p_case: Default::default(),
+            p_tm: Default::default(),
+            p_sm: Default::default(),
+            p_sh: Default::default(),
+            p_rem: Default::default(),
+            p_last_keep: Default::default(),
+            out_free: Default::default(),
+            produces: Default::default(),
+            need_in: Default::default(),
+            step: Default::default(),
+            fin: Default::default(),
+            load: Default::default(),
+            in_done_after: Default::default(),
+            out_done_after: Default::default(),
+            beat_is_last: Default::default(),
+            cur: Default::default(),
+            hi_a: Default::default(),
+            lo_a: Default::default(),
+            hi_b: Default::default(),
+            lo_b: Default::default(),
+            shifted: Default::default(),
+            o_data: Default::default(),
+            b_valid: Default::default(),
+            b_verdict: Default::default(),
+            b_ipip: Default::default(),
+            b_v6: Default::default(),
+            b_tmpl: Default::default(),
+            b_tm: Default::default(),
+            b_sm: Default::default(),
+            b_sh: Default::default(),
+            b_last_beat: Default::default(),
+            b_last_keep: Default::default(),
+            c_active: Default::default(),
+            c_verdict: Default::default(),
+            c_ipip: Default::default(),
+            c_v6: Default::default(),
+            c_tmpl: Default::default(),
+            c_tm: Default::default(),
+            c_sm: Default::default(),
+            c_sh: Default::default(),
+            c_last_beat: Default::default(),
+            c_last_keep: Default::default(),
+            c_beat: Default::default(),
+            c_in_done: Default::default(),
+            c_out_done: Default::default(),
+            hist: Default::default(),
+            m_valid: Default::default(),
+            m_data: Default::default(),
+            m_keep: Default::default(),
+            m_last: Default::default(),
+            m_user: Default::default(),
+            ev_valid_r: Default::default(),
+            ev_verdict_r: Default::default(),
+        }
+    }
+}
+
+impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BITS, KEEP_BITS> {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(
+            self,
+            clock,
+            b_valid,
+            b_verdict,
+            b_ipip,
+            b_v6,
+            b_tmpl,
+            b_tm,
+            b_sm,
+            b_sh,
+            b_last_beat,
+            b_last_keep,
+            c_active,
+            c_verdict,
+            c_ipip,
+            c_v6,
+            c_tmpl,
+            c_tm,
+            c_sm,
+            c_sh,
+            c_last_beat,
+            c_last_keep,
+            c_beat,
+            c_in_done,
+            c_out_done,
+            m_valid,
+            m_data,
+            m_keep,
+            m_last,
+            m_user,
+            ev_valid_r,
+            ev_verdict_r
+        );
+        for k in 0..HISTORY {
+            self.hist[k].clock.next = self.clock.val();
+            self.hist[k].d.next = self.hist[k].q.val();
+        }
+        self.ev_valid_r.d.next = false;
+
+        // ---- The frame streaming: one step = one input beat in and/or one beat out.
+        self.out_free.next = !self.m_valid.q.val() | self.m_axis_tready.val();
+        self.produces.next = self.c_active.q.val()
+            & ((self.c_verdict.q.val() == self.verdict_forwarded.val())
+                | (self.c_verdict.q.val() == self.verdict_passed.val()))
+            & !self.c_out_done.q.val();
+        self.need_in.next = self.c_active.q.val() & !self.c_in_done.q.val();
+        self.s_axis_tready.next = self.need_in.val() & (!self.produces.val() | self.out_free.val());
+        self.step.next = self.c_active.q.val()
+            & (!self.need_in.val() | self.s_axis_tvalid.val())
+            & (!self.produces.val() | self.out_free.val());
+        self.beat_is_last.next = self.c_beat.q.val() == self.c_last_beat.q.val();
+        self.in_done_after.next =
+            self.c_in_done.q.val() | (self.need_in.val() & self.s_axis_tlast.val());
+        self.out_done_after.next = self.c_ipip.q.val()
+            & (self.c_out_done.q.val() | (self.produces.val() & self.beat_is_last.val()));
+        // IP-in-IP ends when both sides have; the others end with the input.
+        self.fin.next = self.in_done_after.val();
+        if self.c_ipip.q.val() {
+            self.fin.next = self.in_done_after.val() & self.out_done_after.val();
+        }
+        self.cur.next = self.zero_data.val();
+        self.hi_a.next = self.zero_data.val();
+        self.lo_a.next = self.zero_data.val();
+        self.hi_b.next = self.zero_data.val();
+        self.lo_b.next = self.zero_data.val();
+        self.shifted.next = self.zero_data.val();
+        self.o_data.next = self.zero_data.val();
+        if self.step.val() {
+            if self.need_in.val() {
+                self.cur.next = self.s_axis_tdata.val();
+            }
+            self.hist[0].d.next = self.cur.val();
+            self.hist[1].d.next = self.hist[0].q.val();
+            self.hist[2].d.next = self.hist[1].q.val();
+            self.hist[3].d.next = self.hist[2].q.val();
+            self.hist[4].d.next = self.hist[3].q.val();
+            self.c_beat.d.next = self.c_beat.q.val() + 1;
+            self.c_in_done.d.next = self.in_done_after.val();
+            self.c_out_done.d.next = self.out_done_after.val();
+            // Template and masks move down one beat; past the template every byte is the
+            // shifted input (IP-in-IP) or the input in place (DSR, pass).
+            self.c_tmpl.d.next = self.c_tmpl.q.val() >> self.beat_bits.val();
+            self.c_tm.d.next = self.c_tm.q.val() >> self.beat_bits.val();
+            if self.c_ipip.q.val() {
+                self.c_sm.d.next = self.c_sm.q.val() >> self.beat_bits.val();
+                self.c_sh.d.next =
+                    (self.c_sh.q.val() >> self.beat_bits.val()) | self.fill_top.val();
+            } else {
+                self.c_sm.d.next =
+                    (self.c_sm.q.val() >> self.beat_bits.val()) | self.fill_top.val();
+                self.c_sh.d.next = self.c_sh.q.val() >> self.beat_bits.val();
+            }
+            if self.produces.val() {
+                // The realigner: two fixed shifts per outer family.
+                self.hi_a.next = self.cur.val();
+                self.hi_b.next = self.cur.val();
+                for k in 0..HISTORY {
+                    if self.hi20.val() == self.idx[k].val() {
+                        self.hi_a.next = self.hist[k].q.val();
+                    }
+                    if self.lo20.val() == self.idx[k].val() {
+                        self.lo_a.next = self.hist[k].q.val();
+                    }
+                    if self.hi40.val() == self.idx[k].val() {
+                        self.hi_b.next = self.hist[k].q.val();
+                    }
+                    if self.lo40.val() == self.idx[k].val() {
+                        self.lo_b.next = self.hist[k].q.val();
+                    }
+                }
+                if self.c_v6.q.val() {
+                    self.shifted.next = self.hi_b.val();
+                    if self.up40.val() != self.zero32.val() {
+                        self.shifted.next = (self.hi_b.val() << self.up40.val())
+                            | (self.lo_b.val() >> self.down40.val());
+                    }
+                } else {
+                    self.shifted.next = self.hi_a.val();
+                    if self.up20.val() != self.zero32.val() {
+                        self.shifted.next = (self.hi_a.val() << self.up20.val())
+                            | (self.lo_a.val() >> self.down20.val());
+                    }
+                }
+                self.o_data.next = (self.c_tmpl.q.val().get_bits::<DATA_BITS>(0)
+                    & self.c_tm.q.val().get_bits::<DATA_BITS>(0))
+                    | (self.cur.val() & self.c_sm.q.val().get_bits::<DATA_BITS>(0))
+                    | (self.shifted.val() & self.c_sh.q.val().get_bits::<DATA_BITS>(0));
+                self.m_data.d.next = self.o_data.val();
+                if self.c_ipip.q.val() {
+                    self.m_last.d.next = self.beat_is_last.val();
+                    if self.beat_is_last.val() {
+                        self.m_keep.d.next = self.c_last_keep.q.val();
+                    } else {
+                        self.m_keep.d.next = self.all_keep.val();
+                    }
+                } else {
+                    self.m_last.d.next = self.s_axis_tlast.val();
+                    self.m_keep.d.next = self.s_axis_tkeep.val();
+                }
+                if self.c_verdict.q.val() == self.verdict_passed.val() {
+                    self.m_user.d.next = self.tuser_passed.val();
+                } else {
+                    self.m_user.d.next = self.tuser_forwarded.val();
+                }
+            }
+            if self.fin.val() {
+                self.c_active.d.next = false;
+            }
+        }
+        if self.out_free.val() {
+            self.m_valid.d.next = self.step.val() & self.produces.val();
+        }
+
+        // ---- The next frame's prepared action moves in when this frame ends.
+        self.load.next =
+            self.b_valid.q.val() & (!self.c_active.q.val() | (self.step.val() & self.fin.val()));
+        if self.load.val() {
+            self.c_active.d.next = true;
+            self.c_verdict.d.next = self.b_verdict.q.val();
+            self.c_ipip.d.next = self.b_ipip.q.val();
+            self.c_v6.d.next = self.b_v6.q.val();
+            self.c_tmpl.d.next = self.b_tmpl.q.val();
+            self.c_tm.d.next = self.b_tm.q.val();
+            self.c_sm.d.next = self.b_sm.q.val();
+            self.c_sh.d.next = self.b_sh.q.val();
+            self.c_last_beat.d.next = self.b_last_beat.q.val();
+            self.c_last_keep.d.next = self.b_last_keep.q.val();
+            self.c_beat.d.next = self.zero32.val();
+            self.c_in_done.d.next = false;
+            self.c_out_done.d.next = false;
+            self.ev_valid_r.d.next = true;
+            self.ev_verdict_r.d.next = self.b_verdict.q.val();
+            self.b_valid.d.next = false;
+        }
+
+        // ---- Prepare an action: template, masks and lengths, registered in b_.
+        self.act_ready.next = !self.b_valid.q.val() | self.load.val();
+        self.act_take.next = self.act_valid.val() & self.act_ready.val();
+        self.p_l3.next = self.zero32.val();
+        self.p_ip_len.next = self.zero32.val();
+        self.p_total.next = self.zero32.val();
+        self.p_too_large.next = false;
+        self.p_verdict.next = self.verdict_dropped.val();
+        self.p_ipip.next = false;
+        self.p_mask4.next = self.zero32.val();
+        self.p_src4.next = self.zero32.val();
+        self.p_dst4.next = self.zero32.val();
+        self.p_mask6.next = self.zero32.val();
+        self.p_src6_low.next = self.zero32.val();
+        self.p_src6.next = self.act_encap_v6_prefix.val();
+        self.p_tos.next = self.zero32.val();
+        self.p_proto.next = self.zero32.val();
+        self.p_len4.next = self.zero32.val();
+        self.p_sum.next = self.zero32.val();
+        self.p_sum1.next = self.zero32.val();
+        self.p_checksum.next = self.zero32.val();
+        self.p_flow_word.next = self.zero32.val();
+        self.p_outer.next = self.zero_tmpl.val();
+        self.p_be.next = self.zero_tmpl.val();
+        self.p_le.next = self.zero_tmpl.val();
+        self.p_case.next = self.zero32.val();
+        self.p_tm.next = self.zero_tmpl.val();
+        self.p_sm.next = self.all_tmpl.val();
+        self.p_sh.next = self.zero_tmpl.val();
+        self.p_rem.next = self.zero32.val();
+        self.p_last_keep.next = self.all_keep.val();
+        if self.act_take.val() {
+            self.p_l3.next = bit_cast::<32, 16>(self.act_l3_offset.val());
+            self.p_ip_len.next = bit_cast::<32, 16>(self.act_ip_len.val());
+            if self.act_backend_v6.val() {
+                self.p_total.next = self.p_l3.val() + self.outer40.val() + self.p_ip_len.val();
+            } else {
+                self.p_total.next = self.p_l3.val() + self.outer20.val() + self.p_ip_len.val();
+            }
+            self.p_too_large.next = self.p_total.val() > self.max_len.val();
+            if self.act_kind.val() == self.kind_pass.val() {
+                self.p_verdict.next = self.verdict_passed.val();
+            } else if self.act_kind.val() == self.kind_forward.val() {
+                self.p_verdict.next = self.verdict_forwarded.val();
+                if self.act_ipip.val() {
+                    self.p_ipip.next = !self.p_too_large.val();
+                    if self.p_too_large.val() {
+                        self.p_verdict.next = self.verdict_too_large.val();
+                    }
+                }
+            }
+
+            // Outer source: the prefix with its low min(32, width - len) bits from the hash.
+            if self.act_encap_v4_len.val() < self.len_32.val() {
+                self.p_mask4.next = self.all32.val() >> self.act_encap_v4_len.val();
+            }
+            self.p_src4.next = (self.act_encap_v4_prefix.val() & !self.p_mask4.val())
+                | (self.act_hash.val() & self.p_mask4.val());
+            if self.act_encap_v6_len.val() < self.len_96.val() {
+                self.p_mask6.next = self.all32.val();
+            } else if self.act_encap_v6_len.val() < self.len_128.val() {
+                self.p_mask6.next =
+                    self.all32.val() >> (self.act_encap_v6_len.val() - self.len_96.val());
+            }
+            self.p_src6_low.next = (self.act_encap_v6_prefix.val().get_bits::<32>(0)
+                & !self.p_mask6.val())
+                | (self.act_hash.val() & self.p_mask6.val());
+            self.p_src6.next = ((self.act_encap_v6_prefix.val() >> 32) << 32)
+                | bit_cast::<128, 32>(self.p_src6_low.val());
+            self.p_dst4.next = self.act_backend_addr.val().get_bits::<32>(0);
+            self.p_tos.next = bit_cast::<32, 8>(self.act_dscp_ecn.val());
+            if self.act_inner_v6.val() {
+                self.p_proto.next = self.proto_ipv6.val();
+            } else {
+                self.p_proto.next = self.proto_ipip.val();
+            }
+
+            // Ethertype + outer header, byte 0 on top (field at byte o, n bytes long:
+            // shifted up by 512 - 8 (o + n)).
+            if self.act_backend_v6.val() {
+                self.p_flow_word.next =
+                    (self.p_tos.val() << 20) | (self.act_hash.val() & 0xf_ffff) | 0x6000_0000;
+                self.p_outer.next = self.fixed_v6.val()
+                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_flow_word.val()) << 464)
+                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_ip_len.val()) << 448)
+                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_proto.val()) << 440)
+                    | (bit_cast::<TEMPLATE_BITS, 128>(self.p_src6.val()) << 304)
+                    | (bit_cast::<TEMPLATE_BITS, 128>(self.act_backend_addr.val()) << 176);
+            } else {
+                self.p_len4.next = (self.p_ip_len.val() + self.outer20.val()) & 0xffff;
+                // RFC 1071: the ones' complement sum of the nine non-zero words (the
+                // checksum word taken as zero), folded twice.
+                self.p_sum.next = (self.p_tos.val() | 0x4500)
+                    + self.p_len4.val()
+                    + (self.p_proto.val() | 0x4000)
+                    + (self.p_src4.val() >> 16)
+                    + (self.p_src4.val() & 0xffff)
+                    + (self.p_dst4.val() >> 16)
+                    + (self.p_dst4.val() & 0xffff);
+                self.p_sum1.next = (self.p_sum.val() & 0xffff) + (self.p_sum.val() >> 16);
+                self.p_checksum.next =
+                    !((self.p_sum1.val() & 0xffff) + (self.p_sum1.val() >> 16)) & 0xffff;
+                self.p_outer.next = self.fixed_v4.val()
+                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_tos.val()) << 480)
+                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_len4.val()) << 464)
+                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_proto.val()) << 416)
+                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_checksum.val()) << 400)
+                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_src4.val()) << 368)
+                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_dst4.val()) << 336);
+            }
+            self.p_be.next = (bit_cast::<TEMPLATE_BITS, 48>(self.act_backend_mac.val()) << 464)
+                | (bit_cast::<TEMPLATE_BITS, 48>(self.act_own_mac.val()) << 416);
+            // The ethertype sits 2 bytes before L3: 14, 18 or 22 bytes in.
+            if self.act_l3_offset.val() == self.l3_22.val() {
+                self.p_case.next = self.idx[4].val();
+                if self.p_ipip.val() {
+                    self.p_be.next = self.p_be.val() | (self.p_outer.val() >> 160);
+                }
+            } else if self.act_l3_offset.val() == self.l3_18.val() {
+                self.p_case.next = self.idx[2].val();
+                if self.p_ipip.val() {
+                    self.p_be.next = self.p_be.val() | (self.p_outer.val() >> 128);
+                }
+            } else if self.p_ipip.val() {
+                self.p_be.next = self.p_be.val() | (self.p_outer.val() >> 96);
+            }
+            if self.act_backend_v6.val() {
+                self.p_case.next = self.p_case.val() + 1;
+            }
+            // Byte q of the frame to lane q (bits 8q..8q+8).
+            for q in 0..(TEMPLATE_BYTES as u64) {
+                self.p_le.next = self.p_le.val()
+                    | (((self.p_be.val() >> (8 * (63 - q))) & self.byte_tmpl.val()) << (8 * q));
+            }
+            if self.p_ipip.val() {
+                for i in 0..6 {
+                    if self.p_case.val() == self.idx[i].val() {
+                        self.p_tm.next = self.tm_ipip[i].val();
+                        self.p_sm.next = self.sm_ipip[i].val();
+                        self.p_sh.next = self.sh_ipip[i].val();
+                    }
+                }
+            } else if self.p_verdict.val() == self.verdict_forwarded.val() {
+                self.p_tm.next = self.tm_dsr.val();
+                self.p_sm.next = self.sm_dsr.val();
+            } else {
+                self.p_le.next = self.zero_tmpl.val();
+            }
+            self.p_rem.next = self.p_total.val() & self.keep_low.val();
+            if self.p_rem.val() != self.zero32.val() {
+                self.p_last_keep.next =
+                    self.all_keep.val() >> (self.keep_bytes.val() - self.p_rem.val());
+            }
+            self.b_valid.d.next = true;
+            self.b_verdict.d.next = self.p_verdict.val();
+            self.b_ipip.d.next = self.p_ipip.val();
+            self.b_v6.d.next = self.act_backend_v6.val();
+            self.b_tmpl.d.next = self.p_le.val();
+            self.b_tm.d.next = self.p_tm.val();
+            self.b_sm.d.next = self.p_sm.val();
+            self.b_sh.d.next = self.p_sh.val();
+            self.b_last_beat.d.next = (self.p_total.val() - 1) >> self.keep_shift.val();
+            self.b_last_keep.d.next = self.p_last_keep.val();
+        }
+
+        self.m_axis_tvalid.next = self.m_valid.q.val();
+        self.m_axis_tdata.next = self.m_data.q.val();
+        self.m_axis_tkeep.next = self.m_keep.q.val();
+        self.m_axis_tlast.next = self.m_last.q.val();
+        self.m_axis_tuser.next = self.m_user.q.val();
+        self.ev_valid.next = self.ev_valid_r.q.val();
+        self.ev_verdict.next = self.ev_verdict_r.q.val();
+    }
+}
