@@ -7,27 +7,25 @@
 //! until `stop` is set, taking every table version the control plane publishes between
 //! bursts (one atomic load per burst) and publishing its counters for the admin API.
 //!
-//! The flow table lives as long as the run: a new table version (a backend going down, a
+//! The forwarding itself is [`datapath::run`]: one worker per lcore given to the EAL
+//! (the main lcore receives and dispatches when there are workers), each owning its shard
+//! of the flow table for the whole run, so a new table version (a backend going down, a
 //! drain, a new weight, a reload) keeps every established flow where the contract says it
-//! stays. Only a reload that adds VIPs or backends beyond the current index space starts a
-//! new flow table, because a [`Shard`]'s counters are sized for the tables it was made for.
+//! stays.
 
-use crate::datapath::{Handled, IoCounters, Shard};
+use crate::datapath::{self, IoCounters, LoopConfig, Ports, WorkerReport};
 use crate::eal::{DpdkError, Eal};
-use crate::mbuf::Mbuf;
+use crate::lcore::worker_lcores;
 use crate::mempool::Mempool;
 use crate::port::{Port, PortConfig, PortStats, RssMode};
 use flowgate_core::counters::Counters;
-use flowgate_core::hash::FlowHasher;
-use flowgate_core::pipeline::prepare;
-use flowgate_core::rewrite::MAX_FRAME_LEN;
-use flowgate_core::{Tables, Verdict};
+use flowgate_core::Tables;
 use flowgate_driver::admin::CountersBoard;
 use flowgate_driver::TablesWatch;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How the daemon uses DPDK.
 #[derive(Debug, Clone)]
@@ -94,8 +92,10 @@ pub struct DaemonReport {
     pub ports: Vec<PortReport>,
     /// Table versions taken from the control plane after the first.
     pub table_updates: u64,
-    /// New flow tables started because a reload grew the index space.
-    pub flow_table_restarts: u64,
+    /// Flow-table shards (worker lcores, or 1 when the main lcore does everything).
+    pub shards: u32,
+    /// Frames each worker lcore balanced (empty without workers).
+    pub workers: Vec<WorkerReport>,
 }
 
 impl DaemonReport {
@@ -117,9 +117,10 @@ impl DaemonReport {
         json!({
             "received": io.received, "sent": io.sent, "passed_sent": io.passed_sent,
             "tx_unsent": io.tx_unsent, "rewrite_no_room": io.rewrite_no_room,
-            "busy_s": io.busy.as_secs_f64(), "mpps": io.mpps(), "lcores": 1,
-            "table_updates": self.table_updates,
-            "flow_table_restarts": self.flow_table_restarts, "ports": ports,
+            "busy_s": io.busy.as_secs_f64(), "mpps": io.mpps(),
+            "lcores": self.workers.len() + 1, "shards": self.shards,
+            "worker_frames": self.workers.iter().map(|w| w.frames).collect::<Vec<_>>(),
+            "table_updates": self.table_updates, "ports": ports,
         })
     }
 
@@ -170,8 +171,11 @@ pub fn run(
     let tables = watch.load();
     let mut rss_key = [0u8; 40];
     rss_key.copy_from_slice(&tables.keys.rss[..40]);
+    // One TX queue per lcore: workers send without sharing a queue where the port allows.
+    let lcores = worker_lcores(&eal).len() as u16 + 1;
     let port_config = PortConfig {
         rss_key: Some(rss_key),
+        tx_queues: lcores,
         ..PortConfig::default()
     };
     // Each distinct port is configured once, whatever roles it plays.
@@ -189,16 +193,28 @@ pub fn run(
             .find(|p| p.id() == id)
             .expect("configured above")
     };
-    let mut report = forward(
-        &eal,
-        by_id(config.rx_port),
-        by_id(tx_id),
-        config.pass_port.map(by_id),
-        config,
-        watch,
-        board,
-        stop,
-    );
+    let io_ports = Ports {
+        rx: by_id(config.rx_port),
+        tx: by_id(tx_id),
+        pass: config.pass_port.map(by_id),
+    };
+    let loop_config = LoopConfig {
+        burst: config.burst,
+        tx_retries: config.tx_retries,
+        publish_every: config.counters_every,
+        ..LoopConfig::default()
+    };
+    let done = datapath::run(&eal, &io_ports, watch, &loop_config, Some(board), stop)?;
+    board.publish(done.counters.clone());
+    let mut report = DaemonReport {
+        tables: done.tables,
+        counters: done.counters,
+        io: done.io,
+        ports: Vec::new(),
+        table_updates: done.table_updates,
+        shards: done.shards,
+        workers: done.workers,
+    };
     report.ports = ports
         .iter()
         .map(|p| PortReport {
@@ -211,143 +227,4 @@ pub fn run(
     drop(pool);
     drop(eal);
     Ok(report)
-}
-
-fn send_all(port: &Port, frames: &mut Vec<Mbuf>, retries: u32) -> (u64, u64) {
-    let mut sent = 0;
-    for _ in 0..=retries {
-        if frames.is_empty() {
-            break;
-        }
-        sent += port.tx_burst(0, frames) as u64;
-    }
-    let unsent = frames.len() as u64;
-    frames.clear();
-    (sent, unsent)
-}
-
-/// The counters of a shard sized for `tables`, and those of shards retired before it.
-struct Tally {
-    shard: Shard,
-    dims: (usize, usize),
-    retired: Counters,
-    restarts: u64,
-}
-
-impl Tally {
-    fn new(tables: &Tables) -> Tally {
-        Tally {
-            shard: Shard::new(tables, 0, 1),
-            dims: (tables.vips.len(), tables.backends.len()),
-            retired: Counters::new(0, 0),
-            restarts: 0,
-        }
-    }
-
-    /// Take new tables; a grown index space needs a shard (and flow table) sized for it.
-    fn update(&mut self, tables: &Tables) {
-        let dims = (tables.vips.len(), tables.backends.len());
-        if dims.0 > self.dims.0 || dims.1 > self.dims.1 {
-            let old = std::mem::replace(&mut self.shard, Shard::new(tables, 0, 1));
-            self.retired.merge(old.counters());
-            self.dims = dims;
-            self.restarts += 1;
-        }
-    }
-
-    fn total(&self) -> Counters {
-        let mut total = self.retired.clone();
-        total.merge(self.shard.counters());
-        total
-    }
-}
-
-/// The forwarding loop of `datapath::run` on one lcore, with the tables re-read between
-/// bursts. When `datapath::run` follows a `TablesWatch` itself, this becomes a call to it.
-#[allow(clippy::too_many_arguments)]
-fn forward(
-    eal: &Eal,
-    rx_port: &Port,
-    tx_port: &Port,
-    pass_port: Option<&Port>,
-    config: &DaemonConfig,
-    watch: &TablesWatch,
-    board: &CountersBoard,
-    stop: &AtomicBool,
-) -> DaemonReport {
-    let mut seen = watch.version();
-    let mut tables = watch.load();
-    let mut hasher = FlowHasher::new(&tables.keys);
-    let mut tally = Tally::new(&tables);
-    let mut table_updates = 0;
-    let mut io = IoCounters::default();
-    let burst = config.burst.max(1);
-    let mut rx: Vec<Mbuf> = Vec::with_capacity(burst as usize);
-    let mut fwd: Vec<Mbuf> = Vec::with_capacity(burst as usize);
-    let mut pass: Vec<Mbuf> = Vec::with_capacity(burst as usize);
-    let mut out = Vec::with_capacity(MAX_FRAME_LEN);
-    let mut scratch = Vec::new();
-    let hz = eal.tsc_hz().max(1);
-    let tsc_start = eal.tsc_cycles();
-    let mut first_rx: Option<Instant> = None;
-    let mut published = Instant::now();
-    board.publish(tally.total());
-
-    while !stop.load(Ordering::Relaxed) {
-        if let Some(new) = watch.changed(&mut seen) {
-            if new.keys != tables.keys {
-                hasher = FlowHasher::new(&new.keys);
-            }
-            tally.update(&new);
-            tables = new;
-            table_updates += 1;
-        }
-        if published.elapsed() >= config.counters_every {
-            board.publish(tally.total());
-            published = Instant::now();
-        }
-        let n = rx_port.rx_burst(0, &mut rx, burst);
-        if n == 0 {
-            continue;
-        }
-        first_rx.get_or_insert_with(Instant::now);
-        io.received += n as u64;
-        // Live traffic: flow-table time is the TSC in milliseconds since the start.
-        let now = ((eal.tsc_cycles().wrapping_sub(tsc_start) as u128 * 1000) / hz as u128) as u32;
-        for mut m in rx.drain(..) {
-            let frame = m.bytes(&mut scratch);
-            let prepared = prepare(frame, &tables, &hasher);
-            let verdict = match tally.shard.handle(frame, &prepared, now, &tables, &mut out) {
-                Handled::Done(v) => v,
-                Handled::OtherShard(_) => unreachable!("a single shard owns every set"),
-            };
-            match verdict {
-                Verdict::Forward { .. } => match m.write(&out) {
-                    Ok(()) => fwd.push(m),
-                    Err(_) => io.rewrite_no_room += 1,
-                },
-                Verdict::Pass if pass_port.is_some() => pass.push(m),
-                Verdict::Pass | Verdict::Drop(_) => {}
-            }
-        }
-        let (sent, unsent) = send_all(tx_port, &mut fwd, config.tx_retries);
-        io.sent += sent;
-        io.tx_unsent += unsent;
-        if let Some(p) = pass_port {
-            let (sent, unsent) = send_all(p, &mut pass, config.tx_retries);
-            io.passed_sent += sent;
-            io.tx_unsent += unsent;
-        }
-        io.busy = first_rx.map(|t| t.elapsed()).unwrap_or_default();
-    }
-    let counters = tally.total();
-    board.publish(counters.clone());
-    DaemonReport {
-        tables,
-        counters,
-        io,
-        ports: Vec::new(),
-        table_updates,
-        flow_table_restarts: tally.restarts,
-    }
 }
