@@ -13,14 +13,20 @@
 //! * [`hash`] — Toeplitz (RSS) hash, one XOR tree with a registered output.
 //! * [`flow_table`] — the set-associative flow table in block RAM, one request per clock,
 //!   with forwarding so back-to-back requests see each other's writes.
+//! * [`counters`] — the counters, one frame event per clock.
+//! * [`csr`] — the AXI4-Lite register block of `docs/REGISTERS.md` and the table storage.
+//! * [`widen`] — concatenation and zero-extension as tiny Verilog modules.
 //! * [`toolchain`] — running yosys and Verilator on emitted Verilog.
 
 pub mod axis;
 pub mod axis_parse;
+pub mod counters;
+pub mod csr;
 pub mod flow_table;
 pub mod hash;
 pub mod parse;
 pub mod toolchain;
+pub mod widen;
 
 use rust_hdl::prelude::{generate_verilog, Block};
 
@@ -37,6 +43,10 @@ pub enum Design {
     FlowHeaderParse,
     /// [`axis_parse::FlowAxisParser`]: capture and parser joined, 64-bit stream.
     AxisParser,
+    /// [`csr::SmallCsr`]: the register block, ECP5 profile (8 VIPs, 64 backends, M = 509).
+    SmallCsr,
+    /// [`counters::SmallCounters`]: the counters, 8 VIPs, 64 backends.
+    SmallCounters,
 }
 
 /// The Verilog of `design`, top module named `top` (rust-hdl always names it so).
@@ -50,6 +60,8 @@ pub fn emit_verilog(design: Design) -> String {
         Design::FlowHeaderCapture => emit(axis::FlowHeaderCapture::default()),
         Design::FlowHeaderParse => emit(parse::FlowHeaderParse::default()),
         Design::AxisParser => emit(axis_parse::FlowAxisParser::default()),
+        Design::SmallCsr => emit(csr::small_csr()),
+        Design::SmallCounters => emit(counters::SmallCounters::default()),
     }
 }
 
