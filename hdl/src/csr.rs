@@ -340,6 +340,7 @@ pub struct Csr<
     cmd_write: Constant<Bits<32>>,
     cmd_read: Constant<Bits<32>>,
     zero: Constant<Bits<32>>,
+    okay: Constant<Bits<2>>,
     one: Constant<Bits<32>>,
     ones: Constant<Bits<32>>,
     five: Constant<Bits<32>>,
@@ -400,7 +401,7 @@ pub struct Csr<
     fl_ways: Constant<Bits<32>>,
     fl_sets: Constant<Bits<32>>,
     ct_lo: [Constant<Bits<32>>; COUNTER_RANGES],
-    ct_hi: [Constant<Bits<32>>; COUNTER_RANGES],
+    ct_len: [Constant<Bits<32>>; COUNTER_RANGES],
     up_r: [DFF<Bits<32>>; UP_WORDS],
     up_off: [Constant<Addr>; UP_WORDS],
     up_mask: [Constant<Bits<32>>; UP_WORDS],
@@ -451,6 +452,7 @@ pub struct Csr<
     c_ram: Signal<Local, bool>,
     c_go: Signal<Local, bool>,
     stall: Signal<Local, bool>,
+    ct_rel: Signal<Local, Bits<32>>,
     up_value: Signal<Local, Bits<32>>,
     up_word: Signal<Local, Bits<32>>,
     up_bit: Signal<Local, Bits<32>>,
@@ -524,7 +526,7 @@ impl<
         if m == 0 || m as u64 > 1 << SLOT_BITS || m >= 1 << regmap::MAGLEV_SLOT_BITS {
             return Err(CsrError::MaglevM(m, SLOT_BITS));
         }
-        let vip_bits = MAGLEV_BITS.checked_sub(SLOT_BITS).unwrap_or(0);
+        let vip_bits = MAGLEV_BITS.saturating_sub(SLOT_BITS);
         if VIPS == 0
             || MAGLEV_BITS < SLOT_BITS
             || VIPS as u64 > 1 << vip_bits
@@ -771,6 +773,7 @@ impl<
             cmd_write: word(regmap::CMD_WRITE),
             cmd_read: word(regmap::CMD_READ),
             zero: word(0),
+            okay: Constant::new(0u64.into()),
             one: word(1),
             ones: word(u32::MAX),
             five: word(5),
@@ -826,7 +829,7 @@ impl<
             fl_ways: word(params.flow_ways),
             fl_sets: word(1 << params.flow_sets_log2),
             ct_lo: std::array::from_fn(|i| word(ct_ranges[i].0)),
-            ct_hi: std::array::from_fn(|i| word(ct_ranges[i].0 + ct_ranges[i].1)),
+            ct_len: std::array::from_fn(|i| word(ct_ranges[i].1)),
             up_r: std::array::from_fn(|_| Default::default()),
             up_off: std::array::from_fn(|w| addr(regmap::UP_BITMAP.data_reg(w as u32))),
             up_mask: std::array::from_fn(|w| {
@@ -880,6 +883,7 @@ impl<
             c_ram: Default::default(),
             c_go: Default::default(),
             stall: Default::default(),
+            ct_rel: Default::default(),
             up_value: Default::default(),
             up_word: Default::default(),
             up_bit: Default::default(),
@@ -965,8 +969,8 @@ impl<
         self.s_axil_awready.next = false;
         self.s_axil_wready.next = false;
         self.s_axil_arready.next = false;
-        self.s_axil_bresp.next = 0.into();
-        self.s_axil_rresp.next = 0.into();
+        self.s_axil_bresp.next = self.okay.val();
+        self.s_axil_rresp.next = self.okay.val();
         self.s_axil_bvalid.next = self.st.q.val() == self.st_bresp.val();
         self.s_axil_rvalid.next = self.st.q.val() == self.st_rresp.val();
         self.s_axil_rdata.next = self.rdata.q.val();
@@ -998,6 +1002,14 @@ impl<
             && (self.a.q.val() & self.low_bits.val()) == self.zero_addr.val();
         self.sh_we.next = self.we.val() && !self.busy.q.val();
         self.flip.next = false;
+        // A pending commit flips at a frame boundary (copy active → shadow follows below).
+        if self.pend.q.val() && self.frame_boundary.val() {
+            self.pend.d.next = false;
+            self.flip.next = true;
+            self.bank.d.next = !self.bank.q.val();
+            self.copying.d.next = true;
+            self.copy_addr.d.next = self.zero.val();
+        }
 
         // Scalar registers (they decode their own address).
         self.r_enable.clock.next = self.clock.val();
@@ -1199,6 +1211,7 @@ impl<
         self.c_ok.next = false;
         self.c_rw.next = false;
         self.c_ram.next = false;
+        self.ct_rel.next = self.zero.val();
         if self.a.q.val() == self.vip_cmd_off.val() {
             self.c_sel.next = true;
             self.c_rw.next = true;
@@ -1225,9 +1238,9 @@ impl<
         if self.a.q.val() == self.ct_cmd_off.val() {
             self.c_sel.next = true;
             for i in 0..COUNTER_RANGES {
-                if self.ct_index.q.val() >= self.ct_lo[i].val()
-                    && self.ct_index.q.val() < self.ct_hi[i].val()
-                {
+                // One unsigned compare per range (a `>= 0` bound would be constant).
+                self.ct_rel.next = self.ct_index.q.val() - self.ct_lo[i].val();
+                if self.ct_rel.val() < self.ct_len[i].val() {
                     self.c_ok.next = true;
                 }
             }
@@ -1320,14 +1333,6 @@ impl<
             }
         }
 
-        // ---- Commit: flip at a frame boundary, then copy active → shadow in the background.
-        if self.pend.q.val() && self.frame_boundary.val() {
-            self.pend.d.next = false;
-            self.flip.next = true;
-            self.bank.d.next = !self.bank.q.val();
-            self.copying.d.next = true;
-            self.copy_addr.d.next = self.zero.val();
-        }
         if self.flip.val() {
             for v in 0..VIPS {
                 self.vip_act[v].d.next = self.vip_sh[v].q.val();

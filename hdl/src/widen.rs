@@ -2,7 +2,7 @@
 //! warning: joining 32-bit words into one wide vector ([`Concat32`]) and zero-extending a
 //! narrow vector ([`ZeroExtend`]). rust-hdl only widens through `bit_cast`, which emits
 //! `x & W'hff..` with `x` narrower than the mask; these emit a concatenation instead.
-//! Each is its own Verilog module (`assign out = {...};`), simulated by the `update` below.
+//! Each is its own Verilog module (`always @(*) out = {...};`: rust-hdl declares outputs `reg`), simulated by the `update` below.
 
 use rust_hdl::prelude::*;
 
@@ -13,7 +13,7 @@ use rust_hdl::prelude::*;
 pub struct Concat32<const N: usize, const W: usize> {
     pub words: [Signal<In, Bits<32>>; N],
     pub out: Signal<Out, Bits<W>>,
-    msb_first: bool,
+    _msb_first: bool,
 }
 
 impl<const N: usize, const W: usize> Concat32<N, W> {
@@ -22,7 +22,7 @@ impl<const N: usize, const W: usize> Concat32<N, W> {
         Concat32 {
             words: std::array::from_fn(|_| Default::default()),
             out: Default::default(),
-            msb_first,
+            _msb_first: msb_first,
         }
     }
 
@@ -38,7 +38,7 @@ impl<const N: usize, const W: usize> Concat32<N, W> {
 
     /// Word positions from the top word down.
     fn order(&self) -> Vec<usize> {
-        if self.msb_first {
+        if self._msb_first {
             (0..N).collect()
         } else {
             (0..N).rev().collect()
@@ -67,7 +67,7 @@ impl<const N: usize, const W: usize> Logic for Concat32<N, W> {
 
     fn hdl(&self) -> Verilog {
         let parts: Vec<String> = self.order().iter().map(|i| format!("words${i}")).collect();
-        Verilog::Custom(format!("assign out = {{{}}};", parts.join(", ")))
+        Verilog::Custom(format!("always @(*) out = {{{}}};", parts.join(", ")))
     }
 }
 
@@ -89,6 +89,9 @@ impl<const N: usize, const M: usize> Logic for ZeroExtend<N, M> {
 
     fn hdl(&self) -> Verilog {
         assert!(M > N, "ZeroExtend<N, M> needs M > N");
-        Verilog::Custom(format!("assign wide = {{{{{}{{1'b0}}}}, narrow}};", M - N))
+        Verilog::Custom(format!(
+            "always @(*) wide = {{{{{}{{1'b0}}}}, narrow}};",
+            M - N
+        ))
     }
 }
