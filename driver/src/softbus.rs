@@ -353,7 +353,7 @@ impl SoftBus {
             };
             (w.base..end)
                 .contains(&offset)
-                .then_some((i, offset - w.base))
+                .then(|| (i, offset - w.base))
         })
     }
 }

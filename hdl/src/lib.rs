@@ -17,11 +17,16 @@
 //!   one beat per clock; [`frame_fifo`] holds frames while their headers are decided.
 //! * [`stand_in`] — the top's exact ports around a register stub, for the simulation
 //!   engines until the real top exists.
+//! * [`counters`] — the counters, one frame event per clock.
+//! * [`csr`] — the AXI4-Lite register block of `docs/REGISTERS.md` and the table storage.
+//! * [`widen`] — concatenation and zero-extension as tiny Verilog modules.
 //! * [`toolchain`] — running yosys and Verilator on emitted Verilog.
 //! * [`emit`] — the files `flowgate hdl emit` writes: Verilog, shell wrapper, manifest.
 
 pub mod axis;
 pub mod axis_parse;
+pub mod counters;
+pub mod csr;
 pub mod emit;
 pub mod flow_table;
 pub mod frame_fifo;
@@ -30,6 +35,7 @@ pub mod parse;
 pub mod rewrite;
 pub mod stand_in;
 pub mod toolchain;
+pub mod widen;
 
 use rust_hdl::prelude::{generate_verilog, Block};
 
@@ -57,6 +63,10 @@ pub enum Design {
     WideRewriter,
     /// [`frame_fifo::FlowFrameFifo`]: 2048 beats of 64 bits.
     FlowFrameFifo,
+    /// [`csr::SmallCsr`]: the register block, ECP5 profile (8 VIPs, 64 backends, M = 509).
+    SmallCsr,
+    /// [`counters::SmallCounters`]: the counters, 8 VIPs, 64 backends.
+    SmallCounters,
 }
 
 impl Design {
@@ -72,6 +82,8 @@ impl Design {
         Design::FlowRewriter,
         Design::WideRewriter,
         Design::FlowFrameFifo,
+        Design::SmallCsr,
+        Design::SmallCounters,
     ];
 
     /// The design's name on the command line: its variant name in kebab case, digits
@@ -132,6 +144,8 @@ impl Design {
             Design::FlowRewriter => json!({"data_bits": 64}),
             Design::WideRewriter => json!({"data_bits": 512}),
             Design::FlowFrameFifo => json!({"data_bits": 64, "beats": 2048}),
+            Design::SmallCsr => json!({"vips": 8, "backends": 64, "maglev_m": 509}),
+            Design::SmallCounters => json!({"vips": 8, "backends": 64}),
         }
     }
 }
@@ -152,6 +166,8 @@ pub fn emit_verilog(design: Design) -> String {
         Design::FlowRewriter => emit(rewrite::FlowRewriter::default()),
         Design::WideRewriter => emit(rewrite::WideRewriter::default()),
         Design::FlowFrameFifo => emit(frame_fifo::FlowFrameFifo::default()),
+        Design::SmallCsr => emit(csr::small_csr()),
+        Design::SmallCounters => emit(counters::SmallCounters::default()),
     }
 }
 
