@@ -3,6 +3,7 @@
 
 mod ctl;
 mod gen_trace;
+mod hdl_cmd;
 mod report;
 mod run;
 
@@ -38,6 +39,8 @@ enum Command {
     Run(run::RunArgs),
     /// Talk to a running balancer's admin API.
     Ctl(ctl::CtlArgs),
+    /// Hardware: write a design's Verilog, shell wrapper and manifest (`hdl emit`).
+    Hdl(hdl_cmd::HdlArgs),
     /// Validate a config file; prints the VIPs and backends it defines.
     CheckConfig {
         /// The TOML config file.
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay(args),
         Command::GenTrace(args) => gen_trace::run(&args),
         Command::CheckConfig { file } => check_config(&file),
+        Command::Hdl(args) => hdl_cmd::run(args),
         Command::Run(args) => {
             init_logs();
             run::run(args)

@@ -1,0 +1,62 @@
+//! `flowgate hdl`: the hardware designs of `flowgate-hdl`, as files for a user's FPGA
+//! project. `emit` writes a design's Verilog (top renamed `flowgate_core`), the
+//! `flowgate_app` wrapper with AXI-style port names for a NIC shell's user-logic slot,
+//! and `manifest.json` (ports, parameters, register map); `list` names the designs.
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use flowgate_hdl::{emit, Design};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct HdlArgs {
+    #[command(subcommand)]
+    command: HdlCommand,
+}
+
+#[derive(Subcommand)]
+enum HdlCommand {
+    /// Write a design's Verilog, its shell wrapper and a JSON manifest into a directory.
+    Emit {
+        /// Output directory (created if missing; files in it are replaced).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// The design (see `flowgate hdl list`).
+        #[arg(long, default_value = "axis-parser", value_parser = parse_design)]
+        design: Design,
+    },
+    /// List the designs `emit` knows.
+    List,
+}
+
+fn parse_design(name: &str) -> Result<Design, String> {
+    Design::from_name(name).ok_or_else(|| {
+        let names: Vec<String> = Design::ALL.iter().map(|d| d.name()).collect();
+        format!("unknown design; one of: {}", names.join(", "))
+    })
+}
+
+pub fn run(args: HdlArgs) -> Result<()> {
+    match args.command {
+        HdlCommand::List => {
+            for d in Design::ALL {
+                println!("{}", d.name());
+            }
+            Ok(())
+        }
+        HdlCommand::Emit { out, design } => {
+            let written = emit::write(design, &out)
+                .with_context(|| format!("writing {} into {}", design.name(), out.display()))?;
+            for path in [&written.core, &written.wrapper, &written.manifest] {
+                println!("{}", path.display());
+            }
+            eprintln!(
+                "hdl emit: {} ({} ports) into {}",
+                design.name(),
+                written.ports.len(),
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
