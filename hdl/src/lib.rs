@@ -11,12 +11,15 @@
 //! * [`parse`] — the header parser (`core::parse`), one frame per clock.
 //! * [`axis_parse`] — the two joined: AXI4-Stream in, parsed fields out.
 //! * [`hash`] — Toeplitz (RSS) hash, one XOR tree with a registered output.
+//! * [`decide`] — VIP match, flow hash, Maglev select and the flow table joined: one
+//!   verdict per clock from the parser's result.
 //! * [`flow_table`] — the set-associative flow table in block RAM, one request per clock,
 //!   with forwarding so back-to-back requests see each other's writes.
 //! * [`toolchain`] — running yosys and Verilator on emitted Verilog.
 
 pub mod axis;
 pub mod axis_parse;
+pub mod decide;
 pub mod flow_table;
 pub mod hash;
 pub mod parse;
@@ -37,6 +40,9 @@ pub enum Design {
     FlowHeaderParse,
     /// [`axis_parse::FlowAxisParser`]: capture and parser joined, 64-bit stream.
     AxisParser,
+    /// [`decide::FlowDecide`]: VIP match → hash → Maglev → flow table, the small profile
+    /// (8 VIPs, 64 backends, M = 251, 4096 × 4 flows).
+    FlowDecide,
 }
 
 /// The Verilog of `design`, top module named `top` (rust-hdl always names it so).
@@ -50,6 +56,7 @@ pub fn emit_verilog(design: Design) -> String {
         Design::FlowHeaderCapture => emit(axis::FlowHeaderCapture::default()),
         Design::FlowHeaderParse => emit(parse::FlowHeaderParse::default()),
         Design::AxisParser => emit(axis_parse::FlowAxisParser::default()),
+        Design::FlowDecide => emit(decide::FlowDecide::new(decide::FLOW_DECIDE_M)),
     }
 }
 
