@@ -545,6 +545,11 @@ struct Tally {
     refused: u64,
     reselects: u64,
     encap_too_large: u64,
+    /// Up changes that took effect after a later frame than the one they were written
+    /// before (no idle clock at stage 4 yet).
+    deferred: u64,
+    /// NoHealthyBackend drops per VIP.
+    no_backend_by_vip: std::collections::BTreeMap<u16, u64>,
 }
 
 /// Runs `frames` through the hardware and through `core::process` (with each change
@@ -568,18 +573,23 @@ fn compare<const D: usize, const K: usize, const SB: usize, const W: usize>(
     assert_eq!(run.written.len(), changes.len(), "every change written");
 
     let hasher = FlowHasher::new(&tables.keys);
+    let mut tally = Tally::default();
     let balanced: Vec<bool> = frames
         .iter()
         .map(|(f, _)| matches!(prepare(f, tables, &hasher), Prepared::Balance(_)))
         .collect();
     let effective = effective_frames(&run, &balanced, changes);
+    tally.deferred = changes
+        .iter()
+        .zip(&effective)
+        .filter(|(c, &e)| e > c.before)
+        .count() as u64;
 
     let mut t = tables.clone();
     let mut flows = CoreFlowTable::new(t.geometry.sets, t.geometry.ways);
     let mut counters = Counters::new(t.vips.len(), t.backends.len());
     let mut out = Vec::new();
     let mut bad = Vec::new();
-    let mut tally = Tally::default();
     for (i, ((frame, tick), hw)) in frames.iter().zip(&run.outs).enumerate() {
         for (c, _) in changes.iter().zip(&effective).filter(|(_, &e)| e == i) {
             t.backends[c.backend as usize].up = c.up;
@@ -673,6 +683,9 @@ fn compare<const D: usize, const K: usize, const SB: usize, const W: usize>(
             VERDICT_PASS => tally.pass += 1,
             _ => *tally.drops.entry(want.reason).or_default() += 1,
         }
+        if want.flow && want.verdict == VERDICT_DROP {
+            *tally.no_backend_by_vip.entry(want.vip).or_default() += 1;
+        }
     }
     let f = counters.flow;
     tally.hits = f.hits;
@@ -717,25 +730,47 @@ fn trace_decisions_match_core_with_backends_going_down_and_up() {
     let frames = trace(&tables, 1500);
     let n = frames.len();
     let step = n / 8;
-    let changes = vec![
-        UpChange { before: step, backend: 0, up: false },
-        UpChange { before: 2 * step, backend: 2, up: false },
-        UpChange { before: 2 * step + 1, backend: 7, up: false },
-        UpChange { before: 3 * step, backend: 1, up: false },
-        UpChange { before: 3 * step + 3, backend: 3, up: false },
-        UpChange { before: 4 * step, backend: 10, up: false },
-        UpChange { before: 5 * step, backend: 0, up: true },
-        UpChange { before: 5 * step + 2, backend: 2, up: true },
-        UpChange { before: 6 * step, backend: 14, up: false },
-        UpChange { before: 7 * step, backend: 1, up: true },
-        UpChange { before: 7 * step + 1, backend: 10, up: true },
+    // Backends 0–3 serve VIP 0, 4–6 VIP 1 (6 draining), 7–9 VIP 2, 10–11 VIP 3,
+    // 12–14 VIP 4, 15–16 VIP 5, 17–18 VIP 6.
+    let change = |before, backend, up| UpChange { before, backend, up };
+    let mut changes = vec![
+        change(step, 0, false),
+        change(2 * step, 2, false),
+        change(2 * step + 1, 7, false),
+        change(3 * step, 12, false),
+        change(3 * step + 3, 10, false),
+        change(4 * step, 11, false),
+        change(5 * step, 0, true),
+        change(5 * step + 2, 2, true),
+        change(6 * step, 15, false),
+        change(7 * step, 10, true),
+        change(7 * step + 1, 11, true),
+        change(7 * step + 2, 12, true),
     ];
+    // Inside the SYN flood (one-beat frames for VIP 0, one per clock): a change written
+    // there finds stage 4 busy and must wait for a frame boundary with an idle clock.
+    let hasher = FlowHasher::new(&tables.keys);
+    let one_beat_for_vip = |i: usize| {
+        frames[i].0.len() <= 64
+            && matches!(prepare(&frames[i].0, &tables, &hasher), Prepared::Balance(_))
+    };
+    // Stage 4 in the clock after the write holds the frame five before this one.
+    let burst = (6..n - 50)
+        .find(|&i| (i - 6..i).all(one_beat_for_vip))
+        .expect("the trace has a SYN flood");
+    changes.push(change(burst, 1, false));
+    changes.push(change(burst + 4, 3, false));
+    changes.push(change(burst + 40, 1, true));
+    changes.push(change(burst + 41, 3, true));
+    changes.sort_by_key(|c| c.before);
     let (bad, tally) = compare::<512, 64, 8, 4>(&tables, &frames, &changes, false);
     assert_no_mismatch(&bad, n);
     // The trace reached every outcome this test is about.
     assert!(tally.forward > n as u64 / 2, "{tally:?}");
     assert!(tally.pass > 0 && tally.hits > 0 && tally.misses > 0, "{tally:?}");
     assert!(tally.reselects > 0, "{tally:?}");
+    // Back to back, some changes wait for a frame boundary with an idle clock.
+    assert!(tally.deferred > 0, "{tally:?}");
     let no_backend = DropReason::NoHealthyBackend.code();
     assert!(tally.drops.get(&no_backend).is_some_and(|&d| d > 0), "{tally:?}");
     assert!(tally.drops.keys().any(|&c| c != no_backend), "{tally:?}");
@@ -766,12 +801,13 @@ fn narrow_stream_with_gaps_matches_core() {
     let tables = test_tables(Geometry { sets: 64, ways: 4 }, Timeouts::default());
     let frames: Vec<_> = trace(&tables, 1500).into_iter().take(250).collect();
     let changes = vec![
-        UpChange { before: 60, backend: 4, up: false },
-        UpChange { before: 61, backend: 5, up: false },
-        UpChange { before: 150, backend: 4, up: true },
+        UpChange { before: 60, backend: 7, up: false },
+        UpChange { before: 61, backend: 8, up: false },
+        UpChange { before: 150, backend: 7, up: true },
     ];
-    let (bad, _) = compare::<64, 8, 6, 4>(&tables, &frames, &changes, true);
+    let (bad, tally) = compare::<64, 8, 6, 4>(&tables, &frames, &changes, true);
     assert_no_mismatch(&bad, frames.len());
+    assert_eq!(tally.deferred, 0, "{tally:?}");
 }
 
 // ---- Synthesis and lint ----
