@@ -358,7 +358,7 @@ impl<
             "VIPS must be in 1..=min(64, 2^VIP_BITS)"
         );
         assert!(
-            BACKENDS >= 32 && BACKENDS % 32 == 0 && BACKENDS < 0xffff,
+            BACKENDS >= 32 && BACKENDS / 32 * 32 == BACKENDS && BACKENDS < 0xffff,
             "BACKENDS must be a multiple of 32 below 0xFFFF (NO_BACKEND)"
         );
         assert!(
@@ -558,8 +558,8 @@ impl<
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, t_valid, t_is_v6, bvip_ok, up_next, up_sel, up_d1, up_qry, a_src,
-            a_dst, a_sport, a_dport, a_proto, a_is_v6, c_slot
+            self, clock, t_valid, t_is_v6, bvip_ok, up_next, up_sel, up_d1, up_qry, a_src, a_dst,
+            a_sport, a_dport, a_proto, a_is_v6, c_slot
         );
         clock!(
             self, clock, p_valid, p_bal, p_kind, p_code, p_vip, p_mode, p_l3, p_ip_len, p_is_v6,
@@ -741,8 +741,7 @@ impl<
                     | (self.w_sport.val() << 40)
                     | (self.w_dport.val() << 24);
                 self.rss_hash.data.next = self.tuple.val();
-                self.tuple.next =
-                    self.tuple.val() | (self.w_proto.val() << 16) | self.w_vip.val();
+                self.tuple.next = self.tuple.val() | (self.w_proto.val() << 16) | self.w_vip.val();
             } else {
                 // An IPv4 address sits in the low 32 bits of its 128-bit field.
                 self.tuple.next = (self.w_src.val() << 280)
@@ -840,10 +839,11 @@ impl<
         self.qup.next = self.zero_w.val();
         for w in 0..WAYS {
             self.qb.next = self.flow.query_backend[w].val();
-            if self.qb.val() < self.n_backends.val() {
-                if self.elig_qry.val().get_bit(self.qb.val().index()) {
-                    self.qup.next = self.qup.val() | self.onehot_w[w].val();
-                }
+            // `&&` keeps the simulator's bit read inside the vector.
+            if self.qb.val() < self.n_backends.val()
+                && self.elig_qry.val().get_bit(self.qb.val().index())
+            {
+                self.qup.next = self.qup.val() | self.onehot_w[w].val();
             }
         }
         self.flow.query_up.next = self.qup.val();

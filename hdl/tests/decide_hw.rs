@@ -211,14 +211,38 @@ fn test_tables(geometry: Geometry, timeouts: Timeouts) -> Tables {
     use Mode::{Dsr, IpIp};
     use Persistence::{FiveTuple, SrcIp};
     let specs = [
-        (vip("web", "192.0.2.10", 443, 6, Dsr, FiveTuple), backends("198.51.100.", &[1, 1, 2, 1])),
-        (vip("web-any", "192.0.2.10", 0, 6, IpIp, SrcIp), backends("198.51.101.", &[1, 1, 0])),
-        (vip("dns", "192.0.2.11", 53, 17, IpIp, FiveTuple), backends("198.51.102.", &[1, 1, 1])),
-        (vip("udp-any", "192.0.2.11", 0, 17, Dsr, SrcIp), backends("198.51.103.", &[2, 1])),
-        (vip("web6", "2001:db8::10", 80, 6, IpIp, FiveTuple), backends("2001:db8:b::", &[1, 1, 1])),
-        (vip("dns6", "2001:db8::53", 0, 17, Dsr, FiveTuple), backends("2001:db8:c::", &[1, 3])),
-        (vip("web6-any", "2001:db8::10", 0, 6, Dsr, SrcIp), backends("2001:db8:d::", &[1, 1])),
-        (vip("empty", "192.0.2.99", 8080, 6, Dsr, FiveTuple), Vec::new()),
+        (
+            vip("web", "192.0.2.10", 443, 6, Dsr, FiveTuple),
+            backends("198.51.100.", &[1, 1, 2, 1]),
+        ),
+        (
+            vip("web-any", "192.0.2.10", 0, 6, IpIp, SrcIp),
+            backends("198.51.101.", &[1, 1, 0]),
+        ),
+        (
+            vip("dns", "192.0.2.11", 53, 17, IpIp, FiveTuple),
+            backends("198.51.102.", &[1, 1, 1]),
+        ),
+        (
+            vip("udp-any", "192.0.2.11", 0, 17, Dsr, SrcIp),
+            backends("198.51.103.", &[2, 1]),
+        ),
+        (
+            vip("web6", "2001:db8::10", 80, 6, IpIp, FiveTuple),
+            backends("2001:db8:b::", &[1, 1, 1]),
+        ),
+        (
+            vip("dns6", "2001:db8::53", 0, 17, Dsr, FiveTuple),
+            backends("2001:db8:c::", &[1, 3]),
+        ),
+        (
+            vip("web6-any", "2001:db8::10", 0, 6, Dsr, SrcIp),
+            backends("2001:db8:d::", &[1, 1]),
+        ),
+        (
+            vip("empty", "192.0.2.99", 8080, 6, Dsr, FiveTuple),
+            Vec::new(),
+        ),
     ];
     for (v, b) in specs {
         t.add_vip(v, b, M);
@@ -229,10 +253,28 @@ fn test_tables(geometry: Geometry, timeouts: Timeouts) -> Tables {
 /// The register writes that describe `tables` to the block, one per clock.
 #[derive(Clone, Copy, Debug)]
 enum Write {
-    Vip { index: u16, address: u128, port: u16, protocol: u8, is_v6: bool, mode: u8, persistence: u8 },
-    Maglev { addr: u32, data: u32 },
-    BackendVip { index: u16, vip: u16 },
-    Up { word: u16, data: u32, mask: u32 },
+    Vip {
+        index: u16,
+        address: u128,
+        port: u16,
+        protocol: u8,
+        is_v6: bool,
+        mode: u8,
+        persistence: u8,
+    },
+    Maglev {
+        addr: u32,
+        data: u32,
+    },
+    BackendVip {
+        index: u16,
+        vip: u16,
+    },
+    Up {
+        word: u16,
+        data: u32,
+        mask: u32,
+    },
 }
 
 fn program(tables: &Tables) -> Vec<Write> {
@@ -273,7 +315,11 @@ fn program(tables: &Tables) -> Vec<Write> {
                 data |= 1 << bit;
             }
         }
-        writes.push(Write::Up { word, data, mask: u32::MAX });
+        writes.push(Write::Up {
+            word,
+            data,
+            mask: u32::MAX,
+        });
     }
     writes
 }
@@ -336,7 +382,15 @@ fn set_write<const D: usize, const K: usize, const SB: usize, const W: usize>(
     x.up_we.next = false;
     match w {
         None => {}
-        Some(Write::Vip { index, address, port, protocol, is_v6, mode, persistence }) => {
+        Some(Write::Vip {
+            index,
+            address,
+            port,
+            protocol,
+            is_v6,
+            mode,
+            persistence,
+        }) => {
             x.vip_we.next = true;
             x.vip_index.next = u64::from(index).into();
             x.vip_address.next = left_aligned(&address.to_be_bytes()).unwrap();
@@ -397,7 +451,9 @@ fn run_hardware<const D: usize, const K: usize, const SB: usize, const W: usize>
     let mut uut = Harness::<D, K, SB, W>::default();
     uut.connect_all();
     let mut sim = Simulation::new();
-    sim.add_clock(5, |x: &mut Box<Harness<D, K, SB, W>>| x.clock.next = !x.clock.val());
+    sim.add_clock(5, |x: &mut Box<Harness<D, K, SB, W>>| {
+        x.clock.next = !x.clock.val()
+    });
     let writes = program(tables);
     let beats: usize = frames.iter().map(|f| f.0.len().div_ceil(K).max(1)).sum();
     let budget = (writes.len() + beats * if gaps { 2 } else { 1 } + 64) as u64;
@@ -427,7 +483,7 @@ fn run_hardware<const D: usize, const K: usize, const SB: usize, const W: usize>
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
-            rng % 8 == 0
+            rng & 7 == 0
         };
         // Every clock: watch the parser and the block, then drive this clock's inputs.
         macro_rules! clock {
@@ -526,7 +582,10 @@ fn effective_frames(run: &Run, balanced: &[bool], changes: &[UpChange]) -> Vec<u
             let from = (0..run.entered.len())
                 .find(|&i| stage4(i) > idle)
                 .unwrap_or(run.entered.len());
-            assert!(from >= c.before.saturating_sub(LATENCY + 4), "change moved backwards");
+            assert!(
+                from >= c.before.saturating_sub(LATENCY + 4),
+                "change moved backwards"
+            );
             from
         })
         .collect()
@@ -602,7 +661,15 @@ fn compare<const D: usize, const K: usize, const SB: usize, const W: usize>(
         }
         let prepared = prepare(frame, &t, &hasher);
         let before = counters.flow;
-        let verdict = process(frame, *tick, &t, &hasher, &mut flows, &mut counters, &mut out);
+        let verdict = process(
+            frame,
+            *tick,
+            &t,
+            &hasher,
+            &mut flows,
+            &mut counters,
+            &mut out,
+        );
         let after = counters.flow;
         let mut want = HwOut {
             cycle: hw.cycle,
@@ -732,7 +799,11 @@ fn trace_decisions_match_core_with_backends_going_down_and_up() {
     let step = n / 8;
     // Backends 0–3 serve VIP 0, 4–6 VIP 1 (6 draining), 7–9 VIP 2, 10–11 VIP 3,
     // 12–14 VIP 4, 15–16 VIP 5, 17–18 VIP 6.
-    let change = |before, backend, up| UpChange { before, backend, up };
+    let change = |before, backend, up| UpChange {
+        before,
+        backend,
+        up,
+    };
     let mut changes = vec![
         change(step, 0, false),
         change(2 * step, 2, false),
@@ -752,7 +823,10 @@ fn trace_decisions_match_core_with_backends_going_down_and_up() {
     let hasher = FlowHasher::new(&tables.keys);
     let one_beat_for_vip = |i: usize| {
         frames[i].0.len() <= 64
-            && matches!(prepare(&frames[i].0, &tables, &hasher), Prepared::Balance(_))
+            && matches!(
+                prepare(&frames[i].0, &tables, &hasher),
+                Prepared::Balance(_)
+            )
     };
     // Stage 4 in the clock after the write holds the frame five before this one.
     let burst = (6..n - 50)
@@ -767,12 +841,18 @@ fn trace_decisions_match_core_with_backends_going_down_and_up() {
     assert_no_mismatch(&bad, n);
     // The trace reached every outcome this test is about.
     assert!(tally.forward > n as u64 / 2, "{tally:?}");
-    assert!(tally.pass > 0 && tally.hits > 0 && tally.misses > 0, "{tally:?}");
+    assert!(
+        tally.pass > 0 && tally.hits > 0 && tally.misses > 0,
+        "{tally:?}"
+    );
     assert!(tally.reselects > 0, "{tally:?}");
     // Back to back, some changes wait for a frame boundary with an idle clock.
     assert!(tally.deferred > 0, "{tally:?}");
     let no_backend = DropReason::NoHealthyBackend.code();
-    assert!(tally.drops.get(&no_backend).is_some_and(|&d| d > 0), "{tally:?}");
+    assert!(
+        tally.drops.get(&no_backend).is_some_and(|&d| d > 0),
+        "{tally:?}"
+    );
     assert!(tally.drops.keys().any(|&c| c != no_backend), "{tally:?}");
 }
 
@@ -801,9 +881,21 @@ fn narrow_stream_with_gaps_matches_core() {
     let tables = test_tables(Geometry { sets: 64, ways: 4 }, Timeouts::default());
     let frames: Vec<_> = trace(&tables, 1500).into_iter().take(250).collect();
     let changes = vec![
-        UpChange { before: 60, backend: 7, up: false },
-        UpChange { before: 61, backend: 8, up: false },
-        UpChange { before: 150, backend: 7, up: true },
+        UpChange {
+            before: 60,
+            backend: 7,
+            up: false,
+        },
+        UpChange {
+            before: 61,
+            backend: 8,
+            up: false,
+        },
+        UpChange {
+            before: 150,
+            backend: 7,
+            up: true,
+        },
     ];
     let (bad, tally) = compare::<64, 8, 6, 4>(&tables, &frames, &changes, true);
     assert_no_mismatch(&bad, frames.len());
