@@ -11,6 +11,8 @@
 //! * [`parse`] — the header parser (`core::parse`), one frame per clock.
 //! * [`axis_parse`] — the two joined: AXI4-Stream in, parsed fields out.
 //! * [`hash`] — Toeplitz (RSS) hash, one XOR tree with a registered output.
+//! * [`decide`] — VIP match, flow hash, Maglev select and the flow table joined: one
+//!   verdict per clock from the parser's result.
 //! * [`flow_table`] — the set-associative flow table in block RAM, one request per clock,
 //!   with forwarding so back-to-back requests see each other's writes.
 //! * [`rewrite`] — the rewriter (DSR MACs, IP-in-IP outer header with its checksum),
@@ -27,6 +29,7 @@ pub mod axis;
 pub mod axis_parse;
 pub mod counters;
 pub mod csr;
+pub mod decide;
 pub mod emit;
 pub mod flow_table;
 pub mod frame_fifo;
@@ -67,6 +70,9 @@ pub enum Design {
     SmallCsr,
     /// [`counters::SmallCounters`]: the counters, 8 VIPs, 64 backends.
     SmallCounters,
+    /// [`decide::FlowDecide`]: VIP match → hash → Maglev → flow table, the small profile
+    /// (8 VIPs, 64 backends, M = 251, 4096 × 4 flows).
+    FlowDecide,
 }
 
 impl Design {
@@ -84,6 +90,7 @@ impl Design {
         Design::FlowFrameFifo,
         Design::SmallCsr,
         Design::SmallCounters,
+        Design::FlowDecide,
     ];
 
     /// The design's name on the command line: its variant name in kebab case, digits
@@ -146,6 +153,14 @@ impl Design {
             Design::FlowFrameFifo => json!({"data_bits": 64, "beats": 2048}),
             Design::SmallCsr => json!({"vips": 8, "backends": 64, "maglev_m": 509}),
             Design::SmallCounters => json!({"vips": 8, "backends": 64}),
+            Design::FlowDecide => json!({
+                "vips": 8,
+                "backends": 64,
+                "maglev_m": decide::FLOW_DECIDE_M,
+                "sets": 4096,
+                "ways": 4,
+                "latency": decide::LATENCY,
+            }),
         }
     }
 }
@@ -168,6 +183,7 @@ pub fn emit_verilog(design: Design) -> String {
         Design::FlowFrameFifo => emit(frame_fifo::FlowFrameFifo::default()),
         Design::SmallCsr => emit(csr::small_csr()),
         Design::SmallCounters => emit(counters::SmallCounters::default()),
+        Design::FlowDecide => emit(decide::FlowDecide::new(decide::FLOW_DECIDE_M)),
     }
 }
 

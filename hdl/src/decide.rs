@@ -1,0 +1,891 @@
+//! Stages 2–5 joined: the header decision pipeline. From the parser's result for a frame
+//! (and the frame's tick) it computes, one frame per clock, what `core` computes in
+//! `pipeline::prepare` (classify → hash) and the flow-table / select half of
+//! `pipeline::balance`: the verdict (forward to a VIP's backend, pass, or drop with a
+//! reason), what the rewriter needs, and the flow-table outcome for the counters.
+//!
+//! # Pipeline (a frame presented in cycle `t`)
+//!
+//! | Cycle | Work |
+//! |---|---|
+//! | `t` | VIP match: every entry compared in parallel (valid, family, address, protocol; exact port or any-port; fragments on address + protocol), exact port before any-port, lowest index first (`core::classify`); frame class from protocol and TCP flags |
+//! | `t+1` | hash inputs assembled as `core::hash` lays them out (tuple; ports zeroed for fragments and src-ip persistence; ‖ protocol ‖ VIP index for the digest) into three [`ToeplitzHash`] blocks (rss, digest_hi, digest_lo) |
+//! | `t+2` | hash and digest out; Maglev slot = (hash × M) >> 32 as shift-and-add of the constant M |
+//! | `t+3` | Maglev RAM read at `vip << SLOT_BITS | slot` |
+//! | `t+4` | `select()`: primary if up, else secondary if up (up = up bit set and the backend serves this VIP); flow-table request |
+//! | `t+6` | the flow table's backend-up query, answered from the same up state `t+4` saw |
+//! | `t+8` | `out_*` (combinational from registers): verdict, backend, flow outcome |
+//!
+//! [`LATENCY`] = 8 clocks, initiation interval 1. Frames leave in input order; a pass or
+//! drop decided by the parser or the VIP match travels the same pipeline (as a bubble to
+//! the flow table), so every frame takes exactly `LATENCY` clocks.
+//!
+//! # Tables
+//!
+//! All table state is written through simple ports (an AXI4-Lite CSR drives them):
+//!
+//! * VIP entry `vip_index`: `vip_address` (IPv4 in the low 32 bits, as the register
+//!   map's VIP window), `vip_port` (0 = any), `vip_protocol`, `vip_is_v6`, `vip_mode`
+//!   (0 DSR, 1 IP-in-IP; passed to `out_mode`), `vip_persistence` (0 five-tuple, else
+//!   src-ip), `vip_valid`; all written together on `vip_we`.
+//! * Maglev RAM: `maglev_addr` = `vip << SLOT_BITS | slot` (each VIP owns `2^SLOT_BITS`
+//!   rows, of which the first M are read), `maglev_data` = primary in bits 15..0,
+//!   secondary in 31..16 (0xFFFF = none), on `maglev_we`. The RAM starts zeroed: the driver
+//!   writes every slot of every VIP in use (NO_BACKEND for a VIP without backends).
+//! * Backend VIP: `bvip_index`, `bvip_vip` on `bvip_we` (the backend's VIP; an
+//!   index ≥ `VIPS`, e.g. 0xFFFF, marks an unused entry that is never up).
+//! * Up bitmap: `up_word` (backends `32w .. 32w+31`), `up_data`, `up_mask` (bits to
+//!   change) on `up_we`; a one-bit mask is `UP_SET` / `UP_CLEAR`, a full mask a word
+//!   write of `UP_BITMAP`. `up_state` reads the bitmap back.
+//! * Scalars: the three 52-byte keys (byte 0 in the top bits, [`crate::hash::left_aligned`])
+//!   and the three timeouts, read every clock.
+//!
+//! Up changes are exact per frame: a write lands in `up_next` at once, and moves to the
+//! copy `select()` reads only in a clock in which no frame is at `t+4` (a frame
+//! boundary); the flow table's query reads that copy two clocks later, so each frame sees
+//! one up state at both places, and a change never falls between two back-to-back
+//! flow-table requests (which [`FlowTable`] requires, see its module doc). A frame sees a
+//! change if it reaches `t+4` after the first such idle clock following the write.
+//!
+//! VIP entries, Maglev rows, backend VIPs, keys and timeouts are read at several stages
+//! and are meant to change only with no frame in flight (the register map shadows them
+//! and commits between frames): `busy` is high while any frame is inside the block.
+
+use crate::flow_table::FlowTable;
+use crate::hash::{ToeplitzHash, INPUT_BITS, KEY_BITS};
+use flowgate_core::flow_table::FlowClass;
+use flowgate_core::DropReason;
+use rust_hdl::prelude::*;
+
+/// Clocks from a parser result at the input to its `out_*`.
+pub const LATENCY: usize = 8;
+/// `out_verdict` codes.
+pub const VERDICT_FORWARD: u8 = 0;
+pub const VERDICT_PASS: u8 = 1;
+pub const VERDICT_DROP: u8 = 2;
+
+/// A fixed delay line with every stage visible: `taps[i]` is `data_in` of `i + 1` clocks
+/// ago.
+#[derive(LogicBlock)]
+pub struct Pipe<D: Synth, const N: usize> {
+    pub clock: Signal<In, Clock>,
+    pub data_in: Signal<In, D>,
+    pub taps: [Signal<Out, D>; N],
+    line: [DFF<D>; N],
+}
+
+impl<D: Synth, const N: usize> Default for Pipe<D, N> {
+    fn default() -> Self {
+        assert!(N >= 1);
+        Self {
+            clock: Default::default(),
+            data_in: Default::default(),
+            taps: std::array::from_fn(|_| Default::default()),
+            line: std::array::from_fn(|_| Default::default()),
+        }
+    }
+}
+
+impl<D: Synth, const N: usize> Logic for Pipe<D, N> {
+    #[hdl_gen]
+    fn update(&mut self) {
+        for i in 0..N {
+            self.line[i].clock.next = self.clock.val();
+            self.taps[i].next = self.line[i].q.val();
+        }
+        self.line[0].d.next = self.data_in.val();
+        for i in 1..N {
+            self.line[i].d.next = self.line[i - 1].q.val();
+        }
+    }
+}
+
+/// The decision pipeline; see the module doc. Geometry: `VIPS` entries (`VIP_BITS` =
+/// ⌈log₂ VIPS⌉, at least 1), `BACKENDS` (a multiple of 32), Maglev M (prime, given to
+/// [`Decide::new`]) in rows of `2^SLOT_BITS` ≥ M, `MAGLEV_BITS = VIP_BITS + SLOT_BITS`,
+/// flow table `2^SET_BITS` × `WAYS`.
+#[derive(LogicBlock)]
+pub struct Decide<
+    const VIPS: usize,
+    const VIP_BITS: usize,
+    const BACKENDS: usize,
+    const SLOT_BITS: usize,
+    const MAGLEV_BITS: usize,
+    const SET_BITS: usize,
+    const WAYS: usize,
+> {
+    pub clock: Signal<In, Clock>,
+    // The parser's result (`crate::axis_parse::AxisParser` outputs) and the frame's tick.
+    pub in_valid: Signal<In, Bit>,
+    pub in_result: Signal<In, Bits<8>>,
+    pub in_is_v6: Signal<In, Bit>,
+    pub in_src: Signal<In, Bits<128>>,
+    pub in_dst: Signal<In, Bits<128>>,
+    pub in_protocol: Signal<In, Bits<8>>,
+    pub in_fragment: Signal<In, Bit>,
+    pub in_src_port: Signal<In, Bits<16>>,
+    pub in_dst_port: Signal<In, Bits<16>>,
+    pub in_tcp_flags: Signal<In, Bits<8>>,
+    pub in_l3_offset: Signal<In, Bits<16>>,
+    pub in_ip_len: Signal<In, Bits<16>>,
+    pub in_dscp_ecn: Signal<In, Bits<8>>,
+    pub in_tick: Signal<In, Bits<32>>,
+    // Scalars.
+    pub key_rss: Signal<In, Bits<KEY_BITS>>,
+    pub key_digest_hi: Signal<In, Bits<KEY_BITS>>,
+    pub key_digest_lo: Signal<In, Bits<KEY_BITS>>,
+    pub timeout_embryonic: Signal<In, Bits<32>>,
+    pub timeout_tcp: Signal<In, Bits<32>>,
+    pub timeout_udp: Signal<In, Bits<32>>,
+    // VIP table write port.
+    pub vip_we: Signal<In, Bit>,
+    pub vip_index: Signal<In, Bits<16>>,
+    pub vip_address: Signal<In, Bits<128>>,
+    pub vip_port: Signal<In, Bits<16>>,
+    pub vip_protocol: Signal<In, Bits<8>>,
+    pub vip_is_v6: Signal<In, Bit>,
+    pub vip_mode: Signal<In, Bits<2>>,
+    pub vip_persistence: Signal<In, Bits<2>>,
+    pub vip_valid: Signal<In, Bit>,
+    // Maglev RAM write port.
+    pub maglev_we: Signal<In, Bit>,
+    pub maglev_addr: Signal<In, Bits<MAGLEV_BITS>>,
+    pub maglev_data: Signal<In, Bits<32>>,
+    // Backend VIP write port.
+    pub bvip_we: Signal<In, Bit>,
+    pub bvip_index: Signal<In, Bits<16>>,
+    pub bvip_vip: Signal<In, Bits<16>>,
+    // Up bitmap write port and read-back.
+    pub up_we: Signal<In, Bit>,
+    pub up_word: Signal<In, Bits<16>>,
+    pub up_data: Signal<In, Bits<32>>,
+    pub up_mask: Signal<In, Bits<32>>,
+    pub up_state: Signal<Out, Bits<BACKENDS>>,
+    /// A frame is inside the block.
+    pub busy: Signal<Out, Bit>,
+    // The decision, `LATENCY` clocks after the input.
+    pub out_valid: Signal<Out, Bit>,
+    /// [`VERDICT_FORWARD`], [`VERDICT_PASS`] or [`VERDICT_DROP`].
+    pub out_verdict: Signal<Out, Bits<2>>,
+    /// The `DropReason` code of a drop, else 0.
+    pub out_reason: Signal<Out, Bits<8>>,
+    /// The matched VIP (forward, or a NoHealthyBackend drop), else 0.
+    pub out_vip: Signal<Out, Bits<16>>,
+    /// The backend of a forward, else 0.
+    pub out_backend: Signal<Out, Bits<16>>,
+    // What the rewriter needs (meaningful for a forward).
+    pub out_mode: Signal<Out, Bits<2>>,
+    pub out_hash: Signal<Out, Bits<32>>,
+    pub out_l3_offset: Signal<Out, Bits<16>>,
+    pub out_ip_len: Signal<Out, Bits<16>>,
+    pub out_is_v6: Signal<Out, Bit>,
+    pub out_dscp_ecn: Signal<Out, Bits<8>>,
+    // The flow-table outcome (`crate::flow_table::Outcome`): `out_flow` when the frame
+    // went to the flow table (it matched a VIP).
+    pub out_flow: Signal<Out, Bit>,
+    pub out_hit: Signal<Out, Bit>,
+    /// `crate::flow_table::InsertOutcome` code.
+    pub out_insert: Signal<Out, Bits<3>>,
+    pub out_reselect: Signal<Out, Bit>,
+
+    // ---- Tables.
+    t_addr: [DFF<Bits<128>>; VIPS],
+    t_port: [DFF<Bits<16>>; VIPS],
+    t_proto: [DFF<Bits<8>>; VIPS],
+    t_mode: [DFF<Bits<2>>; VIPS],
+    t_persist: [DFF<Bits<2>>; VIPS],
+    t_valid: DFF<Bits<VIPS>>,
+    t_is_v6: DFF<Bits<VIPS>>,
+    maglev: RAM<Bits<32>, MAGLEV_BITS>,
+    /// Bit plane `j`: bit `j` of each backend's VIP.
+    plane: [DFF<Bits<BACKENDS>>; VIP_BITS],
+    /// Each backend's VIP is a VIP index (< VIPS).
+    bvip_ok: DFF<Bits<BACKENDS>>,
+    up_next: DFF<Bits<BACKENDS>>,
+    up_sel: DFF<Bits<BACKENDS>>,
+    up_d1: DFF<Bits<BACKENDS>>,
+    up_qry: DFF<Bits<BACKENDS>>,
+
+    // ---- Constants.
+    zero_v: Constant<Bits<VIPS>>,
+    one_v: Constant<Bits<VIPS>>,
+    onehot_v: [Constant<Bits<VIPS>>; VIPS],
+    vip_id: [Constant<Bits<32>>; VIPS],
+    vip_id16: [Constant<Bits<16>>; VIPS],
+    onehot_w: [Constant<Bits<WAYS>>; WAYS],
+    zero_w: Constant<Bits<WAYS>>,
+    one_b: Constant<Bits<BACKENDS>>,
+    zero2: Constant<Bits<2>>,
+    zero3: Constant<Bits<3>>,
+    zero8: Constant<Bits<8>>,
+    zero16: Constant<Bits<16>>,
+    zero32: Constant<Bits<32>>,
+    zero_in: Constant<Bits<INPUT_BITS>>,
+    not_ip: Constant<Bits<8>>,
+    proto_tcp: Constant<Bits<8>>,
+    syn_ack: Constant<Bits<8>>,
+    syn: Constant<Bits<8>>,
+    class_emb: Constant<Bits<2>>,
+    class_tcp: Constant<Bits<2>>,
+    class_udp: Constant<Bits<2>>,
+    kind_forward: Constant<Bits<2>>,
+    kind_pass: Constant<Bits<2>>,
+    kind_drop: Constant<Bits<2>>,
+    no_backend_code: Constant<Bits<8>>,
+    n_backends: Constant<Bits<16>>,
+    n_vips: Constant<Bits<16>>,
+    n_words: Constant<Bits<16>>,
+    /// Bit k of M, and k: the constant multiplier as shift-and-add.
+    m_bit: [Constant<Bit>; 16],
+    shift_k: [Constant<Bits<32>>; 16],
+    slot_bits: Constant<Bits<32>>,
+    mask16: Constant<Bits<32>>,
+
+    // ---- Stage 0 (t): VIP match.
+    exact: Signal<Local, Bits<VIPS>>,
+    wild: Signal<Local, Bits<VIPS>>,
+    pick: Signal<Local, Bits<VIPS>>,
+    first: Signal<Local, Bits<VIPS>>,
+    vip_idx: Signal<Local, Bits<32>>,
+    vip_mode_l: Signal<Local, Bits<2>>,
+    src_ip: Signal<Local, Bit>,
+    kind: Signal<Local, Bits<2>>,
+    code: Signal<Local, Bits<8>>,
+    bal: Signal<Local, Bit>,
+    fclass: Signal<Local, Bits<2>>,
+    a_src: DFF<Bits<128>>,
+    a_dst: DFF<Bits<128>>,
+    a_sport: DFF<Bits<16>>,
+    a_dport: DFF<Bits<16>>,
+    a_proto: DFF<Bits<8>>,
+    a_is_v6: DFF<Bit>,
+    // Per-frame facts carried to later stages (tap i = cycle t + 1 + i).
+    p_valid: Pipe<Bit, LATENCY>,
+    p_bal: Pipe<Bit, LATENCY>,
+    p_kind: Pipe<Bits<2>, LATENCY>,
+    p_code: Pipe<Bits<8>, LATENCY>,
+    p_vip: Pipe<Bits<32>, LATENCY>,
+    p_mode: Pipe<Bits<2>, LATENCY>,
+    p_l3: Pipe<Bits<16>, LATENCY>,
+    p_ip_len: Pipe<Bits<16>, LATENCY>,
+    p_is_v6: Pipe<Bit, LATENCY>,
+    p_dscp: Pipe<Bits<8>, LATENCY>,
+    p_class: Pipe<Bits<2>, 4>,
+    p_tick: Pipe<Bits<32>, 4>,
+
+    // ---- Stage 1 (t+1): hash inputs.
+    w_src: Signal<Local, Bits<INPUT_BITS>>,
+    w_dst: Signal<Local, Bits<INPUT_BITS>>,
+    w_sport: Signal<Local, Bits<INPUT_BITS>>,
+    w_dport: Signal<Local, Bits<INPUT_BITS>>,
+    w_proto: Signal<Local, Bits<INPUT_BITS>>,
+    w_vip: Signal<Local, Bits<INPUT_BITS>>,
+    tuple: Signal<Local, Bits<INPUT_BITS>>,
+    rss_hash: ToeplitzHash<INPUT_BITS, KEY_BITS>,
+    hi_hash: ToeplitzHash<INPUT_BITS, KEY_BITS>,
+    lo_hash: ToeplitzHash<INPUT_BITS, KEY_BITS>,
+
+    // ---- Stage 2 (t+2): slot.
+    lo16: Signal<Local, Bits<32>>,
+    hi16: Signal<Local, Bits<32>>,
+    lo_m: Signal<Local, Bits<32>>,
+    hi_m: Signal<Local, Bits<32>>,
+    slot_sum: Signal<Local, Bits<32>>,
+    digest: Signal<Local, Bits<64>>,
+    c_slot: DFF<Bits<32>>,
+    p_hash: Pipe<Bits<32>, 6>,
+    p_digest: Pipe<Bits<64>, 2>,
+
+    // ---- Stage 3 (t+3): Maglev read.
+    m_vip: Signal<Local, Bits<32>>,
+    m_addr: Signal<Local, Bits<32>>,
+
+    // ---- Stage 4 (t+4): select and flow-table request.
+    s_vip: Signal<Local, Bits<32>>,
+    s_hash: Signal<Local, Bits<32>>,
+    s_entry: Signal<Local, Bits<32>>,
+    primary: Signal<Local, Bits<16>>,
+    secondary: Signal<Local, Bits<16>>,
+    elig_sel: Signal<Local, Bits<BACKENDS>>,
+    p_up: Signal<Local, Bit>,
+    s_up: Signal<Local, Bit>,
+    flow: FlowTable<SET_BITS, WAYS>,
+
+    // ---- Stage 6 (t+6): the flow table's up query.
+    elig_qry: Signal<Local, Bits<BACKENDS>>,
+    qb: Signal<Local, Bits<16>>,
+    qup: Signal<Local, Bits<WAYS>>,
+
+    // ---- Table writes.
+    up_shift: Signal<Local, Bits<16>>,
+    up_wmask: Signal<Local, Bits<BACKENDS>>,
+    up_wdata: Signal<Local, Bits<BACKENDS>>,
+    bvip_bit: Signal<Local, Bits<BACKENDS>>,
+
+    // ---- Output (t+8).
+    o_vip: Signal<Local, Bits<32>>,
+}
+
+/// The small profile (ECP5): 8 VIPs, 64 backends, Maglev M = 251, 4096 × 4 flows.
+pub type FlowDecide = Decide<8, 3, 64, 8, 11, 12, 4>;
+/// Maglev M of [`FlowDecide`].
+pub const FLOW_DECIDE_M: u32 = 251;
+
+fn constant<const N: usize>(value: u64) -> Constant<Bits<N>> {
+    Constant::new(value.into())
+}
+
+impl<
+        const VIPS: usize,
+        const VIP_BITS: usize,
+        const BACKENDS: usize,
+        const SLOT_BITS: usize,
+        const MAGLEV_BITS: usize,
+        const SET_BITS: usize,
+        const WAYS: usize,
+    > Decide<VIPS, VIP_BITS, BACKENDS, SLOT_BITS, MAGLEV_BITS, SET_BITS, WAYS>
+{
+    /// The block for Maglev tables of `maglev_m` slots.
+    ///
+    /// # Panics
+    /// On a geometry the block cannot implement (checked here, as rust-hdl widgets do):
+    /// `VIPS` not in `1..=2^VIP_BITS` or above 64, `BACKENDS` not a multiple of 32 in
+    /// `32..=65504`, `maglev_m` not a prime below `min(2^16, 2^SLOT_BITS + 1)`,
+    /// `MAGLEV_BITS != VIP_BITS + SLOT_BITS`.
+    pub fn new(maglev_m: u32) -> Self {
+        assert!(
+            (1..=64).contains(&VIPS) && VIP_BITS >= 1 && VIPS <= 1 << VIP_BITS,
+            "VIPS must be in 1..=min(64, 2^VIP_BITS)"
+        );
+        assert!(
+            BACKENDS >= 32 && BACKENDS / 32 * 32 == BACKENDS && BACKENDS < 0xffff,
+            "BACKENDS must be a multiple of 32 below 0xFFFF (NO_BACKEND)"
+        );
+        assert!(
+            flowgate_core::maglev::is_prime(maglev_m)
+                && maglev_m < 1 << 16
+                && maglev_m as u64 <= 1u64 << SLOT_BITS,
+            "Maglev M must be a prime below 2^16 that fits 2^SLOT_BITS rows"
+        );
+        assert_eq!(MAGLEV_BITS, VIP_BITS + SLOT_BITS, "MAGLEV_BITS");
+        Self {
+            clock: Default::default(),
+            in_valid: Default::default(),
+            in_result: Default::default(),
+            in_is_v6: Default::default(),
+            in_src: Default::default(),
+            in_dst: Default::default(),
+            in_protocol: Default::default(),
+            in_fragment: Default::default(),
+            in_src_port: Default::default(),
+            in_dst_port: Default::default(),
+            in_tcp_flags: Default::default(),
+            in_l3_offset: Default::default(),
+            in_ip_len: Default::default(),
+            in_dscp_ecn: Default::default(),
+            in_tick: Default::default(),
+            key_rss: Default::default(),
+            key_digest_hi: Default::default(),
+            key_digest_lo: Default::default(),
+            timeout_embryonic: Default::default(),
+            timeout_tcp: Default::default(),
+            timeout_udp: Default::default(),
+            vip_we: Default::default(),
+            vip_index: Default::default(),
+            vip_address: Default::default(),
+            vip_port: Default::default(),
+            vip_protocol: Default::default(),
+            vip_is_v6: Default::default(),
+            vip_mode: Default::default(),
+            vip_persistence: Default::default(),
+            vip_valid: Default::default(),
+            maglev_we: Default::default(),
+            maglev_addr: Default::default(),
+            maglev_data: Default::default(),
+            bvip_we: Default::default(),
+            bvip_index: Default::default(),
+            bvip_vip: Default::default(),
+            up_we: Default::default(),
+            up_word: Default::default(),
+            up_data: Default::default(),
+            up_mask: Default::default(),
+            up_state: Default::default(),
+            busy: Default::default(),
+            out_valid: Default::default(),
+            out_verdict: Default::default(),
+            out_reason: Default::default(),
+            out_vip: Default::default(),
+            out_backend: Default::default(),
+            out_mode: Default::default(),
+            out_hash: Default::default(),
+            out_l3_offset: Default::default(),
+            out_ip_len: Default::default(),
+            out_is_v6: Default::default(),
+            out_dscp_ecn: Default::default(),
+            out_flow: Default::default(),
+            out_hit: Default::default(),
+            out_insert: Default::default(),
+            out_reselect: Default::default(),
+            t_addr: std::array::from_fn(|_| Default::default()),
+            t_port: std::array::from_fn(|_| Default::default()),
+            t_proto: std::array::from_fn(|_| Default::default()),
+            t_mode: std::array::from_fn(|_| Default::default()),
+            t_persist: std::array::from_fn(|_| Default::default()),
+            t_valid: Default::default(),
+            t_is_v6: Default::default(),
+            maglev: Default::default(),
+            plane: std::array::from_fn(|_| Default::default()),
+            bvip_ok: Default::default(),
+            up_next: Default::default(),
+            up_sel: Default::default(),
+            up_d1: Default::default(),
+            up_qry: Default::default(),
+            zero_v: constant(0),
+            one_v: constant(1),
+            onehot_v: std::array::from_fn(|i| constant(1 << i)),
+            vip_id: std::array::from_fn(|i| constant(i as u64)),
+            vip_id16: std::array::from_fn(|i| constant(i as u64)),
+            onehot_w: std::array::from_fn(|w| constant(1 << w)),
+            zero_w: constant(0),
+            one_b: constant(1),
+            zero2: constant(0),
+            zero3: constant(0),
+            zero8: constant(0),
+            zero16: constant(0),
+            zero32: constant(0),
+            zero_in: constant(0),
+            not_ip: constant(crate::parse::RESULT_NOT_IP as u64),
+            proto_tcp: constant(flowgate_core::parse::IPPROTO_TCP as u64),
+            syn_ack: constant(
+                (flowgate_core::parse::TCP_SYN | flowgate_core::parse::TCP_ACK) as u64,
+            ),
+            syn: constant(flowgate_core::parse::TCP_SYN as u64),
+            class_emb: constant(FlowClass::Embryonic as u64),
+            class_tcp: constant(FlowClass::Tcp as u64),
+            class_udp: constant(FlowClass::Udp as u64),
+            kind_forward: constant(VERDICT_FORWARD as u64),
+            kind_pass: constant(VERDICT_PASS as u64),
+            kind_drop: constant(VERDICT_DROP as u64),
+            no_backend_code: constant(DropReason::NoHealthyBackend.code() as u64),
+            n_backends: constant(BACKENDS as u64),
+            n_vips: constant(VIPS as u64),
+            n_words: constant((BACKENDS / 32) as u64),
+            m_bit: std::array::from_fn(|k| Constant::new(maglev_m >> k & 1 == 1)),
+            shift_k: std::array::from_fn(|k| constant(k as u64)),
+            slot_bits: constant(SLOT_BITS as u64),
+            mask16: constant(0xffff),
+            exact: Default::default(),
+            wild: Default::default(),
+            pick: Default::default(),
+            first: Default::default(),
+            vip_idx: Default::default(),
+            vip_mode_l: Default::default(),
+            src_ip: Default::default(),
+            kind: Default::default(),
+            code: Default::default(),
+            bal: Default::default(),
+            fclass: Default::default(),
+            a_src: Default::default(),
+            a_dst: Default::default(),
+            a_sport: Default::default(),
+            a_dport: Default::default(),
+            a_proto: Default::default(),
+            a_is_v6: Default::default(),
+            p_valid: Default::default(),
+            p_bal: Default::default(),
+            p_kind: Default::default(),
+            p_code: Default::default(),
+            p_vip: Default::default(),
+            p_mode: Default::default(),
+            p_l3: Default::default(),
+            p_ip_len: Default::default(),
+            p_is_v6: Default::default(),
+            p_dscp: Default::default(),
+            p_class: Default::default(),
+            p_tick: Default::default(),
+            w_src: Default::default(),
+            w_dst: Default::default(),
+            w_sport: Default::default(),
+            w_dport: Default::default(),
+            w_proto: Default::default(),
+            w_vip: Default::default(),
+            tuple: Default::default(),
+            rss_hash: Default::default(),
+            hi_hash: Default::default(),
+            lo_hash: Default::default(),
+            lo16: Default::default(),
+            hi16: Default::default(),
+            lo_m: Default::default(),
+            hi_m: Default::default(),
+            slot_sum: Default::default(),
+            digest: Default::default(),
+            c_slot: Default::default(),
+            p_hash: Default::default(),
+            p_digest: Default::default(),
+            m_vip: Default::default(),
+            m_addr: Default::default(),
+            s_vip: Default::default(),
+            s_hash: Default::default(),
+            s_entry: Default::default(),
+            primary: Default::default(),
+            secondary: Default::default(),
+            elig_sel: Default::default(),
+            p_up: Default::default(),
+            s_up: Default::default(),
+            flow: Default::default(),
+            elig_qry: Default::default(),
+            qb: Default::default(),
+            qup: Default::default(),
+            up_shift: Default::default(),
+            up_wmask: Default::default(),
+            up_wdata: Default::default(),
+            bvip_bit: Default::default(),
+            o_vip: Default::default(),
+        }
+    }
+}
+
+impl<
+        const VIPS: usize,
+        const VIP_BITS: usize,
+        const BACKENDS: usize,
+        const SLOT_BITS: usize,
+        const MAGLEV_BITS: usize,
+        const SET_BITS: usize,
+        const WAYS: usize,
+    > Logic for Decide<VIPS, VIP_BITS, BACKENDS, SLOT_BITS, MAGLEV_BITS, SET_BITS, WAYS>
+{
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(
+            self, clock, t_valid, t_is_v6, bvip_ok, up_next, up_sel, up_d1, up_qry, a_src, a_dst,
+            a_sport, a_dport, a_proto, a_is_v6, c_slot
+        );
+        clock!(
+            self, clock, p_valid, p_bal, p_kind, p_code, p_vip, p_mode, p_l3, p_ip_len, p_is_v6,
+            p_dscp, p_class, p_tick, rss_hash, hi_hash, lo_hash, p_hash, p_digest, flow
+        );
+        self.maglev.read_clock.next = self.clock.val();
+        self.maglev.write_clock.next = self.clock.val();
+        for i in 0..VIPS {
+            self.t_addr[i].clock.next = self.clock.val();
+            self.t_port[i].clock.next = self.clock.val();
+            self.t_proto[i].clock.next = self.clock.val();
+            self.t_mode[i].clock.next = self.clock.val();
+            self.t_persist[i].clock.next = self.clock.val();
+            self.t_addr[i].d.next = self.t_addr[i].q.val();
+            self.t_port[i].d.next = self.t_port[i].q.val();
+            self.t_proto[i].d.next = self.t_proto[i].q.val();
+            self.t_mode[i].d.next = self.t_mode[i].q.val();
+            self.t_persist[i].d.next = self.t_persist[i].q.val();
+        }
+        for j in 0..VIP_BITS {
+            self.plane[j].clock.next = self.clock.val();
+            self.plane[j].d.next = self.plane[j].q.val();
+        }
+
+        // ---- Table writes.
+        for i in 0..VIPS {
+            if self.vip_we.val() && self.vip_index.val() == self.vip_id16[i].val() {
+                self.t_addr[i].d.next = self.vip_address.val();
+                self.t_port[i].d.next = self.vip_port.val();
+                self.t_proto[i].d.next = self.vip_protocol.val();
+                self.t_mode[i].d.next = self.vip_mode.val();
+                self.t_persist[i].d.next = self.vip_persistence.val();
+                if self.vip_valid.val() {
+                    self.t_valid.d.next = self.t_valid.q.val() | self.onehot_v[i].val();
+                } else {
+                    self.t_valid.d.next = self.t_valid.q.val() & !self.onehot_v[i].val();
+                }
+                if self.vip_is_v6.val() {
+                    self.t_is_v6.d.next = self.t_is_v6.q.val() | self.onehot_v[i].val();
+                } else {
+                    self.t_is_v6.d.next = self.t_is_v6.q.val() & !self.onehot_v[i].val();
+                }
+            }
+        }
+        self.maglev.write_address.next = self.maglev_addr.val();
+        self.maglev.write_data.next = self.maglev_data.val();
+        self.maglev.write_enable.next = self.maglev_we.val();
+        // One barrel shift places the bit (or word) of a write; writes are rare, the
+        // lookups below are per frame.
+        self.bvip_bit.next = self.one_b.val() << self.bvip_index.val();
+        if self.bvip_we.val() && self.bvip_index.val() < self.n_backends.val() {
+            for j in 0..VIP_BITS {
+                if self.bvip_vip.val().get_bit(j) {
+                    self.plane[j].d.next = self.plane[j].q.val() | self.bvip_bit.val();
+                } else {
+                    self.plane[j].d.next = self.plane[j].q.val() & !self.bvip_bit.val();
+                }
+            }
+            if self.bvip_vip.val() < self.n_vips.val() {
+                self.bvip_ok.d.next = self.bvip_ok.q.val() | self.bvip_bit.val();
+            } else {
+                self.bvip_ok.d.next = self.bvip_ok.q.val() & !self.bvip_bit.val();
+            }
+        }
+        self.up_shift.next = self.up_word.val() << 5;
+        self.up_wmask.next = bit_cast::<BACKENDS, 32>(self.up_mask.val()) << self.up_shift.val();
+        self.up_wdata.next = bit_cast::<BACKENDS, 32>(self.up_data.val()) << self.up_shift.val();
+        if self.up_we.val() && self.up_word.val() < self.n_words.val() {
+            self.up_next.d.next = (self.up_next.q.val() & !self.up_wmask.val())
+                | (self.up_wdata.val() & self.up_wmask.val());
+        }
+        self.up_state.next = self.up_next.q.val();
+
+        // ---- Stage 0: VIP match (core::classify) and the frame's class.
+        self.exact.next = self.zero_v.val();
+        self.wild.next = self.zero_v.val();
+        for i in 0..VIPS {
+            if self.t_valid.q.val().get_bit(i)
+                && self.t_is_v6.q.val().get_bit(i) == self.in_is_v6.val()
+                && self.t_addr[i].q.val() == self.in_dst.val()
+                && self.t_proto[i].q.val() == self.in_protocol.val()
+            {
+                if self.in_fragment.val() || self.t_port[i].q.val() == self.in_dst_port.val() {
+                    self.exact.next = self.exact.val() | self.onehot_v[i].val();
+                }
+                if self.t_port[i].q.val() == self.zero16.val() {
+                    self.wild.next = self.wild.val() | self.onehot_v[i].val();
+                }
+            }
+        }
+        if self.exact.val().any() {
+            self.pick.next = self.exact.val();
+        } else {
+            self.pick.next = self.wild.val();
+        }
+        // Lowest index first.
+        self.first.next = self.pick.val() & (!self.pick.val() + self.one_v.val());
+        self.vip_idx.next = self.zero32.val();
+        self.vip_mode_l.next = self.zero2.val();
+        self.src_ip.next = false;
+        for i in 0..VIPS {
+            if self.first.val().get_bit(i) {
+                self.vip_idx.next = self.vip_id[i].val();
+                self.vip_mode_l.next = self.t_mode[i].q.val();
+                self.src_ip.next = self.t_persist[i].q.val() != self.zero2.val();
+            }
+        }
+        self.bal.next = false;
+        self.code.next = self.zero8.val();
+        if self.in_result.val() == self.zero8.val() {
+            if self.pick.val().any() {
+                self.kind.next = self.kind_forward.val();
+                self.bal.next = self.in_valid.val();
+            } else {
+                self.kind.next = self.kind_pass.val();
+            }
+        } else if self.in_result.val() == self.not_ip.val() {
+            self.kind.next = self.kind_pass.val();
+        } else {
+            self.kind.next = self.kind_drop.val();
+            self.code.next = self.in_result.val();
+        }
+        if self.in_protocol.val() == self.proto_tcp.val() {
+            if (self.in_tcp_flags.val() & self.syn_ack.val()) == self.syn.val() {
+                self.fclass.next = self.class_emb.val();
+            } else {
+                self.fclass.next = self.class_tcp.val();
+            }
+        } else {
+            self.fclass.next = self.class_udp.val();
+        }
+        self.a_src.d.next = self.in_src.val();
+        self.a_dst.d.next = self.in_dst.val();
+        self.a_proto.d.next = self.in_protocol.val();
+        self.a_is_v6.d.next = self.in_is_v6.val();
+        // Fragments hash on L3 only; src-ip persistence drops the ports.
+        if self.in_fragment.val() || self.src_ip.val() {
+            self.a_sport.d.next = self.zero16.val();
+            self.a_dport.d.next = self.zero16.val();
+        } else {
+            self.a_sport.d.next = self.in_src_port.val();
+            self.a_dport.d.next = self.in_dst_port.val();
+        }
+        self.p_valid.data_in.next = self.in_valid.val();
+        self.p_bal.data_in.next = self.bal.val();
+        self.p_kind.data_in.next = self.kind.val();
+        self.p_code.data_in.next = self.code.val();
+        self.p_vip.data_in.next = self.vip_idx.val();
+        self.p_mode.data_in.next = self.vip_mode_l.val();
+        self.p_l3.data_in.next = self.in_l3_offset.val();
+        self.p_ip_len.data_in.next = self.in_ip_len.val();
+        self.p_is_v6.data_in.next = self.in_is_v6.val();
+        self.p_dscp.data_in.next = self.in_dscp_ecn.val();
+        self.p_class.data_in.next = self.fclass.val();
+        self.p_tick.data_in.next = self.in_tick.val();
+
+        // ---- Stage 1: the hash inputs, left-aligned (core::hash::tuple_bytes): src, dst,
+        // sport, dport; the digest appends protocol and the VIP index (big-endian u16).
+        self.rss_hash.key.next = self.key_rss.val();
+        self.hi_hash.key.next = self.key_digest_hi.val();
+        self.lo_hash.key.next = self.key_digest_lo.val();
+        self.rss_hash.data.next = self.zero_in.val();
+        self.hi_hash.data.next = self.zero_in.val();
+        self.lo_hash.data.next = self.zero_in.val();
+        self.tuple.next = self.zero_in.val();
+        self.w_src.next = bit_cast::<INPUT_BITS, 128>(self.a_src.q.val());
+        self.w_dst.next = bit_cast::<INPUT_BITS, 128>(self.a_dst.q.val());
+        self.w_sport.next = bit_cast::<INPUT_BITS, 16>(self.a_sport.q.val());
+        self.w_dport.next = bit_cast::<INPUT_BITS, 16>(self.a_dport.q.val());
+        self.w_proto.next = bit_cast::<INPUT_BITS, 8>(self.a_proto.q.val());
+        self.w_vip.next = bit_cast::<INPUT_BITS, 32>(self.p_vip.taps[0].val());
+        // Only frames for a VIP are hashed (the simulator then skips the wide shifts of
+        // every other clock; the hardware computes the same either way).
+        if self.p_bal.taps[0].val() {
+            if self.a_is_v6.q.val() {
+                // 16 + 16 + 2 + 2 bytes, then 1 + 2: bits 311..0 of a 39-byte field.
+                self.tuple.next = (self.w_src.val() << 184)
+                    | (self.w_dst.val() << 56)
+                    | (self.w_sport.val() << 40)
+                    | (self.w_dport.val() << 24);
+                self.rss_hash.data.next = self.tuple.val();
+                self.tuple.next = self.tuple.val() | (self.w_proto.val() << 16) | self.w_vip.val();
+            } else {
+                // An IPv4 address sits in the low 32 bits of its 128-bit field.
+                self.tuple.next = (self.w_src.val() << 280)
+                    | (self.w_dst.val() << 248)
+                    | (self.w_sport.val() << 232)
+                    | (self.w_dport.val() << 216);
+                self.rss_hash.data.next = self.tuple.val();
+                self.tuple.next =
+                    self.tuple.val() | (self.w_proto.val() << 208) | (self.w_vip.val() << 192);
+            }
+            self.hi_hash.data.next = self.tuple.val();
+            self.lo_hash.data.next = self.tuple.val();
+        }
+
+        // ---- Stage 2: slot = (hash × M) >> 32 with M < 2^16, in 32-bit pieces:
+        // hash × M = (hi16 × M) << 16 + lo16 × M, each product below 2^32, and
+        // hi16 × M + (lo16 × M >> 16) < 2^32 as well.
+        self.lo16.next = self.rss_hash.hash.val() & self.mask16.val();
+        self.hi16.next = self.rss_hash.hash.val() >> 16;
+        self.lo_m.next = self.zero32.val();
+        self.hi_m.next = self.zero32.val();
+        for k in 0..16 {
+            if self.m_bit[k].val() {
+                self.lo_m.next = self.lo_m.val() + (self.lo16.val() << self.shift_k[k].val());
+                self.hi_m.next = self.hi_m.val() + (self.hi16.val() << self.shift_k[k].val());
+            }
+        }
+        self.slot_sum.next = self.hi_m.val() + (self.lo_m.val() >> 16);
+        self.c_slot.d.next = self.slot_sum.val() >> 16;
+        self.digest.next = (bit_cast::<64, 32>(self.hi_hash.hash.val()) << 32)
+            | bit_cast::<64, 32>(self.lo_hash.hash.val());
+        self.p_hash.data_in.next = self.rss_hash.hash.val();
+        self.p_digest.data_in.next = self.digest.val();
+
+        // ---- Stage 3: read the VIP's Maglev row.
+        self.m_vip.next = self.p_vip.taps[2].val();
+        self.m_addr.next = (self.m_vip.val() << self.slot_bits.val()) | self.c_slot.q.val();
+        self.maglev.read_address.next = self.m_addr.val().get_bits::<MAGLEV_BITS>(0);
+
+        // ---- Stage 4: select() and the flow-table request.
+        self.s_vip.next = self.p_vip.taps[3].val();
+        self.s_hash.next = self.p_hash.taps[1].val();
+        self.s_entry.next = self.maglev.read_data.val();
+        self.primary.next = self.s_entry.val().get_bits::<16>(0);
+        self.secondary.next = self.s_entry.val().get_bits::<16>(16);
+        // backend_is_up(vip, b): up, and a backend of this VIP.
+        self.elig_sel.next = self.up_sel.q.val() & self.bvip_ok.q.val();
+        for j in 0..VIP_BITS {
+            if self.s_vip.val().get_bit(j) {
+                self.elig_sel.next = self.elig_sel.val() & self.plane[j].q.val();
+            } else {
+                self.elig_sel.next = self.elig_sel.val() & !self.plane[j].q.val();
+            }
+        }
+        self.p_up.next = false;
+        self.s_up.next = false;
+        if self.primary.val() < self.n_backends.val() {
+            self.p_up.next = self.elig_sel.val().get_bit(self.primary.val().index());
+        }
+        if self.secondary.val() < self.n_backends.val() {
+            self.s_up.next = self.elig_sel.val().get_bit(self.secondary.val().index());
+        }
+        self.flow.req_valid.next = self.p_bal.taps[3].val();
+        self.flow.req_set.next = self.s_hash.val().get_bits::<SET_BITS>(0);
+        self.flow.req_digest.next = self.p_digest.taps[1].val();
+        self.flow.req_now.next = self.p_tick.taps[3].val();
+        self.flow.req_class.next = self.p_class.taps[3].val();
+        self.flow.req_vip.next = self.s_vip.val().get_bits::<16>(0);
+        self.flow.req_select_ok.next = self.p_up.val() || self.s_up.val();
+        if self.p_up.val() {
+            self.flow.req_select.next = self.primary.val();
+        } else {
+            self.flow.req_select.next = self.secondary.val();
+        }
+        self.flow.timeout_embryonic.next = self.timeout_embryonic.val();
+        self.flow.timeout_tcp.next = self.timeout_tcp.val();
+        self.flow.timeout_udp.next = self.timeout_udp.val();
+        // The up state moves to select()'s copy only between flow-table requests, and
+        // reaches the query's copy two clocks later, with the frames that saw it.
+        if !self.p_bal.taps[3].val() {
+            self.up_sel.d.next = self.up_next.q.val();
+        }
+        self.up_d1.d.next = self.up_sel.q.val();
+        self.up_qry.d.next = self.up_d1.q.val();
+
+        // ---- Stage 6: the flow table asks whether its stored backends are up.
+        self.elig_qry.next = self.up_qry.q.val() & self.bvip_ok.q.val();
+        for j in 0..VIP_BITS {
+            if self.flow.query_vip.val().get_bit(j) {
+                self.elig_qry.next = self.elig_qry.val() & self.plane[j].q.val();
+            } else {
+                self.elig_qry.next = self.elig_qry.val() & !self.plane[j].q.val();
+            }
+        }
+        self.qup.next = self.zero_w.val();
+        for w in 0..WAYS {
+            self.qb.next = self.flow.query_backend[w].val();
+            // `&&` keeps the simulator's bit read inside the vector.
+            if self.qb.val() < self.n_backends.val()
+                && self.elig_qry.val().get_bit(self.qb.val().index())
+            {
+                self.qup.next = self.qup.val() | self.onehot_w[w].val();
+            }
+        }
+        self.flow.query_up.next = self.qup.val();
+
+        // ---- Stage 8: the verdict.
+        self.busy.next = false;
+        for i in 0..LATENCY {
+            if self.p_valid.taps[i].val() {
+                self.busy.next = true;
+            }
+        }
+        self.o_vip.next = self.p_vip.taps[7].val();
+        self.out_valid.next = self.p_valid.taps[7].val();
+        self.out_mode.next = self.p_mode.taps[7].val();
+        self.out_hash.next = self.p_hash.taps[5].val();
+        self.out_l3_offset.next = self.p_l3.taps[7].val();
+        self.out_ip_len.next = self.p_ip_len.taps[7].val();
+        self.out_is_v6.next = self.p_is_v6.taps[7].val();
+        self.out_dscp_ecn.next = self.p_dscp.taps[7].val();
+        self.out_vip.next = self.zero16.val();
+        self.out_backend.next = self.zero16.val();
+        self.out_flow.next = false;
+        self.out_hit.next = false;
+        self.out_insert.next = self.zero3.val();
+        self.out_reselect.next = false;
+        if self.p_bal.taps[7].val() {
+            self.out_flow.next = true;
+            self.out_hit.next = self.flow.res_hit.val();
+            self.out_insert.next = self.flow.res_insert.val();
+            self.out_reselect.next = self.flow.res_reselect.val();
+            self.out_vip.next = self.o_vip.val().get_bits::<16>(0);
+            if self.flow.res_forward.val() {
+                self.out_verdict.next = self.kind_forward.val();
+                self.out_reason.next = self.zero8.val();
+                self.out_backend.next = self.flow.res_backend.val();
+            } else {
+                self.out_verdict.next = self.kind_drop.val();
+                self.out_reason.next = self.no_backend_code.val();
+            }
+        } else {
+            self.out_verdict.next = self.p_kind.taps[7].val();
+            self.out_reason.next = self.p_code.taps[7].val();
+        }
+    }
+}
