@@ -5,6 +5,7 @@ mod ctl;
 mod gen_trace;
 mod report;
 mod run;
+mod synth;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -42,6 +43,8 @@ enum Command {
         /// The TOML config file.
         file: PathBuf,
     },
+    /// Synthesise the hardware: ECP5 bitstream, UltraScale+ estimate, Vivado/Quartus scripts.
+    Synth(synth::SynthArgs),
 }
 
 #[derive(Args)]
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
             run::run(args)
         }
         Command::Ctl(args) => ctl::run(args),
+        Command::Synth(args) => synth::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

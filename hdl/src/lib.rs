@@ -14,12 +14,15 @@
 //! * [`flow_table`] — the set-associative flow table in block RAM, one request per clock,
 //!   with forwarding so back-to-back requests see each other's writes.
 //! * [`toolchain`] — running yosys and Verilator on emitted Verilog.
+//! * [`synth`] — the synthesis flows behind `flowgate synth`: ECP5 bitstreams, yosys
+//!   UltraScale+ estimates, generated Vivado and Quartus projects, and their reports.
 
 pub mod axis;
 pub mod axis_parse;
 pub mod flow_table;
 pub mod hash;
 pub mod parse;
+pub mod synth;
 pub mod toolchain;
 
 use rust_hdl::prelude::{generate_verilog, Block};
