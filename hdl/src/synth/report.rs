@@ -409,3 +409,86 @@ fn round2(x: f64) -> f64 {
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{design, Profile};
+    use std::path::PathBuf;
+
+    /// The shape of nextpnr-ecp5 0.11's `--report` (cut down from a real run of the
+    /// 16K flow table).
+    const NEXTPNR: &str = r#"{
+      "utilization": {
+        "DP16KD": {"available": 208, "used": 116},
+        "TRELLIS_COMB": {"available": 83640, "used": 6271},
+        "TRELLIS_FF": {"available": 83640, "used": 2478},
+        "TRELLIS_IO": {"available": 365, "used": 3}
+      },
+      "fmax": {"$glbnet$clk$TRELLIS_IO_IN": {"achieved": 50.725372314453125, "constraint": 150}},
+      "critical_paths": [{"from": "posedge clk", "to": "posedge clk", "path": [
+        {"type": "clk-to-q", "delay": 0.525, "from": {"cell": "dut.r2_set.q_FF", "port": "Q"},
+         "to": {"cell": "dut.r2_set.q_FF", "port": "Q"}},
+        {"type": "routing", "delay": 1.144, "net": "dut.r2_set.q[6]",
+         "from": {"cell": "dut.r2_set.q_FF", "port": "Q"}, "to": {"cell": "dut.lut", "port": "A"}},
+        {"type": "setup", "delay": 0.0, "to": {"cell": "dut.s_live.q_FF", "port": "DI"}}
+      ]}]
+    }"#;
+
+    fn report(target: Target, profile: Profile, name: &'static str) -> Report {
+        let opts = Options {
+            design: name,
+            target,
+            profile,
+            freq_mhz: 150.0,
+            out_dir: PathBuf::new(),
+            seed: 1,
+        };
+        Report::new(design(name).unwrap(), &opts)
+    }
+
+    #[test]
+    fn nextpnr_figures_land_in_the_report() {
+        let mut r = report(Target::Ecp5_85F, Profile::Small, "flow-table-16k");
+        r.apply_nextpnr(NEXTPNR).unwrap();
+        assert_eq!(r.fmax_mhz.map(round2), Some(50.73));
+        let bram = r.resource("BRAM").unwrap();
+        assert_eq!((bram.used, bram.available), (Some(116), 208));
+        assert_eq!(r.resource("LUT").unwrap().used, Some(6271));
+        assert_eq!(r.resource("DSP").unwrap().used, Some(0));
+        // The table's 116 blocks are its own: 208 / 29 = 7 ways of 4096.
+        assert_eq!(r.flow_entries_fit(), 7 * 4096);
+        assert_eq!(r.critical_path.len(), 3);
+        assert_eq!(r.critical_path[1].at, "net dut.r2_set.q[6]");
+        let json = r.to_json();
+        assert_eq!(json["clock"]["met"], false);
+        // 64-bit stream: 8 beats per minimum frame.
+        assert_eq!(json["line_rate"]["stream_beats_per_64b_frame"], 8);
+        let md = r.to_markdown();
+        assert!(md.contains("achieved 50.7 MHz** (not met)"), "{md}");
+        assert!(md.contains("| BRAM | DP16KD | 116 | 208 | 55.8 |"), "{md}");
+    }
+
+    #[test]
+    fn block_ram_outside_the_table_reduces_what_fits() {
+        let mut r = report(Target::Ecp5_85F, Profile::Small, "toeplitz");
+        r.resources[2].used = Some(29);
+        assert_eq!(r.flow_entries_fit(), 6 * 4096);
+    }
+
+    #[test]
+    fn unreadable_nextpnr_reports_are_errors() {
+        let mut r = report(Target::Ecp5_85F, Profile::Small, "flow-table-16k");
+        assert!(r.apply_nextpnr("not json").is_err());
+        assert!(r.apply_nextpnr(r#"{"utilization": {}}"#).is_err());
+    }
+
+    #[test]
+    fn line_rate_at_150_mhz_covers_100_gbe_minimum_frames() {
+        let mut r = report(Target::Ecp5_85F, Profile::Hundred, "flow-table-16k");
+        r.fmax_mhz = Some(150.0);
+        let json = r.to_json();
+        assert!(json["line_rate"]["pipeline_frames_per_s"].as_f64().unwrap() >= 148.8e6);
+        assert_eq!(json["line_rate"]["pipeline_gbps_64b_on_wire"], 100.8);
+    }
+}
