@@ -160,10 +160,10 @@ pub static DESIGNS: &[DesignSpec] = &[
         source: Source::Block(|| emit(FlowTable::<8, 4>::default())),
     },
     DesignSpec {
-        name: "flow-table-32",
-        about: "flow table, 16 sets × 2 ways (scripts/test's smoke bitstream)",
-        flow_entries: 32,
-        source: Source::Block(|| emit(FlowTable::<4, 2>::default())),
+        name: "flow-table-16",
+        about: "flow table, 16 sets × 1 way (scripts/test's smoke bitstream)",
+        flow_entries: 16,
+        source: Source::Block(|| emit(FlowTable::<4, 1>::default())),
     },
     DesignSpec {
         name: "toeplitz",
@@ -681,7 +681,7 @@ mod tests {
         for target in [Target::Vivado, Target::Quartus] {
             let dir = tempfile::tempdir().unwrap();
             let opts = Options {
-                design: "flow-table-32",
+                design: "flow-table-16",
                 target,
                 profile: Profile::Hundred,
                 freq_mhz: 250.0,
@@ -701,7 +701,7 @@ mod tests {
             )
             .unwrap();
             assert_eq!(json["clock"]["fmax_mhz"], serde_json::Value::Null);
-            assert_eq!(json["flow_table"]["entries"], 32);
+            assert_eq!(json["flow_table"]["entries"], 16);
             // 512-bit stream: one beat per 64-byte frame, 250 M frames/s at II = 1.
             assert_eq!(json["line_rate"]["stream_beats_per_64b_frame"], 1);
             assert_eq!(json["line_rate"]["pipeline_frames_per_s"], 250e6);
@@ -713,7 +713,7 @@ mod tests {
     fn the_xilinx_estimate_counts_block_ram_for_the_table() {
         let dir = tempfile::tempdir().unwrap();
         let opts = Options {
-            design: "flow-table-32",
+            design: "flow-table-16",
             target: Target::XilinxEstimate,
             profile: Profile::Small,
             freq_mhz: 250.0,
@@ -723,7 +723,7 @@ mod tests {
         let report = run(&opts, &mut |_| {}).unwrap();
         let used = |class| report.resource(class).unwrap().used.unwrap();
         assert!(used("LUT") > 100, "{:?}", report.resources);
-        // At least the pipeline and write-history registers (not the 16 × 2 table,
+        // At least the pipeline and write-history registers (not the 16 × 1 table,
         // which may go to distributed RAM).
         assert!(used("FF") > 300, "{:?}", report.resources);
         assert_eq!(used("DSP"), 0);
