@@ -6,6 +6,7 @@ mod gen_trace;
 mod hdl_cmd;
 mod report;
 mod run;
+mod synth;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -46,6 +47,8 @@ enum Command {
         /// The TOML config file.
         file: PathBuf,
     },
+    /// Synthesise the hardware: ECP5 bitstream, UltraScale+ estimate, Vivado/Quartus scripts.
+    Synth(synth::SynthArgs),
 }
 
 #[derive(Args)]
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
             run::run(args)
         }
         Command::Ctl(args) => ctl::run(args),
+        Command::Synth(args) => synth::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -282,14 +282,32 @@ pub struct FlowTable<const SET_BITS: usize, const WAYS: usize> {
     q2_digest: [DFF<Bits<64>>; WAYS],
     q2_backend: [DFF<Bits<16>>; WAYS],
     q2_seen: [DFF<Bits<32>>; WAYS],
-    // Stage 2 logic: the set with the writes of k-4..k-2 applied, and what follows.
+    /// Registered in stage 1: the set of the write that sits in `w1`/`w2`/`w3` when this
+    /// request reaches stage 2 equals this request's set (the compare moves out of stage 2).
+    same1: DFF<bool>,
+    same2: DFF<bool>,
+    same3: DFF<bool>,
+    // Stage 2 logic: facts of every candidate source (the RAM read per way, the three
+    // writes), computed side by side, then muxed by the writes of k-4..k-2.
+    ram_age: [Signal<Local, Bits<32>>; WAYS],
+    ram_dmatch: Signal<Local, Bits<WAYS>>,
+    ram_live: Signal<Local, Bits<WAYS>>,
+    w1_age: Signal<Local, Bits<32>>,
+    w2_age: Signal<Local, Bits<32>>,
+    w3_age: Signal<Local, Bits<32>>,
+    w1_dmatch: Signal<Local, bool>,
+    w2_dmatch: Signal<Local, bool>,
+    w3_dmatch: Signal<Local, bool>,
+    w1_live: Signal<Local, bool>,
+    w2_live: Signal<Local, bool>,
+    w3_live: Signal<Local, bool>,
+    m_dmatch_w: [Signal<Local, bool>; WAYS],
+    m_live_w: [Signal<Local, bool>; WAYS],
     w1_pending: Signal<Local, bool>,
     w2_pending: Signal<Local, bool>,
     w3_pending: Signal<Local, bool>,
     m_class: [Signal<Local, Bits<2>>; WAYS],
-    m_digest: [Signal<Local, Bits<64>>; WAYS],
     m_backend: [Signal<Local, Bits<16>>; WAYS],
-    m_seen: [Signal<Local, Bits<32>>; WAYS],
     age: [Signal<Local, Bits<32>>; WAYS],
     prev_age: Signal<Local, Bits<32>>,
     m_valid: Signal<Local, Bits<WAYS>>,
@@ -379,8 +397,9 @@ pub struct FlowTable<const SET_BITS: usize, const WAYS: usize> {
     w2_digest: DFF<Bits<64>>,
     w2_backend: DFF<Bits<16>>,
     w2_seen: DFF<Bits<32>>,
+    // w3 needs no set: its set was matched against the request a cycle earlier, as w2's
+    // (`same3`).
     w3_en: DFF<bool>,
-    w3_set: DFF<Bits<SET_BITS>>,
     w3_way: DFF<Bits<WAYS>>,
     w3_class: DFF<Bits<2>>,
     w3_digest: DFF<Bits<64>>,
@@ -479,13 +498,28 @@ impl<const SET_BITS: usize, const WAYS: usize> Default for FlowTable<SET_BITS, W
             q2_digest: array(|_| Default::default()),
             q2_backend: array(|_| Default::default()),
             q2_seen: array(|_| Default::default()),
+            same1: Default::default(),
+            same2: Default::default(),
+            same3: Default::default(),
+            ram_age: array(|_| Default::default()),
+            ram_dmatch: Default::default(),
+            ram_live: Default::default(),
+            w1_age: Default::default(),
+            w2_age: Default::default(),
+            w3_age: Default::default(),
+            w1_dmatch: Default::default(),
+            w2_dmatch: Default::default(),
+            w3_dmatch: Default::default(),
+            w1_live: Default::default(),
+            w2_live: Default::default(),
+            w3_live: Default::default(),
+            m_dmatch_w: array(|_| Default::default()),
+            m_live_w: array(|_| Default::default()),
             w1_pending: Default::default(),
             w2_pending: Default::default(),
             w3_pending: Default::default(),
             m_class: array(|_| Default::default()),
-            m_digest: array(|_| Default::default()),
             m_backend: array(|_| Default::default()),
-            m_seen: array(|_| Default::default()),
             age: array(|_| Default::default()),
             prev_age: Default::default(),
             m_valid: Default::default(),
@@ -567,7 +601,6 @@ impl<const SET_BITS: usize, const WAYS: usize> Default for FlowTable<SET_BITS, W
             w2_backend: Default::default(),
             w2_seen: Default::default(),
             w3_en: Default::default(),
-            w3_set: Default::default(),
             w3_way: Default::default(),
             w3_class: Default::default(),
             w3_digest: Default::default(),
@@ -600,6 +633,9 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
             r2_vip,
             r2_select_ok,
             r2_select,
+            same1,
+            same2,
+            same3,
             r3_valid,
             r3_set,
             r3_digest,
@@ -643,7 +679,6 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
             w2_backend,
             w2_seen,
             w3_en,
-            w3_set,
             w3_way,
             w3_class,
             w3_digest,
@@ -699,12 +734,17 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
         self.r2_vip.d.next = self.r1_vip.q.val();
         self.r2_select_ok.d.next = self.r1_select_ok.q.val();
         self.r2_select.d.next = self.r1_select.q.val();
+        // Next cycle w1 holds what stage 3 decides now (r3's set), w2 what w1 holds now,
+        // w3 what w2 holds now; r2 holds r1.
+        self.same1.d.next = self.r3_set.q.val() == self.r1_set.q.val();
+        self.same2.d.next = self.w1_set.q.val() == self.r1_set.q.val();
+        self.same3.d.next = self.w2_set.q.val() == self.r1_set.q.val();
 
         // ---- Stage 2: apply the writes of requests k-4, k-3, k-2 (newest last, so it
         // wins), then reduce each way to the facts the decision needs.
-        self.w1_pending.next = self.w1_en.q.val() && self.w1_set.q.val() == self.r2_set.q.val();
-        self.w2_pending.next = self.w2_en.q.val() && self.w2_set.q.val() == self.r2_set.q.val();
-        self.w3_pending.next = self.w3_en.q.val() && self.w3_set.q.val() == self.r2_set.q.val();
+        self.w1_pending.next = self.w1_en.q.val() && self.same1.q.val();
+        self.w2_pending.next = self.w2_en.q.val() && self.same2.q.val();
+        self.w3_pending.next = self.w3_en.q.val() && self.same3.q.val();
         self.m_valid.next = self.no_ways.val();
         self.m_dmatch.next = self.no_ways.val();
         self.m_live.next = self.no_ways.val();
@@ -713,28 +753,75 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
         self.m_ge_prev.next = self.no_ways.val();
         // Age of an entry the previous request (k-1) writes: it carries k-1's tick.
         self.prev_age.next = self.r2_now.q.val() - self.r3_now.q.val();
+        // Digest match, age and liveness of each source before the overlay picks one:
+        // the subtracts and compares run beside the set match instead of after the mux.
+        self.w1_age.next = self.r2_now.q.val() - self.w1_seen.q.val();
+        self.w2_age.next = self.r2_now.q.val() - self.w2_seen.q.val();
+        self.w3_age.next = self.r2_now.q.val() - self.w3_seen.q.val();
+        self.w1_dmatch.next = self.w1_digest.q.val() == self.r2_digest.q.val();
+        self.w2_dmatch.next = self.w2_digest.q.val() == self.r2_digest.q.val();
+        self.w3_dmatch.next = self.w3_digest.q.val() == self.r2_digest.q.val();
+        self.w1_live.next = (self.w1_class.q.val() == self.class_embryonic.val()
+            && self.w1_age.val() <= self.timeout_embryonic.val())
+            || (self.w1_class.q.val() == self.class_tcp.val()
+                && self.w1_age.val() <= self.timeout_tcp.val())
+            || (self.w1_class.q.val() == self.class_udp.val()
+                && self.w1_age.val() <= self.timeout_udp.val());
+        self.w2_live.next = (self.w2_class.q.val() == self.class_embryonic.val()
+            && self.w2_age.val() <= self.timeout_embryonic.val())
+            || (self.w2_class.q.val() == self.class_tcp.val()
+                && self.w2_age.val() <= self.timeout_tcp.val())
+            || (self.w2_class.q.val() == self.class_udp.val()
+                && self.w2_age.val() <= self.timeout_udp.val());
+        self.w3_live.next = (self.w3_class.q.val() == self.class_embryonic.val()
+            && self.w3_age.val() <= self.timeout_embryonic.val())
+            || (self.w3_class.q.val() == self.class_tcp.val()
+                && self.w3_age.val() <= self.timeout_tcp.val())
+            || (self.w3_class.q.val() == self.class_udp.val()
+                && self.w3_age.val() <= self.timeout_udp.val());
+        self.ram_dmatch.next = self.no_ways.val();
+        self.ram_live.next = self.no_ways.val();
+        for w in 0..WAYS {
+            self.ram_age[w].next = self.r2_now.q.val() - self.q2_seen[w].q.val();
+            if self.q2_digest[w].q.val() == self.r2_digest.q.val() {
+                self.ram_dmatch.next = self.ram_dmatch.val() | self.onehot[w].val();
+            }
+            if (self.q2_class[w].q.val() == self.class_embryonic.val()
+                && self.ram_age[w].val() <= self.timeout_embryonic.val())
+                || (self.q2_class[w].q.val() == self.class_tcp.val()
+                    && self.ram_age[w].val() <= self.timeout_tcp.val())
+                || (self.q2_class[w].q.val() == self.class_udp.val()
+                    && self.ram_age[w].val() <= self.timeout_udp.val())
+            {
+                self.ram_live.next = self.ram_live.val() | self.onehot[w].val();
+            }
+        }
         for w in 0..WAYS {
             self.m_class[w].next = self.q2_class[w].q.val();
-            self.m_digest[w].next = self.q2_digest[w].q.val();
             self.m_backend[w].next = self.q2_backend[w].q.val();
-            self.m_seen[w].next = self.q2_seen[w].q.val();
+            self.age[w].next = self.ram_age[w].val();
+            self.m_dmatch_w[w].next = self.ram_dmatch.val().get_bit(w);
+            self.m_live_w[w].next = self.ram_live.val().get_bit(w);
             if self.w3_pending.val() && self.w3_way.q.val().get_bit(w) {
                 self.m_class[w].next = self.w3_class.q.val();
-                self.m_digest[w].next = self.w3_digest.q.val();
                 self.m_backend[w].next = self.w3_backend.q.val();
-                self.m_seen[w].next = self.w3_seen.q.val();
+                self.age[w].next = self.w3_age.val();
+                self.m_dmatch_w[w].next = self.w3_dmatch.val();
+                self.m_live_w[w].next = self.w3_live.val();
             }
             if self.w2_pending.val() && self.w2_way.q.val().get_bit(w) {
                 self.m_class[w].next = self.w2_class.q.val();
-                self.m_digest[w].next = self.w2_digest.q.val();
                 self.m_backend[w].next = self.w2_backend.q.val();
-                self.m_seen[w].next = self.w2_seen.q.val();
+                self.age[w].next = self.w2_age.val();
+                self.m_dmatch_w[w].next = self.w2_dmatch.val();
+                self.m_live_w[w].next = self.w2_live.val();
             }
             if self.w1_pending.val() && self.w1_way.q.val().get_bit(w) {
                 self.m_class[w].next = self.w1_class.q.val();
-                self.m_digest[w].next = self.w1_digest.q.val();
                 self.m_backend[w].next = self.w1_backend.q.val();
-                self.m_seen[w].next = self.w1_seen.q.val();
+                self.age[w].next = self.w1_age.val();
+                self.m_dmatch_w[w].next = self.w1_dmatch.val();
+                self.m_live_w[w].next = self.w1_live.val();
             }
             self.query_backend[w].next = self.m_backend[w].val();
             self.peek_class[w].next = self.q2_class[w].q.val();
@@ -742,23 +829,16 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
             self.peek_backend[w].next = self.q2_backend[w].q.val();
             self.peek_last_seen[w].next = self.q2_seen[w].q.val();
 
-            self.age[w].next = self.r2_now.q.val() - self.m_seen[w].val();
             if self.m_class[w].val() != self.class_none.val() {
                 self.m_valid.next = self.m_valid.val() | self.onehot[w].val();
-                if self.m_digest[w].val() == self.r2_digest.q.val() {
+                if self.m_dmatch_w[w].val() {
                     self.m_dmatch.next = self.m_dmatch.val() | self.onehot[w].val();
                 }
             }
             if self.m_class[w].val() == self.class_embryonic.val() {
                 self.m_emb.next = self.m_emb.val() | self.onehot[w].val();
             }
-            if (self.m_class[w].val() == self.class_embryonic.val()
-                && self.age[w].val() <= self.timeout_embryonic.val())
-                || (self.m_class[w].val() == self.class_tcp.val()
-                    && self.age[w].val() <= self.timeout_tcp.val())
-                || (self.m_class[w].val() == self.class_udp.val()
-                    && self.age[w].val() <= self.timeout_udp.val())
-            {
+            if self.m_live_w[w].val() {
                 self.m_live.next = self.m_live.val() | self.onehot[w].val();
             }
             if self.prev_age.val() >= self.age[w].val() {
@@ -994,7 +1074,6 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
         self.w2_backend.d.next = self.w1_backend.q.val();
         self.w2_seen.d.next = self.w1_seen.q.val();
         self.w3_en.d.next = self.w2_en.q.val();
-        self.w3_set.d.next = self.w2_set.q.val();
         self.w3_way.d.next = self.w2_way.q.val();
         self.w3_class.d.next = self.w2_class.q.val();
         self.w3_digest.d.next = self.w2_digest.q.val();

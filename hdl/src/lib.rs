@@ -24,6 +24,8 @@
 //! * [`widen`] — concatenation and zero-extension as tiny Verilog modules.
 //! * [`toolchain`] — running yosys and Verilator on emitted Verilog.
 //! * [`emit`] — the files `flowgate hdl emit` writes: Verilog, shell wrapper, manifest.
+//! * [`synth`] — the synthesis flows behind `flowgate synth`: ECP5 bitstreams, yosys
+//!   UltraScale+ estimates, generated Vivado and Quartus projects, and their reports.
 
 pub mod axis;
 pub mod axis_parse;
@@ -37,6 +39,7 @@ pub mod hash;
 pub mod parse;
 pub mod rewrite;
 pub mod stand_in;
+pub mod synth;
 pub mod toolchain;
 pub mod widen;
 

