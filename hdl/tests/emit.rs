@@ -10,24 +10,23 @@ use flowgate_hdl::Design;
 #[test]
 fn emitted_core_and_wrapper_build_with_the_wrapper_as_top() {
     let dir = tempfile::tempdir().unwrap();
-    let out = emit::write(Design::AxisParser, dir.path()).unwrap();
+    let out = emit::write(Design::StandIn64, dir.path()).unwrap();
     let core = std::fs::read_to_string(&out.core).unwrap();
     let wrapper = std::fs::read_to_string(&out.wrapper).unwrap();
     assert!(core.contains(&format!("module {CORE_MODULE}(")));
     assert!(!core.contains("module top("), "the generic name is gone");
     let both = format!("{core}\n{wrapper}");
     let report = yosys_synth(&both, WRAPPER_MODULE, SynthFlow::Generic).unwrap();
-    assert!(report.total_cells() > 1000, "{report:?}");
-    verilator_lint(
-        &both,
-        WRAPPER_MODULE,
-        flowgate_hdl::toolchain::RUST_HDL_LINT_WAIVERS,
-    )
-    .unwrap();
+    assert!(report.total_cells() > 100, "{report:?}");
+    // The stand-in's own lint waivers (hdl/src/stand_in.rs says why: rust-hdl's FIFO
+    // widget); the wrapper adds nothing to waive.
+    let mut waivers = flowgate_hdl::toolchain::RUST_HDL_LINT_WAIVERS.to_vec();
+    waivers.extend(["WIDTH", "UNUSEDSIGNAL", "UNOPTFLAT"]);
+    verilator_lint(&both, WRAPPER_MODULE, &waivers).unwrap();
 
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out.manifest).unwrap()).unwrap();
-    assert_eq!(manifest["design"], "axis-parser");
+    assert_eq!(manifest["design"], "stand-in-64");
     assert_eq!(manifest["modules"]["wrapper"], WRAPPER_MODULE);
     let ports = manifest["ports"].as_array().unwrap();
     assert_eq!(ports.len(), out.ports.len());
@@ -42,7 +41,16 @@ fn emitted_core_and_wrapper_build_with_the_wrapper_as_top() {
         };
         assert!(wrapper.contains(&decl), "{decl} in\n{wrapper}");
     }
-    assert!(ports.iter().any(|p| p["name"] == "clk"));
+    // The top's ports: AXI names, the clock renamed.
+    for name in [
+        "clk",
+        "s_axis_tdata",
+        "m_axis_tuser",
+        "s_axil_awaddr",
+        "s_axil_rdata",
+    ] {
+        assert!(ports.iter().any(|p| p["name"] == name), "{name}");
+    }
     assert_eq!(
         manifest["register_map"]["registers"]
             .as_array()
