@@ -7,6 +7,7 @@
 //! rewrites exactly those identifiers (an identifier that merely ends in `top`, such as
 //! `stop$d`, is left alone).
 
+pub use crate::synth::wrap::{top_ports, Direction, Port};
 use crate::Design;
 use flowgate_core::regmap::{self, WindowKind};
 use serde_json::{json, Value};
@@ -16,56 +17,6 @@ use std::path::{Path, PathBuf};
 pub const CORE_MODULE: &str = "flowgate_core";
 /// The wrapper module a shell instantiates.
 pub const WRAPPER_MODULE: &str = "flowgate_app";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    Input,
-    Output,
-}
-
-/// One port of the emitted top module.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Port {
-    pub name: String,
-    pub direction: Direction,
-    pub width: u32,
-}
-
-/// The ports of `module top(...)` as rust-hdl declares them under `// Module arguments`:
-/// one `input wire [h:0] name;` / `output reg name;` line each.
-pub fn top_ports(verilog: &str) -> Vec<Port> {
-    let Some(start) = verilog.find("module top(") else {
-        return Vec::new();
-    };
-    let body = &verilog[start..];
-    let end = body.find("endmodule").unwrap_or(body.len());
-    body[..end]
-        .lines()
-        .map(str::trim)
-        .filter_map(|line| {
-            let direction = if line.starts_with("input ") {
-                Direction::Input
-            } else if line.starts_with("output ") {
-                Direction::Output
-            } else {
-                return None;
-            };
-            let decl = line.strip_suffix(';')?;
-            let name = decl.split_whitespace().last()?.to_string();
-            let width = match (decl.find('['), decl.find(':')) {
-                (Some(open), Some(colon)) if colon > open => {
-                    decl[open + 1..colon].trim().parse::<u32>().ok()? + 1
-                }
-                _ => 1,
-            };
-            Some(Port {
-                name,
-                direction,
-                width,
-            })
-        })
-        .collect()
-}
 
 /// `verilog` with the module `top` and its submodules `top$...` renamed to `name`.
 pub fn rename_top(verilog: &str, name: &str) -> String {
@@ -197,7 +148,7 @@ pub struct Emitted {
 pub fn write(design: Design, dir: &Path) -> std::io::Result<Emitted> {
     std::fs::create_dir_all(dir)?;
     let verilog = crate::emit_verilog(design);
-    let ports = top_ports(&verilog);
+    let ports = top_ports(&verilog).map_err(std::io::Error::other)?;
     let core = dir.join(format!("{CORE_MODULE}.v"));
     let wrapper_path = dir.join(format!("{WRAPPER_MODULE}.v"));
     let manifest = dir.join("manifest.json");
@@ -252,18 +203,6 @@ pub fn write(design: Design, dir: &Path) -> std::io::Result<Emitted> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ports_are_read_from_the_module_arguments() {
-        let v = crate::emit_verilog(Design::FlowToeplitz);
-        let ports = top_ports(&v);
-        let find = |n: &str| ports.iter().find(|p| p.name == n).unwrap().clone();
-        assert_eq!(find("clock").width, 1);
-        assert_eq!(find("key").width, 416);
-        assert_eq!(find("data").width, 312);
-        assert_eq!(find("hash").direction, Direction::Output);
-        assert_eq!(ports.len(), 4);
-    }
 
     #[test]
     fn rename_touches_only_the_top_module_names() {
