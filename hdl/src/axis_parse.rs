@@ -40,6 +40,9 @@ pub struct AxisParser<const DATA_BITS: usize, const KEEP_BITS: usize> {
     pub dst_port: Signal<Out, Bits<16>>,
     pub tcp_flags: Signal<Out, Bits<8>>,
     pub dscp_ecn: Signal<Out, Bits<8>>,
+    /// The frame's length in bytes (saturating at 65 535), with `valid`.
+    pub frame_len: Signal<Out, Bits<16>>,
+    len_q: DFF<Bits<32>>,
     capture: HeaderCapture<DATA_BITS, KEEP_BITS, HEADER_BITS>,
     parse: FlowHeaderParse,
 }
@@ -53,6 +56,10 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for AxisParser<DATA_B
     #[hdl_gen]
     fn update(&mut self) {
         clock!(self, clock, capture, parse);
+        dff_setup!(self, clock, len_q);
+        // The parser's output register is one clock behind the capture: so is the length.
+        self.len_q.d.next = self.capture.frame_len.val();
+        self.frame_len.next = self.len_q.q.val().get_bits::<16>(0);
         self.capture.tdata.next = self.tdata.val();
         self.capture.tkeep.next = self.tkeep.val();
         self.capture.tlast.next = self.tlast.val();

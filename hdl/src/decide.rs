@@ -163,6 +163,14 @@ pub struct Decide<
     pub up_state: Signal<Out, Bits<BACKENDS>>,
     /// A frame is inside the block.
     pub busy: Signal<Out, Bit>,
+    /// Flow-table read-back: while no frame is at `t+4`, the flow table reads set
+    /// `peek_set`, and two clocks later its ways appear on `peek_*` as stored in RAM (with
+    /// the block drained — `busy` low for [`LATENCY`] clocks — that is the set's content).
+    pub peek_set: Signal<In, Bits<SET_BITS>>,
+    pub peek_class: [Signal<Out, Bits<2>>; WAYS],
+    pub peek_digest: [Signal<Out, Bits<64>>; WAYS],
+    pub peek_backend: [Signal<Out, Bits<16>>; WAYS],
+    pub peek_last_seen: [Signal<Out, Bits<32>>; WAYS],
     // The decision, `LATENCY` clocks after the input.
     pub out_valid: Signal<Out, Bit>,
     /// [`VERDICT_FORWARD`], [`VERDICT_PASS`] or [`VERDICT_DROP`].
@@ -411,6 +419,11 @@ impl<
             up_mask: Default::default(),
             up_state: Default::default(),
             busy: Default::default(),
+            peek_set: Default::default(),
+            peek_class: std::array::from_fn(|_| Default::default()),
+            peek_digest: std::array::from_fn(|_| Default::default()),
+            peek_backend: std::array::from_fn(|_| Default::default()),
+            peek_last_seen: std::array::from_fn(|_| Default::default()),
             out_valid: Default::default(),
             out_verdict: Default::default(),
             out_reason: Default::default(),
@@ -806,6 +819,15 @@ impl<
         }
         self.flow.req_valid.next = self.p_bal.taps[3].val();
         self.flow.req_set.next = self.s_hash.val().get_bits::<SET_BITS>(0);
+        if !self.p_bal.taps[3].val() {
+            self.flow.req_set.next = self.peek_set.val();
+        }
+        for w in 0..WAYS {
+            self.peek_class[w].next = self.flow.peek_class[w].val();
+            self.peek_digest[w].next = self.flow.peek_digest[w].val();
+            self.peek_backend[w].next = self.flow.peek_backend[w].val();
+            self.peek_last_seen[w].next = self.flow.peek_last_seen[w].val();
+        }
         self.flow.req_digest.next = self.p_digest.taps[1].val();
         self.flow.req_now.next = self.p_tick.taps[3].val();
         self.flow.req_class.next = self.p_class.taps[3].val();

@@ -39,6 +39,7 @@ pub mod hash;
 pub mod parse;
 pub mod rewrite;
 pub mod stand_in;
+pub mod top;
 pub mod synth;
 pub mod toolchain;
 pub mod widen;
