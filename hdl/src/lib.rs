@@ -19,6 +19,7 @@
 //!   one beat per clock; [`frame_fifo`] holds frames while their headers are decided.
 //! * [`stand_in`] — the top's exact ports around a register stub, for the simulation
 //!   engines until the real top exists.
+//! * [`top`] — all of them wired: AXI4-Stream in and out, AXI4-Lite registers.
 //! * [`counters`] — the counters, one frame event per clock.
 //! * [`csr`] — the AXI4-Lite register block of `docs/REGISTERS.md` and the table storage.
 //! * [`widen`] — concatenation and zero-extension as tiny Verilog modules.
@@ -77,6 +78,11 @@ pub enum Design {
     /// [`decide::FlowDecide`]: VIP match → hash → Maglev → flow table, the small profile
     /// (8 VIPs, 64 backends, M = 251, 4096 × 4 flows).
     FlowDecide,
+    /// [`top::SmallTop`]: the whole balancer, 64-bit stream, the small profile's tables
+    /// (8 VIPs, 64 backends, M = 251, 4096 × 4 flows).
+    Top,
+    /// [`top::WideTop`]: the same balancer on a 512-bit stream.
+    WideTop,
 }
 
 impl Design {
@@ -95,6 +101,8 @@ impl Design {
         Design::SmallCsr,
         Design::SmallCounters,
         Design::FlowDecide,
+        Design::Top,
+        Design::WideTop,
     ];
 
     /// The design's name on the command line: its variant name in kebab case, digits
@@ -165,6 +173,17 @@ impl Design {
                 "ways": 4,
                 "latency": decide::LATENCY,
             }),
+            Design::Top | Design::WideTop => json!({
+                "data_bits": if self == Design::Top { 64 } else { 512 },
+                "frame_fifo_beats": if self == Design::Top { 2048 } else { 256 },
+                "action_fifo_frames": 256,
+                "vips": 8,
+                "backends": 64,
+                "maglev_m": top::SMALL_MAGLEV_M,
+                "sets": 4096,
+                "ways": 4,
+                "decide_latency": decide::LATENCY,
+            }),
         }
     }
 }
@@ -188,6 +207,8 @@ pub fn emit_verilog(design: Design) -> String {
         Design::SmallCsr => emit(csr::small_csr()),
         Design::SmallCounters => emit(counters::SmallCounters::default()),
         Design::FlowDecide => emit(decide::FlowDecide::new(decide::FLOW_DECIDE_M)),
+        Design::Top => emit(top::small_top()),
+        Design::WideTop => emit(top::wide_top()),
     }
 }
 

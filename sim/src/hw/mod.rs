@@ -25,6 +25,7 @@
 //! engine, so `flowgate_driver::program::program` programs the design through AXI4-Lite.
 
 mod bus;
+pub mod replay;
 pub mod cycle;
 pub mod rtl;
 pub mod verilator;
@@ -210,10 +211,12 @@ pub fn open(engine: Engine, design: flowgate_hdl::Design) -> Result<Box<dyn HwSi
         Engine::Rtl => match design {
             Design::StandIn64 => Ok(Box::new(rtl::RtlSim::new(StandIn64::default()))),
             Design::StandIn512 => Ok(Box::new(rtl::RtlSim::new(StandIn512::default()))),
+            Design::Top => Ok(Box::new(rtl::RtlSim::new(flowgate_hdl::top::small_top()))),
+            Design::WideTop => Ok(Box::new(rtl::RtlSim::new(flowgate_hdl::top::wide_top()))),
             other => Err(HwError::NotATop(format!("{other:?}"))),
         },
         Engine::Verilator => match design {
-            Design::StandIn64 | Design::StandIn512 => Ok(Box::new(verilator::VerilatorSim::build(
+            Design::StandIn64 | Design::StandIn512 | Design::Top | Design::WideTop => Ok(Box::new(verilator::VerilatorSim::build(
                 &flowgate_hdl::emit_verilog(design),
             )?)),
             other => Err(HwError::NotATop(format!("{other:?}"))),

@@ -108,6 +108,15 @@ macro_rules! impl_top_ports {
 }
 
 impl_top_ports!([const D: usize, const K: usize] flowgate_hdl::stand_in::StandInTop<D, K>);
+impl_top_ports!([
+    const D: usize, const K: usize, const FB: usize, const FB1: usize, const AB: usize,
+    const AB1: usize, const VIPS: usize, const VIP_BITS: usize, const BACKENDS: usize,
+    const BACKEND_BITS: usize, const SLOT_BITS: usize, const MAGLEV_BITS: usize,
+    const UP_WORDS: usize, const SET_BITS: usize, const WAYS: usize
+] flowgate_hdl::top::Top<
+    D, K, FB, FB1, AB, AB1, VIPS, VIP_BITS, BACKENDS, BACKEND_BITS, SLOT_BITS, MAGLEV_BITS,
+    UP_WORDS, SET_BITS, WAYS
+>);
 
 enum Command {
     Write {

@@ -1,0 +1,166 @@
+//! Replaying a pcap trace through a simulated top ([`super::open`]): the driver programs
+//! the design through its AXI4-Lite registers ([`HwBus`]), frames stream in on `s_axis`
+//! with their tick, and what leaves on `m_axis` is matched back to the input frame it
+//! came from, so the output pcap carries the input's timestamps exactly as the software
+//! engine's does.
+//!
+//! # Matching outputs to inputs
+//! The design keeps input order and drops frames silently, so output `j` came from the
+//! first input at or after the previous match whose bytes it can be the rewrite of:
+//! * passed (`tuser` 1): the same bytes;
+//! * forwarded by L2 DSR: same length, same bytes from offset 12 (only the MACs change);
+//! * forwarded by IP-in-IP: ends with the input's IP datagram (`core::parse`'s `l3_offset`
+//!   and `ip_len`) after a 20- or 40-byte outer header.
+//!
+//! Two inputs with the same bytes get the same verdict under the same tables, and the
+//! tables only change between runs, so taking the first candidate is exact. An output that
+//! matches no input is a design bug and an error.
+
+use super::{HwBus, HwError, HwSim, OutFrame, RunConfig};
+use flowgate_core::counters::Counters;
+use flowgate_core::pipeline::tick_of;
+use flowgate_core::tables::Tables;
+use flowgate_driver::program::{self, ProgramError};
+use flowgate_host::pcap_io::Frame;
+
+/// Why a hardware replay stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Hw(#[from] HwError),
+    #[error("programming the design: {0}")]
+    Program(#[from] ProgramError),
+    #[error(
+        "frame {index} is {len} bytes; the design's frame FIFO holds {max} (a frame must fit \
+         whole before it is decided)"
+    )]
+    FrameTooLong { index: usize, len: usize, max: usize },
+    #[error("output frame {output} of this run ({len} bytes, tuser {tuser}) is no rewrite of any input frame: the design and the contract disagree")]
+    Unmatched { output: usize, len: usize, tuser: u8 },
+}
+
+/// One frame the design sent out, with the index of the input frame it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emitted {
+    pub input: usize,
+    pub frame: OutFrame,
+}
+
+/// A programmed design ready to replay frames.
+pub struct HwReplay<E: HwSim> {
+    bus: HwBus<E>,
+    run: RunConfig,
+    max_frame: usize,
+    cycles: u64,
+}
+
+impl<E: HwSim> HwReplay<E> {
+    /// Program `tables` into `engine` through its registers and enable balancing.
+    /// `max_frame` is the longest frame the design can take (its frame FIFO).
+    pub fn new(engine: E, tables: &Tables, max_frame: usize) -> Result<HwReplay<E>, ReplayError> {
+        let mut replay = HwReplay {
+            bus: HwBus::new(engine),
+            run: RunConfig::default(),
+            max_frame,
+            cycles: 0,
+        };
+        replay.program(tables)?;
+        program::set_enabled(&mut replay.bus, true);
+        replay.check()?;
+        Ok(replay)
+    }
+
+    fn check(&mut self) -> Result<(), ReplayError> {
+        match self.bus.take_error() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Program new tables (a reload, a weight change): staged, committed at a frame
+    /// boundary, up bits narrowed across the commit (`flowgate_driver::program`).
+    pub fn program(&mut self, tables: &Tables) -> Result<(), ReplayError> {
+        let result = program::program(&mut self.bus, tables);
+        self.check()?;
+        Ok(result?)
+    }
+
+    /// Mark a backend up or down at once (`UP_SET` / `UP_CLEAR`).
+    pub fn set_backend_up(&mut self, backend: u16, up: bool) -> Result<(), ReplayError> {
+        program::set_backend_up(&mut self.bus, backend, up);
+        self.check()
+    }
+
+    /// The design's counters, read through the COUNTER window.
+    pub fn counters(&mut self, vips: u16, backends: u16) -> Result<Counters, ReplayError> {
+        let counters = program::read_counters(&mut self.bus, vips, backends);
+        self.check()?;
+        Ok(counters?)
+    }
+
+    /// Clocks spent streaming frames so far (register accesses excluded).
+    pub fn cycles(&self) -> u64 {
+        self.cycles
+    }
+
+    /// Stream `frames` (`first` is the index of `frames[0]` in the whole trace, for the
+    /// results and errors) back to back and collect what leaves, matched to its input.
+    pub fn run(&mut self, first: usize, frames: &[Frame]) -> Result<Vec<Emitted>, ReplayError> {
+        for (i, f) in frames.iter().enumerate() {
+            if f.data.len() > self.max_frame {
+                return Err(ReplayError::FrameTooLong {
+                    index: first + i,
+                    len: f.data.len(),
+                    max: self.max_frame,
+                });
+            }
+        }
+        let engine = self.bus.engine();
+        for f in frames {
+            engine.send(&f.data, tick_of(f.ts));
+        }
+        let report = engine.run(&self.run)?;
+        if let Some(span) = report.span() {
+            self.cycles += span;
+        }
+        let mut out = Vec::with_capacity(report.frames.len());
+        let mut next = 0;
+        for (j, frame) in report.frames.into_iter().enumerate() {
+            let Some(k) = (next..frames.len()).find(|&k| is_rewrite_of(&frame, &frames[k].data))
+            else {
+                return Err(ReplayError::Unmatched {
+                    output: j,
+                    len: frame.data.len(),
+                    tuser: frame.tuser,
+                });
+            };
+            out.push(Emitted {
+                input: first + k,
+                frame,
+            });
+            next = k + 1;
+        }
+        Ok(out)
+    }
+}
+
+/// `out` can be what the design made of `input` (see the module doc).
+fn is_rewrite_of(out: &OutFrame, input: &[u8]) -> bool {
+    let o = &out.data;
+    if out.tuser == flowgate_hdl::rewrite::TUSER_PASSED {
+        return o.as_slice() == input;
+    }
+    if o.len() == input.len() && o.len() >= 12 && o[12..] == input[12..] {
+        return true;
+    }
+    let Ok(flowgate_core::parse::Parsed::Ip(p)) = flowgate_core::parse::parse(input) else {
+        return false;
+    };
+    let (l3, ip_len) = (usize::from(p.l3_offset), usize::from(p.ip_len));
+    let Some(datagram) = input.get(l3..l3 + ip_len) else {
+        return false;
+    };
+    [20, 40]
+        .iter()
+        .any(|outer| o.len() == l3 + outer + ip_len && o.ends_with(datagram))
+}
