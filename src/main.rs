@@ -11,6 +11,9 @@ mod synth;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use flowgate_core::Verdict;
+use flowgate_driver::events::{self, ControlEvent};
+use flowgate_driver::ControlPlane;
+use std::time::Duration;
 use flowgate_host::pcap_io::{PcapSink, PcapSource};
 use flowgate_host::ShardedEngine;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -74,6 +77,27 @@ struct ReplayArgs {
     /// Print one JSON object on stdout instead of the summary table.
     #[arg(long)]
     json: bool,
+    /// Which engine runs the trace: the software path (`model`), the rust-hdl simulation
+    /// of the hardware design (`rtl`), or a Verilator build of its Verilog (`verilator`).
+    /// The hardware engines program the design through its AXI4-Lite registers and need
+    /// a config with the design's geometry (examples/hw-small.toml).
+    #[arg(long, value_enum, default_value_t = EngineArg::Model)]
+    engine: EngineArg,
+    /// Hardware design for `rtl` / `verilator` (`flowgate hdl list`): `top` (64-bit
+    /// stream) or `wide-top` (512-bit).
+    #[arg(long, default_value = "top")]
+    design: String,
+    /// Control events (backend down/up, weight, reload) applied at frame times; see
+    /// `flowgate_driver::events` for the format.
+    #[arg(long)]
+    events: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum EngineArg {
+    Model,
+    Rtl,
+    Verilator,
 }
 
 fn main() -> ExitCode {
@@ -123,44 +147,25 @@ fn replay(args: ReplayArgs) -> Result<()> {
         bail!("--workers and --burst must be at least 1");
     }
     let config = flowgate_driver::load(&args.config)?;
-    let tables = flowgate_driver::compile(&config);
-    let mut engine = ShardedEngine::new(tables, args.workers);
+    let control = ControlPlane::new(config, Some(args.config.clone()));
+    let events = match &args.events {
+        Some(path) => events::load(path)?,
+        None => Vec::new(),
+    };
     let mut source = PcapSource::open(&args.input)?;
     let mut output = PcapSink::create(&args.output)?;
     let mut passed = args.passed.as_deref().map(PcapSink::create).transpose()?;
-    let progress = progress_bar(&args.input);
-
-    let mut burst = Vec::with_capacity(args.burst);
-    loop {
-        burst.clear();
-        if source.read_burst(args.burst, &mut burst)? == 0 {
-            break;
+    let (tables, counters, workers) = match args.engine {
+        EngineArg::Model => replay_model(&args, &control, &events, &mut source, &mut output, &mut passed)?,
+        EngineArg::Rtl | EngineArg::Verilator => {
+            replay_hw(&args, &control, &events, &mut source, &mut output, &mut passed)?
         }
-        let outcomes = engine.process_burst(&burst);
-        for (frame, outcome) in burst.iter().zip(&outcomes) {
-            match outcome.verdict {
-                Verdict::Forward { .. } => output.write(frame.ts, &outcome.frame)?,
-                Verdict::Pass => {
-                    if let Some(p) = passed.as_mut() {
-                        p.write(frame.ts, &frame.data)?;
-                    }
-                }
-                Verdict::Drop(_) => {}
-            }
-        }
-        if let Some(pb) = &progress {
-            pb.inc(burst.iter().map(|f| f.data.len() as u64 + 16).sum());
-        }
-    }
+    };
     output.finish()?;
     if let Some(p) = passed {
         p.finish()?;
     }
-    if let Some(pb) = progress {
-        pb.finish_and_clear();
-    }
-    let counters = engine.counters();
-    let summary = report::Summary::new(engine.tables(), &counters, engine.worker_count());
+    let summary = report::Summary::new(&tables, &counters, workers);
     if args.json {
         println!(
             "{}",
@@ -170,6 +175,127 @@ fn replay(args: ReplayArgs) -> Result<()> {
         summary.print();
     }
     Ok(())
+}
+
+/// The events due before a frame at `ts`: those at or before `ts - first`.
+fn due<'e>(events: &'e [ControlEvent], next: &mut usize, first: Duration, ts: Duration) -> &'e [ControlEvent] {
+    let start = *next;
+    while *next < events.len() && first + events[*next].at <= ts {
+        *next += 1;
+    }
+    &events[start..*next]
+}
+
+fn replay_model(
+    args: &ReplayArgs,
+    control: &ControlPlane,
+    events: &[ControlEvent],
+    source: &mut PcapSource,
+    output: &mut PcapSink,
+    passed: &mut Option<PcapSink>,
+) -> Result<(flowgate_core::tables::Tables, flowgate_core::counters::Counters, usize)> {
+    let mut engine = ShardedEngine::new((*control.tables()).clone(), args.workers);
+    let progress = progress_bar(&args.input);
+    let mut first: Option<Duration> = None;
+    let mut next_event = 0;
+    let mut burst = Vec::with_capacity(args.burst);
+    loop {
+        burst.clear();
+        if source.read_burst(args.burst, &mut burst)? == 0 {
+            break;
+        }
+        // Split the burst where events fall, so each applies between the right frames.
+        let mut start = 0;
+        while start < burst.len() {
+            let t0 = *first.get_or_insert(burst[start].ts);
+            let mut end = start;
+            while end < burst.len() && due(events, &mut next_event.clone(), t0, burst[end].ts).is_empty() {
+                end += 1;
+            }
+            if end == start {
+                for event in due(events, &mut next_event, t0, burst[start].ts) {
+                    events::apply(control, event)?;
+                }
+                engine.update_tables((*control.tables()).clone());
+                continue;
+            }
+            let chunk = &burst[start..end];
+            let outcomes = engine.process_burst(chunk);
+            for (frame, outcome) in chunk.iter().zip(&outcomes) {
+                match outcome.verdict {
+                    Verdict::Forward { .. } => output.write(frame.ts, &outcome.frame)?,
+                    Verdict::Pass => {
+                        if let Some(p) = passed.as_mut() {
+                            p.write(frame.ts, &frame.data)?;
+                        }
+                    }
+                    Verdict::Drop(_) => {}
+                }
+            }
+            start = end;
+        }
+        if let Some(pb) = &progress {
+            pb.inc(burst.iter().map(|f| f.data.len() as u64 + 16).sum());
+        }
+    }
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    Ok((engine.tables().clone(), engine.counters(), engine.worker_count()))
+}
+
+fn replay_hw(
+    args: &ReplayArgs,
+    control: &ControlPlane,
+    events: &[ControlEvent],
+    source: &mut PcapSource,
+    output: &mut PcapSink,
+    passed: &mut Option<PcapSink>,
+) -> Result<(flowgate_core::tables::Tables, flowgate_core::counters::Counters, usize)> {
+    use flowgate_sim::hw::{self, replay::HwReplay};
+    let design = flowgate_hdl::Design::from_name(&args.design)
+        .with_context(|| format!("no design `{}` (see `flowgate hdl list`)", args.design))?;
+    let engine = match args.engine {
+        EngineArg::Rtl => hw::Engine::Rtl,
+        _ => hw::Engine::Verilator,
+    };
+    eprintln!("replay: building the {} engine for design `{}`", if engine == hw::Engine::Rtl { "rtl" } else { "verilator" }, args.design);
+    let sim = hw::open(engine, design)?;
+    let tables = control.tables();
+    let mut replay = HwReplay::new(sim, &tables, flowgate_hdl::top::MAX_FRAME_BYTES)?;
+    let mut frames = Vec::new();
+    while source.read_burst(args.burst, &mut frames)? > 0 {}
+    let first = frames.first().map_or(Duration::ZERO, |f| f.ts);
+    let mut next_event = 0;
+    let mut start = 0;
+    while start < frames.len() {
+        let applied = due(events, &mut next_event, first, frames[start].ts);
+        if !applied.is_empty() {
+            for event in applied {
+                events::apply(control, event)?;
+            }
+            replay.program(&control.tables())?;
+        }
+        let mut end = start + 1;
+        while end < frames.len() && end - start < args.burst && due(events, &mut next_event.clone(), first, frames[end].ts).is_empty() {
+            end += 1;
+        }
+        for emitted in replay.run(start, &frames[start..end])? {
+            let input = &frames[emitted.input];
+            if emitted.frame.tuser == flowgate_hdl::rewrite::TUSER_PASSED {
+                if let Some(p) = passed.as_mut() {
+                    p.write(input.ts, &emitted.frame.data)?;
+                }
+            } else {
+                output.write(input.ts, &emitted.frame.data)?;
+            }
+        }
+        start = end;
+    }
+    let tables = control.tables();
+    let counters = replay.counters(tables.vips.len() as u16, tables.backends.len() as u16)?;
+    eprintln!("replay: {} frames in {} clocks of streaming", frames.len(), replay.cycles());
+    Ok(((*tables).clone(), counters, 1))
 }
 
 /// A progress bar over the input file's bytes, only when stderr is a terminal.

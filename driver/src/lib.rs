@@ -22,6 +22,7 @@ pub mod bus;
 pub mod compile;
 pub mod config;
 pub mod control;
+pub mod events;
 pub mod health;
 pub mod mmap;
 pub mod program;

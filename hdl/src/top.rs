@@ -910,6 +910,9 @@ impl<
 pub type SmallTop = Top<64, 8, 11, 12, 8, 9, 8, 3, 64, 6, 8, 11, 2, 12, 4>;
 /// The same tables on a 512-bit stream (100G shells), 256-beat frame FIFO.
 pub type WideTop = Top<512, 64, 8, 9, 8, 9, 8, 3, 64, 6, 8, 11, 2, 12, 4>;
+/// The longest frame both profiles take: their frame FIFOs hold 16 KiB (2048 × 8 and
+/// 256 × 64 bytes).
+pub const MAX_FRAME_BYTES: usize = 16384;
 /// Maglev M of the profiles above.
 pub const SMALL_MAGLEV_M: u32 = crate::decide::FLOW_DECIDE_M;
 

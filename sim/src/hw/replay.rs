@@ -35,6 +35,17 @@ pub enum ReplayError {
          whole before it is decided)"
     )]
     FrameTooLong { index: usize, len: usize, max: usize },
+    #[error(
+        "the config's flow table is {config_sets} sets × {config_ways} ways; the design's is \
+         {sets} × {ways} (the hardware's geometry is fixed when it is built: use a config \
+         with the design's geometry, e.g. examples/hw-small.toml)"
+    )]
+    Geometry {
+        config_sets: u32,
+        config_ways: u32,
+        sets: u32,
+        ways: u32,
+    },
     #[error("output frame {output} of this run ({len} bytes, tuser {tuser}) is no rewrite of any input frame: the design and the contract disagree")]
     Unmatched { output: usize, len: usize, tuser: u8 },
 }
@@ -64,6 +75,17 @@ impl<E: HwSim> HwReplay<E> {
             max_frame,
             cycles: 0,
         };
+        let device = program::probe(&mut replay.bus);
+        replay.check()?;
+        let device = device?;
+        if device.geometry != tables.geometry {
+            return Err(ReplayError::Geometry {
+                config_sets: tables.geometry.sets,
+                config_ways: tables.geometry.ways,
+                sets: device.geometry.sets,
+                ways: device.geometry.ways,
+            });
+        }
         replay.program(tables)?;
         program::set_enabled(&mut replay.bus, true);
         replay.check()?;
