@@ -68,6 +68,10 @@ use flowgate_core::DropReason;
 use rust_hdl::prelude::*;
 use rust_hdl::widgets::fifo::fifo_logic::{FIFOReadLogic, FIFOWriteLogic};
 
+// `update` reads the length pipe's last tap as `taps[7]` (`#[hdl_gen]` cannot evaluate
+// `LATENCY - 1` in an index).
+const _: () = assert!(LATENCY == 8);
+
 /// Clocks the pipeline must have been empty before a FLOW read samples the flow table
 /// (a request's write lands 4 clocks after it, the read shows 2 clocks after its set).
 pub const FLOW_READ_QUIET: u64 = 6;
@@ -764,7 +768,7 @@ impl<
         self.a_ip_len.d.next = self.decide.out_ip_len.val();
         self.a_is_v6.d.next = self.decide.out_is_v6.val();
         self.a_dscp.d.next = self.decide.out_dscp_ecn.val();
-        self.a_len.d.next = self.len_pipe.taps[LATENCY - 1].val();
+        self.a_len.d.next = self.len_pipe.taps[7].val();
         self.a_flow.d.next = self.decide.out_flow.val();
         self.a_hit.d.next = self.decide.out_hit.val();
         self.a_insert.d.next = self.decide.out_insert.val();
