@@ -13,13 +13,13 @@ use clap::{Args, Parser, Subcommand};
 use flowgate_core::Verdict;
 use flowgate_driver::events::{self, ControlEvent};
 use flowgate_driver::ControlPlane;
-use std::time::Duration;
 use flowgate_host::pcap_io::{PcapSink, PcapSource};
 use flowgate_host::ShardedEngine;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -156,10 +156,22 @@ fn replay(args: ReplayArgs) -> Result<()> {
     let mut output = PcapSink::create(&args.output)?;
     let mut passed = args.passed.as_deref().map(PcapSink::create).transpose()?;
     let (tables, counters, workers) = match args.engine {
-        EngineArg::Model => replay_model(&args, &control, &events, &mut source, &mut output, &mut passed)?,
-        EngineArg::Rtl | EngineArg::Verilator => {
-            replay_hw(&args, &control, &events, &mut source, &mut output, &mut passed)?
-        }
+        EngineArg::Model => replay_model(
+            &args,
+            &control,
+            &events,
+            &mut source,
+            &mut output,
+            &mut passed,
+        )?,
+        EngineArg::Rtl | EngineArg::Verilator => replay_hw(
+            &args,
+            &control,
+            &events,
+            &mut source,
+            &mut output,
+            &mut passed,
+        )?,
     };
     output.finish()?;
     if let Some(p) = passed {
@@ -178,7 +190,12 @@ fn replay(args: ReplayArgs) -> Result<()> {
 }
 
 /// The events due before a frame at `ts`: those at or before `ts - first`.
-fn due<'e>(events: &'e [ControlEvent], next: &mut usize, first: Duration, ts: Duration) -> &'e [ControlEvent] {
+fn due<'e>(
+    events: &'e [ControlEvent],
+    next: &mut usize,
+    first: Duration,
+    ts: Duration,
+) -> &'e [ControlEvent] {
     let start = *next;
     while *next < events.len() && first + events[*next].at <= ts {
         *next += 1;
@@ -193,7 +210,11 @@ fn replay_model(
     source: &mut PcapSource,
     output: &mut PcapSink,
     passed: &mut Option<PcapSink>,
-) -> Result<(flowgate_core::tables::Tables, flowgate_core::counters::Counters, usize)> {
+) -> Result<(
+    flowgate_core::tables::Tables,
+    flowgate_core::counters::Counters,
+    usize,
+)> {
     let mut engine = ShardedEngine::new((*control.tables()).clone(), args.workers);
     let progress = progress_bar(&args.input);
     let mut first: Option<Duration> = None;
@@ -209,7 +230,9 @@ fn replay_model(
         while start < burst.len() {
             let t0 = *first.get_or_insert(burst[start].ts);
             let mut end = start;
-            while end < burst.len() && due(events, &mut next_event.clone(), t0, burst[end].ts).is_empty() {
+            while end < burst.len()
+                && due(events, &mut next_event.clone(), t0, burst[end].ts).is_empty()
+            {
                 end += 1;
             }
             if end == start {
@@ -241,7 +264,11 @@ fn replay_model(
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
-    Ok((engine.tables().clone(), engine.counters(), engine.worker_count()))
+    Ok((
+        engine.tables().clone(),
+        engine.counters(),
+        engine.worker_count(),
+    ))
 }
 
 fn replay_hw(
@@ -251,7 +278,11 @@ fn replay_hw(
     source: &mut PcapSource,
     output: &mut PcapSink,
     passed: &mut Option<PcapSink>,
-) -> Result<(flowgate_core::tables::Tables, flowgate_core::counters::Counters, usize)> {
+) -> Result<(
+    flowgate_core::tables::Tables,
+    flowgate_core::counters::Counters,
+    usize,
+)> {
     use flowgate_sim::hw::{self, replay::HwReplay};
     let design = flowgate_hdl::Design::from_name(&args.design)
         .with_context(|| format!("no design `{}` (see `flowgate hdl list`)", args.design))?;
@@ -259,7 +290,15 @@ fn replay_hw(
         EngineArg::Rtl => hw::Engine::Rtl,
         _ => hw::Engine::Verilator,
     };
-    eprintln!("replay: building the {} engine for design `{}`", if engine == hw::Engine::Rtl { "rtl" } else { "verilator" }, args.design);
+    eprintln!(
+        "replay: building the {} engine for design `{}`",
+        if engine == hw::Engine::Rtl {
+            "rtl"
+        } else {
+            "verilator"
+        },
+        args.design
+    );
     let sim = hw::open(engine, design)?;
     let tables = control.tables();
     let mut replay = HwReplay::new(sim, &tables, flowgate_hdl::top::MAX_FRAME_BYTES)?;
@@ -277,7 +316,10 @@ fn replay_hw(
             replay.program(&control.tables())?;
         }
         let mut end = start + 1;
-        while end < frames.len() && end - start < args.burst && due(events, &mut next_event.clone(), first, frames[end].ts).is_empty() {
+        while end < frames.len()
+            && end - start < args.burst
+            && due(events, &mut next_event.clone(), first, frames[end].ts).is_empty()
+        {
             end += 1;
         }
         for emitted in replay.run(start, &frames[start..end])? {
@@ -294,7 +336,11 @@ fn replay_hw(
     }
     let tables = control.tables();
     let counters = replay.counters(tables.vips.len() as u16, tables.backends.len() as u16)?;
-    eprintln!("replay: {} frames in {} clocks of streaming", frames.len(), replay.cycles());
+    eprintln!(
+        "replay: {} frames in {} clocks of streaming",
+        frames.len(),
+        replay.cycles()
+    );
     Ok(((*tables).clone(), counters, 1))
 }
 

@@ -211,21 +211,33 @@ mod tests {
 
     #[test]
     fn events_parse_in_order_with_their_locations() {
-        let text = "[[event]]\nat_ms = 5\naction = \"down\"\nvip = \"web\"\nbackend = \"10.0.0.1\"\n\n\
+        let text =
+            "[[event]]\nat_ms = 5\naction = \"down\"\nvip = \"web\"\nbackend = \"10.0.0.1\"\n\n\
                     [[event]]\nat_ms = 9\naction = \"reload\"\nconfig = \"b.toml\"\n";
         let events = parse_str(text, "e.toml", Path::new("/cfg")).unwrap();
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].at, Duration::from_millis(5));
         assert!(matches!(&events[0].action, Action::Down(k) if k.vip == "web"));
-        assert_eq!(events[1].action, Action::Reload(PathBuf::from("/cfg/b.toml")));
+        assert_eq!(
+            events[1].action,
+            Action::Reload(PathBuf::from("/cfg/b.toml"))
+        );
         assert_eq!(events[1].location.line, 7);
     }
 
     #[test]
     fn bad_events_are_refused_with_file_line_and_reason() {
         let cases = [
-            ("[[event]]\nat_ms = 5\naction = \"explode\"\n", 3, "unknown action"),
-            ("[[event]]\nat_ms = 5\naction = \"down\"\n", 1, "needs `vip` and `backend`"),
+            (
+                "[[event]]\nat_ms = 5\naction = \"explode\"\n",
+                3,
+                "unknown action",
+            ),
+            (
+                "[[event]]\nat_ms = 5\naction = \"down\"\n",
+                1,
+                "needs `vip` and `backend`",
+            ),
             (
                 "[[event]]\nat_ms = 5\naction = \"weight\"\nvip = \"a\"\nbackend = \"::1\"\n",
                 1,
@@ -237,7 +249,11 @@ mod tests {
                 6,
                 "time order",
             ),
-            ("[[event]]\nat_ms = 5\naction = \"up\"\ncolour = 1\n", 4, "unknown field"),
+            (
+                "[[event]]\nat_ms = 5\naction = \"up\"\ncolour = 1\n",
+                4,
+                "unknown field",
+            ),
         ];
         for (text, line, reason) in cases {
             let err = parse_str(text, "e.toml", Path::new(".")).unwrap_err();

@@ -40,9 +40,9 @@ pub mod hash;
 pub mod parse;
 pub mod rewrite;
 pub mod stand_in;
-pub mod top;
 pub mod synth;
 pub mod toolchain;
+pub mod top;
 pub mod widen;
 
 use rust_hdl::prelude::{generate_verilog, Block};

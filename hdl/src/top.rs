@@ -420,7 +420,10 @@ impl<
             MAGLEV_BITS < 31 && 1usize << MAGLEV_BITS >= BACKENDS.max(VIPS),
             "the mirror walks 2^MAGLEV_BITS rows, which must cover every backend and VIP"
         );
-        assert!(AB >= 5 && AB1 == AB + 1 && FB1 == FB + 1, "FIFO pointer widths");
+        assert!(
+            AB >= 5 && AB1 == AB + 1 && FB1 == FB + 1,
+            "FIFO pointer widths"
+        );
         assert_eq!(D, 8 * K, "D = 8 × K");
         // The field positions wired in `update` (literal bit offsets: `#[hdl_gen]` cannot
         // name a Rust constant inside a bit index).
@@ -607,10 +610,41 @@ impl<
     fn update(&mut self) {
         clock!(self, clock, parser, fifo, decide, csr, counters, act, rewriter, len_pipe);
         dff_setup!(
-            self, clock, in_frame, tick_cur, tick_d1, tick_d2, last_d1, last_d2, a_valid,
-            a_verdict, a_reason, a_vip, a_backend, a_mode, a_hash, a_l3, a_ip_len, a_is_v6,
-            a_dscp, a_len, a_flow, a_hit, a_insert, a_reselect, act_take_d1, act_take_d2,
-            busy_d1, mirror, m_idx, m_prev, m_prev_ok, up_rr, fl_pending, fl_set, fl_way,
+            self,
+            clock,
+            in_frame,
+            tick_cur,
+            tick_d1,
+            tick_d2,
+            last_d1,
+            last_d2,
+            a_valid,
+            a_verdict,
+            a_reason,
+            a_vip,
+            a_backend,
+            a_mode,
+            a_hash,
+            a_l3,
+            a_ip_len,
+            a_is_v6,
+            a_dscp,
+            a_len,
+            a_flow,
+            a_hit,
+            a_insert,
+            a_reselect,
+            act_take_d1,
+            act_take_d2,
+            busy_d1,
+            mirror,
+            m_idx,
+            m_prev,
+            m_prev_ok,
+            up_rr,
+            fl_pending,
+            fl_set,
+            fl_way,
             fl_quiet
         );
 

@@ -35,7 +35,10 @@ fn rtl_top_forwards_the_example_like_the_model() {
             flowgate_core::Verdict::Drop(_) => {}
         }
     }
-    let got: Vec<(usize, Vec<u8>)> = out.iter().map(|e| (e.input, e.frame.data.clone())).collect();
+    let got: Vec<(usize, Vec<u8>)> = out
+        .iter()
+        .map(|e| (e.input, e.frame.data.clone()))
+        .collect();
     for (k, (e, g)) in expected.iter().zip(&got).enumerate() {
         assert_eq!(e, g, "output {k}");
     }
@@ -44,4 +47,63 @@ fn rtl_top_forwards_the_example_like_the_model() {
         .counters(tables.vips.len() as u16, tables.backends.len() as u16)
         .unwrap();
     assert_eq!(counters, model.counters());
+}
+
+/// `n` minimum-size (60-byte) TCP frames of `flows` flows to the web VIP (DSR).
+fn min_frames(n: usize, flows: u16) -> Vec<Frame> {
+    (0..n)
+        .map(|i| {
+            let port = 10_000 + (i as u16 % flows);
+            let builder =
+                etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 0xfe])
+                    .ipv4([10, 1, 2, 3], [192, 0, 2, 10], 64)
+                    .tcp(port, 80, 1000 + i as u32, 4096);
+            let mut data = Vec::new();
+            builder.write(&mut data, &[]).unwrap();
+            data.resize(60, 0);
+            Frame {
+                ts: std::time::Duration::from_millis(1_000 + i as u64),
+                data,
+            }
+        })
+        .collect()
+}
+
+/// Clocks from the first beat in to the last beat out for `frames`, on a freshly
+/// programmed `design`.
+fn span(design: flowgate_hdl::Design, frames: &[Frame]) -> u64 {
+    let tables = tables();
+    let engine = open(Engine::Verilator, design).unwrap();
+    let mut hw = HwReplay::new(engine, &tables, 9216).unwrap();
+    let before = hw.cycles();
+    let out = hw.run(0, frames).unwrap();
+    assert_eq!(out.len(), frames.len(), "every frame is forwarded");
+    hw.cycles() - before
+}
+
+/// II = 1: N back-to-back minimum-size frames take N × (beats per frame) + L clocks, where
+/// L is the latency of one frame alone. Printed for docs/BENCHMARKS.md.
+#[test]
+fn the_top_takes_a_frame_every_beat_slot_back_to_back() {
+    for (design, beats) in [
+        (flowgate_hdl::Design::WideTop, 1u64),
+        (flowgate_hdl::Design::Top, 8),
+    ] {
+        let one = span(design, &min_frames(1, 1));
+        for (n, flows) in [(512usize, 1u16), (512, 64)] {
+            let frames = min_frames(n, flows);
+            let got = span(design, &frames);
+            eprintln!(
+                "{design:?}: {n} back-to-back 60-byte frames ({flows} flows) in {got} clocks \
+                 = {n} × {beats} + {}; one frame alone: {one} clocks; {:.3} frames per clock",
+                got - n as u64 * beats,
+                n as f64 / got as f64
+            );
+            assert_eq!(
+                got,
+                (n as u64 - 1) * beats + one,
+                "{design:?}, {flows} flows"
+            );
+        }
+    }
 }

@@ -25,8 +25,8 @@
 //! engine, so `flowgate_driver::program::program` programs the design through AXI4-Lite.
 
 mod bus;
-pub mod replay;
 pub mod cycle;
+pub mod replay;
 pub mod rtl;
 pub mod verilator;
 
@@ -211,14 +211,21 @@ pub fn open(engine: Engine, design: flowgate_hdl::Design) -> Result<Box<dyn HwSi
         Engine::Rtl => match design {
             Design::StandIn64 => Ok(Box::new(rtl::RtlSim::new(StandIn64::default()))),
             Design::StandIn512 => Ok(Box::new(rtl::RtlSim::new(StandIn512::default()))),
-            Design::Top => Ok(Box::new(rtl::RtlSim::new(flowgate_hdl::top::small_top()))),
-            Design::WideTop => Ok(Box::new(rtl::RtlSim::new(flowgate_hdl::top::wide_top()))),
+            Design::Top => Ok(Box::new(rtl::RtlSim::spawn(flowgate_hdl::top::small_top))),
+            Design::WideTop => Ok(Box::new(rtl::RtlSim::spawn(flowgate_hdl::top::wide_top))),
             other => Err(HwError::NotATop(format!("{other:?}"))),
         },
         Engine::Verilator => match design {
-            Design::StandIn64 | Design::StandIn512 | Design::Top | Design::WideTop => Ok(Box::new(verilator::VerilatorSim::build(
-                &flowgate_hdl::emit_verilog(design),
-            )?)),
+            Design::StandIn64 | Design::StandIn512 | Design::Top | Design::WideTop => {
+                // Emission walks the whole design recursively: give it the stack the
+                // simulation thread gets.
+                let verilog = std::thread::Builder::new()
+                    .stack_size(rtl::SIM_STACK)
+                    .spawn(move || flowgate_hdl::emit_verilog(design))?
+                    .join()
+                    .map_err(|_| HwError::Died(format!("emitting {design:?} panicked")))?;
+                Ok(Box::new(verilator::VerilatorSim::build(&verilog)?))
+            }
             other => Err(HwError::NotATop(format!("{other:?}"))),
         },
     }

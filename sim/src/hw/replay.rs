@@ -34,7 +34,11 @@ pub enum ReplayError {
         "frame {index} is {len} bytes; the design's frame FIFO holds {max} (a frame must fit \
          whole before it is decided)"
     )]
-    FrameTooLong { index: usize, len: usize, max: usize },
+    FrameTooLong {
+        index: usize,
+        len: usize,
+        max: usize,
+    },
     #[error(
         "the config's flow table is {config_sets} sets × {config_ways} ways; the design's is \
          {sets} × {ways} (the hardware's geometry is fixed when it is built: use a config \
@@ -47,7 +51,11 @@ pub enum ReplayError {
         ways: u32,
     },
     #[error("output frame {output} of this run ({len} bytes, tuser {tuser}) is no rewrite of any input frame: the design and the contract disagree")]
-    Unmatched { output: usize, len: usize, tuser: u8 },
+    Unmatched {
+        output: usize,
+        len: usize,
+        tuser: u8,
+    },
 }
 
 /// One frame the design sent out, with the index of the input frame it came from.

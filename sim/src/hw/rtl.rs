@@ -21,6 +21,9 @@ use std::thread::JoinHandle;
 const HALF_PERIOD: u64 = 5;
 
 /// A rust-hdl block with the flowgate top's ports, seen as plain values.
+/// Stack of the simulation thread.
+pub const SIM_STACK: usize = 512 << 20;
+
 pub trait TopPorts: Block + Send + 'static {
     /// Bytes per stream beat.
     fn data_bytes(&self) -> usize;
@@ -216,25 +219,39 @@ fn serve<T: TopPorts>(
 
 impl<T: TopPorts> RtlSim<T> {
     /// Start simulating `top` (reset state: every register zero, as rust-hdl starts).
-    pub fn new(mut top: T) -> RtlSim<T> {
-        top.connect_all();
-        let data_bytes = top.data_bytes();
+    pub fn new(top: T) -> RtlSim<T> {
+        Self::spawn(move || top)
+    }
+
+    /// Build the design with `make` inside the simulation thread and simulate it there.
+    /// The thread has a large stack ([`SIM_STACK`]): rust-hdl keeps a design's signals
+    /// inline, and a whole top on a 512-bit stream is megabytes.
+    pub fn spawn<F: FnOnce() -> T + Send + 'static>(make: F) -> RtlSim<T> {
         let (command_tx, command_rx) = channel();
         let (reply_tx, reply_rx) = channel();
+        let (width_tx, width_rx) = channel();
         // The testbench closure must be `Fn` and unwind-safe; the channel ends go in once.
         let ends = Mutex::new(Some((command_rx, reply_tx)));
-        let thread = std::thread::spawn(move || {
-            let mut sim = Simulation::<T>::new();
-            sim.add_clock(HALF_PERIOD, |x: &mut Box<T>| x.toggle_clock());
-            sim.add_testbench(move |sim: Sim<T>| {
-                let taken = ends.lock().ok().and_then(|mut e| e.take());
-                match taken {
-                    Some((commands, replies)) => serve(sim, commands, replies),
-                    None => sim.done(sim.init()?),
-                }
-            });
-            sim.run(Box::new(top), u64::MAX)
-        });
+        let thread = std::thread::Builder::new()
+            .stack_size(SIM_STACK)
+            .spawn(move || {
+                let mut top = Box::new(make());
+                top.connect_all();
+                let _ = width_tx.send(top.data_bytes());
+                let mut sim = Simulation::<T>::new();
+                sim.add_clock(HALF_PERIOD, |x: &mut Box<T>| x.toggle_clock());
+                sim.add_testbench(move |sim: Sim<T>| {
+                    let taken = ends.lock().ok().and_then(|mut e| e.take());
+                    match taken {
+                        Some((commands, replies)) => serve(sim, commands, replies),
+                        None => sim.done(sim.init()?),
+                    }
+                });
+                sim.run(top, u64::MAX)
+            })
+            .expect("spawning the simulation thread");
+        // If the thread died building the design, the first command reports it.
+        let data_bytes = width_rx.recv().unwrap_or(0);
         RtlSim {
             commands: Some(command_tx),
             replies: reply_rx,
