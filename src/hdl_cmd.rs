@@ -21,9 +21,14 @@ enum HdlCommand {
         /// Output directory (created if missing; files in it are replaced).
         #[arg(long, short)]
         out: PathBuf,
-        /// The design (see `flowgate hdl list`).
-        #[arg(long, default_value = "axis-parser", value_parser = parse_design)]
-        design: Design,
+        /// The design (see `flowgate hdl list`); default: the balancer top of `--profile`.
+        #[arg(long, value_parser = parse_design, conflicts_with = "profile")]
+        design: Option<Design>,
+        /// The balancer top for a class of board: `small` (64-bit stream, ECP5-class
+        /// tables: the `top` design) or `100g` (512-bit stream, 64 VIPs, 1024 backends,
+        /// 16384 × 4 flows: `top-100g`).
+        #[arg(long, default_value = "small", value_parser = ["small", "100g"])]
+        profile: String,
     },
     /// List the designs `emit` knows.
     List,
@@ -44,7 +49,16 @@ pub fn run(args: HdlArgs) -> Result<()> {
             }
             Ok(())
         }
-        HdlCommand::Emit { out, design } => {
+        HdlCommand::Emit {
+            out,
+            design,
+            profile,
+        } => {
+            let design = design.unwrap_or(if profile == "100g" {
+                Design::Top100g
+            } else {
+                Design::Top
+            });
             let written = emit::write(design, &out)
                 .with_context(|| format!("writing {} into {}", design.name(), out.display()))?;
             for path in [&written.core, &written.wrapper, &written.manifest] {

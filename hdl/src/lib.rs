@@ -83,6 +83,9 @@ pub enum Design {
     Top,
     /// [`top::WideTop`]: the same balancer on a 512-bit stream.
     WideTop,
+    /// [`top::Top100g`]: the balancer for 100G shells: 512-bit stream, 64 VIPs, 1024
+    /// backends, M = 4093, 16384 × 4 flows.
+    Top100g,
 }
 
 impl Design {
@@ -103,6 +106,7 @@ impl Design {
         Design::FlowDecide,
         Design::Top,
         Design::WideTop,
+        Design::Top100g,
     ];
 
     /// The design's name on the command line: its variant name in kebab case, digits
@@ -184,6 +188,17 @@ impl Design {
                 "ways": 4,
                 "decide_latency": decide::LATENCY,
             }),
+            Design::Top100g => json!({
+                "data_bits": 512,
+                "frame_fifo_beats": 256,
+                "action_fifo_frames": 256,
+                "vips": 64,
+                "backends": 1024,
+                "maglev_m": top::WIDE_MAGLEV_M,
+                "sets": 16384,
+                "ways": 4,
+                "decide_latency": decide::LATENCY,
+            }),
         }
     }
 }
@@ -193,6 +208,20 @@ impl Design {
 /// Every design here passes rust-hdl's connectivity checks (its `*_synthesizes` test
 /// proves it), so emission cannot fail at run time.
 pub fn emit_verilog(design: Design) -> String {
+    // rust-hdl keeps a design's signals inline and walks it recursively: a whole top on a
+    // 512-bit stream needs far more than a default thread stack.
+    std::thread::Builder::new()
+        .stack_size(EMIT_STACK)
+        .spawn(move || emit_design(design))
+        .expect("spawning the emission thread")
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Stack of the thread that builds and emits a design.
+pub const EMIT_STACK: usize = 512 << 20;
+
+fn emit_design(design: Design) -> String {
     match design {
         Design::FlowToeplitz => emit(hash::FlowToeplitz::default()),
         Design::FlowTable16K => emit(flow_table::FlowTable16K::default()),
@@ -209,6 +238,7 @@ pub fn emit_verilog(design: Design) -> String {
         Design::FlowDecide => emit(decide::FlowDecide::new(decide::FLOW_DECIDE_M)),
         Design::Top => emit(top::small_top()),
         Design::WideTop => emit(top::wide_top()),
+        Design::Top100g => emit(top::top_100g()),
     }
 }
 

@@ -144,9 +144,20 @@ impl DesignSpec {
     }
 }
 
-/// Every design by name. Add `Design::Top` here (first) once it exists and point
-/// [`DEFAULT_DESIGN`] at it.
+/// Every design by name.
 pub static DESIGNS: &[DesignSpec] = &[
+    DesignSpec {
+        name: "top",
+        about: "the whole balancer, 64-bit stream, 8 VIPs, 64 backends, 4096 × 4 flows",
+        flow_entries: 16 * 1024,
+        source: Source::Design(Design::Top),
+    },
+    DesignSpec {
+        name: "top-100g",
+        about: "the whole balancer, 512-bit stream, 64 VIPs, 1024 backends, 16384 × 4 flows",
+        flow_entries: 64 * 1024,
+        source: Source::Design(Design::Top100g),
+    },
     DesignSpec {
         name: "flow-table-16k",
         about: "flow table, 4096 sets × 4 ways (the ECP5-85F profile)",

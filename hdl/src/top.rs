@@ -948,6 +948,18 @@ impl<
 pub type SmallTop = Top<64, 8, 11, 12, 8, 9, 8, 3, 64, 6, 8, 11, 2, 12, 4>;
 /// The same tables on a 512-bit stream (100G shells), 256-beat frame FIFO.
 pub type WideTop = Top<512, 64, 8, 9, 8, 9, 8, 3, 64, 6, 8, 11, 2, 12, 4>;
+/// The `100g` profile (Corundum / OpenNIC class): 512-bit stream, 256-beat frame FIFO,
+/// 256 actions, 64 VIPs, 1024 backends, Maglev M = [`WIDE_MAGLEV_M`] in rows of 4096,
+/// 16384 × 4 flows.
+pub type Top100g = Top<512, 64, 8, 9, 8, 9, 64, 6, 1024, 10, 12, 18, 32, 14, 4>;
+/// Maglev M of [`Top100g`].
+pub const WIDE_MAGLEV_M: u32 = 4093;
+
+/// The 100g profile's top.
+pub fn top_100g() -> Top100g {
+    Top100g::new(WIDE_MAGLEV_M).expect("the 100g profile fits the register map")
+}
+
 /// The longest frame both profiles take: their frame FIFOs hold 16 KiB (2048 × 8 and
 /// 256 × 64 bytes).
 pub const MAX_FRAME_BYTES: usize = 16384;

@@ -213,10 +213,15 @@ pub fn open(engine: Engine, design: flowgate_hdl::Design) -> Result<Box<dyn HwSi
             Design::StandIn512 => Ok(Box::new(rtl::RtlSim::new(StandIn512::default()))),
             Design::Top => Ok(Box::new(rtl::RtlSim::spawn(flowgate_hdl::top::small_top))),
             Design::WideTop => Ok(Box::new(rtl::RtlSim::spawn(flowgate_hdl::top::wide_top))),
+            Design::Top100g => Ok(Box::new(rtl::RtlSim::spawn(flowgate_hdl::top::top_100g))),
             other => Err(HwError::NotATop(format!("{other:?}"))),
         },
         Engine::Verilator => match design {
-            Design::StandIn64 | Design::StandIn512 | Design::Top | Design::WideTop => {
+            Design::StandIn64
+            | Design::StandIn512
+            | Design::Top
+            | Design::WideTop
+            | Design::Top100g => {
                 // Emission walks the whole design recursively: give it the stack the
                 // simulation thread gets.
                 let verilog = std::thread::Builder::new()
