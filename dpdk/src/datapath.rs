@@ -14,8 +14,10 @@
 //! and drop verdicts, and hands every balanced frame — its `Prepared` in the mbuf's
 //! private area — through a single-producer single-consumer `rte_ring` to the worker
 //! owning its set; each worker owns the sets `s % workers == w` with its own flow table
-//! and counters (summed on read). This software dispatch works for any port (net_pcap has
-//! one RX queue and no RSS). Each flow's frames take one path (RX → its owner's ring →
+//! and counters (summed on read). This software dispatch works for any port, with or
+//! without RSS. The RX lcore polls every RX queue of the port in turn (one burst each);
+//! a flow's frames arrive on one queue (RSS, or one input per queue), so interleaving the
+//! queues keeps each flow's order. Each flow's frames take one path (RX → its owner's ring →
 //! that worker's TX burst), so per-flow order is kept; frames of different workers
 //! interleave on the TX port. Workers share a TX queue under a lock when the port has
 //! fewer queues than senders.
@@ -415,6 +417,36 @@ fn tick(clock: Clock, m: &Mbuf, burst_ms: u32) -> u32 {
     }
 }
 
+/// The RX port's queues, one burst from each in turn. Each queue keeps its frames in
+/// order and a flow's frames arrive on one queue (RSS, or one input per queue), so
+/// per-flow order survives the interleaving.
+struct RxQueues<'a> {
+    port: &'a Port,
+    count: u16,
+    next: u16,
+}
+
+impl<'a> RxQueues<'a> {
+    fn new(port: &'a Port) -> RxQueues<'a> {
+        RxQueues {
+            port,
+            count: port.rx_queue_count().max(1),
+            next: 0,
+        }
+    }
+
+    #[inline]
+    fn burst(&mut self, out: &mut Vec<Mbuf>, max: u16) -> usize {
+        let queue = self.next;
+        self.next = if queue + 1 == self.count {
+            0
+        } else {
+            queue + 1
+        };
+        self.port.rx_burst(queue, out, max)
+    }
+}
+
 /// One TX queue of a port, shared by the lcores that send on it.
 struct TxQueue<'a> {
     port: &'a Port,
@@ -567,6 +599,7 @@ fn run_single(
     let mut batch: Vec<(Mbuf, Balance)> = Vec::with_capacity(burst as usize);
     let mut out = Vec::with_capacity(MAX_FRAME_LEN);
     let mut scratch = Vec::new();
+    let mut rx_queues = RxQueues::new(ports.rx);
     let ticks = Ticks::new(eal);
     let idle = config.idle_exit.map(|d| ticks.cycles(d));
     let publish_every = ticks.cycles(config.publish_every);
@@ -586,7 +619,7 @@ fn run_single(
         let Some(want) = want(config, io.received, burst) else {
             break;
         };
-        let n = ports.rx.rx_burst(0, &mut rx, want);
+        let n = rx_queues.burst(&mut rx, want);
         let now = tsc();
         if let Some(b) = board {
             if now.wrapping_sub(published) >= publish_every {
@@ -892,6 +925,7 @@ impl Dispatcher<'_> {
             .collect();
         let mut pass: Vec<Mbuf> = Vec::with_capacity(burst as usize);
         let mut scratch = Vec::new();
+        let mut rx_queues = RxQueues::new(ports.rx);
         let idle = config.idle_exit.map(|d| ticks.cycles(d));
         let publish_every = ticks.cycles(config.publish_every);
         let (mut last_rx, mut published) = (tsc(), tsc());
@@ -906,7 +940,7 @@ impl Dispatcher<'_> {
             let Some(want) = want(config, self.io.received, burst) else {
                 break;
             };
-            let n = ports.rx.rx_burst(0, &mut rx, want);
+            let n = rx_queues.burst(&mut rx, want);
             let now = tsc();
             if let Some(b) = board {
                 if now.wrapping_sub(published) >= publish_every {
