@@ -13,11 +13,10 @@
 //! drain, a new weight, a reload) keeps every established flow where the contract says it
 //! stays.
 
-use crate::datapath::{self, IoCounters, LoopConfig, Ports, WorkerReport};
+use crate::datapath::{self, IoCounters, LoopConfig, WorkerReport};
 use crate::eal::{DpdkError, Eal};
-use crate::lcore::worker_lcores;
 use crate::mempool::Mempool;
-use crate::port::{Port, PortConfig, PortStats, RssMode};
+use crate::port::{open_ports, rss_name, run_port_config, Port, PortRoles, PortStats, RssMode};
 use flowgate_core::counters::Counters;
 use flowgate_core::Tables;
 use flowgate_driver::admin::CountersBoard;
@@ -39,6 +38,9 @@ pub struct DaemonConfig {
     pub tx_port: Option<u16>,
     /// Port frames for no VIP are sent on; `None`: they are counted and freed.
     pub pass_port: Option<u16>,
+    /// RX queues per port (`None`: one per lcore); the RX lcore polls them all. With
+    /// several, the port spreads frames by RSS with the contract's key where it can.
+    pub rx_queues: Option<u16>,
     /// Frames per RX burst.
     pub burst: u16,
     /// Mbufs in the pool (without hugepages keep this to a few thousand).
@@ -56,6 +58,7 @@ impl Default for DaemonConfig {
             rx_port: 0,
             tx_port: None,
             pass_port: None,
+            rx_queues: None,
             burst: 32,
             mbufs: 8191,
             counters_every: Duration::from_millis(200),
@@ -68,8 +71,6 @@ impl Default for DaemonConfig {
 pub enum DaemonError {
     #[error(transparent)]
     Dpdk(#[from] DpdkError),
-    #[error("the EAL found no port: give --vdev or PCI devices after `--`")]
-    NoPort,
     #[error("the burst size must be at least 1")]
     ZeroBurst,
 }
@@ -80,6 +81,28 @@ pub struct PortReport {
     pub id: u16,
     pub stats: PortStats,
     pub rss: RssMode,
+    pub rx_queues: u16,
+}
+
+impl PortReport {
+    pub fn of(port: &Port) -> PortReport {
+        PortReport {
+            id: port.id(),
+            stats: port.stats(),
+            rss: port.rss(),
+            rx_queues: port.rx_queue_count(),
+        }
+    }
+
+    /// One entry of the JSON summaries' `ports` list.
+    pub fn json(&self) -> Value {
+        let s = &self.stats;
+        json!({
+            "port": self.id, "rx_packets": s.rx_packets, "tx_packets": s.tx_packets,
+            "rx_missed": s.rx_missed, "rx_errors": s.rx_errors, "tx_errors": s.tx_errors,
+            "rx_no_mbuf": s.rx_no_mbuf, "rss": rss_name(self.rss), "rx_queues": self.rx_queues,
+        })
+    }
 }
 
 /// What [`run`] did.
@@ -101,18 +124,7 @@ pub struct DaemonReport {
 impl DaemonReport {
     /// The `dpdk` section of the JSON summary (the same shape `flowgate-dpdk --json` gives).
     pub fn dpdk_json(&self) -> Value {
-        let ports: Vec<Value> = self
-            .ports
-            .iter()
-            .map(|p| {
-                let s = &p.stats;
-                json!({
-                    "port": p.id, "rx_packets": s.rx_packets, "tx_packets": s.tx_packets,
-                    "rx_missed": s.rx_missed, "rx_errors": s.rx_errors, "tx_errors": s.tx_errors,
-                    "rx_no_mbuf": s.rx_no_mbuf, "rss": rss_name(p.rss),
-                })
-            })
-            .collect();
+        let ports: Vec<Value> = self.ports.iter().map(PortReport::json).collect();
         let io = &self.io;
         json!({
             "received": io.received, "sent": io.sent, "passed_sent": io.passed_sent,
@@ -139,14 +151,6 @@ impl DaemonReport {
     }
 }
 
-fn rss_name(rss: RssMode) -> String {
-    match rss {
-        RssMode::SingleQueue => "single-queue".to_string(),
-        RssMode::Hardware { rss_hf } => format!("hardware (rss_hf {rss_hf:#x})"),
-        RssMode::Software => "software".to_string(),
-    }
-}
-
 /// Initialise DPDK, configure the ports and forward until `stop` is set, following
 /// `watch`'s tables and publishing counters to `board`. Must be called on the thread that
 /// is to be the EAL's main lcore, once per process.
@@ -161,50 +165,20 @@ pub fn run(
     }
     let (eal, _) = Eal::init(&config.eal_args)?;
     let pool = Arc::new(Mempool::new(&eal, "flowgate_mbufs", config.mbufs, 256)?);
-    let count = eal.port_count();
-    if count == 0 {
-        return Err(DaemonError::NoPort);
-    }
-    let tx_id = config
-        .tx_port
-        .unwrap_or(if count >= 2 { 1 } else { config.rx_port });
-    let tables = watch.load();
-    let mut rss_key = [0u8; 40];
-    rss_key.copy_from_slice(&tables.keys.rss[..40]);
-    // One TX queue per lcore: workers send without sharing a queue where the port allows.
-    let lcores = worker_lcores(&eal).len() as u16 + 1;
-    let port_config = PortConfig {
-        rss_key: Some(rss_key),
-        tx_queues: lcores,
-        ..PortConfig::default()
+    let port_config = run_port_config(&eal, &watch.load().keys, config.rx_queues, false);
+    let roles = PortRoles {
+        rx: config.rx_port,
+        tx: config.tx_port,
+        pass: config.pass_port,
     };
-    // Each distinct port is configured once, whatever roles it plays.
-    let mut ids = vec![config.rx_port, tx_id];
-    ids.extend(config.pass_port);
-    ids.sort_unstable();
-    ids.dedup();
-    let ports: Vec<Port> = ids
-        .iter()
-        .map(|&id| Port::configure(&eal, id, &port_config, &pool))
-        .collect::<Result<_, _>>()?;
-    let by_id = |id: u16| {
-        ports
-            .iter()
-            .find(|p| p.id() == id)
-            .expect("configured above")
-    };
-    let io_ports = Ports {
-        rx: by_id(config.rx_port),
-        tx: by_id(tx_id),
-        pass: config.pass_port.map(by_id),
-    };
+    let ports = open_ports(&eal, roles, &port_config, &pool)?;
     let loop_config = LoopConfig {
         burst: config.burst,
         tx_retries: config.tx_retries,
         publish_every: config.counters_every,
         ..LoopConfig::default()
     };
-    let done = datapath::run(&eal, &io_ports, watch, &loop_config, Some(board), stop)?;
+    let done = datapath::run(&eal, &ports.roles(), watch, &loop_config, Some(board), stop)?;
     board.publish(done.counters.clone());
     let mut report = DaemonReport {
         tables: done.tables,
@@ -215,14 +189,7 @@ pub fn run(
         shards: done.shards,
         workers: done.workers,
     };
-    report.ports = ports
-        .iter()
-        .map(|p| PortReport {
-            id: p.id(),
-            stats: p.stats(),
-            rss: p.rss(),
-        })
-        .collect();
+    report.ports = ports.all().iter().map(PortReport::of).collect();
     drop(ports);
     drop(pool);
     drop(eal);

@@ -14,8 +14,10 @@
 //! and drop verdicts, and hands every balanced frame — its `Prepared` in the mbuf's
 //! private area — through a single-producer single-consumer `rte_ring` to the worker
 //! owning its set; each worker owns the sets `s % workers == w` with its own flow table
-//! and counters (summed on read). This software dispatch works for any port (net_pcap has
-//! one RX queue and no RSS). Each flow's frames take one path (RX → its owner's ring →
+//! and counters (summed on read). This software dispatch works for any port, with or
+//! without RSS. The RX lcore polls every RX queue of the port in turn (one burst each);
+//! a flow's frames arrive on one queue (RSS, or one input per queue), so interleaving the
+//! queues keeps each flow's order. Each flow's frames take one path (RX → its owner's ring →
 //! that worker's TX burst), so per-flow order is kept; frames of different workers
 //! interleave on the TX port. Workers share a TX queue under a lock when the port has
 //! fewer queues than senders.
@@ -52,7 +54,7 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Shard {
     index: u32,
-    count: u32,
+    split: SetSplit,
     flows: FlowTable,
     counters: Counters,
 }
@@ -73,13 +75,48 @@ fn fit_counters(c: &mut Counters, tables: &Tables) {
         .resize(backends.max(c.backends.len()), Default::default());
 }
 
+/// Global flow-table set → (owning shard, local set) for `count` shards, without a
+/// division per frame when `count` is a power of two (always, with one lcore).
+#[derive(Debug, Clone, Copy)]
+struct SetSplit {
+    count: u32,
+    /// `log2(count)` when `count` is a power of two.
+    shift: Option<u32>,
+}
+
+impl SetSplit {
+    fn new(count: u32) -> SetSplit {
+        let count = count.max(1);
+        SetSplit {
+            count,
+            shift: count.is_power_of_two().then(|| count.trailing_zeros()),
+        }
+    }
+
+    #[inline]
+    fn owner(&self, set: u32) -> u32 {
+        match self.shift {
+            Some(_) => set & (self.count - 1),
+            None => set % self.count,
+        }
+    }
+
+    #[inline]
+    fn local(&self, set: u32) -> u32 {
+        match self.shift {
+            Some(shift) => set >> shift,
+            None => set / self.count,
+        }
+    }
+}
+
 impl Shard {
     /// Shard `index` of `count` for `tables`' flow-table geometry.
     pub fn new(tables: &Tables, index: u32, count: u32) -> Shard {
         let count = count.max(1);
         Shard {
             index,
-            count,
+            split: SetSplit::new(count),
             flows: FlowTable::new(tables.geometry.sets.div_ceil(count), tables.geometry.ways),
             counters: Counters::new(tables.vips.len(), tables.backends.len()),
         }
@@ -93,6 +130,26 @@ impl Shard {
     /// stay; the counters grow with the VIP and backend indices. The geometry is fixed.
     pub fn update_tables(&mut self, tables: &Tables) {
         fit_counters(&mut self.counters, tables);
+    }
+
+    /// Start loading what [`Shard::balance_mbuf`] will read for `b`: its flow-table set
+    /// and its Maglev slot (read on a miss). A burst is prefetched as a whole before it is
+    /// balanced, so these cache misses overlap instead of following one another. Only a
+    /// hint: nothing changes.
+    #[inline]
+    pub fn prefetch(&self, b: &Balance, tables: &Tables) {
+        let ways = self.flows.ways() as usize;
+        let first = self.split.local(b.set) as usize * ways;
+        if let Some(set) = self.flows.entries().get(first..first + ways) {
+            prefetch(set.as_ptr());
+            prefetch(set.as_ptr_range().end.wrapping_sub(1));
+        }
+        if let Some(vip) = tables.vips.get(b.vip as usize) {
+            let slots = vip.maglev.slots();
+            if let Some(slot) = slots.get(vip.maglev.slot_index(b.flow.hash) as usize) {
+                prefetch(slot);
+            }
+        }
     }
 
     /// Count a frame that `prepare` decided (pass or drop).
@@ -111,8 +168,9 @@ impl Shard {
     ) -> Handled {
         let verdict = match prepared {
             Prepared::Balance(b) => {
-                if b.set % self.count != self.index {
-                    return Handled::OtherShard(b.set % self.count);
+                let owner = self.split.owner(b.set);
+                if owner != self.index {
+                    return Handled::OtherShard(owner);
                 }
                 balance(
                     frame,
@@ -120,7 +178,7 @@ impl Shard {
                     now,
                     tables,
                     &mut self.flows,
-                    b.set / self.count,
+                    self.split.local(b.set),
                     &mut self.counters,
                     out,
                 )
@@ -147,8 +205,8 @@ impl Shard {
         scratch: &mut Vec<u8>,
         out: &mut Vec<u8>,
     ) -> (Verdict, bool) {
-        debug_assert_eq!(b.set % self.count, self.index);
-        let local_set = b.set / self.count;
+        debug_assert_eq!(self.split.owner(b.set), self.index);
+        let local_set = self.split.local(b.set);
         let mut fits = true;
         let verdict = if m.is_contiguous() {
             balance_with(
@@ -300,6 +358,18 @@ pub struct RunReport {
     pub workers: Vec<WorkerReport>,
 }
 
+/// Ask for the cache line holding `p` (a hint: no effect on results).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 fn tsc() -> u64 {
     // SAFETY: reads the time-stamp counter.
     unsafe { sys::fg_tsc_cycles() }
@@ -344,6 +414,36 @@ fn tick(clock: Clock, m: &Mbuf, burst_ms: u32) -> u32 {
         Clock::RxTimestamp(f) => m
             .rx_timestamp(f.offset, f.flag)
             .map_or(burst_ms, |ns| tick_of(Duration::from_nanos(ns))),
+    }
+}
+
+/// The RX port's queues, one burst from each in turn. Each queue keeps its frames in
+/// order and a flow's frames arrive on one queue (RSS, or one input per queue), so
+/// per-flow order survives the interleaving.
+struct RxQueues<'a> {
+    port: &'a Port,
+    count: u16,
+    next: u16,
+}
+
+impl<'a> RxQueues<'a> {
+    fn new(port: &'a Port) -> RxQueues<'a> {
+        RxQueues {
+            port,
+            count: port.rx_queue_count().max(1),
+            next: 0,
+        }
+    }
+
+    #[inline]
+    fn burst(&mut self, out: &mut Vec<Mbuf>, max: u16) -> usize {
+        let queue = self.next;
+        self.next = if queue + 1 == self.count {
+            0
+        } else {
+            queue + 1
+        };
+        self.port.rx_burst(queue, out, max)
     }
 }
 
@@ -496,8 +596,10 @@ fn run_single(
     let mut rx: Vec<Mbuf> = Vec::with_capacity(burst as usize);
     let mut forward: Vec<Mbuf> = Vec::with_capacity(burst as usize);
     let mut pass: Vec<Mbuf> = Vec::with_capacity(burst as usize);
+    let mut batch: Vec<(Mbuf, Balance)> = Vec::with_capacity(burst as usize);
     let mut out = Vec::with_capacity(MAX_FRAME_LEN);
     let mut scratch = Vec::new();
+    let mut rx_queues = RxQueues::new(ports.rx);
     let ticks = Ticks::new(eal);
     let idle = config.idle_exit.map(|d| ticks.cycles(d));
     let publish_every = ticks.cycles(config.publish_every);
@@ -517,7 +619,7 @@ fn run_single(
         let Some(want) = want(config, io.received, burst) else {
             break;
         };
-        let n = ports.rx.rx_burst(0, &mut rx, want);
+        let n = rx_queues.burst(&mut rx, want);
         let now = tsc();
         if let Some(b) = board {
             if now.wrapping_sub(published) >= publish_every {
@@ -534,7 +636,10 @@ fn run_single(
         first_rx.get_or_insert(now);
         io.received += n as u64;
         let burst_ms = ticks.ms(now);
-        for mut m in rx.drain(..) {
+        // The burst in two passes: prepare every frame (and prefetch what balancing it
+        // will read), then balance them in arrival order. Only the stateful half is
+        // order-sensitive, and it still sees the frames in the order they came.
+        for m in rx.drain(..) {
             let prepared = if m.is_contiguous() {
                 prepare(m.data(), tables, &hasher)
             } else {
@@ -542,12 +647,8 @@ fn run_single(
             };
             match prepared {
                 Prepared::Balance(b) => {
-                    let now = tick(config.clock, &m, burst_ms);
-                    match shard.balance_mbuf(&mut m, &b, now, tables, &mut scratch, &mut out) {
-                        (Verdict::Forward { .. }, true) => forward.push(m),
-                        (Verdict::Forward { .. }, false) => io.rewrite_no_room += 1,
-                        _ => {}
-                    }
+                    shard.prefetch(&b, tables);
+                    batch.push((m, b));
                 }
                 Prepared::Pass => {
                     shard.count_unbalanced(Verdict::Pass);
@@ -556,6 +657,14 @@ fn run_single(
                     }
                 }
                 Prepared::Drop(r) => shard.count_unbalanced(Verdict::Drop(r)),
+            }
+        }
+        for (mut m, b) in batch.drain(..) {
+            let now = tick(config.clock, &m, burst_ms);
+            match shard.balance_mbuf(&mut m, &b, now, tables, &mut scratch, &mut out) {
+                (Verdict::Forward { .. }, true) => forward.push(m),
+                (Verdict::Forward { .. }, false) => io.rewrite_no_room += 1,
+                _ => {}
             }
         }
         let (sent, unsent) = tx.send(&mut forward, config.tx_retries);
@@ -613,6 +722,7 @@ fn worker(ctx: &WorkerCtx<'_>) -> WorkerResult {
     let burst = ctx.config.burst.max(1) as usize;
     let mut frames: Vec<Mbuf> = Vec::with_capacity(burst);
     let mut forward: Vec<Mbuf> = Vec::with_capacity(burst);
+    let mut batch: Vec<(Mbuf, Balance)> = Vec::with_capacity(burst);
     let mut out = Vec::with_capacity(MAX_FRAME_LEN);
     let mut scratch = Vec::new();
     let mut io = IoCounters::default();
@@ -639,11 +749,16 @@ fn worker(ctx: &WorkerCtx<'_>) -> WorkerResult {
         }
         handled += n as u64;
         let burst_ms = ctx.ticks.ms(now);
-        for mut m in frames.drain(..) {
+        // As in the single-lcore loop: prefetch the whole burst's state, then balance.
+        for m in frames.drain(..) {
             // SAFETY: the main lcore stored a Prepared in every mbuf it put in the ring.
             let Prepared::Balance(b) = (unsafe { m.load_prepared() }) else {
                 unreachable!("only balanced frames are handed to workers")
             };
+            shard.prefetch(&b, &tables);
+            batch.push((m, b));
+        }
+        for (mut m, b) in batch.drain(..) {
             let now = tick(ctx.config.clock, &m, burst_ms);
             match shard.balance_mbuf(&mut m, &b, now, &tables, &mut scratch, &mut out) {
                 (Verdict::Forward { .. }, true) => forward.push(m),
@@ -802,7 +917,7 @@ impl Dispatcher<'_> {
         let mut hasher = FlowHasher::new(&self.follow.tables.keys);
         let pass_tx = ports.pass.map(|p| txq.get(p, 0));
         let burst = config.burst.max(1);
-        let n_workers = rings.len() as u32;
+        let split = SetSplit::new(rings.len() as u32);
         let mut rx: Vec<Mbuf> = Vec::with_capacity(burst as usize);
         let mut to: Vec<Vec<Mbuf>> = rings
             .iter()
@@ -810,6 +925,7 @@ impl Dispatcher<'_> {
             .collect();
         let mut pass: Vec<Mbuf> = Vec::with_capacity(burst as usize);
         let mut scratch = Vec::new();
+        let mut rx_queues = RxQueues::new(ports.rx);
         let idle = config.idle_exit.map(|d| ticks.cycles(d));
         let publish_every = ticks.cycles(config.publish_every);
         let (mut last_rx, mut published) = (tsc(), tsc());
@@ -824,7 +940,7 @@ impl Dispatcher<'_> {
             let Some(want) = want(config, self.io.received, burst) else {
                 break;
             };
-            let n = ports.rx.rx_burst(0, &mut rx, want);
+            let n = rx_queues.burst(&mut rx, want);
             let now = tsc();
             if let Some(b) = board {
                 if now.wrapping_sub(published) >= publish_every {
@@ -855,7 +971,7 @@ impl Dispatcher<'_> {
                 match prepared {
                     Prepared::Balance(b) => {
                         m.store_prepared(prepared, priv_size);
-                        to[(b.set % n_workers) as usize].push(m);
+                        to[split.owner(b.set) as usize].push(m);
                     }
                     Prepared::Pass => {
                         count_unbalanced(Verdict::Pass, &mut self.front);

@@ -1,24 +1,31 @@
 //! Ethernet ports: configuration (queues, RSS with the contract's Toeplitz key, RX
 //! timestamps), start/stop, bursts and statistics.
 
+use crate::datapath::Ports;
 use crate::eal::{error_text, DpdkError, Eal};
 use crate::mbuf::Mbuf;
 use crate::mempool::Mempool;
 use dpdk_sys as sys;
+use flowgate_core::hash::{HashKeys, KEY_LEN};
 use std::sync::Arc;
 
-/// Bytes of the RSS key NICs take (Toeplitz over the IPv6 5-tuple needs 40).
+/// Bytes of the RSS key most NICs take (Toeplitz over the IPv6 5-tuple needs 40); some
+/// (i40e, ice) take 52. Any length from 40 to the contract's 52 gives the contract's hash
+/// for every input the NIC hashes (at most 36 bytes), so the key's first
+/// `hash_key_size` bytes are programmed.
 pub const RSS_KEY_LEN: usize = 40;
 
 #[derive(Debug, Clone)]
 pub struct PortConfig {
+    /// RX queues wanted; a port gets at most what its PMD offers (net_pcap: one per
+    /// `rx_pcap=` file).
     pub rx_queues: u16,
     pub tx_queues: u16,
     pub rx_descriptors: u16,
     pub tx_descriptors: u16,
-    /// Program this Toeplitz key (the contract's `HashKeys::rss[..40]`) for RSS when the
-    /// PMD supports it, so the NIC's queue choice agrees with the contract's flow hash.
-    pub rss_key: Option<[u8; RSS_KEY_LEN]>,
+    /// Program this Toeplitz key (the contract's `HashKeys::rss`) for RSS when the PMD
+    /// supports it, so the NIC's queue choice agrees with the contract's flow hash.
+    pub rss_key: Option<[u8; KEY_LEN]>,
     /// Ask the PMD for RX timestamps (net_pcap gives the capture time).
     pub rx_timestamp: bool,
 }
@@ -76,6 +83,7 @@ pub struct Port {
     rss: RssMode,
     timestamp: Option<RxTimestampField>,
     mac: [u8; 6],
+    rx_queues: u16,
     tx_queues: u16,
     pool: Arc<Mempool>,
 }
@@ -110,20 +118,22 @@ impl Port {
             sys::rte_eth_dev_info_get(id, &mut info)
         })?;
         let mut conf = sys::rte_eth_conf::default();
+        let rx_queues = config.rx_queues.clamp(1, info.max_rx_queues.max(1));
         // The key must outlive rte_eth_dev_configure, which copies it.
-        let mut key = config.rss_key.unwrap_or([0; RSS_KEY_LEN]);
+        let mut key = config.rss_key.unwrap_or([0; KEY_LEN]);
+        let key_len = info.hash_key_size as usize;
         let wanted_hf =
             unsafe { sys::fg_eth_rss_ip() | sys::fg_eth_rss_tcp() | sys::fg_eth_rss_udp() };
         let rss_hf = wanted_hf & info.flow_type_rss_offloads;
-        let rss = if config.rx_queues <= 1 {
+        let rss = if rx_queues <= 1 {
             RssMode::SingleQueue
         } else if rss_hf != 0
             && config.rss_key.is_some()
-            && info.hash_key_size as usize == RSS_KEY_LEN
+            && (RSS_KEY_LEN..=KEY_LEN).contains(&key_len)
         {
             conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
-            conf.rx_adv_conf.rss_conf.rss_key_len = RSS_KEY_LEN as u8;
+            conf.rx_adv_conf.rss_conf.rss_key_len = key_len as u8;
             conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
             RssMode::Hardware { rss_hf }
         } else {
@@ -144,10 +154,10 @@ impl Port {
         // tx_pcap file); lcores share the rest (see datapath's TxQueue).
         let tx_queues = config.tx_queues.clamp(1, info.max_tx_queues.max(1));
         check(id, "rte_eth_dev_configure", unsafe {
-            sys::rte_eth_dev_configure(id, config.rx_queues, tx_queues, &conf)
+            sys::rte_eth_dev_configure(id, rx_queues, tx_queues, &conf)
         })?;
         let socket = unsafe { sys::rte_eth_dev_socket_id(id) }.max(0) as u32;
-        for q in 0..config.rx_queues {
+        for q in 0..rx_queues {
             check(id, "rte_eth_rx_queue_setup", unsafe {
                 sys::rte_eth_rx_queue_setup(
                     id,
@@ -176,6 +186,7 @@ impl Port {
             rss,
             timestamp,
             mac: mac.addr_bytes,
+            rx_queues,
             tx_queues,
             pool: Arc::clone(pool),
         })
@@ -196,6 +207,12 @@ impl Port {
 
     pub fn mac(&self) -> [u8; 6] {
         self.mac
+    }
+
+    /// RX queues configured: `PortConfig::rx_queues`, at most what the PMD offers. The
+    /// RX lcore polls them all.
+    pub fn rx_queue_count(&self) -> u16 {
+        self.rx_queues
     }
 
     /// TX queues configured: `PortConfig::tx_queues`, at most what the PMD offers.
@@ -254,6 +271,111 @@ impl Port {
             tx_errors: s.oerrors,
             rx_no_mbuf: s.rx_nombuf,
         }
+    }
+}
+
+/// Which port plays which role in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRoles {
+    /// Port frames are read from.
+    pub rx: u16,
+    /// Port forwarded frames are sent on; `None`: 1 when the EAL found two ports or more,
+    /// else the RX port.
+    pub tx: Option<u16>,
+    /// Port frames for no VIP are sent on; `None`: they are counted and freed.
+    pub pass: Option<u16>,
+}
+
+/// The configuration every port of a run gets: the contract's RSS key, one TX queue per
+/// lcore (workers send without sharing a queue where the port allows), `rx_queues` RX
+/// queues (`None`: one per lcore), RX timestamps if asked for.
+pub fn run_port_config(
+    eal: &Eal,
+    keys: &HashKeys,
+    rx_queues: Option<u16>,
+    rx_timestamp: bool,
+) -> PortConfig {
+    let lcores = crate::lcore::worker_lcores(eal).len() as u16 + 1;
+    PortConfig {
+        rss_key: Some(keys.rss),
+        rx_queues: rx_queues.unwrap_or(lcores).max(1),
+        tx_queues: lcores,
+        rx_timestamp,
+        ..PortConfig::default()
+    }
+}
+
+/// The started ports of a run; each distinct port is configured once, whatever roles it
+/// plays. Dropping this stops and closes them (net_pcap then flushes its files).
+#[derive(Debug)]
+pub struct OpenPorts {
+    ports: Vec<Port>,
+    rx: u16,
+    tx: u16,
+    pass: Option<u16>,
+}
+
+/// Configure and start the ports `roles` names with `config`, RX buffers from `pool`.
+pub fn open_ports(
+    eal: &Eal,
+    roles: PortRoles,
+    config: &PortConfig,
+    pool: &Arc<Mempool>,
+) -> Result<OpenPorts, DpdkError> {
+    let count = eal.port_count();
+    if count == 0 {
+        return Err(DpdkError::NoPort);
+    }
+    let tx = roles.tx.unwrap_or(if count >= 2 { 1 } else { roles.rx });
+    let mut ids = vec![roles.rx, tx];
+    ids.extend(roles.pass);
+    ids.sort_unstable();
+    ids.dedup();
+    let ports = ids
+        .iter()
+        .map(|&id| Port::configure(eal, id, config, pool))
+        .collect::<Result<_, _>>()?;
+    Ok(OpenPorts {
+        ports,
+        rx: roles.rx,
+        tx,
+        pass: roles.pass,
+    })
+}
+
+impl OpenPorts {
+    fn by_id(&self, id: u16) -> &Port {
+        self.ports
+            .iter()
+            .find(|p| p.id() == id)
+            .expect("every role's port is configured")
+    }
+
+    /// Every distinct port, by id.
+    pub fn all(&self) -> &[Port] {
+        &self.ports
+    }
+
+    pub fn rx(&self) -> &Port {
+        self.by_id(self.rx)
+    }
+
+    /// The ports by role, for [`crate::datapath::run`].
+    pub fn roles(&self) -> Ports<'_> {
+        Ports {
+            rx: self.by_id(self.rx),
+            tx: self.by_id(self.tx),
+            pass: self.pass.map(|id| self.by_id(id)),
+        }
+    }
+}
+
+/// `RssMode` as the JSON summaries name it.
+pub fn rss_name(rss: RssMode) -> String {
+    match rss {
+        RssMode::SingleQueue => "single-queue".to_string(),
+        RssMode::Hardware { rss_hf } => format!("hardware (rss_hf {rss_hf:#x})"),
+        RssMode::Software => "software".to_string(),
     }
 }
 

@@ -353,21 +353,62 @@ fn innermost(f: &[u8]) -> Vec<u8> {
 /// frames per flow in the same order, the same passed frames and counters as
 /// `ShardedEngine` with as many workers.
 fn multi_lcore_identity(lcores: &str, workers: usize, prefix: &str) {
+    multi_queue_identity(lcores, workers, 1, prefix)
+}
+
+/// The trace split over `queues` files as a NIC's RSS would split it over RX queues: by
+/// the contract's flow hash (so every frame of a flow, fragments included, lands on one
+/// queue); frames for no VIP on queue 0.
+fn split_by_flow(dir: &Path, tables: &Tables, input: &Path, queues: usize) -> Vec<PathBuf> {
+    let hasher = flowgate_core::hash::FlowHasher::new(&tables.keys);
+    let mut parts = vec![Vec::new(); queues];
+    for f in read_pcap_file(input).expect("read trace") {
+        let q = match flowgate_core::pipeline::prepare(&f.data, tables, &hasher) {
+            flowgate_core::pipeline::Prepared::Balance(b) => b.flow.hash as usize % queues,
+            _ => 0,
+        };
+        parts[q].push(f);
+    }
+    parts
+        .iter()
+        .enumerate()
+        .map(|(q, frames)| {
+            assert!(
+                frames.len() > 100,
+                "queue {q} gets frames: {}",
+                frames.len()
+            );
+            let path = dir.join(format!("in-{q}.pcap"));
+            write_pcap_file(&path, frames).expect("write split trace");
+            path
+        })
+        .collect()
+}
+
+/// [`multi_lcore_identity`] with the input on `queues` RX queues of one port (net_pcap
+/// with one `rx_pcap=` per queue, the trace split by flow). Passed frames come from
+/// several queues, so only their multiset is compared.
+fn multi_queue_identity(lcores: &str, workers: usize, queues: usize, prefix: &str) {
     let dir = tempfile::tempdir().unwrap();
     let tables = tables();
     let (input, frames) = write_trace(dir.path(), &tables, 6000);
     let span = frames.last().unwrap().ts - frames[0].ts;
     assert!(span.as_millis() < u128::from(tables.timeouts.tcp_embryonic_ms));
-    let expected = oracle_sharded(&tables, &frames, workers);
+    let expected = oracle_sharded(&tables, &frames, workers.max(1));
     let (out, pass) = (dir.path().join("out.pcap"), dir.path().join("pass.pcap"));
+    let rx_pcaps: String = if queues > 1 {
+        split_by_flow(dir.path(), &tables, &input, queues)
+            .iter()
+            .map(|p| format!("rx_pcap={},", p.display()))
+            .collect()
+    } else {
+        format!("rx_pcap={},", input.display())
+    };
     let vdevs = [
-        format!(
-            "net_pcap0,rx_pcap={},tx_pcap={}",
-            input.display(),
-            out.display()
-        ),
+        format!("net_pcap0,{rx_pcaps}tx_pcap={}", out.display()),
         format!("net_pcap1,tx_pcap={}", pass.display()),
     ];
+    let queues_arg = queues.to_string();
     let run = run_dpdk(
         &[
             "--json",
@@ -377,6 +418,8 @@ fn multi_lcore_identity(lcores: &str, workers: usize, prefix: &str) {
             "0",
             "--pass-port",
             "1",
+            "--rx-queues",
+            &queues_arg,
         ],
         &eal_args_on(lcores, prefix, &vdevs),
     );
@@ -404,7 +447,14 @@ fn multi_lcore_identity(lcores: &str, workers: usize, prefix: &str) {
             "flow {flow:02x?}: frames or their order differ"
         );
     }
-    assert_eq!(frames_of(&pass), expected.passed, "passed frames, in order");
+    if queues == 1 {
+        assert_eq!(frames_of(&pass), expected.passed, "passed frames, in order");
+    } else {
+        let (mut got, mut want) = (frames_of(&pass), expected.passed.clone());
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "passed frames");
+    }
     let mut json: Value = serde_json::from_slice(&run.stdout).expect("--json prints JSON");
     let dpdk = json
         .as_object_mut()
@@ -430,6 +480,23 @@ fn multi_lcore_identity(lcores: &str, workers: usize, prefix: &str) {
     assert_eq!(dpdk["sent"], expected.forwarded.len() as u64);
     assert_eq!(dpdk["tx_unsent"], 0);
     assert_eq!(dpdk["rewrite_no_room"], 0);
+    assert_eq!(
+        dpdk["ports"][0]["rx_queues"], queues as u64,
+        "RX queues configured"
+    );
+    if queues > 1 {
+        assert_eq!(dpdk["ports"][0]["rss"], "software", "net_pcap has no RSS");
+    }
+}
+
+#[test]
+fn two_rx_queues_on_one_lcore_keep_flow_order_and_counters() {
+    multi_queue_identity("0", 0, 2, "fg-mq1");
+}
+
+#[test]
+fn three_rx_queues_dispatched_to_two_workers_keep_flow_order_and_counters() {
+    multi_queue_identity("0@0,1@1,2@1", 2, 3, "fg-mq3");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! flowgate-dpdk --config FILE [--json] [--max-frames N] [--idle-exit-ms MS]
-//!               [--rx-port 0] [--tx-port P] [--pass-port P] [--clock tsc|rx-timestamp]
+//!               [--rx-port 0] [--tx-port P] [--pass-port P] [--rx-queues N]
+//!               [--clock tsc|rx-timestamp]
 //!               -- <EAL args>
 //! ```
 //! Frames are read from `--rx-port` (default 0) and forwarded on `--tx-port` (default 1
@@ -13,8 +14,10 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use flowgate_dpdk::datapath::{self, Clock, LoopConfig, Ports};
-use flowgate_dpdk::{Eal, Mempool, Port, PortConfig, RssMode};
+use flowgate_dpdk::daemon::PortReport;
+use flowgate_dpdk::datapath::{self, Clock, LoopConfig};
+use flowgate_dpdk::port::{open_ports, run_port_config, PortRoles};
+use flowgate_dpdk::{Eal, Mempool};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,6 +72,11 @@ struct Cli {
     /// Where flow-table time comes from.
     #[arg(long, value_enum, default_value_t = ClockArg::Tsc)]
     clock: ClockArg,
+    /// RX queues per port (default: one per lcore; at most what the port offers, e.g.
+    /// net_pcap's one per rx_pcap file). The RX lcore polls them all; with several, the
+    /// port spreads frames by RSS with the config's hash key where it can.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    rx_queues: Option<u16>,
     /// Frames per RX burst.
     #[arg(long, default_value_t = 32)]
     burst: u16,
@@ -110,37 +118,20 @@ fn run(cli: Cli) -> Result<()> {
 
     let (eal, _) = Eal::init(&cli.eal).context("initialising DPDK")?;
     let pool = Arc::new(Mempool::new(&eal, "flowgate_mbufs", cli.mbufs, 256)?);
-    let count = eal.port_count();
-    if count == 0 {
-        bail!("the EAL found no port: give --vdev or PCI devices after `--`");
-    }
-    let tx_id = cli.tx_port.unwrap_or(if count >= 2 { 1 } else { 0 });
-    let mut rss_key = [0u8; 40];
-    rss_key.copy_from_slice(&tables.keys.rss[..40]);
-    let lcores = flowgate_dpdk::lcore::worker_lcores(&eal).len() as u16 + 1;
-    let port_config = PortConfig {
-        rss_key: Some(rss_key),
-        tx_queues: lcores,
-        rx_timestamp: matches!(cli.clock, ClockArg::RxTimestamp),
-        ..PortConfig::default()
+    let lcores = flowgate_dpdk::lcore::worker_lcores(&eal).len() + 1;
+    let port_config = run_port_config(
+        &eal,
+        &tables.keys,
+        cli.rx_queues,
+        matches!(cli.clock, ClockArg::RxTimestamp),
+    );
+    let roles = PortRoles {
+        rx: cli.rx_port,
+        tx: cli.tx_port,
+        pass: cli.pass_port,
     };
-    // Each distinct port is configured once, whatever roles it plays.
-    let mut ids = vec![cli.rx_port, tx_id];
-    ids.extend(cli.pass_port);
-    ids.dedup();
-    ids.sort_unstable();
-    ids.dedup();
-    let ports: Vec<Port> = ids
-        .iter()
-        .map(|&id| Port::configure(&eal, id, &port_config, &pool))
-        .collect::<Result<_, _>>()?;
-    let by_id = |id: u16| {
-        ports
-            .iter()
-            .find(|p| p.id() == id)
-            .expect("configured above")
-    };
-    let rx = by_id(cli.rx_port);
+    let ports = open_ports(&eal, roles, &port_config, &pool)?;
+    let rx = ports.rx();
     let clock = match cli.clock {
         ClockArg::Tsc => Clock::Tsc,
         ClockArg::RxTimestamp => match rx.rx_timestamp_field() {
@@ -158,12 +149,7 @@ fn run(cli: Cli) -> Result<()> {
         clock,
         ..LoopConfig::default()
     };
-    let io_ports = Ports {
-        rx,
-        tx: by_id(tx_id),
-        pass: cli.pass_port.map(by_id),
-    };
-    let report = datapath::run(&eal, &io_ports, &watch, &loop_config, None, &stop)?;
+    let report = datapath::run(&eal, &ports.roles(), &watch, &loop_config, None, &stop)?;
     let workers: Vec<_> = report
         .workers
         .iter()
@@ -171,20 +157,9 @@ fn run(cli: Cli) -> Result<()> {
         .collect();
 
     let port_json: Vec<_> = ports
+        .all()
         .iter()
-        .map(|p| {
-            let s = p.stats();
-            let rss = match p.rss() {
-                RssMode::SingleQueue => "single-queue".to_string(),
-                RssMode::Hardware { rss_hf } => format!("hardware (rss_hf {rss_hf:#x})"),
-                RssMode::Software => "software".to_string(),
-            };
-            json!({
-                "port": p.id(), "rx_packets": s.rx_packets, "tx_packets": s.tx_packets,
-                "rx_missed": s.rx_missed, "rx_errors": s.rx_errors, "tx_errors": s.tx_errors,
-                "rx_no_mbuf": s.rx_no_mbuf, "rss": rss,
-            })
-        })
+        .map(|p| PortReport::of(p).json())
         .collect();
     let io = &report.io;
     let dpdk = json!({
