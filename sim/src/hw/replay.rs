@@ -128,6 +128,11 @@ impl<E: HwSim> HwReplay<E> {
         Ok(counters?)
     }
 
+    /// The register bus over the design (for reads the replay does not make itself).
+    pub fn bus(&mut self) -> &mut HwBus<E> {
+        &mut self.bus
+    }
+
     /// Clocks spent streaming frames so far (register accesses excluded).
     pub fn cycles(&self) -> u64 {
         self.cycles
