@@ -107,6 +107,38 @@ pub fn yosys_synth(verilog: &str, top: &str, flow: SynthFlow) -> Result<SynthRep
     parse_stat(&stat)
 }
 
+/// The structural checks of synthesis without its mapping: elaborates `verilog` with
+/// `top` (`hierarchy -check`: every module and port exists), turns processes into logic
+/// (`proc`), flattens it, and asserts `check -assert` (no undriven wires, no multiple
+/// drivers, no logic loops) and that no latch was inferred. For a whole top, where a full
+/// `synth` takes yosys more than a quarter of an hour on this kind of machine, while each
+/// block's own test runs the full `synth`. Returns the coarse cell counts.
+pub fn yosys_check(verilog: &str, top: &str) -> Result<SynthReport, ToolError> {
+    let dir = scratch_dir("yosys")?;
+    write_file("yosys", &dir.path().join("top.v"), verilog)?;
+    let script = format!(
+        "read_verilog top.v; hierarchy -check -top {top}; proc; flatten; opt_clean; \
+         check -assert; select -assert-none t:$dlatch t:$adlatch t:$dlatchsr t:$sr; \
+         tee -q -o stat.json stat -json"
+    );
+    let output = run(
+        "yosys",
+        "yosys",
+        Command::new("yosys")
+            .current_dir(dir.path())
+            .args(["-q", "-p", &script]),
+    )?;
+    if !output.status.success() {
+        return Err(rejected("yosys", &output));
+    }
+    let stat =
+        std::fs::read_to_string(dir.path().join("stat.json")).map_err(|source| ToolError::Io {
+            tool: "yosys",
+            source,
+        })?;
+    parse_stat(&stat)
+}
+
 /// Verilator warnings every rust-hdl design raises, and why each is benign.
 ///
 /// * `DECLFILENAME`: rust-hdl emits the whole hierarchy into one file, so each submodule

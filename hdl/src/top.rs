@@ -676,7 +676,7 @@ impl<
         self.act_gate.next = self.act.fill.val() >= self.act_gate_level.val();
         self.s_axis_tready.next = self.fifo.s_axis_tready.val()
             && !self.act_gate.val()
-            && !(self.hold.val() && !self.in_frame.q.val());
+            && (self.in_frame.q.val() || !self.hold.val());
         self.take.next = self.s_axis_tvalid.val() && self.s_axis_tready.val();
         if self.take.val() {
             self.in_frame.d.next = !self.s_axis_tlast.val();

@@ -15,7 +15,7 @@ fn tables() -> flowgate_core::tables::Tables {
 
 fn example_frames() -> Vec<Frame> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    flowgate_sim::read_pcap_file(&root.join("examples/basic.pcap")).unwrap()
+    flowgate_sim::read_pcap_file(root.join("examples/basic.pcap")).unwrap()
 }
 
 #[test]
