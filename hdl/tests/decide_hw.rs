@@ -64,6 +64,8 @@ struct Harness<const D: usize, const K: usize, const SB: usize, const W: usize> 
     up_word: Signal<In, Bits<16>>,
     up_data: Signal<In, Bits<32>>,
     up_mask: Signal<In, Bits<32>>,
+    /// The flow table's read-back set (idle here: the top's FLOW window reads drive it).
+    peek_set: Signal<In, Bits<SB>>,
     parser: AxisParser<D, K>,
     decide: TestDecide<SB, W>,
 }
@@ -104,6 +106,7 @@ impl<const D: usize, const K: usize, const SB: usize, const W: usize> Default
             up_word: Default::default(),
             up_data: Default::default(),
             up_mask: Default::default(),
+            peek_set: Default::default(),
             parser: Default::default(),
             decide: Decide::new(M),
         }
@@ -159,6 +162,7 @@ impl<const D: usize, const K: usize, const SB: usize, const W: usize> Logic
         self.decide.up_word.next = self.up_word.val();
         self.decide.up_data.next = self.up_data.val();
         self.decide.up_mask.next = self.up_mask.val();
+        self.decide.peek_set.next = self.peek_set.val();
     }
 }
 
