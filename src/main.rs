@@ -189,7 +189,13 @@ fn replay(args: ReplayArgs) -> Result<()> {
     Ok(())
 }
 
-/// The events due before a frame at `ts`: those at or before `ts - first`.
+/// Whether the event at `next` is due before a frame at `ts`.
+fn event_due(events: &[ControlEvent], next: usize, first: Duration, ts: Duration) -> bool {
+    events.get(next).is_some_and(|e| first + e.at <= ts)
+}
+
+/// The events due before a frame at `ts` (those at or before `ts - first`), from `next`
+/// on; `next` moves past them.
 fn due<'e>(
     events: &'e [ControlEvent],
     next: &mut usize,
@@ -197,7 +203,7 @@ fn due<'e>(
     ts: Duration,
 ) -> &'e [ControlEvent] {
     let start = *next;
-    while *next < events.len() && first + events[*next].at <= ts {
+    while event_due(events, *next, first, ts) {
         *next += 1;
     }
     &events[start..*next]
@@ -230,9 +236,7 @@ fn replay_model(
         while start < burst.len() {
             let t0 = *first.get_or_insert(burst[start].ts);
             let mut end = start;
-            while end < burst.len()
-                && due(events, &mut next_event.clone(), t0, burst[end].ts).is_empty()
-            {
+            while end < burst.len() && !event_due(events, next_event, t0, burst[end].ts) {
                 end += 1;
             }
             if end == start {
@@ -318,7 +322,7 @@ fn replay_hw(
         let mut end = start + 1;
         while end < frames.len()
             && end - start < args.burst
-            && due(events, &mut next_event.clone(), first, frames[end].ts).is_empty()
+            && !event_due(events, next_event, first, frames[end].ts)
         {
             end += 1;
         }

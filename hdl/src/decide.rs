@@ -51,6 +51,7 @@
 //! and are meant to change only with no frame in flight (the register map shadows them
 //! and commits between frames): `busy` is high while any frame is inside the block.
 
+use crate::constant;
 use crate::flow_table::FlowTable;
 use crate::hash::{ToeplitzHash, INPUT_BITS, KEY_BITS};
 use flowgate_core::flow_table::FlowClass;
@@ -338,10 +339,6 @@ pub struct Decide<
 pub type FlowDecide = Decide<8, 3, 64, 8, 11, 12, 4>;
 /// Maglev M of [`FlowDecide`].
 pub const FLOW_DECIDE_M: u32 = 251;
-
-fn constant<const N: usize>(value: u64) -> Constant<Bits<N>> {
-    Constant::new(value.into())
-}
 
 impl<
         const VIPS: usize,

@@ -57,6 +57,7 @@
 //! The RAMs start zeroed (every way invalid) as block RAM does after configuration; there
 //! is no clear sequence for a reset at run time yet.
 
+use crate::constant;
 use flowgate_core::flow_table::{FlowClass, FlowEntry, Insert, Lookup, Replaced, Timeouts};
 use rust_hdl::prelude::*;
 
@@ -417,10 +418,6 @@ pub const QUERY_LATENCY: usize = 2;
 
 fn array<T, const N: usize>(f: impl FnMut(usize) -> T) -> [T; N] {
     std::array::from_fn(f)
-}
-
-fn constant<const N: usize>(value: u64) -> Constant<Bits<N>> {
-    Constant::new(value.into())
 }
 
 impl<const SET_BITS: usize, const WAYS: usize> Default for FlowTable<SET_BITS, WAYS> {

@@ -242,6 +242,13 @@ fn emit_design(design: Design) -> String {
     }
 }
 
+/// A `Bits<N>` constant from an integer (emitted as a Verilog `localparam`).
+pub(crate) fn constant<const N: usize>(
+    value: u64,
+) -> rust_hdl::prelude::Constant<rust_hdl::prelude::Bits<N>> {
+    rust_hdl::prelude::Constant::new(value.into())
+}
+
 fn emit<B: Block>(mut top: B) -> String {
     top.connect_all();
     generate_verilog(&top)

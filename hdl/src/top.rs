@@ -55,6 +55,7 @@
 //! `tlast` cannot enter) and blocks the input; the profiles size it for 9216-byte frames.
 
 use crate::axis_parse::AxisParser;
+use crate::constant;
 use crate::counters::CounterBlock;
 use crate::csr::{Csr, CsrError, CsrParams, ADDR_BITS};
 use crate::decide::{Decide, Pipe, LATENCY};
@@ -364,10 +365,6 @@ pub struct Top<
     zero32: Constant<Bits<32>>,
     quiet_clocks: Constant<Bits<32>>,
     shift16: Constant<Bits<32>>,
-}
-
-fn constant<const N: usize>(value: u64) -> Constant<Bits<N>> {
-    Constant::new(value.into())
 }
 
 impl<

@@ -222,14 +222,10 @@ pub fn open(engine: Engine, design: flowgate_hdl::Design) -> Result<Box<dyn HwSi
             | Design::Top
             | Design::WideTop
             | Design::Top100g => {
-                // Emission walks the whole design recursively: give it the stack the
-                // simulation thread gets.
-                let verilog = std::thread::Builder::new()
-                    .stack_size(rtl::SIM_STACK)
-                    .spawn(move || flowgate_hdl::emit_verilog(design))?
-                    .join()
-                    .map_err(|_| HwError::Died(format!("emitting {design:?} panicked")))?;
-                Ok(Box::new(verilator::VerilatorSim::build(&verilog)?))
+                // `emit_verilog` runs on its own large-stack thread.
+                Ok(Box::new(verilator::VerilatorSim::build(
+                    &flowgate_hdl::emit_verilog(design),
+                )?))
             }
             other => Err(HwError::NotATop(format!("{other:?}"))),
         },
