@@ -11,6 +11,7 @@ use crate::parse::ParsedFrame;
 use crate::tables::Tables;
 
 /// The index of the VIP `p` is for, or `None` (the frame is passed to the host).
+#[inline]
 pub fn classify(tables: &Tables, p: &ParsedFrame) -> Option<u16> {
     let mut wildcard = None;
     for (i, vip) in tables.vips.iter().enumerate() {

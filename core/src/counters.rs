@@ -11,6 +11,7 @@ pub struct PacketBytes {
 }
 
 impl PacketBytes {
+    #[inline]
     pub fn add(&mut self, len: usize) {
         self.packets += 1;
         self.bytes += len as u64;

@@ -49,6 +49,7 @@ impl Default for Timeouts {
 }
 
 impl Timeouts {
+    #[inline]
     pub fn for_class(&self, class: FlowClass) -> u32 {
         match class {
             FlowClass::Embryonic => self.tcp_embryonic_ms,
@@ -79,6 +80,7 @@ impl Geometry {
         self.sets as u64 * self.ways as u64
     }
     /// The set a flow with this hash lives in.
+    #[inline]
     pub fn set_of(&self, hash: u32) -> u32 {
         hash & (self.sets - 1)
     }
@@ -94,6 +96,7 @@ pub struct FlowEntry {
 }
 
 impl FlowEntry {
+    #[inline]
     fn is_live(&self, now: u32, t: &Timeouts) -> bool {
         match self.class {
             Some(c) => now.wrapping_sub(self.last_seen) <= t.for_class(c),
@@ -151,11 +154,13 @@ impl FlowTable {
         &self.entries
     }
 
+    #[inline]
     fn set(&self, set: u32) -> &[FlowEntry] {
         let base = set as usize * self.ways as usize;
         &self.entries[base..base + self.ways as usize]
     }
 
+    #[inline]
     fn set_mut(&mut self, set: u32) -> &mut [FlowEntry] {
         let base = set as usize * self.ways as usize;
         let ways = self.ways as usize;
@@ -164,6 +169,7 @@ impl FlowTable {
 
     /// Find a live entry with `digest` in `set`. Read-only: the caller refreshes a hit
     /// with [`FlowTable::touch`].
+    #[inline]
     pub fn lookup(&self, set: u32, digest: u64, now: u32, t: &Timeouts) -> Lookup {
         for (way, e) in self.set(set).iter().enumerate() {
             if e.digest == digest && e.is_live(now, t) {
@@ -181,6 +187,7 @@ impl FlowTable {
 
     /// Refresh a hit: record `now`, and the (possibly promoted) class and (possibly
     /// re-selected) backend.
+    #[inline]
     pub fn touch(&mut self, set: u32, way: u32, backend: u16, class: FlowClass, now: u32) {
         let e = &mut self.set_mut(set)[way as usize];
         e.backend = backend;
@@ -189,6 +196,7 @@ impl FlowTable {
     }
 
     /// Insert a flow that missed; see the module doc for the choice of way.
+    #[inline]
     pub fn insert(
         &mut self,
         set: u32,
@@ -216,6 +224,7 @@ impl FlowTable {
         }
     }
 
+    #[inline]
     fn choose_way(
         ways: &[FlowEntry],
         digest: u64,

@@ -159,6 +159,38 @@ fn hash_input(
     (buf, n, n + 3)
 }
 
+/// [`hash_input`] as big-endian 32-bit words, built straight from the addresses (no byte
+/// buffer: this is the per-frame path of the carry-less-multiply form). Returns (words,
+/// tuple words, tuple ‖ protocol ‖ vip words); the last word is zero-padded. Tested equal
+/// to [`hash_input`] in `hash_words_are_hash_input`.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[inline]
+fn hash_words(p: &ParsedFrame, persistence: Persistence, vip: u16) -> ([u32; WORDS], usize, usize) {
+    let mut words = [0u32; WORDS];
+    let mut n = 0;
+    for addr in [p.src, p.dst] {
+        match addr {
+            IpAddr::V4(a) => {
+                words[n] = u32::from(a);
+                n += 1;
+            }
+            IpAddr::V6(a) => {
+                let v = u128::from(a);
+                words[n] = (v >> 96) as u32;
+                words[n + 1] = (v >> 64) as u32;
+                words[n + 2] = (v >> 32) as u32;
+                words[n + 3] = v as u32;
+                n += 4;
+            }
+        }
+    }
+    if !p.fragment && persistence == Persistence::FiveTuple {
+        words[n] = u32::from(p.src_port) << 16 | u32::from(p.dst_port);
+    }
+    words[n + 1] = u32::from(p.protocol) << 24 | u32::from(vip) << 8;
+    (words, n + 1, n + 2)
+}
+
 /// What one nibble value at one input position adds to the three Toeplitz hashes.
 /// Toeplitz is linear over XOR, so a hash is the XOR of one such entry per input nibble.
 #[derive(Clone, Copy, Default)]
@@ -229,7 +261,7 @@ impl Windows {
 
 #[cfg(target_arch = "x86_64")]
 mod clmul {
-    use super::{Windows, MAX_INPUT_LEN, WORDS};
+    use super::{Windows, WORDS};
     use std::arch::x86_64::{__m128i, _mm_clmulepi64_si128, _mm_cvtsi64_si128, _mm_xor_si128};
 
     /// Bits 31..63 of the carry-less product, read backwards: the 32-bit Toeplitz value.
@@ -240,39 +272,30 @@ mod clmul {
         ((low >> 31) as u32).reverse_bits()
     }
 
-    /// Toeplitz under the three keys at once: the tuple (`buf[..n]`, `n` a multiple of 4)
-    /// under `rss`, `buf[..m]` under the digest keys. Returns (hash, digest).
+    /// Toeplitz under the three keys at once: the tuple (`words[..n]`) under `rss`,
+    /// `words[..m]` under the digest keys (the input as big-endian 32-bit words, the last
+    /// one zero-padded). Returns (hash, digest).
     ///
     /// # Safety
     /// The CPU must have PCLMULQDQ.
     #[target_feature(enable = "pclmulqdq,sse2")]
     pub(super) unsafe fn flow_hash(
         w: &Windows,
-        buf: &[u8; MAX_INPUT_LEN],
+        words: &[u32; WORDS],
         n: usize,
         m: usize,
     ) -> (u32, u64) {
-        let mut padded = [0u8; WORDS * 4];
-        padded[..m].copy_from_slice(&buf[..m]);
-        let word = |k: usize| {
-            let b = [
-                padded[4 * k],
-                padded[4 * k + 1],
-                padded[4 * k + 2],
-                padded[4 * k + 3],
-            ];
-            _mm_cvtsi64_si128(i64::from(u32::from_be_bytes(b)))
-        };
+        let word = |k: usize| _mm_cvtsi64_si128(i64::from(words[k]));
         let key = |v: u64| _mm_cvtsi64_si128(v as i64);
         let zero = _mm_cvtsi64_si128(0);
         let (mut rss, mut hi, mut lo) = (zero, zero, zero);
-        for k in 0..n / 4 {
+        for k in 0..n.min(WORDS) {
             let x = word(k);
             rss = _mm_xor_si128(rss, _mm_clmulepi64_si128::<0>(x, key(w.rss[k])));
             hi = _mm_xor_si128(hi, _mm_clmulepi64_si128::<0>(x, key(w.hi[k])));
             lo = _mm_xor_si128(lo, _mm_clmulepi64_si128::<0>(x, key(w.lo[k])));
         }
-        for k in n / 4..m.div_ceil(4) {
+        for k in n..m.min(WORDS) {
             let x = word(k);
             hi = _mm_xor_si128(hi, _mm_clmulepi64_si128::<0>(x, key(w.hi[k])));
             lo = _mm_xor_si128(lo, _mm_clmulepi64_si128::<0>(x, key(w.lo[k])));
@@ -330,13 +353,14 @@ impl FlowHasher {
     /// Same result as [`flow_hash`] with this hasher's keys.
     #[inline]
     pub fn flow_hash(&self, p: &ParsedFrame, persistence: Persistence, vip: u16) -> FlowHash {
-        let (buf, n, m) = hash_input(p, persistence, vip);
         #[cfg(target_arch = "x86_64")]
         if let Some(w) = &self.windows {
+            let (words, n, m) = hash_words(p, persistence, vip);
             // SAFETY: `windows` is only built when the CPU has PCLMULQDQ.
-            let (hash, digest) = unsafe { clmul::flow_hash(w, &buf, n, m) };
+            let (hash, digest) = unsafe { clmul::flow_hash(w, &words, n, m) };
             return FlowHash { hash, digest };
         }
+        let (buf, n, m) = hash_input(p, persistence, vip);
         self.by_tables(&buf, n, m)
     }
 
@@ -469,6 +493,12 @@ mod tests {
                 assert_eq!(hasher.flow_hash(&p, persistence, vip), want);
                 let (buf, n, m) = hash_input(&p, persistence, vip);
                 assert_eq!(hasher.by_tables(&buf, n, m), want, "table form");
+                // hash_words: the same input as words, zero-padded.
+                let (words, wn, wm) = hash_words(&p, persistence, vip);
+                let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+                assert_eq!((wn * 4, wm), (n, m.div_ceil(4)));
+                assert_eq!(&bytes[..m], &buf[..m]);
+                assert!(bytes[m..].iter().all(|&b| b == 0));
                 checked_clmul |= hasher.windows.is_some();
             }
         }

@@ -255,6 +255,7 @@ impl MaglevTable {
         self.slots.is_empty()
     }
 
+    #[inline]
     pub fn slots(&self) -> &[Slot] {
         &self.slots
     }
@@ -273,10 +274,12 @@ impl MaglevTable {
     }
 
     /// slot index = (hash × M) >> 32.
+    #[inline]
     pub fn slot_index(&self, hash: u32) -> u32 {
         ((hash as u64 * self.slots.len() as u64) >> 32) as u32
     }
 
+    #[inline]
     pub fn slot(&self, hash: u32) -> Slot {
         self.slots[self.slot_index(hash) as usize]
     }

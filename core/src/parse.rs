@@ -168,6 +168,7 @@ pub enum Parsed {
 }
 
 /// Parse one frame. See the module doc for the rules and the guarantee.
+#[inline]
 pub fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
     let (l2, ethertype) = parse_l2(frame)?;
     // `parse_l2` has checked that `l2.l3_offset` bytes are present.
@@ -267,10 +268,12 @@ mod field {
 }
 
 /// Big-endian u16 at `f` in a header whose length has been checked to cover `f`.
+#[inline]
 fn be16(header: &[u8], f: field::Field) -> u16 {
     u16::from_be_bytes([header[f.start], header[f.start + 1]])
 }
 
+#[inline]
 fn is_vlan_tpid(ethertype: u16) -> bool {
     matches!(
         ethertype,
@@ -286,6 +289,7 @@ struct L2 {
     l3_offset: u16,
 }
 
+#[inline]
 fn parse_l2(frame: &[u8]) -> Result<(L2, u16), DropReason> {
     use field::{ethernet, vlan};
     let eth = frame
@@ -314,6 +318,7 @@ fn parse_l2(frame: &[u8]) -> Result<(L2, u16), DropReason> {
 }
 
 /// `packet` starts at the IPv4 header and runs to the end of the frame.
+#[inline]
 fn parse_ipv4(packet: &[u8], l2: L2) -> Result<ParsedFrame, DropReason> {
     use field::ipv4;
     let header = packet
@@ -369,6 +374,7 @@ fn parse_ipv4(packet: &[u8], l2: L2) -> Result<ParsedFrame, DropReason> {
 }
 
 /// `packet` starts at the IPv6 header and runs to the end of the frame.
+#[inline]
 fn parse_ipv6(packet: &[u8], l2: L2) -> Result<ParsedFrame, DropReason> {
     use field::{ipv6, ipv6_ext, ipv6_frag};
     let header = packet
@@ -482,6 +488,7 @@ impl L4 {
 
 /// A header about to be read at `start` in the frame, whose fixed part is `len` bytes (already
 /// found inside the datagram), must end within the first [`PARSE_WINDOW`] bytes.
+#[inline]
 fn within_window(start: usize, len: usize) -> Result<(), DropReason> {
     if start + len > PARSE_WINDOW {
         Err(DropReason::HeaderTooLong)
@@ -494,6 +501,7 @@ fn within_window(start: usize, len: usize) -> Result<(), DropReason> {
 /// header on, which starts at byte `start` of the frame; `fragment` is true for any fragment
 /// (only first fragments get here), whose UDP length covers the reassembled datagram and so
 /// is not checked.
+#[inline]
 fn parse_l4(protocol: u8, payload: &[u8], start: usize, fragment: bool) -> Result<L4, DropReason> {
     use field::{icmp, tcp, udp};
     match protocol {

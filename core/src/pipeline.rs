@@ -43,6 +43,7 @@ pub struct Balance {
 
 /// Parse, classify and hash. Reads only `tables` and `hasher`, which must be built from
 /// `tables.keys` (engines rebuild it whenever they take new tables).
+#[inline]
 pub fn prepare(frame: &[u8], tables: &Tables, hasher: &FlowHasher) -> Prepared {
     debug_assert!(
         hasher.keys() == &tables.keys,
@@ -67,6 +68,7 @@ pub fn prepare(frame: &[u8], tables: &Tables, hasher: &FlowHasher) -> Prepared {
 }
 
 /// Count a frame that `prepare` already decided (pass or drop).
+#[inline]
 pub fn count_unbalanced(verdict: Verdict, counters: &mut Counters) {
     counters.frames_in += 1;
     match verdict {
@@ -78,6 +80,7 @@ pub fn count_unbalanced(verdict: Verdict, counters: &mut Counters) {
 
 /// The backend for a new (or re-selected) flow: the slot's primary if up, else its
 /// secondary if up.
+#[inline]
 pub fn select(tables: &Tables, vip: u16, hash: u32) -> Option<u16> {
     let maglev = &tables.vips[vip as usize].maglev;
     if maglev.is_empty() {
@@ -89,6 +92,7 @@ pub fn select(tables: &Tables, vip: u16, hash: u32) -> Option<u16> {
         .find(|&b| backend_is_up(tables, vip, b))
 }
 
+#[inline]
 fn backend_is_up(tables: &Tables, vip: u16, b: u16) -> bool {
     b != NO_BACKEND
         && tables
@@ -98,6 +102,7 @@ fn backend_is_up(tables: &Tables, vip: u16, b: u16) -> bool {
 }
 
 /// The class a frame gives its flow.
+#[inline]
 fn frame_class(p: &ParsedFrame) -> FlowClass {
     if p.protocol != IPPROTO_TCP {
         FlowClass::Udp
@@ -112,6 +117,7 @@ fn frame_class(p: &ParsedFrame) -> FlowClass {
 /// `local_set` (equal to `b.set` for an unsharded table). The rewritten frame is written
 /// to `out` when the verdict is `Forward`.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 pub fn balance(
     frame: &[u8],
     b: &Balance,
@@ -140,6 +146,7 @@ pub fn balance(
 /// its VIP's mode and the parameters, and must do what [`rewrite()`] does (an error turns
 /// the verdict into that drop, as in [`balance`]).
 #[allow(clippy::too_many_arguments)]
+#[inline]
 pub fn balance_with(
     frame_len: usize,
     b: &Balance,
@@ -183,6 +190,7 @@ pub fn balance_with(
 }
 
 /// Flow table and selection: which backend, if any.
+#[inline]
 fn decide(
     b: &Balance,
     now: u32,
@@ -244,6 +252,7 @@ fn decide(
 }
 
 /// The sequential oracle: one frame through the whole contract.
+#[inline]
 pub fn process(
     frame: &[u8],
     now: u32,
@@ -293,6 +302,7 @@ impl Engine {
         &self.tables
     }
 
+    #[inline]
     pub fn process(&mut self, frame: &[u8], now: u32, out: &mut Vec<u8>) -> Verdict {
         process(
             frame,

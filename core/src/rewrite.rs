@@ -114,6 +114,7 @@ mod field {
 /// See the module doc for what each [`Mode`] emits and for the errors. The only error the
 /// pipeline can see is [`DropReason::EncapTooLarge`]: an IP-in-IP frame longer than
 /// [`MAX_FRAME_LEN`]. DSR never grows a frame, so it is never too large.
+#[inline]
 pub fn rewrite(
     frame: &[u8],
     parsed: &ParsedFrame,
@@ -148,6 +149,7 @@ struct Encap {
     outer_len: usize,
 }
 
+#[inline]
 fn encap_plan(
     frame: &[u8],
     parsed: &ParsedFrame,
@@ -255,6 +257,7 @@ pub enum InPlace {
 ///
 /// The returned range of `buf` holds exactly the bytes [`rewrite`] would write to `out`,
 /// and the errors are the same; on `Err` or [`InPlace::NoRoom`] `buf` is unchanged.
+#[inline]
 pub fn rewrite_in_place(
     buf: &mut [u8],
     start: usize,
@@ -287,6 +290,7 @@ pub fn rewrite_in_place(
     }
 }
 
+#[inline]
 fn write_macs(out: &mut [u8], params: &RewriteParams) {
     out[field::ETH_DESTINATION].copy_from_slice(&params.backend_mac);
     out[field::ETH_SOURCE].copy_from_slice(&params.own_mac);
