@@ -224,8 +224,68 @@ impl FlowTable {
         }
     }
 
+    /// The rules of the module doc in one pass over the set (the per-frame form; tested
+    /// equal to the rule-by-rule reference in `one_pass_choice_is_the_rules`).
     #[inline]
     fn choose_way(
+        ways: &[FlowEntry],
+        digest: u64,
+        class: FlowClass,
+        now: u32,
+        t: &Timeouts,
+    ) -> Option<(usize, Replaced)> {
+        let (mut empty, mut expired) = (None, None);
+        // (age, way) of the oldest embryonic and the oldest of all; ties → lowest way.
+        let mut oldest_embryonic: Option<(u32, usize)> = None;
+        let mut oldest: Option<(u32, usize)> = None;
+        for (w, e) in ways.iter().enumerate() {
+            let Some(c) = e.class else {
+                empty = empty.or(Some(w));
+                continue;
+            };
+            if e.digest == digest {
+                // It missed, so this entry is expired.
+                return Some((w, Replaced::Expired));
+            }
+            let age = now.wrapping_sub(e.last_seen);
+            if age > t.for_class(c) {
+                expired = expired.or(Some(w));
+            }
+            if c == FlowClass::Embryonic && oldest_embryonic.map_or(true, |(a, _)| age > a) {
+                oldest_embryonic = Some((age, w));
+            }
+            if oldest.map_or(true, |(a, _)| age > a) {
+                oldest = Some((age, w));
+            }
+        }
+        if let Some(w) = empty {
+            return Some((w, Replaced::Empty));
+        }
+        if let Some(w) = expired {
+            return Some((w, Replaced::Expired));
+        }
+        if let Some((_, w)) = oldest_embryonic {
+            return Some((w, Replaced::Evicted));
+        }
+        if class == FlowClass::Embryonic {
+            return None;
+        }
+        oldest.map(|(_, w)| (w, Replaced::Evicted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Timeouts = Timeouts {
+        tcp_ms: 1000,
+        tcp_embryonic_ms: 100,
+        udp_ms: 500,
+    };
+
+    /// The module doc's rules, one after another: the reference for the one-pass form.
+    fn choose_way_reference(
         ways: &[FlowEntry],
         digest: u64,
         class: FlowClass,
@@ -262,17 +322,47 @@ impl FlowTable {
         }
         oldest(&|_| true).map(|w| (w, Replaced::Evicted))
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const T: Timeouts = Timeouts {
-        tcp_ms: 1000,
-        tcp_embryonic_ms: 100,
-        udp_ms: 500,
-    };
+    #[test]
+    fn one_pass_choice_is_the_rules() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let classes = [
+            None,
+            Some(FlowClass::Embryonic),
+            Some(FlowClass::Tcp),
+            Some(FlowClass::Udp),
+        ];
+        for _ in 0..200_000 {
+            let ways = 1 + (next() % 6) as usize;
+            let now = next() as u32;
+            let set: Vec<FlowEntry> = (0..ways)
+                .map(|_| {
+                    let r = next();
+                    FlowEntry {
+                        class: classes[(r & 3) as usize],
+                        digest: (r >> 2) & 3,
+                        backend: 0,
+                        // Ages around the timeouts (and a few wrapped ones).
+                        last_seen: now.wrapping_sub((r >> 8) as u32 % 1300),
+                    }
+                })
+                .collect();
+            let digest = next() & 7;
+            for class in [FlowClass::Embryonic, FlowClass::Tcp, FlowClass::Udp] {
+                assert_eq!(
+                    FlowTable::choose_way(&set, digest, class, now, &T),
+                    choose_way_reference(&set, digest, class, now, &T),
+                    "{set:?} digest {digest} {class:?} now {now}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn hit_after_insert_and_miss_after_expiry() {
