@@ -251,10 +251,10 @@ impl FlowTable {
             if age > t.for_class(c) {
                 expired = expired.or(Some(w));
             }
-            if c == FlowClass::Embryonic && oldest_embryonic.map_or(true, |(a, _)| age > a) {
+            if c == FlowClass::Embryonic && !matches!(oldest_embryonic, Some((a, _)) if a >= age) {
                 oldest_embryonic = Some((age, w));
             }
-            if oldest.map_or(true, |(a, _)| age > a) {
+            if !matches!(oldest, Some((a, _)) if a >= age) {
                 oldest = Some((age, w));
             }
         }
