@@ -162,7 +162,7 @@ fn hash_input(
 /// [`hash_input`] as big-endian 32-bit words, built straight from the addresses (no byte
 /// buffer: this is the per-frame path of the carry-less-multiply form). Returns (words,
 /// tuple words, tuple ‖ protocol ‖ vip words); the last word is zero-padded. Tested equal
-/// to [`hash_input`] in `hash_words_are_hash_input`.
+/// to [`hash_input`] in `fast_hashers_equal_the_reference`.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline]
 fn hash_words(p: &ParsedFrame, persistence: Persistence, vip: u16) -> ([u32; WORDS], usize, usize) {
