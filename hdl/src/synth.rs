@@ -299,12 +299,18 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Report,
     }
 
     stepper.step("write report.json + report.md", || Ok(()))?;
-    report.steps = stepper.times.clone();
-    report.files.push("report.json".into());
-    report.files.push("report.md".into());
-    write(&out.join("report.json"), &report.to_json_string())?;
-    write(&out.join("report.md"), &report.to_markdown())?;
+    write_reports(out, &mut report, &stepper)?;
     Ok(report)
+}
+
+/// Writes `report.json` and `report.md` into `out`, with the steps run so far.
+fn write_reports(out: &Path, report: &mut Report, stepper: &Stepper) -> Result<(), SynthError> {
+    report.steps = stepper.times.clone();
+    report
+        .files
+        .extend(["report.json".into(), "report.md".into()]);
+    write(&out.join("report.json"), &report.to_json_string())?;
+    write(&out.join("report.md"), &report.to_markdown())
 }
 
 struct Stepper<'a> {
@@ -388,12 +394,7 @@ fn ecp5(
             "does not fit: {} (yosys counts before placement; nextpnr not run)",
             over.join(", ")
         ));
-        report.steps = stepper.times.clone();
-        report
-            .files
-            .extend(["report.json".into(), "report.md".into()]);
-        write(&out.join("report.json"), &report.to_json_string())?;
-        write(&out.join("report.md"), &report.to_markdown())?;
+        write_reports(out, report, stepper)?;
         return Err(SynthError::DoesNotFit {
             design: report.design.clone(),
             part: report.part.title,
