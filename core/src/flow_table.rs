@@ -248,7 +248,7 @@ impl FlowTable {
                 return Some((w, Replaced::Expired));
             }
             let age = now.wrapping_sub(e.last_seen);
-            if age > t.for_class(c) {
+            if !e.is_live(now, t) {
                 expired = expired.or(Some(w));
             }
             if c == FlowClass::Embryonic && !matches!(oldest_embryonic, Some((a, _)) if a >= age) {
@@ -325,13 +325,9 @@ mod tests {
 
     #[test]
     fn one_pass_choice_is_the_rules() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x9e37_79b9_7f4a_7c15u64);
+        let mut next = || rng.gen::<u64>();
         let classes = [
             None,
             Some(FlowClass::Embryonic),

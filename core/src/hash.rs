@@ -442,13 +442,9 @@ mod tests {
     #[test]
     fn fast_hashers_equal_the_reference() {
         use crate::parse::{ParsedFrame, IPPROTO_TCP, IPPROTO_UDP};
-        let mut x = 0x1234_5678_9abc_def0u64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x1234_5678_9abc_def0u64);
+        let mut next = || rng.gen::<u64>();
         let mut checked_clmul = false;
         for round in 0..2000 {
             let keys = if round % 100 == 0 {
