@@ -116,16 +116,17 @@ pub struct HeaderParse<const HEADER_BITS: usize> {
     is_ext: Signal<Local, Bit>,
     /// Offset of the header being read, from the IP header.
     rel: Signal<Local, Bits<32>>,
-    /// Bit index of a 32-bit read at `rel` in `win`.
-    ridx: Signal<Local, Bits<32>>,
+    /// `win` shifted up by the extension header's offset (see the read below).
+    ext_win: Signal<Local, Bits<HEADER_BITS>>,
     ext_word: Signal<Local, Bits<32>>,
     room: Signal<Local, Bits<32>>,
     ext_len: Signal<Local, Bits<32>>,
     /// L4 header offset from the IP header, and the datagram bytes from it on.
     l4rel: Signal<Local, Bits<32>>,
     avail: Signal<Local, Bits<32>>,
-    l4idx: Signal<Local, Bits<32>>,
     l4abs: Signal<Local, Bits<32>>,
+    /// `header` shifted up by the L4 header's offset (see the read below).
+    l4_win: Signal<Local, Bits<HEADER_BITS>>,
     /// The first 16 bytes of the L4 header (ports, UDP length, TCP data offset and flags).
     l4_bytes: Signal<Local, Bits<128>>,
     l4w0: Signal<Local, Bits<32>>,
@@ -221,14 +222,14 @@ impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
             at: Default::default(),
             is_ext: Default::default(),
             rel: Default::default(),
-            ridx: Default::default(),
+            ext_win: Default::default(),
             ext_word: Default::default(),
             room: Default::default(),
             ext_len: Default::default(),
             l4rel: Default::default(),
             avail: Default::default(),
-            l4idx: Default::default(),
             l4abs: Default::default(),
+            l4_win: Default::default(),
             l4_bytes: Default::default(),
             l4w0: Default::default(),
             l4w4: Default::default(),
@@ -296,14 +297,14 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
         self.at.next = 0.into();
         self.is_ext.next = false;
         self.rel.next = 0.into();
-        self.ridx.next = 0.into();
+        self.ext_win.next = self.zero_header.val();
         self.ext_word.next = 0.into();
         self.room.next = 0.into();
         self.ext_len.next = 0.into();
         self.l4rel.next = 0.into();
         self.avail.next = 0.into();
-        self.l4idx.next = 0.into();
         self.l4abs.next = 0.into();
+        self.l4_win.next = self.zero_header.val();
         self.l4_bytes.next = self.zero128.val();
         self.l4w0.next = 0.into();
         self.l4w4.next = 0.into();
@@ -453,15 +454,19 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                                 || self.proto.val() == 60;
                             if self.code.val() == 0 && self.upper.val() && self.is_ext.val() {
                                 self.rel.next = self.at.val() + 40;
-                                // A read past the vector would be out of range; its value
-                                // is never used then (the window check below fails first).
-                                if (self.rel.val() << 3) + 32 <= self.hb.val() {
-                                    self.ridx.next = self.hb.val() - (self.rel.val() << 3) - 32;
-                                } else {
-                                    self.ridx.next = 0.into();
-                                }
-                                self.ext_word.next =
-                                    self.win.val().get_bits::<32>(self.ridx.val().index());
+                                // The read: every extension header is a multiple of 8
+                                // bytes long, so `at` is, and the header sits at a 64-bit
+                                // boundary of `win`. Shifting by `{at / 8, 6'b0}` lets yosys
+                                // build a 4-level mux over 8-byte words instead of a
+                                // byte-granular 10-level shifter (about 10 k LUT4 each).
+                                // `at / 8` is taken mod 16: past byte 128 of `win` the
+                                // value is never used (the window check below fails first).
+                                self.ext_win.next =
+                                    self.win.val() << (((self.at.val() >> 3) & 0xf) << 6);
+                                self.ext_word.next = self
+                                    .ext_win
+                                    .val()
+                                    .get_bits::<32>((self.hb.val() - 352).index());
                                 // Payload bytes from this header on (at <= payload always).
                                 self.room.next = self.v6_payload.val() - self.at.val();
                                 if self.proto.val() == 44 {
@@ -518,13 +523,20 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
 
             // The upper-layer header (core: parse_l4), first fragments and whole datagrams.
             if self.code.val() == 0 && self.upper.val() {
-                if (self.l4rel.val() << 3) + 128 <= self.hb.val() {
-                    self.l4idx.next = self.hb.val() - (self.l4rel.val() << 3) - 128;
-                } else {
-                    self.l4idx.next = 0.into();
-                    self.l4abs.next = 0.into();
-                }
-                self.l4_bytes.next = self.win.val().get_bits::<128>(self.l4idx.val().index());
+                // The read, at frame byte `l3 + l4rel`. `l3` is 14, 18 or 22 and `l4rel` a
+                // multiple of 4 (IHL words; IPv6 headers of 8-byte units), so the offset
+                // from byte 14 is a multiple of 4: `header` from byte 14 on, shifted by
+                // `{(offset - 14) / 4, 5'b0}`, is a 5-level mux over 32-bit words, where a
+                // byte-granular shift would be a 10-level one (about 10 k LUT4 each; see the
+                // extension read). The value is used only when the header lies inside the
+                // window (checked below).
+                self.l4abs.next = self.l3.val() + self.l4rel.val();
+                self.l4_win.next =
+                    (self.header.val() << 112) << ((((self.l4abs.val() - 14) >> 2) & 0x1f) << 5);
+                self.l4_bytes.next = self
+                    .l4_win
+                    .val()
+                    .get_bits::<128>((self.hb.val() - 128).index());
                 self.l4w0.next = self.l4_bytes.val().get_bits::<32>(96);
                 self.l4w4.next = self.l4_bytes.val().get_bits::<32>(64);
                 self.l4w12.next = self.l4_bytes.val().get_bits::<32>(0);
