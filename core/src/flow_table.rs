@@ -235,9 +235,12 @@ impl FlowTable {
         t: &Timeouts,
     ) -> Option<(usize, Replaced)> {
         let (mut empty, mut expired) = (None, None);
-        // (age, way) of the oldest embryonic and the oldest of all; ties → lowest way.
-        let mut oldest_embryonic: Option<(u32, usize)> = None;
-        let mut oldest: Option<(u32, usize)> = None;
+        // The oldest embryonic way and the oldest of all, each as (age + 1, way) with 0 for
+        // "none yet": only a strictly older way replaces, so ties keep the lowest way. (Plain
+        // integers rather than `Option<(age, way)>`: this runs for every missed frame, and
+        // the compiler turns these compares into conditional moves.)
+        let (mut oldest_embryonic, mut oldest_embryonic_way) = (0u64, 0usize);
+        let (mut oldest, mut oldest_way) = (0u64, 0usize);
         for (w, e) in ways.iter().enumerate() {
             let Some(c) = e.class else {
                 empty = empty.or(Some(w));
@@ -247,15 +250,15 @@ impl FlowTable {
                 // It missed, so this entry is expired.
                 return Some((w, Replaced::Expired));
             }
-            let age = now.wrapping_sub(e.last_seen);
             if !e.is_live(now, t) {
                 expired = expired.or(Some(w));
             }
-            if c == FlowClass::Embryonic && !matches!(oldest_embryonic, Some((a, _)) if a >= age) {
-                oldest_embryonic = Some((age, w));
+            let rank = u64::from(now.wrapping_sub(e.last_seen)) + 1;
+            if c == FlowClass::Embryonic && rank > oldest_embryonic {
+                (oldest_embryonic, oldest_embryonic_way) = (rank, w);
             }
-            if !matches!(oldest, Some((a, _)) if a >= age) {
-                oldest = Some((age, w));
+            if rank > oldest {
+                (oldest, oldest_way) = (rank, w);
             }
         }
         if let Some(w) = empty {
@@ -264,13 +267,13 @@ impl FlowTable {
         if let Some(w) = expired {
             return Some((w, Replaced::Expired));
         }
-        if let Some((_, w)) = oldest_embryonic {
-            return Some((w, Replaced::Evicted));
+        if oldest_embryonic > 0 {
+            return Some((oldest_embryonic_way, Replaced::Evicted));
         }
-        if class == FlowClass::Embryonic {
+        if class == FlowClass::Embryonic || oldest == 0 {
             return None;
         }
-        oldest.map(|(_, w)| (w, Replaced::Evicted))
+        Some((oldest_way, Replaced::Evicted))
     }
 }
 

@@ -109,6 +109,34 @@ mod field {
     pub const IPV6_DESTINATION: Field = 24..40;
 }
 
+/// What the rewrite reads of a parsed frame: where the IP datagram lies and what an outer
+/// header copies from it. The stateful half carries this instead of the whole
+/// [`ParsedFrame`] (two addresses it never reads), so a burst's per-frame records stay
+/// small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Datagram {
+    /// [`ParsedFrame::l3_offset`].
+    pub l3_offset: u16,
+    /// [`ParsedFrame::ip_len`].
+    pub ip_len: u16,
+    /// [`ParsedFrame::is_ipv6`].
+    pub ipv6: bool,
+    /// [`ParsedFrame::dscp_ecn`].
+    pub dscp_ecn: u8,
+}
+
+impl From<&ParsedFrame> for Datagram {
+    #[inline]
+    fn from(p: &ParsedFrame) -> Datagram {
+        Datagram {
+            l3_offset: p.l3_offset,
+            ip_len: p.ip_len,
+            ipv6: p.is_ipv6(),
+            dscp_ecn: p.dscp_ecn,
+        }
+    }
+}
+
 /// Write the rewritten frame into `out` (cleared first).
 ///
 /// See the module doc for what each [`Mode`] emits and for the errors. The only error the
@@ -117,7 +145,7 @@ mod field {
 #[inline]
 pub fn rewrite(
     frame: &[u8],
-    parsed: &ParsedFrame,
+    datagram: impl Into<Datagram>,
     mode: Mode,
     params: &RewriteParams,
     out: &mut Vec<u8>,
@@ -125,7 +153,7 @@ pub fn rewrite(
     out.clear();
     match mode {
         Mode::Dsr => rewrite_dsr(frame, params, out),
-        Mode::IpIp => encapsulate(frame, parsed, params, out),
+        Mode::IpIp => encapsulate(frame, &datagram.into(), params, out),
     }
 }
 
@@ -152,7 +180,7 @@ struct Encap {
 #[inline]
 fn encap_plan(
     frame: &[u8],
-    parsed: &ParsedFrame,
+    parsed: &Datagram,
     params: &RewriteParams,
 ) -> Result<Encap, DropReason> {
     let l3_offset = usize::from(parsed.l3_offset);
@@ -161,13 +189,13 @@ fn encap_plan(
         return Err(DropReason::TruncatedEthernet);
     }
     if frame.len() < l3_offset + ip_len {
-        return Err(if parsed.is_ipv6() {
+        return Err(if parsed.ipv6 {
             DropReason::BadIpv6PayloadLength
         } else {
             DropReason::BadIpv4TotalLength
         });
     }
-    let inner_protocol = if parsed.is_ipv6() {
+    let inner_protocol = if parsed.ipv6 {
         IPPROTO_IPV6
     } else {
         IPPROTO_IPIP
@@ -225,7 +253,7 @@ impl Encap {
 
 fn encapsulate(
     frame: &[u8],
-    parsed: &ParsedFrame,
+    parsed: &Datagram,
     params: &RewriteParams,
     out: &mut Vec<u8>,
 ) -> Result<(), DropReason> {
@@ -261,7 +289,7 @@ pub enum InPlace {
 pub fn rewrite_in_place(
     buf: &mut [u8],
     start: usize,
-    parsed: &ParsedFrame,
+    datagram: impl Into<Datagram>,
     mode: Mode,
     params: &RewriteParams,
 ) -> Result<InPlace, DropReason> {
@@ -277,7 +305,7 @@ pub fn rewrite_in_place(
             Ok(InPlace::Done(start..buf.len()))
         }
         Mode::IpIp => {
-            let e = encap_plan(frame, parsed, params)?;
+            let e = encap_plan(frame, &datagram.into(), params)?;
             let Some(front) = start.checked_sub(e.outer_len) else {
                 return Ok(InPlace::NoRoom);
             };

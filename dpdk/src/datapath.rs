@@ -218,9 +218,9 @@ impl Shard {
                 local_set,
                 &mut self.counters,
                 |mode, params| {
-                    if !m.rewrite_in_place(&b.parsed, mode, params)? {
+                    if !m.rewrite_in_place(b.datagram, mode, params)? {
                         // No headroom for the outer header: the copy-out rewrite.
-                        rewrite(m.data(), &b.parsed, mode, params, out)?;
+                        rewrite(m.data(), b.datagram, mode, params, out)?;
                         fits = m.write(out).is_ok();
                     }
                     Ok(())

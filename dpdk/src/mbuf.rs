@@ -5,9 +5,8 @@
 //! DPDK's `struct rte_mbuf` at build time; everything else goes through the shim.
 
 use dpdk_sys as sys;
-use flowgate_core::parse::ParsedFrame;
 use flowgate_core::pipeline::Prepared;
-use flowgate_core::rewrite::{rewrite_in_place, InPlace, Mode, RewriteParams};
+use flowgate_core::rewrite::{rewrite_in_place, Datagram, InPlace, Mode, RewriteParams};
 use flowgate_core::DropReason;
 use std::mem::{align_of, offset_of, size_of};
 use std::ptr::NonNull;
@@ -117,7 +116,7 @@ impl Mbuf {
     /// segments or too little headroom, nothing changed (copy instead).
     pub fn rewrite_in_place(
         &mut self,
-        parsed: &ParsedFrame,
+        datagram: Datagram,
         mode: Mode,
         params: &RewriteParams,
     ) -> Result<bool, DropReason> {
@@ -128,7 +127,7 @@ impl Mbuf {
         // SAFETY: the buffer from buf_addr holds the headroom (data_off bytes) and the
         // data (data_len bytes); the headroom may be overwritten, it is ours.
         let buf = unsafe { std::slice::from_raw_parts_mut(self.head().buf_addr, start + len) };
-        match rewrite_in_place(buf, start, parsed, mode, params)? {
+        match rewrite_in_place(buf, start, datagram, mode, params)? {
             InPlace::Done(range) => {
                 // Within the old headroom + data, so these fit their fields.
                 let h = self.head_mut();

@@ -693,10 +693,10 @@ fn compare<const D: usize, const K: usize, const SB: usize, const W: usize>(
                     Mode::Dsr => 0,
                     Mode::IpIp => 1,
                 };
-                want.l3_offset = b.parsed.l3_offset;
-                want.ip_len = b.parsed.ip_len;
-                want.is_v6 = b.parsed.is_ipv6();
-                want.dscp_ecn = b.parsed.dscp_ecn;
+                want.l3_offset = b.datagram.l3_offset;
+                want.ip_len = b.datagram.ip_len;
+                want.is_v6 = b.datagram.ipv6;
+                want.dscp_ecn = b.datagram.dscp_ecn;
                 want.hit = after.hits > before.hits;
                 want.reselect = after.reselects > before.reselects;
                 want.insert = if after.refused > before.refused {
