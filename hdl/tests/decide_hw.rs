@@ -12,7 +12,7 @@ use flowgate_core::pipeline::{prepare, process, tick_of, Prepared};
 use flowgate_core::rewrite::Mode;
 use flowgate_core::tables::{Backend, Tables, Vip};
 use flowgate_core::{DropReason, Verdict};
-use flowgate_hdl::axis_parse::AxisParser;
+use flowgate_hdl::axis_parse::{AxisParser, LATENCY as PARSE_LATENCY};
 use flowgate_hdl::decide::{Decide, LATENCY, VERDICT_DROP, VERDICT_FORWARD, VERDICT_PASS};
 use flowgate_hdl::flow_table::InsertOutcome;
 use flowgate_hdl::hash::{left_aligned, KEY_BITS};
@@ -545,7 +545,7 @@ fn run_hardware<const D: usize, const K: usize, const SB: usize, const W: usize>
                 clock!(Some((data, keep, i + 1 == chunks.len())), write);
             }
         }
-        for _ in 0..(LATENCY + 8) {
+        for _ in 0..(PARSE_LATENCY + LATENCY + 8) {
             clock!(None, None);
         }
         sim.done(x)
