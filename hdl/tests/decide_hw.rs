@@ -123,6 +123,8 @@ impl<const D: usize, const K: usize, const SB: usize, const W: usize> Logic
         self.parser.tkeep.next = self.tkeep.val();
         self.parser.tlast.next = self.tlast.val();
         self.parser.tvalid.next = self.tvalid.val();
+        // The testbench gives the tick when the parse shows (`tick`), not through the tag.
+        self.parser.tag.next = 0.into();
         self.decide.in_valid.next = self.parser.valid.val();
         self.decide.in_result.next = self.parser.result.val();
         self.decide.in_is_v6.next = self.parser.is_v6.val();
