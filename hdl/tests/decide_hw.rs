@@ -571,12 +571,18 @@ fn run_hardware<const D: usize, const K: usize, const SB: usize, const W: usize>
 /// write reaches `select()`'s copy of the up state at the end of the first clock after it
 /// in which no frame for a VIP is at stage 4 (`entered + 4`); frames reaching stage 4
 /// after that clock see it.
-fn effective_frames(run: &Run, balanced: &[bool], changes: &[UpChange]) -> Vec<usize> {
+fn effective_frames(run: &Run, balanced: &[bool], changes: &[UpChange]) -> Vec<(usize, bool)> {
     let stage4 = |i: usize| run.entered[i] + 4;
     let busy: std::collections::HashSet<u64> = (0..run.entered.len())
         .filter(|&i| balanced[i])
         .map(stage4)
         .collect();
+    // The first frame that reaches stage 4 after clock `t`.
+    let first_after = |t: u64| {
+        (0..run.entered.len())
+            .find(|&i| stage4(i) > t)
+            .unwrap_or(run.entered.len())
+    };
     changes
         .iter()
         .zip(&run.written)
@@ -585,14 +591,13 @@ fn effective_frames(run: &Run, balanced: &[bool], changes: &[UpChange]) -> Vec<u
             while busy.contains(&idle) {
                 idle += 1;
             }
-            let from = (0..run.entered.len())
-                .find(|&i| stage4(i) > idle)
-                .unwrap_or(run.entered.len());
+            let from = first_after(idle);
             assert!(
-                from >= c.before.saturating_sub(LATENCY + 4),
+                from >= c.before.saturating_sub(PARSE_LATENCY + LATENCY + 4),
                 "change moved backwards"
             );
-            from
+            // Waiting for the idle clock moved the change past a frame.
+            (from, from > first_after(w + 1))
         })
         .collect()
 }
@@ -610,8 +615,8 @@ struct Tally {
     refused: u64,
     reselects: u64,
     encap_too_large: u64,
-    /// Up changes that took effect after a later frame than the one they were written
-    /// before (no idle clock at stage 4 yet).
+    /// Up changes that took effect at a later frame than the first one after their write,
+    /// because stage 4 had no idle clock yet.
     deferred: u64,
     /// NoHealthyBackend drops per VIP.
     no_backend_by_vip: std::collections::BTreeMap<u16, u64>,
@@ -644,11 +649,7 @@ fn compare<const D: usize, const K: usize, const SB: usize, const W: usize>(
         .map(|(f, _)| matches!(prepare(f, tables, &hasher), Prepared::Balance(_)))
         .collect();
     let effective = effective_frames(&run, &balanced, changes);
-    tally.deferred = changes
-        .iter()
-        .zip(&effective)
-        .filter(|(c, &e)| e > c.before)
-        .count() as u64;
+    tally.deferred = effective.iter().filter(|(_, waited)| *waited).count() as u64;
 
     let mut t = tables.clone();
     let mut flows = CoreFlowTable::new(t.geometry.sets, t.geometry.ways);
@@ -656,7 +657,7 @@ fn compare<const D: usize, const K: usize, const SB: usize, const W: usize>(
     let mut out = Vec::new();
     let mut bad = Vec::new();
     for (i, ((frame, tick), hw)) in frames.iter().zip(&run.outs).enumerate() {
-        for (c, _) in changes.iter().zip(&effective).filter(|(_, &e)| e == i) {
+        for (c, _) in changes.iter().zip(&effective).filter(|(_, &(e, _))| e == i) {
             t.backends[c.backend as usize].up = c.up;
         }
         if hw.cycle != run.entered[i] + LATENCY as u64 {
@@ -834,9 +835,11 @@ fn trace_decisions_match_core_with_backends_going_down_and_up() {
                 Prepared::Balance(_)
             )
     };
-    // Stage 4 in the clock after the write holds the frame five before this one.
-    let burst = (6..n - 50)
-        .find(|&i| (i - 6..i).all(one_beat_for_vip))
+    // With one-beat frames, stage 4 in the clock after the write holds the frame
+    // `PARSE_LATENCY + 3` before this one: those must all be busy for the change to wait.
+    let back = PARSE_LATENCY + 4;
+    let burst = (back..n - 50)
+        .find(|&i| (i - back..i).all(one_beat_for_vip))
         .expect("the trace has a SYN flood");
     changes.push(change(burst, 1, false));
     changes.push(change(burst + 4, 3, false));
