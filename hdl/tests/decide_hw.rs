@@ -801,7 +801,23 @@ fn trace(tables: &Tables, target: u32) -> Vec<(Vec<u8>, u32)> {
 #[test]
 fn trace_decisions_match_core_with_backends_going_down_and_up() {
     let tables = test_tables(Geometry { sets: 256, ways: 4 }, Timeouts::default());
-    let frames = trace(&tables, 1500);
+    let mut frames = trace(&tables, 1500);
+    let hasher = FlowHasher::new(&tables.keys);
+    let one_beat =
+        |f: &[u8]| f.len() <= 64 && matches!(prepare(f, &tables, &hasher), Prepared::Balance(_));
+    // The trace's runs of one-beat VIP frames can be shorter than the parser's latency
+    // plus 4 (see the burst below): put 16 of them back to back in the middle, at the
+    // tick of the frame before.
+    let run: Vec<Vec<u8>> = frames
+        .iter()
+        .filter(|f| one_beat(&f.0))
+        .take(16)
+        .map(|f| f.0.clone())
+        .collect();
+    assert_eq!(run.len(), 16, "the trace has one-beat VIP frames");
+    let at = frames.len() / 2 + 5;
+    let tick = frames[at - 1].1;
+    frames.splice(at..at, run.into_iter().map(|f| (f, tick)));
     let n = frames.len();
     let step = n / 8;
     // Backends 0–3 serve VIP 0, 4–6 VIP 1 (6 draining), 7–9 VIP 2, 10–11 VIP 3,
@@ -827,14 +843,7 @@ fn trace_decisions_match_core_with_backends_going_down_and_up() {
     ];
     // Inside the SYN flood (one-beat frames for VIP 0, one per clock): a change written
     // there finds stage 4 busy and must wait for a frame boundary with an idle clock.
-    let hasher = FlowHasher::new(&tables.keys);
-    let one_beat_for_vip = |i: usize| {
-        frames[i].0.len() <= 64
-            && matches!(
-                prepare(&frames[i].0, &tables, &hasher),
-                Prepared::Balance(_)
-            )
-    };
+    let one_beat_for_vip = |i: usize| one_beat(&frames[i].0);
     // With one-beat frames, stage 4 in the clock after the write holds the frame
     // `PARSE_LATENCY + 3` before this one: those must all be busy for the change to wait.
     let back = PARSE_LATENCY + 4;
