@@ -3,17 +3,19 @@
 //! [`AxisParser`] is [`crate::axis::HeaderCapture`] feeding
 //! [`crate::parse::FlowHeaderParse`] (128-byte header window), for any stream width:
 //! [`FlowAxisParser`] is the 64-bit build, [`WideAxisParser`] the 512-bit one of 100G
-//! shells. The parse of a
-//! frame appears two rising edges after its `tlast` beat is accepted (one for the capture
-//! register, one for the parser's output register), with `valid` high for that one clock;
-//! frames may follow each other back to back, one beat each, and still get one result
-//! per clock.
+//! shells. The parse of a frame appears [`LATENCY`] rising edges after its `tlast` beat is
+//! accepted (one for the capture register, [`crate::parse::LATENCY`] for the parser's
+//! stages), with `valid` high for that one clock; frames may follow each other back to
+//! back, one beat each, and still get one result per clock.
 
 use crate::axis::{HeaderCapture, HEADER_BITS};
 use crate::parse::FlowHeaderParse;
 use rust_hdl::prelude::*;
 
-/// The AXI4-Stream header parser: capture + parse, latency 2 clocks after `tlast`, on a
+/// Clocks from a frame's accepted `tlast` beat to its parse's `valid`.
+pub const LATENCY: usize = 1 + crate::parse::LATENCY;
+
+/// The AXI4-Stream header parser: capture + parse, [`LATENCY`] clocks after `tlast`, on a
 /// `DATA_BITS`-wide stream (`KEEP_BITS = DATA_BITS / 8`).
 #[derive(LogicBlock, Default)]
 pub struct AxisParser<const DATA_BITS: usize, const KEEP_BITS: usize> {
@@ -23,6 +25,9 @@ pub struct AxisParser<const DATA_BITS: usize, const KEEP_BITS: usize> {
     pub tlast: Signal<In, Bit>,
     pub tvalid: Signal<In, Bit>,
     pub tready: Signal<Out, Bit>,
+    /// Sampled with the `tlast` beat; shown on `tag_out` with the frame's parse (the top
+    /// passes the frame's tick through).
+    pub tag: Signal<In, Bits<32>>,
     /// High for one clock per frame: the fields below describe it.
     pub valid: Signal<Out, Bit>,
     /// 0 = IP, [`crate::parse::RESULT_NOT_IP`], or a `DropReason` code.
@@ -42,7 +47,11 @@ pub struct AxisParser<const DATA_BITS: usize, const KEEP_BITS: usize> {
     pub dscp_ecn: Signal<Out, Bits<8>>,
     /// The frame's length in bytes (saturating at 65 535), with `valid`.
     pub frame_len: Signal<Out, Bits<16>>,
-    len_q: DFF<Bits<32>>,
+    /// `tag` of the frame, with `valid`.
+    pub tag_out: Signal<Out, Bits<32>>,
+    /// A frame's last beat has been accepted and its parse has not left the outputs yet.
+    pub busy: Signal<Out, Bit>,
+    tag_q: DFF<Bits<32>>,
     capture: HeaderCapture<DATA_BITS, KEEP_BITS, HEADER_BITS>,
     parse: FlowHeaderParse,
 }
@@ -56,10 +65,15 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for AxisParser<DATA_B
     #[hdl_gen]
     fn update(&mut self) {
         clock!(self, clock, capture, parse);
-        dff_setup!(self, clock, len_q);
-        // The parser's output register is one clock behind the capture: so is the length.
-        self.len_q.d.next = self.capture.frame_len.val();
-        self.frame_len.next = self.len_q.q.val().get_bits::<16>(0);
+        dff_setup!(self, clock, tag_q);
+        // The capture registers the header with the `tlast` beat: so is the tag.
+        if self.tvalid.val() && self.tlast.val() {
+            self.tag_q.d.next = self.tag.val();
+        }
+        self.parse.tag.next = self.tag_q.q.val();
+        self.frame_len.next = self.parse.len_out.val();
+        self.tag_out.next = self.parse.tag_out.val();
+        self.busy.next = self.parse.busy.val();
         self.capture.tdata.next = self.tdata.val();
         self.capture.tkeep.next = self.tkeep.val();
         self.capture.tlast.next = self.tlast.val();

@@ -33,12 +33,20 @@
 //! an IPv4 address in the low 32 bits with zeros above, `is_v6` telling which.
 //!
 //! # Timing
-//! Latency 1 clock, initiation interval 1: the outputs show, one rising edge after
-//! `header_valid`, the parse of the header presented with it (`valid` marks that clock).
-//! Between the input and the output registers sit the L2 compare tree, a 3-way window
-//! select, four chained extension-header reads (each a 32-bit read at a computed offset
-//! and a 16-bit add) and the L4 read: a long path. Cutting it into stages is mechanical
-//! (each step's state is a handful of signals) and is the next step for Fmax.
+//! Initiation interval 1, latency [`LATENCY`] clocks: the outputs show, [`LATENCY`] rising
+//! edges after `header_valid`, the parse of the header presented with it (`valid` marks
+//! that clock), with the frame length and the caller's `tag` presented with it. The work
+//! is cut into stages so that no clock holds more than one variable-offset read and a few
+//! 16-bit carry chains:
+//! 1. L2 (VLAN tags), the IP header's fixed fields and checks, the 3-way window select;
+//! 2. to 5. one IPv6 extension header each (an 8-byte-word read, the room, length and
+//!    window checks, the next offset);
+//! 6. the fifth-header check and the L4 header (a 4-byte-word read and its checks).
+//!
+//! Between stages travel the walk's state (`code`, `proto`, `at`, `upper`, `fragment`),
+//! the fields read so far and the window. Offsets and lengths are computed in 32-bit
+//! locals (rust-hdl emits literals 32 bits wide) but stored masked to their real width,
+//! so yosys drops the constant upper bits and narrows the arithmetic.
 
 use flowgate_core::DropReason;
 use rust_hdl::prelude::*;
@@ -51,6 +59,15 @@ pub const RESULT_HEADER_TOO_LONG: u8 = DropReason::HeaderTooLong as u8;
 // The block's window is the contract's.
 const _: () = assert!(crate::axis::HEADER_BYTES == flowgate_core::parse::PARSE_WINDOW);
 
+/// Stage registers: after the L2/IP stage and after each of the four extension steps.
+const STAGES: usize = 5;
+// `update` walks the extension steps as `0..4` (`#[hdl_gen]` cannot evaluate
+// `STAGES - 1`), and the steps are the contract's extension limit.
+const _: () = assert!(STAGES - 1 == flowgate_core::parse::MAX_IPV6_EXTENSIONS);
+
+/// Clocks from `header_valid` to the parse's `valid`.
+pub const LATENCY: usize = STAGES + 1;
+
 /// Parses a `HEADER_BITS`-wide header vector (byte 0 on top) and the frame's length.
 #[derive(LogicBlock)]
 pub struct HeaderParse<const HEADER_BITS: usize> {
@@ -59,7 +76,10 @@ pub struct HeaderParse<const HEADER_BITS: usize> {
     /// Bytes in the frame (at most 65 535: the capture saturates).
     pub frame_len: Signal<In, Bits<32>>,
     pub header_valid: Signal<In, Bit>,
-    /// High for one clock per parsed header, one clock after `header_valid`.
+    /// Travels with the header: `tag_out` shows, with `valid`, what `tag` was with
+    /// `header_valid` (the top passes the frame's tick).
+    pub tag: Signal<In, Bits<32>>,
+    /// High for one clock per parsed header, [`LATENCY`] clocks after `header_valid`.
     pub valid: Signal<Out, Bit>,
     /// 0 = IP, [`RESULT_NOT_IP`], or a [`DropReason`] code.
     pub result: Signal<Out, Bits<8>>,
@@ -76,6 +96,12 @@ pub struct HeaderParse<const HEADER_BITS: usize> {
     pub dst_port: Signal<Out, Bits<16>>,
     pub tcp_flags: Signal<Out, Bits<8>>,
     pub dscp_ecn: Signal<Out, Bits<8>>,
+    /// `frame_len` of the header, with `valid`.
+    pub len_out: Signal<Out, Bits<16>>,
+    /// `tag` of the header, with `valid`.
+    pub tag_out: Signal<Out, Bits<32>>,
+    /// A header is presented, in a stage, or at the outputs.
+    pub busy: Signal<Out, Bit>,
     // Numbers the body needs (hdl_gen would emit a const-generic name verbatim).
     /// HEADER_BITS.
     hb: Constant<Bits<32>>,
@@ -141,6 +167,26 @@ pub struct HeaderParse<const HEADER_BITS: usize> {
     sport: Signal<Local, Bits<32>>,
     dport: Signal<Local, Bits<32>>,
     flags: Signal<Local, Bits<32>>,
+    // Stage registers: index `s` holds a header after stage `s + 1` (see the module doc).
+    s_valid: [DFF<Bit>; STAGES],
+    s_code: [DFF<Bits<32>>; STAGES],
+    s_vlans: [DFF<Bits<32>>; STAGES],
+    s_l3: [DFF<Bits<32>>; STAGES],
+    s_v6: [DFF<Bit>; STAGES],
+    s_proto: [DFF<Bits<32>>; STAGES],
+    s_upper: [DFF<Bit>; STAGES],
+    s_frag: [DFF<Bit>; STAGES],
+    s_ip_len: [DFF<Bits<32>>; STAGES],
+    s_dscp: [DFF<Bits<32>>; STAGES],
+    s_src: [DFF<Bits<128>>; STAGES],
+    s_dst: [DFF<Bits<128>>; STAGES],
+    s_v6_payload: [DFF<Bits<32>>; STAGES],
+    s_at: [DFF<Bits<32>>; STAGES],
+    s_l4rel: [DFF<Bits<32>>; STAGES],
+    s_avail: [DFF<Bits<32>>; STAGES],
+    s_win: [DFF<Bits<HEADER_BITS>>; STAGES],
+    s_tag: [DFF<Bits<32>>; STAGES],
+    s_len: [DFF<Bits<32>>; STAGES],
     valid_reg: DFF<Bit>,
     result_reg: DFF<Bits<8>>,
     vlan_reg: DFF<Bits<2>>,
@@ -156,6 +202,8 @@ pub struct HeaderParse<const HEADER_BITS: usize> {
     dport_reg: DFF<Bits<16>>,
     flags_reg: DFF<Bits<8>>,
     dscp_reg: DFF<Bits<8>>,
+    len_reg: DFF<Bits<16>>,
+    tag_reg: DFF<Bits<32>>,
 }
 
 /// The parser the pipeline instantiates, on the 128-byte header of
@@ -176,6 +224,7 @@ impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
             header: Default::default(),
             frame_len: Default::default(),
             header_valid: Default::default(),
+            tag: Default::default(),
             valid: Default::default(),
             result: Default::default(),
             vlan_count: Default::default(),
@@ -191,6 +240,9 @@ impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
             dst_port: Default::default(),
             tcp_flags: Default::default(),
             dscp_ecn: Default::default(),
+            len_out: Default::default(),
+            tag_out: Default::default(),
+            busy: Default::default(),
             hb: Constant::new((HEADER_BITS as u64).into()),
             hbytes: Constant::new(((HEADER_BITS / 8) as u64).into()),
             zero_header: Constant::new(Bits::default()),
@@ -242,6 +294,25 @@ impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
             sport: Default::default(),
             dport: Default::default(),
             flags: Default::default(),
+            s_valid: std::array::from_fn(|_| Default::default()),
+            s_code: std::array::from_fn(|_| Default::default()),
+            s_vlans: std::array::from_fn(|_| Default::default()),
+            s_l3: std::array::from_fn(|_| Default::default()),
+            s_v6: std::array::from_fn(|_| Default::default()),
+            s_proto: std::array::from_fn(|_| Default::default()),
+            s_upper: std::array::from_fn(|_| Default::default()),
+            s_frag: std::array::from_fn(|_| Default::default()),
+            s_ip_len: std::array::from_fn(|_| Default::default()),
+            s_dscp: std::array::from_fn(|_| Default::default()),
+            s_src: std::array::from_fn(|_| Default::default()),
+            s_dst: std::array::from_fn(|_| Default::default()),
+            s_v6_payload: std::array::from_fn(|_| Default::default()),
+            s_at: std::array::from_fn(|_| Default::default()),
+            s_l4rel: std::array::from_fn(|_| Default::default()),
+            s_avail: std::array::from_fn(|_| Default::default()),
+            s_win: std::array::from_fn(|_| Default::default()),
+            s_tag: std::array::from_fn(|_| Default::default()),
+            s_len: std::array::from_fn(|_| Default::default()),
             valid_reg: Default::default(),
             result_reg: Default::default(),
             vlan_reg: Default::default(),
@@ -257,6 +328,8 @@ impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
             dport_reg: Default::default(),
             flags_reg: Default::default(),
             dscp_reg: Default::default(),
+            len_reg: Default::default(),
+            tag_reg: Default::default(),
         }
     }
 }
@@ -266,8 +339,50 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
     fn update(&mut self) {
         dff_setup!(
             self, clock, valid_reg, result_reg, vlan_reg, l3_reg, v6_reg, src_reg, dst_reg,
-            ip_len_reg, proto_reg, l4_reg, frag_reg, sport_reg, dport_reg, flags_reg, dscp_reg
+            ip_len_reg, proto_reg, l4_reg, frag_reg, sport_reg, dport_reg, flags_reg, dscp_reg,
+            len_reg, tag_reg
         );
+        // Stage registers hold unless a header moves into them.
+        for i in 0..5 {
+            self.s_valid[i].clock.next = self.clock.val();
+            self.s_valid[i].d.next = self.s_valid[i].q.val();
+            self.s_code[i].clock.next = self.clock.val();
+            self.s_code[i].d.next = self.s_code[i].q.val();
+            self.s_vlans[i].clock.next = self.clock.val();
+            self.s_vlans[i].d.next = self.s_vlans[i].q.val();
+            self.s_l3[i].clock.next = self.clock.val();
+            self.s_l3[i].d.next = self.s_l3[i].q.val();
+            self.s_v6[i].clock.next = self.clock.val();
+            self.s_v6[i].d.next = self.s_v6[i].q.val();
+            self.s_proto[i].clock.next = self.clock.val();
+            self.s_proto[i].d.next = self.s_proto[i].q.val();
+            self.s_upper[i].clock.next = self.clock.val();
+            self.s_upper[i].d.next = self.s_upper[i].q.val();
+            self.s_frag[i].clock.next = self.clock.val();
+            self.s_frag[i].d.next = self.s_frag[i].q.val();
+            self.s_ip_len[i].clock.next = self.clock.val();
+            self.s_ip_len[i].d.next = self.s_ip_len[i].q.val();
+            self.s_dscp[i].clock.next = self.clock.val();
+            self.s_dscp[i].d.next = self.s_dscp[i].q.val();
+            self.s_src[i].clock.next = self.clock.val();
+            self.s_src[i].d.next = self.s_src[i].q.val();
+            self.s_dst[i].clock.next = self.clock.val();
+            self.s_dst[i].d.next = self.s_dst[i].q.val();
+            self.s_v6_payload[i].clock.next = self.clock.val();
+            self.s_v6_payload[i].d.next = self.s_v6_payload[i].q.val();
+            self.s_at[i].clock.next = self.clock.val();
+            self.s_at[i].d.next = self.s_at[i].q.val();
+            self.s_l4rel[i].clock.next = self.clock.val();
+            self.s_l4rel[i].d.next = self.s_l4rel[i].q.val();
+            self.s_avail[i].clock.next = self.clock.val();
+            self.s_avail[i].d.next = self.s_avail[i].q.val();
+            self.s_win[i].clock.next = self.clock.val();
+            self.s_win[i].d.next = self.s_win[i].q.val();
+            self.s_tag[i].clock.next = self.clock.val();
+            self.s_tag[i].d.next = self.s_tag[i].q.val();
+            self.s_len[i].clock.next = self.clock.val();
+            self.s_len[i].d.next = self.s_len[i].q.val();
+        }
         // Defaults: every local is assigned on every path (no latches). A field read at byte
         // offset `k` of `win` is the slice at bit `hb - 8k - width`.
         self.len.next = self.frame_len.val();
@@ -317,9 +432,10 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
         self.sport.next = 0.into();
         self.dport.next = 0.into();
         self.flags.next = 0.into();
-        self.valid_reg.d.next = self.header_valid.val();
-        // Only a presented header is parsed; the output registers hold otherwise (this
+
+        // ---- Stage 1: L2 and the IP header. A header moves on only when presented (this
         // also keeps the simulation from parsing on every clock of a long frame).
+        self.s_valid[0].d.next = self.header_valid.val();
         if self.header_valid.val() {
             // Ethernet and VLAN tags (core: parse_l2).
             // Fields are read as 32-bit words and shifted down: rust-hdl can only widen a
@@ -446,93 +562,150 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                             .get_bits::<128>((self.hb.val() - 320).index());
                         self.proto.next = (self.w4.val() >> 8) & 0xff;
                         self.upper.next = true;
-                        // The extension walk, unrolled: one step per header, at most four.
-                        for _step in 0..4 {
-                            self.is_ext.next = self.proto.val() == 0
-                                || self.proto.val() == 43
-                                || self.proto.val() == 44
-                                || self.proto.val() == 60;
-                            if self.code.val() == 0 && self.upper.val() && self.is_ext.val() {
-                                self.rel.next = self.at.val() + 40;
-                                // The read: every extension header is a multiple of 8
-                                // bytes long, so `at` is, and the header sits at a 64-bit
-                                // boundary of `win`. Shifting by `{at / 8, 6'b0}` lets yosys
-                                // build a 4-level mux over 8-byte words instead of a
-                                // byte-granular 10-level shifter (about 10 k LUT4 each).
-                                // `at / 8` is taken mod 16: past byte 128 of `win` the
-                                // value is never used (the window check below fails first).
-                                self.ext_win.next =
-                                    self.win.val() << (((self.at.val() >> 3) & 0xf) << 6);
-                                self.ext_word.next = self
-                                    .ext_win
-                                    .val()
-                                    .get_bits::<32>((self.hb.val() - 352).index());
-                                // Payload bytes from this header on (at <= payload always).
-                                self.room.next = self.v6_payload.val() - self.at.val();
-                                if self.proto.val() == 44 {
-                                    if self.room.val() < 8 {
-                                        self.code.next = 10.into();
-                                    } else if self.l3.val() + self.rel.val() + 8 > self.hbytes.val()
-                                    {
-                                        // HeaderTooLong, see the module doc.
-                                        self.code.next = 19.into();
-                                    } else {
-                                        self.is_fragment.next = true;
-                                        self.proto.next = self.ext_word.val() >> 24;
-                                        self.at.next = self.at.val() + 8;
-                                        // Offset != 0: fragment data follows, not headers.
-                                        if (self.ext_word.val() & 0xfff8) != 0 {
-                                            self.upper.next = false;
-                                        }
-                                    }
-                                } else if self.room.val() < 2 {
-                                    self.code.next = 10.into();
-                                } else if self.l3.val() + self.rel.val() + 2 > self.hbytes.val() {
-                                    // HeaderTooLong, see the module doc.
-                                    self.code.next = 19.into();
-                                } else {
-                                    self.ext_len.next =
-                                        (((self.ext_word.val() >> 16) & 0xff) + 1) << 3;
-                                    if self.ext_len.val() > self.room.val() {
-                                        self.code.next = 10.into();
-                                    } else {
-                                        self.proto.next = self.ext_word.val() >> 24;
-                                        self.at.next = self.at.val() + self.ext_len.val();
-                                    }
-                                }
-                            }
-                        }
-                        // A fifth extension header is one too many (counted before its
-                        // length is looked at).
-                        if self.code.val() == 0
-                            && self.upper.val()
-                            && (self.proto.val() == 0
-                                || self.proto.val() == 43
-                                || self.proto.val() == 44
-                                || self.proto.val() == 60)
-                        {
-                            self.code.next = 11.into();
-                        }
-                        self.l4rel.next = self.at.val() + 40;
-                        self.avail.next = self.v6_payload.val() - self.at.val();
                     }
                 } else {
                     self.code.next = 0xff.into();
                 }
             }
+            self.s_code[0].d.next = self.code.val();
+            self.s_vlans[0].d.next = self.vlans.val();
+            self.s_l3[0].d.next = self.l3.val();
+            self.s_v6[0].d.next = self.v6.val();
+            self.s_proto[0].d.next = self.proto.val();
+            self.s_upper[0].d.next = self.upper.val();
+            self.s_frag[0].d.next = self.is_fragment.val();
+            self.s_ip_len[0].d.next = self.ip_len_l.val() & 0xffff;
+            self.s_dscp[0].d.next = self.dscp.val();
+            self.s_src[0].d.next = self.src_l.val();
+            self.s_dst[0].d.next = self.dst_l.val();
+            self.s_v6_payload[0].d.next = self.v6_payload.val() & 0xffff;
+            self.s_at[0].d.next = 0.into();
+            self.s_l4rel[0].d.next = self.l4rel.val() & 0xff;
+            self.s_avail[0].d.next = self.avail.val() & 0xffff;
+            self.s_win[0].d.next = self.win.val();
+            self.s_tag[0].d.next = self.tag.val();
+            self.s_len[0].d.next = self.len.val() & 0xffff;
+        }
+
+        // ---- Stages 2 to 5: one IPv6 extension header each (core: parse_ipv6's walk).
+        for s in 0..4 {
+            self.code.next = self.s_code[s].q.val();
+            self.proto.next = self.s_proto[s].q.val();
+            self.at.next = self.s_at[s].q.val();
+            self.upper.next = self.s_upper[s].q.val();
+            self.is_fragment.next = self.s_frag[s].q.val();
+            self.v6_payload.next = self.s_v6_payload[s].q.val();
+            self.l3.next = self.s_l3[s].q.val();
+            self.is_ext.next = self.proto.val() == 0
+                || self.proto.val() == 43
+                || self.proto.val() == 44
+                || self.proto.val() == 60;
+            if self.s_v6[s].q.val() && self.code.val() == 0 && self.upper.val() && self.is_ext.val()
+            {
+                self.rel.next = self.at.val() + 40;
+                // The read: every extension header is a multiple of 8
+                // bytes long, so `at` is, and the header sits at a 64-bit
+                // boundary of `win`. Shifting by `{at / 8, 6'b0}` lets yosys
+                // build a 4-level mux over 8-byte words instead of a
+                // byte-granular 10-level shifter (about 10 k LUT4 each).
+                // `at / 8` is taken mod 16: past byte 128 of `win` the
+                // value is never used (the window check below fails first).
+                self.ext_win.next = self.s_win[s].q.val() << (((self.at.val() >> 3) & 0xf) << 6);
+                self.ext_word.next = self
+                    .ext_win
+                    .val()
+                    .get_bits::<32>((self.hb.val() - 352).index());
+                // Payload bytes from this header on (at <= payload always).
+                self.room.next = (self.v6_payload.val() - self.at.val()) & 0xffff;
+                if self.proto.val() == 44 {
+                    if self.room.val() < 8 {
+                        self.code.next = 10.into();
+                    } else if self.l3.val() + self.rel.val() + 8 > self.hbytes.val() {
+                        // HeaderTooLong, see the module doc.
+                        self.code.next = 19.into();
+                    } else {
+                        self.is_fragment.next = true;
+                        self.proto.next = self.ext_word.val() >> 24;
+                        self.at.next = self.at.val() + 8;
+                        // Offset != 0: fragment data follows, not headers.
+                        if (self.ext_word.val() & 0xfff8) != 0 {
+                            self.upper.next = false;
+                        }
+                    }
+                } else if self.room.val() < 2 {
+                    self.code.next = 10.into();
+                } else if self.l3.val() + self.rel.val() + 2 > self.hbytes.val() {
+                    // HeaderTooLong, see the module doc.
+                    self.code.next = 19.into();
+                } else {
+                    self.ext_len.next = (((self.ext_word.val() >> 16) & 0xff) + 1) << 3;
+                    if self.ext_len.val() > self.room.val() {
+                        self.code.next = 10.into();
+                    } else {
+                        self.proto.next = self.ext_word.val() >> 24;
+                        self.at.next = self.at.val() + self.ext_len.val();
+                    }
+                }
+            }
+            self.s_valid[s + 1].d.next = self.s_valid[s].q.val();
+            if self.s_valid[s].q.val() {
+                self.s_code[s + 1].d.next = self.code.val();
+                self.s_proto[s + 1].d.next = self.proto.val();
+                self.s_at[s + 1].d.next = self.at.val() & 0xffff;
+                self.s_upper[s + 1].d.next = self.upper.val();
+                self.s_frag[s + 1].d.next = self.is_fragment.val();
+                self.s_vlans[s + 1].d.next = self.s_vlans[s].q.val();
+                self.s_l3[s + 1].d.next = self.s_l3[s].q.val();
+                self.s_v6[s + 1].d.next = self.s_v6[s].q.val();
+                self.s_ip_len[s + 1].d.next = self.s_ip_len[s].q.val();
+                self.s_dscp[s + 1].d.next = self.s_dscp[s].q.val();
+                self.s_src[s + 1].d.next = self.s_src[s].q.val();
+                self.s_dst[s + 1].d.next = self.s_dst[s].q.val();
+                self.s_v6_payload[s + 1].d.next = self.s_v6_payload[s].q.val();
+                self.s_l4rel[s + 1].d.next = self.s_l4rel[s].q.val();
+                self.s_avail[s + 1].d.next = self.s_avail[s].q.val();
+                self.s_win[s + 1].d.next = self.s_win[s].q.val();
+                self.s_tag[s + 1].d.next = self.s_tag[s].q.val();
+                self.s_len[s + 1].d.next = self.s_len[s].q.val();
+            }
+        }
+
+        // ---- Stage 6: the end of the walk and the upper-layer header.
+        self.valid_reg.d.next = self.s_valid[4].q.val();
+        if self.s_valid[4].q.val() {
+            self.code.next = self.s_code[4].q.val();
+            self.proto.next = self.s_proto[4].q.val();
+            self.at.next = self.s_at[4].q.val();
+            self.upper.next = self.s_upper[4].q.val();
+            self.is_fragment.next = self.s_frag[4].q.val();
+            self.v6_payload.next = self.s_v6_payload[4].q.val();
+            self.l3.next = self.s_l3[4].q.val();
+            self.l4rel.next = self.s_l4rel[4].q.val();
+            self.avail.next = self.s_avail[4].q.val();
+            if self.s_v6[4].q.val() {
+                // A fifth extension header is one too many (counted before its length is
+                // looked at).
+                if self.code.val() == 0
+                    && self.upper.val()
+                    && (self.proto.val() == 0
+                        || self.proto.val() == 43
+                        || self.proto.val() == 44
+                        || self.proto.val() == 60)
+                {
+                    self.code.next = 11.into();
+                }
+                self.l4rel.next = (self.at.val() + 40) & 0xffff;
+                self.avail.next = (self.v6_payload.val() - self.at.val()) & 0xffff;
+            }
 
             // The upper-layer header (core: parse_l4), first fragments and whole datagrams.
             if self.code.val() == 0 && self.upper.val() {
-                // The read, at frame byte `l3 + l4rel`. `l3` is 14, 18 or 22 and `l4rel` a
-                // multiple of 4 (IHL words; IPv6 headers of 8-byte units), so the offset
-                // from byte 14 is a multiple of 4: `header` from byte 14 on, shifted by
-                // `{(offset - 14) / 4, 5'b0}`, is a 5-level mux over 32-bit words, where a
-                // byte-granular shift would be a 10-level one (about 10 k LUT4 each; see the
-                // extension read). The value is used only when the header lies inside the
-                // window (checked below).
-                self.l4abs.next = self.l3.val() + self.l4rel.val();
-                self.l4_win.next =
-                    (self.header.val() << 112) << ((((self.l4abs.val() - 14) >> 2) & 0x1f) << 5);
+                // The read: `l4rel` is a multiple of 4 (IHL words; IPv6 headers of 8-byte
+                // units), so `win` shifted by `{l4rel / 4, 5'b0}` puts the L4 header on top:
+                // a 5-level mux over 32-bit words, where a byte-granular shift would be a
+                // 10-level one (about 10 k LUT4 each; see the extension read). The value is
+                // used only when the header lies inside the window (checked below).
+                self.l4_win.next = self.s_win[4].q.val() << (((self.l4rel.val() >> 2) & 0x1f) << 5);
                 self.l4_bytes.next = self
                     .l4_win
                     .val()
@@ -581,12 +754,12 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
             }
 
             self.result_reg.d.next = self.code.val().get_bits::<8>(0);
-            self.vlan_reg.d.next = self.vlans.val().get_bits::<2>(0);
+            self.vlan_reg.d.next = self.s_vlans[4].q.val().get_bits::<2>(0);
             self.l3_reg.d.next = self.l3.val().get_bits::<16>(0);
-            self.v6_reg.d.next = self.v6.val();
-            self.src_reg.d.next = self.src_l.val();
-            self.dst_reg.d.next = self.dst_l.val();
-            self.ip_len_reg.d.next = self.ip_len_l.val().get_bits::<16>(0);
+            self.v6_reg.d.next = self.s_v6[4].q.val();
+            self.src_reg.d.next = self.s_src[4].q.val();
+            self.dst_reg.d.next = self.s_dst[4].q.val();
+            self.ip_len_reg.d.next = self.s_ip_len[4].q.val().get_bits::<16>(0);
             self.proto_reg.d.next = self.proto.val().get_bits::<8>(0);
             self.l4abs.next = self.l3.val() + self.l4rel.val();
             self.l4_reg.d.next = self.l4abs.val().get_bits::<16>(0);
@@ -594,8 +767,17 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
             self.sport_reg.d.next = self.sport.val().get_bits::<16>(0);
             self.dport_reg.d.next = self.dport.val().get_bits::<16>(0);
             self.flags_reg.d.next = self.flags.val().get_bits::<8>(0);
-            self.dscp_reg.d.next = self.dscp.val().get_bits::<8>(0);
+            self.dscp_reg.d.next = self.s_dscp[4].q.val().get_bits::<8>(0);
+            self.len_reg.d.next = self.s_len[4].q.val().get_bits::<16>(0);
+            self.tag_reg.d.next = self.s_tag[4].q.val();
         }
+        self.busy.next = self.header_valid.val()
+            || self.s_valid[0].q.val()
+            || self.s_valid[1].q.val()
+            || self.s_valid[2].q.val()
+            || self.s_valid[3].q.val()
+            || self.s_valid[4].q.val()
+            || self.valid_reg.q.val();
         self.valid.next = self.valid_reg.q.val();
         self.result.next = self.result_reg.q.val();
         self.vlan_count.next = self.vlan_reg.q.val();
@@ -611,5 +793,7 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
         self.dst_port.next = self.dport_reg.q.val();
         self.tcp_flags.next = self.flags_reg.q.val();
         self.dscp_ecn.next = self.dscp_reg.q.val();
+        self.len_out.next = self.len_reg.q.val();
+        self.tag_out.next = self.tag_reg.q.val();
     }
 }

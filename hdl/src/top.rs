@@ -14,7 +14,8 @@
 //! # Per frame
 //! * Every accepted beat goes both to the frame FIFO and to the parser (one handshake, so
 //!   they cannot disagree). The frame's tick is `s_axis_tuser` of its first beat.
-//! * Two clocks after `tlast`, the parse result enters [`Decide`] (with the frame's tick and,
+//! * [`crate::axis_parse::LATENCY`] clocks after `tlast`, the parse result enters [`Decide`]
+//!   (with the frame's tick, which travels through the parser beside the header, and,
 //!   when `ENABLE` is 0, its result forced to "not IP" so every frame is passed untouched).
 //! * [`LATENCY`] clocks later the decision is out; in that clock the top reads the chosen
 //!   backend's BACKEND entry (MAC, address, family) from the CSR's active bank, and one
@@ -286,10 +287,6 @@ pub struct Top<
     // ---- Input.
     in_frame: DFF<Bit>,
     tick_cur: DFF<Bits<32>>,
-    tick_d1: DFF<Bits<32>>,
-    tick_d2: DFF<Bits<32>>,
-    last_d1: DFF<Bit>,
-    last_d2: DFF<Bit>,
     take: Signal<Local, Bit>,
     frame_tick: Signal<Local, Bits<32>>,
     hold: Signal<Local, Bit>,
@@ -495,10 +492,6 @@ impl<
             a_ip_len_32: Default::default(),
             in_frame: Default::default(),
             tick_cur: Default::default(),
-            tick_d1: Default::default(),
-            tick_d2: Default::default(),
-            last_d1: Default::default(),
-            last_d2: Default::default(),
             take: Default::default(),
             frame_tick: Default::default(),
             hold: Default::default(),
@@ -611,10 +604,6 @@ impl<
             clock,
             in_frame,
             tick_cur,
-            tick_d1,
-            tick_d2,
-            last_d1,
-            last_d2,
             a_valid,
             a_verdict,
             a_reason,
@@ -686,10 +675,6 @@ impl<
             self.tick_cur.d.next = self.s_axis_tuser.val();
         }
         // The parse of a frame appears two clocks after its `tlast`: so does its tick.
-        self.tick_d1.d.next = self.frame_tick.val();
-        self.tick_d2.d.next = self.tick_d1.q.val();
-        self.last_d1.d.next = self.take.val() && self.s_axis_tlast.val();
-        self.last_d2.d.next = self.last_d1.q.val();
 
         self.fifo.s_axis_tdata.next = self.s_axis_tdata.val();
         self.fifo.s_axis_tkeep.next = self.s_axis_tkeep.val();
@@ -699,6 +684,7 @@ impl<
         self.parser.tkeep.next = self.s_axis_tkeep.val();
         self.parser.tlast.next = self.s_axis_tlast.val();
         self.parser.tvalid.next = self.take.val();
+        self.parser.tag.next = self.frame_tick.val();
 
         // ---- Decision.
         self.decide.in_valid.next = self.parser.valid.val();
@@ -717,7 +703,7 @@ impl<
         self.decide.in_l3_offset.next = self.parser.l3_offset.val();
         self.decide.in_ip_len.next = self.parser.ip_len.val();
         self.decide.in_dscp_ecn.next = self.parser.dscp_ecn.val();
-        self.decide.in_tick.next = self.tick_d2.q.val();
+        self.decide.in_tick.next = self.parser.tag_out.val();
         self.len_pipe.data_in.next = self.parser.frame_len.val();
         self.decide.key_rss.next = self.csr.rss_key.val();
         self.decide.key_digest_hi.next = self.csr.digest_hi_key.val();
@@ -885,9 +871,7 @@ impl<
         // ---- The pipeline is empty: a commit may flip the banks now.
         self.quiet.next = !self.in_frame.q.val()
             && !self.take.val()
-            && !self.last_d1.q.val()
-            && !self.last_d2.q.val()
-            && !self.parser.valid.val()
+            && !self.parser.busy.val()
             && !self.decide.busy.val()
             && !self.decide.out_valid.val()
             && !self.a_valid.q.val()

@@ -12,7 +12,7 @@ use flowgate_core::pipeline::{prepare, process, tick_of, Prepared};
 use flowgate_core::rewrite::Mode;
 use flowgate_core::tables::{Backend, Tables, Vip};
 use flowgate_core::{DropReason, Verdict};
-use flowgate_hdl::axis_parse::AxisParser;
+use flowgate_hdl::axis_parse::{AxisParser, LATENCY as PARSE_LATENCY};
 use flowgate_hdl::decide::{Decide, LATENCY, VERDICT_DROP, VERDICT_FORWARD, VERDICT_PASS};
 use flowgate_hdl::flow_table::InsertOutcome;
 use flowgate_hdl::hash::{left_aligned, KEY_BITS};
@@ -123,6 +123,8 @@ impl<const D: usize, const K: usize, const SB: usize, const W: usize> Logic
         self.parser.tkeep.next = self.tkeep.val();
         self.parser.tlast.next = self.tlast.val();
         self.parser.tvalid.next = self.tvalid.val();
+        // The testbench gives the tick when the parse shows (`tick`), not through the tag.
+        self.parser.tag.next = 0.into();
         self.decide.in_valid.next = self.parser.valid.val();
         self.decide.in_result.next = self.parser.result.val();
         self.decide.in_is_v6.next = self.parser.is_v6.val();
@@ -545,7 +547,7 @@ fn run_hardware<const D: usize, const K: usize, const SB: usize, const W: usize>
                 clock!(Some((data, keep, i + 1 == chunks.len())), write);
             }
         }
-        for _ in 0..(LATENCY + 8) {
+        for _ in 0..(PARSE_LATENCY + LATENCY + 8) {
             clock!(None, None);
         }
         sim.done(x)
@@ -569,12 +571,18 @@ fn run_hardware<const D: usize, const K: usize, const SB: usize, const W: usize>
 /// write reaches `select()`'s copy of the up state at the end of the first clock after it
 /// in which no frame for a VIP is at stage 4 (`entered + 4`); frames reaching stage 4
 /// after that clock see it.
-fn effective_frames(run: &Run, balanced: &[bool], changes: &[UpChange]) -> Vec<usize> {
+fn effective_frames(run: &Run, balanced: &[bool], changes: &[UpChange]) -> Vec<(usize, bool)> {
     let stage4 = |i: usize| run.entered[i] + 4;
     let busy: std::collections::HashSet<u64> = (0..run.entered.len())
         .filter(|&i| balanced[i])
         .map(stage4)
         .collect();
+    // The first frame that reaches stage 4 after clock `t`.
+    let first_after = |t: u64| {
+        (0..run.entered.len())
+            .find(|&i| stage4(i) > t)
+            .unwrap_or(run.entered.len())
+    };
     changes
         .iter()
         .zip(&run.written)
@@ -583,14 +591,13 @@ fn effective_frames(run: &Run, balanced: &[bool], changes: &[UpChange]) -> Vec<u
             while busy.contains(&idle) {
                 idle += 1;
             }
-            let from = (0..run.entered.len())
-                .find(|&i| stage4(i) > idle)
-                .unwrap_or(run.entered.len());
+            let from = first_after(idle);
             assert!(
-                from >= c.before.saturating_sub(LATENCY + 4),
+                from >= c.before.saturating_sub(PARSE_LATENCY + LATENCY + 4),
                 "change moved backwards"
             );
-            from
+            // Waiting for the idle clock moved the change past a frame.
+            (from, from > first_after(w + 1))
         })
         .collect()
 }
@@ -608,8 +615,8 @@ struct Tally {
     refused: u64,
     reselects: u64,
     encap_too_large: u64,
-    /// Up changes that took effect after a later frame than the one they were written
-    /// before (no idle clock at stage 4 yet).
+    /// Up changes that took effect at a later frame than the first one after their write,
+    /// because stage 4 had no idle clock yet.
     deferred: u64,
     /// NoHealthyBackend drops per VIP.
     no_backend_by_vip: std::collections::BTreeMap<u16, u64>,
@@ -642,11 +649,7 @@ fn compare<const D: usize, const K: usize, const SB: usize, const W: usize>(
         .map(|(f, _)| matches!(prepare(f, tables, &hasher), Prepared::Balance(_)))
         .collect();
     let effective = effective_frames(&run, &balanced, changes);
-    tally.deferred = changes
-        .iter()
-        .zip(&effective)
-        .filter(|(c, &e)| e > c.before)
-        .count() as u64;
+    tally.deferred = effective.iter().filter(|(_, waited)| *waited).count() as u64;
 
     let mut t = tables.clone();
     let mut flows = CoreFlowTable::new(t.geometry.sets, t.geometry.ways);
@@ -654,7 +657,7 @@ fn compare<const D: usize, const K: usize, const SB: usize, const W: usize>(
     let mut out = Vec::new();
     let mut bad = Vec::new();
     for (i, ((frame, tick), hw)) in frames.iter().zip(&run.outs).enumerate() {
-        for (c, _) in changes.iter().zip(&effective).filter(|(_, &e)| e == i) {
+        for (c, _) in changes.iter().zip(&effective).filter(|(_, &(e, _))| e == i) {
             t.backends[c.backend as usize].up = c.up;
         }
         if hw.cycle != run.entered[i] + LATENCY as u64 {
@@ -798,7 +801,23 @@ fn trace(tables: &Tables, target: u32) -> Vec<(Vec<u8>, u32)> {
 #[test]
 fn trace_decisions_match_core_with_backends_going_down_and_up() {
     let tables = test_tables(Geometry { sets: 256, ways: 4 }, Timeouts::default());
-    let frames = trace(&tables, 1500);
+    let mut frames = trace(&tables, 1500);
+    let hasher = FlowHasher::new(&tables.keys);
+    let one_beat =
+        |f: &[u8]| f.len() <= 64 && matches!(prepare(f, &tables, &hasher), Prepared::Balance(_));
+    // The trace's runs of one-beat VIP frames can be shorter than the parser's latency
+    // plus 4 (see the burst below): put 16 of them back to back in the middle, at the
+    // tick of the frame before.
+    let run: Vec<Vec<u8>> = frames
+        .iter()
+        .filter(|f| one_beat(&f.0))
+        .take(16)
+        .map(|f| f.0.clone())
+        .collect();
+    assert_eq!(run.len(), 16, "the trace has one-beat VIP frames");
+    let at = frames.len() / 2 + 5;
+    let tick = frames[at - 1].1;
+    frames.splice(at..at, run.into_iter().map(|f| (f, tick)));
     let n = frames.len();
     let step = n / 8;
     // Backends 0–3 serve VIP 0, 4–6 VIP 1 (6 draining), 7–9 VIP 2, 10–11 VIP 3,
@@ -824,17 +843,12 @@ fn trace_decisions_match_core_with_backends_going_down_and_up() {
     ];
     // Inside the SYN flood (one-beat frames for VIP 0, one per clock): a change written
     // there finds stage 4 busy and must wait for a frame boundary with an idle clock.
-    let hasher = FlowHasher::new(&tables.keys);
-    let one_beat_for_vip = |i: usize| {
-        frames[i].0.len() <= 64
-            && matches!(
-                prepare(&frames[i].0, &tables, &hasher),
-                Prepared::Balance(_)
-            )
-    };
-    // Stage 4 in the clock after the write holds the frame five before this one.
-    let burst = (6..n - 50)
-        .find(|&i| (i - 6..i).all(one_beat_for_vip))
+    let one_beat_for_vip = |i: usize| one_beat(&frames[i].0);
+    // With one-beat frames, stage 4 in the clock after the write holds the frame
+    // `PARSE_LATENCY + 3` before this one: those must all be busy for the change to wait.
+    let back = PARSE_LATENCY + 4;
+    let burst = (back..n - 50)
+        .find(|&i| (i - back..i).all(one_beat_for_vip))
         .expect("the trace has a SYN flood");
     changes.push(change(burst, 1, false));
     changes.push(change(burst + 4, 3, false));
