@@ -22,9 +22,9 @@
 //! and the low 32 are taken from the configured address, so an operator can fix them.
 //!
 //! ## Guarantees
-//! [`rewrite`] never panics and never reads past `frame`. It trusts `parsed` only as far as
+//! [`rewrite`] never panics and never reads past `frame`. It trusts `datagram` only as far as
 //! memory safety allows: the pipeline always hands it the parse of `frame`, but if the
-//! offsets in `parsed` do not fit `frame` it returns the drop reason the parser would have
+//! offsets in `datagram` do not fit `frame` it returns the drop reason the parser would have
 //! given for the same inconsistency ([`DropReason::TruncatedEthernet`] for an L2 header
 //! that does not fit, [`DropReason::BadIpv4TotalLength`] /
 //! [`DropReason::BadIpv6PayloadLength`] for a datagram that runs past the frame) instead of
@@ -180,22 +180,22 @@ struct Encap {
 #[inline]
 fn encap_plan(
     frame: &[u8],
-    parsed: &Datagram,
+    datagram: &Datagram,
     params: &RewriteParams,
 ) -> Result<Encap, DropReason> {
-    let l3_offset = usize::from(parsed.l3_offset);
-    let ip_len = usize::from(parsed.ip_len);
+    let l3_offset = usize::from(datagram.l3_offset);
+    let ip_len = usize::from(datagram.ip_len);
     if l3_offset < ETHERNET_HEADER_LEN || frame.len() < l3_offset {
         return Err(DropReason::TruncatedEthernet);
     }
     if frame.len() < l3_offset + ip_len {
-        return Err(if parsed.ipv6 {
+        return Err(if datagram.ipv6 {
             DropReason::BadIpv6PayloadLength
         } else {
             DropReason::BadIpv4TotalLength
         });
     }
-    let inner_protocol = if parsed.ipv6 {
+    let inner_protocol = if datagram.ipv6 {
         IPPROTO_IPV6
     } else {
         IPPROTO_IPIP
@@ -216,7 +216,7 @@ fn encap_plan(
             outer[..OUTER_IPV4_LEN].copy_from_slice(&outer_ipv4_header(
                 source,
                 backend,
-                parsed.dscp_ecn,
+                datagram.dscp_ecn,
                 ipv4_total_len,
                 inner_protocol,
             ));
@@ -226,9 +226,9 @@ fn encap_plan(
             outer.copy_from_slice(&outer_ipv6_header(
                 source,
                 backend,
-                parsed.dscp_ecn,
+                datagram.dscp_ecn,
                 params.hash,
-                parsed.ip_len,
+                datagram.ip_len,
                 inner_protocol,
             ));
         }
@@ -253,11 +253,11 @@ impl Encap {
 
 fn encapsulate(
     frame: &[u8],
-    parsed: &Datagram,
+    datagram: &Datagram,
     params: &RewriteParams,
     out: &mut Vec<u8>,
 ) -> Result<(), DropReason> {
-    let e = encap_plan(frame, parsed, params)?;
+    let e = encap_plan(frame, datagram, params)?;
     // One growth at most, and none once `out` has held a frame this large.
     out.reserve(e.l3_offset + e.outer_len + e.ip_len);
     out.extend_from_slice(&frame[..e.l3_offset]);
