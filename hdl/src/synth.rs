@@ -210,6 +210,39 @@ pub static DESIGNS: &[DesignSpec] = &[
         flow_entries: 0,
         source: Source::Design(Design::FlowHeaderCapture),
     },
+    // The top's other blocks at its small geometry: each places in minutes where the whole
+    // top takes hours, so a block's critical path can be found and cut on its own.
+    DesignSpec {
+        name: "decide",
+        about: "the top's decision block: VIP match, hash, Maglev, flow table (8 VIPs, \
+                64 backends, 4096 × 4 flows)",
+        flow_entries: 16 * 1024,
+        source: Source::Design(Design::FlowDecide),
+    },
+    DesignSpec {
+        name: "rewriter",
+        about: "the top's rewriter (MAC rewrite, IP-in-IP prepend), 64-bit stream",
+        flow_entries: 0,
+        source: Source::Design(Design::FlowRewriter),
+    },
+    DesignSpec {
+        name: "csr",
+        about: "the top's register block (AXI4-Lite), 8 VIPs, 64 backends",
+        flow_entries: 0,
+        source: Source::Design(Design::SmallCsr),
+    },
+    DesignSpec {
+        name: "counters",
+        about: "the top's counters, 8 VIPs, 64 backends",
+        flow_entries: 0,
+        source: Source::Design(Design::SmallCounters),
+    },
+    DesignSpec {
+        name: "frame-fifo",
+        about: "the top's frame FIFO, 2048 beats of 64 bits",
+        flow_entries: 0,
+        source: Source::Design(Design::FlowFrameFifo),
+    },
 ];
 
 /// The design a run takes without `--design` (the balancer top, once it exists).
