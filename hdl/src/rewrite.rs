@@ -19,7 +19,8 @@
 //! the counters, the clock after the frame's action is taken.
 //!
 //! # Datapath
-//! When an action is taken it is *prepared* (one register stage): the bytes the rewrite
+//! When an action is taken it is *prepared* (two register stages: the lengths, verdict,
+//! outer addresses and most of the checksum, then the template): the bytes the rewrite
 //! writes — MACs, ethertype, outer header with its checksum — are laid out as a 64-byte
 //! *template* in stream lane order, with three byte masks over the first 64 output bytes:
 //! template byte, input byte at the same position (the L2 header between the MACs and the
@@ -210,6 +211,7 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     p_tos: Signal<Local, Bits<32>>,
     p_proto: Signal<Local, Bits<32>>,
     p_len4: Signal<Local, Bits<32>>,
+    p_sum0: Signal<Local, Bits<32>>,
     p_sum: Signal<Local, Bits<32>>,
     p_sum1: Signal<Local, Bits<32>>,
     p_checksum: Signal<Local, Bits<32>>,
@@ -231,6 +233,7 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     step: Signal<Local, Bit>,
     fin: Signal<Local, Bit>,
     load: Signal<Local, Bit>,
+    a_move: Signal<Local, Bit>,
     in_done_after: Signal<Local, Bit>,
     out_done_after: Signal<Local, Bit>,
     beat_is_last: Signal<Local, Bit>,
@@ -242,7 +245,27 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     shifted: Signal<Local, Bits<DATA_BITS>>,
     o_data: Signal<Local, Bits<DATA_BITS>>,
 
-    // ---- Registers: the prepared action (b_) and the frame streaming (c_).
+    // ---- Registers: the taken action (a_), the prepared action (b_) and the frame
+    // streaming (c_).
+    a_valid: DFF<Bit>,
+    a_verdict: DFF<Bits<2>>,
+    a_ipip: DFF<Bit>,
+    a_v6: DFF<Bit>,
+    a_l3: DFF<Bits<16>>,
+    a_ip_len: DFF<Bits<16>>,
+    a_tos: DFF<Bits<8>>,
+    a_proto: DFF<Bits<8>>,
+    a_len4: DFF<Bits<16>>,
+    a_sum0: DFF<Bits<32>>,
+    a_src4: DFF<Bits<32>>,
+    a_dst4: DFF<Bits<32>>,
+    a_src6: DFF<Bits<128>>,
+    a_addr: DFF<Bits<128>>,
+    a_flow_word: DFF<Bits<32>>,
+    a_backend_mac: DFF<Bits<48>>,
+    a_own_mac: DFF<Bits<48>>,
+    a_last_beat: DFF<Bits<32>>,
+    a_last_keep: DFF<Bits<KEEP_BITS>>,
     b_valid: DFF<Bit>,
     b_verdict: DFF<Bits<2>>,
     b_ipip: DFF<Bit>,
@@ -430,6 +453,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
             p_tos: Default::default(),
             p_proto: Default::default(),
             p_len4: Default::default(),
+            p_sum0: Default::default(),
             p_sum: Default::default(),
             p_sum1: Default::default(),
             p_checksum: Default::default(),
@@ -449,6 +473,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
             step: Default::default(),
             fin: Default::default(),
             load: Default::default(),
+            a_move: Default::default(),
             in_done_after: Default::default(),
             out_done_after: Default::default(),
             beat_is_last: Default::default(),
@@ -459,6 +484,25 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
             lo_b: Default::default(),
             shifted: Default::default(),
             o_data: Default::default(),
+            a_valid: Default::default(),
+            a_verdict: Default::default(),
+            a_ipip: Default::default(),
+            a_v6: Default::default(),
+            a_l3: Default::default(),
+            a_ip_len: Default::default(),
+            a_tos: Default::default(),
+            a_proto: Default::default(),
+            a_len4: Default::default(),
+            a_sum0: Default::default(),
+            a_src4: Default::default(),
+            a_dst4: Default::default(),
+            a_src6: Default::default(),
+            a_addr: Default::default(),
+            a_flow_word: Default::default(),
+            a_backend_mac: Default::default(),
+            a_own_mac: Default::default(),
+            a_last_beat: Default::default(),
+            a_last_keep: Default::default(),
             b_valid: Default::default(),
             b_verdict: Default::default(),
             b_ipip: Default::default(),
@@ -500,6 +544,25 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
         dff_setup!(
             self,
             clock,
+            a_valid,
+            a_verdict,
+            a_ipip,
+            a_v6,
+            a_l3,
+            a_ip_len,
+            a_tos,
+            a_proto,
+            a_len4,
+            a_sum0,
+            a_src4,
+            a_dst4,
+            a_src6,
+            a_addr,
+            a_flow_word,
+            a_backend_mac,
+            a_own_mac,
+            a_last_beat,
+            a_last_keep,
             b_valid,
             b_verdict,
             b_ipip,
@@ -673,8 +736,13 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             self.b_valid.d.next = false;
         }
 
-        // ---- Prepare an action: template, masks and lengths, registered in b_.
-        self.act_ready.next = !self.b_valid.q.val() | self.load.val();
+        // ---- Prepare an action in two register stages. A (act_ → a_): the verdict, the
+        // lengths, the outer addresses and the part of the checksum that does not need
+        // them; every CSR scalar is read here, at the take. B (a_ → b_): the checksum, the
+        // outer header, the template and the masks. The next frame's action is prepared
+        // while the current one streams, so the second stage costs no throughput.
+        self.a_move.next = self.a_valid.q.val() & (!self.b_valid.q.val() | self.load.val());
+        self.act_ready.next = !self.a_valid.q.val() | self.a_move.val();
         self.act_take.next = self.act_valid.val() & self.act_ready.val();
         self.p_l3.next = self.zero32.val();
         self.p_ip_len.next = self.zero32.val();
@@ -691,6 +759,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
         self.p_tos.next = self.zero32.val();
         self.p_proto.next = self.zero32.val();
         self.p_len4.next = self.zero32.val();
+        self.p_sum0.next = self.zero32.val();
         self.p_sum.next = self.zero32.val();
         self.p_sum1.next = self.zero32.val();
         self.p_checksum.next = self.zero32.val();
@@ -704,6 +773,86 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
         self.p_sh.next = self.zero_tmpl.val();
         self.p_rem.next = self.zero32.val();
         self.p_last_keep.next = self.all_keep.val();
+
+        // Stage B first: it reads the a_ registers before stage A overwrites them.
+        if self.a_move.val() {
+            // RFC 1071: the ones' complement sum of the nine non-zero words (the checksum
+            // word taken as zero), folded twice; stage A summed all but the source.
+            self.p_sum.next =
+                self.a_sum0.q.val() + (self.a_src4.q.val() >> 16) + (self.a_src4.q.val() & 0xffff);
+            self.p_sum1.next = (self.p_sum.val() & 0xffff) + (self.p_sum.val() >> 16);
+            self.p_checksum.next =
+                !((self.p_sum1.val() & 0xffff) + (self.p_sum1.val() >> 16)) & 0xffff;
+            // Ethertype + outer header, byte 0 on top (field at byte o, n bytes long:
+            // shifted up by 512 - 8 (o + n)).
+            if self.a_v6.q.val() {
+                self.p_outer.next = self.fixed_v6.val()
+                    | (bit_cast::<TEMPLATE_BITS, 32>(self.a_flow_word.q.val()) << 464)
+                    | (bit_cast::<TEMPLATE_BITS, 16>(self.a_ip_len.q.val()) << 448)
+                    | (bit_cast::<TEMPLATE_BITS, 8>(self.a_proto.q.val()) << 440)
+                    | (bit_cast::<TEMPLATE_BITS, 128>(self.a_src6.q.val()) << 304)
+                    | (bit_cast::<TEMPLATE_BITS, 128>(self.a_addr.q.val()) << 176);
+            } else {
+                self.p_outer.next = self.fixed_v4.val()
+                    | (bit_cast::<TEMPLATE_BITS, 8>(self.a_tos.q.val()) << 480)
+                    | (bit_cast::<TEMPLATE_BITS, 16>(self.a_len4.q.val()) << 464)
+                    | (bit_cast::<TEMPLATE_BITS, 8>(self.a_proto.q.val()) << 416)
+                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_checksum.val()) << 400)
+                    | (bit_cast::<TEMPLATE_BITS, 32>(self.a_src4.q.val()) << 368)
+                    | (bit_cast::<TEMPLATE_BITS, 32>(self.a_dst4.q.val()) << 336);
+            }
+            self.p_be.next = (bit_cast::<TEMPLATE_BITS, 48>(self.a_backend_mac.q.val()) << 464)
+                | (bit_cast::<TEMPLATE_BITS, 48>(self.a_own_mac.q.val()) << 416);
+            // The ethertype sits 2 bytes before L3: 14, 18 or 22 bytes in.
+            if self.a_l3.q.val() == self.l3_22.val() {
+                self.p_case.next = self.idx[4].val();
+                if self.a_ipip.q.val() {
+                    self.p_be.next = self.p_be.val() | (self.p_outer.val() >> 160);
+                }
+            } else if self.a_l3.q.val() == self.l3_18.val() {
+                self.p_case.next = self.idx[2].val();
+                if self.a_ipip.q.val() {
+                    self.p_be.next = self.p_be.val() | (self.p_outer.val() >> 128);
+                }
+            } else if self.a_ipip.q.val() {
+                self.p_be.next = self.p_be.val() | (self.p_outer.val() >> 96);
+            }
+            if self.a_v6.q.val() {
+                self.p_case.next = self.p_case.val() + 1;
+            }
+            // Byte q of the frame to lane q (bits 8q..8q+8).
+            for q in 0..(TEMPLATE_BYTES as u64) {
+                self.p_le.next = self.p_le.val()
+                    | (((self.p_be.val() >> (8 * (63 - q))) & self.byte_tmpl.val()) << (8 * q));
+            }
+            if self.a_ipip.q.val() {
+                for i in 0..6 {
+                    if self.p_case.val() == self.idx[i].val() {
+                        self.p_tm.next = self.tm_ipip[i].val();
+                        self.p_sm.next = self.sm_ipip[i].val();
+                        self.p_sh.next = self.sh_ipip[i].val();
+                    }
+                }
+            } else if self.a_verdict.q.val() == self.verdict_forwarded.val() {
+                self.p_tm.next = self.tm_dsr.val();
+                self.p_sm.next = self.sm_dsr.val();
+            } else {
+                self.p_le.next = self.zero_tmpl.val();
+            }
+            self.a_valid.d.next = false;
+            self.b_valid.d.next = true;
+            self.b_verdict.d.next = self.a_verdict.q.val();
+            self.b_ipip.d.next = self.a_ipip.q.val();
+            self.b_v6.d.next = self.a_v6.q.val();
+            self.b_tmpl.d.next = self.p_le.val();
+            self.b_tm.d.next = self.p_tm.val();
+            self.b_sm.d.next = self.p_sm.val();
+            self.b_sh.d.next = self.p_sh.val();
+            self.b_last_beat.d.next = self.a_last_beat.q.val();
+            self.b_last_keep.d.next = self.a_last_keep.q.val();
+        }
+
+        // Stage A.
         if self.act_take.val() {
             self.p_l3.next = bit_cast::<32, 16>(self.act_l3_offset.val());
             self.p_ip_len.next = bit_cast::<32, 16>(self.act_ip_len.val());
@@ -749,93 +898,38 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             } else {
                 self.p_proto.next = self.proto_ipip.val();
             }
-
-            // Ethertype + outer header, byte 0 on top (field at byte o, n bytes long:
-            // shifted up by 512 - 8 (o + n)).
-            if self.act_backend_v6.val() {
-                self.p_flow_word.next =
-                    (self.p_tos.val() << 20) | (self.act_hash.val() & 0xf_ffff) | 0x6000_0000;
-                self.p_outer.next = self.fixed_v6.val()
-                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_flow_word.val()) << 464)
-                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_ip_len.val()) << 448)
-                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_proto.val()) << 440)
-                    | (bit_cast::<TEMPLATE_BITS, 128>(self.p_src6.val()) << 304)
-                    | (bit_cast::<TEMPLATE_BITS, 128>(self.act_backend_addr.val()) << 176);
-            } else {
-                self.p_len4.next = (self.p_ip_len.val() + self.outer20.val()) & 0xffff;
-                // RFC 1071: the ones' complement sum of the nine non-zero words (the
-                // checksum word taken as zero), folded twice.
-                self.p_sum.next = (self.p_tos.val() | 0x4500)
-                    + self.p_len4.val()
-                    + (self.p_proto.val() | 0x4000)
-                    + (self.p_src4.val() >> 16)
-                    + (self.p_src4.val() & 0xffff)
-                    + (self.p_dst4.val() >> 16)
-                    + (self.p_dst4.val() & 0xffff);
-                self.p_sum1.next = (self.p_sum.val() & 0xffff) + (self.p_sum.val() >> 16);
-                self.p_checksum.next =
-                    !((self.p_sum1.val() & 0xffff) + (self.p_sum1.val() >> 16)) & 0xffff;
-                self.p_outer.next = self.fixed_v4.val()
-                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_tos.val()) << 480)
-                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_len4.val()) << 464)
-                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_proto.val()) << 416)
-                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_checksum.val()) << 400)
-                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_src4.val()) << 368)
-                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_dst4.val()) << 336);
-            }
-            self.p_be.next = (bit_cast::<TEMPLATE_BITS, 48>(self.act_backend_mac.val()) << 464)
-                | (bit_cast::<TEMPLATE_BITS, 48>(self.act_own_mac.val()) << 416);
-            // The ethertype sits 2 bytes before L3: 14, 18 or 22 bytes in.
-            if self.act_l3_offset.val() == self.l3_22.val() {
-                self.p_case.next = self.idx[4].val();
-                if self.p_ipip.val() {
-                    self.p_be.next = self.p_be.val() | (self.p_outer.val() >> 160);
-                }
-            } else if self.act_l3_offset.val() == self.l3_18.val() {
-                self.p_case.next = self.idx[2].val();
-                if self.p_ipip.val() {
-                    self.p_be.next = self.p_be.val() | (self.p_outer.val() >> 128);
-                }
-            } else if self.p_ipip.val() {
-                self.p_be.next = self.p_be.val() | (self.p_outer.val() >> 96);
-            }
-            if self.act_backend_v6.val() {
-                self.p_case.next = self.p_case.val() + 1;
-            }
-            // Byte q of the frame to lane q (bits 8q..8q+8).
-            for q in 0..(TEMPLATE_BYTES as u64) {
-                self.p_le.next = self.p_le.val()
-                    | (((self.p_be.val() >> (8 * (63 - q))) & self.byte_tmpl.val()) << (8 * q));
-            }
-            if self.p_ipip.val() {
-                for i in 0..6 {
-                    if self.p_case.val() == self.idx[i].val() {
-                        self.p_tm.next = self.tm_ipip[i].val();
-                        self.p_sm.next = self.sm_ipip[i].val();
-                        self.p_sh.next = self.sh_ipip[i].val();
-                    }
-                }
-            } else if self.p_verdict.val() == self.verdict_forwarded.val() {
-                self.p_tm.next = self.tm_dsr.val();
-                self.p_sm.next = self.sm_dsr.val();
-            } else {
-                self.p_le.next = self.zero_tmpl.val();
-            }
+            self.p_flow_word.next =
+                (self.p_tos.val() << 20) | (self.act_hash.val() & 0xf_ffff) | 0x6000_0000;
+            self.p_len4.next = (self.p_ip_len.val() + self.outer20.val()) & 0xffff;
+            self.p_sum0.next = (self.p_tos.val() | 0x4500)
+                + self.p_len4.val()
+                + (self.p_proto.val() | 0x4000)
+                + (self.p_dst4.val() >> 16)
+                + (self.p_dst4.val() & 0xffff);
             self.p_rem.next = self.p_total.val() & self.keep_low.val();
             if self.p_rem.val() != self.zero32.val() {
                 self.p_last_keep.next =
                     self.all_keep.val() >> (self.keep_bytes.val() - self.p_rem.val());
             }
-            self.b_valid.d.next = true;
-            self.b_verdict.d.next = self.p_verdict.val();
-            self.b_ipip.d.next = self.p_ipip.val();
-            self.b_v6.d.next = self.act_backend_v6.val();
-            self.b_tmpl.d.next = self.p_le.val();
-            self.b_tm.d.next = self.p_tm.val();
-            self.b_sm.d.next = self.p_sm.val();
-            self.b_sh.d.next = self.p_sh.val();
-            self.b_last_beat.d.next = (self.p_total.val() - 1) >> self.keep_shift.val();
-            self.b_last_keep.d.next = self.p_last_keep.val();
+            self.a_valid.d.next = true;
+            self.a_verdict.d.next = self.p_verdict.val();
+            self.a_ipip.d.next = self.p_ipip.val();
+            self.a_v6.d.next = self.act_backend_v6.val();
+            self.a_l3.d.next = self.act_l3_offset.val();
+            self.a_ip_len.d.next = self.act_ip_len.val();
+            self.a_tos.d.next = self.act_dscp_ecn.val();
+            self.a_proto.d.next = self.p_proto.val().get_bits::<8>(0);
+            self.a_len4.d.next = self.p_len4.val().get_bits::<16>(0);
+            self.a_sum0.d.next = self.p_sum0.val();
+            self.a_src4.d.next = self.p_src4.val();
+            self.a_dst4.d.next = self.p_dst4.val();
+            self.a_src6.d.next = self.p_src6.val();
+            self.a_addr.d.next = self.act_backend_addr.val();
+            self.a_flow_word.d.next = self.p_flow_word.val();
+            self.a_backend_mac.d.next = self.act_backend_mac.val();
+            self.a_own_mac.d.next = self.act_own_mac.val();
+            self.a_last_beat.d.next = (self.p_total.val() - 1) >> self.keep_shift.val();
+            self.a_last_keep.d.next = self.p_last_keep.val();
         }
 
         self.m_axis_tvalid.next = self.m_valid.q.val();

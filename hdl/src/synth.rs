@@ -390,10 +390,17 @@ fn ecp5(
     let ecppack = Tools::ecppack()?;
     write(&out.join("harness.v"), &wrap::serial_harness(ports))?;
     // The clock constraint in nextpnr's own format; --freq repeats it for any other
-    // clock net. Pins are left to nextpnr (LOCATE them in this file for a board).
+    // clock net. The clock sits on a primary clock pin (G2, PCLKT6_0 of CABGA381, where
+    // the ULX3S board has its oscillator): left to nextpnr it lands on a plain I/O, from
+    // which router2 cannot reach the global clock network ("Failed to route arc 0.0 of
+    // net clk"). The serial pins are left to nextpnr (LOCATE them here for a board).
     write(
         &out.join("clock.lpf"),
-        &format!("FREQUENCY PORT \"clk\" {:.3} MHz;\n", opts.freq_mhz),
+        &format!(
+            "LOCATE COMP \"clk\" SITE \"{CLOCK_PIN}\";\nIOBUF PORT \"clk\" IO_TYPE=LVCMOS33;\n\
+             FREQUENCY PORT \"clk\" {:.3} MHz;\n",
+            opts.freq_mhz
+        ),
     )?;
     report
         .files
@@ -733,6 +740,9 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SynthEr
     let path = path.to_path_buf();
     move |source| SynthError::Io { what, path, source }
 }
+
+/// The ECP5 parts' clock pin: a primary clock input of the CABGA381 package.
+const CLOCK_PIN: &str = "G2";
 
 /// From this many LUT4 (yosys's count) on, the ECP5 flow routes with router2.
 const ROUTER2_ABOVE_LUTS: u64 = 20_000;
