@@ -737,9 +737,9 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
         }
 
         // ---- Prepare an action in two register stages. A (act_ → a_): the verdict, the
-        // lengths, the outer addresses and the part of the checksum that does not need
-        // them; every CSR scalar is read here, at the take. B (a_ → b_): the checksum, the
-        // outer header, the template and the masks. The next frame's action is prepared
+        // lengths, the outer addresses and the checksum sum of every word but the outer
+        // source; every CSR scalar is read here, at the take. B (a_ → b_): the checksum,
+        // the outer header, the template and the masks. The next frame's action is prepared
         // while the current one streams, so the second stage costs no throughput.
         self.a_move.next = self.a_valid.q.val() & (!self.b_valid.q.val() | self.load.val());
         self.act_ready.next = !self.a_valid.q.val() | self.a_move.val();

@@ -475,9 +475,9 @@ fn ecp5(
     let router = ecp5_router(report.resource("LUT").and_then(|r| r.used).unwrap_or(0));
     if router == "router2" {
         report.notes.push(format!(
-            "routed with nextpnr's router2: above {ROUTER2_ABOVE_LUTS} LUT4 router1 does \
-             not finish in a session (the whole top: 179 k of 239 k arcs unrouted after \
-             26 min); router2 trades some Fmax for that"
+            "routed with nextpnr's router2: above {ROUTER2_ABOVE_LUTS} LUT4 router1 is \
+             too slow (the whole top: 179 k of 239 k arcs unrouted after 26 min); router2 \
+             times small designs worse"
         ));
     }
     stepper.step("nextpnr-ecp5 place and route", || {
@@ -749,7 +749,8 @@ const ROUTER2_ABOVE_LUTS: u64 = 20_000;
 
 /// nextpnr's router for an ECP5 design of `luts` LUT4. router1, the ECP5 default, times
 /// small designs better (flow-table-16: 86.9 MHz against router2's 63.7, seed 1) but
-/// did not finish the whole top (239 k arcs) in 26 min; router2 routes it.
+/// had 179 k of the whole top's 239 k arcs unrouted after 26 min; router2 routed `csr`
+/// (20 k LUT4). Whether it routes the whole top is not measured yet.
 fn ecp5_router(luts: u64) -> &'static str {
     if luts > ROUTER2_ABOVE_LUTS {
         "router2"
