@@ -38,10 +38,12 @@
 //! that clock), with the frame length and the caller's `tag` presented with it. The work
 //! is cut into stages so that no clock holds more than one variable-offset read and a few
 //! 16-bit carry chains:
-//! 1. L2 (VLAN tags), the IP header's fixed fields and checks, the 3-way window select;
-//! 2. to 5. one IPv6 extension header each (an 8-byte-word read, the room, length and
+//! 1. L2: the frame-length checks, the VLAN tags, the 3-way window select that puts the
+//!    IP header on top, and the length left for it;
+//! 2. the IP header's fixed fields and checks;
+//! 3. to 6. one IPv6 extension header each (an 8-byte-word read, the room, length and
 //!    window checks, the next offset);
-//! 6. the fifth-header check and the L4 header (a 4-byte-word read and its checks).
+//! 7. the fifth-header check and the L4 header (a 4-byte-word read and its checks).
 //!
 //! Between stages travel the walk's state (`code`, `proto`, `at`, `upper`, `fragment`),
 //! the fields read so far and the window. Offsets and lengths are computed in 32-bit
@@ -59,14 +61,15 @@ pub const RESULT_HEADER_TOO_LONG: u8 = DropReason::HeaderTooLong as u8;
 // The block's window is the contract's.
 const _: () = assert!(crate::axis::HEADER_BYTES == flowgate_core::parse::PARSE_WINDOW);
 
-/// Stage registers: after the L2/IP stage and after each of the four extension steps.
+/// Stage registers: after the IP-header stage and after each of the four extension steps
+/// (the L2 stage before them has its own, `l2_*`).
 const STAGES: usize = 5;
 // `update` walks the extension steps as `0..4` (`#[hdl_gen]` cannot evaluate
 // `STAGES - 1`), and the steps are the contract's extension limit.
 const _: () = assert!(STAGES - 1 == flowgate_core::parse::MAX_IPV6_EXTENSIONS);
 
 /// Clocks from `header_valid` to the parse's `valid`.
-pub const LATENCY: usize = STAGES + 1;
+pub const LATENCY: usize = STAGES + 2;
 
 /// Parses a `HEADER_BITS`-wide header vector (byte 0 on top) and the frame's length.
 #[derive(LogicBlock)]
@@ -167,7 +170,17 @@ pub struct HeaderParse<const HEADER_BITS: usize> {
     sport: Signal<Local, Bits<32>>,
     dport: Signal<Local, Bits<32>>,
     flags: Signal<Local, Bits<32>>,
-    // Stage registers: index `s` holds a header after stage `s + 1` (see the module doc).
+    // The L2 stage's registers: the header after stage 1 (see the module doc).
+    l2_valid: DFF<Bit>,
+    l2_code: DFF<Bits<32>>,
+    l2_vlans: DFF<Bits<32>>,
+    l2_l3: DFF<Bits<32>>,
+    l2_ethertype: DFF<Bits<32>>,
+    l2_plen: DFF<Bits<32>>,
+    l2_win: DFF<Bits<HEADER_BITS>>,
+    l2_tag: DFF<Bits<32>>,
+    l2_len: DFF<Bits<32>>,
+    // Stage registers: index `s` holds a header after stage `s + 2` (see the module doc).
     s_valid: [DFF<Bit>; STAGES],
     s_code: [DFF<Bits<32>>; STAGES],
     s_vlans: [DFF<Bits<32>>; STAGES],
@@ -294,6 +307,15 @@ impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
             sport: Default::default(),
             dport: Default::default(),
             flags: Default::default(),
+            l2_valid: Default::default(),
+            l2_code: Default::default(),
+            l2_vlans: Default::default(),
+            l2_l3: Default::default(),
+            l2_ethertype: Default::default(),
+            l2_plen: Default::default(),
+            l2_win: Default::default(),
+            l2_tag: Default::default(),
+            l2_len: Default::default(),
             s_valid: std::array::from_fn(|_| Default::default()),
             s_code: std::array::from_fn(|_| Default::default()),
             s_vlans: std::array::from_fn(|_| Default::default()),
@@ -338,9 +360,34 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, valid_reg, result_reg, vlan_reg, l3_reg, v6_reg, src_reg, dst_reg,
-            ip_len_reg, proto_reg, l4_reg, frag_reg, sport_reg, dport_reg, flags_reg, dscp_reg,
-            len_reg, tag_reg
+            self,
+            clock,
+            valid_reg,
+            result_reg,
+            vlan_reg,
+            l3_reg,
+            v6_reg,
+            src_reg,
+            dst_reg,
+            ip_len_reg,
+            proto_reg,
+            l4_reg,
+            frag_reg,
+            sport_reg,
+            dport_reg,
+            flags_reg,
+            dscp_reg,
+            len_reg,
+            tag_reg,
+            l2_valid,
+            l2_code,
+            l2_vlans,
+            l2_l3,
+            l2_ethertype,
+            l2_plen,
+            l2_win,
+            l2_tag,
+            l2_len
         );
         // Stage registers hold unless a header moves into them.
         for i in 0..5 {
@@ -433,9 +480,9 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
         self.dport.next = 0.into();
         self.flags.next = 0.into();
 
-        // ---- Stage 1: L2 and the IP header. A header moves on only when presented (this
+        // ---- Stage 1: L2. A header moves on only when presented (this
         // also keeps the simulation from parsing on every clock of a long frame).
-        self.s_valid[0].d.next = self.header_valid.val();
+        self.l2_valid.d.next = self.header_valid.val();
         if self.header_valid.val() {
             // Ethernet and VLAN tags (core: parse_l2).
             // Fields are read as 32-bit words and shifted down: rust-hdl can only widen a
@@ -496,6 +543,26 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                 self.win.next = self.header.val() << 112;
             }
             self.plen.next = self.len.val() - self.l3.val();
+            self.l2_code.d.next = self.code.val();
+            self.l2_vlans.d.next = self.vlans.val();
+            self.l2_l3.d.next = self.l3.val();
+            self.l2_ethertype.d.next = self.ethertype.val();
+            self.l2_plen.d.next = self.plen.val() & 0xffff;
+            self.l2_win.d.next = self.win.val();
+            self.l2_tag.d.next = self.tag.val();
+            self.l2_len.d.next = self.len.val() & 0xffff;
+        }
+
+        // ---- Stage 2: the IP header's fixed fields and checks.
+        self.s_valid[0].d.next = self.l2_valid.q.val();
+        if self.l2_valid.q.val() {
+            self.code.next = self.l2_code.q.val();
+            self.vlans.next = self.l2_vlans.q.val();
+            self.l3.next = self.l2_l3.q.val();
+            self.ethertype.next = self.l2_ethertype.q.val();
+            self.plen.next = self.l2_plen.q.val();
+            self.win.next = self.l2_win.q.val();
+            self.len.next = self.l2_len.q.val();
             self.w0.next = self.win.val().get_bits::<32>((self.hb.val() - 32).index());
             self.w4.next = self.win.val().get_bits::<32>((self.hb.val() - 64).index());
             self.w8.next = self.win.val().get_bits::<32>((self.hb.val() - 96).index());
@@ -583,11 +650,11 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
             self.s_l4rel[0].d.next = self.l4rel.val() & 0xff;
             self.s_avail[0].d.next = self.avail.val() & 0xffff;
             self.s_win[0].d.next = self.win.val();
-            self.s_tag[0].d.next = self.tag.val();
+            self.s_tag[0].d.next = self.l2_tag.q.val();
             self.s_len[0].d.next = self.len.val() & 0xffff;
         }
 
-        // ---- Stages 2 to 5: one IPv6 extension header each (core: parse_ipv6's walk).
+        // ---- Stages 3 to 6: one IPv6 extension header each (core: parse_ipv6's walk).
         for s in 0..4 {
             self.code.next = self.s_code[s].q.val();
             self.proto.next = self.s_proto[s].q.val();
@@ -670,7 +737,7 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
             }
         }
 
-        // ---- Stage 6: the end of the walk and the upper-layer header.
+        // ---- Stage 7: the end of the walk and the upper-layer header.
         self.valid_reg.d.next = self.s_valid[4].q.val();
         if self.s_valid[4].q.val() {
             self.code.next = self.s_code[4].q.val();
@@ -772,6 +839,7 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
             self.tag_reg.d.next = self.s_tag[4].q.val();
         }
         self.busy.next = self.header_valid.val()
+            || self.l2_valid.q.val()
             || self.s_valid[0].q.val()
             || self.s_valid[1].q.val()
             || self.s_valid[2].q.val()
