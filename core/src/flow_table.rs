@@ -129,6 +129,18 @@ pub enum Insert {
     Refused,
 }
 
+/// [`FlowTable::probe`]: a hit as [`Lookup::Hit`], or a miss with the way an insert of
+/// this flow would take now ([`FlowTable::insert`]'s choice; `None`: it would be refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    Hit {
+        way: u32,
+        backend: u16,
+        class: FlowClass,
+    },
+    Miss(Option<(u32, Replaced)>),
+}
+
 /// A table of `sets` × `ways` entries. The engine may hold a shard of the global table (a
 /// subset of its sets); `set` arguments are then shard-local indices.
 #[derive(Debug, Clone)]
@@ -183,6 +195,86 @@ impl FlowTable {
             }
         }
         Lookup::Miss
+    }
+
+    /// [`FlowTable::lookup`] and, on a miss, the way [`FlowTable::insert`] would choose
+    /// for a `class` flow, in one pass over the set (the per-frame form: a missed frame
+    /// reads its set once, not twice). Tested equal to the two in `probe_is_lookup_then_choice`.
+    #[inline]
+    pub fn probe(&self, set: u32, digest: u64, class: FlowClass, now: u32, t: &Timeouts) -> Probe {
+        let (mut same, mut empty, mut expired) = (None, None, None);
+        // As in `choose_way`: (age + 1, way), 0 for "none yet", strictly older replaces.
+        let (mut oldest_embryonic, mut oldest_embryonic_way) = (0u64, 0usize);
+        let (mut oldest, mut oldest_way) = (0u64, 0usize);
+        for (w, e) in self.set(set).iter().enumerate() {
+            let Some(c) = e.class else {
+                empty = empty.or(Some(w));
+                continue;
+            };
+            let live = e.is_live(now, t);
+            if e.digest == digest {
+                if live {
+                    return Probe::Hit {
+                        way: w as u32,
+                        backend: e.backend,
+                        class: c,
+                    };
+                }
+                // Insert rule 1, unless a later way holds the digest live (a hit).
+                same = same.or(Some(w));
+                continue;
+            }
+            if !live {
+                expired = expired.or(Some(w));
+            }
+            let rank = u64::from(now.wrapping_sub(e.last_seen)) + 1;
+            if c == FlowClass::Embryonic && rank > oldest_embryonic {
+                (oldest_embryonic, oldest_embryonic_way) = (rank, w);
+            }
+            if rank > oldest {
+                (oldest, oldest_way) = (rank, w);
+            }
+        }
+        let choice = if let Some(w) = same {
+            Some((w, Replaced::Expired))
+        } else if let Some(w) = empty {
+            Some((w, Replaced::Empty))
+        } else if let Some(w) = expired {
+            Some((w, Replaced::Expired))
+        } else if oldest_embryonic > 0 {
+            Some((oldest_embryonic_way, Replaced::Evicted))
+        } else if class == FlowClass::Embryonic || oldest == 0 {
+            None
+        } else {
+            Some((oldest_way, Replaced::Evicted))
+        };
+        Probe::Miss(choice.map(|(w, r)| (w as u32, r)))
+    }
+
+    /// Store a missed flow at the way [`FlowTable::probe`] chose (with nothing written to
+    /// the set in between): what [`FlowTable::insert`] does, without reading the set again.
+    #[inline]
+    pub fn insert_at(
+        &mut self,
+        set: u32,
+        choice: Option<(u32, Replaced)>,
+        digest: u64,
+        backend: u16,
+        class: FlowClass,
+        now: u32,
+    ) -> Insert {
+        match choice {
+            Some((way, replaced)) => {
+                self.set_mut(set)[way as usize] = FlowEntry {
+                    class: Some(class),
+                    digest,
+                    backend,
+                    last_seen: now,
+                };
+                Insert::Inserted { way, replaced }
+            }
+            None => Insert::Refused,
+        }
     }
 
     /// Refresh a hit: record `now`, and the (possibly promoted) class and (possibly
@@ -361,6 +453,80 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// `probe` is `lookup`, and on a miss `insert`'s choice, and `insert_at` with it
+    /// leaves the table as `insert` does: on random sets with repeated digests (live and
+    /// expired copies of the same flow), ages around every timeout, and wrapped ticks.
+    #[test]
+    fn probe_is_lookup_then_choice() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5eed_0f_9a0be);
+        let classes = [
+            None,
+            Some(FlowClass::Embryonic),
+            Some(FlowClass::Tcp),
+            Some(FlowClass::Udp),
+        ];
+        let (mut hits, mut refused, mut inserted) = (0, 0, 0);
+        for _ in 0..100_000 {
+            let ways = rng.gen_range(1..=6u32);
+            let now: u32 = rng.gen();
+            let mut ft = FlowTable::new(2, ways);
+            for e in ft.set_mut(1) {
+                let r: u64 = rng.gen();
+                *e = FlowEntry {
+                    class: classes[(r & 3) as usize],
+                    digest: (r >> 2) & 3,
+                    backend: (r >> 4) as u16 & 0xff,
+                    last_seen: now.wrapping_sub((r >> 16) as u32 % 1300),
+                };
+            }
+            let digest = rng.gen_range(0..6u64);
+            let class = [FlowClass::Embryonic, FlowClass::Tcp, FlowClass::Udp][rng.gen_range(0..3)];
+            let probe = ft.probe(1, digest, class, now, &T);
+            match ft.lookup(1, digest, now, &T) {
+                Lookup::Hit {
+                    way,
+                    backend,
+                    class: stored,
+                } => {
+                    hits += 1;
+                    assert_eq!(
+                        probe,
+                        Probe::Hit {
+                            way,
+                            backend,
+                            class: stored
+                        }
+                    );
+                }
+                Lookup::Miss => {
+                    let Probe::Miss(choice) = probe else {
+                        panic!("probe hit where lookup missed: {probe:?}");
+                    };
+                    let mut by_insert = ft.clone();
+                    let want = by_insert.insert(1, digest, 9, class, now, &T);
+                    let got = ft.insert_at(1, choice, digest, 9, class, now);
+                    assert_eq!(
+                        got,
+                        want,
+                        "{:?} digest {digest} {class:?} now {now}",
+                        ft.set(1)
+                    );
+                    assert_eq!(ft.entries(), by_insert.entries());
+                    match got {
+                        Insert::Refused => refused += 1,
+                        Insert::Inserted { .. } => inserted += 1,
+                    }
+                }
+            }
+        }
+        // The cases all occur.
+        assert!(
+            hits > 1000 && refused > 1000 && inserted > 1000,
+            "{hits} {refused} {inserted}"
+        );
     }
 
     #[test]

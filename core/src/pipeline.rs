@@ -9,7 +9,7 @@
 
 use crate::classify::classify;
 use crate::counters::Counters;
-use crate::flow_table::{FlowClass, FlowTable, Insert, Lookup, Replaced};
+use crate::flow_table::{FlowClass, FlowTable, Insert, Probe, Replaced};
 use crate::hash::{FlowHash, FlowHasher};
 use crate::maglev::NO_BACKEND;
 use crate::parse::{parse, Parsed, ParsedFrame, IPPROTO_TCP};
@@ -213,8 +213,8 @@ fn decide(
         vip: b.vip,
         backend,
     };
-    match flows.lookup(set, b.flow.digest, now, timeouts) {
-        Lookup::Hit {
+    match flows.probe(set, b.flow.digest, class, now, timeouts) {
+        Probe::Hit {
             way,
             backend,
             class: stored,
@@ -237,12 +237,13 @@ fn decide(
             flows.touch(set, way, backend, promoted, now);
             forward(backend)
         }
-        Lookup::Miss => {
+        Probe::Miss(choice) => {
             counters.flow.misses += 1;
             let Some(backend) = select(tables, b.vip, b.flow.hash) else {
                 return no_backend;
             };
-            match flows.insert(set, b.flow.digest, backend, class, now, timeouts) {
+            // Nothing wrote the set since the probe: its choice is insert's.
+            match flows.insert_at(set, choice, b.flow.digest, backend, class, now) {
                 Insert::Inserted { replaced, .. } => {
                     counters.flow.inserts += 1;
                     match replaced {
