@@ -298,22 +298,9 @@ impl FlowTable {
         now: u32,
         t: &Timeouts,
     ) -> Insert {
-        let choice = Self::choose_way(self.set(set), digest, class, now, t);
-        match choice {
-            Some((way, replaced)) => {
-                self.set_mut(set)[way] = FlowEntry {
-                    class: Some(class),
-                    digest,
-                    backend,
-                    last_seen: now,
-                };
-                Insert::Inserted {
-                    way: way as u32,
-                    replaced,
-                }
-            }
-            None => Insert::Refused,
-        }
+        let choice = Self::choose_way(self.set(set), digest, class, now, t)
+            .map(|(way, replaced)| (way as u32, replaced));
+        self.insert_at(set, choice, digest, backend, class, now)
     }
 
     /// The rules of the module doc in one pass over the set (the per-frame form; tested
