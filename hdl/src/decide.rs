@@ -6,19 +6,28 @@
 //!
 //! # Pipeline (a frame presented in cycle `t`)
 //!
+//! The three hashes are [`SerialToeplitz`] blocks of `INPUT_BITS / CHUNK` slices, with
+//! latency `HLAT` = slices + 1: eight 39-bit slices on a 64-bit stream ([`FlowDecide`],
+//! `HLAT` 9, the profile that must fit an ECP5), one slice on a 512-bit stream (`HLAT` 2).
+//! Stage `h` below is `t + 1 + HLAT`.
+//!
 //! | Cycle | Work |
 //! |---|---|
-//! | `t` | VIP match: every entry compared in parallel (valid, family, address, protocol; exact port or any-port; fragments on address + protocol), exact port before any-port, lowest index first (`core::classify`); frame class from protocol and TCP flags |
-//! | `t+1` | hash inputs assembled as `core::hash` lays them out (tuple; ports zeroed for fragments and src-ip persistence; ‖ protocol ‖ VIP index for the digest) into three [`ToeplitzHash`] blocks (rss, digest_hi, digest_lo) |
-//! | `t+2` | hash and digest out; Maglev slot = (hash × M) >> 32 as shift-and-add of the constant M |
-//! | `t+3` | Maglev RAM read at `vip << SLOT_BITS | slot` |
-//! | `t+4` | `select()`: primary if up, else secondary if up (up = up bit set and the backend serves this VIP); flow-table request |
-//! | `t+6` | the flow table's backend-up query, answered from the same up state `t+4` saw |
-//! | `t+8` | `out_*` (combinational from registers): verdict, backend, flow outcome |
+//! | `t` | VIP match: every entry compared in parallel (valid, family, address, protocol; exact port or any-port; fragments on address + protocol), exact port before any-port, lowest index first (`core::classify`); frame class from protocol and TCP flags; the frame's context packed into one vector |
+//! | `t+1` | hash inputs assembled as `core::hash` lays them out (tuple; ports zeroed for fragments and src-ip persistence; ‖ protocol ‖ VIP index for the digest); a frame for a VIP starts the three hashes (rss, digest_hi, digest_lo); its context enters a delay line of `HLAT` clocks |
+//! | `h` | hash and digest out, with the context; Maglev slot = (hash × M) >> 32 as shift-and-add of the constant M |
+//! | `h+1` | Maglev RAM read at `vip << SLOT_BITS | slot` |
+//! | `h+2` | `select()`: primary if up, else secondary if up (up = up bit set and the backend serves this VIP); flow-table request |
+//! | `h+4` | the flow table's backend-up query, answered from the same up state `h+2` saw |
+//! | `h+6` | `out_*` (combinational from registers): verdict, backend, flow outcome |
 //!
-//! [`LATENCY`] = 8 clocks, initiation interval 1. Frames leave in input order; a pass or
-//! drop decided by the parser or the VIP match travels the same pipeline (as a bubble to
-//! the flow table), so every frame takes exactly `LATENCY` clocks.
+//! [`Decide::LATENCY`] = `7 + HLAT` clocks (16 for [`FlowDecide`], 9 on a 512-bit stream).
+//! Frames leave in input order; a pass or drop decided by the parser or the VIP match
+//! travels the same pipeline (as a bubble to the flow table), so every frame takes exactly
+//! `LATENCY` clocks. Frames may enter every [`Decide::MIN_GAP`] clocks (the slices of one
+//! hash: 8 for [`FlowDecide`], whose 64-byte frames take 8 beats anyway; 1 on a 512-bit
+//! stream). Nothing here checks the spacing: a frame that comes sooner gets a stale hash,
+//! and the top holds a `tlast` that would come sooner (`crate::top`).
 //!
 //! # Tables
 //!
@@ -41,11 +50,11 @@
 //!   and the three timeouts, read every clock.
 //!
 //! Up changes are exact per frame: a write lands in `up_next` at once, and moves to the
-//! copy `select()` reads only in a clock in which no frame is at `t+4` (a frame
+//! copy `select()` reads only in a clock in which no frame is at `h+2` (a frame
 //! boundary); the flow table's query reads that copy two clocks later, so each frame sees
 //! one up state at both places, and a change never falls between two back-to-back
 //! flow-table requests (which [`FlowTable`] requires, see its module doc). A frame sees a
-//! change if it reaches `t+4` after the first such idle clock following the write.
+//! change if it reaches `h+2` after the first such idle clock following the write.
 //!
 //! VIP entries, Maglev rows, backend VIPs, keys and timeouts are read at several stages
 //! and are meant to change only with no frame in flight (the register map shadows them
@@ -53,25 +62,32 @@
 
 use crate::constant;
 use crate::flow_table::FlowTable;
-use crate::hash::{ToeplitzHash, INPUT_BITS, KEY_BITS};
+use crate::hash::{SerialToeplitz, INPUT_BITS, KEY_BITS};
 use flowgate_core::flow_table::FlowClass;
 use flowgate_core::DropReason;
 use rust_hdl::prelude::*;
 
-/// Clocks from a parser result at the input to its `out_*`.
-pub const LATENCY: usize = 8;
+/// Clocks from a parser result at the input to its `out_*`, beside the hash's:
+/// [`Decide::LATENCY`] = `HASH_LATENCY_OFFSET + HLAT`.
+pub const HASH_LATENCY_OFFSET: usize = 7;
+
+// The frame's context as it crosses the pipeline, one vector (bit offsets; see
+// `Decide::update`, which packs and unpacks it with these literals).
+const CTX_BITS: usize = 121;
 /// `out_verdict` codes.
 pub const VERDICT_FORWARD: u8 = 0;
 pub const VERDICT_PASS: u8 = 1;
 pub const VERDICT_DROP: u8 = 2;
 
 /// A fixed delay line with every stage visible: `taps[i]` is `data_in` of `i + 1` clocks
-/// ago.
+/// ago, and `last` is `taps[N - 1]` (for a generic `N`: `#[hdl_gen]` cannot evaluate
+/// `N - 1` in an index).
 #[derive(LogicBlock)]
 pub struct Pipe<D: Synth, const N: usize> {
     pub clock: Signal<In, Clock>,
     pub data_in: Signal<In, D>,
     pub taps: [Signal<Out, D>; N],
+    pub last: Signal<Out, D>,
     line: [DFF<D>; N],
 }
 
@@ -82,6 +98,7 @@ impl<D: Synth, const N: usize> Default for Pipe<D, N> {
             clock: Default::default(),
             data_in: Default::default(),
             taps: std::array::from_fn(|_| Default::default()),
+            last: Default::default(),
             line: std::array::from_fn(|_| Default::default()),
         }
     }
@@ -93,6 +110,8 @@ impl<D: Synth, const N: usize> Logic for Pipe<D, N> {
         for i in 0..N {
             self.line[i].clock.next = self.clock.val();
             self.taps[i].next = self.line[i].q.val();
+            // The last iteration's assignment stands.
+            self.last.next = self.line[i].q.val();
         }
         self.line[0].d.next = self.data_in.val();
         for i in 1..N {
@@ -114,6 +133,9 @@ pub struct Decide<
     const MAGLEV_BITS: usize,
     const SET_BITS: usize,
     const WAYS: usize,
+    const CHUNK: usize,
+    const WIN: usize,
+    const HLAT: usize,
 > {
     pub clock: Signal<In, Clock>,
     // The parser's result (`crate::axis_parse::AxisParser` outputs) and the frame's tick.
@@ -131,6 +153,8 @@ pub struct Decide<
     pub in_ip_len: Signal<In, Bits<16>>,
     pub in_dscp_ecn: Signal<In, Bits<8>>,
     pub in_tick: Signal<In, Bits<32>>,
+    /// The frame's length, carried to `out_frame_len` for the top's counters.
+    pub in_frame_len: Signal<In, Bits<16>>,
     // Scalars.
     pub key_rss: Signal<In, Bits<KEY_BITS>>,
     pub key_digest_hi: Signal<In, Bits<KEY_BITS>>,
@@ -164,9 +188,9 @@ pub struct Decide<
     pub up_state: Signal<Out, Bits<BACKENDS>>,
     /// A frame is inside the block.
     pub busy: Signal<Out, Bit>,
-    /// Flow-table read-back: while no frame is at `t+4`, the flow table reads set
+    /// Flow-table read-back: while no frame is at `h+2`, the flow table reads set
     /// `peek_set`, and two clocks later its ways appear on `peek_*` as stored in RAM (with
-    /// the block drained — `busy` low for [`LATENCY`] clocks — that is the set's content).
+    /// the block drained — `busy` low for `LATENCY` clocks — that is the set's content).
     pub peek_set: Signal<In, Bits<SET_BITS>>,
     pub peek_class: [Signal<Out, Bits<2>>; WAYS],
     pub peek_digest: [Signal<Out, Bits<64>>; WAYS],
@@ -189,6 +213,7 @@ pub struct Decide<
     pub out_ip_len: Signal<Out, Bits<16>>,
     pub out_is_v6: Signal<Out, Bit>,
     pub out_dscp_ecn: Signal<Out, Bits<8>>,
+    pub out_frame_len: Signal<Out, Bits<16>>,
     // The flow-table outcome (`crate::flow_table::Outcome`): `out_flow` when the frame
     // went to the flow table (it matched a VIP).
     pub out_flow: Signal<Out, Bit>,
@@ -230,6 +255,7 @@ pub struct Decide<
     zero16: Constant<Bits<16>>,
     zero32: Constant<Bits<32>>,
     zero_in: Constant<Bits<INPUT_BITS>>,
+    ctx_one: Constant<Bits<CTX_BITS>>,
     not_ip: Constant<Bits<8>>,
     proto_tcp: Constant<Bits<8>>,
     syn_ack: Constant<Bits<8>>,
@@ -268,19 +294,16 @@ pub struct Decide<
     a_dport: DFF<Bits<16>>,
     a_proto: DFF<Bits<8>>,
     a_is_v6: DFF<Bit>,
-    // Per-frame facts carried to later stages (tap i = cycle t + 1 + i).
-    p_valid: Pipe<Bit, LATENCY>,
-    p_bal: Pipe<Bit, LATENCY>,
-    p_kind: Pipe<Bits<2>, LATENCY>,
-    p_code: Pipe<Bits<8>, LATENCY>,
-    p_vip: Pipe<Bits<32>, LATENCY>,
-    p_mode: Pipe<Bits<2>, LATENCY>,
-    p_l3: Pipe<Bits<16>, LATENCY>,
-    p_ip_len: Pipe<Bits<16>, LATENCY>,
-    p_is_v6: Pipe<Bit, LATENCY>,
-    p_dscp: Pipe<Bits<8>, LATENCY>,
-    p_class: Pipe<Bits<2>, 4>,
-    p_tick: Pipe<Bits<32>, 4>,
+    // The frame's facts that later stages need, packed (`CTX_BITS`; layout in `update`): `a_ctx` at `t+1`,
+    // `h_ctx` across the hash (its `last` at `h`, with the hash), `p_ctx` after it
+    // (tap i = cycle `h + 1 + i`).
+    ctx: Signal<Local, Bits<CTX_BITS>>,
+    a_ctx: DFF<Bits<CTX_BITS>>,
+    h_ctx: Pipe<Bits<CTX_BITS>, HLAT>,
+    p_ctx: Pipe<Bits<CTX_BITS>, 6>,
+    a_bal: Signal<Local, Bit>,
+    a_vip: Signal<Local, Bits<32>>,
+    h_valid: Signal<Local, Bit>,
 
     // ---- Stage 1 (t+1): hash inputs.
     w_src: Signal<Local, Bits<INPUT_BITS>>,
@@ -290,11 +313,11 @@ pub struct Decide<
     w_proto: Signal<Local, Bits<INPUT_BITS>>,
     w_vip: Signal<Local, Bits<INPUT_BITS>>,
     tuple: Signal<Local, Bits<INPUT_BITS>>,
-    rss_hash: ToeplitzHash<INPUT_BITS, KEY_BITS>,
-    hi_hash: ToeplitzHash<INPUT_BITS, KEY_BITS>,
-    lo_hash: ToeplitzHash<INPUT_BITS, KEY_BITS>,
+    rss_hash: SerialToeplitz<INPUT_BITS, KEY_BITS, CHUNK, WIN>,
+    hi_hash: SerialToeplitz<INPUT_BITS, KEY_BITS, CHUNK, WIN>,
+    lo_hash: SerialToeplitz<INPUT_BITS, KEY_BITS, CHUNK, WIN>,
 
-    // ---- Stage 2 (t+2): slot.
+    // ---- Stage h (t+1+HLAT): slot.
     lo16: Signal<Local, Bits<32>>,
     hi16: Signal<Local, Bits<32>>,
     lo_m: Signal<Local, Bits<32>>,
@@ -305,11 +328,12 @@ pub struct Decide<
     p_hash: Pipe<Bits<32>, 6>,
     p_digest: Pipe<Bits<64>, 2>,
 
-    // ---- Stage 3 (t+3): Maglev read.
+    // ---- Stage h+1: Maglev read.
     m_vip: Signal<Local, Bits<32>>,
     m_addr: Signal<Local, Bits<32>>,
 
-    // ---- Stage 4 (t+4): select and flow-table request.
+    // ---- Stage h+2: select and flow-table request.
+    s_bal: Signal<Local, Bit>,
     s_vip: Signal<Local, Bits<32>>,
     s_hash: Signal<Local, Bits<32>>,
     s_entry: Signal<Local, Bits<32>>,
@@ -320,7 +344,7 @@ pub struct Decide<
     s_up: Signal<Local, Bit>,
     flow: FlowTable<SET_BITS, WAYS>,
 
-    // ---- Stage 6 (t+6): the flow table's up query.
+    // ---- Stage h+4: the flow table's up query.
     elig_qry: Signal<Local, Bits<BACKENDS>>,
     qb: Signal<Local, Bits<16>>,
     qup: Signal<Local, Bits<WAYS>>,
@@ -331,12 +355,21 @@ pub struct Decide<
     up_wdata: Signal<Local, Bits<BACKENDS>>,
     bvip_bit: Signal<Local, Bits<BACKENDS>>,
 
-    // ---- Output (t+8).
-    o_vip: Signal<Local, Bits<32>>,
+    // ---- Output (h+6).
+    o_ctx: Signal<Local, Bits<CTX_BITS>>,
 }
 
 /// The small profile (ECP5): 8 VIPs, 64 backends, Maglev M = 251, 4096 × 4 flows.
-pub type FlowDecide = Decide<8, 3, 64, 8, 11, 12, 4>;
+pub type FlowDecide = Decide<8, 3, 64, 8, 11, 12, 4, SERIAL_CHUNK, SERIAL_WIN, SERIAL_HLAT>;
+/// The serial hash of a narrow stream: 8 slices of 39 bits, a frame every 8 clocks at
+/// most (a 64-byte frame is 8 beats of 64 bits).
+pub const SERIAL_CHUNK: usize = INPUT_BITS / 8;
+pub const SERIAL_WIN: usize = SERIAL_CHUNK + 31;
+pub const SERIAL_HLAT: usize = INPUT_BITS / SERIAL_CHUNK + 1;
+/// The one-slice hash of a wide stream (a frame every clock).
+pub const WIDE_CHUNK: usize = INPUT_BITS;
+pub const WIDE_WIN: usize = WIDE_CHUNK + 31;
+pub const WIDE_HLAT: usize = 2;
 /// Maglev M of [`FlowDecide`].
 pub const FLOW_DECIDE_M: u32 = 251;
 
@@ -348,8 +381,18 @@ impl<
         const MAGLEV_BITS: usize,
         const SET_BITS: usize,
         const WAYS: usize,
-    > Decide<VIPS, VIP_BITS, BACKENDS, SLOT_BITS, MAGLEV_BITS, SET_BITS, WAYS>
+        const CHUNK: usize,
+        const WIN: usize,
+        const HLAT: usize,
+    > Decide<VIPS, VIP_BITS, BACKENDS, SLOT_BITS, MAGLEV_BITS, SET_BITS, WAYS, CHUNK, WIN, HLAT>
 {
+    /// Clocks from a parser result at the input to its `out_*`.
+    pub const LATENCY: usize = HASH_LATENCY_OFFSET + HLAT;
+    /// The least spacing, in clocks, of two frames at the input: one per hash slice
+    /// ([`SerialToeplitz::CHUNKS`]). 1 with a one-slice hash; the top holds a `tlast`
+    /// that would come sooner.
+    pub const MIN_GAP: usize = INPUT_BITS / CHUNK;
+
     /// The block for Maglev tables of `maglev_m` slots.
     ///
     /// # Panics
@@ -373,6 +416,11 @@ impl<
             "Maglev M must be a prime below 2^16 that fits 2^SLOT_BITS rows"
         );
         assert_eq!(MAGLEV_BITS, VIP_BITS + SLOT_BITS, "MAGLEV_BITS");
+        assert!(
+            CHUNK > 0 && INPUT_BITS.is_multiple_of(CHUNK),
+            "the hash input must split into whole slices"
+        );
+        assert_eq!(HLAT, INPUT_BITS / CHUNK + 1, "HLAT is the hash's latency");
         Self {
             clock: Default::default(),
             in_valid: Default::default(),
@@ -389,6 +437,7 @@ impl<
             in_ip_len: Default::default(),
             in_dscp_ecn: Default::default(),
             in_tick: Default::default(),
+            in_frame_len: Default::default(),
             key_rss: Default::default(),
             key_digest_hi: Default::default(),
             key_digest_lo: Default::default(),
@@ -432,6 +481,7 @@ impl<
             out_ip_len: Default::default(),
             out_is_v6: Default::default(),
             out_dscp_ecn: Default::default(),
+            out_frame_len: Default::default(),
             out_flow: Default::default(),
             out_hit: Default::default(),
             out_insert: Default::default(),
@@ -464,6 +514,7 @@ impl<
             zero16: constant(0),
             zero32: constant(0),
             zero_in: constant(0),
+            ctx_one: constant(1),
             not_ip: constant(crate::parse::RESULT_NOT_IP as u64),
             proto_tcp: constant(flowgate_core::parse::IPPROTO_TCP as u64),
             syn_ack: constant(
@@ -501,18 +552,13 @@ impl<
             a_dport: Default::default(),
             a_proto: Default::default(),
             a_is_v6: Default::default(),
-            p_valid: Default::default(),
-            p_bal: Default::default(),
-            p_kind: Default::default(),
-            p_code: Default::default(),
-            p_vip: Default::default(),
-            p_mode: Default::default(),
-            p_l3: Default::default(),
-            p_ip_len: Default::default(),
-            p_is_v6: Default::default(),
-            p_dscp: Default::default(),
-            p_class: Default::default(),
-            p_tick: Default::default(),
+            ctx: Default::default(),
+            a_ctx: Default::default(),
+            h_ctx: Default::default(),
+            p_ctx: Default::default(),
+            a_bal: Default::default(),
+            a_vip: Default::default(),
+            h_valid: Default::default(),
             w_src: Default::default(),
             w_dst: Default::default(),
             w_sport: Default::default(),
@@ -534,6 +580,7 @@ impl<
             p_digest: Default::default(),
             m_vip: Default::default(),
             m_addr: Default::default(),
+            s_bal: Default::default(),
             s_vip: Default::default(),
             s_hash: Default::default(),
             s_entry: Default::default(),
@@ -550,7 +597,7 @@ impl<
             up_wmask: Default::default(),
             up_wdata: Default::default(),
             bvip_bit: Default::default(),
-            o_vip: Default::default(),
+            o_ctx: Default::default(),
         }
     }
 }
@@ -563,18 +610,19 @@ impl<
         const MAGLEV_BITS: usize,
         const SET_BITS: usize,
         const WAYS: usize,
-    > Logic for Decide<VIPS, VIP_BITS, BACKENDS, SLOT_BITS, MAGLEV_BITS, SET_BITS, WAYS>
+        const CHUNK: usize,
+        const WIN: usize,
+        const HLAT: usize,
+    > Logic
+    for Decide<VIPS, VIP_BITS, BACKENDS, SLOT_BITS, MAGLEV_BITS, SET_BITS, WAYS, CHUNK, WIN, HLAT>
 {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
             self, clock, t_valid, t_is_v6, bvip_ok, up_next, up_sel, up_d1, up_qry, a_src, a_dst,
-            a_sport, a_dport, a_proto, a_is_v6, c_slot
+            a_sport, a_dport, a_proto, a_is_v6, a_ctx, c_slot
         );
-        clock!(
-            self, clock, p_valid, p_bal, p_kind, p_code, p_vip, p_mode, p_l3, p_ip_len, p_is_v6,
-            p_dscp, p_class, p_tick, rss_hash, hi_hash, lo_hash, p_hash, p_digest, flow
-        );
+        clock!(self, clock, h_ctx, p_ctx, rss_hash, hi_hash, lo_hash, p_hash, p_digest, flow);
         self.maglev.read_clock.next = self.clock.val();
         self.maglev.write_clock.next = self.clock.val();
         for i in 0..VIPS {
@@ -713,18 +761,32 @@ impl<
             self.a_sport.d.next = self.in_src_port.val();
             self.a_dport.d.next = self.in_dst_port.val();
         }
-        self.p_valid.data_in.next = self.in_valid.val();
-        self.p_bal.data_in.next = self.bal.val();
-        self.p_kind.data_in.next = self.kind.val();
-        self.p_code.data_in.next = self.code.val();
-        self.p_vip.data_in.next = self.vip_idx.val();
-        self.p_mode.data_in.next = self.vip_mode_l.val();
-        self.p_l3.data_in.next = self.in_l3_offset.val();
-        self.p_ip_len.data_in.next = self.in_ip_len.val();
-        self.p_is_v6.data_in.next = self.in_is_v6.val();
-        self.p_dscp.data_in.next = self.in_dscp_ecn.val();
-        self.p_class.data_in.next = self.fclass.val();
-        self.p_tick.data_in.next = self.in_tick.val();
+        // The context: valid 0, bal 1, is_v6 2, kind 3..5, mode 5..7, class 7..9,
+        // code 9..17, dscp 17..25, vip 25..41, l3 41..57, ip_len 57..73,
+        // frame_len 73..89, tick 89..121.
+        self.ctx.next = (bit_cast::<CTX_BITS, 2>(self.kind.val()) << 3)
+            | (bit_cast::<CTX_BITS, 2>(self.vip_mode_l.val()) << 5)
+            | (bit_cast::<CTX_BITS, 2>(self.fclass.val()) << 7)
+            | (bit_cast::<CTX_BITS, 8>(self.code.val()) << 9)
+            | (bit_cast::<CTX_BITS, 8>(self.in_dscp_ecn.val()) << 17)
+            | (bit_cast::<CTX_BITS, 32>(self.vip_idx.val() & self.mask16.val()) << 25)
+            | (bit_cast::<CTX_BITS, 16>(self.in_l3_offset.val()) << 41)
+            | (bit_cast::<CTX_BITS, 16>(self.in_ip_len.val()) << 57)
+            | (bit_cast::<CTX_BITS, 16>(self.in_frame_len.val()) << 73)
+            | (bit_cast::<CTX_BITS, 32>(self.in_tick.val()) << 89);
+        if self.in_valid.val() {
+            self.ctx.next = self.ctx.val() | self.ctx_one.val();
+        }
+        if self.bal.val() {
+            self.ctx.next = self.ctx.val() | (self.ctx_one.val() << 1);
+        }
+        if self.in_is_v6.val() {
+            self.ctx.next = self.ctx.val() | (self.ctx_one.val() << 2);
+        }
+        self.a_ctx.d.next = self.ctx.val();
+        self.h_ctx.data_in.next = self.a_ctx.q.val();
+        self.a_bal.next = self.a_ctx.q.val().get_bit(1);
+        self.a_vip.next = bit_cast::<32, 16>(self.a_ctx.q.val().get_bits::<16>(25));
 
         // ---- Stage 1: the hash inputs, left-aligned (core::hash::tuple_bytes): src, dst,
         // sport, dport; the digest appends protocol and the VIP index (big-endian u16).
@@ -740,10 +802,13 @@ impl<
         self.w_sport.next = bit_cast::<INPUT_BITS, 16>(self.a_sport.q.val());
         self.w_dport.next = bit_cast::<INPUT_BITS, 16>(self.a_dport.q.val());
         self.w_proto.next = bit_cast::<INPUT_BITS, 8>(self.a_proto.q.val());
-        self.w_vip.next = bit_cast::<INPUT_BITS, 32>(self.p_vip.taps[0].val());
-        // Only frames for a VIP are hashed (the simulator then skips the wide shifts of
-        // every other clock; the hardware computes the same either way).
-        if self.p_bal.taps[0].val() {
+        self.w_vip.next = bit_cast::<INPUT_BITS, 32>(self.a_vip.val());
+        // Only frames for a VIP are hashed: they start the hash, whose result shows at
+        // stage h, `HLAT` clocks later, with the frame's context at `h_ctx.last`.
+        self.rss_hash.start.next = self.a_bal.val();
+        self.hi_hash.start.next = self.a_bal.val();
+        self.lo_hash.start.next = self.a_bal.val();
+        if self.a_bal.val() {
             if self.a_is_v6.q.val() {
                 // 16 + 16 + 2 + 2 bytes, then 1 + 2: bits 311..0 of a 39-byte field.
                 self.tuple.next = (self.w_src.val() << 184)
@@ -766,7 +831,7 @@ impl<
             self.lo_hash.data.next = self.tuple.val();
         }
 
-        // ---- Stage 2: slot = (hash × M) >> 32 with M < 2^16, in 32-bit pieces:
+        // ---- Stage h: slot = (hash × M) >> 32 with M < 2^16, in 32-bit pieces:
         // hash × M = (hi16 × M) << 16 + lo16 × M, each product below 2^32, and
         // hi16 × M + (lo16 × M >> 16) < 2^32 as well.
         self.lo16.next = self.rss_hash.hash.val() & self.mask16.val();
@@ -785,14 +850,16 @@ impl<
             | bit_cast::<64, 32>(self.lo_hash.hash.val());
         self.p_hash.data_in.next = self.rss_hash.hash.val();
         self.p_digest.data_in.next = self.digest.val();
+        self.p_ctx.data_in.next = self.h_ctx.last.val();
 
-        // ---- Stage 3: read the VIP's Maglev row.
-        self.m_vip.next = self.p_vip.taps[2].val();
+        // ---- Stage h+1: read the VIP's Maglev row.
+        self.m_vip.next = bit_cast::<32, 16>(self.p_ctx.taps[0].val().get_bits::<16>(25));
         self.m_addr.next = (self.m_vip.val() << self.slot_bits.val()) | self.c_slot.q.val();
         self.maglev.read_address.next = self.m_addr.val().get_bits::<MAGLEV_BITS>(0);
 
-        // ---- Stage 4: select() and the flow-table request.
-        self.s_vip.next = self.p_vip.taps[3].val();
+        // ---- Stage h+2: select() and the flow-table request.
+        self.s_bal.next = self.p_ctx.taps[1].val().get_bit(1);
+        self.s_vip.next = bit_cast::<32, 16>(self.p_ctx.taps[1].val().get_bits::<16>(25));
         self.s_hash.next = self.p_hash.taps[1].val();
         self.s_entry.next = self.maglev.read_data.val();
         self.primary.next = self.s_entry.val().get_bits::<16>(0);
@@ -814,9 +881,9 @@ impl<
         if self.secondary.val() < self.n_backends.val() {
             self.s_up.next = self.elig_sel.val().get_bit(self.secondary.val().index());
         }
-        self.flow.req_valid.next = self.p_bal.taps[3].val();
+        self.flow.req_valid.next = self.s_bal.val();
         self.flow.req_set.next = self.s_hash.val().get_bits::<SET_BITS>(0);
-        if !self.p_bal.taps[3].val() {
+        if !self.s_bal.val() {
             self.flow.req_set.next = self.peek_set.val();
         }
         for w in 0..WAYS {
@@ -826,8 +893,8 @@ impl<
             self.peek_last_seen[w].next = self.flow.peek_last_seen[w].val();
         }
         self.flow.req_digest.next = self.p_digest.taps[1].val();
-        self.flow.req_now.next = self.p_tick.taps[3].val();
-        self.flow.req_class.next = self.p_class.taps[3].val();
+        self.flow.req_now.next = self.p_ctx.taps[1].val().get_bits::<32>(89);
+        self.flow.req_class.next = self.p_ctx.taps[1].val().get_bits::<2>(7);
         self.flow.req_vip.next = self.s_vip.val().get_bits::<16>(0);
         self.flow.req_select_ok.next = self.p_up.val() || self.s_up.val();
         if self.p_up.val() {
@@ -840,13 +907,13 @@ impl<
         self.flow.timeout_udp.next = self.timeout_udp.val();
         // The up state moves to select()'s copy only between flow-table requests, and
         // reaches the query's copy two clocks later, with the frames that saw it.
-        if !self.p_bal.taps[3].val() {
+        if !self.s_bal.val() {
             self.up_sel.d.next = self.up_next.q.val();
         }
         self.up_d1.d.next = self.up_sel.q.val();
         self.up_qry.d.next = self.up_d1.q.val();
 
-        // ---- Stage 6: the flow table asks whether its stored backends are up.
+        // ---- Stage h+4: the flow table asks whether its stored backends are up.
         self.elig_qry.next = self.up_qry.q.val() & self.bvip_ok.q.val();
         for j in 0..VIP_BITS {
             if self.flow.query_vip.val().get_bit(j) {
@@ -867,33 +934,40 @@ impl<
         }
         self.flow.query_up.next = self.qup.val();
 
-        // ---- Stage 8: the verdict.
-        self.busy.next = false;
-        for i in 0..LATENCY {
-            if self.p_valid.taps[i].val() {
+        // ---- Stage h+6: the verdict.
+        self.h_valid.next = self.a_ctx.q.val().get_bit(0);
+        for i in 0..HLAT {
+            if self.h_ctx.taps[i].val().get_bit(0) {
+                self.h_valid.next = true;
+            }
+        }
+        self.busy.next = self.h_valid.val();
+        for i in 0..6 {
+            if self.p_ctx.taps[i].val().get_bit(0) {
                 self.busy.next = true;
             }
         }
-        self.o_vip.next = self.p_vip.taps[7].val();
-        self.out_valid.next = self.p_valid.taps[7].val();
-        self.out_mode.next = self.p_mode.taps[7].val();
+        self.o_ctx.next = self.p_ctx.taps[5].val();
+        self.out_valid.next = self.o_ctx.val().get_bit(0);
+        self.out_mode.next = self.o_ctx.val().get_bits::<2>(5);
         self.out_hash.next = self.p_hash.taps[5].val();
-        self.out_l3_offset.next = self.p_l3.taps[7].val();
-        self.out_ip_len.next = self.p_ip_len.taps[7].val();
-        self.out_is_v6.next = self.p_is_v6.taps[7].val();
-        self.out_dscp_ecn.next = self.p_dscp.taps[7].val();
+        self.out_l3_offset.next = self.o_ctx.val().get_bits::<16>(41);
+        self.out_ip_len.next = self.o_ctx.val().get_bits::<16>(57);
+        self.out_is_v6.next = self.o_ctx.val().get_bit(2);
+        self.out_dscp_ecn.next = self.o_ctx.val().get_bits::<8>(17);
+        self.out_frame_len.next = self.o_ctx.val().get_bits::<16>(73);
         self.out_vip.next = self.zero16.val();
         self.out_backend.next = self.zero16.val();
         self.out_flow.next = false;
         self.out_hit.next = false;
         self.out_insert.next = self.zero3.val();
         self.out_reselect.next = false;
-        if self.p_bal.taps[7].val() {
+        if self.o_ctx.val().get_bit(1) {
             self.out_flow.next = true;
             self.out_hit.next = self.flow.res_hit.val();
             self.out_insert.next = self.flow.res_insert.val();
             self.out_reselect.next = self.flow.res_reselect.val();
-            self.out_vip.next = self.o_vip.val().get_bits::<16>(0);
+            self.out_vip.next = self.o_ctx.val().get_bits::<16>(25);
             if self.flow.res_forward.val() {
                 self.out_verdict.next = self.kind_forward.val();
                 self.out_reason.next = self.zero8.val();
@@ -903,8 +977,8 @@ impl<
                 self.out_reason.next = self.no_backend_code.val();
             }
         } else {
-            self.out_verdict.next = self.p_kind.taps[7].val();
-            self.out_reason.next = self.p_code.taps[7].val();
+            self.out_verdict.next = self.o_ctx.val().get_bits::<2>(3);
+            self.out_reason.next = self.o_ctx.val().get_bits::<8>(9);
         }
     }
 }

@@ -175,7 +175,8 @@ impl Design {
                 "maglev_m": decide::FLOW_DECIDE_M,
                 "sets": 4096,
                 "ways": 4,
-                "latency": decide::LATENCY,
+                "latency": decide::FlowDecide::LATENCY,
+                "min_gap": decide::FlowDecide::MIN_GAP,
             }),
             Design::Top | Design::WideTop => json!({
                 "data_bits": if self == Design::Top { 64 } else { 512 },
@@ -186,7 +187,11 @@ impl Design {
                 "maglev_m": top::SMALL_MAGLEV_M,
                 "sets": 4096,
                 "ways": 4,
-                "decide_latency": decide::LATENCY,
+                "decide_latency": if self == Design::Top {
+                    top::SmallTop::DECIDE_LATENCY
+                } else {
+                    top::WideTop::DECIDE_LATENCY
+                },
             }),
             Design::Top100g => json!({
                 "data_bits": 512,
@@ -197,7 +202,7 @@ impl Design {
                 "maglev_m": top::WIDE_MAGLEV_M,
                 "sets": 16384,
                 "ways": 4,
-                "decide_latency": decide::LATENCY,
+                "decide_latency": top::Top100g::DECIDE_LATENCY,
             }),
         }
     }

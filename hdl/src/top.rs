@@ -14,10 +14,14 @@
 //! # Per frame
 //! * Every accepted beat goes both to the frame FIFO and to the parser (one handshake, so
 //!   they cannot disagree). The frame's tick is `s_axis_tuser` of its first beat.
+//! * [`Decide`] takes a frame every [`Top::DECIDE_MIN_GAP`] clocks at most (its serial
+//!   hash: 8 on the 64-bit small profile, 1 on 512-bit streams), so a `tlast` beat that
+//!   comes sooner after the previous one waits (`s_axis_tready` low for that beat). Only
+//!   frames shorter than 64 bytes ever wait: a 64-byte frame is 8 beats of 64 bits.
 //! * [`crate::axis_parse::LATENCY`] clocks after `tlast`, the parse result enters [`Decide`]
 //!   (with the frame's tick, which travels through the parser beside the header, and,
 //!   when `ENABLE` is 0, its result forced to "not IP" so every frame is passed untouched).
-//! * [`LATENCY`] clocks later the decision is out; in that clock the top reads the chosen
+//! * [`Top::DECIDE_LATENCY`] clocks later the decision is out; in that clock the top reads the chosen
 //!   backend's BACKEND entry (MAC, address, family) from the CSR's active bank, and one
 //!   clock later (stage A) it pushes the action into the action FIFO and gives the counters
 //!   the frame's event. A forward by IP-in-IP whose outer frame would exceed
@@ -59,7 +63,7 @@ use crate::axis_parse::AxisParser;
 use crate::constant;
 use crate::counters::CounterBlock;
 use crate::csr::{Csr, CsrError, CsrParams, ADDR_BITS};
-use crate::decide::{Decide, Pipe, LATENCY};
+use crate::decide::Decide;
 use crate::frame_fifo::FrameFifo;
 use crate::parse::RESULT_NOT_IP;
 use crate::rewrite::Rewriter;
@@ -69,10 +73,6 @@ use flowgate_core::rewrite::MAX_FRAME_LEN;
 use flowgate_core::DropReason;
 use rust_hdl::prelude::*;
 use rust_hdl::widgets::fifo::fifo_logic::{FIFOReadLogic, FIFOWriteLogic};
-
-// `update` reads the length pipe's last tap as `taps[7]` (`#[hdl_gen]` cannot evaluate
-// `LATENCY - 1` in an index).
-const _: () = assert!(LATENCY == 8);
 
 /// Clocks the pipeline must have been empty before a FLOW read samples the flow table
 /// (a request's write lands 4 clocks after it, the read shows 2 clocks after its set).
@@ -235,6 +235,9 @@ pub struct Top<
     const UP_WORDS: usize,
     const SET_BITS: usize,
     const WAYS: usize,
+    const CHUNK: usize,
+    const WIN: usize,
+    const HLAT: usize,
 > {
     pub clock: Signal<In, Clock>,
     pub s_axis_tdata: Signal<In, Bits<D>>,
@@ -272,12 +275,12 @@ pub struct Top<
     // ---- Blocks.
     parser: AxisParser<D, K>,
     fifo: FrameFifo<D, K, FB, FB1>,
-    decide: Decide<VIPS, VIP_BITS, BACKENDS, SLOT_BITS, MAGLEV_BITS, SET_BITS, WAYS>,
+    decide:
+        Decide<VIPS, VIP_BITS, BACKENDS, SLOT_BITS, MAGLEV_BITS, SET_BITS, WAYS, CHUNK, WIN, HLAT>,
     csr: Csr<VIPS, BACKEND_BITS, SLOT_BITS, MAGLEV_BITS, UP_WORDS>,
     counters: CounterBlock<VIP_BITS, BACKEND_BITS>,
     act: ActionFifo<AB, AB1>,
     rewriter: Rewriter<D, K>,
-    len_pipe: Pipe<Bits<16>, LATENCY>,
     flow_word: Concat32<4, 128>,
     flow_backend32: ZeroExtend<16, 32>,
     flow_class32: ZeroExtend<2, 32>,
@@ -286,6 +289,11 @@ pub struct Top<
 
     // ---- Input.
     in_frame: DFF<Bit>,
+    /// Clocks since the last `tlast` was taken, up to `min_gap`.
+    since_last: DFF<Bits<8>>,
+    min_gap: Constant<Bits<8>>,
+    one8: Constant<Bits<8>>,
+    gap_hold: Signal<Local, Bit>,
     tick_cur: DFF<Bits<32>>,
     take: Signal<Local, Bit>,
     frame_tick: Signal<Local, Bits<32>>,
@@ -380,6 +388,9 @@ impl<
         const UP_WORDS: usize,
         const SET_BITS: usize,
         const WAYS: usize,
+        const CHUNK: usize,
+        const WIN: usize,
+        const HLAT: usize,
     >
     Top<
         D,
@@ -397,8 +408,38 @@ impl<
         UP_WORDS,
         SET_BITS,
         WAYS,
+        CHUNK,
+        WIN,
+        HLAT,
     >
 {
+    /// Clocks from a parse result to its decision ([`Decide::LATENCY`]).
+    pub const DECIDE_LATENCY: usize = Decide::<
+        VIPS,
+        VIP_BITS,
+        BACKENDS,
+        SLOT_BITS,
+        MAGLEV_BITS,
+        SET_BITS,
+        WAYS,
+        CHUNK,
+        WIN,
+        HLAT,
+    >::LATENCY;
+    /// The least spacing of two frames' `tlast` beats ([`Decide::MIN_GAP`]).
+    pub const DECIDE_MIN_GAP: usize = Decide::<
+        VIPS,
+        VIP_BITS,
+        BACKENDS,
+        SLOT_BITS,
+        MAGLEV_BITS,
+        SET_BITS,
+        WAYS,
+        CHUNK,
+        WIN,
+        HLAT,
+    >::MIN_GAP;
+
     /// The top with Maglev tables of `maglev_m` slots.
     ///
     /// # Errors
@@ -484,13 +525,16 @@ impl<
             counters: Default::default(),
             act: Default::default(),
             rewriter: Default::default(),
-            len_pipe: Default::default(),
             flow_word: Concat32::lsb_first(),
             flow_backend32: Default::default(),
             flow_class32: Default::default(),
             a_l3_32: Default::default(),
             a_ip_len_32: Default::default(),
             in_frame: Default::default(),
+            since_last: Default::default(),
+            min_gap: constant(Self::DECIDE_MIN_GAP as u64),
+            one8: constant(1),
+            gap_hold: Default::default(),
             tick_cur: Default::default(),
             take: Default::default(),
             frame_tick: Default::default(),
@@ -577,6 +621,9 @@ impl<
         const UP_WORDS: usize,
         const SET_BITS: usize,
         const WAYS: usize,
+        const CHUNK: usize,
+        const WIN: usize,
+        const HLAT: usize,
     > Logic
     for Top<
         D,
@@ -594,15 +641,19 @@ impl<
         UP_WORDS,
         SET_BITS,
         WAYS,
+        CHUNK,
+        WIN,
+        HLAT,
     >
 {
     #[hdl_gen]
     fn update(&mut self) {
-        clock!(self, clock, parser, fifo, decide, csr, counters, act, rewriter, len_pipe);
+        clock!(self, clock, parser, fifo, decide, csr, counters, act, rewriter);
         dff_setup!(
             self,
             clock,
             in_frame,
+            since_last,
             tick_cur,
             a_valid,
             a_verdict,
@@ -660,12 +711,23 @@ impl<
             || self.m_prev_ok.q.val()
             || self.fl_pending.q.val();
         self.act_gate.next = self.act.fill.val() >= self.act_gate_level.val();
+        // The decision block takes a frame every `MIN_GAP` clocks at most (its serial
+        // hash): a `tlast` that comes sooner after the previous one waits.
+        self.gap_hold.next =
+            self.s_axis_tlast.val() && self.since_last.q.val() < self.min_gap.val();
         self.s_axis_tready.next = self.fifo.s_axis_tready.val()
             && !self.act_gate.val()
+            && !self.gap_hold.val()
             && (self.in_frame.q.val() || !self.hold.val());
         self.take.next = self.s_axis_tvalid.val() && self.s_axis_tready.val();
+        if self.since_last.q.val() < self.min_gap.val() {
+            self.since_last.d.next = self.since_last.q.val() + self.one8.val();
+        }
         if self.take.val() {
             self.in_frame.d.next = !self.s_axis_tlast.val();
+            if self.s_axis_tlast.val() {
+                self.since_last.d.next = self.one8.val();
+            }
         }
         self.frame_tick.next = self.s_axis_tuser.val();
         if self.in_frame.q.val() {
@@ -704,7 +766,7 @@ impl<
         self.decide.in_ip_len.next = self.parser.ip_len.val();
         self.decide.in_dscp_ecn.next = self.parser.dscp_ecn.val();
         self.decide.in_tick.next = self.parser.tag_out.val();
-        self.len_pipe.data_in.next = self.parser.frame_len.val();
+        self.decide.in_frame_len.next = self.parser.frame_len.val();
         self.decide.key_rss.next = self.csr.rss_key.val();
         self.decide.key_digest_hi.next = self.csr.digest_hi_key.val();
         self.decide.key_digest_lo.next = self.csr.digest_lo_key.val();
@@ -785,7 +847,7 @@ impl<
         self.a_ip_len.d.next = self.decide.out_ip_len.val();
         self.a_is_v6.d.next = self.decide.out_is_v6.val();
         self.a_dscp.d.next = self.decide.out_dscp_ecn.val();
-        self.a_len.d.next = self.len_pipe.taps[7].val();
+        self.a_len.d.next = self.decide.out_frame_len.val();
         self.a_flow.d.next = self.decide.out_flow.val();
         self.a_hit.d.next = self.decide.out_hit.val();
         self.a_insert.d.next = self.decide.out_insert.val();
@@ -924,15 +986,20 @@ impl<
     }
 }
 
+use crate::decide::{
+    SERIAL_CHUNK as SC, SERIAL_HLAT as SH, SERIAL_WIN as SW, WIDE_CHUNK as WC, WIDE_HLAT as WH,
+    WIDE_WIN as WW,
+};
+
 /// The small profile (ECP5-85F): 64-bit stream, 2048-beat frame FIFO, 256 actions,
 /// 8 VIPs, 64 backends, Maglev M = [`SMALL_MAGLEV_M`], 4096 × 4 flows.
-pub type SmallTop = Top<64, 8, 11, 12, 8, 9, 8, 3, 64, 6, 8, 11, 2, 12, 4>;
+pub type SmallTop = Top<64, 8, 11, 12, 8, 9, 8, 3, 64, 6, 8, 11, 2, 12, 4, SC, SW, SH>;
 /// The same tables on a 512-bit stream (100G shells), 256-beat frame FIFO.
-pub type WideTop = Top<512, 64, 8, 9, 8, 9, 8, 3, 64, 6, 8, 11, 2, 12, 4>;
+pub type WideTop = Top<512, 64, 8, 9, 8, 9, 8, 3, 64, 6, 8, 11, 2, 12, 4, WC, WW, WH>;
 /// The `100g` profile (Corundum / OpenNIC class): 512-bit stream, 256-beat frame FIFO,
 /// 256 actions, 64 VIPs, 1024 backends, Maglev M = [`WIDE_MAGLEV_M`] in rows of 4096,
 /// 16384 × 4 flows.
-pub type Top100g = Top<512, 64, 8, 9, 8, 9, 64, 6, 1024, 10, 12, 18, 32, 14, 4>;
+pub type Top100g = Top<512, 64, 8, 9, 8, 9, 64, 6, 1024, 10, 12, 18, 32, 14, 4, WC, WW, WH>;
 /// Maglev M of [`Top100g`].
 pub const WIDE_MAGLEV_M: u32 = 4093;
 

@@ -13,7 +13,10 @@ use flowgate_core::rewrite::Mode;
 use flowgate_core::tables::{Backend, Tables, Vip};
 use flowgate_core::{DropReason, Verdict};
 use flowgate_hdl::axis_parse::{AxisParser, LATENCY as PARSE_LATENCY};
-use flowgate_hdl::decide::{Decide, LATENCY, VERDICT_DROP, VERDICT_FORWARD, VERDICT_PASS};
+use flowgate_hdl::decide::{
+    Decide, SERIAL_CHUNK, SERIAL_HLAT, SERIAL_WIN, VERDICT_DROP, VERDICT_FORWARD, VERDICT_PASS,
+    WIDE_CHUNK, WIDE_HLAT, WIDE_WIN,
+};
 use flowgate_hdl::flow_table::InsertOutcome;
 use flowgate_hdl::hash::{left_aligned, KEY_BITS};
 use flowgate_hdl::toolchain::{verilator_lint, yosys_synth, SynthFlow, RUST_HDL_LINT_WAIVERS};
@@ -27,11 +30,25 @@ use std::time::Instant;
 /// The Maglev size of the tests: the small profile's.
 const M: u32 = 251;
 const SLOT_BITS: usize = 8;
-type TestDecide<const SB: usize, const W: usize> = Decide<8, 3, 64, SLOT_BITS, 11, SB, W>;
+type TestDecide<
+    const SB: usize,
+    const W: usize,
+    const CH: usize,
+    const WN: usize,
+    const HL: usize,
+> = Decide<8, 3, 64, SLOT_BITS, 11, SB, W, CH, WN, HL>;
 
 /// Parser + decision block, with the block's table ports and scalars brought out.
 #[derive(LogicBlock)]
-struct Harness<const D: usize, const K: usize, const SB: usize, const W: usize> {
+struct Harness<
+    const D: usize,
+    const K: usize,
+    const SB: usize,
+    const W: usize,
+    const CH: usize,
+    const WN: usize,
+    const HL: usize,
+> {
     clock: Signal<In, Clock>,
     tdata: Signal<In, Bits<D>>,
     tkeep: Signal<In, Bits<K>>,
@@ -67,11 +84,18 @@ struct Harness<const D: usize, const K: usize, const SB: usize, const W: usize> 
     /// The flow table's read-back set (idle here: the top's FLOW window reads drive it).
     peek_set: Signal<In, Bits<SB>>,
     parser: AxisParser<D, K>,
-    decide: TestDecide<SB, W>,
+    decide: TestDecide<SB, W, CH, WN, HL>,
 }
 
-impl<const D: usize, const K: usize, const SB: usize, const W: usize> Default
-    for Harness<D, K, SB, W>
+impl<
+        const D: usize,
+        const K: usize,
+        const SB: usize,
+        const W: usize,
+        const CH: usize,
+        const WN: usize,
+        const HL: usize,
+    > Default for Harness<D, K, SB, W, CH, WN, HL>
 {
     fn default() -> Self {
         Self {
@@ -113,8 +137,15 @@ impl<const D: usize, const K: usize, const SB: usize, const W: usize> Default
     }
 }
 
-impl<const D: usize, const K: usize, const SB: usize, const W: usize> Logic
-    for Harness<D, K, SB, W>
+impl<
+        const D: usize,
+        const K: usize,
+        const SB: usize,
+        const W: usize,
+        const CH: usize,
+        const WN: usize,
+        const HL: usize,
+    > Logic for Harness<D, K, SB, W, CH, WN, HL>
 {
     #[hdl_gen]
     fn update(&mut self) {
@@ -138,6 +169,7 @@ impl<const D: usize, const K: usize, const SB: usize, const W: usize> Logic
         self.decide.in_l3_offset.next = self.parser.l3_offset.val();
         self.decide.in_ip_len.next = self.parser.ip_len.val();
         self.decide.in_dscp_ecn.next = self.parser.dscp_ecn.val();
+        self.decide.in_frame_len.next = self.parser.frame_len.val();
         self.decide.in_tick.next = self.tick.val();
         self.decide.key_rss.next = self.key_rss.val();
         self.decide.key_digest_hi.next = self.key_digest_hi.val();
@@ -354,6 +386,8 @@ struct HwOut {
     ip_len: u16,
     is_v6: bool,
     dscp_ecn: u8,
+    /// The frame's length, carried beside the decision for the top's counters.
+    frame_len: u16,
     flow: bool,
     hit: bool,
     insert: u8,
@@ -378,8 +412,16 @@ fn lanes<const D: usize, const K: usize>(chunk: &[u8]) -> (Bits<D>, Bits<K>) {
     (data, keep)
 }
 
-fn set_write<const D: usize, const K: usize, const SB: usize, const W: usize>(
-    x: &mut Harness<D, K, SB, W>,
+fn set_write<
+    const D: usize,
+    const K: usize,
+    const SB: usize,
+    const W: usize,
+    const CH: usize,
+    const WN: usize,
+    const HL: usize,
+>(
+    x: &mut Harness<D, K, SB, W, CH, WN, HL>,
     w: Option<Write>,
 ) {
     x.vip_we.next = false;
@@ -426,7 +468,10 @@ fn set_write<const D: usize, const K: usize, const SB: usize, const W: usize>(
     }
 }
 
-fn read_out<const SB: usize, const W: usize>(d: &TestDecide<SB, W>, cycle: u64) -> HwOut {
+fn read_out<const SB: usize, const W: usize, const CH: usize, const WN: usize, const HL: usize>(
+    d: &TestDecide<SB, W, CH, WN, HL>,
+    cycle: u64,
+) -> HwOut {
     HwOut {
         cycle,
         verdict: d.out_verdict.val().to_u8(),
@@ -439,6 +484,7 @@ fn read_out<const SB: usize, const W: usize>(d: &TestDecide<SB, W>, cycle: u64) 
         ip_len: d.out_ip_len.val().to_u16(),
         is_v6: d.out_is_v6.val(),
         dscp_ecn: d.out_dscp_ecn.val().to_u8(),
+        frame_len: d.out_frame_len.val().to_u16(),
         flow: d.out_flow.val(),
         hit: d.out_hit.val(),
         insert: d.out_insert.val().to_u8(),
@@ -448,21 +494,30 @@ fn read_out<const SB: usize, const W: usize>(d: &TestDecide<SB, W>, cycle: u64) 
 
 /// Programs `tables`, then streams `frames` (back to back, `K` bytes a beat; an idle
 /// clock now and then when `gaps`) with `changes` written on the way.
-fn run_hardware<const D: usize, const K: usize, const SB: usize, const W: usize>(
+fn run_hardware<
+    const D: usize,
+    const K: usize,
+    const SB: usize,
+    const W: usize,
+    const CH: usize,
+    const WN: usize,
+    const HL: usize,
+>(
     tables: &Tables,
     frames: &[(Vec<u8>, u32)],
     changes: &[UpChange],
     gaps: bool,
 ) -> Run {
-    let mut uut = Harness::<D, K, SB, W>::default();
+    let mut uut = Harness::<D, K, SB, W, CH, WN, HL>::default();
     uut.connect_all();
     let mut sim = Simulation::new();
-    sim.add_clock(5, |x: &mut Box<Harness<D, K, SB, W>>| {
+    sim.add_clock(5, |x: &mut Box<Harness<D, K, SB, W, CH, WN, HL>>| {
         x.clock.next = !x.clock.val()
     });
     let writes = program(tables);
     let beats: usize = frames.iter().map(|f| f.0.len().div_ceil(K).max(1)).sum();
-    let budget = (writes.len() + beats * if gaps { 2 } else { 1 } + 64) as u64;
+    let gap = TestDecide::<SB, W, CH, WN, HL>::MIN_GAP;
+    let budget = (writes.len() + beats * if gaps { 2 } else { 1 } + frames.len() * gap + 64) as u64;
     let keys = tables.keys.clone();
     let timeouts = tables.timeouts;
     let frames_tb = frames.to_vec();
@@ -473,7 +528,7 @@ fn run_hardware<const D: usize, const K: usize, const SB: usize, const W: usize>
         written: Vec::new(),
     }));
     let run_tb = run.clone();
-    sim.add_testbench(move |mut sim: Sim<Harness<D, K, SB, W>>| {
+    sim.add_testbench(move |mut sim: Sim<Harness<D, K, SB, W, CH, WN, HL>>| {
         let mut x = sim.init()?;
         x.key_rss.next = left_aligned(&keys.rss).unwrap();
         x.key_digest_hi.next = left_aligned(&keys.digest_hi).unwrap();
@@ -524,11 +579,21 @@ fn run_hardware<const D: usize, const K: usize, const SB: usize, const W: usize>
             clock!(None, Some(*w));
         }
         let mut next_change = 0;
+        // The block takes a frame every `MIN_GAP` clocks at most (the top holds a `tlast`
+        // that comes sooner; here the testbench waits).
+        let min_gap = TestDecide::<SB, W, CH, WN, HL>::MIN_GAP as u64;
+        let mut last_tlast: Option<u64> = None;
         for (n, (frame, _)) in frames_tb.iter().enumerate() {
             let chunks: Vec<&[u8]> = frame.chunks(K).collect();
             for (i, chunk) in chunks.iter().enumerate() {
                 while gaps && gap() {
                     clock!(None, None);
+                }
+                if i + 1 == chunks.len() {
+                    while last_tlast.is_some_and(|l| cycle - l < min_gap) {
+                        clock!(None, None);
+                    }
+                    last_tlast = Some(cycle);
                 }
                 let mut write = None;
                 if i == 0 {
@@ -547,7 +612,7 @@ fn run_hardware<const D: usize, const K: usize, const SB: usize, const W: usize>
                 clock!(Some((data, keep, i + 1 == chunks.len())), write);
             }
         }
-        for _ in 0..(PARSE_LATENCY + LATENCY + 8) {
+        for _ in 0..(PARSE_LATENCY + TestDecide::<SB, W, CH, WN, HL>::LATENCY + 8) {
             clock!(None, None);
         }
         sim.done(x)
@@ -571,8 +636,14 @@ fn run_hardware<const D: usize, const K: usize, const SB: usize, const W: usize>
 /// write reaches `select()`'s copy of the up state at the end of the first clock after it
 /// in which no frame for a VIP is at stage 4 (`entered + 4`); frames reaching stage 4
 /// after that clock see it.
-fn effective_frames(run: &Run, balanced: &[bool], changes: &[UpChange]) -> Vec<(usize, bool)> {
-    let stage4 = |i: usize| run.entered[i] + 4;
+fn effective_frames(
+    run: &Run,
+    balanced: &[bool],
+    changes: &[UpChange],
+    latency: usize,
+) -> Vec<(usize, bool)> {
+    // Select is 4 clocks before the output.
+    let stage4 = |i: usize| run.entered[i] + latency as u64 - 4;
     let busy: std::collections::HashSet<u64> = (0..run.entered.len())
         .filter(|&i| balanced[i])
         .map(stage4)
@@ -593,7 +664,7 @@ fn effective_frames(run: &Run, balanced: &[bool], changes: &[UpChange]) -> Vec<(
             }
             let from = first_after(idle);
             assert!(
-                from >= c.before.saturating_sub(PARSE_LATENCY + LATENCY + 4),
+                from >= c.before.saturating_sub(PARSE_LATENCY + latency + 4),
                 "change moved backwards"
             );
             // Waiting for the idle clock moved the change past a frame.
@@ -624,14 +695,22 @@ struct Tally {
 
 /// Runs `frames` through the hardware and through `core::process` (with each change
 /// applied from the frame the hardware applied it), and lists every difference.
-fn compare<const D: usize, const K: usize, const SB: usize, const W: usize>(
+fn compare<
+    const D: usize,
+    const K: usize,
+    const SB: usize,
+    const W: usize,
+    const CH: usize,
+    const WN: usize,
+    const HL: usize,
+>(
     tables: &Tables,
     frames: &[(Vec<u8>, u32)],
     changes: &[UpChange],
     gaps: bool,
 ) -> (Vec<String>, Tally) {
     let start = Instant::now();
-    let run = run_hardware::<D, K, SB, W>(tables, frames, changes, gaps);
+    let run = run_hardware::<D, K, SB, W, CH, WN, HL>(tables, frames, changes, gaps);
     eprintln!(
         "simulated {} frames ({}-bit stream) in {:.1} s",
         frames.len(),
@@ -648,7 +727,8 @@ fn compare<const D: usize, const K: usize, const SB: usize, const W: usize>(
         .iter()
         .map(|(f, _)| matches!(prepare(f, tables, &hasher), Prepared::Balance(_)))
         .collect();
-    let effective = effective_frames(&run, &balanced, changes);
+    let latency = TestDecide::<SB, W, CH, WN, HL>::LATENCY;
+    let effective = effective_frames(&run, &balanced, changes, latency);
     tally.deferred = effective.iter().filter(|(_, waited)| *waited).count() as u64;
 
     let mut t = tables.clone();
@@ -660,9 +740,9 @@ fn compare<const D: usize, const K: usize, const SB: usize, const W: usize>(
         for (c, _) in changes.iter().zip(&effective).filter(|(_, &(e, _))| e == i) {
             t.backends[c.backend as usize].up = c.up;
         }
-        if hw.cycle != run.entered[i] + LATENCY as u64 {
+        if hw.cycle != run.entered[i] + latency as u64 {
             bad.push(format!(
-                "frame {i}: decided {} clocks after entering, not {LATENCY}",
+                "frame {i}: decided {} clocks after entering, not {latency}",
                 hw.cycle - run.entered[i]
             ));
         }
@@ -680,6 +760,7 @@ fn compare<const D: usize, const K: usize, const SB: usize, const W: usize>(
         let after = counters.flow;
         let mut want = HwOut {
             cycle: hw.cycle,
+            frame_len: u16::try_from(frame.len()).expect("test frames fit 16 bits"),
             ..HwOut::default()
         };
         match prepared {
@@ -845,8 +926,9 @@ fn trace_decisions_match_core_with_backends_going_down_and_up() {
     // there finds stage 4 busy and must wait for a frame boundary with an idle clock.
     let one_beat_for_vip = |i: usize| one_beat(&frames[i].0);
     // With one-beat frames, stage 4 in the clock after the write holds the frame
-    // `PARSE_LATENCY + 3` before this one: those must all be busy for the change to wait.
-    let back = PARSE_LATENCY + 4;
+    // `PARSE_LATENCY + WIDE_HLAT + 2` before this one: those must all be busy for the
+    // change to wait.
+    let back = PARSE_LATENCY + WIDE_HLAT + 3;
     let burst = (back..n - 50)
         .find(|&i| (i - back..i).all(one_beat_for_vip))
         .expect("the trace has a SYN flood");
@@ -855,7 +937,9 @@ fn trace_decisions_match_core_with_backends_going_down_and_up() {
     changes.push(change(burst + 40, 1, true));
     changes.push(change(burst + 41, 3, true));
     changes.sort_by_key(|c| c.before);
-    let (bad, tally) = compare::<512, 64, 8, 4>(&tables, &frames, &changes, false);
+    let (bad, tally) = compare::<512, 64, 8, 4, WIDE_CHUNK, WIDE_WIN, WIDE_HLAT>(
+        &tables, &frames, &changes, false,
+    );
     assert_no_mismatch(&bad, n);
     // The trace reached every outcome this test is about.
     assert!(tally.forward > n as u64 / 2, "{tally:?}");
@@ -885,7 +969,8 @@ fn table_overflow_evicts_expires_and_refuses_like_core() {
     };
     let tables = test_tables(Geometry { sets: 4, ways: 2 }, timeouts);
     let frames = trace(&tables, 1200);
-    let (bad, tally) = compare::<512, 64, 2, 2>(&tables, &frames, &[], false);
+    let (bad, tally) =
+        compare::<512, 64, 2, 2, WIDE_CHUNK, WIDE_WIN, WIDE_HLAT>(&tables, &frames, &[], false);
     assert_no_mismatch(&bad, frames.len());
     assert!(tally.evictions > 0, "{tally:?}");
     assert!(tally.expirations > 0, "{tally:?}");
@@ -915,16 +1000,48 @@ fn narrow_stream_with_gaps_matches_core() {
             up: true,
         },
     ];
-    let (bad, tally) = compare::<64, 8, 6, 4>(&tables, &frames, &changes, true);
+    let (bad, tally) = compare::<64, 8, 6, 4, SERIAL_CHUNK, SERIAL_WIN, SERIAL_HLAT>(
+        &tables, &frames, &changes, true,
+    );
     assert_no_mismatch(&bad, frames.len());
     assert_eq!(tally.deferred, 0, "{tally:?}");
+}
+
+/// Runt UDP frames (42 bytes: six 64-bit beats) back to back on the 64-bit stream, for
+/// two VIPs (an exact port and an any-port with src-ip persistence): they come closer
+/// than the serial hash's `MIN_GAP`, so each `tlast` waits as the top makes it wait, and
+/// parses reach the block exactly `MIN_GAP` clocks apart, the tightest spacing it takes.
+#[test]
+fn narrow_runts_back_to_back_match_core() {
+    use etherparse::PacketBuilder;
+    type Serial = TestDecide<6, 4, SERIAL_CHUNK, SERIAL_WIN, SERIAL_HLAT>;
+    let tables = test_tables(Geometry { sets: 64, ways: 4 }, Timeouts::default());
+    let frames: Vec<(Vec<u8>, u32)> = (0..160u16)
+        .map(|i| {
+            let mut frame = Vec::new();
+            PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+                .ipv4([10, 0, 0, (i % 40) as u8], [192, 0, 2, 11], 64)
+                .udp(1024 + i % 40, if i % 3 == 0 { 5353 } else { 53 })
+                .write(&mut frame, &[])
+                .unwrap();
+            (frame, 1000 + u32::from(i))
+        })
+        .collect();
+    assert!(frames
+        .iter()
+        .all(|f| f.0.len().div_ceil(8) < Serial::MIN_GAP));
+    let (bad, tally) =
+        compare::<64, 8, 6, 4, SERIAL_CHUNK, SERIAL_WIN, SERIAL_HLAT>(&tables, &frames, &[], false);
+    assert_no_mismatch(&bad, frames.len());
+    assert_eq!(tally.forward, frames.len() as u64, "{tally:?}");
+    assert!(tally.hits > 0 && tally.inserts > 0, "{tally:?}");
 }
 
 // ---- Synthesis and lint ----
 
 /// A geometry small enough for generic synthesis (which maps every RAM to flip-flops):
 /// 2 VIPs, 32 backends, M = 13, 2 sets × 2 ways. The three hash trees dominate.
-type SynthDecide = Decide<2, 1, 32, 4, 5, 1, 2>;
+type SynthDecide = Decide<2, 1, 32, 4, 5, 1, 2, WIDE_CHUNK, WIDE_WIN, WIDE_HLAT>;
 
 #[test]
 fn decide_synthesizes() {

@@ -20,13 +20,19 @@ fn example_frames() -> Vec<Frame> {
 
 #[test]
 fn rtl_top_forwards_the_example_like_the_model() {
-    let tables = tables();
     let frames: Vec<Frame> = example_frames().into_iter().take(200).collect();
+    forwards_like_the_model(Engine::Rtl, &frames);
+}
+
+/// Runs `frames` through the small top on `engine` and asserts the output frames (which
+/// input, which bytes) and the counters are the model's.
+fn forwards_like_the_model(engine: Engine, frames: &[Frame]) {
+    let tables = tables();
     let mut model = ShardedEngine::new(tables.clone(), 1);
-    let outcomes = model.process_burst(&frames);
-    let engine = open(Engine::Rtl, flowgate_hdl::Design::Top).unwrap();
+    let outcomes = model.process_burst(frames);
+    let engine = open(engine, flowgate_hdl::Design::Top).unwrap();
     let mut hw = HwReplay::new(engine, &tables, 9216).unwrap();
-    let out = hw.run(0, &frames).unwrap();
+    let out = hw.run(0, frames).unwrap();
     let mut expected = Vec::new();
     for (i, o) in outcomes.iter().enumerate() {
         match o.verdict {
@@ -51,6 +57,12 @@ fn rtl_top_forwards_the_example_like_the_model() {
 
 /// `n` minimum-size (60-byte) TCP frames of `flows` flows to the web VIP (DSR).
 fn min_frames(n: usize, flows: u16) -> Vec<Frame> {
+    tcp_frames(n, flows, 60)
+}
+
+/// `n` TCP frames of `flows` flows to the web VIP (DSR), padded to `len` bytes (54 = no
+/// padding).
+fn tcp_frames(n: usize, flows: u16, len: usize) -> Vec<Frame> {
     (0..n)
         .map(|i| {
             let port = 10_000 + (i as u16 % flows);
@@ -60,7 +72,7 @@ fn min_frames(n: usize, flows: u16) -> Vec<Frame> {
                     .tcp(port, 80, 1000 + i as u32, 4096);
             let mut data = Vec::new();
             builder.write(&mut data, &[]).unwrap();
-            data.resize(60, 0);
+            data.resize(len, 0);
             Frame {
                 ts: std::time::Duration::from_millis(1_000 + i as u64),
                 data,
@@ -106,6 +118,22 @@ fn the_top_takes_a_frame_every_beat_slot_back_to_back() {
             );
         }
     }
+}
+
+/// Runt frames (54 bytes: 7 beats of 64 bits) back to back: the small top takes one
+/// every `MIN_GAP` clocks (its decision block's serial hash), holding each `tlast` that
+/// would come sooner, and forwards every frame as the model does.
+#[test]
+fn the_small_top_spaces_runt_frames_for_its_serial_hash() {
+    let gap = flowgate_hdl::decide::FlowDecide::MIN_GAP as u64;
+    assert_eq!(gap, 8, "one 64-byte frame's beats");
+    let one = span(flowgate_hdl::Design::Top, &tcp_frames(1, 1, 54));
+    let n = 256;
+    let frames = tcp_frames(n, 16, 54);
+    let got = span(flowgate_hdl::Design::Top, &frames);
+    eprintln!("Top: {n} back-to-back 54-byte frames in {got} clocks; one alone: {one}");
+    assert_eq!(got, (n as u64 - 1) * gap + one);
+    forwards_like_the_model(Engine::Verilator, &frames);
 }
 
 /// Every register of the map and every VIP / BACKEND / MAGLEV entry, as the driver reads
