@@ -69,7 +69,17 @@ pub struct ToeplitzHash<const IN_BITS: usize, const KEY_BITS: usize> {
     hash_reg: DFF<Bits<32>>,
 }
 
-/// The block the pipeline instantiates: 39-byte input, 52-byte key.
+/// Both hash blocks: the key covers the last input bit's window, and the key offsets fit
+/// their 32-bit constants.
+fn assert_key_geometry(in_bits: usize, key_bits: usize) {
+    assert!(
+        key_bits >= in_bits + 32,
+        "key must cover the last input bit's window"
+    );
+    assert!(key_bits < 1 << 31, "offsets are 32-bit constants");
+}
+
+/// A one-clock Toeplitz block: 39-byte input, 52-byte key.
 pub type FlowToeplitz = ToeplitzHash<INPUT_BITS, KEY_BITS>;
 
 impl<const IN_BITS: usize, const KEY_BITS: usize> Default for ToeplitzHash<IN_BITS, KEY_BITS> {
@@ -78,11 +88,7 @@ impl<const IN_BITS: usize, const KEY_BITS: usize> Default for ToeplitzHash<IN_BI
             IN_BITS > 0 && IN_BITS / 8 * 8 == IN_BITS,
             "input must be whole bytes"
         );
-        assert!(
-            KEY_BITS >= IN_BITS + 32,
-            "key must cover the last input bit's window"
-        );
-        assert!(KEY_BITS < 1 << 31, "offsets are 32-bit constants");
+        assert_key_geometry(IN_BITS, KEY_BITS);
         Self {
             clock: Default::default(),
             key: Default::default(),
@@ -126,11 +132,12 @@ impl<const IN_BITS: usize, const KEY_BITS: usize> Logic for ToeplitzHash<IN_BITS
 /// into an accumulator. Same result as [`ToeplitzHash`] for the same `key` and `data`;
 /// about `1 / chunks` of its AND/XOR terms.
 ///
-/// Why: on ECP5 the three one-clock trees of the balancer top are 20 k LUT4, a third of
+/// Why: on ECP5 the three one-clock trees of the balancer top were 20 k LUT4, a third of
 /// the top, and its densest wiring (every input bit fans out to 32 AND gates per hash),
-/// which is what keeps the whole top from routing on the 85F (`docs/SYNTHESIS.md`). On
-/// the 64-bit stream a minimum frame takes 8 beats, so the header pipeline has 8 clocks
-/// per frame to spend.
+/// which kept the whole top from routing on the 85F (`docs/SYNTHESIS.md`). On the 64-bit
+/// stream a minimum frame takes 8 beats, so the decision block ([`crate::decide`]) has 8
+/// clocks per frame to spend; on a 512-bit stream it uses one slice (a tree with a load
+/// register).
 ///
 /// Protocol: present `key` and `data` with `start` high for one clock while `ready` is
 /// high. The hash is on `hash`, with `done` high for one clock, `LATENCY = CHUNKS + 1`
@@ -221,11 +228,7 @@ impl<
             CHUNK_BITS + 31,
             "a slice's key window is 31 bits wider"
         );
-        assert!(
-            KEY_BITS >= IN_BITS + 32,
-            "key must cover the last input bit's window"
-        );
-        assert!(KEY_BITS < 1 << 31, "offsets are 32-bit constants");
+        assert_key_geometry(IN_BITS, KEY_BITS);
         Self {
             clock: Default::default(),
             key: Default::default(),
