@@ -15,7 +15,7 @@
 //! * **pass** — the frame untouched, `m_axis_tuser` = [`TUSER_PASSED`].
 //! * **drop** — the frame consumed, nothing out.
 //!
-//! Every frame gives one event on `ev_valid` / `ev_verdict` (the [`VERDICT_*`] codes) for
+//! Every frame gives one event on `ev_valid` / `ev_verdict` (the `decide::VERDICT_*` codes) for
 //! the counters, the clock after the frame's action is taken.
 //!
 //! # Datapath

@@ -217,7 +217,9 @@ impl<const ADDR_BITS: usize, const ADDR_BITS_PLUS_1: usize> Logic
 /// `2^FB` beats (`FB1 = FB + 1`), action FIFO `2^AB` frames (`AB1 = AB + 1`), and the
 /// geometry of [`Decide`] and [`Csr`]: `VIPS` (`VIP_BITS`), `BACKENDS = 2^BACKEND_BITS`,
 /// Maglev rows of `2^SLOT_BITS` (`MAGLEV_BITS = VIP_BITS + SLOT_BITS`), `UP_WORDS =
-/// BACKENDS / 32`, flow table `2^SET_BITS` × `WAYS`.
+/// BACKENDS / 32`, flow table `2^SET_BITS` × `WAYS`; the decision block's hash in
+/// slices of `CHUNK` bits (key window `WIN = CHUNK + 31`, latency `HLAT` = slices + 1):
+/// see [`Decide`].
 #[derive(LogicBlock)]
 pub struct Top<
     const D: usize,
