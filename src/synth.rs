@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use flowgate_hdl::synth::{self, parts::Target, Options, Profile, Progress};
+use flowgate_hdl::synth::{self, parts::Target, Options, Profile, Progress, Router};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -28,6 +28,9 @@ pub struct SynthArgs {
     /// nextpnr placer seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// nextpnr's router on the ECP5 targets: router1 (nextpnr's default) or router2.
+    #[arg(long, default_value = "router1")]
+    router: Router,
     /// Print report.json on stdout instead of the summary.
     #[arg(long)]
     json: bool,
@@ -61,6 +64,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
         freq_mhz,
         out_dir: out_dir.clone(),
         seed: args.seed,
+        router: args.router,
     };
     eprintln!(
         "synth: {} on {} at {freq_mhz} MHz → {}",

@@ -71,6 +71,17 @@ use rust_hdl::prelude::*;
 /// [`Decide::LATENCY`] = `HASH_LATENCY_OFFSET + HLAT`.
 pub const HASH_LATENCY_OFFSET: usize = 7;
 
+/// [`Decide::LATENCY`] of a block whose hash takes `hlat` clocks (for a containing block
+/// that would otherwise spell out `Decide`'s ten parameters).
+pub const fn latency(hlat: usize) -> usize {
+    HASH_LATENCY_OFFSET + hlat
+}
+
+/// [`Decide::MIN_GAP`] of a block whose hash works in slices of `chunk` bits.
+pub const fn min_gap(chunk: usize) -> usize {
+    INPUT_BITS / chunk
+}
+
 // The frame's context as it crosses the pipeline, one vector (bit offsets; see
 // `Decide::update`, which packs and unpacks it with these literals).
 const CTX_BITS: usize = 121;
@@ -387,11 +398,11 @@ impl<
     > Decide<VIPS, VIP_BITS, BACKENDS, SLOT_BITS, MAGLEV_BITS, SET_BITS, WAYS, CHUNK, WIN, HLAT>
 {
     /// Clocks from a parser result at the input to its `out_*`.
-    pub const LATENCY: usize = HASH_LATENCY_OFFSET + HLAT;
+    pub const LATENCY: usize = latency(HLAT);
     /// The least spacing, in clocks, of two frames at the input: one per hash slice
     /// ([`SerialToeplitz::CHUNKS`]). 1 with a one-slice hash; the top holds a `tlast`
     /// that would come sooner.
-    pub const MIN_GAP: usize = INPUT_BITS / CHUNK;
+    pub const MIN_GAP: usize = min_gap(CHUNK);
 
     /// The block for Maglev tables of `maglev_m` slots.
     ///

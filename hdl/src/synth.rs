@@ -285,6 +285,48 @@ pub struct Options {
     pub out_dir: PathBuf,
     /// nextpnr placer seed (a fixed seed makes runs repeatable).
     pub seed: u64,
+    /// nextpnr's router (ECP5 targets only).
+    pub router: Router,
+}
+
+/// nextpnr's router for the ECP5 flow.
+///
+/// router1 (nextpnr-ecp5's default) is the one that routes flowgate's designs: it times
+/// small designs better than router2 (flow-table-16: 86.9 MHz against 63.7, seed 1), and
+/// on the whole top router2's overuse flattens at about 11 000 wires after 15 iterations
+/// while router1 keeps clearing arcs (docs/SYNTHESIS.md). router2 stays selectable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Router {
+    #[default]
+    Router1,
+    Router2,
+}
+
+impl Router {
+    /// nextpnr's name for it (`--router`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Router::Router1 => "router1",
+            Router::Router2 => "router2",
+        }
+    }
+}
+
+impl std::fmt::Display for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Router {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Router::Router1, Router::Router2]
+            .into_iter()
+            .find(|r| r.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown router `{s}` (one of: router1, router2)"))
+    }
 }
 
 /// Progress of a run, for the caller to show.
@@ -478,14 +520,8 @@ fn ecp5(
     let part = opts.target.part();
     let freq = format!("{}", opts.freq_mhz);
     let seed = opts.seed.to_string();
-    let router = ecp5_router(report.resource("LUT").and_then(|r| r.used).unwrap_or(0));
-    if router == "router2" {
-        report.notes.push(format!(
-            "routed with nextpnr's router2: above {ROUTER2_ABOVE_LUTS} LUT4 router1 is \
-             too slow (the whole top: 179 k of 239 k arcs unrouted after 26 min); router2 \
-             times small designs worse"
-        ));
-    }
+    let router = opts.router.name();
+    report.notes.push(format!("routed with nextpnr's {router}"));
     stepper.step("nextpnr-ecp5 place and route", || {
         run_tool(
             "nextpnr-ecp5",
@@ -750,21 +786,6 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SynthEr
 /// The ECP5 parts' clock pin: a primary clock input of the CABGA381 package.
 const CLOCK_PIN: &str = "G2";
 
-/// From this many LUT4 (yosys's count) on, the ECP5 flow routes with router2.
-const ROUTER2_ABOVE_LUTS: u64 = 20_000;
-
-/// nextpnr's router for an ECP5 design of `luts` LUT4. router1, the ECP5 default, times
-/// small designs better (flow-table-16: 86.9 MHz against router2's 63.7, seed 1) but
-/// had 179 k of the whole top's 239 k arcs unrouted after 26 min; router2 routed `csr`
-/// (20 k LUT4). Whether it routes the whole top is not measured yet.
-fn ecp5_router(luts: u64) -> &'static str {
-    if luts > ROUTER2_ABOVE_LUTS {
-        "router2"
-    } else {
-        "router1"
-    }
-}
-
 /// Where the ECP5 flow keeps the exact input of the yosys netlist beside it.
 const YOSYS_KEY_FILE: &str = "synth.inputs";
 
@@ -836,6 +857,7 @@ mod tests {
             freq_mhz: 150.0,
             out_dir: PathBuf::from("unused"),
             seed: 1,
+            router: Router::Router1,
         };
         let stat = |lut4, ccu2c, dp16kd| crate::toolchain::SynthReport {
             cells: [
@@ -866,6 +888,16 @@ mod tests {
     }
 
     #[test]
+    fn routers_parse_and_router1_is_the_default() {
+        assert_eq!("Router2".parse::<Router>(), Ok(Router::Router2));
+        assert_eq!(Router::default().to_string(), "router1");
+        assert_eq!(
+            "router3".parse::<Router>(),
+            Err("unknown router `router3` (one of: router1, router2)".into())
+        );
+    }
+
+    #[test]
     fn vendor_targets_write_scripts_whose_inputs_exist_and_elaborate() {
         for target in [Target::Vivado, Target::Quartus] {
             let dir = tempfile::tempdir().unwrap();
@@ -876,6 +908,7 @@ mod tests {
                 freq_mhz: 250.0,
                 out_dir: dir.path().to_path_buf(),
                 seed: 1,
+                router: Router::Router1,
             };
             let mut seen = Vec::new();
             let report = run(&opts, &mut |p| seen.push(p)).unwrap();
@@ -908,6 +941,7 @@ mod tests {
             freq_mhz: 250.0,
             out_dir: dir.path().to_path_buf(),
             seed: 1,
+            router: Router::Router1,
         };
         let report = run(&opts, &mut |_| {}).unwrap();
         let used = |class| report.resource(class).unwrap().used.unwrap();

@@ -63,7 +63,7 @@ use crate::axis_parse::AxisParser;
 use crate::constant;
 use crate::counters::CounterBlock;
 use crate::csr::{Csr, CsrError, CsrParams, ADDR_BITS};
-use crate::decide::Decide;
+use crate::decide::{self, Decide};
 use crate::frame_fifo::FrameFifo;
 use crate::parse::RESULT_NOT_IP;
 use crate::rewrite::Rewriter;
@@ -416,31 +416,9 @@ impl<
     >
 {
     /// Clocks from a parse result to its decision ([`Decide::LATENCY`]).
-    pub const DECIDE_LATENCY: usize = Decide::<
-        VIPS,
-        VIP_BITS,
-        BACKENDS,
-        SLOT_BITS,
-        MAGLEV_BITS,
-        SET_BITS,
-        WAYS,
-        CHUNK,
-        WIN,
-        HLAT,
-    >::LATENCY;
+    pub const DECIDE_LATENCY: usize = decide::latency(HLAT);
     /// The least spacing of two frames' `tlast` beats ([`Decide::MIN_GAP`]).
-    pub const DECIDE_MIN_GAP: usize = Decide::<
-        VIPS,
-        VIP_BITS,
-        BACKENDS,
-        SLOT_BITS,
-        MAGLEV_BITS,
-        SET_BITS,
-        WAYS,
-        CHUNK,
-        WIN,
-        HLAT,
-    >::MIN_GAP;
+    pub const DECIDE_MIN_GAP: usize = decide::min_gap(CHUNK);
 
     /// The top with Maglev tables of `maglev_m` slots.
     ///

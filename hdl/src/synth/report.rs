@@ -473,6 +473,7 @@ mod tests {
             freq_mhz: 150.0,
             out_dir: PathBuf::new(),
             seed: 1,
+            router: Default::default(),
         };
         Report::new(design(name).unwrap(), &opts)
     }
