@@ -251,8 +251,8 @@ pub static DESIGNS: &[DesignSpec] = &[
     },
 ];
 
-/// The design a run takes without `--design` (the balancer top, once it exists).
-pub const DEFAULT_DESIGN: &str = "flow-table-16k";
+/// The design a run takes without `--design`: the whole balancer (small profile).
+pub const DEFAULT_DESIGN: &str = "top";
 
 pub fn design(name: &str) -> Result<&'static DesignSpec, SynthError> {
     DESIGNS

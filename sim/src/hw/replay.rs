@@ -151,10 +151,23 @@ impl<E: HwSim> HwReplay<E> {
             }
         }
         let engine = self.bus.engine();
+        // A dropped frame leaves the frame FIFO one beat per clock with `m_axis` silent
+        // (a 9 KB jumbo frame: over a thousand clocks on 64 bits), so silence on `m_axis`
+        // means idle only after as many clocks as the FIFO can hold beats of this run.
+        let data_bytes = engine.data_bytes();
+        let beats: usize = frames
+            .iter()
+            .map(|f| f.data.len().div_ceil(data_bytes))
+            .sum();
+        let fifo_beats = flowgate_hdl::top::MAX_FRAME_BYTES.div_ceil(data_bytes);
+        let run = RunConfig {
+            idle_cycles: self.run.idle_cycles + beats.min(fifo_beats) as u32,
+            ..self.run
+        };
         for f in frames {
             engine.send(&f.data, tick_of(f.ts));
         }
-        let report = engine.run(&self.run)?;
+        let report = engine.run(&run)?;
         if let Some(span) = report.span() {
             self.cycles += span;
         }
