@@ -13,9 +13,10 @@
 //! same clock); `wstrb` = 0 writes nothing, any other strobe writes the whole word (the
 //! map's registers are read and written whole). Responses are always OKAY. A misaligned
 //! address reads all ones and ignores writes, as `SoftBus` does. Latency: a register write
-//! answers on `bvalid` 2 clocks after the handshake, a read on `rvalid` 2 clocks after
-//! it. A window command that reads block RAM answers one clock later, a FLOW or COUNTER
-//! read when the pipeline answers (`flow_rd_valid`, `ctr_rd_valid`).
+//! answers on `bvalid` 3 clocks after the handshake (one of them, WDEC, registers the
+//! command decode), a read on `rvalid` 2 clocks after it. A window command that reads
+//! block RAM answers one clock later, a FLOW or COUNTER read when the pipeline answers
+//! (`flow_rd_valid`, `ctr_rd_valid`).
 //!
 //! # Shadow, commit and the table banks
 //!
@@ -415,7 +416,21 @@ pub struct Csr<
     st_bresp: Constant<Bits<3>>,
     st_rdata: Constant<Bits<3>>,
     st_rresp: Constant<Bits<3>>,
+    st_wdec: Constant<Bits<3>>,
     wait_kind: DFF<Bits<3>>,
+    // The command decode, registered in state WDEC and used in WEXEC (see `update`).
+    cmd_wr: DFF<bool>,
+    cmd_rd: DFF<bool>,
+    c_sel: DFF<bool>,
+    c_ok: DFF<bool>,
+    c_rw: DFF<bool>,
+    c_ram: DFF<bool>,
+    c_vip: DFF<bool>,
+    c_be: DFF<bool>,
+    c_mg: DFF<bool>,
+    c_fl: DFF<bool>,
+    c_ct: DFF<bool>,
+    vip_sel: [DFF<bool>; VIPS],
     k_be: Constant<Bits<3>>,
     k_mg: Constant<Bits<3>>,
     k_fl: Constant<Bits<3>>,
@@ -444,12 +459,6 @@ pub struct Csr<
     flip: Signal<Local, bool>,
     sh_hit: Signal<Local, bool>,
     rd: Signal<Local, Bits<32>>,
-    cmd_wr: Signal<Local, bool>,
-    cmd_rd: Signal<Local, bool>,
-    c_sel: Signal<Local, bool>,
-    c_ok: Signal<Local, bool>,
-    c_rw: Signal<Local, bool>,
-    c_ram: Signal<Local, bool>,
     c_go: Signal<Local, bool>,
     stall: Signal<Local, bool>,
     ct_rel: Signal<Local, Bits<32>>,
@@ -848,7 +857,20 @@ impl<
             st_bresp: st(3),
             st_rdata: st(4),
             st_rresp: st(5),
+            st_wdec: st(6),
             wait_kind: Default::default(),
+            cmd_wr: Default::default(),
+            cmd_rd: Default::default(),
+            c_sel: Default::default(),
+            c_ok: Default::default(),
+            c_rw: Default::default(),
+            c_ram: Default::default(),
+            c_vip: Default::default(),
+            c_be: Default::default(),
+            c_mg: Default::default(),
+            c_fl: Default::default(),
+            c_ct: Default::default(),
+            vip_sel: std::array::from_fn(|_| Default::default()),
             k_be: st(1),
             k_mg: st(2),
             k_fl: st(3),
@@ -875,12 +897,6 @@ impl<
             flip: Default::default(),
             sh_hit: Default::default(),
             rd: Default::default(),
-            cmd_wr: Default::default(),
-            cmd_rd: Default::default(),
-            c_sel: Default::default(),
-            c_ok: Default::default(),
-            c_rw: Default::default(),
-            c_ram: Default::default(),
             c_go: Default::default(),
             stall: Default::default(),
             ct_rel: Default::default(),
@@ -926,8 +942,13 @@ impl<
         dff_setup!(
             self, clock, vip_index, be_index, mg_index, fl_index, ct_index, st, wait_kind, a, wd,
             wen, rdata, err, busy, pend, generation, bank, bank_d1, copying, copy_addr, cp1_valid,
-            cp1_last, cp1_addr
+            cp1_last, cp1_addr, cmd_wr, cmd_rd, c_sel, c_ok, c_rw, c_ram, c_vip, c_be, c_mg, c_fl,
+            c_ct
         );
+        for v in 0..VIPS {
+            self.vip_sel[v].clock.next = self.clock.val();
+            self.vip_sel[v].d.next = self.vip_sel[v].q.val();
+        }
         for k in 0..VIP_WORDS {
             self.vip_data[k].clock.next = self.clock.val();
             self.vip_data[k].d.next = self.vip_data[k].q.val();
@@ -981,12 +1002,16 @@ impl<
                 self.a.d.next = self.s_axil_awaddr.val();
                 self.wd.d.next = self.s_axil_wdata.val();
                 self.wen.d.next = self.s_axil_wstrb.val().any();
-                self.st.d.next = self.st_wexec.val();
+                self.st.d.next = self.st_wdec.val();
             } else if self.s_axil_arvalid.val() {
                 self.s_axil_arready.next = true;
                 self.a.d.next = self.s_axil_araddr.val();
                 self.st.d.next = self.st_rdata.val();
             }
+        }
+        // WDEC: one clock to register the command decode below before WEXEC uses it.
+        if self.st.q.val() == self.st_wdec.val() {
+            self.st.d.next = self.st_wexec.val();
         }
         if self.st.q.val() == self.st_bresp.val() && self.s_axil_bready.val() {
             self.st.d.next = self.st_idle.val();
@@ -1205,65 +1230,84 @@ impl<
         self.flow_rd_set.next = self.fl_set.val();
         self.flow_rd_way.next = self.fl_way.val();
         self.ctr_rd_index.next = self.ct_index.q.val();
-        self.cmd_wr.next = (self.wd.q.val() & self.cmd_write.val()) != self.zero.val();
-        self.cmd_rd.next = (self.wd.q.val() & self.cmd_read.val()) != self.zero.val();
-        self.c_sel.next = false;
-        self.c_ok.next = false;
-        self.c_rw.next = false;
-        self.c_ram.next = false;
+        // The command decode is registered every clock from the address, data and index
+        // registers. In WEXEC it is the decode of the write being executed: WDEC, the
+        // clock before, saw that write's address and data, and nothing changes an index
+        // outside WEXEC. This keeps the address compares and index range checks out of
+        // the clock that fans `c_go` out to the shadow tables' enables (the register
+        // block's critical path on the routed top, docs/SYNTHESIS.md).
+        self.cmd_wr.d.next = (self.wd.q.val() & self.cmd_write.val()) != self.zero.val();
+        self.cmd_rd.d.next = (self.wd.q.val() & self.cmd_read.val()) != self.zero.val();
+        self.c_sel.d.next = false;
+        self.c_ok.d.next = false;
+        self.c_rw.d.next = false;
+        self.c_ram.d.next = false;
+        self.c_vip.d.next = false;
+        self.c_be.d.next = false;
+        self.c_mg.d.next = false;
+        self.c_fl.d.next = false;
+        self.c_ct.d.next = false;
+        for v in 0..VIPS {
+            self.vip_sel[v].d.next = self.vip_index.q.val() == self.vip_num[v].val();
+        }
         self.ct_rel.next = self.zero.val();
         if self.a.q.val() == self.vip_cmd_off.val() {
-            self.c_sel.next = true;
-            self.c_rw.next = true;
-            self.c_ok.next = self.vip_index.q.val() < self.vips.val();
+            self.c_vip.d.next = true;
+            self.c_sel.d.next = true;
+            self.c_rw.d.next = true;
+            self.c_ok.d.next = self.vip_index.q.val() < self.vips.val();
         }
         if self.a.q.val() == self.be_cmd_off.val() {
-            self.c_sel.next = true;
-            self.c_rw.next = true;
-            self.c_ram.next = true;
-            self.c_ok.next = self.be_index.q.val() < self.be_capacity.val();
+            self.c_be.d.next = true;
+            self.c_sel.d.next = true;
+            self.c_rw.d.next = true;
+            self.c_ram.d.next = true;
+            self.c_ok.d.next = self.be_index.q.val() < self.be_capacity.val();
         }
         if self.a.q.val() == self.mg_cmd_off.val() {
-            self.c_sel.next = true;
-            self.c_rw.next = true;
-            self.c_ram.next = true;
-            self.c_ok.next =
+            self.c_mg.d.next = true;
+            self.c_sel.d.next = true;
+            self.c_rw.d.next = true;
+            self.c_ram.d.next = true;
+            self.c_ok.d.next =
                 self.mg_slot.val() < self.mg_m.val() && self.mg_vip.val() < self.vips.val();
         }
         if self.a.q.val() == self.fl_cmd_off.val() {
-            self.c_sel.next = true;
-            self.c_ok.next =
+            self.c_fl.d.next = true;
+            self.c_sel.d.next = true;
+            self.c_ok.d.next =
                 self.fl_way.val() < self.fl_ways.val() && self.fl_set.val() < self.fl_sets.val();
         }
         if self.a.q.val() == self.ct_cmd_off.val() {
-            self.c_sel.next = true;
+            self.c_ct.d.next = true;
+            self.c_sel.d.next = true;
             for i in 0..COUNTER_RANGES {
                 // One unsigned compare per range (a `>= 0` bound would be constant).
                 self.ct_rel.next = self.ct_index.q.val() - self.ct_lo[i].val();
                 if self.ct_rel.val() < self.ct_len[i].val() {
-                    self.c_ok.next = true;
+                    self.c_ok.d.next = true;
                 }
             }
         }
         // A READ of block RAM waits while the background copy owns the RAM ports.
         self.stall.next = self.we.val()
-            && self.c_sel.val()
-            && self.c_ram.val()
-            && self.cmd_rd.val()
-            && !self.cmd_wr.val()
-            && self.c_ok.val()
+            && self.c_sel.q.val()
+            && self.c_ram.q.val()
+            && self.cmd_rd.q.val()
+            && !self.cmd_wr.q.val()
+            && self.c_ok.q.val()
             && self.busy.q.val();
         self.c_go.next = false;
         if self.we.val()
-            && self.c_sel.val()
+            && self.c_sel.q.val()
             && !self.stall.val()
-            && (self.cmd_wr.val() || self.cmd_rd.val())
+            && (self.cmd_wr.q.val() || self.cmd_rd.q.val())
         {
-            if self.cmd_wr.val() && (self.cmd_rd.val() || !self.c_rw.val()) {
+            if self.cmd_wr.q.val() && (self.cmd_rd.q.val() || !self.c_rw.q.val()) {
                 self.err.d.next = self.err.q.val() | self.err_bad.val();
-            } else if self.cmd_wr.val() && self.busy.q.val() {
+            } else if self.cmd_wr.q.val() && self.busy.q.val() {
                 self.err.d.next = self.err.q.val() | self.err_busy.val();
-            } else if !self.c_ok.val() {
+            } else if !self.c_ok.q.val() {
                 self.err.d.next = self.err.q.val() | self.err_range.val();
             } else {
                 self.c_go.next = true;
@@ -1288,10 +1332,10 @@ impl<
             }
         }
         if self.c_go.val() {
-            if self.a.q.val() == self.vip_cmd_off.val() {
+            if self.c_vip.q.val() {
                 for v in 0..VIPS {
-                    if self.vip_index.q.val() == self.vip_num[v].val() {
-                        if self.cmd_wr.val() {
+                    if self.vip_sel[v].q.val() {
+                        if self.cmd_wr.q.val() {
                             self.vip_sh[v].d.next = self.vip_cat.out.val();
                         } else {
                             for k in 0..VIP_WORDS {
@@ -1303,8 +1347,8 @@ impl<
                 }
                 self.vip_index.d.next = self.vip_index.q.val() + self.one.val();
             }
-            if self.a.q.val() == self.be_cmd_off.val() {
-                if self.cmd_wr.val() {
+            if self.c_be.q.val() {
+                if self.cmd_wr.q.val() {
                     self.be_w_en.next = true;
                     self.be_index.d.next = self.be_index.q.val() + self.one.val();
                 } else {
@@ -1312,8 +1356,8 @@ impl<
                     self.st.d.next = self.st_wwait.val();
                 }
             }
-            if self.a.q.val() == self.mg_cmd_off.val() {
-                if self.cmd_wr.val() {
+            if self.c_mg.q.val() {
+                if self.cmd_wr.q.val() {
                     self.mg_w_en.next = true;
                     self.mg_index.d.next = self.mg_index.q.val() + self.one.val();
                 } else {
@@ -1321,12 +1365,12 @@ impl<
                     self.st.d.next = self.st_wwait.val();
                 }
             }
-            if self.a.q.val() == self.fl_cmd_off.val() {
+            if self.c_fl.q.val() {
                 self.flow_rd_req.next = true;
                 self.wait_kind.d.next = self.k_fl.val();
                 self.st.d.next = self.st_wwait.val();
             }
-            if self.a.q.val() == self.ct_cmd_off.val() {
+            if self.c_ct.q.val() {
                 self.ctr_rd_req.next = true;
                 self.wait_kind.d.next = self.k_ct.val();
                 self.st.d.next = self.st_wwait.val();

@@ -521,7 +521,11 @@ fn ecp5(
     let freq = format!("{}", opts.freq_mhz);
     let seed = opts.seed.to_string();
     let router = opts.router.name();
-    report.notes.push(format!("routed with nextpnr's {router}"));
+    // The seed and router make a run repeatable: the same netlist, seed and router give
+    // the same placement and routing.
+    report.notes.push(format!(
+        "placed with nextpnr seed {seed}, routed with nextpnr's {router}"
+    ));
     stepper.step("nextpnr-ecp5 place and route", || {
         run_tool(
             "nextpnr-ecp5",

@@ -177,8 +177,13 @@ fn the_top_drops_and_counts_encapsulations_over_the_max_frame_like_the_model() {
         .into_iter()
         .enumerate()
     {
-        frames.push(dns_frame(len, i as u8 % 3, 1_000 + 10 * i as u64));
-        frames.extend(tcp_frames(3, 3, 60));
+        let ms = 1_000 + 10 * i as u64;
+        frames.push(dns_frame(len, i as u8 % 3, ms));
+        // Three minimum frames right behind it, in time as well as on the stream.
+        for (j, mut frame) in tcp_frames(3, 3, 60).into_iter().enumerate() {
+            frame.ts = std::time::Duration::from_millis(ms + 1 + j as u64);
+            frames.push(frame);
+        }
     }
     let mut model = ShardedEngine::new(tables(), 1);
     let too_large = model

@@ -86,7 +86,10 @@ pub struct Backpressure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunConfig {
     /// The run ends once every queued beat has been taken, no frame is half out, and
-    /// `m_axis_tvalid` has been low for this many clocks in a row.
+    /// `m_axis_tvalid` has been low for this many clocks in a row. A design that drops a
+    /// frame stays silent while the frame drains (the top: one beat per clock out of its
+    /// frame FIFO), so a caller sending long frames allows for that here, as
+    /// [`HwReplay::run`](replay::HwReplay::run) does.
     pub idle_cycles: u32,
     /// Clocks after which the run fails with [`HwError::Timeout`].
     pub max_cycles: u64,
