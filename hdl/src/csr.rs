@@ -1232,10 +1232,11 @@ impl<
         self.ctr_rd_index.next = self.ct_index.q.val();
         // The command decode is registered every clock from the address, data and index
         // registers. In WEXEC it is the decode of the write being executed: WDEC, the
-        // clock before, saw that write's address and data, and nothing changes an index
-        // outside WEXEC. This keeps the address compares and index range checks out of
-        // the clock that fans `c_go` out to the shadow tables' enables (the register
-        // block's critical path on the routed top, docs/SYNTHESIS.md).
+        // clock before, saw that write's address and data, and only WEXEC and WWAIT,
+        // both after WDEC, change an index. This keeps the address compares and index
+        // range checks out of the clock that fans `c_go` out to the shadow tables'
+        // enables (the register block's critical path on the routed top,
+        // docs/SYNTHESIS.md).
         self.cmd_wr.d.next = (self.wd.q.val() & self.cmd_write.val()) != self.zero.val();
         self.cmd_rd.d.next = (self.wd.q.val() & self.cmd_read.val()) != self.zero.val();
         self.c_sel.d.next = false;
