@@ -328,7 +328,7 @@ fn pcap_path(
                 }
             }
             if published.elapsed() >= COUNTERS_EVERY {
-                counters.publish(engine.counters());
+                counters.publish(engine.counters(), seen);
                 published = Instant::now();
             }
         }
@@ -340,7 +340,7 @@ fn pcap_path(
             _ => break,
         }
     }
-    counters.publish(engine.counters());
+    counters.publish(engine.counters(), seen);
     output.finish()?;
     if let Some(p) = passed {
         p.finish()?;

@@ -179,7 +179,6 @@ pub fn run(
         ..LoopConfig::default()
     };
     let done = datapath::run(&eal, &ports.roles(), watch, &loop_config, Some(board), stop)?;
-    board.publish(done.counters.clone());
     let mut report = DaemonReport {
         tables: done.tables,
         counters: done.counters,

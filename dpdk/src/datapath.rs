@@ -512,7 +512,14 @@ impl<'a> TxQueues<'a> {
 
 /// Counters a worker shares with the main lcore while it runs.
 struct Slot {
-    counters: Mutex<Counters>,
+    /// The worker's counters, and the table version it was running when it took them.
+    published: Mutex<(Counters, u64)>,
+}
+
+impl Slot {
+    fn publish(&self, counters: &Counters, version: u64) {
+        *self.published.lock().unwrap_or_else(|e| e.into_inner()) = (counters.clone(), version);
+    }
 }
 
 /// Forward until `stop` is set, `max_frames` were read or the input stayed idle for
@@ -521,7 +528,8 @@ struct Slot {
 /// * `tables`: the control plane's [`TablesWatch`] (a fixed config: `ControlPlane::new`'s
 ///   watch); every lcore takes new versions between bursts.
 /// * `board`: where the summed counters are published every `config.publish_every`
-///   (the admin API's), or `None`.
+///   (the admin API's), or `None`; each publication carries the oldest table version an
+///   lcore was running when it took its share (`BoardSnapshot::tables_version`).
 /// * Lcores: call on the EAL's main lcore. Every worker lcore of the EAL (`-l 0-2`: 1 and
 ///   2) becomes a worker owning a shard of the flow table; with none, the main lcore does
 ///   everything.
@@ -605,7 +613,7 @@ fn run_single(
     let publish_every = ticks.cycles(config.publish_every);
     let (mut first_rx, mut last_rx, mut published) = (None, tsc(), tsc());
     if let Some(b) = board {
-        b.publish(shard.counters().clone());
+        b.publish(shard.counters().clone(), follow.seen);
     }
 
     while !stop.load(Ordering::Relaxed) {
@@ -623,7 +631,7 @@ fn run_single(
         let now = tsc();
         if let Some(b) = board {
             if now.wrapping_sub(published) >= publish_every {
-                b.publish(shard.counters().clone());
+                b.publish(shard.counters().clone(), follow.seen);
                 published = now;
             }
         }
@@ -680,7 +688,7 @@ fn run_single(
     io.busy = first_rx.map_or(Duration::ZERO, |f| ticks.duration(last_rx.wrapping_sub(f)));
     let counters = shard.counters().clone();
     if let Some(b) = board {
-        b.publish(counters.clone());
+        b.publish(counters.clone(), follow.seen);
     }
     RunReport {
         counters,
@@ -713,6 +721,8 @@ struct WorkerResult {
     frames: u64,
     /// TSC when it last handled a frame.
     last: u64,
+    /// The table version it last took.
+    version: u64,
 }
 
 fn worker(ctx: &WorkerCtx<'_>) -> WorkerResult {
@@ -729,10 +739,16 @@ fn worker(ctx: &WorkerCtx<'_>) -> WorkerResult {
     let publish_every = ctx.ticks.cycles(ctx.config.publish_every);
     let (mut published, mut last, mut handled) = (tsc(), 0, 0u64);
     loop {
+        // Before the dequeue, so that every frame dequeued after a publication is balanced
+        // under it, and an idle worker still takes new versions (for the board's version).
+        if let Some(new) = ctx.watch.changed(&mut seen) {
+            shard.update_tables(&new);
+            tables = new;
+        }
         let n = ctx.ring.dequeue(&mut frames, burst);
         let now = tsc();
         if now.wrapping_sub(published) >= publish_every {
-            *ctx.slot.counters.lock().unwrap_or_else(|e| e.into_inner()) = shard.counters().clone();
+            ctx.slot.publish(shard.counters(), seen);
             published = now;
         }
         if n == 0 {
@@ -742,10 +758,6 @@ fn worker(ctx: &WorkerCtx<'_>) -> WorkerResult {
             }
             std::hint::spin_loop();
             continue;
-        }
-        if let Some(new) = ctx.watch.changed(&mut seen) {
-            shard.update_tables(&new);
-            tables = new;
         }
         handled += n as u64;
         let burst_ms = ctx.ticks.ms(now);
@@ -772,12 +784,13 @@ fn worker(ctx: &WorkerCtx<'_>) -> WorkerResult {
         last = tsc();
     }
     let counters = shard.counters().clone();
-    *ctx.slot.counters.lock().unwrap_or_else(|e| e.into_inner()) = counters.clone();
+    ctx.slot.publish(&counters, seen);
     WorkerResult {
         counters,
         io,
         frames: handled,
         last,
+        version: seen,
     }
 }
 
@@ -804,7 +817,7 @@ fn run_dispatch(
     let slots: Vec<Slot> = lcores
         .iter()
         .map(|_| Slot {
-            counters: Mutex::new(Counters::new(0, 0)),
+            published: Mutex::new((Counters::new(0, 0), watch.version())),
         })
         .collect();
     let txq = TxQueues::new(ports);
@@ -863,12 +876,14 @@ fn run_dispatch(
     let mut counters = main.front.clone();
     let mut io = main.io;
     let mut last = 0u64;
+    let mut version = main.follow.seen;
     let mut reports = Vec::new();
     for (r, &lcore) in results.into_iter().zip(lcores) {
         let r = r.ok_or(DpdkError::WorkerPanicked)?;
         counters.merge(&r.counters);
         io.add(&r.io);
         last = last.max(r.last);
+        version = version.min(r.version);
         reports.push(WorkerReport {
             lcore,
             frames: r.frames,
@@ -878,7 +893,7 @@ fn run_dispatch(
         ticks.duration(last.max(main.last_rx).saturating_sub(f))
     });
     if let Some(b) = board {
-        b.publish(counters.clone());
+        b.publish(counters.clone(), version);
     }
     Ok(RunReport {
         counters,
@@ -945,10 +960,13 @@ impl Dispatcher<'_> {
             if let Some(b) = board {
                 if now.wrapping_sub(published) >= publish_every {
                     let mut total = self.front.clone();
+                    let mut version = self.follow.seen;
                     for s in slots {
-                        total.merge(&s.counters.lock().unwrap_or_else(|e| e.into_inner()));
+                        let p = s.published.lock().unwrap_or_else(|e| e.into_inner());
+                        total.merge(&p.0);
+                        version = version.min(p.1);
                     }
-                    b.publish(total);
+                    b.publish(total, version);
                     published = now;
                 }
             }

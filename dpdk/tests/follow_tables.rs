@@ -1,13 +1,14 @@
 //! `datapath::run` follows the control plane's tables while it runs: a backend marked
 //! down gets no frame once the lcores took the new version (health failover), with the
-//! main lcore and a worker lcore each following the same `TablesWatch`.
+//! main lcore and a worker lcore each following the same `TablesWatch`, and the counters
+//! board says when every lcore has taken it.
 //!
 //! In-process (one EAL per process, so one test in this file), on a net_pcap vdev that
 //! replays a trace endlessly; every wait is bounded.
 
 use flowgate_dpdk::datapath::{self, LoopConfig, Ports};
 use flowgate_dpdk::{Eal, Mempool, Port, PortConfig};
-use flowgate_driver::admin::CountersBoard;
+use flowgate_driver::admin::{BoardSnapshot, CountersBoard};
 use flowgate_driver::{BackendKey, ControlPlane};
 use flowgate_sim::{generate, write_pcap_file, TraceSpec, VipTarget};
 use std::path::Path;
@@ -69,33 +70,43 @@ fn a_backend_marked_down_gets_no_more_frames() {
     let (report, seen) = std::thread::scope(|s| {
         let observer = s.spawn(|| {
             let deadline = Instant::now() + Duration::from_secs(60);
-            let frames_in = || board.load().frames_in;
-            let wait_for = |n: u64| {
-                while frames_in() < n && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(5));
+            // Wait (bounded) until a snapshot of the board meets `cond`; returns it.
+            let wait_until = |cond: &dyn Fn(&BoardSnapshot) -> bool| loop {
+                let snap = board.load();
+                if cond(&snap) || Instant::now() >= deadline {
+                    return snap;
                 }
+                std::thread::sleep(Duration::from_millis(5));
             };
-            let b0_count = || board.load().backends.get(b0).map_or(0, |c| c.packets);
-            wait_for(20_000);
-            let before = b0_count();
+            let b0_count = |s: &BoardSnapshot| s.counters.backends.get(b0).map_or(0, |c| c.packets);
+            let before = b0_count(&wait_until(&|s| b0_count(s) > 0));
             assert!(control.set_up(&web0, false).unwrap(), "marked down");
-            // Let both lcores take the new version, then watch the count stand still.
-            wait_for(frames_in() + 30_000);
-            let after_switch = b0_count();
-            wait_for(frames_in() + 60_000);
-            let later = b0_count();
-            let reached = Instant::now() < deadline;
+            let down = control.watch().version();
+            // The published counters lag the lcores (each publishes every 10 ms, or later
+            // when it is not scheduled), so only a snapshot that every lcore took under
+            // the new version holds backend 0's final count.
+            let switched = wait_until(&|s| s.tables_version >= down);
+            let after_switch = b0_count(&switched);
+            // Then watch the count stand still while 60 000 more frames are balanced.
+            let from = switched.counters.forwarded;
+            let later = wait_until(&|s| s.counters.forwarded >= from + 60_000);
+            let reached = later.counters.forwarded >= from + 60_000;
             stop.store(true, Ordering::Relaxed);
-            (before, after_switch, later, reached)
+            let took = switched.tables_version >= down;
+            (before, took, after_switch, b0_count(&later), reached)
         });
         let report = datapath::run(&eal, &ports, &watch, &loop_config, Some(&board), &stop);
         stop.store(true, Ordering::Relaxed);
         (report, observer.join().unwrap())
     });
     let report = report.expect("run");
-    let (before, after_switch, later, reached) = seen;
-    assert!(reached, "the data path forwarded too slowly for this test");
+    let (before, took, after_switch, later, reached) = seen;
     assert!(before > 0, "backend 0 got frames while up");
+    assert!(
+        took,
+        "within 60 s, every lcore took the tables with backend 0 down"
+    );
+    assert!(reached, "the data path forwarded too slowly for this test");
     assert_eq!(
         after_switch, later,
         "frames to backend 0 after it went down"

@@ -2,7 +2,7 @@
 //!
 //! | request | does |
 //! | --- | --- |
-//! | `GET /status` | JSON: VIPs, backends (index, weight, drain, health, up, slots, last check), counters |
+//! | `GET /status` | JSON: VIPs, backends (index, weight, drain, health, up, slots, last check), counters; the tables' `version` and the `applied_version` the whole data path runs |
 //! | `POST /backends/{vip}/{address}/drain` | stop new flows to the backend; established ones stay |
 //! | `POST /backends/{vip}/{address}/undrain` | undo `drain` |
 //! | `POST /backends/{vip}/{address}/weight?value=N` | set the weight (or JSON body `{"weight": N}`) until the next reload |
@@ -38,24 +38,45 @@ use std::sync::Arc;
 /// The data path's counters, published by it (a snapshot every so often) for the API.
 #[derive(Debug)]
 pub struct CountersBoard {
-    counters: ArcSwap<Counters>,
+    snapshot: ArcSwap<BoardSnapshot>,
+}
+
+/// One publication of the data path's counters.
+#[derive(Debug, Clone)]
+pub struct BoardSnapshot {
+    pub counters: Counters,
+    /// The oldest [`crate::TablesWatch`] version that any part of the data path (any lcore,
+    /// any worker) was running when it took its share of `counters`; 0 before the first
+    /// publication. Once it reaches a version, every frame the data path balanced under
+    /// older tables is in `counters`: a backend marked down in that version gets nothing
+    /// more, so its count here is final.
+    pub tables_version: u64,
 }
 
 impl Default for CountersBoard {
     fn default() -> Self {
         CountersBoard {
-            counters: ArcSwap::from_pointee(Counters::new(0, 0)),
+            snapshot: ArcSwap::from_pointee(BoardSnapshot {
+                counters: Counters::new(0, 0),
+                tables_version: 0,
+            }),
         }
     }
 }
 
 impl CountersBoard {
-    pub fn publish(&self, counters: Counters) {
-        self.counters.store(Arc::new(counters));
+    /// Publish `counters`, taken while every part of the data path ran tables of version
+    /// `tables_version` or newer.
+    pub fn publish(&self, counters: Counters, tables_version: u64) {
+        self.snapshot.store(Arc::new(BoardSnapshot {
+            counters,
+            tables_version,
+        }));
     }
 
-    pub fn load(&self) -> Arc<Counters> {
-        self.counters.load_full()
+    /// The last publication.
+    pub fn load(&self) -> Arc<BoardSnapshot> {
+        self.snapshot.load_full()
     }
 }
 
@@ -136,7 +157,8 @@ async fn status(State(s): State<Arc<AdminState>>) -> Json<Value> {
 
 /// The `/status` document.
 pub fn status_json(s: &AdminState) -> Value {
-    let counters = s.counters.load();
+    let snapshot = s.counters.load();
+    let counters = &snapshot.counters;
     let vips: Vec<Value> = s
         .control
         .status()
@@ -183,6 +205,7 @@ pub fn status_json(s: &AdminState) -> Value {
     let f = &counters.flow;
     json!({
         "version": s.control.watch().version(),
+        "applied_version": snapshot.tables_version,
         "config": s.control.config_path().map(|p| p.display().to_string()),
         "vips": vips,
         "counters": {
@@ -309,7 +332,7 @@ pub fn metrics_text(s: &AdminState) -> Result<String, std::fmt::Error> {
 #[derive(Debug)]
 struct Snapshot {
     tables: Arc<Tables>,
-    counters: Arc<Counters>,
+    counters: Arc<BoardSnapshot>,
     /// Indices of live (non-tombstone) VIPs.
     alive: Vec<u16>,
 }
@@ -374,7 +397,7 @@ fn gauge_family<L: prometheus_client::encoding::EncodeLabelSet>(
 
 impl Collector for Snapshot {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let c = &*self.counters;
+        let c = &self.counters.counters;
         let t = &*self.tables;
         let vip_pb = |v: usize| c.vips.get(v).copied().unwrap_or_default();
         let be_pb = |b: usize| c.backends.get(b).copied().unwrap_or_default();

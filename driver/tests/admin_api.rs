@@ -172,8 +172,18 @@ async fn status_drain_weight_and_metrics() {
         "no weight given"
     );
 
-    // Metrics from the data path's counters.
-    admin.state.counters.publish(dp.engine.counters());
+    // Metrics from the data path's counters; /status says which table version they were
+    // counted under (0: nothing published yet).
+    assert_eq!(json(a, "/status").await["applied_version"], 0);
+    dp.sync();
+    let running = dp.seen();
+    admin.state.counters.publish(dp.engine.counters(), running);
+    let status = json(a, "/status").await;
+    assert_eq!(status["applied_version"], running);
+    assert_eq!(
+        status["version"], running,
+        "the data path took every version"
+    );
     let m = client::get(a, "/metrics").await.unwrap();
     assert_eq!(m.status, 200);
     let c = dp.engine.counters();

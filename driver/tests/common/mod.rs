@@ -70,6 +70,11 @@ impl DataPath {
         }
     }
 
+    /// The table version it runs.
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
     /// Take the newest tables, if any were published; returns whether there were.
     pub fn sync(&mut self) -> bool {
         match self.watch.changed(&mut self.seen) {
