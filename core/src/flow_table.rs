@@ -202,13 +202,11 @@ impl FlowTable {
     /// reads its set once, not twice). Tested equal to the two in `probe_is_lookup_then_choice`.
     #[inline]
     pub fn probe(&self, set: u32, digest: u64, class: FlowClass, now: u32, t: &Timeouts) -> Probe {
-        let (mut same, mut empty, mut expired) = (None, None, None);
-        // As in `choose_way`: (age + 1, way), 0 for "none yet", strictly older replaces.
-        let (mut oldest_embryonic, mut oldest_embryonic_way) = (0u64, 0usize);
-        let (mut oldest, mut oldest_way) = (0u64, 0usize);
+        let mut same = None;
+        let mut victims = Victims::default();
         for (w, e) in self.set(set).iter().enumerate() {
             let Some(c) = e.class else {
-                empty = empty.or(Some(w));
+                victims.empty(w);
                 continue;
             };
             let live = e.is_live(now, t);
@@ -224,29 +222,11 @@ impl FlowTable {
                 same = same.or(Some(w));
                 continue;
             }
-            if !live {
-                expired = expired.or(Some(w));
-            }
-            let rank = u64::from(now.wrapping_sub(e.last_seen)) + 1;
-            if c == FlowClass::Embryonic && rank > oldest_embryonic {
-                (oldest_embryonic, oldest_embryonic_way) = (rank, w);
-            }
-            if rank > oldest {
-                (oldest, oldest_way) = (rank, w);
-            }
+            victims.occupied(w, e, c, live, now);
         }
-        let choice = if let Some(w) = same {
-            Some((w, Replaced::Expired))
-        } else if let Some(w) = empty {
-            Some((w, Replaced::Empty))
-        } else if let Some(w) = expired {
-            Some((w, Replaced::Expired))
-        } else if oldest_embryonic > 0 {
-            Some((oldest_embryonic_way, Replaced::Evicted))
-        } else if class == FlowClass::Embryonic || oldest == 0 {
-            None
-        } else {
-            Some((oldest_way, Replaced::Evicted))
+        let choice = match same {
+            Some(w) => Some((w, Replaced::Expired)),
+            None => victims.choice(class),
         };
         Probe::Miss(choice.map(|(w, r)| (w as u32, r)))
     }
@@ -313,46 +293,77 @@ impl FlowTable {
         now: u32,
         t: &Timeouts,
     ) -> Option<(usize, Replaced)> {
-        let (mut empty, mut expired) = (None, None);
-        // The oldest embryonic way and the oldest of all, each as (age + 1, way) with 0 for
-        // "none yet": only a strictly older way replaces, so ties keep the lowest way. (Plain
-        // integers rather than `Option<(age, way)>`: this runs for every missed frame, and
-        // the compiler turns these compares into conditional moves.)
-        let (mut oldest_embryonic, mut oldest_embryonic_way) = (0u64, 0usize);
-        let (mut oldest, mut oldest_way) = (0u64, 0usize);
+        let mut victims = Victims::default();
         for (w, e) in ways.iter().enumerate() {
             let Some(c) = e.class else {
-                empty = empty.or(Some(w));
+                victims.empty(w);
                 continue;
             };
             if e.digest == digest {
                 // It missed, so this entry is expired.
                 return Some((w, Replaced::Expired));
             }
-            if !e.is_live(now, t) {
-                expired = expired.or(Some(w));
-            }
-            let rank = u64::from(now.wrapping_sub(e.last_seen)) + 1;
-            if c == FlowClass::Embryonic && rank > oldest_embryonic {
-                (oldest_embryonic, oldest_embryonic_way) = (rank, w);
-            }
-            if rank > oldest {
-                (oldest, oldest_way) = (rank, w);
-            }
+            victims.occupied(w, e, c, e.is_live(now, t), now);
         }
-        if let Some(w) = empty {
+        victims.choice(class)
+    }
+}
+
+/// Rules 2–6 of the module doc (empty, expired, oldest embryonic, oldest, refused) in one
+/// pass over a set, way by way; shared by [`FlowTable::probe`] and `choose_way`, which
+/// handle rule 1 (the flow's own digest) themselves.
+#[derive(Default)]
+struct Victims {
+    empty: Option<usize>,
+    expired: Option<usize>,
+    // The oldest embryonic way and the oldest of all, each as (age + 1, way) with 0 for
+    // "none yet": only a strictly older way replaces, so ties keep the lowest way. (Plain
+    // integers rather than `Option<(age, way)>`: this runs for every missed frame, and
+    // the compiler turns these compares into conditional moves.)
+    oldest_embryonic: u64,
+    oldest_embryonic_way: usize,
+    oldest: u64,
+    oldest_way: usize,
+}
+
+impl Victims {
+    /// Way `w` is empty.
+    #[inline]
+    fn empty(&mut self, w: usize) {
+        self.empty = self.empty.or(Some(w));
+    }
+
+    /// Way `w` holds `e` (of class `c`; `live` at `now`), another flow's.
+    #[inline]
+    fn occupied(&mut self, w: usize, e: &FlowEntry, c: FlowClass, live: bool, now: u32) {
+        if !live {
+            self.expired = self.expired.or(Some(w));
+        }
+        let rank = u64::from(now.wrapping_sub(e.last_seen)) + 1;
+        if c == FlowClass::Embryonic && rank > self.oldest_embryonic {
+            (self.oldest_embryonic, self.oldest_embryonic_way) = (rank, w);
+        }
+        if rank > self.oldest {
+            (self.oldest, self.oldest_way) = (rank, w);
+        }
+    }
+
+    /// The way for a `class` flow after every way was seen, and what it replaces.
+    #[inline]
+    fn choice(&self, class: FlowClass) -> Option<(usize, Replaced)> {
+        if let Some(w) = self.empty {
             return Some((w, Replaced::Empty));
         }
-        if let Some(w) = expired {
+        if let Some(w) = self.expired {
             return Some((w, Replaced::Expired));
         }
-        if oldest_embryonic > 0 {
-            return Some((oldest_embryonic_way, Replaced::Evicted));
+        if self.oldest_embryonic > 0 {
+            return Some((self.oldest_embryonic_way, Replaced::Evicted));
         }
-        if class == FlowClass::Embryonic || oldest == 0 {
+        if class == FlowClass::Embryonic || self.oldest == 0 {
             return None;
         }
-        Some((oldest_way, Replaced::Evicted))
+        Some((self.oldest_way, Replaced::Evicted))
     }
 }
 
