@@ -11,8 +11,10 @@ use flowgate_core::Verdict;
 use flowgate_host::{Frame, ShardedEngine};
 use flowgate_sim::{generate, read_pcap_file, write_pcap_file, TraceSpec, VipTarget};
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 #[allow(dead_code)]
 #[path = "../../src/report.rs"]
@@ -276,7 +278,7 @@ fn sigterm_stops_an_endless_input_with_final_counters() {
     let tables = tables();
     let (input, _) = write_trace(dir.path(), &tables, 500);
     let vdev = format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display());
-    let child = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .arg("--config")
         .arg(example_config())
         .arg("--json")
@@ -286,7 +288,26 @@ fn sigterm_stops_an_endless_input_with_final_counters() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Wait (bounded) for the binary to say it forwards, then give it a moment on the
+    // endless input; a fixed sleep from spawn would race a slow EAL start.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut line = String::new();
+        while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+            if line.contains("flowgate-dpdk: forwarding") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            line.clear();
+        }
+        all
+    });
+    let started = rx.recv_timeout(Duration::from_secs(60)).is_ok();
+    if started {
+        std::thread::sleep(Duration::from_millis(300));
+    }
     // SIGTERM, as a service manager sends it.
     let rc = Command::new("kill")
         .arg("-TERM")
@@ -295,11 +316,9 @@ fn sigterm_stops_an_endless_input_with_final_counters() {
         .unwrap();
     assert!(rc.success());
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = reader.join().unwrap();
+    assert!(started, "no start line within 60 s: {stderr}");
+    assert!(out.status.success(), "{stderr}");
     let json: Value = serde_json::from_slice(&out.stdout).expect("final counters as JSON");
     let frames_in = json["frames_in"].as_u64().unwrap();
     assert!(

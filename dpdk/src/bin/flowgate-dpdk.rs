@@ -8,7 +8,8 @@
 //! ```
 //! Frames are read from `--rx-port` (default 0) and forwarded on `--tx-port` (default 1
 //! when the EAL found two ports or more, else 0: one port for both); passed frames go to
-//! `--pass-port` when given, else they are counted and freed. SIGINT / SIGTERM stop the
+//! `--pass-port` when given, else they are counted and freed. Once the ports are up it
+//! says so on stderr (`flowgate-dpdk: forwarding: ...`). SIGINT / SIGTERM stop the
 //! loop; the counters are then printed like `flowgate replay`'s (`--json`: the same JSON
 //! object plus a `dpdk` section).
 
@@ -149,6 +150,12 @@ fn run(cli: Cli) -> Result<()> {
         clock,
         ..LoopConfig::default()
     };
+    // The one line on stderr of a good start: a service manager's log, or a script, sees
+    // when the ports are up and frames flow.
+    eprintln!(
+        "flowgate-dpdk: forwarding: rx port {}, {lcores} lcore(s)",
+        rx.id()
+    );
     let report = datapath::run(&eal, &ports.roles(), &watch, &loop_config, None, &stop)?;
     let workers: Vec<_> = report
         .workers
