@@ -1,8 +1,8 @@
-//! `flowgate gen-trace`: a thin CLI over `flowgate_sim::gen`.
+//! `flowgate gen-trace`: a thin CLI over `flowgate_traces::gen`.
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use flowgate_sim::{generate, write_pcap_file, SynFlood, TraceSpec, VipTarget};
+use flowgate_traces::{generate, write_pcap_file, SynFlood, TraceSpec, VipTarget};
 use std::path::PathBuf;
 
 #[derive(Args)]

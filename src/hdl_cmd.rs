@@ -5,6 +5,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use flowgate_hdl::profile::HwProfile;
 use flowgate_hdl::{emit, Design};
 use std::path::PathBuf;
 
@@ -24,14 +25,20 @@ enum HdlCommand {
         /// The design (see `flowgate hdl list`); default: the balancer top of `--profile`.
         #[arg(long, value_parser = parse_design, conflicts_with = "profile")]
         design: Option<Design>,
-        /// The balancer top for a class of board: `small` (64-bit stream, ECP5-class
-        /// tables: the `top` design) or `100g` (512-bit stream, 64 VIPs, 1024 backends,
-        /// 16384 × 4 flows: `top-100g`).
-        #[arg(long, default_value = "small", value_parser = ["small", "100g"])]
-        profile: String,
+        /// The balancer top for a class of board (a row of `flowgate_hdl::profile`):
+        /// `small` (64-bit stream, ECP5-class tables: the `top` design), `wide` (the same
+        /// tables on 512 bits: `wide-top`) or `100g` (512-bit stream, 64 VIPs, 1024
+        /// backends, 16384 × 4 flows: `top-100g`).
+        #[arg(long, default_value = "small", value_parser = parse_profile)]
+        profile: &'static HwProfile,
     },
     /// List the designs `emit` knows.
     List,
+}
+
+fn parse_profile(name: &str) -> Result<&'static HwProfile, String> {
+    HwProfile::from_name(name)
+        .ok_or_else(|| format!("unknown profile; one of: {}", HwProfile::names()))
 }
 
 fn parse_design(name: &str) -> Result<Design, String> {
@@ -54,11 +61,11 @@ pub fn run(args: HdlArgs) -> Result<()> {
             design,
             profile,
         } => {
-            let design = design.unwrap_or(if profile == "100g" {
-                Design::Top100g
-            } else {
-                Design::Top
-            });
+            let design = match design {
+                Some(d) => d,
+                None => Design::from_name(profile.design)
+                    .with_context(|| format!("profile {} names no design", profile.name))?,
+            };
             let written = emit::write(design, &out)
                 .with_context(|| format!("writing {} into {}", design.name(), out.display()))?;
             for path in [&written.core, &written.wrapper, &written.manifest] {

@@ -10,16 +10,16 @@ mod synth;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use flowgate_core::Verdict;
-use flowgate_driver::events::{self, ControlEvent};
-use flowgate_driver::ControlPlane;
+use flowgate_core::Tables;
+use flowgate_driver::{events, replay, ControlPlane};
 use flowgate_host::pcap_io::{PcapSink, PcapSource};
-use flowgate_host::ShardedEngine;
+use flowgate_host::{Engine, ShardedEngine};
+use flowgate_sim::hw::{HwEngine, Simulator};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -155,29 +155,37 @@ fn replay(args: ReplayArgs) -> Result<()> {
     let mut source = PcapSource::open(&args.input)?;
     let mut output = PcapSink::create(&args.output)?;
     let mut passed = args.passed.as_deref().map(PcapSink::create).transpose()?;
-    let (tables, counters, workers) = match args.engine {
-        EngineArg::Model => replay_model(
-            &args,
-            &control,
-            &events,
-            &mut source,
-            &mut output,
-            &mut passed,
-        )?,
-        EngineArg::Rtl | EngineArg::Verilator => replay_hw(
-            &args,
-            &control,
-            &events,
-            &mut source,
-            &mut output,
-            &mut passed,
-        )?,
-    };
+    let mut engine = open_engine(&args, control.tables())?;
+    let progress = progress_bar(&args.input);
+    replay::run(
+        &mut *engine,
+        &control,
+        &events,
+        &mut source,
+        replay::Outputs {
+            forwarded: &mut output,
+            passed: passed.as_mut(),
+        },
+        args.burst,
+        &mut |burst| {
+            if let Some(pb) = &progress {
+                pb.inc(burst.iter().map(|f| f.data.len() as u64 + 16).sum());
+            }
+        },
+    )?;
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
     output.finish()?;
     if let Some(p) = passed {
         p.finish()?;
     }
-    let summary = report::Summary::new(&tables, &counters, workers);
+    if let Some(line) = engine.report_line() {
+        eprintln!("replay: {line}");
+    }
+    let counters = engine.counters().map_err(|e| anyhow::anyhow!(e))?;
+    let tables = engine.programmed();
+    let summary = report::Summary::new(&tables, &counters, engine.shards());
     if args.json {
         println!(
             "{}",
@@ -189,163 +197,26 @@ fn replay(args: ReplayArgs) -> Result<()> {
     Ok(())
 }
 
-/// Whether the event at `next` is due before a frame at `ts`.
-fn event_due(events: &[ControlEvent], next: usize, first: Duration, ts: Duration) -> bool {
-    events.get(next).is_some_and(|e| first + e.at <= ts)
-}
-
-/// The events due before a frame at `ts` (those at or before `ts - first`), from `next`
-/// on; `next` moves past them.
-fn due<'e>(
-    events: &'e [ControlEvent],
-    next: &mut usize,
-    first: Duration,
-    ts: Duration,
-) -> &'e [ControlEvent] {
-    let start = *next;
-    while event_due(events, *next, first, ts) {
-        *next += 1;
-    }
-    &events[start..*next]
-}
-
-fn replay_model(
-    args: &ReplayArgs,
-    control: &ControlPlane,
-    events: &[ControlEvent],
-    source: &mut PcapSource,
-    output: &mut PcapSink,
-    passed: &mut Option<PcapSink>,
-) -> Result<(
-    flowgate_core::tables::Tables,
-    flowgate_core::counters::Counters,
-    usize,
-)> {
-    let mut engine = ShardedEngine::new((*control.tables()).clone(), args.workers);
-    let progress = progress_bar(&args.input);
-    let mut first: Option<Duration> = None;
-    let mut next_event = 0;
-    let mut burst = Vec::with_capacity(args.burst);
-    loop {
-        burst.clear();
-        if source.read_burst(args.burst, &mut burst)? == 0 {
-            break;
+/// The engine `--engine` names, programmed with `tables`.
+fn open_engine(args: &ReplayArgs, tables: Arc<Tables>) -> Result<Box<dyn Engine>> {
+    let simulator = match args.engine {
+        EngineArg::Model => {
+            return Ok(Box::new(ShardedEngine::new(
+                (*tables).clone(),
+                args.workers,
+            )));
         }
-        // Split the burst where events fall, so each applies between the right frames.
-        let mut start = 0;
-        while start < burst.len() {
-            let t0 = *first.get_or_insert(burst[start].ts);
-            let mut end = start;
-            while end < burst.len() && !event_due(events, next_event, t0, burst[end].ts) {
-                end += 1;
-            }
-            if end == start {
-                for event in due(events, &mut next_event, t0, burst[start].ts) {
-                    events::apply(control, event)?;
-                }
-                engine.update_tables((*control.tables()).clone());
-                continue;
-            }
-            let chunk = &burst[start..end];
-            let outcomes = engine.process_burst(chunk);
-            for (frame, outcome) in chunk.iter().zip(&outcomes) {
-                match outcome.verdict {
-                    Verdict::Forward { .. } => output.write(frame.ts, &outcome.frame)?,
-                    Verdict::Pass => {
-                        if let Some(p) = passed.as_mut() {
-                            p.write(frame.ts, &frame.data)?;
-                        }
-                    }
-                    Verdict::Drop(_) => {}
-                }
-            }
-            start = end;
-        }
-        if let Some(pb) = &progress {
-            pb.inc(burst.iter().map(|f| f.data.len() as u64 + 16).sum());
-        }
-    }
-    if let Some(pb) = progress {
-        pb.finish_and_clear();
-    }
-    Ok((
-        engine.tables().clone(),
-        engine.counters(),
-        engine.worker_count(),
-    ))
-}
-
-fn replay_hw(
-    args: &ReplayArgs,
-    control: &ControlPlane,
-    events: &[ControlEvent],
-    source: &mut PcapSource,
-    output: &mut PcapSink,
-    passed: &mut Option<PcapSink>,
-) -> Result<(
-    flowgate_core::tables::Tables,
-    flowgate_core::counters::Counters,
-    usize,
-)> {
-    use flowgate_sim::hw::{self, replay::HwReplay};
+        EngineArg::Rtl => Simulator::Rtl,
+        EngineArg::Verilator => Simulator::Verilator,
+    };
     let design = flowgate_hdl::Design::from_name(&args.design)
         .with_context(|| format!("no design `{}` (see `flowgate hdl list`)", args.design))?;
-    let engine = match args.engine {
-        EngineArg::Rtl => hw::Engine::Rtl,
-        _ => hw::Engine::Verilator,
-    };
     eprintln!(
         "replay: building the {} engine for design `{}`",
-        if engine == hw::Engine::Rtl {
-            "rtl"
-        } else {
-            "verilator"
-        },
+        simulator.name(),
         args.design
     );
-    let sim = hw::open(engine, design)?;
-    let tables = control.tables();
-    let mut replay = HwReplay::new(sim, &tables, flowgate_hdl::top::MAX_FRAME_BYTES)?;
-    let mut frames = Vec::new();
-    while source.read_burst(args.burst, &mut frames)? > 0 {}
-    let first = frames.first().map_or(Duration::ZERO, |f| f.ts);
-    let mut next_event = 0;
-    let mut start = 0;
-    while start < frames.len() {
-        let applied = due(events, &mut next_event, first, frames[start].ts);
-        if !applied.is_empty() {
-            for event in applied {
-                events::apply(control, event)?;
-            }
-            replay.program(&control.tables())?;
-        }
-        let mut end = start + 1;
-        while end < frames.len()
-            && end - start < args.burst
-            && !event_due(events, next_event, first, frames[end].ts)
-        {
-            end += 1;
-        }
-        for emitted in replay.run(start, &frames[start..end])? {
-            let input = &frames[emitted.input];
-            if emitted.frame.tuser == flowgate_hdl::rewrite::TUSER_PASSED {
-                if let Some(p) = passed.as_mut() {
-                    p.write(input.ts, &emitted.frame.data)?;
-                }
-            } else {
-                output.write(input.ts, &emitted.frame.data)?;
-            }
-        }
-        start = end;
-    }
-    let tables = control.tables();
-    let counters = replay.counters(tables.vips.len() as u16, tables.backends.len() as u16)?;
-    eprintln!(
-        "replay: {} frames in {} clocks of streaming",
-        frames.len(),
-        replay.cycles()
-    );
-    Ok(((*tables).clone(), counters, 1))
+    Ok(Box::new(HwEngine::open(simulator, design, tables)?))
 }
 
 /// A progress bar over the input file's bytes, only when stderr is a terminal.

@@ -1,26 +1,18 @@
-//! `flowgate run`: the daemon. The data path runs on this thread and follows the control
-//! plane's published tables between bursts: either the software engine replaying a pcap,
-//! or, with EAL arguments after `--` (cargo feature `dpdk`), DPDK ports
-//! (`flowgate_dpdk::daemon`). A tokio runtime beside it runs the health checker, the admin
-//! API and the signal handlers (SIGHUP reloads the config, SIGINT / SIGTERM stop after the
-//! current burst and print the final counters).
+//! `flowgate run`: the daemon's command line. It picks the data path, either the
+//! software engine replaying a pcap or, with EAL arguments after `--` (cargo feature
+//! `dpdk`), DPDK ports (`flowgate_dpdk::daemon::DpdkDataPath`), hands it to
+//! `flowgate_driver::daemon` (health checks, admin API, SIGHUP reloads, SIGINT / SIGTERM)
+//! and prints the final counters.
 
 use crate::report;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
-use flowgate_core::counters::Counters;
-use flowgate_core::{Tables, Verdict};
-use flowgate_driver::admin::{self, AdminState, CountersBoard};
 use flowgate_driver::config::DEFAULT_ADMIN;
-use flowgate_driver::health::{self, HealthBoard};
-use flowgate_driver::ControlPlane;
-use flowgate_host::pcap_io::{PcapSink, PcapSource};
-use flowgate_host::ShardedEngine;
+use flowgate_driver::{daemon, ControlPlane};
+use flowgate_host::{DataPath, PcapDataPath, PcapOptions, ShardedEngine};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -82,15 +74,6 @@ pub struct RunArgs {
     eal: Vec<String>,
 }
 
-/// What the data path hands back for the final summary.
-struct Finished {
-    tables: Arc<Tables>,
-    counters: Counters,
-    workers: usize,
-    /// DPDK only: the summary's `dpdk` JSON section and its text line.
-    dpdk: Option<(serde_json::Value, String)>,
-}
-
 /// Refuse argument combinations before anything starts.
 fn check_args(args: &RunArgs) -> Result<()> {
     if args.workers == 0 || args.burst == 0 {
@@ -130,227 +113,72 @@ fn check_args(args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// How often the data path publishes its counters for the admin API.
-const COUNTERS_EVERY: Duration = Duration::from_millis(200);
-
 pub fn run(args: RunArgs) -> Result<()> {
     check_args(&args)?;
     let control = Arc::new(ControlPlane::from_file(&args.config)?);
-    let admin_addr = args
+    let admin = args
         .admin
         .or(control.config().admin)
         .unwrap_or(DEFAULT_ADMIN);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .thread_name("flowgate-control")
-        .build()
-        .context("starting the control-plane runtime")?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let (shutdown, _) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|&s| s).await;
-    };
-    let counters = Arc::new(CountersBoard::default());
-    let health_board = Arc::new(HealthBoard::default());
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(admin_addr))
-        .with_context(|| format!("admin API: cannot listen on {admin_addr}"))?;
-    let bound = listener.local_addr()?;
-    tracing::info!(admin = %bound, config = %args.config.display(), "flowgate running");
-    let state = Arc::new(AdminState {
-        control: control.clone(),
-        health: health_board.clone(),
-        counters: counters.clone(),
-    });
-    let server = runtime.spawn(admin::serve(listener, state, stopped(shutdown.subscribe())));
-    runtime.spawn(health::run(
-        control.clone(),
-        health_board,
-        stopped(shutdown.subscribe()),
-    ));
-    runtime.spawn(signals(control.clone(), stop.clone()));
-
-    let result = if args.eal.is_empty() {
-        pcap_path(&args, &control, &counters, &stop)
+    let mut datapath = if args.eal.is_empty() {
+        pcap_path(&args, &control)?
     } else {
-        dpdk_path(&args, &control, &counters, &stop)
+        dpdk_path(&args)?
     };
-    let _ = shutdown.send(true);
-    if let Err(e) = runtime.block_on(server) {
-        tracing::warn!(error = %e, "admin API task");
-    }
-    runtime.shutdown_timeout(Duration::from_secs(2));
-    let done = result?;
-    let summary = report::Summary::new(&done.tables, &done.counters, done.workers);
+    let done = daemon::run(control, admin, &mut *datapath)?;
+    let summary = report::Summary::new(&done.tables, &done.counters, done.shards);
     if args.json {
         let mut value = summary.to_json();
-        if let Some((dpdk, _)) = done.dpdk {
-            value["dpdk"] = dpdk;
+        if let Some(io) = &done.io {
+            value[io.key] = io.json.clone();
         }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         summary.print();
-        if let Some((_, line)) = done.dpdk {
+        if let Some(io) = &done.io {
             println!();
-            println!("{line}");
+            println!("{}", io.line);
         }
     }
     Ok(())
 }
 
+/// The software engine on a trace file.
+fn pcap_path(args: &RunArgs, control: &ControlPlane) -> Result<Box<dyn DataPath>> {
+    let (Some(input), Some(output)) = (&args.input, &args.output) else {
+        bail!("--input and --output are required");
+    };
+    let engine = ShardedEngine::new((*control.tables()).clone(), args.workers);
+    Ok(Box::new(PcapDataPath::new(
+        Box::new(engine),
+        PcapOptions {
+            input: input.clone(),
+            output: output.clone(),
+            passed: args.passed.clone(),
+            burst: args.burst,
+            pace: args.pace,
+            repeat: args.repeat,
+        },
+    )))
+}
+
 #[cfg(feature = "dpdk")]
-fn dpdk_path(
-    args: &RunArgs,
-    control: &ControlPlane,
-    counters: &CountersBoard,
-    stop: &AtomicBool,
-) -> Result<Finished> {
-    use flowgate_dpdk::daemon::{self, DaemonConfig};
-    let config = DaemonConfig {
+fn dpdk_path(args: &RunArgs) -> Result<Box<dyn DataPath>> {
+    use flowgate_dpdk::daemon::{DaemonConfig, DpdkDataPath};
+    Ok(Box::new(DpdkDataPath::new(DaemonConfig {
         eal_args: args.eal.clone(),
         rx_port: args.rx_port,
         tx_port: args.tx_port,
         pass_port: args.pass_port,
         burst: args.burst as u16,
         mbufs: args.mbufs,
-        counters_every: COUNTERS_EVERY,
         ..DaemonConfig::default()
-    };
-    let report =
-        daemon::run(&config, &control.watch(), counters, stop).context("DPDK data path")?;
-    Ok(Finished {
-        dpdk: Some((report.dpdk_json(), report.dpdk_line())),
-        tables: report.tables,
-        counters: report.counters,
-        workers: 1,
-    })
+    })))
 }
 
 #[cfg(not(feature = "dpdk"))]
-fn dpdk_path(
-    _args: &RunArgs,
-    _control: &ControlPlane,
-    _counters: &CountersBoard,
-    _stop: &AtomicBool,
-) -> Result<Finished> {
+fn dpdk_path(_args: &RunArgs) -> Result<Box<dyn DataPath>> {
     unreachable!("check_args refuses EAL arguments without feature dpdk")
-}
-
-/// SIGHUP: reload (a bad config is logged and the running one stays). SIGINT / SIGTERM:
-/// ask the data path to stop.
-async fn signals(control: Arc<ControlPlane>, stop: Arc<AtomicBool>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut hup), Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::hangup()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = hup.recv() => {
-                let c = control.clone();
-                match tokio::task::spawn_blocking(move || c.reload()).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "reload refused; the running config stays"),
-                    Err(e) => tracing::error!(error = %e, "reload task failed"),
-                }
-            }
-            _ = int.recv() => break,
-            _ = term.recv() => break,
-        }
-    }
-    tracing::info!("stopping");
-    stop.store(true, Ordering::Relaxed);
-}
-
-fn pcap_path(
-    args: &RunArgs,
-    control: &ControlPlane,
-    counters: &CountersBoard,
-    stop: &AtomicBool,
-) -> Result<Finished> {
-    let (Some(input), Some(output)) = (&args.input, &args.output) else {
-        bail!("--input and --output are required");
-    };
-    let watch = control.watch();
-    let mut seen = watch.version();
-    let mut engine = ShardedEngine::new((*watch.load()).clone(), args.workers);
-    let mut output = PcapSink::create(output)?;
-    let mut passed = args.passed.as_deref().map(PcapSink::create).transpose()?;
-    let mut burst = Vec::with_capacity(args.burst);
-    let started = Instant::now();
-    let mut published = Instant::now();
-    // Pacing: the first frame's timestamp is the run's start.
-    let mut epoch: Option<Duration> = None;
-    // Added to every timestamp of the current pass over the input, so that a looped
-    // trace's time (and with it the flow-table ticks) keeps moving forward.
-    let mut offset = Duration::ZERO;
-    'passes: loop {
-        let mut source = PcapSource::open(input)?;
-        let mut span: Option<(Duration, Duration)> = None;
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                break 'passes;
-            }
-            burst.clear();
-            if source.read_burst(args.burst, &mut burst)? == 0 {
-                break;
-            }
-            for f in burst.iter_mut() {
-                span = Some(span.map_or((f.ts, f.ts), |(a, _)| (a, f.ts)));
-                f.ts += offset;
-            }
-            if args.pace {
-                let first = *epoch.get_or_insert(burst[0].ts);
-                let due = burst[0].ts.saturating_sub(first);
-                // Sleep in short steps so a stop request is seen promptly.
-                while started.elapsed() < due && !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep((due - started.elapsed()).min(Duration::from_millis(50)));
-                }
-            }
-            if let Some(tables) = watch.changed(&mut seen) {
-                engine.update_tables((*tables).clone());
-            }
-            let outcomes = engine.process_burst(&burst);
-            for (frame, outcome) in burst.iter().zip(&outcomes) {
-                match outcome.verdict {
-                    Verdict::Forward { .. } => output.write(frame.ts, &outcome.frame)?,
-                    Verdict::Pass => {
-                        if let Some(p) = passed.as_mut() {
-                            p.write(frame.ts, &frame.data)?;
-                        }
-                    }
-                    Verdict::Drop(_) => {}
-                }
-            }
-            if published.elapsed() >= COUNTERS_EVERY {
-                counters.publish(engine.counters(), seen);
-                published = Instant::now();
-            }
-        }
-        match span {
-            Some((first, last)) if args.repeat => {
-                offset += last.saturating_sub(first) + Duration::from_millis(1);
-            }
-            // An empty input would loop without doing anything.
-            _ => break,
-        }
-    }
-    counters.publish(engine.counters(), seen);
-    output.finish()?;
-    if let Some(p) = passed {
-        p.finish()?;
-    }
-    Ok(Finished {
-        tables: Arc::new(engine.tables().clone()),
-        counters: engine.counters(),
-        workers: engine.worker_count(),
-        dpdk: None,
-    })
 }
 
 #[cfg(test)]

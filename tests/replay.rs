@@ -3,8 +3,8 @@
 use flowgate_core::parse::{parse, Parsed};
 use flowgate_core::{DropReason, Tables, Verdict};
 use flowgate_host::{Frame, ShardedEngine};
-use flowgate_sim::gen::{FrameKind, MalformedCase};
-use flowgate_sim::{generate_trace, SynFlood, Trace, TraceSpec, VipTarget};
+use flowgate_traces::gen::{FrameKind, MalformedCase};
+use flowgate_traces::{generate_trace, SynFlood, Trace, TraceSpec, VipTarget};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -170,7 +170,7 @@ fn replay_output_is_identical_for_1_and_4_workers_and_counts_every_frame() {
     let fx = Fixture::new();
     let trace = mixed_trace(&fx, 20_000, 7);
     let input = fx.path("in.pcap");
-    flowgate_sim::write_pcap_file(&input, &trace.frames).unwrap();
+    flowgate_traces::write_pcap_file(&input, &trace.frames).unwrap();
 
     let one = replay_json(
         &fx,
@@ -220,13 +220,13 @@ fn replay_output_is_identical_for_1_and_4_workers_and_counts_every_frame() {
     );
     // Output files hold exactly what the counters say.
     assert_eq!(
-        flowgate_sim::read_pcap_file(fx.path("out1.pcap"))
+        flowgate_traces::read_pcap_file(fx.path("out1.pcap"))
             .unwrap()
             .len() as u64,
         fwd
     );
     assert_eq!(
-        flowgate_sim::read_pcap_file(fx.path("pass1.pcap"))
+        flowgate_traces::read_pcap_file(fx.path("pass1.pcap"))
             .unwrap()
             .len() as u64,
         pass
@@ -364,7 +364,7 @@ fn malformed_trace_replays_without_panic_and_every_frame_is_counted() {
     spec.seed = 3;
     let trace = generate_trace(&spec).unwrap();
     let input = fx.path("bad.pcap");
-    flowgate_sim::write_pcap_file(&input, &trace.frames).unwrap();
+    flowgate_traces::write_pcap_file(&input, &trace.frames).unwrap();
     let j = replay_json(&fx, &input, &fx.path("o.pcap"), &fx.path("p.pcap"), 2);
     let n = trace.frames.len() as u64;
     assert_eq!(j["frames_in"].as_u64().unwrap(), n);

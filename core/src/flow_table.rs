@@ -68,14 +68,18 @@ pub struct Geometry {
 
 impl Default for Geometry {
     fn default() -> Self {
-        Geometry {
-            sets: 16384,
-            ways: 4,
-        }
+        Geometry::DEFAULT
     }
 }
 
 impl Geometry {
+    /// The default table (software engines, and the register map's reset values):
+    /// 16384 sets × 4 ways. The one place these numbers are written.
+    pub const DEFAULT: Geometry = Geometry {
+        sets: 16384,
+        ways: 4,
+    };
+
     pub fn capacity(&self) -> u64 {
         self.sets as u64 * self.ways as u64
     }

@@ -312,10 +312,10 @@ pub const KEY_WORDS: usize = KEY_LEN / 4;
 pub const DEFAULT_VIPS: u32 = 64;
 /// Backends in the default build.
 pub const DEFAULT_BACKENDS: u32 = 1024;
-/// log2 of the flow-table sets in the default build (`Geometry::default()`).
-pub const DEFAULT_FLOW_SETS_LOG2: u32 = 14;
-/// Flow-table ways in the default build.
-pub const DEFAULT_FLOW_WAYS: u32 = 4;
+/// log2 of the flow-table sets in the default build ([`crate::flow_table::Geometry::DEFAULT`]).
+pub const DEFAULT_FLOW_SETS_LOG2: u32 = crate::flow_table::Geometry::DEFAULT.sets.trailing_zeros();
+/// Flow-table ways in the default build ([`crate::flow_table::Geometry::DEFAULT`]).
+pub const DEFAULT_FLOW_WAYS: u32 = crate::flow_table::Geometry::DEFAULT.ways;
 
 // Reset values of the hash keys: the words of `HashKeys::default()` (checked by a test).
 const RSS_KEY_RESET: [u32; KEY_WORDS] = [

@@ -1,11 +1,12 @@
 //! The DPDK side of `flowgate run -- <EAL args>`: the data path of a long-running balancer
 //! whose tables belong to the driver's `ControlPlane`.
 //!
-//! `flowgate run` starts the control plane (health checker, admin API, SIGHUP reload,
-//! SIGINT / SIGTERM) on a tokio runtime and calls [`run`] on its main thread, which becomes
-//! the EAL's main lcore. [`run`] sets up the EAL, the mbuf pool and the ports, then forwards
-//! until `stop` is set, taking every table version the control plane publishes between
-//! bursts (one atomic load per burst) and publishing its counters for the admin API.
+//! [`DpdkDataPath`] is a [`DataPath`]: the daemon (`flowgate_driver::daemon`, the same one
+//! that runs a pcap input) starts the control plane (health checker, admin API, SIGHUP
+//! reload, SIGINT / SIGTERM) on a tokio runtime and runs it on its main thread, which
+//! becomes the EAL's main lcore. [`run`] sets up the EAL, the mbuf pool and the ports, then
+//! forwards until `stop` is set, taking every table version the control plane publishes
+//! between bursts (one atomic load per burst) and publishing its counters for the admin API.
 //!
 //! The forwarding itself is [`datapath::run`]: one worker per lcore given to the EAL
 //! (the main lcore receives and dispatches when there are workers), each owning its shard
@@ -19,8 +20,9 @@ use crate::mempool::Mempool;
 use crate::port::{open_ports, rss_name, run_port_config, Port, PortRoles, PortStats, RssMode};
 use flowgate_core::counters::Counters;
 use flowgate_core::Tables;
-use flowgate_driver::admin::CountersBoard;
-use flowgate_driver::TablesWatch;
+use flowgate_host::datapath::{DataPath, Finished, IoReport};
+use flowgate_host::handoff::{CountersBoard, TablesWatch};
+use flowgate_host::EngineError;
 use serde_json::{json, Value};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -45,8 +47,6 @@ pub struct DaemonConfig {
     pub burst: u16,
     /// Mbufs in the pool (without hugepages keep this to a few thousand).
     pub mbufs: u32,
-    /// How often the counters are published for the admin API.
-    pub counters_every: Duration,
     /// TX attempts before unsent frames are dropped (and counted in `tx_unsent`).
     pub tx_retries: u32,
 }
@@ -61,7 +61,6 @@ impl Default for DaemonConfig {
             rx_queues: None,
             burst: 32,
             mbufs: 8191,
-            counters_every: Duration::from_millis(200),
             tx_retries: 64,
         }
     }
@@ -151,13 +150,47 @@ impl DaemonReport {
     }
 }
 
+/// DPDK ports as the daemon's data path.
+pub struct DpdkDataPath {
+    config: DaemonConfig,
+}
+
+impl DpdkDataPath {
+    pub fn new(config: DaemonConfig) -> DpdkDataPath {
+        DpdkDataPath { config }
+    }
+}
+
+impl DataPath for DpdkDataPath {
+    fn run(
+        &mut self,
+        watch: &TablesWatch,
+        board: &CountersBoard,
+        publish_every: Duration,
+        stop: &AtomicBool,
+    ) -> Result<Finished, EngineError> {
+        let report = run(&self.config, watch, board, publish_every, stop)?;
+        Ok(Finished {
+            io: Some(IoReport {
+                key: "dpdk",
+                json: report.dpdk_json(),
+                line: report.dpdk_line(),
+            }),
+            tables: report.tables,
+            counters: report.counters,
+            shards: report.shards as usize,
+        })
+    }
+}
+
 /// Initialise DPDK, configure the ports and forward until `stop` is set, following
-/// `watch`'s tables and publishing counters to `board`. Must be called on the thread that
-/// is to be the EAL's main lcore, once per process.
+/// `watch`'s tables and publishing counters to `board` every `publish_every`. Must be
+/// called on the thread that is to be the EAL's main lcore, once per process.
 pub fn run(
     config: &DaemonConfig,
     watch: &TablesWatch,
     board: &CountersBoard,
+    publish_every: Duration,
     stop: &AtomicBool,
 ) -> Result<DaemonReport, DaemonError> {
     if config.burst == 0 {
@@ -175,7 +208,7 @@ pub fn run(
     let loop_config = LoopConfig {
         burst: config.burst,
         tx_retries: config.tx_retries,
-        publish_every: config.counters_every,
+        publish_every,
         ..LoopConfig::default()
     };
     let done = datapath::run(&eal, &ports.roles(), watch, &loop_config, Some(board), stop)?;

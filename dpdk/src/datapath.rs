@@ -2,8 +2,9 @@
 //! or on one worker per EAL lcore.
 //!
 //! Per frame this runs exactly what `ShardedEngine`'s workers run: `prepare` (parse,
-//! classify, hash), then the stateful half on the [`Shard`] that owns the frame's
-//! flow-table set (`set % workers`, at local index `set / workers`). The rewrite is done
+//! classify, hash), then the stateful half on the [`Shard`] (the engine layer's, shared
+//! with the software engine) that owns the frame's flow-table set (`set % workers`, at
+//! local index `set / workers`). The rewrite is done
 //! in the frame's own mbuf ([`flowgate_core::rewrite::rewrite_in_place`] through
 //! [`flowgate_core::pipeline::balance_with`]): DSR writes the two MACs, IP-in-IP writes
 //! its outer header into the headroom; only multi-segment mbufs (and an mbuf without
@@ -37,213 +38,48 @@ use crate::port::{Port, RxTimestampField};
 use crate::Eal;
 use dpdk_sys as sys;
 use flowgate_core::counters::Counters;
-use flowgate_core::flow_table::FlowTable;
 use flowgate_core::hash::FlowHasher;
-use flowgate_core::pipeline::{
-    balance, balance_with, count_unbalanced, prepare, tick_of, Balance, Prepared,
-};
+use flowgate_core::pipeline::{count_unbalanced, prepare, tick_of, Balance, Prepared};
 use flowgate_core::rewrite::{rewrite, MAX_FRAME_LEN};
 use flowgate_core::{Tables, Verdict};
-use flowgate_driver::admin::CountersBoard;
-use flowgate_driver::TablesWatch;
+use flowgate_host::handoff::{CountersBoard, TablesWatch};
+use flowgate_host::shard::{fit_counters, SetSplit, Shard};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// One worker's share of the flow table and its counters.
-#[derive(Debug, Clone)]
-pub struct Shard {
-    index: u32,
-    split: SetSplit,
-    flows: FlowTable,
-    counters: Counters,
-}
-
-/// What a shard did with a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handled {
-    Done(Verdict),
-    /// The frame's set belongs to another shard: hand it (and its `Prepared`) over.
-    OtherShard(u32),
-}
-
-/// Grow `c` to count every VIP and backend of `tables` (indices only grow).
-fn fit_counters(c: &mut Counters, tables: &Tables) {
-    let (vips, backends) = (tables.vips.len(), tables.backends.len());
-    c.vips.resize(vips.max(c.vips.len()), Default::default());
-    c.backends
-        .resize(backends.max(c.backends.len()), Default::default());
-}
-
-/// Global flow-table set → (owning shard, local set) for `count` shards, without a
-/// division per frame when `count` is a power of two (always, with one lcore).
-#[derive(Debug, Clone, Copy)]
-struct SetSplit {
-    count: u32,
-    /// `log2(count)` when `count` is a power of two.
-    shift: Option<u32>,
-}
-
-impl SetSplit {
-    fn new(count: u32) -> SetSplit {
-        let count = count.max(1);
-        SetSplit {
-            count,
-            shift: count.is_power_of_two().then(|| count.trailing_zeros()),
-        }
-    }
-
-    #[inline]
-    fn owner(&self, set: u32) -> u32 {
-        match self.shift {
-            Some(_) => set & (self.count - 1),
-            None => set % self.count,
-        }
-    }
-
-    #[inline]
-    fn local(&self, set: u32) -> u32 {
-        match self.shift {
-            Some(shift) => set >> shift,
-            None => set / self.count,
-        }
-    }
-}
-
-impl Shard {
-    /// Shard `index` of `count` for `tables`' flow-table geometry.
-    pub fn new(tables: &Tables, index: u32, count: u32) -> Shard {
-        let count = count.max(1);
-        Shard {
-            index,
-            split: SetSplit::new(count),
-            flows: FlowTable::new(tables.geometry.sets.div_ceil(count), tables.geometry.ways),
-            counters: Counters::new(tables.vips.len(), tables.backends.len()),
-        }
-    }
-
-    pub fn counters(&self) -> &Counters {
-        &self.counters
-    }
-
-    /// Take new tables (the control plane's): the flow table stays, so established flows
-    /// stay; the counters grow with the VIP and backend indices. The geometry is fixed.
-    pub fn update_tables(&mut self, tables: &Tables) {
-        fit_counters(&mut self.counters, tables);
-    }
-
-    /// Start loading what [`Shard::balance_mbuf`] will read for `b`: its flow-table set
-    /// and its Maglev slot (read on a miss). A burst is prefetched as a whole before it is
-    /// balanced, so these cache misses overlap instead of following one another. Only a
-    /// hint: nothing changes.
-    #[inline]
-    pub fn prefetch(&self, b: &Balance, tables: &Tables) {
-        let ways = self.flows.ways() as usize;
-        let first = self.split.local(b.set) as usize * ways;
-        if let Some(set) = self.flows.entries().get(first..first + ways) {
-            prefetch(set.as_ptr());
-            prefetch(set.as_ptr_range().end.wrapping_sub(1));
-        }
-        if let Some(vip) = tables.vips.get(b.vip as usize) {
-            let slots = vip.maglev.slots();
-            if let Some(slot) = slots.get(vip.maglev.slot_index(b.flow.hash) as usize) {
-                prefetch(slot);
-            }
-        }
-    }
-
-    /// Count a frame that `prepare` decided (pass or drop).
-    pub fn count_unbalanced(&mut self, verdict: Verdict) {
-        count_unbalanced(verdict, &mut self.counters);
-    }
-
-    /// The contract for one frame; when forwarded, the rewritten frame is in `out`.
-    pub fn handle(
-        &mut self,
-        frame: &[u8],
-        prepared: &Prepared,
-        now: u32,
-        tables: &Tables,
-        out: &mut Vec<u8>,
-    ) -> Handled {
-        let verdict = match prepared {
-            Prepared::Balance(b) => {
-                let owner = self.split.owner(b.set);
-                if owner != self.index {
-                    return Handled::OtherShard(owner);
-                }
-                balance(
-                    frame,
-                    b,
-                    now,
-                    tables,
-                    &mut self.flows,
-                    self.split.local(b.set),
-                    &mut self.counters,
-                    out,
-                )
-            }
-            Prepared::Pass => Verdict::Pass,
-            Prepared::Drop(r) => Verdict::Drop(*r),
-        };
-        if !matches!(prepared, Prepared::Balance(_)) {
-            count_unbalanced(verdict, &mut self.counters);
-        }
-        Handled::Done(verdict)
-    }
-
-    /// The stateful half for a balanced frame of this shard, rewritten in its mbuf `m`.
-    /// Returns the verdict and, for `Forward`, whether the rewritten frame is in `m`
-    /// (false: it did not fit, free it). `scratch` and `out` are only used for
-    /// multi-segment mbufs (gather, copy-out rewrite).
-    pub fn balance_mbuf(
-        &mut self,
-        m: &mut Mbuf,
-        b: &Balance,
-        now: u32,
-        tables: &Tables,
-        scratch: &mut Vec<u8>,
-        out: &mut Vec<u8>,
-    ) -> (Verdict, bool) {
-        debug_assert_eq!(self.split.owner(b.set), self.index);
-        let local_set = self.split.local(b.set);
-        let mut fits = true;
-        let verdict = if m.is_contiguous() {
-            balance_with(
-                m.pkt_len(),
-                b,
-                now,
-                tables,
-                &mut self.flows,
-                local_set,
-                &mut self.counters,
-                |mode, params| {
-                    if !m.rewrite_in_place(b.datagram, mode, params)? {
-                        // No headroom for the outer header: the copy-out rewrite.
-                        rewrite(m.data(), b.datagram, mode, params, out)?;
-                        fits = m.write(out).is_ok();
-                    }
-                    Ok(())
-                },
-            )
-        } else {
-            let v = balance(
-                m.bytes(scratch),
-                b,
-                now,
-                tables,
-                &mut self.flows,
-                local_set,
-                &mut self.counters,
-                out,
-            );
-            if matches!(v, Verdict::Forward { .. }) {
+/// The stateful half for a balanced frame of `shard`, rewritten in its mbuf `m`.
+/// Returns the verdict and, for `Forward`, whether the rewritten frame is in `m` (false: it
+/// did not fit, free it). `scratch` and `out` are only used for multi-segment mbufs
+/// (gather, copy-out rewrite).
+#[inline]
+fn balance_mbuf(
+    shard: &mut Shard,
+    m: &mut Mbuf,
+    b: &Balance,
+    now: u32,
+    tables: &Tables,
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> (Verdict, bool) {
+    let mut fits = true;
+    let verdict = if m.is_contiguous() {
+        shard.balance_with(m.pkt_len(), b, now, tables, |mode, params| {
+            if !m.rewrite_in_place(b.datagram, mode, params)? {
+                // No headroom for the outer header: the copy-out rewrite.
+                rewrite(m.data(), b.datagram, mode, params, out)?;
                 fits = m.write(out).is_ok();
             }
-            v
-        };
-        (verdict, fits)
-    }
+            Ok(())
+        })
+    } else {
+        let v = shard.balance(m.bytes(scratch), b, now, tables, out);
+        if matches!(v, Verdict::Forward { .. }) {
+            fits = m.write(out).is_ok();
+        }
+        v
+    };
+    (verdict, fits)
 }
 
 /// Where the flow table's ticks come from.
@@ -356,18 +192,6 @@ pub struct RunReport {
     pub shards: u32,
     /// Empty when the main lcore did everything.
     pub workers: Vec<WorkerReport>,
-}
-
-/// Ask for the cache line holding `p` (a hint: no effect on results).
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 fn tsc() -> u64 {
@@ -669,7 +493,7 @@ fn run_single(
         }
         for (mut m, b) in batch.drain(..) {
             let now = tick(config.clock, &m, burst_ms);
-            match shard.balance_mbuf(&mut m, &b, now, tables, &mut scratch, &mut out) {
+            match balance_mbuf(&mut shard, &mut m, &b, now, tables, &mut scratch, &mut out) {
                 (Verdict::Forward { .. }, true) => forward.push(m),
                 (Verdict::Forward { .. }, false) => io.rewrite_no_room += 1,
                 _ => {}
@@ -772,7 +596,7 @@ fn worker(ctx: &WorkerCtx<'_>) -> WorkerResult {
         }
         for (mut m, b) in batch.drain(..) {
             let now = tick(ctx.config.clock, &m, burst_ms);
-            match shard.balance_mbuf(&mut m, &b, now, &tables, &mut scratch, &mut out) {
+            match balance_mbuf(&mut shard, &mut m, &b, now, &tables, &mut scratch, &mut out) {
                 (Verdict::Forward { .. }, true) => forward.push(m),
                 (Verdict::Forward { .. }, false) => io.rewrite_no_room += 1,
                 _ => {}

@@ -8,9 +8,9 @@
 
 use flowgate_dpdk::datapath::{self, LoopConfig, Ports};
 use flowgate_dpdk::{Eal, Mempool, Port, PortConfig};
-use flowgate_driver::admin::{BoardSnapshot, CountersBoard};
 use flowgate_driver::{BackendKey, ControlPlane};
-use flowgate_sim::{generate, write_pcap_file, TraceSpec, VipTarget};
+use flowgate_host::{BoardSnapshot, CountersBoard};
+use flowgate_traces::{generate, write_pcap_file, TraceSpec, VipTarget};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

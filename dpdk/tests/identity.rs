@@ -9,7 +9,7 @@
 use flowgate_core::Tables;
 use flowgate_core::Verdict;
 use flowgate_host::{Frame, ShardedEngine};
-use flowgate_sim::{generate, read_pcap_file, write_pcap_file, TraceSpec, VipTarget};
+use flowgate_traces::{generate, read_pcap_file, write_pcap_file, TraceSpec, VipTarget};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -18,14 +18,13 @@
 
 use crate::control::{BackendKey, ControlError, ControlPlane};
 use crate::health::HealthBoard;
-use arc_swap::ArcSwap;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use flowgate_core::counters::Counters;
 use flowgate_core::{DropReason, Tables};
+use flowgate_host::handoff::{BoardSnapshot, CountersBoard};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -34,51 +33,6 @@ use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 use std::net::IpAddr;
 use std::sync::Arc;
-
-/// The data path's counters, published by it (a snapshot every so often) for the API.
-#[derive(Debug)]
-pub struct CountersBoard {
-    snapshot: ArcSwap<BoardSnapshot>,
-}
-
-/// One publication of the data path's counters.
-#[derive(Debug, Clone)]
-pub struct BoardSnapshot {
-    pub counters: Counters,
-    /// The oldest [`crate::TablesWatch`] version that any part of the data path (any lcore,
-    /// any worker) was running when it took its share of `counters`; 0 before the first
-    /// publication. Once it reaches a version, every frame the data path balanced under
-    /// older tables is in `counters`: a backend marked down in that version gets nothing
-    /// more, so its count here is final.
-    pub tables_version: u64,
-}
-
-impl Default for CountersBoard {
-    fn default() -> Self {
-        CountersBoard {
-            snapshot: ArcSwap::from_pointee(BoardSnapshot {
-                counters: Counters::new(0, 0),
-                tables_version: 0,
-            }),
-        }
-    }
-}
-
-impl CountersBoard {
-    /// Publish `counters`, taken while every part of the data path ran tables of version
-    /// `tables_version` or newer.
-    pub fn publish(&self, counters: Counters, tables_version: u64) {
-        self.snapshot.store(Arc::new(BoardSnapshot {
-            counters,
-            tables_version,
-        }));
-    }
-
-    /// The last publication.
-    pub fn load(&self) -> Arc<BoardSnapshot> {
-        self.snapshot.load_full()
-    }
-}
 
 /// What the API handlers share.
 pub struct AdminState {

@@ -23,15 +23,15 @@
 
 use crate::compile::compile;
 use crate::config::{self, Config, ConfigError, HealthCheck, MAX_BACKENDS, MAX_VIPS, MAX_WEIGHT};
-use arc_swap::ArcSwap;
 use flowgate_core::maglev::{MaglevBackend, MaglevTable};
 use flowgate_core::tables::{Backend, Vip};
 use flowgate_core::Tables;
+use flowgate_host::handoff::TablesPublisher;
+pub use flowgate_host::handoff::TablesWatch;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use thiserror::Error;
 
@@ -72,41 +72,6 @@ pub struct ReloadSummary {
     pub added: Vec<BackendKey>,
     pub removed: Vec<BackendKey>,
     pub kept: usize,
-}
-
-/// The published tables, seen from the data path.
-#[derive(Clone)]
-pub struct TablesWatch {
-    shared: Arc<Published>,
-}
-
-struct Published {
-    tables: ArcSwap<Tables>,
-    version: AtomicU64,
-}
-
-impl TablesWatch {
-    /// The current tables.
-    pub fn load(&self) -> Arc<Tables> {
-        self.shared.tables.load_full()
-    }
-
-    /// The current version number (starts at 1, grows by one per publication).
-    pub fn version(&self) -> u64 {
-        self.shared.version.load(Ordering::Acquire)
-    }
-
-    /// The tables, if a version newer than `*seen` was published; updates `*seen`. One
-    /// atomic load when nothing changed, so the data path can ask between every burst.
-    pub fn changed(&self, seen: &mut u64) -> Option<Arc<Tables>> {
-        let version = self.version();
-        if version == *seen {
-            return None;
-        }
-        *seen = version;
-        // The version is bumped after the store, so these tables are at least that new.
-        Some(self.load())
-    }
 }
 
 /// Operator and health state of one global backend index.
@@ -186,9 +151,10 @@ struct State {
 /// The control plane: see the module documentation.
 pub struct ControlPlane {
     state: Mutex<State>,
-    published: Arc<Published>,
+    published: TablesPublisher,
     path: Option<PathBuf>,
     /// Bumped on every reload, so the health checker re-reads its targets.
+    #[cfg(feature = "service")]
     generation: tokio::sync::watch::Sender<u64>,
 }
 
@@ -214,10 +180,7 @@ impl ControlPlane {
             })
             .collect();
         let vip_alive = vec![true; tables.vips.len()];
-        let published = Arc::new(Published {
-            tables: ArcSwap::from_pointee(tables.clone()),
-            version: AtomicU64::new(1),
-        });
+        let published = TablesPublisher::new(tables.clone());
         ControlPlane {
             state: Mutex::new(State {
                 config,
@@ -227,6 +190,7 @@ impl ControlPlane {
             }),
             published,
             path,
+            #[cfg(feature = "service")]
             generation: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -241,14 +205,12 @@ impl ControlPlane {
 
     /// The data path's view of the published tables.
     pub fn watch(&self) -> TablesWatch {
-        TablesWatch {
-            shared: self.published.clone(),
-        }
+        self.published.watch()
     }
 
     /// The tables published last.
     pub fn tables(&self) -> Arc<Tables> {
-        self.published.tables.load_full()
+        self.published.load()
     }
 
     /// The config in force.
@@ -262,6 +224,7 @@ impl ControlPlane {
     }
 
     /// Changes on every reload (for the health checker to re-read [`Self::check_targets`]).
+    #[cfg(feature = "service")]
     pub fn reloads(&self) -> tokio::sync::watch::Receiver<u64> {
         self.generation.subscribe()
     }
@@ -407,6 +370,7 @@ impl ControlPlane {
         *state = next;
         self.publish(&state);
         drop(state);
+        #[cfg(feature = "service")]
         self.generation.send_modify(|g| *g += 1);
         tracing::info!(
             added = summary.added.len(),
@@ -424,8 +388,7 @@ impl ControlPlane {
     }
 
     fn publish(&self, state: &State) {
-        self.published.tables.store(Arc::new(state.tables.clone()));
-        self.published.version.fetch_add(1, Ordering::AcqRel);
+        self.published.publish(state.tables.clone());
     }
 
     /// Step one of [`Self::set_up`]: the `up` bit alone, published.

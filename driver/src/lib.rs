@@ -13,19 +13,31 @@
 //! ([`MmapBus`]), or an RTL simulation.
 //!
 //! While flowgate runs, [`control::ControlPlane`] owns that state and publishes every
-//! change to the data path; [`health`] probes the backends and flips their `up` bits
-//! through it, and [`admin`] is the HTTP API (status, drain, weight, reload, Prometheus
-//! metrics) that operators and `flowgate ctl` use.
+//! change to the data path (through `flowgate_host::handoff`); `health` probes the
+//! backends and flips their `up` bits through it, and `admin` is the HTTP API (status,
+//! drain, weight, reload, Prometheus metrics) that operators and `flowgate ctl` use.
+//! `daemon` runs all of that beside any data path (`flowgate_host::DataPath`: a pcap
+//! input or DPDK ports), and [`replay`] drives any engine (`flowgate_host::Engine`)
+//! through a trace with control events at frame times.
+//!
+//! Feature `service` (default) holds what needs an async runtime or HTTP: `health`,
+//! `admin` and `daemon`. Without it, the crate is what a bare data path needs (config,
+//! compile, control plane) and pulls in neither tokio nor axum.
 
+#[cfg(feature = "service")]
 pub mod admin;
 pub mod bus;
 pub mod compile;
 pub mod config;
 pub mod control;
+#[cfg(feature = "service")]
+pub mod daemon;
 pub mod events;
+#[cfg(feature = "service")]
 pub mod health;
 pub mod mmap;
 pub mod program;
+pub mod replay;
 pub mod softbus;
 
 pub use bus::{BusExt, RegisterBus};

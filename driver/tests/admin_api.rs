@@ -5,9 +5,10 @@
 mod common;
 
 use common::{flows, DataPath};
-use flowgate_driver::admin::{self, client, AdminState, CountersBoard};
+use flowgate_driver::admin::{self, client, AdminState};
 use flowgate_driver::health::HealthBoard;
 use flowgate_driver::ControlPlane;
+use flowgate_host::CountersBoard;
 use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;

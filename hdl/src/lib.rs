@@ -17,9 +17,10 @@
 //!   with forwarding so back-to-back requests see each other's writes.
 //! * [`rewrite`] — the rewriter (DSR MACs, IP-in-IP outer header with its checksum),
 //!   one beat per clock; [`frame_fifo`] holds frames while their headers are decided.
-//! * [`stand_in`] — the top's exact ports around a register stub, for the simulation
-//!   engines until the real top exists.
-//! * [`top`] — all of them wired: AXI4-Stream in and out, AXI4-Lite registers.
+//! * [`stand_in`] — the top's exact ports around a register stub and a pass-through: the
+//!   simulation harness's test fixture (predictable to the bit, builds in seconds).
+//! * [`top`] — all of them wired: AXI4-Stream in and out, AXI4-Lite registers; its
+//!   types per board class come from the [`profile`] table.
 //! * [`counters`] — the counters, one frame event per clock.
 //! * [`csr`] — the AXI4-Lite register block of `docs/REGISTERS.md` and the table storage.
 //! * [`widen`] — concatenation and zero-extension as tiny Verilog modules.
@@ -38,6 +39,7 @@ pub mod flow_table;
 pub mod frame_fifo;
 pub mod hash;
 pub mod parse;
+pub mod profile;
 pub mod rewrite;
 pub mod stand_in;
 pub mod synth;
@@ -61,7 +63,7 @@ pub enum Design {
     /// [`axis_parse::FlowAxisParser`]: capture and parser joined, 64-bit stream.
     AxisParser,
     /// [`stand_in::StandIn64`]: the top's ports around a register stub and a FIFO, 64-bit
-    /// stream; drives the simulation engines until the real top exists.
+    /// stream; the simulation harness's test fixture.
     StandIn64,
     /// [`stand_in::StandIn512`]: the same, 512-bit stream.
     StandIn512,
@@ -178,34 +180,29 @@ impl Design {
                 "latency": decide::FlowDecide::LATENCY,
                 "min_gap": decide::FlowDecide::MIN_GAP,
             }),
-            Design::Top | Design::WideTop => json!({
-                "data_bits": if self == Design::Top { 64 } else { 512 },
-                "frame_fifo_beats": if self == Design::Top { 2048 } else { 256 },
-                "action_fifo_frames": 256,
-                "vips": 8,
-                "backends": 64,
-                "maglev_m": top::SMALL_MAGLEV_M,
-                "sets": 4096,
-                "ways": 4,
-                "decide_latency": if self == Design::Top {
-                    top::SmallTop::DECIDE_LATENCY
-                } else {
-                    top::WideTop::DECIDE_LATENCY
-                },
-            }),
-            Design::Top100g => json!({
-                "data_bits": 512,
-                "frame_fifo_beats": 256,
-                "action_fifo_frames": 256,
-                "vips": 64,
-                "backends": 1024,
-                "maglev_m": top::WIDE_MAGLEV_M,
-                "sets": 16384,
-                "ways": 4,
-                "decide_latency": top::Top100g::DECIDE_LATENCY,
-            }),
+            Design::Top => profile_parameters(&profile::SMALL, top::SmallTop::DECIDE_LATENCY),
+            Design::WideTop => profile_parameters(&profile::WIDE, top::WideTop::DECIDE_LATENCY),
+            Design::Top100g => {
+                profile_parameters(&profile::HUNDRED_G, top::Top100g::DECIDE_LATENCY)
+            }
         }
     }
+}
+
+/// A balancer top's manifest parameters, from its profile.
+fn profile_parameters(p: &profile::HwProfile, decide_latency: usize) -> serde_json::Value {
+    serde_json::json!({
+        "profile": p.name,
+        "data_bits": p.data_bits,
+        "frame_fifo_beats": p.frame_fifo_beats,
+        "action_fifo_frames": p.action_fifo_frames,
+        "vips": p.vips,
+        "backends": p.backends,
+        "maglev_m": p.maglev_m,
+        "sets": p.sets,
+        "ways": p.ways,
+        "decide_latency": decide_latency,
+    })
 }
 
 /// The Verilog of `design`, top module named `top` (rust-hdl always names it so).

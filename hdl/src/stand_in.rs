@@ -1,8 +1,9 @@
 //! A stand-in for the balancer's top level: exactly the top's ports (see the hardware
 //! plan), a few registers of the real map behind a real AXI4-Lite slave, and an
-//! AXI4-Stream pass-through through a small FIFO. It exists so the simulation engines in
-//! `flowgate-sim` (rust-hdl and Verilator) and the driver's AXI4-Lite path can be built and
-//! proven before the real top does; the real top replaces it with the same ports.
+//! AXI4-Stream pass-through through a small FIFO. It is the simulation harness's own test
+//! fixture: the engines in `flowgate-sim` (rust-hdl and Verilator) and the driver's
+//! AXI4-Lite path are tested on it apart from the balancer (every output bit and clock is
+//! predictable, and it builds in seconds), so a harness bug is not taken for a design bug.
 //!
 //! What it does to the stream, so tests can predict every output bit:
 //! * every frame leaves in order, beat for beat (same `tkeep`, same `tlast`);

@@ -96,17 +96,19 @@ pub enum Profile {
 
 impl Profile {
     pub fn name(self) -> &'static str {
+        self.hw().name
+    }
+
+    /// The profile's row of the hardware profiles table.
+    pub fn hw(self) -> &'static crate::profile::HwProfile {
         match self {
-            Profile::Small => "small",
-            Profile::Hundred => "100g",
+            Profile::Small => &crate::profile::SMALL,
+            Profile::Hundred => &crate::profile::HUNDRED_G,
         }
     }
 
     pub fn stream_bits(self) -> u64 {
-        match self {
-            Profile::Small => 64,
-            Profile::Hundred => 512,
-        }
+        self.hw().data_bits as u64
     }
 }
 

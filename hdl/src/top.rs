@@ -1012,40 +1012,51 @@ impl<
     }
 }
 
-use crate::decide::{
-    SERIAL_CHUNK as SC, SERIAL_HLAT as SH, SERIAL_WIN as SW, WIDE_CHUNK as WC, WIDE_HLAT as WH,
-    WIDE_WIN as WW,
-};
+use crate::profile::{HUNDRED_G, SMALL, WIDE};
 
-/// The small profile (ECP5-85F): 64-bit stream, 2048-beat frame FIFO, 256 actions,
-/// 8 VIPs, 64 backends, Maglev M = [`SMALL_MAGLEV_M`], 4096 × 4 flows.
-pub type SmallTop = Top<64, 8, 11, 12, 8, 9, 8, 3, 64, 6, 8, 11, 2, 12, 4, SC, SW, SH>;
-/// The same tables on a 512-bit stream (100G shells), 256-beat frame FIFO.
-pub type WideTop = Top<512, 64, 8, 9, 8, 9, 8, 3, 64, 6, 8, 11, 2, 12, 4, WC, WW, WH>;
-/// The `100g` profile (Corundum / OpenNIC class): 512-bit stream, 256-beat frame FIFO,
-/// 256 actions, 64 VIPs, 1024 backends, Maglev M = [`WIDE_MAGLEV_M`] in rows of 4096,
-/// 16384 × 4 flows.
-pub type Top100g = Top<512, 64, 8, 9, 8, 9, 64, 6, 1024, 10, 12, 18, 32, 14, 4, WC, WW, WH>;
+/// The small profile (ECP5-85F, [`SMALL`]): 64-bit stream, 2048-beat frame FIFO, 256
+/// actions, 8 VIPs, 64 backends, Maglev M = [`SMALL_MAGLEV_M`], 4096 × 4 flows.
+pub type SmallTop = crate::profile_top!(SMALL);
+/// The same tables on a 512-bit stream (100G shells), 256-beat frame FIFO ([`WIDE`]).
+pub type WideTop = crate::profile_top!(WIDE);
+/// The `100g` profile (Corundum / OpenNIC class, [`HUNDRED_G`]): 512-bit stream, 256-beat
+/// frame FIFO, 256 actions, 64 VIPs, 1024 backends, Maglev M = [`WIDE_MAGLEV_M`] in rows of
+/// 4096, 16384 × 4 flows.
+pub type Top100g = crate::profile_top!(HUNDRED_G);
 /// Maglev M of [`Top100g`].
-pub const WIDE_MAGLEV_M: u32 = 4093;
+pub const WIDE_MAGLEV_M: u32 = HUNDRED_G.maglev_m;
 
 /// The 100g profile's top.
 pub fn top_100g() -> Top100g {
-    Top100g::new(WIDE_MAGLEV_M).expect("the 100g profile fits the register map")
+    Top100g::new(HUNDRED_G.maglev_m).expect("the 100g profile fits the register map")
 }
 
-/// The longest frame both profiles take: their frame FIFOs hold 16 KiB (2048 × 8 and
+/// The longest frame every profile takes: their frame FIFOs hold 16 KiB (2048 × 8 and
 /// 256 × 64 bytes).
-pub const MAX_FRAME_BYTES: usize = 16384;
-/// Maglev M of the profiles above.
-pub const SMALL_MAGLEV_M: u32 = crate::decide::FLOW_DECIDE_M;
+pub const MAX_FRAME_BYTES: usize = min_frame_fifo_bytes();
+
+const fn min_frame_fifo_bytes() -> usize {
+    let profiles = crate::profile::PROFILES;
+    let mut min = usize::MAX;
+    let mut i = 0;
+    while i < profiles.len() {
+        if profiles[i].max_frame_bytes() < min {
+            min = profiles[i].max_frame_bytes();
+        }
+        i += 1;
+    }
+    min
+}
+
+/// Maglev M of the small and wide profiles.
+pub const SMALL_MAGLEV_M: u32 = SMALL.maglev_m;
 
 /// The small profile's top.
 pub fn small_top() -> SmallTop {
-    SmallTop::new(SMALL_MAGLEV_M).expect("the small profile fits the register map")
+    SmallTop::new(SMALL.maglev_m).expect("the small profile fits the register map")
 }
 
 /// The 512-bit top.
 pub fn wide_top() -> WideTop {
-    WideTop::new(SMALL_MAGLEV_M).expect("the small profile fits the register map")
+    WideTop::new(WIDE.maglev_m).expect("the wide profile fits the register map")
 }

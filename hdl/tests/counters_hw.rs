@@ -15,7 +15,7 @@ use flowgate_core::Tables;
 use flowgate_hdl::counters::{SmallCounters, VERDICT_DROP, VERDICT_FORWARD, VERDICT_PASS};
 use flowgate_hdl::flow_table::InsertOutcome;
 use flowgate_hdl::toolchain::{self, SynthFlow};
-use flowgate_sim::{generate, TraceSpec, VipTarget};
+use flowgate_traces::{generate, TraceSpec, VipTarget};
 use rust_hdl::prelude::*;
 use std::sync::{Arc, Mutex};
 

@@ -21,7 +21,7 @@ use flowgate_hdl::flow_table::InsertOutcome;
 use flowgate_hdl::hash::{left_aligned, KEY_BITS};
 use flowgate_hdl::toolchain::{verilator_lint, yosys_synth, SynthFlow, RUST_HDL_LINT_WAIVERS};
 use flowgate_hdl::{emit_verilog, Design};
-use flowgate_sim::{generate_trace, TraceSpec, VipTarget};
+use flowgate_traces::{generate_trace, TraceSpec, VipTarget};
 use rust_hdl::prelude::*;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};

@@ -11,8 +11,8 @@ use flowgate_hdl::toolchain::{
     verilator_lint, yosys_synth, SynthFlow, ToolError, RUST_HDL_LINT_WAIVERS,
 };
 use flowgate_hdl::{emit_verilog, Design};
-use flowgate_sim::gen::{malformed_frames, MalformedCase};
-use flowgate_sim::{generate_trace, TraceSpec, VipTarget};
+use flowgate_traces::gen::{malformed_frames, MalformedCase};
+use flowgate_traces::{generate_trace, TraceSpec, VipTarget};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_hdl::prelude::*;

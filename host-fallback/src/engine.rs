@@ -1,16 +1,23 @@
-//! The sharded engine: N workers, each owning the flow-table sets `s` with
-//! `s % N == worker` (stored at local index `s / N`).
+//! The [`Engine`] trait: one interface over every execution of the contract that is fed
+//! frames in bursts: the sharded software engine ([`crate::ShardedEngine`]) and the
+//! hardware designs replayed in simulation (`flowgate_sim::hw::HwReplay`: rust-hdl and
+//! Verilator). The replay driver (`flowgate_driver::replay`) and the pcap data path
+//! ([`crate::datapath::PcapDataPath`]) are written once over it, so the CLI never
+//! branches on the engine once it has built one.
+//!
+//! The DPDK data path owns its I/O loop (it polls ports on lcores) and is a
+//! [`crate::datapath::DataPath`] instead; its lcores are made of the same
+//! [`crate::shard::Shard`]s as the software engine's workers.
 
+use crate::pcap_io::Frame;
 use flowgate_core::counters::Counters;
-use flowgate_core::flow_table::FlowTable;
-use flowgate_core::hash::FlowHasher;
-use flowgate_core::pipeline::{balance, count_unbalanced, prepare, tick_of, Prepared};
 use flowgate_core::{Tables, Verdict};
 use std::sync::Arc;
 
-use crate::pcap_io::Frame;
+/// Why an engine stopped: its own error (a hardware simulation's, an output file's).
+pub type EngineError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// What became of one input frame.
+/// What became of one input frame (the software engine's per-frame result).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub verdict: Verdict,
@@ -18,204 +25,50 @@ pub struct Outcome {
     pub frame: Vec<u8>,
 }
 
-struct Worker {
-    flows: FlowTable,
-    counters: Counters,
+/// A frame that leaves an engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leaving<'a> {
+    /// Balanced to a backend: the rewritten frame.
+    Forwarded(&'a [u8]),
+    /// For no VIP: the frame as the engine hands it to the host stack (untouched).
+    Passed(&'a [u8]),
 }
 
-/// The software engine. Frames are processed in bursts with [`ShardedEngine::process_burst`];
-/// outcomes come back in input order.
-pub struct ShardedEngine {
-    tables: Arc<Tables>,
-    /// Built from `tables.keys`; rebuilt only when the keys change.
-    hasher: FlowHasher,
-    workers: Vec<Worker>,
-    /// Counters of frames that never reached a worker (drops and passes found by `prepare`).
-    front: Counters,
-}
+/// An execution of the contract fed with bursts of frames.
+///
+/// Contract for implementors: for the same tables and the same frames, every engine emits
+/// the same frames with the same bytes, in input order, and counts the same counters as
+/// `flowgate_core`'s sequential oracle, whatever the burst sizes.
+pub trait Engine {
+    /// The engine's name in messages: `model`, `rtl`, `verilator`.
+    fn name(&self) -> &str;
 
-impl ShardedEngine {
-    pub fn new(tables: Tables, workers: usize) -> ShardedEngine {
-        let n = workers.max(1);
-        let sets = tables.geometry.sets as usize;
-        let local_sets = sets.div_ceil(n) as u32;
-        let workers = (0..n)
-            .map(|_| Worker {
-                flows: FlowTable::new(local_sets, tables.geometry.ways),
-                counters: Counters::new(tables.vips.len(), tables.backends.len()),
-            })
-            .collect();
-        let front = Counters::new(tables.vips.len(), tables.backends.len());
-        ShardedEngine {
-            hasher: FlowHasher::new(&tables.keys),
-            tables: Arc::new(tables),
-            workers,
-            front,
-        }
-    }
-
-    pub fn tables(&self) -> &Tables {
-        &self.tables
-    }
-
-    /// Program new tables between bursts (the control plane's atomic swap). Flow tables are
+    /// Take new tables between bursts (the control plane's atomic swap). Flow tables are
     /// kept, so established flows stay on their backends; the flow-table geometry and the
     /// VIP and backend indices of existing entries must mean the same in `tables`.
-    pub fn update_tables(&mut self, tables: Tables) {
-        assert_eq!(
-            tables.geometry, self.tables.geometry,
-            "the flow-table geometry is fixed for an engine's life"
-        );
-        let (vips, backends) = (tables.vips.len(), tables.backends.len());
-        for c in
-            std::iter::once(&mut self.front).chain(self.workers.iter_mut().map(|w| &mut w.counters))
-        {
-            c.vips.resize(vips.max(c.vips.len()), Default::default());
-            c.backends
-                .resize(backends.max(c.backends.len()), Default::default());
-        }
-        if tables.keys != self.tables.keys {
-            self.hasher = FlowHasher::new(&tables.keys);
-        }
-        self.tables = Arc::new(tables);
-    }
+    fn program(&mut self, tables: Arc<Tables>) -> Result<(), EngineError>;
 
-    pub fn worker_count(&self) -> usize {
-        self.workers.len()
-    }
+    /// The tables programmed last.
+    fn programmed(&self) -> Arc<Tables>;
 
-    /// Counters of all workers, summed.
-    pub fn counters(&self) -> Counters {
-        let mut total = self.front.clone();
-        for w in &self.workers {
-            total.merge(&w.counters);
-        }
-        total
-    }
+    /// Run one burst. `emit(i, frame)` is called for every frame that leaves (`i`: its
+    /// index in `frames`), in input order; dropped frames emit nothing. An error from
+    /// `emit` stops the burst and is returned.
+    fn process(
+        &mut self,
+        frames: &[Frame],
+        emit: &mut dyn FnMut(usize, Leaving<'_>) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError>;
 
-    /// Run one burst; returns one outcome per frame, in input order.
-    pub fn process_burst(&mut self, frames: &[Frame]) -> Vec<Outcome> {
-        let n = self.workers.len();
-        let prepared = self.prepare_all(frames);
-        let mut outcomes: Vec<Outcome> = Vec::with_capacity(frames.len());
-        for p in &prepared {
-            let verdict = match *p {
-                Prepared::Drop(r) => Verdict::Drop(r),
-                // Balanced frames get their verdict from a worker below.
-                Prepared::Pass | Prepared::Balance(_) => Verdict::Pass,
-            };
-            if !matches!(p, Prepared::Balance(_)) {
-                count_unbalanced(verdict, &mut self.front);
-            }
-            outcomes.push(Outcome {
-                verdict,
-                frame: Vec::new(),
-            });
-        }
-        let tables = &*self.tables;
-        let prepared = &prepared;
-        // Each worker returns (frame index, outcome) for the frames of its sets, in input
-        // order; the sets of different workers never interact.
-        let per_worker: Vec<Vec<(usize, Outcome)>> = if n == 1 {
-            vec![run_worker(
-                &mut self.workers[0],
-                0,
-                1,
-                frames,
-                prepared,
-                tables,
-            )]
-        } else {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = self
-                    .workers
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(w, worker)| {
-                        scope.spawn(move || run_worker(worker, w, n, frames, prepared, tables))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("worker panicked"))
-                    .collect()
-            })
-        };
-        for list in per_worker {
-            for (i, outcome) in list {
-                outcomes[i] = outcome;
-            }
-        }
-        outcomes
-    }
+    /// Every counter so far (all shards summed; read from the design's registers for
+    /// hardware).
+    fn counters(&mut self) -> Result<Counters, EngineError>;
 
-    /// Stateless half for the whole burst, split over the worker threads.
-    fn prepare_all(&self, frames: &[Frame]) -> Vec<Prepared> {
-        let n = self.workers.len();
-        let (tables, hasher) = (&*self.tables, &self.hasher);
-        if n == 1 || frames.len() < 256 {
-            return frames
-                .iter()
-                .map(|f| prepare(&f.data, tables, hasher))
-                .collect();
-        }
-        let chunk = frames.len().div_ceil(n);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = frames
-                .chunks(chunk)
-                .map(|c| {
-                    scope.spawn(move || {
-                        c.iter()
-                            .map(|f| prepare(&f.data, tables, hasher))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("prepare panicked"))
-                .collect()
-        })
-    }
-}
+    /// Flow-table shards: worker threads for software, 1 for a hardware design.
+    fn shards(&self) -> usize;
 
-fn run_worker(
-    worker: &mut Worker,
-    w: usize,
-    n: usize,
-    frames: &[Frame],
-    prepared: &[Prepared],
-    tables: &Tables,
-) -> Vec<(usize, Outcome)> {
-    let mut done = Vec::new();
-    for (i, p) in prepared.iter().enumerate() {
-        let Prepared::Balance(b) = p else { continue };
-        if b.set as usize % n != w {
-            continue;
-        }
-        let local_set = b.set / n as u32;
-        let mut out = Vec::new();
-        let frame = &frames[i];
-        let verdict = balance(
-            &frame.data,
-            b,
-            tick_of(frame.ts),
-            tables,
-            &mut worker.flows,
-            local_set,
-            &mut worker.counters,
-            &mut out,
-        );
-        if !matches!(verdict, Verdict::Forward { .. }) {
-            out.clear();
-        }
-        done.push((
-            i,
-            Outcome {
-                verdict,
-                frame: out,
-            },
-        ));
+    /// One line about the run so far for the log (e.g. a simulation's clocks), if any.
+    fn report_line(&self) -> Option<String> {
+        None
     }
-    done
 }

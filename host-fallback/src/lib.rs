@@ -1,6 +1,13 @@
-//! # flowgate-host: the software data path
+//! # flowgate-host: the software data path and the engine layer
 //!
-//! The `core` contract run as a multi-core engine. Frames arrive in bursts; each burst is
+//! The engine layer every execution of the contract plugs into: the [`Engine`] trait
+//! (bursts in, frames out: the software engine and the simulated hardware), the
+//! [`DataPath`] trait (what a running balancer's data-path thread runs: a pcap input here,
+//! DPDK ports in `flowgate-dpdk`), the [`Shard`] that both the software workers and the
+//! DPDK lcores are made of, and the [`handoff`] to the control plane (tables down,
+//! counters up) with no async runtime or HTTP in it.
+//!
+//! The software engine is the `core` contract run as a multi-core engine. Frames arrive in bursts; each burst is
 //! prepared (parse, classify, hash — stateless) in parallel, then every frame for a VIP is
 //! handed to the worker that owns its flow-table set (`set % workers`). A worker owns its
 //! shard of the table and its own counters, so nothing on the fast path is shared or
@@ -11,10 +18,18 @@
 //! `pcap-file` crate (no system library), and the `live-capture` feature adds libpcap
 //! sources through the `pcap` crate.
 
+pub mod datapath;
 pub mod engine;
+pub mod handoff;
 #[cfg(feature = "live-capture")]
 pub mod live;
 pub mod pcap_io;
+pub mod shard;
+pub mod sharded;
 
-pub use engine::{Outcome, ShardedEngine};
+pub use datapath::{DataPath, Finished, IoReport, PcapDataPath, PcapOptions};
+pub use engine::{Engine, EngineError, Leaving, Outcome};
+pub use handoff::{BoardSnapshot, CountersBoard, TablesPublisher, TablesWatch};
 pub use pcap_io::Frame;
+pub use shard::{SetSplit, Shard};
+pub use sharded::ShardedEngine;

@@ -1,19 +1,10 @@
-//! # flowgate-sim: traces for every engine
+//! # flowgate-sim: the hardware top under simulation
 //!
-//! flowgate's engines — the software fallback, the RustHDL pipeline, its Verilator build —
-//! must agree with the `flowgate-core` contract byte for byte, and the way to show it is to
-//! feed them all the same traces. This crate makes those traces: [`gen`] builds seeded,
-//! reproducible synthetic pcaps (client flows to VIPs, a SYN flood, malformed frames,
-//! frames for no VIP) with the ground truth of what each frame is. Traces are read and
-//! written by `flowgate_host::pcap_io`, flowgate's one pcap reader and writer, re-exported
-//! here; with default features that links no system library.
-//!
-//! `flowgate gen-trace` is a thin CLI over [`gen::generate`] and [`write_pcap_file`].
+//! The balancer's hardware top (`flowgate-hdl`) run clock by clock by rust-hdl's simulator
+//! or by a Verilator build of its emitted Verilog ([`hw`]), programmed through its
+//! AXI4-Lite registers by the driver, fed frames on AXI4-Stream; [`hw::HwEngine`] makes it a
+//! `flowgate_host::Engine`, so `flowgate replay --engine rtl|verilator` and
+//! `scripts/hw-diff` run it exactly as they run the software engine. Traces come from
+//! `flowgate-traces`.
 
-pub mod gen;
 pub mod hw;
-
-pub use flowgate_host::pcap_io::{
-    read_pcap, read_pcap_file, write_pcap, write_pcap_file, Frame, PcapError,
-};
-pub use gen::{generate, generate_trace, SpecError, SynFlood, Trace, TraceSpec, VipTarget};

@@ -12,7 +12,7 @@ use flowgate_hdl::{emit_verilog, Design};
 use flowgate_sim::hw::rtl::RtlSim;
 use flowgate_sim::hw::verilator::{VerilatorBuild, VerilatorSim};
 use flowgate_sim::hw::{Backpressure, HwBus, HwError, HwSim, OutFrame, RunConfig, RunReport};
-use flowgate_sim::{generate_trace, TraceSpec, VipTarget};
+use flowgate_traces::{generate_trace, TraceSpec, VipTarget};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
@@ -283,7 +283,7 @@ fn missing_verilator_names_the_debian_package() {
 
 #[test]
 fn designs_without_the_top_ports_are_refused() {
-    let err = flowgate_sim::hw::open(flowgate_sim::hw::Engine::Rtl, Design::FlowToeplitz)
+    let err = flowgate_sim::hw::open(flowgate_sim::hw::Simulator::Rtl, Design::FlowToeplitz)
         .err()
         .expect("not a top");
     assert!(matches!(err, HwError::NotATop(_)), "{err}");

@@ -4,7 +4,7 @@
 use flowgate_host::pcap_io::Frame;
 use flowgate_host::ShardedEngine;
 use flowgate_sim::hw::replay::HwReplay;
-use flowgate_sim::hw::{open, Engine};
+use flowgate_sim::hw::{open, Simulator};
 use std::path::Path;
 
 fn tables() -> flowgate_core::tables::Tables {
@@ -15,18 +15,18 @@ fn tables() -> flowgate_core::tables::Tables {
 
 fn example_frames() -> Vec<Frame> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    flowgate_sim::read_pcap_file(root.join("examples/basic.pcap")).unwrap()
+    flowgate_traces::read_pcap_file(root.join("examples/basic.pcap")).unwrap()
 }
 
 #[test]
 fn rtl_top_forwards_the_example_like_the_model() {
     let frames: Vec<Frame> = example_frames().into_iter().take(200).collect();
-    forwards_like_the_model(Engine::Rtl, &frames);
+    forwards_like_the_model(Simulator::Rtl, &frames);
 }
 
 /// Runs `frames` through the small top on `engine` and asserts the output frames (which
 /// input, which bytes) and the counters are the model's.
-fn forwards_like_the_model(engine: Engine, frames: &[Frame]) {
+fn forwards_like_the_model(engine: Simulator, frames: &[Frame]) {
     let tables = tables();
     let mut model = ShardedEngine::new(tables.clone(), 1);
     let outcomes = model.process_burst(frames);
@@ -94,7 +94,7 @@ fn tcp_frames(n: usize, flows: u16, len: usize) -> Vec<Frame> {
 /// programmed `design`.
 fn span(design: flowgate_hdl::Design, frames: &[Frame]) -> u64 {
     let tables = tables();
-    let engine = open(Engine::Verilator, design).unwrap();
+    let engine = open(Simulator::Verilator, design).unwrap();
     let mut hw = HwReplay::new(engine, &tables, 9216).unwrap();
     let before = hw.cycles();
     let out = hw.run(0, frames).unwrap();
@@ -142,7 +142,7 @@ fn the_small_top_spaces_runt_frames_for_its_serial_hash() {
     let got = span(flowgate_hdl::Design::Top, &frames);
     eprintln!("Top: {n} back-to-back 54-byte frames in {got} clocks; one alone: {one}");
     assert_eq!(got, (n as u64 - 1) * gap + one);
-    forwards_like_the_model(Engine::Verilator, &frames);
+    forwards_like_the_model(Simulator::Verilator, &frames);
 }
 
 /// An IPv6 UDP frame of `len` bytes (at least 62) from client `client` to the dns VIP
@@ -194,7 +194,7 @@ fn the_top_drops_and_counts_encapsulations_over_the_max_frame_like_the_model() {
         })
         .count();
     assert_eq!(too_large, 3, "the frames one byte over and at the maximum");
-    forwards_like_the_model(Engine::Verilator, &frames);
+    forwards_like_the_model(Simulator::Verilator, &frames);
 }
 
 /// Every register of the map and every VIP / BACKEND / MAGLEV entry, as the driver reads
@@ -219,7 +219,7 @@ fn the_driver_programs_the_top_and_the_software_bus_alike() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let path = root.join("examples/hw-small.toml");
     let control = ControlPlane::new(flowgate_driver::load(&path).unwrap(), Some(path));
-    let engine = open(Engine::Verilator, flowgate_hdl::Design::Top).unwrap();
+    let engine = open(Simulator::Verilator, flowgate_hdl::Design::Top).unwrap();
     let mut hw = HwReplay::new(engine, &control.tables(), 9216).unwrap();
     let device = flowgate_driver::probe(hw.bus()).unwrap();
     assert_eq!(device.maglev_m, 251);

@@ -19,6 +19,7 @@ use flowgate_dpdk::daemon::PortReport;
 use flowgate_dpdk::datapath::{self, Clock, LoopConfig};
 use flowgate_dpdk::port::{open_ports, run_port_config, PortRoles};
 use flowgate_dpdk::{Eal, Mempool};
+use flowgate_host::TablesWatch;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -105,10 +106,9 @@ fn run(cli: Cli) -> Result<()> {
         bail!("--burst must be at least 1");
     }
     let config = flowgate_driver::load(&cli.config)?;
-    // A control plane without health checker or API: its watch never changes, but the
-    // data path takes its tables the way the daemon's does.
-    let control = flowgate_driver::ControlPlane::new(config, Some(cli.config.clone()));
-    let watch = control.watch();
+    // No control plane: tables that never change, taken the way the daemon's data path
+    // takes the control plane's.
+    let watch = TablesWatch::fixed(flowgate_driver::compile(&config));
     let tables = watch.load();
 
     let stop = Arc::new(AtomicBool::new(false));

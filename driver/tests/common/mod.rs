@@ -6,7 +6,7 @@
 use etherparse::PacketBuilder;
 use flowgate_core::pipeline::{prepare, Prepared};
 use flowgate_core::{Tables, Verdict};
-use flowgate_driver::TablesWatch;
+use flowgate_host::TablesWatch;
 use flowgate_host::{Frame, ShardedEngine};
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};

@@ -26,11 +26,13 @@
 
 mod bus;
 pub mod cycle;
+pub mod engine;
 pub mod replay;
 pub mod rtl;
 pub mod verilator;
 
 pub use bus::HwBus;
+pub use engine::HwEngine;
 
 use std::io;
 use std::path::PathBuf;
@@ -196,22 +198,32 @@ impl<E: HwSim + ?Sized> HwSim for Box<E> {
     }
 }
 
-/// Which engine simulates a design.
+/// Which simulator runs a design.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
+pub enum Simulator {
     /// rust-hdl's simulator ([`rtl::RtlSim`]).
     Rtl,
     /// A Verilator build of the emitted Verilog ([`verilator::VerilatorSim`]).
     Verilator,
 }
 
+impl Simulator {
+    /// Its name on the command line (`--engine rtl|verilator`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Simulator::Rtl => "rtl",
+            Simulator::Verilator => "verilator",
+        }
+    }
+}
+
 /// Start `engine` on `design`. Only top-level designs (with the top's ports) can be
 /// simulated; the Verilator build is cached (see [`verilator::VerilatorSim::build`]).
-pub fn open(engine: Engine, design: flowgate_hdl::Design) -> Result<Box<dyn HwSim>, HwError> {
+pub fn open(engine: Simulator, design: flowgate_hdl::Design) -> Result<Box<dyn HwSim>, HwError> {
     use flowgate_hdl::stand_in::{StandIn512, StandIn64};
     use flowgate_hdl::Design;
     match engine {
-        Engine::Rtl => match design {
+        Simulator::Rtl => match design {
             Design::StandIn64 => Ok(Box::new(rtl::RtlSim::new(StandIn64::default()))),
             Design::StandIn512 => Ok(Box::new(rtl::RtlSim::new(StandIn512::default()))),
             Design::Top => Ok(Box::new(rtl::RtlSim::spawn(flowgate_hdl::top::small_top))),
@@ -219,7 +231,7 @@ pub fn open(engine: Engine, design: flowgate_hdl::Design) -> Result<Box<dyn HwSi
             Design::Top100g => Ok(Box::new(rtl::RtlSim::spawn(flowgate_hdl::top::top_100g))),
             other => Err(HwError::NotATop(format!("{other:?}"))),
         },
-        Engine::Verilator => match design {
+        Simulator::Verilator => match design {
             Design::StandIn64
             | Design::StandIn512
             | Design::Top

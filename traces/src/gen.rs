@@ -9,8 +9,8 @@
 //! bytes, and flow sizes from a Zipf table computed without libm (see `zipf`).
 //!
 //! ```
-//! use flowgate_sim::gen::{generate, TraceSpec, VipTarget};
-//! use flowgate_sim::write_pcap;
+//! use flowgate_traces::gen::{generate, TraceSpec, VipTarget};
+//! use flowgate_traces::write_pcap;
 //!
 //! let vips = vec![
 //!     VipTarget::tcp("192.0.2.10".parse().unwrap(), 80),
