@@ -878,6 +878,19 @@ balance = \"round-robin\"
     }
 
     #[test]
+    fn the_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/proxy.toml");
+        let c = load(&path).unwrap();
+        assert_eq!(c.pools.len(), 2);
+        assert_eq!(
+            c.pools[1].hash,
+            HashOn::Header(HeaderName::from_static("x-user"))
+        );
+        assert!(c.pools[0].cookie.is_some());
+        assert_eq!(c.routes[1].host.as_deref(), Some("api.example.com"));
+    }
+
+    #[test]
     fn hash_keys() {
         assert_eq!(parse_hash("client-ip"), Ok(HashOn::ClientIp));
         assert_eq!(
