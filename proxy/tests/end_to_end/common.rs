@@ -291,10 +291,13 @@ where
     }
 }
 
-/// Send raw bytes on a new connection and read until the proxy closes it (bounded).
+/// Send raw bytes on a new connection and read until the proxy closes it (bounded). A
+/// connection the proxy refuses may be reset under the write: that reads as "".
 pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
+    if stream.write_all(request).await.is_err() {
+        return String::new();
+    }
     let mut out = Vec::new();
     let _ = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut out))
         .await
