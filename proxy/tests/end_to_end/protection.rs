@@ -21,7 +21,11 @@ async fn the_rate_limit_answers_429_with_retry_after() {
     assert_eq!(r.status(), 429);
     // A token every 2 s: the next one is at most 2 s away (1 s if the three above were
     // slow enough to earn half a token).
-    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=2).contains(&retry), "{retry}");
     assert_eq!(a.requests.load(std::sync::atomic::Ordering::Relaxed), 3);
 }
