@@ -154,7 +154,15 @@ async fn serve_connection(
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     count_handshake(shared, "ok", if h2 { "h2" } else { "http/1.1" });
     let protocol = if h2 { Protocol::Http2 } else { Protocol::Http1 };
-    serve_http(stream, info(true), protocol, &generation, shared, shutdown).await;
+    Box::pin(serve_http(
+        stream,
+        info(true),
+        protocol,
+        &generation,
+        shared,
+        shutdown,
+    ))
+    .await;
 }
 
 fn count_handshake(shared: &Shared, result: &str, alpn: &str) {
