@@ -52,6 +52,13 @@ enum Command {
     },
     /// Synthesise the hardware: ECP5 bitstream, UltraScale+ estimate, Vivado/Quartus scripts.
     Synth(synth::SynthArgs),
+    /// The L7 reverse proxy (TLS, HTTP/1.1 and HTTP/2, load balancing, persistence):
+    /// runs until SIGTERM/SIGINT, reloads its config on SIGHUP (crate flowgate-proxy).
+    Proxy {
+        /// The proxy's TOML config (examples/proxy.toml).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -113,6 +120,12 @@ fn main() -> ExitCode {
         }
         Command::Ctl(args) => ctl::run(args),
         Command::Synth(args) => synth::run(args),
+        Command::Proxy { config } => {
+            init_logs();
+            tokio::runtime::Runtime::new()
+                .context("starting the proxy's runtime")
+                .and_then(|rt| Ok(rt.block_on(flowgate_proxy::run(&config))?))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -256,13 +256,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parse and validate config `text`; `origin` is the file name errors are reported against.
 pub fn parse_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
-    let source = Source { text, origin };
-    let raw: raw::Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-        // Errors from serde's side (e.g. a missing key in a table) may come without a span;
-        // the top of the file is the best we can say then.
-        at: source.locate(e.span().map_or(0, |s| s.start)),
-        reason: e.message().trim_end().to_string(),
-    })?;
+    let source = Source::new(text, origin);
+    let raw: raw::Config = source.parse()?;
     source.validate(raw)
 }
 
@@ -322,27 +317,7 @@ mod raw {
         pub backend: Vec<Backend>,
     }
 
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct Health {
-        #[serde(default)]
-        pub kind: CheckKind,
-        pub port: Option<Spanned<u16>>,
-        pub path: Option<Spanned<String>>,
-        pub expect_status: Option<Spanned<u16>>,
-        pub interval_ms: Option<Spanned<u32>>,
-        pub timeout_ms: Option<Spanned<u32>>,
-        pub rise: Option<Spanned<u32>>,
-        pub fall: Option<Spanned<u32>>,
-    }
-
-    #[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
-    #[serde(rename_all = "lowercase")]
-    pub enum CheckKind {
-        #[default]
-        Tcp,
-        Http,
-    }
+    pub use super::{HealthKeys as Health, HealthKind as CheckKind};
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -371,15 +346,57 @@ mod raw {
     }
 }
 
-/// The text being validated, for turning spans into locations.
-struct Source<'a> {
+/// The keys of a health check block (`[vip.health]` here, `[pool.health]` in the proxy's
+/// config), as written; [`Source::health_check`] validates them.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthKeys {
+    #[serde(default)]
+    pub kind: HealthKind,
+    pub port: Option<Spanned<u16>>,
+    pub path: Option<Spanned<String>>,
+    pub expect_status: Option<Spanned<u16>>,
+    pub interval_ms: Option<Spanned<u32>>,
+    pub timeout_ms: Option<Spanned<u32>>,
+    pub rise: Option<Spanned<u32>>,
+    pub fall: Option<Spanned<u32>>,
+}
+
+/// `kind` of a health check block as written.
+#[derive(serde::Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthKind {
+    #[default]
+    Tcp,
+    Http,
+}
+
+/// A config text being validated, for turning `toml::Spanned` spans into
+/// `FILE:LINE:COL` locations. The L4 config and the proxy's config (`flowgate-proxy`) both
+/// report their errors through it.
+pub struct Source<'a> {
     text: &'a str,
     origin: &'a str,
 }
 
-impl Source<'_> {
+impl<'a> Source<'a> {
+    /// `text`, whose errors are reported against file name `origin`.
+    pub fn new(text: &'a str, origin: &'a str) -> Source<'a> {
+        Source { text, origin }
+    }
+
+    /// Deserialize the text; syntax and shape errors are located in it.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        toml::from_str(self.text).map_err(|e| ConfigError::Syntax {
+            // Errors from serde's side (e.g. a missing key in a table) may come without a
+            // span; the top of the file is the best we can say then.
+            at: self.locate(e.span().map_or(0, |s| s.start)),
+            reason: e.message().trim_end().to_string(),
+        })
+    }
+
     /// The 1-based line and column (in characters) of byte `offset`.
-    fn locate(&self, offset: usize) -> Location {
+    pub fn locate(&self, offset: usize) -> Location {
         let mut end = offset.min(self.text.len());
         // A span from the parser always falls on a char boundary, but a wrong one must not
         // turn into a panic on slicing.
@@ -395,7 +412,8 @@ impl Source<'_> {
         }
     }
 
-    fn invalid(&self, span: Range<usize>, reason: impl Into<String>) -> ConfigError {
+    /// A rule broken by the value written at `span`.
+    pub fn invalid(&self, span: Range<usize>, reason: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             at: self.locate(span.start),
             reason: reason.into(),
@@ -403,7 +421,7 @@ impl Source<'_> {
     }
 
     /// Apply `check` to a spanned value, locating its error at the value.
-    fn check<T, U>(
+    pub fn check<T, U>(
         &self,
         value: &Spanned<T>,
         check: impl FnOnce(&T) -> Result<U, String>,
@@ -614,25 +632,38 @@ impl Source<'_> {
         vip_port: u16,
         backends: &[BackendConfig],
     ) -> Result<HealthCheck, ConfigError> {
+        // A VIP on one port is usually checked on that port; an any-port VIP has none to
+        // offer, so every backend must then name its own.
+        if raw.get_ref().port.is_none()
+            && vip_port == 0
+            && !backends.iter().all(|b| b.health_port.is_some())
+        {
+            return Err(self.invalid(
+                raw.span(),
+                format!(
+                    "vip '{vip}' listens on any port: health.port (or every backend's \
+                     health_port) must be set"
+                ),
+            ));
+        }
+        self.health_check(raw.get_ref(), &format!("vip '{vip}'"), vip_port)
+    }
+
+    /// Validate a health check block of `owner` (e.g. "vip 'web'", named in errors); the
+    /// probed port is `default_port` unless the block sets `port`.
+    pub fn health_check(
+        &self,
+        h: &HealthKeys,
+        owner: &str,
+        default_port: u16,
+    ) -> Result<HealthCheck, ConfigError> {
         use health_defaults as d;
-        let h = raw.get_ref();
         let port = match &h.port {
             Some(p) => self.check(p, |&p| match p {
-                0 => Err(format!("vip '{vip}': health.port must not be 0")),
+                0 => Err(format!("{owner}: health.port must not be 0")),
                 p => Ok(p),
             })?,
-            // A VIP on one port is usually checked on that port; an any-port VIP has none
-            // to offer, so every backend must then name its own.
-            None if vip_port != 0 || backends.iter().all(|b| b.health_port.is_some()) => vip_port,
-            None => {
-                return Err(self.invalid(
-                    raw.span(),
-                    format!(
-                        "vip '{vip}' listens on any port: health.port (or every backend's \
-                         health_port) must be set"
-                    ),
-                ))
-            }
+            None => default_port,
         };
         let in_range =
             |v: &Option<Spanned<u32>>, key: &str, min: u32, max: u32, default: u32| match v {
@@ -641,7 +672,7 @@ impl Source<'_> {
                         Ok(x)
                     } else {
                         Err(format!(
-                            "vip '{vip}': health.{key} {x} is out of range {min}..={max}"
+                            "{owner}: health.{key} {x} is out of range {min}..={max}"
                         ))
                     }
                 }),
@@ -670,7 +701,7 @@ impl Source<'_> {
                     if let Some(span) = span {
                         return Err(self.invalid(
                             span,
-                            format!("vip '{vip}': health.{key} needs kind = \"http\""),
+                            format!("{owner}: health.{key} needs kind = \"http\""),
                         ));
                     }
                 }

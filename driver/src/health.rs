@@ -4,16 +4,21 @@
 //! A single result changes nothing: [`RiseFall`] turns the stream of results into a state
 //! that goes down only after `fall` consecutive failures and up only after `rise`
 //! consecutive successes, so a flapping backend is not flipped back and forth at every
-//! probe. A state change goes straight to [`ControlPlane::set_up`], which flips the `up` bit
-//! for the data path at once and then rebuilds the VIP's Maglev table.
+//! probe.
 //!
-//! Results and latencies are kept on a [`HealthBoard`] for the admin API and metrics.
+//! What is checked and where verdicts go is a [`CheckedBackends`]: for the L4 tier ([`run`])
+//! a state change goes straight to [`ControlPlane::set_up`], which flips the `up` bit for the
+//! data path at once and then rebuilds the VIP's Maglev table, and results and latencies
+//! are kept on a [`HealthBoard`] for the admin API and metrics; the L7 proxy
+//! (`flowgate-proxy`) runs the same checker ([`run_checks`]) over its pools.
 
 use crate::config::{CheckKind, HealthCheck};
 use crate::control::{BackendKey, CheckTarget, ControlPlane};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use std::collections::HashMap;
+use std::fmt;
+use std::hash::Hash;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -233,25 +238,124 @@ pub fn check_client() -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
-/// Run the checker until `shutdown` resolves: one task per target of `control`, re-synced
-/// after every reload (a target whose check is unchanged keeps its task and its rise/fall
-/// state).
+/// One backend to probe: who it is to the owner, where to probe, how.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Probe<K> {
+    pub key: K,
+    pub addr: SocketAddr,
+    pub check: HealthCheck,
+}
+
+/// What a checker probes and where its verdicts go: the L4 [`ControlPlane`] (through
+/// [`run`]) or the proxy's pools.
+pub trait CheckedBackends: Send + Sync + 'static {
+    /// Names a checked backend (in logs too).
+    type Key: Clone + Eq + Hash + fmt::Display + fmt::Debug + Send + Sync + 'static;
+
+    /// Every backend to probe now.
+    fn targets(&self) -> Vec<Probe<Self::Key>>;
+
+    /// Ticks whenever [`CheckedBackends::targets`] may have changed (a reload); the checker
+    /// stops when its sender is gone.
+    fn reloads(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// The state a new target's rise/fall starts in; `None` when it is gone already.
+    fn initial_state(&self, key: &Self::Key) -> Option<bool>;
+
+    /// One probe's `result` and `latency`, the rise/fall state `up` after it, and `change`
+    /// when that state just changed. Returns false when `key` is gone: its checks stop.
+    fn report(
+        &self,
+        key: &Self::Key,
+        result: &Result<(), String>,
+        latency: Duration,
+        up: bool,
+        change: Option<bool>,
+    ) -> bool;
+
+    /// `key` is no longer a target (a reload removed it).
+    fn forget(&self, key: &Self::Key);
+}
+
+/// The L4 tier's checked backends: the control plane's targets, verdicts to its `up` bits
+/// and to the health board.
+struct L4Backends {
+    control: Arc<ControlPlane>,
+    board: Arc<HealthBoard>,
+}
+
+impl CheckedBackends for L4Backends {
+    type Key = BackendKey;
+
+    fn targets(&self) -> Vec<Probe<BackendKey>> {
+        self.control
+            .check_targets()
+            .into_iter()
+            .map(|CheckTarget { key, port, check }| Probe {
+                addr: SocketAddr::new(key.address, port),
+                key,
+                check,
+            })
+            .collect()
+    }
+
+    fn reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.control.reloads()
+    }
+
+    fn initial_state(&self, key: &BackendKey) -> Option<bool> {
+        self.control.is_healthy(key).ok()
+    }
+
+    fn report(
+        &self,
+        key: &BackendKey,
+        result: &Result<(), String>,
+        latency: Duration,
+        up: bool,
+        change: Option<bool>,
+    ) -> bool {
+        self.board.record(key, result, latency, up);
+        match change {
+            Some(up) => self.control.set_up(key, up).is_ok(),
+            None => true,
+        }
+    }
+
+    fn forget(&self, key: &BackendKey) {
+        self.board.forget(key);
+    }
+}
+
+/// Run the L4 checker until `shutdown` resolves: one task per target of `control`,
+/// re-synced after every reload (a target whose check is unchanged keeps its task and its
+/// rise/fall state).
 pub async fn run(
     control: Arc<ControlPlane>,
     board: Arc<HealthBoard>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    run_checks(Arc::new(L4Backends { control, board }), shutdown).await;
+}
+
+/// Run the checker over `backends` until `shutdown` resolves: one task per target,
+/// re-synced after every reload (a target whose check is unchanged keeps its task and its
+/// rise/fall state).
+pub async fn run_checks<B: CheckedBackends>(
+    backends: Arc<B>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let client = check_client();
-    let mut reloads = control.reloads();
-    let mut tasks: HashMap<CheckTarget, JoinHandle<()>> = HashMap::new();
+    let mut reloads = backends.reloads();
+    let mut tasks: HashMap<Probe<B::Key>, JoinHandle<()>> = HashMap::new();
     tokio::pin!(shutdown);
     loop {
-        let targets = control.check_targets();
+        let targets = backends.targets();
         tasks.retain(|target, task| {
             let keep = targets.contains(target);
             if !keep {
                 task.abort();
-                board.forget(&target.key);
+                backends.forget(&target.key);
             }
             keep
         });
@@ -259,12 +363,7 @@ pub async fn run(
             if tasks.contains_key(&target) {
                 continue;
             }
-            let task = tokio::spawn(check_loop(
-                target.clone(),
-                control.clone(),
-                board.clone(),
-                client.clone(),
-            ));
+            let task = tokio::spawn(check_loop(target.clone(), backends.clone(), client.clone()));
             tasks.insert(target, task);
         }
         tokio::select! {
@@ -277,16 +376,15 @@ pub async fn run(
     }
 }
 
-async fn check_loop(
-    target: CheckTarget,
-    control: Arc<ControlPlane>,
-    board: Arc<HealthBoard>,
+async fn check_loop<B: CheckedBackends>(
+    target: Probe<B::Key>,
+    backends: Arc<B>,
     client: reqwest::Client,
 ) {
-    let Ok(healthy) = control.is_healthy(&target.key) else {
+    let Some(healthy) = backends.initial_state(&target.key) else {
         return;
     };
-    let addr = SocketAddr::new(target.key.address, target.port);
+    let addr = target.addr;
     let check = &target.check;
     let mut state = RiseFall::new(healthy, check.rise, check.fall);
     let mut ticker = tokio::time::interval(Duration::from_millis(u64::from(check.interval_ms)));
@@ -299,20 +397,16 @@ async fn check_loop(
         let result = probe(&client, addr, check).await;
         let latency = started.elapsed();
         let change = state.observe(result.is_ok());
-        board.record(&target.key, &result, latency, state.is_up());
         if let Err(e) = &result {
             tracing::debug!(backend = %target.key, error = %e, "health check failed");
         }
         if let Some(up) = change {
-            tracing::info!(backend = %target.key, up, last = ?result.err(), "health state changed");
-            match control.set_up(&target.key, up) {
-                Ok(_) => {}
-                // Removed by a reload that the supervisor has not acted on yet.
-                Err(e) => {
-                    tracing::debug!(backend = %target.key, error = %e, "health check stopped");
-                    return;
-                }
-            }
+            tracing::info!(backend = %target.key, up, last = ?result.as_ref().err(), "health state changed");
+        }
+        if !backends.report(&target.key, &result, latency, state.is_up(), change) {
+            // Removed by a reload that the supervisor has not acted on yet.
+            tracing::debug!(backend = %target.key, "health check stopped: backend gone");
+            return;
         }
     }
 }

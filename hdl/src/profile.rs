@@ -51,7 +51,7 @@ pub const fn log2(x: usize) -> usize {
 impl HwProfile {
     /// Bits of the hash input per slice.
     pub const fn hash_chunk(&self) -> usize {
-        assert!(INPUT_BITS % self.hash_slices == 0);
+        assert!(INPUT_BITS.is_multiple_of(self.hash_slices));
         INPUT_BITS / self.hash_slices
     }
 
@@ -178,7 +178,7 @@ mod tests {
             );
             assert_eq!(HwProfile::from_name(p.name), Some(*p));
             assert!(p.maglev_m as usize <= p.maglev_row, "{}", p.name);
-            assert!(p.backends >= 32 && p.backends % 32 == 0, "{}", p.name);
+            assert!(p.backends >= 32 && p.backends.is_multiple_of(32), "{}", p.name);
             assert!(flowgate_core::maglev::is_prime(p.maglev_m), "{}", p.name);
         }
         assert!(HwProfile::from_name("10g").is_none());

@@ -1,0 +1,533 @@
+//! One request through the proxy: limits, route, backend choice (persistence first), the
+//! forward with retries, and the response on its way back.
+//!
+//! Retries: a request whose method is idempotent (RFC 9110 §9.2.2) and whose body is empty
+//! is sent again to another backend when the first failed before any response byte came
+//! back (connect error, connection closed, no response head in time), up to the pool's
+//! `retries`. Everything else that fails is answered 502 (504 when the backend did not
+//! answer in time); a pool with no usable backend answers 503 with `Retry-After`.
+
+use crate::config::RouteConfig;
+use crate::headers::{self, Hop};
+use crate::pool::{InFlight, PickKey, Pool};
+use crate::server::ConnInfo;
+use crate::{access_log, cookie, metrics, BoxError, Generation, ProxyBody, Shared};
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Empty, Full, Limited};
+use hyper::body::{Body, Incoming};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A client's request body failed (bad chunking, connection cut): the client's fault, 400.
+#[derive(Debug, thiserror::Error)]
+#[error("client request body: {0}")]
+struct ClientBodyError(#[source] hyper::Error);
+
+/// Counts a request of a connection as in flight until dropped (the idle timeout leaves
+/// such connections alone).
+struct Busy(Arc<AtomicUsize>);
+
+impl Busy {
+    fn new(counter: Arc<AtomicUsize>) -> Busy {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Busy(counter)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What the access log and metrics say about a request, filled in on the way.
+#[derive(Default)]
+struct Note {
+    pool: Option<String>,
+    backend: Option<String>,
+}
+
+pub fn full(body: impl Into<Bytes>) -> ProxyBody {
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn empty() -> ProxyBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// Answer one client request.
+pub async fn handle(
+    req: Request<Incoming>,
+    conn: Arc<ConnInfo>,
+    shared: Arc<Shared>,
+) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let time = access_log::now_rfc3339();
+    let busy = Busy::new(conn.in_flight.clone());
+    // Requests that started under a config finish under it, whatever reloads meanwhile.
+    let generation = shared.current();
+    let method = req.method().clone();
+    let uri = req.uri().to_string();
+    let version = req.version();
+    let host = request_host(&req);
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut note = Note::default();
+    let (parts, body) = req.into_parts();
+    let mut req = Request::from_parts(parts, ());
+    let response = respond(&mut req, body, &conn, &shared, &generation, &mut note).await;
+    let status = response.status().as_u16();
+    let pool_label = note.pool.clone().unwrap_or_else(|| "-".to_string());
+    shared
+        .metrics
+        .requests
+        .get_or_create(&vec![
+            ("pool", pool_label.clone()),
+            (
+                "backend",
+                note.backend.clone().unwrap_or_else(|| "-".to_string()),
+            ),
+            ("class", metrics::class(status)),
+        ])
+        .inc();
+    shared
+        .metrics
+        .latency
+        .get_or_create(&vec![("pool", pool_label)])
+        .observe(started.elapsed().as_secs_f64());
+    if let Some(log) = &generation.access_log {
+        log.log(&access_log::Entry {
+            time,
+            client: conn.client.ip().to_string(),
+            method: method.to_string(),
+            uri,
+            version: format!("{version:?}"),
+            status,
+            bytes: response.body().size_hint().exact(),
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            host,
+            pool: note.pool,
+            backend: note.backend,
+            user_agent,
+        });
+    }
+    // The connection counts as busy until the body has been sent, so a long download is
+    // not cut by the idle timeout.
+    let (parts, body) = response.into_parts();
+    let body = body
+        .map_frame(move |frame| {
+            let _ = &busy;
+            frame
+        })
+        .boxed_unsync();
+    Response::from_parts(parts, body)
+}
+
+/// The host a request is for: the URI's authority (HTTP/2, absolute form) or `Host`,
+/// lower case, without a port.
+fn request_host<B>(req: &Request<B>) -> Option<String> {
+    let raw = match req.uri().authority() {
+        Some(a) => a.as_str().to_string(),
+        None => req.headers().get(header::HOST)?.to_str().ok()?.to_string(),
+    };
+    let host = match raw.rsplit_once(':') {
+        // "[::1]:80" or "a:80", but not a bare IPv6 "[::1]".
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.is_empty() => h,
+        _ => raw.as_str(),
+    };
+    Some(host.to_ascii_lowercase())
+}
+
+/// The route of a request: among routes for its host or for any host, the longest
+/// matching prefix; at equal length, the one naming the host.
+pub fn find_route<'a>(
+    routes: &'a [RouteConfig],
+    host: Option<&str>,
+    path: &str,
+) -> Option<&'a RouteConfig> {
+    routes
+        .iter()
+        .filter(|r| r.host.is_none() || r.host.as_deref() == host)
+        .filter(|r| path.starts_with(&r.path_prefix))
+        .max_by_key(|r| (r.path_prefix.len(), r.host.is_some()))
+}
+
+/// A response made by the proxy itself: the configured error page for its status if there
+/// is one, else the status line as text.
+fn answer(generation: &Generation, status: StatusCode) -> Response<ProxyBody> {
+    let (body, content_type) = match generation.config.error_pages.get(&status.as_u16()) {
+        Some(page) => (page.clone(), "text/html; charset=utf-8"),
+        None => (
+            Bytes::from(format!(
+                "{} {}\n",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            )),
+            "text/plain; charset=utf-8",
+        ),
+    };
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn with_retry_after(mut response: Response<ProxyBody>, seconds: u64) -> Response<ProxyBody> {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+fn error_chain_has<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.is::<E>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+async fn respond(
+    req: &mut Request<()>,
+    body: Incoming,
+    conn: &ConnInfo,
+    shared: &Shared,
+    generation: &Generation,
+    note: &mut Note,
+) -> Response<ProxyBody> {
+    let config = &generation.config;
+    let limits = &config.limits;
+    let target_len = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    if target_len > limits.max_uri_bytes {
+        return answer(generation, StatusCode::URI_TOO_LONG);
+    }
+    // HTTP/1 heads are bounded by hyper while reading; this covers HTTP/2's header lists.
+    let head_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    if req.headers().len() > limits.max_headers || head_bytes > limits.max_header_bytes {
+        return answer(generation, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
+    if let Some(rate) = limits.rate {
+        if let Err(wait) = shared.rate.take(conn.client.ip(), rate, Instant::now()) {
+            shared.metrics.rate_limited.inc();
+            let seconds = wait.as_secs_f64().ceil() as u64;
+            return with_retry_after(answer(generation, StatusCode::TOO_MANY_REQUESTS), seconds);
+        }
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes) {
+        return answer(generation, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let host = request_host(req);
+    let path = req.uri().path().to_string();
+    let Some(route) = find_route(&config.routes, host.as_deref(), &path) else {
+        return answer(generation, StatusCode::NOT_FOUND);
+    };
+    let pool = &generation.pools[route.pool];
+    let client = &generation.clients[route.pool];
+    note.pool = Some(pool.config.name.clone());
+
+    // Persistence: a valid cookie naming a usable backend wins; otherwise the balancer
+    // picks and the response pins the client to its choice.
+    let mut pinned = None;
+    if let Some(c) = &pool.config.cookie {
+        pinned = cookie::find(req.headers(), &c.name)
+            .and_then(|value| cookie::verify(&c.key, &value).map(str::to_string))
+            .and_then(|id| {
+                pool.config
+                    .backends
+                    .iter()
+                    .position(|b| cookie::backend_id(&pool.config.name, b.address) == id)
+            })
+            .filter(|&i| pool.usable(i));
+    }
+
+    let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut *req));
+    let body_is_empty = body.is_end_stream();
+    let retryable = is_idempotent(req.method()) && body_is_empty && !upgrade;
+
+    // The request as it goes to every backend tried.
+    let mut out_headers = req.headers().clone();
+    headers::strip_hop_by_hop(&mut out_headers, upgrade);
+    if req.version() == Version::HTTP_2 && !out_headers.contains_key(header::HOST) {
+        if let Some(authority) = req.uri().authority() {
+            if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+                out_headers.insert(header::HOST, v);
+            }
+        }
+    }
+    headers::add_forwarding(
+        &mut out_headers,
+        &Hop {
+            client: conn.client,
+            tls: conn.tls,
+            host: host.clone(),
+            version: req.version(),
+        },
+    );
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or("/".to_string(), |p| p.as_str().to_string());
+    let method = req.method().clone();
+    let max_body = limits.max_body_bytes;
+    let mut body = Some(
+        Limited::new(
+            body.map_err(|e| Box::new(ClientBodyError(e)) as BoxError),
+            max_body as usize,
+        )
+        .boxed_unsync(),
+    );
+    let response_timeout = Duration::from_millis(u64::from(config.timeouts.response_ms));
+
+    let key = PickKey {
+        client: conn.client.ip(),
+        headers: req.headers(),
+    };
+    let mut tried: Vec<usize> = Vec::new();
+    let mut last_error = StatusCode::BAD_GATEWAY;
+    loop {
+        let chosen = match pinned.take() {
+            Some(i) => Some(i),
+            None => pool.pick(&key, &tried),
+        };
+        let Some(i) = chosen else {
+            if tried.is_empty() {
+                return with_retry_after(
+                    answer(generation, StatusCode::SERVICE_UNAVAILABLE),
+                    pool.retry_after(),
+                );
+            }
+            return answer(generation, last_error);
+        };
+        let backend = &pool.config.backends[i];
+        let state = pool.backends[i].clone();
+        note.backend = Some(backend.address.to_string());
+        let uri: Uri = match format!("http://{}{path_and_query}", backend.address).parse() {
+            Ok(u) => u,
+            Err(_) => return answer(generation, StatusCode::BAD_REQUEST),
+        };
+        let mut out = Request::new(body.take().unwrap_or_else(empty));
+        *out.method_mut() = method.clone();
+        *out.uri_mut() = uri;
+        *out.headers_mut() = out_headers.clone();
+        let in_flight = InFlight::new(state.clone());
+        let sent = tokio::time::timeout(response_timeout, client.request(out)).await;
+        let failure = match sent {
+            Ok(Ok(response)) => {
+                let status = response.status();
+                if status.is_server_error() {
+                    eject_on_failure(shared, pool, i);
+                } else {
+                    state.record_success();
+                }
+                let set_cookie = pool
+                    .config
+                    .cookie
+                    .as_ref()
+                    .filter(|_| cookie_missing_or_stale(req, pool, i))
+                    .map(|c| {
+                        cookie::set_cookie(
+                            &c.name,
+                            &c.key,
+                            &cookie::backend_id(&pool.config.name, backend.address),
+                            conn.tls,
+                        )
+                    });
+                return finish_response(
+                    response,
+                    in_flight,
+                    route,
+                    pool,
+                    generation,
+                    set_cookie,
+                    client_upgrade,
+                );
+            }
+            Ok(Err(e)) => {
+                if error_chain_has::<http_body_util::LengthLimitError>(&e) {
+                    return answer(generation, StatusCode::PAYLOAD_TOO_LARGE);
+                }
+                if error_chain_has::<ClientBodyError>(&e) {
+                    return answer(generation, StatusCode::BAD_REQUEST);
+                }
+                tracing::debug!(backend = %backend.address, error = %e, "forward failed");
+                StatusCode::BAD_GATEWAY
+            }
+            Err(_) => StatusCode::GATEWAY_TIMEOUT,
+        };
+        eject_on_failure(shared, pool, i);
+        last_error = failure;
+        tried.push(i);
+        if !retryable || tried.len() > pool.config.retries as usize {
+            return answer(generation, failure);
+        }
+        shared
+            .metrics
+            .retries
+            .get_or_create(&vec![("pool", pool.config.name.clone())])
+            .inc();
+    }
+}
+
+fn eject_on_failure(shared: &Shared, pool: &Pool, i: usize) {
+    if pool.backends[i].record_failure(pool.config.max_fails, pool.config.eject_ms) {
+        tracing::warn!(pool = %pool.config.name, backend = %pool.config.backends[i].address, "backend ejected");
+        shared
+            .metrics
+            .ejections
+            .get_or_create(&vec![
+                ("pool", pool.config.name.clone()),
+                ("backend", pool.config.backends[i].address.to_string()),
+            ])
+            .inc();
+    }
+}
+
+/// Whether the request lacks a valid cookie for backend `i` (so the response sets one).
+fn cookie_missing_or_stale<B>(req: &Request<B>, pool: &Pool, i: usize) -> bool {
+    let Some(c) = &pool.config.cookie else {
+        return false;
+    };
+    let id = cookie::backend_id(&pool.config.name, pool.config.backends[i].address);
+    cookie::find(req.headers(), &c.name)
+        .and_then(|v| cookie::verify(&c.key, &v).map(|got| got != id))
+        .unwrap_or(true)
+}
+
+/// The backend's response on its way to the client: hop-by-hop fields dropped, the backend
+/// hidden, the persistence cookie set, the proxy's error page in place of the backend's
+/// where the route says so, and a WebSocket upgrade bridged.
+fn finish_response(
+    response: Response<Incoming>,
+    in_flight: InFlight,
+    route: &RouteConfig,
+    pool: &Pool,
+    generation: &Generation,
+    set_cookie: Option<String>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<ProxyBody> {
+    let mut response = response;
+    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if switching {
+        if let Some(client_upgrade) = client_upgrade {
+            let backend_upgrade = hyper::upgrade::on(&mut response);
+            tokio::spawn(async move {
+                let _in_flight = in_flight;
+                match tokio::try_join!(client_upgrade, backend_upgrade) {
+                    Ok((client, backend)) => {
+                        let mut client = hyper_util::rt::TokioIo::new(client);
+                        let mut backend = hyper_util::rt::TokioIo::new(backend);
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+                }
+            });
+            let (mut parts, _) = response.into_parts();
+            headers::strip_hop_by_hop(&mut parts.headers, true);
+            headers::hide_backend(&mut parts.headers, &pool.config.hide_headers, parts.version);
+            parts.version = Version::HTTP_11;
+            return Response::from_parts(parts, empty());
+        }
+    }
+    let status = response.status();
+    if route.intercept_errors
+        && status.is_server_error()
+        && generation.config.error_pages.contains_key(&status.as_u16())
+    {
+        return answer(generation, status);
+    }
+    let (mut parts, body) = response.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers, false);
+    headers::hide_backend(&mut parts.headers, &pool.config.hide_headers, parts.version);
+    if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        parts.headers.append(header::SET_COOKIE, cookie);
+    }
+    parts.version = Version::HTTP_11;
+    // The request counts as outstanding on its backend until its body is through.
+    let body = body
+        .map_err(|e| Box::new(e) as BoxError)
+        .map_frame(move |frame| {
+            let _ = &in_flight;
+            frame
+        })
+        .boxed_unsync();
+    Response::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(host: Option<&str>, prefix: &str, pool: usize) -> RouteConfig {
+        RouteConfig {
+            host: host.map(str::to_string),
+            path_prefix: prefix.to_string(),
+            pool,
+            intercept_errors: false,
+        }
+    }
+
+    #[test]
+    fn longest_prefix_wins_and_a_named_host_breaks_ties() {
+        let routes = vec![
+            route(None, "/", 0),
+            route(None, "/api/", 1),
+            route(Some("a.example"), "/api/", 2),
+            route(Some("b.example"), "/", 3),
+        ];
+        let pick = |host, path| find_route(&routes, host, path).map(|r| r.pool);
+        assert_eq!(pick(None, "/x"), Some(0));
+        assert_eq!(pick(None, "/api/v1"), Some(1));
+        assert_eq!(pick(Some("a.example"), "/api/v1"), Some(2));
+        assert_eq!(pick(Some("a.example"), "/other"), Some(0));
+        assert_eq!(pick(Some("b.example"), "/other"), Some(3));
+        assert_eq!(pick(Some("b.example"), "/api/v1"), Some(1));
+        assert_eq!(find_route(&routes[1..2], None, "/nope"), None);
+    }
+
+    #[test]
+    fn the_host_loses_its_port_and_case() {
+        let req = |host: &str| {
+            Request::builder()
+                .uri("/")
+                .header(header::HOST, host)
+                .body(())
+                .unwrap()
+        };
+        assert_eq!(
+            request_host(&req("Example.COM:8080")).as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(request_host(&req("[::1]:80")).as_deref(), Some("[::1]"));
+        assert_eq!(request_host(&req("[::1]")).as_deref(), Some("[::1]"));
+    }
+}

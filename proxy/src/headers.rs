@@ -1,0 +1,187 @@
+//! Header rewriting on the way through: hop-by-hop fields dropped both ways (RFC 9110
+//! §7.6.1), forwarding fields added towards the backend (`X-Forwarded-For`,
+//! `X-Forwarded-Proto`, `Forwarded` of RFC 7239, `Via`), and the backend hidden on the way
+//! back (`Server`, `X-Powered-By` and the pool's `hide_headers` removed, `Via` added).
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::Version;
+use std::net::{IpAddr, SocketAddr};
+
+/// The name this proxy gives itself in `Via`.
+pub const VIA_NAME: &str = "flowgate";
+
+/// Hop-by-hop fields named by RFC 9110 §7.6.1 (and the obsolete ones it says to treat
+/// the same way), besides those listed in `Connection`.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+    "trailer",
+];
+
+/// Remove the hop-by-hop fields of a message, including every field that its `Connection`
+/// header names. With `keep_upgrade`, a WebSocket handshake's `Connection: upgrade` and
+/// `Upgrade` stay, since the upgrade is passed through to the other side.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    let upgrade = headers.get(header::UPGRADE).cloned();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if keep_upgrade {
+        if let Some(upgrade) = upgrade {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, upgrade);
+        }
+    }
+}
+
+/// Whether a request asks to switch protocols (WebSocket) over HTTP/1.1.
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// `Via` protocol version token (RFC 9110 §7.6.3).
+fn via_version(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+fn append_via(headers: &mut HeaderMap, version: Version) {
+    let via = format!("{} {VIA_NAME}", via_version(version));
+    if let Ok(v) = HeaderValue::from_str(&via) {
+        headers.append(header::VIA, v);
+    }
+}
+
+/// RFC 7239 §6: an IPv6 node is quoted and bracketed.
+fn forwarded_node(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("\"[{a}]\""),
+    }
+}
+
+/// Where a request came from, for the forwarding headers.
+pub struct Hop {
+    pub client: SocketAddr,
+    pub tls: bool,
+    /// The request's host (authority), if it named one.
+    pub host: Option<String>,
+    pub version: Version,
+}
+
+/// Add the forwarding fields to a request going to a backend. Existing values from
+/// earlier proxies are kept and this hop is appended.
+pub fn add_forwarding(headers: &mut HeaderMap, hop: &Hop) {
+    let proto = if hop.tls { "https" } else { "http" };
+    let ip = hop.client.ip().to_canonical();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prior) => format!("{prior}, {ip}"),
+        None => ip.to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+    let mut forwarded = format!("for={};proto={proto}", forwarded_node(ip));
+    if let Some(host) = &hop.host {
+        // A host is a token or a quoted string (RFC 7239 §4); quote it.
+        if host
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        {
+            forwarded += &format!(";host=\"{host}\"");
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        headers.append(header::FORWARDED, v);
+    }
+    append_via(headers, hop.version);
+}
+
+/// Hide the backend in a response: drop what names its software and what the pool hides,
+/// and add `Via`.
+pub fn hide_backend(headers: &mut HeaderMap, hide: &[HeaderName], version: Version) {
+    headers.remove(header::SERVER);
+    headers.remove("x-powered-by");
+    for name in hide {
+        headers.remove(name);
+    }
+    append_via(headers, version);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_fields_go() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "keep-alive, x-secret".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert(header::TE, "trailers".parse().unwrap());
+        h.insert("proxy-connection", "keep-alive".parse().unwrap());
+        h.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn an_upgrade_is_kept_when_passed_through() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "keep-alive, Upgrade".parse().unwrap());
+        h.insert(header::UPGRADE, "websocket".parse().unwrap());
+        assert!(is_upgrade(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h[header::CONNECTION], "upgrade");
+        assert_eq!(h[header::UPGRADE], "websocket");
+    }
+
+    #[test]
+    fn forwarding_fields_append_to_earlier_hops() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "192.0.2.1".parse().unwrap());
+        add_forwarding(
+            &mut h,
+            &Hop {
+                client: "[2001:db8::1]:5000".parse().unwrap(),
+                tls: true,
+                host: Some("example.com".into()),
+                version: Version::HTTP_2,
+            },
+        );
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1, 2001:db8::1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(
+            h[header::FORWARDED],
+            "for=\"[2001:db8::1]\";proto=https;host=\"example.com\""
+        );
+        assert_eq!(h[header::VIA], "2 flowgate");
+    }
+}

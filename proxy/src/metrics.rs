@@ -1,0 +1,119 @@
+//! Prometheus metrics (prometheus-client, as the L4 admin API uses): requests by pool,
+//! backend and status class, latency histograms, connections, TLS handshakes,
+//! rate-limited requests, ejections, retries and reloads.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+pub type Labels = Vec<(&'static str, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<Labels, Counter>,
+    pub latency: Family<Labels, Histogram>,
+    pub active_connections: Gauge,
+    pub connections: Counter,
+    pub refused_connections: Family<Labels, Counter>,
+    pub tls_handshakes: Family<Labels, Counter>,
+    pub rate_limited: Counter,
+    pub ejections: Family<Labels, Counter>,
+    pub retries: Family<Labels, Counter>,
+    pub reloads: Family<Labels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("flowgate_proxy");
+        let requests = Family::<Labels, Counter>::default();
+        let latency = Family::<Labels, Histogram>::new_with_constructor(|| {
+            // 100 µs .. ~6.5 s.
+            Histogram::new(exponential_buckets(0.0001, 2.0, 17))
+        });
+        let active_connections = Gauge::default();
+        let connections = Counter::default();
+        let refused_connections = Family::<Labels, Counter>::default();
+        let tls_handshakes = Family::<Labels, Counter>::default();
+        let rate_limited = Counter::default();
+        let ejections = Family::<Labels, Counter>::default();
+        let retries = Family::<Labels, Counter>::default();
+        let reloads = Family::<Labels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by pool, backend and status class",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request head to response head, by pool",
+            latency.clone(),
+        );
+        registry.register(
+            "active_connections",
+            "Client connections open",
+            active_connections.clone(),
+        );
+        registry.register(
+            "connections",
+            "Client connections accepted",
+            connections.clone(),
+        );
+        registry.register(
+            "refused_connections",
+            "Client connections refused by a connection limit",
+            refused_connections.clone(),
+        );
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes, by result and ALPN protocol",
+            tls_handshakes.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests answered 429 by the per-client rate limit",
+            rate_limited.clone(),
+        );
+        registry.register(
+            "ejections",
+            "Passive-health ejections, by pool and backend",
+            ejections.clone(),
+        );
+        registry.register(
+            "retries",
+            "Requests retried on another backend, by pool",
+            retries.clone(),
+        );
+        registry.register("reloads", "Config reloads, by result", reloads.clone());
+        Metrics {
+            registry,
+            requests,
+            latency,
+            active_connections,
+            connections,
+            refused_connections,
+            tls_handshakes,
+            rate_limited,
+            ejections,
+            retries,
+            reloads,
+        }
+    }
+}
+
+impl Metrics {
+    /// The OpenMetrics text.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// `2xx`, `4xx`, ... of a status.
+pub fn class(status: u16) -> String {
+    format!("{}xx", status / 100)
+}
