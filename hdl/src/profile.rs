@@ -178,7 +178,11 @@ mod tests {
             );
             assert_eq!(HwProfile::from_name(p.name), Some(*p));
             assert!(p.maglev_m as usize <= p.maglev_row, "{}", p.name);
-            assert!(p.backends >= 32 && p.backends.is_multiple_of(32), "{}", p.name);
+            assert!(
+                p.backends >= 32 && p.backends.is_multiple_of(32),
+                "{}",
+                p.name
+            );
             assert!(flowgate_core::maglev::is_prime(p.maglev_m), "{}", p.name);
         }
         assert!(HwProfile::from_name("10g").is_none());
