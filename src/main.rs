@@ -155,7 +155,7 @@ fn replay(args: ReplayArgs) -> Result<()> {
     let mut source = PcapSource::open(&args.input)?;
     let mut output = PcapSink::create(&args.output)?;
     let mut passed = args.passed.as_deref().map(PcapSink::create).transpose()?;
-    let (tables, counters, workers) = match args.engine {
+    let replayed = match args.engine {
         EngineArg::Model => replay_model(
             &args,
             &control,
@@ -163,7 +163,7 @@ fn replay(args: ReplayArgs) -> Result<()> {
             &mut source,
             &mut output,
             &mut passed,
-        )?,
+        ),
         EngineArg::Rtl | EngineArg::Verilator => replay_hw(
             &args,
             &control,
@@ -171,8 +171,24 @@ fn replay(args: ReplayArgs) -> Result<()> {
             &mut source,
             &mut output,
             &mut passed,
-        )?,
+        ),
     };
+    // On an error the sinks are dropped unfinished, which removes their partial files.
+    let (tables, counters, workers) = replayed.with_context(|| {
+        format!(
+            "replay of {} stopped after {} frames were read; no output written",
+            args.input.display(),
+            source.frames_read()
+        )
+    })?;
+    if source.normalised_timestamps() > 0 {
+        eprintln!(
+            "replay: {} records of {} had a timestamp fraction of a second or more (scapy \
+             writes a microsecond field of 1000000); carried into the seconds",
+            source.normalised_timestamps(),
+            args.input.display()
+        );
+    }
     output.finish()?;
     if let Some(p) = passed {
         p.finish()?;

@@ -40,6 +40,17 @@ pub struct RunArgs {
     /// picks a free port (the address is logged).
     #[arg(long)]
     admin: Option<SocketAddr>,
+    /// File holding the admin API's bearer token [default: the config's
+    /// admin_token_file]; required when the admin address is not loopback.
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// Serve the admin API over TLS with this PEM certificate chain (with
+    /// --admin-tls-key) [default: the config's admin_tls_cert].
+    #[arg(long, value_name = "FILE", requires = "admin_tls_key")]
+    admin_tls_cert: Option<PathBuf>,
+    /// The PEM private key of --admin-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "admin_tls_cert")]
+    admin_tls_key: Option<PathBuf>,
     /// Worker threads, each owning a shard of the flow table.
     #[arg(long, short, default_value_t = 1)]
     workers: usize,
@@ -130,6 +141,45 @@ fn check_args(args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// The admin API's token and TLS from the options, else from the config (its paths are
+/// relative to the config file); refuses a non-loopback address without a token.
+fn admin_security(
+    args: &RunArgs,
+    control: &ControlPlane,
+    addr: SocketAddr,
+) -> Result<admin::AdminSecurity> {
+    let from_config = control.config().admin_security;
+    let base = args
+        .config
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let token_file = args
+        .admin_token_file
+        .clone()
+        .or(from_config.token_file.map(|p| base.join(p)));
+    let tls_files = match (&args.admin_tls_cert, &args.admin_tls_key) {
+        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        _ => from_config.tls.map(|(c, k)| (base.join(c), base.join(k))),
+    };
+    let token = token_file
+        .as_deref()
+        .map(admin::AdminToken::from_file)
+        .transpose()?;
+    if token.is_none() {
+        tracing::warn!(
+            admin = %addr,
+            "the admin API has no token: any local user can drain, re-weight and reload \
+             (give --admin-token-file)"
+        );
+    }
+    let auth = admin::AdminAuth::new(addr, token)?;
+    let tls = tls_files
+        .map(|(cert, key)| admin::tls_config(&cert, &key))
+        .transpose()?;
+    Ok(admin::AdminSecurity { auth, tls })
+}
+
 /// How often the data path publishes its counters for the admin API.
 const COUNTERS_EVERY: Duration = Duration::from_millis(200);
 
@@ -153,6 +203,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let counters = Arc::new(CountersBoard::default());
     let health_board = Arc::new(HealthBoard::default());
+    let security = admin_security(&args, &control, admin_addr)?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(admin_addr))
         .with_context(|| format!("admin API: cannot listen on {admin_addr}"))?;
@@ -163,7 +214,12 @@ pub fn run(args: RunArgs) -> Result<()> {
         health: health_board.clone(),
         counters: counters.clone(),
     });
-    let server = runtime.spawn(admin::serve(listener, state, stopped(shutdown.subscribe())));
+    let server = runtime.spawn(admin::serve_with(
+        listener,
+        state,
+        security,
+        stopped(shutdown.subscribe()),
+    ));
     runtime.spawn(health::run(
         control.clone(),
         health_board,
