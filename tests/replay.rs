@@ -555,9 +555,9 @@ fn write_like_scapy(path: &Path, frames: &[flowgate_sim::Frame], whole_second_at
 fn scapy_pcap_with_a_whole_second_usec_field_replays_every_frame() {
     let fx = Fixture::new();
     let trace = mixed_trace(&fx, 22_000, 11);
-    assert_eq!(trace.frames.len(), 22_000);
     let input = fx.path("scapy.pcap");
-    write_like_scapy(&input, &trace.frames, 10_000);
+    // 22,000 frames, as in the report that found this (it stopped at frame 10,000).
+    write_like_scapy(&input, &trace.frames[..22_000], 10_000);
     let (output, passed) = (fx.path("out.pcap"), fx.path("pass.pcap"));
     let (ok, stdout, stderr) = run_cli(&[
         "replay",
