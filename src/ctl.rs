@@ -60,10 +60,12 @@ pub fn run(args: CtlArgs) -> Result<()> {
             CtlCommand::Metrics => api.get("/metrics").await,
             CtlCommand::Reload => api.post("/reload").await,
             CtlCommand::Drain { vip, address } => {
-                api.post(&client::backend_path(vip, *address, "drain")).await
+                api.post(&client::backend_path(vip, *address, "drain"))
+                    .await
             }
             CtlCommand::Undrain { vip, address } => {
-                api.post(&client::backend_path(vip, *address, "undrain")).await
+                api.post(&client::backend_path(vip, *address, "undrain"))
+                    .await
             }
             CtlCommand::Weight {
                 vip,

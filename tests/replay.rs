@@ -589,10 +589,11 @@ fn unreadable_record_stops_replay_naming_it_and_leaves_no_output() {
     let whole = fx.path("whole.pcap");
     flowgate_sim::write_pcap_file(&whole, &trace.frames).unwrap();
     // Cut the file inside record 1500's data.
-    let offset: usize = 24 + trace.frames[..1500]
-        .iter()
-        .map(|f| 16 + f.data.len())
-        .sum::<usize>();
+    let offset: usize = 24
+        + trace.frames[..1500]
+            .iter()
+            .map(|f| 16 + f.data.len())
+            .sum::<usize>();
     let mut bytes = std::fs::read(&whole).unwrap();
     bytes.truncate(offset + 20);
     let input = fx.path("cut.pcap");

@@ -63,11 +63,24 @@ const DRAIN: &str = "/backends/web/198.51.100.1/drain";
 async fn mutating_requests_without_the_token_get_401() {
     let auth = AdminAuth::new(loopback(), Some(token())).unwrap();
     let bearer = format!("Bearer {TOKEN}");
-    for path in [DRAIN, "/backends/web/198.51.100.1/weight?value=3", "/reload", "/nope"] {
-        for authorization in [None, Some("Bearer wrong"), Some(TOKEN), Some("Basic Zm9vOmJhcg==")]
-        {
+    for path in [
+        DRAIN,
+        "/backends/web/198.51.100.1/weight?value=3",
+        "/reload",
+        "/nope",
+    ] {
+        for authorization in [
+            None,
+            Some("Bearer wrong"),
+            Some(TOKEN),
+            Some("Basic Zm9vOmJhcg=="),
+        ] {
             let got = status_of(&auth, "POST", path, authorization, vec![]).await;
-            assert_eq!(got, StatusCode::UNAUTHORIZED, "POST {path} with {authorization:?}");
+            assert_eq!(
+                got,
+                StatusCode::UNAUTHORIZED,
+                "POST {path} with {authorization:?}"
+            );
         }
     }
     // A token that is a prefix of the real one, or the real one plus a byte, is wrong too.
@@ -92,7 +105,10 @@ async fn mutating_requests_without_the_token_get_401() {
 async fn loopback_reads_need_no_token() {
     let auth = AdminAuth::new(loopback(), Some(token())).unwrap();
     for path in ["/status", "/metrics"] {
-        assert_eq!(status_of(&auth, "GET", path, None, vec![]).await, StatusCode::OK);
+        assert_eq!(
+            status_of(&auth, "GET", path, None, vec![]).await,
+            StatusCode::OK
+        );
     }
 }
 
@@ -117,7 +133,10 @@ async fn off_loopback_every_request_needs_the_token() {
 fn exposed_address_without_a_token_is_refused() {
     for addr in ["0.0.0.0:9090", "192.0.2.1:9090", "[::]:9090"] {
         let err = AdminAuth::new(addr.parse().unwrap(), None).unwrap_err();
-        assert!(matches!(err, AdminSetupError::ExposedWithoutToken { .. }), "{err}");
+        assert!(
+            matches!(err, AdminSetupError::ExposedWithoutToken { .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains(addr), "{err}");
     }
     for addr in ["127.0.0.1:9090", "[::1]:9090"] {
@@ -154,7 +173,10 @@ fn token_file_is_trimmed_and_an_empty_one_refused() {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
         let err = AdminToken::from_file(&path).unwrap_err();
-        assert!(matches!(err, AdminSetupError::TokenEmpty { .. }), "{name}: {err}");
+        assert!(
+            matches!(err, AdminSetupError::TokenEmpty { .. }),
+            "{name}: {err}"
+        );
     }
     let err = AdminToken::from_file(&dir.path().join("missing")).unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");

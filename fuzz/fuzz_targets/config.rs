@@ -20,9 +20,15 @@ fuzz_target!(|data: &[u8]| {
             let at = e.location().expect("a text error has a location");
             assert_eq!(at.origin, "fuzz.toml");
             let lines = text.split('\n').count().max(1);
-            assert!(at.line >= 1 && at.line <= lines, "line {} of {lines}: {e}", at.line);
+            assert!(
+                at.line >= 1 && at.line <= lines,
+                "line {} of {lines}: {e}",
+                at.line
+            );
             assert!(at.column >= 1, "{e}");
-            assert!(e.to_string().starts_with(&format!("fuzz.toml:{}:{}: ", at.line, at.column)));
+            assert!(e
+                .to_string()
+                .starts_with(&format!("fuzz.toml:{}:{}: ", at.line, at.column)));
         }
     }
 });

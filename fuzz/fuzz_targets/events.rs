@@ -11,12 +11,19 @@ fuzz_target!(|data: &[u8]| {
     };
     match flowgate_driver::events::parse_str(text, "fuzz-events.toml", Path::new("/nonexistent")) {
         Ok(events) => {
-            assert!(events.windows(2).all(|w| w[0].at <= w[1].at), "events out of order");
+            assert!(
+                events.windows(2).all(|w| w[0].at <= w[1].at),
+                "events out of order"
+            );
         }
         Err(flowgate_driver::events::EventsError::Invalid { at, reason }) => {
             assert_eq!(at.origin, "fuzz-events.toml");
             let lines = text.split('\n').count().max(1);
-            assert!(at.line >= 1 && at.line <= lines, "line {} of {lines}: {reason}", at.line);
+            assert!(
+                at.line >= 1 && at.line <= lines,
+                "line {} of {lines}: {reason}",
+                at.line
+            );
             assert!(at.column >= 1);
         }
         Err(e) => panic!("reading from text cannot fail to read: {e}"),

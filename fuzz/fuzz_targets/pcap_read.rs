@@ -21,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     let read: usize = frames.iter().map(|f| 16 + f.data.len()).sum();
-    assert!(read <= data.len(), "{read} bytes of frames from {} bytes", data.len());
+    assert!(
+        read <= data.len(),
+        "{read} bytes of frames from {} bytes",
+        data.len()
+    );
     if let Err(PcapError::Record {
         offset,
         frames_before,

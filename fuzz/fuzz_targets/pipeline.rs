@@ -76,10 +76,7 @@ fn checksums_verify(frame: &[u8]) -> Option<bool> {
                 }
                 TransportSlice::Udp(u) => {
                     u.checksum() == 0
-                        || u.to_header()
-                            .calc_checksum_ipv4(&h, u.payload())
-                            .ok()?
-                            == u.checksum()
+                        || u.to_header().calc_checksum_ipv4(&h, u.payload()).ok()? == u.checksum()
                 }
                 _ => return None,
             };
@@ -95,10 +92,7 @@ fn checksums_verify(frame: &[u8]) -> Option<bool> {
                     t.calc_checksum_ipv6(h.source, h.destination).ok()? == t.checksum()
                 }
                 TransportSlice::Udp(u) => {
-                    u.to_header()
-                        .calc_checksum_ipv6(&h, u.payload())
-                        .ok()?
-                        == u.checksum()
+                    u.to_header().calc_checksum_ipv6(&h, u.payload()).ok()? == u.checksum()
                 }
                 _ => return None,
             };
@@ -118,7 +112,15 @@ fuzz_target!(|data: &[u8]| {
     let mut counters = Counters::new(tables.vips.len(), tables.backends.len());
     let mut out = Vec::new();
     for now in [1_000, 1_001] {
-        let verdict = process(&frame, now, tables, hasher, &mut flows, &mut counters, &mut out);
+        let verdict = process(
+            &frame,
+            now,
+            tables,
+            hasher,
+            &mut flows,
+            &mut counters,
+            &mut out,
+        );
         let b = match (prepared, verdict) {
             (Prepared::Drop(r), v) => {
                 assert_eq!(v, Verdict::Drop(r));

@@ -688,7 +688,12 @@ mod tests {
         };
         assert_eq!((*index, *at, *frames_before), (2, offset as u64, 2));
         let message = err.to_string();
-        for part in ["cut.pcap", "record 2", &format!("byte offset {offset}"), "2 frames"] {
+        for part in [
+            "cut.pcap",
+            "record 2",
+            &format!("byte offset {offset}"),
+            "2 frames",
+        ] {
             assert!(message.contains(part), "{message}");
         }
         // A captured length no libpcap would read is refused, not allocated.
@@ -696,7 +701,15 @@ mod tests {
         huge[32..36].copy_from_slice(&(MAX_CAPTURED_LEN + 1).to_le_bytes());
         let err = read_pcap(&huge[..]).unwrap_err();
         assert!(
-            matches!(err, PcapError::Record { index: 0, offset: 24, frames_before: 0, .. }),
+            matches!(
+                err,
+                PcapError::Record {
+                    index: 0,
+                    offset: 24,
+                    frames_before: 0,
+                    ..
+                }
+            ),
             "{err:?}"
         );
     }
@@ -880,7 +893,14 @@ mod tests {
         bytes[epb + 8..epb + 12].copy_from_slice(&3u32.to_le_bytes()); // interface 3
         let err = read_pcap(&bytes[..]).unwrap_err();
         assert!(
-            matches!(err, PcapError::Record { index: 2, offset: 48, .. }),
+            matches!(
+                err,
+                PcapError::Record {
+                    index: 2,
+                    offset: 48,
+                    ..
+                }
+            ),
             "{err}"
         );
     }
