@@ -1643,4 +1643,32 @@ mod tests {
         assert!(is_prime(65537) && is_prime(4093) && !is_prime(65535));
         assert!(is_prime(16_777_213) && !is_prime(MAX_TABLE_SIZE));
     }
+
+    #[test]
+    fn admin_token_and_tls_files_are_read_and_tls_needs_both() {
+        let text = one_vip(
+            "admin_token_file = \"admin.token\"\nadmin_tls_cert = \"a.crt\"\nadmin_tls_key = \"a.key\"",
+            "",
+            "",
+        );
+        let config = parse_str(&text, "t.toml").unwrap();
+        assert_eq!(
+            config.admin_security,
+            AdminSecurityConfig {
+                token_file: Some("admin.token".into()),
+                tls: Some(("a.crt".into(), "a.key".into())),
+            }
+        );
+        let err = parse_str(&one_vip("admin_tls_cert = \"a.crt\"", "", ""), "t.toml").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("t.toml:1:18: admin_tls_cert and admin_tls_key go together"),
+            "{err}"
+        );
+        let err = parse_str(&one_vip("admin_token_file = \"\"", "", ""), "t.toml").unwrap_err();
+        assert!(
+            err.to_string().contains("admin_token_file: empty path"),
+            "{err}"
+        );
+    }
 }
