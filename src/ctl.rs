@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use flowgate_driver::admin::client;
+use flowgate_driver::admin::{client, AdminToken};
 use flowgate_driver::config::DEFAULT_ADMIN;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -12,6 +12,12 @@ pub struct CtlArgs {
     /// Where the daemon's admin API listens.
     #[arg(long, default_value_t = DEFAULT_ADMIN)]
     admin: SocketAddr,
+    /// File holding the admin API's bearer token (the daemon's --admin-token-file).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<std::path::PathBuf>,
+    /// Talk HTTPS, trusting only this CA certificate (PEM) for the API's certificate.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: CtlCommand,
 }
@@ -42,16 +48,24 @@ pub fn run(args: CtlArgs) -> Result<()> {
         .build()
         .context("starting the client runtime")?;
     let admin = args.admin;
+    let token = args
+        .token_file
+        .as_deref()
+        .map(AdminToken::from_file)
+        .transpose()?;
+    let api = client::AdminClient::new(admin, token, args.tls_ca.as_deref())?;
     let answer = runtime.block_on(async {
         match &args.command {
-            CtlCommand::Status => client::get(admin, "/status").await,
-            CtlCommand::Metrics => client::get(admin, "/metrics").await,
-            CtlCommand::Reload => client::post(admin, "/reload").await,
+            CtlCommand::Status => api.get("/status").await,
+            CtlCommand::Metrics => api.get("/metrics").await,
+            CtlCommand::Reload => api.post("/reload").await,
             CtlCommand::Drain { vip, address } => {
-                client::post(admin, &client::backend_path(vip, *address, "drain")).await
+                api.post(&client::backend_path(vip, *address, "drain"))
+                    .await
             }
             CtlCommand::Undrain { vip, address } => {
-                client::post(admin, &client::backend_path(vip, *address, "undrain")).await
+                api.post(&client::backend_path(vip, *address, "undrain"))
+                    .await
             }
             CtlCommand::Weight {
                 vip,
@@ -59,7 +73,7 @@ pub fn run(args: CtlArgs) -> Result<()> {
                 weight,
             } => {
                 let path = client::backend_path(vip, *address, "weight");
-                client::post(admin, &format!("{path}?value={weight}")).await
+                api.post(&format!("{path}?value={weight}")).await
             }
         }
     });

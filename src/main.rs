@@ -170,7 +170,7 @@ fn replay(args: ReplayArgs) -> Result<()> {
     let mut passed = args.passed.as_deref().map(PcapSink::create).transpose()?;
     let mut engine = open_engine(&args, control.tables())?;
     let progress = progress_bar(&args.input);
-    replay::run(
+    let replayed = replay::run(
         &mut *engine,
         &control,
         &events,
@@ -185,9 +185,25 @@ fn replay(args: ReplayArgs) -> Result<()> {
                 pb.inc(burst.iter().map(|f| f.data.len() as u64 + 16).sum());
             }
         },
-    )?;
+    );
     if let Some(pb) = progress {
         pb.finish_and_clear();
+    }
+    // On an error the sinks are dropped unfinished, which removes their partial files.
+    replayed.with_context(|| {
+        format!(
+            "replay of {} stopped after {} frames were read; no output written",
+            args.input.display(),
+            source.frames_read()
+        )
+    })?;
+    if source.normalised_timestamps() > 0 {
+        eprintln!(
+            "replay: {} records of {} had a timestamp fraction of a second or more (scapy \
+             writes a microsecond field of 1000000); carried into the seconds",
+            source.normalised_timestamps(),
+            args.input.display()
+        );
     }
     output.finish()?;
     if let Some(p) = passed {

@@ -8,7 +8,7 @@ use crate::report;
 use anyhow::{bail, Result};
 use clap::Args;
 use flowgate_driver::config::DEFAULT_ADMIN;
-use flowgate_driver::{daemon, ControlPlane};
+use flowgate_driver::{admin, daemon, ControlPlane};
 use flowgate_host::{DataPath, PcapDataPath, PcapOptions, ShardedEngine};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +32,17 @@ pub struct RunArgs {
     /// picks a free port (the address is logged).
     #[arg(long)]
     admin: Option<SocketAddr>,
+    /// File holding the admin API's bearer token [default: the config's
+    /// admin_token_file]; required when the admin address is not loopback.
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// Serve the admin API over TLS with this PEM certificate chain (with
+    /// --admin-tls-key) [default: the config's admin_tls_cert].
+    #[arg(long, value_name = "FILE", requires = "admin_tls_key")]
+    admin_tls_cert: Option<PathBuf>,
+    /// The PEM private key of --admin-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "admin_tls_cert")]
+    admin_tls_key: Option<PathBuf>,
     /// Worker threads, each owning a shard of the flow table.
     #[arg(long, short, default_value_t = 1)]
     workers: usize,
@@ -113,6 +124,45 @@ fn check_args(args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// The admin API's token and TLS from the options, else from the config (its paths are
+/// relative to the config file); refuses a non-loopback address without a token.
+fn admin_security(
+    args: &RunArgs,
+    control: &ControlPlane,
+    addr: SocketAddr,
+) -> Result<admin::AdminSecurity> {
+    let from_config = control.config().admin_security;
+    let base = args
+        .config
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let token_file = args
+        .admin_token_file
+        .clone()
+        .or(from_config.token_file.map(|p| base.join(p)));
+    let tls_files = match (&args.admin_tls_cert, &args.admin_tls_key) {
+        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        _ => from_config.tls.map(|(c, k)| (base.join(c), base.join(k))),
+    };
+    let token = token_file
+        .as_deref()
+        .map(admin::AdminToken::from_file)
+        .transpose()?;
+    if token.is_none() {
+        tracing::warn!(
+            admin = %addr,
+            "the admin API has no token: any local user can drain, re-weight and reload \
+             (give --admin-token-file)"
+        );
+    }
+    let auth = admin::AdminAuth::new(addr, token)?;
+    let tls = tls_files
+        .map(|(cert, key)| admin::tls_config(&cert, &key))
+        .transpose()?;
+    Ok(admin::AdminSecurity { auth, tls })
+}
+
 pub fn run(args: RunArgs) -> Result<()> {
     check_args(&args)?;
     let control = Arc::new(ControlPlane::from_file(&args.config)?);
@@ -120,12 +170,13 @@ pub fn run(args: RunArgs) -> Result<()> {
         .admin
         .or(control.config().admin)
         .unwrap_or(DEFAULT_ADMIN);
+    let security = admin_security(&args, &control, admin)?;
     let mut datapath = if args.eal.is_empty() {
         pcap_path(&args, &control)?
     } else {
         dpdk_path(&args)?
     };
-    let done = daemon::run(control, admin, &mut *datapath)?;
+    let done = daemon::run(control, admin, security, &mut *datapath)?;
     let summary = report::Summary::new(&done.tables, &done.counters, done.shards);
     if args.json {
         let mut value = summary.to_json();

@@ -124,3 +124,89 @@ fn run_is_administered_by_ctl_and_stops_on_sigterm() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("reload refused"), "{log}");
 }
+
+/// Waits (bounded) until the daemon's admin API answers `ctl status`.
+fn wait_for_admin(admin: &str, daemon: &mut std::process::Child) {
+    let start = Instant::now();
+    while !ctl(admin, &["status"]).status.success() {
+        if let Some(code) = daemon.try_wait().unwrap() {
+            panic!("daemon exited early: {code}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "admin API never came up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn ctl_needs_the_daemons_token_file_to_change_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let token = dir.path().join("admin.token");
+    std::fs::write(&token, "s3cret-token-for-the-test\n").unwrap();
+    let wrong = dir.path().join("wrong.token");
+    std::fs::write(&wrong, "not-the-token\n").unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let mut daemon = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(root.join("examples/basic.toml"))
+        .arg("--input")
+        .arg(root.join("examples/basic.pcap"))
+        .arg("--output")
+        .arg(dir.path().join("out.pcap"))
+        .args(["--admin", &admin, "--loop", "--pace", "--admin-token-file"])
+        .arg(&token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Reads on loopback need no token (wait_for_admin uses `ctl status` without one).
+    wait_for_admin(&admin, &mut daemon);
+    let drain = ["drain", "web", "198.51.100.1"];
+    let out = ctl(&admin, &drain);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(401)"));
+    let with = |file: &Path| {
+        let mut args = vec!["--token-file", file.to_str().unwrap()];
+        args.extend(drain);
+        ctl(&admin, &args)
+    };
+    let out = with(&wrong);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(401)"));
+    let out = with(&token);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+}
+
+#[test]
+fn run_refuses_a_non_loopback_admin_address_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(root.join("examples/basic.toml"))
+        .arg("--input")
+        .arg(root.join("examples/basic.pcap"))
+        .arg("--output")
+        .arg(dir.path().join("out.pcap"))
+        .args(["--admin", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to serve the admin API on 0.0.0.0:0") && err.contains("token"),
+        "{err}"
+    );
+}

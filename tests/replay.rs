@@ -520,3 +520,105 @@ fn the_bundled_example_is_what_gen_trace_makes() {
     assert!(std::fs::read(&out).unwrap() == std::fs::read("examples/basic.pcap").unwrap(),
         "examples/basic.pcap is stale: regenerate with `flowgate gen-trace --config examples/basic.toml --out examples/basic.pcap --seed 1 --frames 3000`");
 }
+
+/// `frames` written as scapy's `wrpcap` writes them on a little-endian host: the
+/// microsecond magic, version 2.4, snap length 65535, Ethernet, records of (sec, usec,
+/// caplen, wirelen) with usec = round(fraction × 10^6). The record at `whole_second_at`
+/// gets usec = 1,000,000, as scapy writes a time within half a microsecond under a second.
+fn write_like_scapy(path: &Path, frames: &[flowgate_traces::Frame], whole_second_at: usize) {
+    let mut out = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
+        out.extend(v.to_le_bytes());
+    }
+    for (i, f) in frames.iter().enumerate() {
+        let usec = if i == whole_second_at {
+            1_000_000
+        } else {
+            (f.ts.subsec_nanos() + 500) / 1000
+        };
+        let sec = f.ts.as_secs() as u32 + usec / 1_000_000;
+        let usec = if i == whole_second_at {
+            usec
+        } else {
+            usec % 1_000_000
+        };
+        let len = f.data.len() as u32;
+        for v in [sec, usec, len, len] {
+            out.extend(v.to_le_bytes());
+        }
+        out.extend(&f.data);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn scapy_pcap_with_a_whole_second_usec_field_replays_every_frame() {
+    let fx = Fixture::new();
+    let trace = mixed_trace(&fx, 22_000, 11);
+    let input = fx.path("scapy.pcap");
+    // 22,000 frames, as in the report that found this (it stopped at frame 10,000).
+    write_like_scapy(&input, &trace.frames[..22_000], 10_000);
+    let (output, passed) = (fx.path("out.pcap"), fx.path("pass.pcap"));
+    let (ok, stdout, stderr) = run_cli(&[
+        "replay",
+        "--config",
+        fx.path("flowgate.toml").to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--passed",
+        passed.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "replay failed: {stderr}");
+    let j: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(j["frames_in"].as_u64().unwrap(), 22_000);
+    assert!(
+        stderr.contains("1 records of") && stderr.contains("carried into the seconds"),
+        "{stderr}"
+    );
+    let out = flowgate_traces::read_pcap_file(&output).unwrap();
+    assert_eq!(out.len() as u64, j["forwarded"].as_u64().unwrap());
+}
+
+#[test]
+fn unreadable_record_stops_replay_naming_it_and_leaves_no_output() {
+    let fx = Fixture::new();
+    let trace = mixed_trace(&fx, 2_000, 12);
+    let whole = fx.path("whole.pcap");
+    flowgate_traces::write_pcap_file(&whole, &trace.frames).unwrap();
+    // Cut the file inside record 1500's data.
+    let offset: usize = 24
+        + trace.frames[..1500]
+            .iter()
+            .map(|f| 16 + f.data.len())
+            .sum::<usize>();
+    let mut bytes = std::fs::read(&whole).unwrap();
+    bytes.truncate(offset + 20);
+    let input = fx.path("cut.pcap");
+    std::fs::write(&input, bytes).unwrap();
+    let output = fx.path("out.pcap");
+    let (ok, _, stderr) = run_cli(&[
+        "replay",
+        "--config",
+        fx.path("flowgate.toml").to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--burst",
+        "64",
+    ]);
+    assert!(!ok, "a cut trace must fail");
+    for part in [
+        "record 1500".to_string(),
+        format!("byte offset {offset}"),
+        "1500 frames were read".to_string(),
+        "no output written".to_string(),
+    ] {
+        assert!(stderr.contains(&part), "missing {part:?} in: {stderr}");
+    }
+    assert!(!output.exists(), "no output that looks complete");
+    assert!(!fx.path("out.pcap.partial").exists(), "no partial leftover");
+}

@@ -9,8 +9,17 @@
 //! | `POST /reload` | re-read the config file; `400` with `FILE:LINE:COL: reason` when it is bad, and the running state stays |
 //! | `GET /metrics` | Prometheus (OpenMetrics) text |
 //!
-//! Errors are JSON `{"error": "..."}` with 400 (bad request or config), 404 (no such
-//! backend) or 500. [`client`] is the other end, for `flowgate ctl`.
+//! Errors are JSON `{"error": "..."}` with 400 (bad request or config), 401 (no or wrong
+//! token), 404 (no such backend), 413 (body over [`MAX_BODY`]) or 500. [`client`] is the
+//! other end, for `flowgate ctl`.
+//!
+//! Who gets in ([`AdminSecurity`]): with a bearer token (read from a file, never from the
+//! command line, where `ps` shows it), every mutating request (anything but `GET`/`HEAD`)
+//! must carry `Authorization: Bearer TOKEN`, and on an address that is not loopback every
+//! request must; the API refuses to start on such an address without a token. The token
+//! is compared in constant time (`subtle`). Without a token on loopback the API is open to
+//! local users, as before (a warning says so). TLS (rustls, PEM certificate chain and key)
+//! is optional.
 //!
 //! The metrics are encoded with `prometheus-client` from a snapshot of the data path's
 //! counters taken at scrape time ([`CountersBoard`]), so the data path never touches a
@@ -18,8 +27,9 @@
 
 use crate::control::{BackendKey, ControlError, ControlPlane};
 use crate::health::HealthBoard;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -31,8 +41,10 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What the API handlers share.
 pub struct AdminState {
@@ -41,7 +53,10 @@ pub struct AdminState {
     pub counters: Arc<CountersBoard>,
 }
 
-/// The API's routes.
+/// The largest request body the API reads (the weight endpoint's JSON is a few bytes).
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// The API's routes, open to anyone who reaches them: [`guarded`] adds the token check.
 pub fn router(state: Arc<AdminState>) -> Router {
     Router::new()
         .route("/status", get(status))
@@ -50,18 +65,266 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/backends/{vip}/{address}/drain", post(drain))
         .route("/backends/{vip}/{address}/undrain", post(undrain))
         .route("/backends/{vip}/{address}/weight", post(weight))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
-/// Serve the API on `listener` until `shutdown` resolves.
+/// `router` behind `auth`'s token check (every request, routed or not, goes through it).
+pub fn guarded(router: Router, auth: AdminAuth) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(auth, require_token))
+}
+
+/// The admin bearer token. Its bytes never appear in `Debug` output or logs.
+#[derive(Clone)]
+pub struct AdminToken(Arc<[u8]>);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
+}
+
+impl AdminToken {
+    /// The token in the file at `path`, without trailing whitespace (the newline an editor
+    /// or `echo` adds); an empty token is refused.
+    pub fn from_file(path: &std::path::Path) -> Result<AdminToken, AdminSetupError> {
+        let bytes = std::fs::read(path).map_err(|source| AdminSetupError::TokenRead {
+            path: path.into(),
+            source,
+        })?;
+        AdminToken::new(&bytes).ok_or_else(|| AdminSetupError::TokenEmpty { path: path.into() })
+    }
+
+    /// `bytes` without trailing whitespace; `None` when nothing is left or it holds bytes
+    /// an HTTP header cannot carry (control characters, inner whitespace).
+    pub fn new(bytes: &[u8]) -> Option<AdminToken> {
+        let token = bytes.trim_ascii_end();
+        let valid = !token.is_empty() && token.iter().all(|b| b.is_ascii_graphic());
+        valid.then(|| AdminToken(token.into()))
+    }
+
+    /// The token as a header value's text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("checked ASCII in new")
+    }
+
+    /// Constant time in the token's contents (`subtle`); only its length can be learnt.
+    fn matches(&self, presented: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.ct_eq(presented).into()
+    }
+}
+
+/// Why the admin API could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminSetupError {
+    #[error("{path}: cannot read the admin token: {source}")]
+    TokenRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: the admin token file holds no token (or characters a header cannot carry)")]
+    TokenEmpty { path: PathBuf },
+    #[error(
+        "refusing to serve the admin API on {addr}, which is not loopback, without a token: \
+         give a token file (--admin-token-file or the config's admin_token_file) or listen \
+         on 127.0.0.1 / ::1"
+    )]
+    ExposedWithoutToken { addr: SocketAddr },
+    #[error("{path}: admin TLS: {reason}")]
+    Tls { path: PathBuf, reason: String },
+}
+
+/// Who may use which requests.
+#[derive(Debug, Clone)]
+pub struct AdminAuth {
+    token: Option<AdminToken>,
+    /// Reads need the token too (the API listens beyond loopback).
+    reads_need_token: bool,
+}
+
+impl AdminAuth {
+    /// The policy for an API listening on `addr`: refuses a non-loopback address without
+    /// a token.
+    pub fn new(addr: SocketAddr, token: Option<AdminToken>) -> Result<AdminAuth, AdminSetupError> {
+        let exposed = !addr.ip().is_loopback();
+        if exposed && token.is_none() {
+            return Err(AdminSetupError::ExposedWithoutToken { addr });
+        }
+        Ok(AdminAuth {
+            token,
+            reads_need_token: exposed,
+        })
+    }
+
+    /// Whether a request with `method` and `authorization` header may go on.
+    fn allows(&self, method: &Method, authorization: Option<&[u8]>) -> bool {
+        let Some(token) = &self.token else {
+            // Only possible on loopback (see `new`).
+            return true;
+        };
+        let read = method == Method::GET || method == Method::HEAD;
+        if read && !self.reads_need_token {
+            return true;
+        }
+        authorization
+            .and_then(bearer)
+            .is_some_and(|presented| token.matches(presented))
+    }
+}
+
+/// The credentials of an `Authorization: Bearer ...` header (the scheme is
+/// case-insensitive, RFC 9110 section 11.1).
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(7)?;
+    scheme
+        .eq_ignore_ascii_case(b"bearer ")
+        .then(|| rest.trim_ascii())
+}
+
+async fn require_token(State(auth): State<AdminAuth>, request: Request, next: Next) -> Response {
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    if auth.allows(request.method(), authorization) {
+        return next.run(request).await;
+    }
+    let mut response = ApiError(
+        StatusCode::UNAUTHORIZED,
+        "this request needs the admin token: Authorization: Bearer TOKEN \
+         (flowgate ctl --token-file FILE)"
+            .into(),
+    )
+    .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+/// How the API is served: who may use it and, optionally, TLS.
+#[derive(Clone)]
+pub struct AdminSecurity {
+    pub auth: AdminAuth,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl AdminSecurity {
+    /// Open to local users, plain HTTP: only for a loopback listener.
+    pub fn loopback_open() -> AdminSecurity {
+        AdminSecurity {
+            auth: AdminAuth {
+                token: None,
+                reads_need_token: false,
+            },
+            tls: None,
+        }
+    }
+}
+
+/// A TLS server config from a PEM certificate chain and a PEM private key.
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<rustls::ServerConfig>, AdminSetupError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let tls = |path: &std::path::Path, reason: String| AdminSetupError::Tls {
+        path: path.into(),
+        reason,
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| tls(cert, format!("cannot read the certificate chain: {e}")))?;
+    if chain.is_empty() {
+        return Err(tls(cert, "no PEM certificate in the file".into()));
+    }
+    let private = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| tls(key, format!("cannot read the private key: {e}")))?;
+    // ring, as the proxy uses: rustls 0.23.48 deprecates it for lacking the post-quantum
+    // key exchange that aws-lc-rs has, but aws-lc-rs needs cmake and a long C build on
+    // every CI machine; a loopback admin API does not need post-quantum key exchange yet.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls(cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| tls(key, format!("the key does not fit the certificate: {e}")))?;
+    Ok(Arc::new(config))
+}
+
+/// Serve the API, open and plain, on a loopback `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AdminState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, state, AdminSecurity::loopback_open(), shutdown).await
+}
+
+/// How long a client has to finish the TLS handshake: a silent connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serve the API on `listener` with `security` until `shutdown` resolves. Refuses a
+/// listener that is not on loopback unless `security` asks for a token on every request.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: Arc<AdminState>,
+    security: AdminSecurity,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() && !security.auth.reads_need_token {
+        let e = AdminSetupError::ExposedWithoutToken { addr };
+        return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, e));
+    }
+    let app = guarded(router(state), security.auth);
+    let Some(tls) = security.tls else {
+        return axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+    };
+    // axum::serve takes plain listeners only; over TLS each connection is accepted, its
+    // handshake done on its own task (so a slow client holds up no one else), and served
+    // by hyper, as axum's own low-level TLS example does.
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin API: accept");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => return Ok(()),
+        };
+        let (acceptor, service) = (acceptor.clone(), service.clone());
+        tokio::spawn(async move {
+            let stream =
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "admin API: TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "admin API connection");
+            }
+        });
+    }
 }
 
 struct ApiError(StatusCode, String);
@@ -437,7 +700,9 @@ impl Collector for Snapshot {
 
 /// The other end of the API, for `flowgate ctl` and tests.
 pub mod client {
+    use super::AdminToken;
     use std::net::SocketAddr;
+    use std::path::{Path, PathBuf};
     use std::time::Duration;
 
     /// An answer: the HTTP status and the body.
@@ -453,29 +718,99 @@ pub mod client {
         }
     }
 
-    fn http() -> Result<reqwest::Client, reqwest::Error> {
-        reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
+    #[derive(Debug, thiserror::Error)]
+    pub enum ClientError {
+        #[error("{path}: cannot read the CA certificate: {source}")]
+        Ca {
+            path: PathBuf,
+            source: std::io::Error,
+        },
+        #[error(transparent)]
+        Http(#[from] reqwest::Error),
     }
 
-    /// `GET {admin}{path}`.
-    pub async fn get(admin: SocketAddr, path: &str) -> Result<Answer, reqwest::Error> {
-        let r = http()?.get(format!("http://{admin}{path}")).send().await?;
+    /// A client for one admin API: its address, the token it sends, and for TLS the CA
+    /// (PEM) that signed the API's certificate.
+    #[derive(Debug, Clone)]
+    pub struct AdminClient {
+        base: String,
+        token: Option<AdminToken>,
+        http: reqwest::Client,
+    }
+
+    impl AdminClient {
+        /// Plain HTTP without `tls_ca`, HTTPS trusting only `tls_ca` with it.
+        pub fn new(
+            admin: SocketAddr,
+            token: Option<AdminToken>,
+            tls_ca: Option<&Path>,
+        ) -> Result<AdminClient, ClientError> {
+            let mut http = reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(30));
+            let scheme = match tls_ca {
+                None => "http",
+                Some(path) => {
+                    let pem = std::fs::read(path).map_err(|source| ClientError::Ca {
+                        path: path.into(),
+                        source,
+                    })?;
+                    http = http
+                        .use_rustls_tls()
+                        .tls_built_in_root_certs(false)
+                        .add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+                    "https"
+                }
+            };
+            Ok(AdminClient {
+                base: format!("{scheme}://{admin}"),
+                token,
+                http: http.build()?,
+            })
+        }
+
+        fn send(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+            match &self.token {
+                Some(t) => request.bearer_auth(t.as_str()),
+                None => request,
+            }
+        }
+
+        /// `GET {admin}{path}`.
+        pub async fn get(&self, path: &str) -> Result<Answer, ClientError> {
+            let r = self.send(self.http.get(format!("{}{path}", self.base)));
+            answer(r).await
+        }
+
+        /// `POST {admin}{path}` with an empty body.
+        pub async fn post(&self, path: &str) -> Result<Answer, ClientError> {
+            let r = self.send(self.http.post(format!("{}{path}", self.base)));
+            answer(r).await
+        }
+
+        /// `POST {admin}{path}` with `body`.
+        pub async fn post_body(&self, path: &str, body: Vec<u8>) -> Result<Answer, ClientError> {
+            let r = self.send(self.http.post(format!("{}{path}", self.base)).body(body));
+            answer(r).await
+        }
+    }
+
+    async fn answer(request: reqwest::RequestBuilder) -> Result<Answer, ClientError> {
+        let r = request.send().await?;
         Ok(Answer {
             status: r.status().as_u16(),
             body: r.text().await?,
         })
     }
 
-    /// `POST {admin}{path}` with an empty body.
-    pub async fn post(admin: SocketAddr, path: &str) -> Result<Answer, reqwest::Error> {
-        let r = http()?.post(format!("http://{admin}{path}")).send().await?;
-        Ok(Answer {
-            status: r.status().as_u16(),
-            body: r.text().await?,
-        })
+    /// `GET {admin}{path}` over plain HTTP without a token.
+    pub async fn get(admin: SocketAddr, path: &str) -> Result<Answer, ClientError> {
+        AdminClient::new(admin, None, None)?.get(path).await
+    }
+
+    /// `POST {admin}{path}` with an empty body, over plain HTTP without a token.
+    pub async fn post(admin: SocketAddr, path: &str) -> Result<Answer, ClientError> {
+        AdminClient::new(admin, None, None)?.post(path).await
     }
 
     /// The path of a backend operation (`drain`, `undrain`, `weight`); the VIP name is

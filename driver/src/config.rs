@@ -24,6 +24,10 @@
 //!
 //! ```toml
 //! admin = "127.0.0.1:9090"   # admin API address (default; `flowgate run --admin` wins)
+//! admin_token_file = "admin.token"  # bearer token for the admin API (relative to this
+//!                            # file); required when `admin` is not loopback
+//! admin_tls_cert = "admin.crt"      # optional: serve the admin API over TLS (PEM chain
+//! admin_tls_key = "admin.key"       # and key, relative to this file; both or neither)
 //! [[vip]]
 //! # ...
 //!   [vip.health]             # optional: without it, backends are never checked
@@ -53,7 +57,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use thiserror::Error;
 use toml::Spanned;
@@ -174,7 +178,18 @@ pub struct Config {
     /// Where the admin API listens (`admin = "127.0.0.1:9090"`); `None` = the default or
     /// the command line's choice.
     pub admin: Option<SocketAddr>,
+    /// The admin API's security, as written (relative paths are relative to the config
+    /// file; `flowgate run`'s options win).
+    pub admin_security: AdminSecurityConfig,
     pub vips: Vec<VipConfig>,
+}
+
+/// The admin API's token file and TLS files, as the config names them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminSecurityConfig {
+    pub token_file: Option<PathBuf>,
+    /// Certificate chain and private key (PEM); both or neither.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,6 +293,9 @@ mod raw {
         pub hash_key: Option<Spanned<String>>,
         pub maglev_m: Option<Spanned<u32>>,
         pub admin: Option<Spanned<String>>,
+        pub admin_token_file: Option<Spanned<String>>,
+        pub admin_tls_cert: Option<Spanned<String>>,
+        pub admin_tls_key: Option<Spanned<String>>,
         #[serde(default)]
         pub flow_table: FlowTable,
         #[serde(default)]
@@ -488,8 +506,35 @@ impl<'a> Source<'a> {
             })?),
             None => None,
         };
+        let file = |v: &Option<Spanned<String>>, key: &str| match v {
+            Some(v) => self
+                .check(v, |s| {
+                    if s.is_empty() {
+                        Err(format!("{key}: empty path"))
+                    } else {
+                        Ok(PathBuf::from(s))
+                    }
+                })
+                .map(Some),
+            None => Ok(None),
+        };
+        let token_file = file(&raw.admin_token_file, "admin_token_file")?;
+        let cert = file(&raw.admin_tls_cert, "admin_tls_cert")?;
+        let key = file(&raw.admin_tls_key, "admin_tls_key")?;
+        let tls = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                let given = raw.admin_tls_cert.as_ref().or(raw.admin_tls_key.as_ref());
+                return Err(self.invalid(
+                    given.map_or(0..0, |g| g.span()),
+                    "admin_tls_cert and admin_tls_key go together: give both or neither",
+                ));
+            }
+        };
         Ok(Config {
             admin,
+            admin_security: AdminSecurityConfig { token_file, tls },
             own_mac,
             encap_src_v4,
             encap_src_v6,
@@ -1628,5 +1673,33 @@ mod tests {
         assert_eq!(primes, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);
         assert!(is_prime(65537) && is_prime(4093) && !is_prime(65535));
         assert!(is_prime(16_777_213) && !is_prime(MAX_TABLE_SIZE));
+    }
+
+    #[test]
+    fn admin_token_and_tls_files_are_read_and_tls_needs_both() {
+        let text = one_vip(
+            "admin_token_file = \"admin.token\"\nadmin_tls_cert = \"a.crt\"\nadmin_tls_key = \"a.key\"",
+            "",
+            "",
+        );
+        let config = parse_str(&text, "t.toml").unwrap();
+        assert_eq!(
+            config.admin_security,
+            AdminSecurityConfig {
+                token_file: Some("admin.token".into()),
+                tls: Some(("a.crt".into(), "a.key".into())),
+            }
+        );
+        let err = parse_str(&one_vip("admin_tls_cert = \"a.crt\"", "", ""), "t.toml").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("t.toml:1:18: admin_tls_cert and admin_tls_key go together"),
+            "{err}"
+        );
+        let err = parse_str(&one_vip("admin_token_file = \"\"", "", ""), "t.toml").unwrap_err();
+        assert!(
+            err.to_string().contains("admin_token_file: empty path"),
+            "{err}"
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! one stays), SIGINT / SIGTERM stop the data path after its current burst. Written once:
 //! `flowgate run` with a pcap input and with `-- <EAL args>` both come through [`run`].
 
-use crate::admin::{self, AdminState};
+use crate::admin::{self, AdminSecurity, AdminState};
 use crate::control::ControlPlane;
 use crate::health::{self, HealthBoard};
 use flowgate_host::datapath::{DataPath, Finished};
@@ -32,11 +32,13 @@ pub enum DaemonError {
 }
 
 /// Run `datapath` under `control` until it stops (input ended, or SIGINT / SIGTERM), with
-/// the admin API on `admin` (port 0: a free port, logged) and health checks as the config
-/// asks. Returns what the data path reports at the end.
+/// the admin API on `admin` (port 0: a free port, logged; its token and TLS from
+/// `security`) and health checks as the config asks. Returns what the data path reports
+/// at the end.
 pub fn run(
     control: Arc<ControlPlane>,
     admin: SocketAddr,
+    security: AdminSecurity,
     datapath: &mut dyn DataPath,
 ) -> Result<Finished, DaemonError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -73,7 +75,12 @@ pub fn run(
         health: health_board.clone(),
         counters: counters.clone(),
     });
-    let server = runtime.spawn(admin::serve(listener, state, stopped(shutdown.subscribe())));
+    let server = runtime.spawn(admin::serve_with(
+        listener,
+        state,
+        security,
+        stopped(shutdown.subscribe()),
+    ));
     runtime.spawn(health::run(
         control.clone(),
         health_board,

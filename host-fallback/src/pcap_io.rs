@@ -6,6 +6,22 @@
 //! (told apart by the magic number), Ethernet link type only: the data path starts at the
 //! Ethernet header, so anything else is refused with [`PcapError::LinkType`].
 //!
+//! Records are read as leniently as libpcap (tcpdump) reads them, since a trace a user
+//! brings should replay wherever tcpdump reads it: pcap-file parses each classic record's
+//! header and data ([`PcapReader::next_raw_packet`]) and the checks are ours, not its
+//! stricter [`PcapReader::next_packet`]'s. A timestamp fraction of a whole second or more
+//! (scapy rounds a time up to a microsecond field of 1,000,000) is carried into the
+//! seconds and counted ([`PcapSource::normalised_timestamps`]); a captured length under the
+//! wire length or over the header's snap length is what truncating capture tools write and
+//! is accepted. A record that cannot be read is a [`PcapError::Record`] naming its index,
+//! its byte offset and how many frames were read before it, and those frames are handed
+//! out first.
+//!
+//! A written file appears under its name only when complete: [`PcapSink::create`] writes
+//! to `NAME.partial` and [`PcapSink::finish`] renames it; a sink dropped unfinished (an
+//! error, a panic) removes the partial file, so a failed run leaves no output that looks
+//! like a whole one.
+//!
 //! Writing always produces classic pcap, link type 1 (Ethernet), snap length [`SNAPLEN`],
 //! nanosecond timestamps and little-endian headers. Nanoseconds so that a frame's time
 //! survives a round trip whatever resolution it was read with; libpcap ≥ 1.5 (tcpdump,
@@ -53,6 +69,21 @@ pub enum PcapError {
         path: PathBuf,
         source: pcap_file::PcapError,
     },
+    /// One record (classic pcap) or block (pcapng) cannot be read; every frame before it
+    /// was handed out.
+    #[error(
+        "{path}: record {index} at byte offset {offset} is unreadable: {reason}; {frames_before} frames were read before it"
+    )]
+    Record {
+        path: PathBuf,
+        /// The record's (pcapng: the block's) index in the file, from 0.
+        index: u64,
+        /// Where the record starts in the file.
+        offset: u64,
+        /// Frames read (and handed out) before it.
+        frames_before: u64,
+        reason: String,
+    },
     #[error(
         "{path}: link type {link:?} is not Ethernet; flowgate reads Ethernet (DLT_EN10MB) captures"
     )]
@@ -70,6 +101,15 @@ pub enum PcapError {
 pub struct PcapSource<R: BufRead = BufReader<File>> {
     path: PathBuf,
     reader: Reader<R>,
+    /// The next record's (pcapng: block's) index and byte offset.
+    index: u64,
+    offset: u64,
+    /// Frames handed out so far.
+    frames: u64,
+    normalised: u64,
+    /// A record error found in the middle of a burst, returned by the next call so that
+    /// the frames before the bad record are handed out first.
+    failed: Option<PcapError>,
 }
 
 enum Reader<R: BufRead> {
@@ -79,6 +119,20 @@ enum Reader<R: BufRead> {
 
 /// The pcapng section header block type, which is also the file's magic number.
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+
+/// The classic pcap file header's length.
+const PCAP_HEADER_LEN: u64 = 24;
+
+/// The largest captured length libpcap reads (its `MAXIMUM_SNAPLEN`); a larger one is a
+/// corrupt record, not a frame.
+const MAX_CAPTURED_LEN: u32 = 262_144;
+
+/// What one record read gave.
+enum Record {
+    Frame(Frame),
+    /// A pcapng block that holds no packet.
+    Other,
+}
 
 impl PcapSource {
     pub fn open(path: &Path) -> Result<PcapSource, PcapError> {
@@ -101,8 +155,12 @@ impl<R: BufRead> PcapSource<R> {
             path: path.into(),
             source,
         })?;
-        let reader = if head.starts_with(&PCAPNG_MAGIC) {
-            Reader::PcapNg(PcapNgReader::new(reader).map_err(format)?)
+        let (reader, offset) = if head.starts_with(&PCAPNG_MAGIC) {
+            let offset = section_header_len(head);
+            (
+                Reader::PcapNg(PcapNgReader::new(reader).map_err(format)?),
+                offset,
+            )
         } else {
             let r = PcapReader::new(reader).map_err(format)?;
             let link = r.header().datalink;
@@ -112,39 +170,132 @@ impl<R: BufRead> PcapSource<R> {
                     link,
                 });
             }
-            Reader::Pcap(r)
+            (Reader::Pcap(r), PCAP_HEADER_LEN)
         };
         Ok(PcapSource {
             path: path.into(),
             reader,
+            // The pcapng section header was block 0.
+            index: u64::from(offset != PCAP_HEADER_LEN),
+            offset,
+            frames: 0,
+            normalised: 0,
+            failed: None,
         })
     }
 
-    /// Up to `max` frames appended to `into`; returns how many (0 at the end).
+    /// How many records so far had a timestamp fraction of a whole second or more (scapy
+    /// writes a microsecond field of 1,000,000), carried into the seconds.
+    pub fn normalised_timestamps(&self) -> u64 {
+        self.normalised
+    }
+
+    /// Frames handed out so far.
+    pub fn frames_read(&self) -> u64 {
+        self.frames
+    }
+
+    /// Up to `max` frames appended to `into`; returns how many (0 at the end). After an
+    /// unreadable record, the frames before it come first and the error with the next call.
     pub fn read_burst(&mut self, max: usize, into: &mut Vec<Frame>) -> Result<usize, PcapError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let mut n = 0;
         while n < max {
-            let frame = match &mut self.reader {
-                Reader::Pcap(r) => match r.next_packet() {
-                    None => None,
-                    Some(Ok(p)) => Some(Frame {
-                        ts: p.timestamp,
-                        data: p.data.into_owned(),
-                    }),
-                    Some(Err(source)) => {
-                        return Err(PcapError::Format {
-                            path: self.path.clone(),
-                            source,
-                        })
-                    }
-                },
-                Reader::PcapNg(r) => next_pcapng_frame(r, &self.path)?,
-            };
-            let Some(frame) = frame else { break };
-            into.push(frame);
-            n += 1;
+            match self.next_record() {
+                Ok(None) => break,
+                Ok(Some(Record::Other)) => {}
+                Ok(Some(Record::Frame(frame))) => {
+                    into.push(frame);
+                    n += 1;
+                    self.frames += 1;
+                }
+                Err(e) if n == 0 => return Err(e),
+                Err(e) => {
+                    self.failed = Some(e);
+                    break;
+                }
+            }
         }
         Ok(n)
+    }
+
+    /// The next record, or `None` at the end of the stream.
+    fn next_record(&mut self) -> Result<Option<Record>, PcapError> {
+        let (index, offset, frames_before) = (self.index, self.offset, self.frames);
+        let path = &self.path;
+        let record_error = |reason: String| PcapError::Record {
+            path: path.clone(),
+            index,
+            offset,
+            frames_before,
+            reason,
+        };
+        let (record, len) = match &mut self.reader {
+            Reader::Pcap(r) => {
+                let header = r.header();
+                let raw = match r.next_raw_packet() {
+                    None => return Ok(None),
+                    Some(Ok(raw)) => raw,
+                    Some(Err(e)) => return Err(record_error(reason(e))),
+                };
+                let len = 16 + u64::from(raw.incl_len);
+                if raw.incl_len > MAX_CAPTURED_LEN {
+                    return Err(record_error(format!(
+                        "captured length {} is over libpcap's limit of {MAX_CAPTURED_LEN}",
+                        raw.incl_len
+                    )));
+                }
+                let per_second = match header.ts_resolution {
+                    TsResolution::MicroSecond => 1_000_000,
+                    TsResolution::NanoSecond => 1_000_000_000,
+                };
+                let (ts, carried) = record_timestamp(raw.ts_sec, raw.ts_frac, per_second);
+                self.normalised += u64::from(carried);
+                let frame = Frame {
+                    ts,
+                    data: raw.data.into_owned(),
+                };
+                (Record::Frame(frame), len)
+            }
+            Reader::PcapNg(r) => {
+                let endianness = r.section().endianness;
+                let raw = match r.next_raw_block() {
+                    None => return Ok(None),
+                    Some(Ok(raw)) => raw,
+                    Some(Err(e)) => return Err(record_error(reason(e))),
+                };
+                let len = u64::from(raw.initial_len);
+                let block = match endianness {
+                    Endianness::Big => raw.try_into_block::<byteorder_slice::BigEndian>(),
+                    Endianness::Little => raw.try_into_block::<byteorder_slice::LittleEndian>(),
+                }
+                .map_err(|e| record_error(reason(e)))?
+                // Owned (the packet's bytes are copied out anyway) so the reader's
+                // interfaces can be looked at.
+                .into_owned();
+                let record = match pcapng_frame(r, block) {
+                    Ok(Some(frame)) => Record::Frame(frame),
+                    Ok(None) => Record::Other,
+                    Err(PcapngFrameError::Undeclared) => {
+                        return Err(record_error(
+                            "the packet names an undeclared interface".into(),
+                        ))
+                    }
+                    Err(PcapngFrameError::LinkType(link)) => {
+                        return Err(PcapError::LinkType {
+                            path: path.clone(),
+                            link,
+                        })
+                    }
+                };
+                (record, len)
+            }
+        };
+        self.index += 1;
+        self.offset += len;
+        Ok(Some(record))
     }
 
     /// Every frame of the stream.
@@ -155,21 +306,89 @@ impl<R: BufRead> PcapSource<R> {
     }
 }
 
+/// A record's time from its seconds and fraction fields (`per_second` fraction units to a
+/// second), and whether the fraction held a whole second or more that was carried into the
+/// seconds: libpcap hands such records on as they are, and tcpdump prints them; we carry
+/// so the time is a valid one.
+fn record_timestamp(secs: u32, frac: u32, per_second: u32) -> (Duration, bool) {
+    let carried = frac >= per_second;
+    let secs = u64::from(secs) + u64::from(frac / per_second);
+    let nanos = (frac % per_second) * (1_000_000_000 / per_second);
+    (Duration::new(secs, nanos), carried)
+}
+
+/// Why pcap-file could not read a record, in words.
+fn reason(e: pcap_file::PcapError) -> String {
+    match e {
+        pcap_file::PcapError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the file ends inside it (cut short, or its length field is corrupt)".into()
+        }
+        e => e.to_string(),
+    }
+}
+
+/// The length of the pcapng section header block at the start of `head` (its magic says
+/// its byte order), 0 when `head` is too short to tell (the reader then fails anyway).
+fn section_header_len(head: &[u8]) -> u64 {
+    let (Some(len), Some(magic)) = (head.get(4..8), head.get(8..12)) else {
+        return 0;
+    };
+    let len: [u8; 4] = len.try_into().expect("4 bytes");
+    u64::from(if magic == [0x4d, 0x3c, 0x2b, 0x1a] {
+        u32::from_le_bytes(len)
+    } else {
+        u32::from_be_bytes(len)
+    })
+}
+
 /// Writes frames as an Ethernet pcap stream (nanosecond timestamps, so replay output keeps
 /// the input's time exactly whatever its resolution).
 pub struct PcapSink<W: Write = BufWriter<File>> {
     path: PathBuf,
     writer: PcapWriter<W>,
+    /// For a file: where it is written until [`PcapSink::finish`] renames it.
+    partial: Option<Partial>,
+}
+
+/// A file written under a temporary name; removed when dropped before it is renamed.
+struct Partial {
+    temporary: PathBuf,
+    renamed: bool,
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.renamed {
+            // Best effort: the run is failing already, and a leftover `.partial` name
+            // does not look complete.
+            let _ = std::fs::remove_file(&self.temporary);
+        }
+    }
+}
+
+/// `NAME.partial` beside `path`.
+fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    path.with_file_name(name)
 }
 
 impl PcapSink {
-    /// Creates (or truncates) the file at `path`.
+    /// Writes a file that appears at `path` (replacing what is there) when
+    /// [`PcapSink::finish`] succeeds; until then it is `path` + `.partial`.
     pub fn create(path: &Path) -> Result<PcapSink, PcapError> {
-        let file = File::create(path).map_err(|source| PcapError::Io {
-            path: path.into(),
+        let temporary = partial_path(path);
+        let file = File::create(&temporary).map_err(|source| PcapError::Io {
+            path: temporary.clone(),
             source,
         })?;
-        Self::from_writer(BufWriter::with_capacity(1 << 20, file), path)
+        let partial = Partial {
+            temporary,
+            renamed: false,
+        };
+        let mut sink = Self::from_writer(BufWriter::with_capacity(1 << 20, file), path)?;
+        sink.partial = Some(partial);
+        Ok(sink)
     }
 }
 
@@ -188,6 +407,7 @@ impl<W: Write> PcapSink<W> {
         Ok(PcapSink {
             path: path.into(),
             writer,
+            partial: None,
         })
     }
 
@@ -205,13 +425,18 @@ impl<W: Write> PcapSink<W> {
         Ok(())
     }
 
-    /// Flushes what is buffered and hands back the writer.
+    /// Flushes what is buffered, gives a file its name, and hands back the writer.
     pub fn finish(self) -> Result<W, PcapError> {
         let mut inner = self.writer.into_writer();
-        inner.flush().map_err(|source| PcapError::Io {
-            path: self.path,
-            source,
-        })?;
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| PcapError::Io { path, source }
+        };
+        inner.flush().map_err(io(&self.path))?;
+        if let Some(mut partial) = self.partial {
+            std::fs::rename(&partial.temporary, &self.path).map_err(io(&self.path))?;
+            partial.renamed = true;
+        }
         Ok(inner)
     }
 }
@@ -258,50 +483,37 @@ pub fn write_pcap_file(path: impl AsRef<Path>, frames: &[Frame]) -> Result<(), P
     Ok(())
 }
 
-/// The next packet of a pcapng file, skipping non-packet blocks.
-fn next_pcapng_frame<R: BufRead>(
-    r: &mut PcapNgReader<R>,
-    path: &Path,
-) -> Result<Option<Frame>, PcapError> {
-    loop {
-        let block = match r.next_block() {
-            None => return Ok(None),
-            Some(Err(source)) => {
-                return Err(PcapError::Format {
-                    path: path.into(),
-                    source,
-                })
-            }
-            Some(Ok(b)) => b,
-        };
-        let (interface, raw_ts, data) = match block {
-            Block::EnhancedPacket(p) => (
-                p.interface_id,
-                p.timestamp.as_nanos() as u64,
-                p.data.into_owned(),
-            ),
-            Block::SimplePacket(p) => (0, 0, p.data.into_owned()),
-            Block::Packet(p) => (p.interface_id as u32, p.timestamp, p.data.into_owned()),
-            _ => continue,
-        };
-        let Some(idb) = r.interfaces().get(interface as usize) else {
-            let source = pcap_file::PcapError::InvalidField("packet names an undeclared interface");
-            return Err(PcapError::Format {
-                path: path.into(),
-                source,
-            });
-        };
-        if idb.linktype != DataLink::ETHERNET {
-            return Err(PcapError::LinkType {
-                path: path.into(),
-                link: idb.linktype,
-            });
-        }
-        // pcap-file hands over the raw 64-bit timestamp as if it counted nanoseconds; its
-        // unit is really the interface's if_tsresol (microseconds when absent).
-        let ts = timestamp(raw_ts, units_per_second(idb));
-        return Ok(Some(Frame { ts, data }));
+enum PcapngFrameError {
+    Undeclared,
+    LinkType(DataLink),
+}
+
+/// The frame a pcapng block holds, `None` for blocks that hold no packet.
+fn pcapng_frame<R: BufRead>(
+    r: &PcapNgReader<R>,
+    block: Block<'_>,
+) -> Result<Option<Frame>, PcapngFrameError> {
+    let (interface, raw_ts, data) = match block {
+        Block::EnhancedPacket(p) => (
+            p.interface_id,
+            p.timestamp.as_nanos() as u64,
+            p.data.into_owned(),
+        ),
+        Block::SimplePacket(p) => (0, 0, p.data.into_owned()),
+        Block::Packet(p) => (p.interface_id as u32, p.timestamp, p.data.into_owned()),
+        _ => return Ok(None),
+    };
+    let idb = r
+        .interfaces()
+        .get(interface as usize)
+        .ok_or(PcapngFrameError::Undeclared)?;
+    if idb.linktype != DataLink::ETHERNET {
+        return Err(PcapngFrameError::LinkType(idb.linktype));
     }
+    // pcap-file hands over the raw 64-bit timestamp as if it counted nanoseconds; its
+    // unit is really the interface's if_tsresol (microseconds when absent).
+    let ts = timestamp(raw_ts, units_per_second(idb));
+    Ok(Some(Frame { ts, data }))
 }
 
 /// `raw` units of `1 / per_second` s, split into whole seconds first so that no
@@ -387,6 +599,154 @@ mod tests {
         let read = read_pcap(&bytes[..]).unwrap();
         assert_eq!(read[0].ts, Duration::new(1_704_067_200, 123_456_000));
         assert_eq!(read[0].data, frames()[0].data);
+    }
+
+    /// A classic pcap exactly as scapy's `wrpcap` writes it on a little-endian host: the
+    /// microsecond magic in native order, version 2.4, snap length 65535, Ethernet, and
+    /// records of (sec, usec, caplen, wirelen). scapy computes the microseconds as
+    /// `round(frac * 1e6)`, so a time just under a whole second gets usec = 1,000,000.
+    fn scapy_pcap(frames: usize, whole_second_usec_at: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend(0xa1b2_c3d4u32.to_le_bytes());
+        out.extend(2u16.to_le_bytes());
+        out.extend(4u16.to_le_bytes());
+        out.extend(0i32.to_le_bytes());
+        out.extend(0u32.to_le_bytes());
+        out.extend(65_535u32.to_le_bytes());
+        out.extend(1u32.to_le_bytes());
+        for i in 0..frames {
+            let data = [i as u8; 60];
+            let (sec, usec) = if i == whole_second_usec_at {
+                (1_700_000_000 + i as u32, 1_000_000)
+            } else {
+                (1_700_000_000 + i as u32, 500_000)
+            };
+            for v in [sec, usec, data.len() as u32, data.len() as u32] {
+                out.extend(v.to_le_bytes());
+            }
+            out.extend(data);
+        }
+        out
+    }
+
+    #[test]
+    fn scapy_usec_of_a_whole_second_is_carried_and_counted() {
+        let bytes = scapy_pcap(22_000, 10_000);
+        let mut source = PcapSource::from_reader(&bytes[..], Path::new("scapy.pcap")).unwrap();
+        let mut frames = Vec::new();
+        while source.read_burst(512, &mut frames).unwrap() > 0 {}
+        assert_eq!(frames.len(), 22_000);
+        assert_eq!(source.normalised_timestamps(), 1);
+        assert_eq!(source.frames_read(), 22_000);
+        assert_eq!(frames[10_000].ts, Duration::new(1_700_010_001, 0));
+        assert_eq!(frames[9_999].ts, Duration::new(1_700_009_999, 500_000_000));
+        assert_eq!(frames[10_000].data, [(10_000 % 256) as u8; 60]);
+    }
+
+    #[test]
+    fn nanosecond_fraction_of_a_second_or_more_is_carried() {
+        let mut bytes = write_pcap(Vec::new(), &frames()[..1]).unwrap();
+        bytes[28..32].copy_from_slice(&2_500_000_000u32.to_le_bytes());
+        let mut source = PcapSource::from_reader(&bytes[..], Path::new("t")).unwrap();
+        let mut got = Vec::new();
+        source.read_burst(8, &mut got).unwrap();
+        assert_eq!(got[0].ts, Duration::new(1_704_067_202, 500_000_000));
+        assert_eq!(source.normalised_timestamps(), 1);
+    }
+
+    #[test]
+    fn truncated_capture_with_wire_length_over_the_snap_length_is_read() {
+        // tcpdump -s 96 on a 1500-byte frame: caplen 96, wirelen 1500, snaplen 96.
+        let mut bytes = write_pcap(Vec::new(), &frames()[..1]).unwrap();
+        bytes[16..20].copy_from_slice(&40u32.to_le_bytes());
+        bytes[36..40].copy_from_slice(&1500u32.to_le_bytes());
+        let got = read_pcap(&bytes[..]).unwrap();
+        assert_eq!(got, frames()[..1]);
+    }
+
+    #[test]
+    fn unreadable_record_names_index_offset_and_frames_read_before_it() {
+        let all = frames();
+        let bytes = write_pcap(Vec::new(), &all).unwrap();
+        // Record 2 starts after the header and records 0 (60 bytes) and 1 (256 bytes).
+        let offset = 24 + (16 + 60) + (16 + 256);
+        let cut = &bytes[..offset + 20];
+        let mut source = PcapSource::from_reader(cut, Path::new("cut.pcap")).unwrap();
+        let mut got = Vec::new();
+        // The frames before the bad record are handed out first, then the error.
+        assert_eq!(source.read_burst(64, &mut got).unwrap(), 2);
+        assert_eq!(got, all[..2]);
+        let err = source.read_burst(64, &mut got).unwrap_err();
+        let PcapError::Record {
+            index,
+            offset: at,
+            frames_before,
+            ..
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!((*index, *at, *frames_before), (2, offset as u64, 2));
+        let message = err.to_string();
+        for part in [
+            "cut.pcap",
+            "record 2",
+            &format!("byte offset {offset}"),
+            "2 frames",
+        ] {
+            assert!(message.contains(part), "{message}");
+        }
+        // A captured length no libpcap would read is refused, not allocated.
+        let mut huge = bytes.clone();
+        huge[32..36].copy_from_slice(&(MAX_CAPTURED_LEN + 1).to_le_bytes());
+        let err = read_pcap(&huge[..]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PcapError::Record {
+                    index: 0,
+                    offset: 24,
+                    frames_before: 0,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn unreadable_pcapng_block_names_its_offset() {
+        let data = [7u8; 60];
+        let mut bytes = pcapng(1, None, &[(1, &data), (2, &data)]);
+        // Section header 28 bytes, interface block 20, first packet block 32 + 60.
+        let second = 28 + 20 + 32 + 60;
+        bytes.truncate(second + 12);
+        let err = read_pcap(&bytes[..]).unwrap_err();
+        assert!(
+            matches!(err, PcapError::Record { index: 3, offset, frames_before: 1, .. } if offset == second as u64),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn output_appears_under_its_name_only_when_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.pcap");
+        let partial = dir.path().join("out.pcap.partial");
+        let mut sink = PcapSink::create(&path).unwrap();
+        sink.write(Duration::ZERO, &[0; 60]).unwrap();
+        assert!(!path.exists() && partial.exists());
+        sink.finish().unwrap();
+        assert!(path.exists() && !partial.exists());
+        assert_eq!(read_pcap_file(&path).unwrap().len(), 1);
+
+        // A run that fails leaves the previous output as it was and no partial file.
+        let mut sink = PcapSink::create(&path).unwrap();
+        sink.write(Duration::ZERO, &[0; 60]).unwrap();
+        sink.write(Duration::ZERO, &[0; 60]).unwrap();
+        drop(sink);
+        assert!(!partial.exists());
+        assert_eq!(read_pcap_file(&path).unwrap().len(), 1);
     }
 
     #[test]
@@ -532,6 +892,16 @@ mod tests {
         let epb = bytes.len() - (12 + 20 + 60);
         bytes[epb + 8..epb + 12].copy_from_slice(&3u32.to_le_bytes()); // interface 3
         let err = read_pcap(&bytes[..]).unwrap_err();
-        assert!(matches!(err, PcapError::Format { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                PcapError::Record {
+                    index: 2,
+                    offset: 48,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }
