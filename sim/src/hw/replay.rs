@@ -9,8 +9,9 @@
 //! first input at or after the previous match whose bytes it can be the rewrite of:
 //! * passed (`tuser` 1): the same bytes;
 //! * forwarded by L2 DSR: same length, same bytes from offset 12 (only the MACs change);
-//! * forwarded by IP-in-IP: ends with the input's IP datagram (`core::parse`'s `l3_offset`
-//!   and `ip_len`) after a 20- or 40-byte outer header.
+//! * forwarded by IP-in-IP or GUE: ends with the input's IP datagram (`core::parse`'s
+//!   `l3_offset` and `ip_len`) after an outer header of one of the lengths of
+//!   `flowgate_core::rewrite::MODES` (20 or 40; 28 or 48 with UDP).
 //!
 //! Two inputs with the same bytes get the same verdict under the same tables, and the
 //! tables only change between runs, so taking the first candidate is exact. An output that
@@ -239,8 +240,10 @@ fn is_rewrite_of(out: &OutFrame, input: &[u8]) -> bool {
     let Some(datagram) = input.get(l3..l3 + ip_len) else {
         return false;
     };
-    [20, 40]
+    flowgate_core::rewrite::MODES
         .iter()
+        .filter(|m| m.encapsulates())
+        .flat_map(|m| [m.outer_len_v4, m.outer_len_v6])
         .any(|outer| o.len() == l3 + outer + ip_len && o.ends_with(datagram))
 }
 
