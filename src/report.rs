@@ -20,10 +20,12 @@ fn protocol_name(p: u8) -> String {
     }
 }
 
-fn mode_name(m: Mode) -> &'static str {
-    match m {
-        Mode::Dsr => "dsr",
-        Mode::IpIp => "ipip",
+/// The mode as the config writes it: its name, and `key=value` of its parameter if it has
+/// one (`gue gue_port=6080`).
+fn mode_label(m: Mode) -> String {
+    match m.spec().param {
+        Some(param) => format!("{} {}={}", m.name(), param.key, m.param()),
+        None => m.name().to_string(),
     }
 }
 
@@ -55,12 +57,16 @@ impl<'a> Summary<'a> {
             .iter()
             .zip(&c.vips)
             .map(|(v, pb)| {
-                json!({
+                let mut vip = json!({
                     "name": v.name, "address": v.address.to_string(), "port": v.port,
-                    "protocol": protocol_name(v.protocol), "mode": mode_name(v.mode),
+                    "protocol": protocol_name(v.protocol), "mode": v.mode.name(),
                     "persistence": persistence_name(v.persistence),
                     "packets": pb.packets, "bytes": pb.bytes,
-                })
+                });
+                if let Some(param) = v.mode.spec().param {
+                    vip[param.key] = json!(v.mode.param());
+                }
+                vip
             })
             .collect();
         let backends: Vec<Value> = self
@@ -171,7 +177,7 @@ pub fn print_tables(t: &Tables) {
             protocol_name(v.protocol),
             v.address,
             v.port,
-            mode_name(v.mode),
+            mode_label(v.mode),
             persistence_name(v.persistence),
             v.maglev.len()
         );

@@ -622,3 +622,92 @@ fn unreadable_record_stops_replay_naming_it_and_leaves_no_output() {
     assert!(!output.exists(), "no output that looks complete");
     assert!(!fx.path("out.pcap.partial").exists(), "no partial leftover");
 }
+
+/// `examples/gue.toml` on the bundled trace, through the binary with 3 workers: every
+/// forwarded frame decodes with etherparse as Ethernet / IP / UDP to the VIP's GUE port
+/// with the contract's checksums (0 under IPv4, correct under IPv6), and its UDP payload is
+/// exactly the IP packet of an input frame to that VIP (GUE variant 1: no GUE header).
+#[test]
+fn gue_replay_output_decodes_to_the_input_packets() {
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+    let fx = Fixture::new();
+    let (out, passed) = (fx.path("gue.pcap"), fx.path("gue-passed.pcap"));
+    let (ok, stdout, stderr) = run_cli(&[
+        "replay",
+        "--config",
+        "examples/gue.toml",
+        "--input",
+        "examples/basic.pcap",
+        "--output",
+        out.to_str().unwrap(),
+        "--passed",
+        passed.to_str().unwrap(),
+        "--workers",
+        "3",
+        "--json",
+    ]);
+    assert!(ok, "replay failed: {stderr}");
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    let vips = summary["vips"].as_array().unwrap();
+    assert_eq!(vips[0]["mode"], "gue");
+    assert_eq!(vips[0]["gue_port"], 6080);
+    assert_eq!(vips[1]["gue_port"], 7000);
+
+    // The IP packet of every input frame, by destination VIP address.
+    let mut sent: HashMap<Vec<u8>, std::net::IpAddr> = HashMap::new();
+    for f in flowgate_traces::read_pcap_file("examples/basic.pcap").unwrap() {
+        if let Ok(Parsed::Ip(p)) = parse(&f.data) {
+            let (l3, len) = (usize::from(p.l3_offset), usize::from(p.ip_len));
+            sent.insert(f.data[l3..l3 + len].to_vec(), p.dst);
+        }
+    }
+    let forwarded = flowgate_traces::read_pcap_file(&out).unwrap();
+    assert_eq!(
+        forwarded.len() as u64,
+        summary["forwarded"].as_u64().unwrap()
+    );
+    let mut per_port: HashMap<u16, usize> = HashMap::new();
+    for f in &forwarded {
+        let packet = SlicedPacket::from_ethernet(&f.data).expect("output parses");
+        let (source, destination, v6) = match &packet.net {
+            Some(NetSlice::Ipv4(ip)) => {
+                let h = ip.header();
+                assert_eq!(h.header_checksum(), h.to_header().calc_header_checksum());
+                (h.source().to_vec(), h.destination().to_vec(), false)
+            }
+            Some(NetSlice::Ipv6(ip)) => {
+                let h = ip.header();
+                (h.source().to_vec(), h.destination().to_vec(), true)
+            }
+            other => panic!("outer {other:?}"),
+        };
+        let Some(TransportSlice::Udp(udp)) = &packet.transport else {
+            panic!("not UDP: {:?}", packet.transport);
+        };
+        assert!(udp.source_port() >= 49152);
+        if v6 {
+            let expected = udp
+                .to_header()
+                .calc_checksum_ipv6_raw(
+                    source[..].try_into().unwrap(),
+                    destination[..].try_into().unwrap(),
+                    udp.payload(),
+                )
+                .unwrap();
+            assert_eq!(udp.checksum(), expected);
+        } else {
+            assert_eq!(udp.checksum(), 0);
+        }
+        let vip = sent
+            .get(udp.payload())
+            .expect("the UDP payload is an input frame's IP packet");
+        let port = if vip.is_ipv4() { 6080 } else { 7000 };
+        assert_eq!(udp.destination_port(), port);
+        *per_port.entry(port).or_default() += 1;
+    }
+    // Both VIPs (IPv4 and IPv6 outer) forwarded frames.
+    assert!(
+        per_port[&6080] > 100 && per_port[&7000] > 100,
+        "{per_port:?}"
+    );
+}

@@ -27,6 +27,7 @@ use crate::counters::{Counters, FlowCounters};
 use crate::hash::Persistence;
 use crate::hash::KEY_LEN;
 use crate::maglev::{Slot, DEFAULT_M};
+use crate::rewrite::modes::MODE_VALUES;
 use crate::rewrite::Mode;
 use crate::tables::{Backend, Vip};
 use crate::verdict::DropReason;
@@ -752,8 +753,13 @@ pub const VIP_PROTOCOL: Field = Field::new(
     "IP protocol number (6 = TCP, 17 = UDP).",
 );
 pub const VIP_IS_V6: Field = Field::new("is_v6", 152, 1, "1: address is IPv6.");
-pub const VIP_MODE: Field = Field::new("mode", 153, 2, "Rewrite of forwarded frames.")
-    .with_values(&[("dsr", 0), ("ipip", 1)]);
+pub const VIP_MODE: Field = Field::new(
+    "mode",
+    153,
+    2,
+    "Rewrite of forwarded frames (`flowgate_core::rewrite::MODES`).",
+)
+.with_values(&MODE_VALUES);
 pub const VIP_PERSISTENCE: Field = Field::new(
     "persistence",
     155,
@@ -768,6 +774,16 @@ pub const VIP_VALID: Field = Field::new(
     1,
     "1: the entry is a VIP; 0: the entry matches nothing.",
 );
+
+pub const VIP_ENCAP_PORT: Field = Field::new(
+    "encap_port",
+    160,
+    16,
+    "The mode's parameter: the outer UDP destination port of gue (config `gue_port`); 0 \
+     for the other modes.",
+);
+/// Data words of a VIP entry.
+pub const VIP_WORDS: usize = 6;
 
 pub const BACKEND_ADDRESS: Field = Field::new(
     "address",
@@ -870,7 +886,7 @@ pub const VIP_WINDOW: Window = Window {
     access: Access::Rw,
     shadowed: true,
     index: &[WINDOW_ENTRY],
-    data_words: 5,
+    data_words: VIP_WORDS as u32,
     fields: &[
         VIP_ADDRESS,
         VIP_PORT,
@@ -879,6 +895,7 @@ pub const VIP_WINDOW: Window = Window {
         VIP_MODE,
         VIP_PERSISTENCE,
         VIP_VALID,
+        VIP_ENCAP_PORT,
     ],
     entries: DEFAULT_VIPS,
     doc: "The VIP table: (address, port, protocol) services and how each is balanced. \
@@ -1197,10 +1214,7 @@ fn mac_value(mac: [u8; 6]) -> u128 {
 
 /// The `mode` field value of a rewrite mode.
 pub fn mode_code(mode: Mode) -> u32 {
-    match mode {
-        Mode::Dsr => 0,
-        Mode::IpIp => 1,
-    }
+    mode.code().into()
 }
 
 /// The `persistence` field value of a persistence mode.
@@ -1212,7 +1226,7 @@ pub fn persistence_code(p: Persistence) -> u32 {
 }
 
 /// The VIP window's data words for `vip` (marked valid).
-pub fn vip_entry(vip: &Vip) -> [u32; 5] {
+pub fn vip_entry(vip: &Vip) -> [u32; VIP_WORDS] {
     vip_words(
         vip.address,
         vip.port,
@@ -1229,14 +1243,15 @@ pub fn vip_words(
     protocol: u8,
     mode: Mode,
     persistence: Persistence,
-) -> [u32; 5] {
-    let mut w = [0u32; 5];
+) -> [u32; VIP_WORDS] {
+    let mut w = [0u32; VIP_WORDS];
     let (addr, v6) = addr_value(address);
     VIP_ADDRESS.set(&mut w, addr);
     VIP_PORT.set(&mut w, port as u128);
     VIP_PROTOCOL.set(&mut w, protocol as u128);
     VIP_IS_V6.set(&mut w, v6 as u128);
     VIP_MODE.set(&mut w, mode_code(mode) as u128);
+    VIP_ENCAP_PORT.set(&mut w, mode.param() as u128);
     VIP_PERSISTENCE.set(&mut w, persistence_code(persistence) as u128);
     VIP_VALID.set(&mut w, 1);
     w
@@ -1928,6 +1943,17 @@ mod tests {
             VIP_PERSISTENCE.value("src_ip").unwrap() as u128
         );
         assert_eq!(VIP_VALID.get(&w), 1);
+        assert_eq!(VIP_ENCAP_PORT.get(&w), 0);
+        let gue = vip_words(
+            "192.0.2.1".parse().unwrap(),
+            53,
+            17,
+            Mode::Gue { port: 6080 },
+            Persistence::FiveTuple,
+        );
+        assert_eq!(VIP_MODE.get(&gue), VIP_MODE.value("gue").unwrap() as u128);
+        assert_eq!(VIP_ENCAP_PORT.get(&gue), 6080);
+        assert_eq!(gue[5], 6080, "encap_port is the low half of DATA5");
         assert_eq!(mode_code(Mode::Dsr), VIP_MODE.value("dsr").unwrap());
         assert_eq!(
             persistence_code(Persistence::FiveTuple),

@@ -10,7 +10,16 @@
 //!   from the flow hash, so ECMP and RSS downstream spread flows; IPv6 outer flow label =
 //!   low 20 bits of the flow hash. Outer IPv4: TTL 64, ID 0, DF clear, TOS copied from the
 //!   inner header, header checksum correct. Outer IPv6: hop limit 64, traffic class copied.
+//! * **GUE** (variant 1, direct IP-in-UDP, as Katran sends it): the IP-in-IP outer header
+//!   with protocol / next header 17, then an 8-byte UDP header, then the inner datagram (no
+//!   GUE header: the receiver tells IPv4 from IPv6 by the inner version nibble). UDP source
+//!   port = `0xC000 | hash >> 18` (the flow hash's top 14 bits in the dynamic range, for
+//!   ECMP entropy; see [`gue_source_port`]), destination port = the VIP's `gue_port`, length
+//!   = 8 + inner length. UDP checksum 0 under an outer IPv4 header (RFC 768 allows it and
+//!   tunnel receivers expect it), computed under an outer IPv6 header (RFC 8200 §8.1
+//!   forbids 0 there; a result of 0 is sent as 0xFFFF).
 //!
+//! [`modes::MODES`] describes every mode (name, code, parameter, outer length).
 //! The outer family follows the backend's address, not the inner packet's: IPv6 clients
 //! can reach an IPv4-only backend network and vice versa.
 //!
@@ -37,7 +46,11 @@
 //! datagram whose padding was dropped, e.g. a bare ICMP header in IPv4 in IPv4: 58 bytes).
 //! It is not padded here: padding is the transmitting MAC's job.
 
-use crate::parse::{ParsedFrame, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+pub mod modes;
+
+pub use modes::{Mode, ModeSpec, GUE_DEFAULT_PORT, MAX_OUTER_LEN, MODES};
+
+use crate::parse::{ParsedFrame, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_UDP};
 use crate::verdict::DropReason;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -58,13 +71,8 @@ pub const ETHERNET_HEADER_LEN: usize = 14;
 pub const OUTER_IPV4_LEN: usize = 20;
 /// Length of the outer IPv6 header (no extension headers).
 pub const OUTER_IPV6_LEN: usize = 40;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    #[default]
-    Dsr,
-    IpIp,
-}
+/// Length of GUE's UDP header (variant 1 has no GUE header after it).
+pub const UDP_HEADER_LEN: usize = 8;
 
 /// An address prefix whose host bits are filled from the flow hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +115,11 @@ mod field {
     pub const IPV6_HOP_LIMIT: usize = 7;
     pub const IPV6_SOURCE: Field = 8..24;
     pub const IPV6_DESTINATION: Field = 24..40;
+
+    pub const UDP_SOURCE: Field = 0..2;
+    pub const UDP_DESTINATION: Field = 2..4;
+    pub const UDP_LENGTH: Field = 4..6;
+    pub const UDP_CHECKSUM: Field = 6..8;
 }
 
 /// What the rewrite reads of a parsed frame: where the IP datagram lies and what an outer
@@ -140,7 +153,7 @@ impl From<&ParsedFrame> for Datagram {
 /// Write the rewritten frame into `out` (cleared first).
 ///
 /// See the module doc for what each [`Mode`] emits and for the errors. The only error the
-/// pipeline can see is [`DropReason::EncapTooLarge`]: an IP-in-IP frame longer than
+/// pipeline can see is [`DropReason::EncapTooLarge`]: an IP-in-IP or GUE frame longer than
 /// [`MAX_FRAME_LEN`]. DSR never grows a frame, so it is never too large.
 #[inline]
 pub fn rewrite(
@@ -153,7 +166,7 @@ pub fn rewrite(
     out.clear();
     match mode {
         Mode::Dsr => rewrite_dsr(frame, params, out),
-        Mode::IpIp => encapsulate(frame, &datagram.into(), params, out),
+        Mode::IpIp | Mode::Gue { .. } => encapsulate(frame, &datagram.into(), mode, params, out),
     }
 }
 
@@ -166,14 +179,14 @@ fn rewrite_dsr(frame: &[u8], params: &RewriteParams, out: &mut Vec<u8>) -> Resul
     Ok(())
 }
 
-/// What an IP-in-IP rewrite puts around the inner datagram, checked against the frame:
-/// [`rewrite`] and [`rewrite_in_place`] both emit `L2 header (MACs and last ethertype
-/// rewritten) ‖ outer header ‖ frame[l3_offset..l3_offset + ip_len]`.
+/// What an encapsulating rewrite (IP-in-IP, GUE) puts around the inner datagram, checked
+/// against the frame: [`rewrite`] and [`rewrite_in_place`] both emit `L2 header (MACs and
+/// last ethertype rewritten) ‖ outer header(s) ‖ frame[l3_offset..l3_offset + ip_len]`.
 struct Encap {
     l3_offset: usize,
     ip_len: usize,
     ethertype: u16,
-    outer: [u8; OUTER_IPV6_LEN],
+    outer: [u8; MAX_OUTER_LEN],
     outer_len: usize,
 }
 
@@ -181,6 +194,7 @@ struct Encap {
 fn encap_plan(
     frame: &[u8],
     datagram: &Datagram,
+    mode: Mode,
     params: &RewriteParams,
 ) -> Result<Encap, DropReason> {
     let l3_offset = usize::from(datagram.l3_offset);
@@ -200,37 +214,60 @@ fn encap_plan(
     } else {
         IPPROTO_IPIP
     };
-    let (ethertype, outer_len) = match params.backend_addr {
-        IpAddr::V4(_) => (ETHERTYPE_IPV4, OUTER_IPV4_LEN),
-        IpAddr::V6(_) => (ETHERTYPE_IPV6, OUTER_IPV6_LEN),
+    let gue_port = match mode {
+        Mode::Gue { port } => Some(port),
+        Mode::Dsr | Mode::IpIp => None,
     };
+    // The outer IP header carries UDP under GUE, the inner datagram itself under IP-in-IP.
+    let (protocol, udp_len) = match gue_port {
+        Some(_) => (IPPROTO_UDP, UDP_HEADER_LEN),
+        None => (inner_protocol, 0),
+    };
+    let backend_v6 = params.backend_addr.is_ipv6();
+    let ethertype = if backend_v6 {
+        ETHERTYPE_IPV6
+    } else {
+        ETHERTYPE_IPV4
+    };
+    let outer_len = mode.spec().outer_len(backend_v6);
     if l3_offset + outer_len + ip_len > MAX_FRAME_LEN {
         return Err(DropReason::EncapTooLarge);
     }
-    let mut outer = [0u8; OUTER_IPV6_LEN];
+    // Cannot truncate: the whole frame is at most MAX_FRAME_LEN, checked above.
+    let ip_payload_len = (udp_len + ip_len) as u16;
+    let inner = &frame[l3_offset..l3_offset + ip_len];
+    let mut outer = [0u8; MAX_OUTER_LEN];
     match params.backend_addr {
         IpAddr::V4(backend) => {
             let source = encap_source_v4(params.encap_src_v4, params.hash);
-            // Cannot truncate: the whole frame is at most MAX_FRAME_LEN, checked above.
-            let ipv4_total_len = (OUTER_IPV4_LEN + ip_len) as u16;
             outer[..OUTER_IPV4_LEN].copy_from_slice(&outer_ipv4_header(
                 source,
                 backend,
                 datagram.dscp_ecn,
-                ipv4_total_len,
-                inner_protocol,
+                OUTER_IPV4_LEN as u16 + ip_payload_len,
+                protocol,
             ));
+            if let Some(port) = gue_port {
+                let udp = udp_header(params.hash, port, ip_payload_len, |_| 0);
+                outer[OUTER_IPV4_LEN..outer_len].copy_from_slice(&udp);
+            }
         }
         IpAddr::V6(backend) => {
             let source = encap_source_v6(params.encap_src_v6, params.hash);
-            outer.copy_from_slice(&outer_ipv6_header(
+            outer[..OUTER_IPV6_LEN].copy_from_slice(&outer_ipv6_header(
                 source,
                 backend,
                 datagram.dscp_ecn,
                 params.hash,
-                datagram.ip_len,
-                inner_protocol,
+                ip_payload_len,
+                protocol,
             ));
+            if let Some(port) = gue_port {
+                let udp = udp_header(params.hash, port, ip_payload_len, |udp| {
+                    udp_ipv6_checksum(source, backend, udp, inner)
+                });
+                outer[OUTER_IPV6_LEN..outer_len].copy_from_slice(&udp);
+            }
         }
     }
     Ok(Encap {
@@ -254,10 +291,11 @@ impl Encap {
 fn encapsulate(
     frame: &[u8],
     datagram: &Datagram,
+    mode: Mode,
     params: &RewriteParams,
     out: &mut Vec<u8>,
 ) -> Result<(), DropReason> {
-    let e = encap_plan(frame, datagram, params)?;
+    let e = encap_plan(frame, datagram, mode, params)?;
     // One growth at most, and none once `out` has held a frame this large.
     out.reserve(e.l3_offset + e.outer_len + e.ip_len);
     out.extend_from_slice(&frame[..e.l3_offset]);
@@ -279,9 +317,9 @@ pub enum InPlace {
 
 /// [`rewrite`] without copying the frame, for engines whose frame buffers have free room
 /// in front of the frame (a DPDK mbuf's headroom): `buf[start..]` is the received frame
-/// and `buf[..start]` may be overwritten. DSR writes the two MACs; IP-in-IP moves the L2
-/// header `outer_len` bytes to the front, rewrites it, writes the outer header between it
-/// and the inner datagram and leaves the Ethernet padding out of the returned range.
+/// and `buf[..start]` may be overwritten. DSR writes the two MACs; IP-in-IP and GUE move
+/// the L2 header `outer_len` bytes to the front (at most [`MAX_OUTER_LEN`]), rewrite it,
+/// write the outer header(s) between it and the inner datagram and leaves the Ethernet padding out of the returned range.
 ///
 /// The returned range of `buf` holds exactly the bytes [`rewrite`] would write to `out`,
 /// and the errors are the same; on `Err` or [`InPlace::NoRoom`] `buf` is unchanged.
@@ -304,8 +342,8 @@ pub fn rewrite_in_place(
             write_macs(&mut buf[start..], params);
             Ok(InPlace::Done(start..buf.len()))
         }
-        Mode::IpIp => {
-            let e = encap_plan(frame, &datagram.into(), params)?;
+        Mode::IpIp | Mode::Gue { .. } => {
+            let e = encap_plan(frame, &datagram.into(), mode, params)?;
             let Some(front) = start.checked_sub(e.outer_len) else {
                 return Ok(InPlace::NoRoom);
             };
@@ -361,6 +399,75 @@ fn outer_ipv6_header(
     header[field::IPV6_SOURCE].copy_from_slice(&source.octets());
     header[field::IPV6_DESTINATION].copy_from_slice(&destination.octets());
     header
+}
+
+/// GUE's outer UDP source port for a flow: the hash's top 14 bits in the dynamic port range
+/// (RFC 6335: 49152..=65535), so routers' ECMP and NICs' RSS spread flows (as RFC 8086
+/// asks of UDP tunnels), no port is 0 and none looks like a well-known service. The top
+/// bits are the ones the outer source address and the IPv6 flow label use least.
+pub fn gue_source_port(hash: u32) -> u16 {
+    0xC000 | (hash >> 18) as u16
+}
+
+/// GUE's UDP header; `checksum` gets the header with a zero checksum field and returns
+/// the value to write.
+fn udp_header(
+    hash: u32,
+    port: u16,
+    length: u16,
+    checksum: impl FnOnce(&[u8; UDP_HEADER_LEN]) -> u16,
+) -> [u8; UDP_HEADER_LEN] {
+    let mut header = [0u8; UDP_HEADER_LEN];
+    header[field::UDP_SOURCE].copy_from_slice(&gue_source_port(hash).to_be_bytes());
+    header[field::UDP_DESTINATION].copy_from_slice(&port.to_be_bytes());
+    header[field::UDP_LENGTH].copy_from_slice(&length.to_be_bytes());
+    let sum = checksum(&header);
+    header[field::UDP_CHECKSUM].copy_from_slice(&sum.to_be_bytes());
+    header
+}
+
+/// The UDP checksum under an IPv6 header (RFC 8200 §8.1): the ones' complement of the sum
+/// of the pseudo-header (addresses, upper-layer length, next header 17), the UDP header
+/// (checksum field zero) and the payload; 0 is sent as 0xFFFF.
+fn udp_ipv6_checksum(
+    source: Ipv6Addr,
+    destination: Ipv6Addr,
+    header: &[u8; UDP_HEADER_LEN],
+    payload: &[u8],
+) -> u16 {
+    let length = (UDP_HEADER_LEN + payload.len()) as u32;
+    let pseudo = ones_complement_sum(&source.octets(), 0)
+        + ones_complement_sum(&destination.octets(), 0)
+        + u64::from(length)
+        + u64::from(IPPROTO_UDP);
+    let sum = ones_complement_sum(payload, ones_complement_sum(header, pseudo));
+    match !fold_ones_complement(sum) {
+        0 => 0xffff,
+        c => c,
+    }
+}
+
+/// `initial` plus the big-endian 16-bit words of `data` (a trailing odd byte is a high
+/// byte), unfolded: a u64 cannot overflow on any frame, and folding once at the end gives
+/// the same bits as the end-around carry after every word (RFC 1071 §2).
+fn ones_complement_sum(data: &[u8], initial: u64) -> u64 {
+    let mut words = data.chunks_exact(2);
+    let mut sum = initial;
+    for w in &mut words {
+        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = words.remainder() {
+        sum += u64::from(*last) << 8;
+    }
+    sum
+}
+
+/// A ones' complement sum folded to 16 bits.
+fn fold_ones_complement(mut sum: u64) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
 }
 
 /// The mask of the low bits of an address of `width` bits that the hash fills, for a
@@ -622,13 +729,35 @@ mod tests {
 
     /// Everything the IP-in-IP contract says about `out`, read back with etherparse.
     fn assert_encapsulation(frame: &[u8], parsed: &ParsedFrame, p: &RewriteParams, out: &[u8]) {
+        assert_encapsulated(frame, parsed, Mode::IpIp, p, out);
+    }
+
+    /// Everything the IP-in-IP or GUE contract says about `out`, read back with etherparse
+    /// (Ethernet, VLANs, outer IP, and for GUE the UDP header and its checksum).
+    fn assert_encapsulated(
+        frame: &[u8],
+        parsed: &ParsedFrame,
+        mode: Mode,
+        p: &RewriteParams,
+        out: &[u8],
+    ) {
         let l3 = usize::from(parsed.l3_offset);
         let ip_len = usize::from(parsed.ip_len);
         let inner = &frame[l3..l3 + ip_len];
-        let inner_protocol = if parsed.is_ipv6() { 41 } else { 4 };
+        let gue_port = match mode {
+            Mode::Gue { port } => Some(port),
+            Mode::IpIp => None,
+            Mode::Dsr => panic!("DSR does not encapsulate"),
+        };
+        let udp_len = if gue_port.is_some() { 8 } else { 0 };
+        let outer_protocol = match (gue_port, parsed.is_ipv6()) {
+            (Some(_), _) => 17,
+            (None, true) => 41,
+            (None, false) => 4,
+        };
         let (outer_len, ethertype) = match p.backend_addr {
-            IpAddr::V4(_) => (20, [0x08, 0x00]),
-            IpAddr::V6(_) => (40, [0x86, 0xdd]),
+            IpAddr::V4(_) => (20 + udp_len, [0x08, 0x00]),
+            IpAddr::V6(_) => (40 + udp_len, [0x86, 0xdd]),
         };
 
         // L2: new MACs, the frame's VLAN tags byte for byte, the outer family's ethertype,
@@ -642,42 +771,76 @@ mod tests {
         let packet = SlicedPacket::from_ethernet(out).expect("output parses");
         let original = SlicedPacket::from_ethernet(frame).expect("input parses");
         assert_eq!(vlan_ids(&packet), vlan_ids(&original));
-        match (&packet.net, p.backend_addr) {
-            (Some(NetSlice::Ipv4(ip)), IpAddr::V4(backend)) => {
-                let h = ip.header();
-                let src = p.encap_src_v4;
-                let expected_src =
-                    expected_source(u32::from(src.prefix).into(), 32, src.len, p.hash);
-                assert_eq!(h.version(), 4);
-                assert_eq!(h.ihl(), 5);
-                assert_eq!(h.dcp().value() << 2 | h.ecn().value(), parsed.dscp_ecn);
-                assert_eq!(usize::from(h.total_len()), 20 + ip_len);
-                assert_eq!(h.identification(), 0);
-                assert!(!h.dont_fragment() && !h.more_fragments());
-                assert_eq!(h.fragments_offset().value(), 0);
-                assert_eq!(h.ttl(), 64);
-                assert_eq!(h.protocol().0, inner_protocol);
-                assert_eq!(h.header_checksum(), h.to_header().calc_header_checksum());
-                assert_eq!(u128::from(u32::from(h.source_addr())), expected_src);
-                assert_eq!(h.destination_addr(), backend);
-                assert_eq!(ip.payload().payload, inner, "inner datagram");
+        let (carried, source, destination): (&[u8], Vec<u8>, Vec<u8>) =
+            match (&packet.net, p.backend_addr) {
+                (Some(NetSlice::Ipv4(ip)), IpAddr::V4(backend)) => {
+                    let h = ip.header();
+                    let src = p.encap_src_v4;
+                    let expected_src =
+                        expected_source(u32::from(src.prefix).into(), 32, src.len, p.hash);
+                    assert_eq!(h.version(), 4);
+                    assert_eq!(h.ihl(), 5);
+                    assert_eq!(h.dcp().value() << 2 | h.ecn().value(), parsed.dscp_ecn);
+                    assert_eq!(usize::from(h.total_len()), 20 + udp_len + ip_len);
+                    assert_eq!(h.identification(), 0);
+                    assert!(!h.dont_fragment() && !h.more_fragments());
+                    assert_eq!(h.fragments_offset().value(), 0);
+                    assert_eq!(h.ttl(), 64);
+                    assert_eq!(h.protocol().0, outer_protocol);
+                    assert_eq!(h.header_checksum(), h.to_header().calc_header_checksum());
+                    assert_eq!(u128::from(u32::from(h.source_addr())), expected_src);
+                    assert_eq!(h.destination_addr(), backend);
+                    let (s, d) = (h.source().to_vec(), h.destination().to_vec());
+                    (ip.payload().payload, s, d)
+                }
+                (Some(NetSlice::Ipv6(ip)), IpAddr::V6(backend)) => {
+                    let h = ip.header();
+                    let src = p.encap_src_v6;
+                    let expected_src = expected_source(src.prefix.into(), 128, src.len, p.hash);
+                    assert_eq!(h.version(), 6);
+                    assert_eq!(h.traffic_class(), parsed.dscp_ecn);
+                    assert_eq!(h.flow_label().value(), p.hash & 0xf_ffff);
+                    assert_eq!(usize::from(h.payload_length()), udp_len + ip_len);
+                    assert_eq!(h.next_header().0, outer_protocol);
+                    assert_eq!(h.hop_limit(), 64);
+                    assert_eq!(u128::from(h.source_addr()), expected_src);
+                    assert_eq!(h.destination_addr(), backend);
+                    assert!(ip.extensions().is_empty());
+                    let (s, d) = (h.source().to_vec(), h.destination().to_vec());
+                    (ip.payload().payload, s, d)
+                }
+                (net, backend) => panic!("outer {net:?} for backend {backend}"),
+            };
+        match gue_port {
+            None => assert_eq!(carried, inner, "inner datagram"),
+            Some(port) => {
+                let Some(TransportSlice::Udp(udp)) = &packet.transport else {
+                    panic!("GUE output carries {:?}, not UDP", packet.transport);
+                };
+                assert!(
+                    udp.source_port() >= 49152,
+                    "source port in the dynamic range"
+                );
+                assert_eq!(udp.source_port() & 0x3fff, (p.hash >> 18) as u16);
+                assert_eq!(udp.destination_port(), port);
+                assert_eq!(usize::from(udp.length()), 8 + ip_len);
+                // Variant 1: no GUE header, the inner datagram follows UDP directly.
+                assert_eq!(udp.payload(), inner, "inner datagram");
+                let header = udp.to_header();
+                if source.len() == 4 {
+                    assert_eq!(udp.checksum(), 0, "no UDP checksum under IPv4");
+                } else {
+                    let expected = header
+                        .calc_checksum_ipv6_raw(
+                            source[..].try_into().unwrap(),
+                            destination[..].try_into().unwrap(),
+                            udp.payload(),
+                        )
+                        .unwrap();
+                    assert_ne!(udp.checksum(), 0, "IPv6 forbids a zero UDP checksum");
+                    assert_eq!(udp.checksum(), expected, "outer UDP checksum");
+                }
             }
-            (Some(NetSlice::Ipv6(ip)), IpAddr::V6(backend)) => {
-                let h = ip.header();
-                let src = p.encap_src_v6;
-                let expected_src = expected_source(src.prefix.into(), 128, src.len, p.hash);
-                assert_eq!(h.version(), 6);
-                assert_eq!(h.traffic_class(), parsed.dscp_ecn);
-                assert_eq!(h.flow_label().value(), p.hash & 0xf_ffff);
-                assert_eq!(usize::from(h.payload_length()), ip_len);
-                assert_eq!(h.next_header().0, inner_protocol);
-                assert_eq!(h.hop_limit(), 64);
-                assert_eq!(u128::from(h.source_addr()), expected_src);
-                assert_eq!(h.destination_addr(), backend);
-                assert!(ip.extensions().is_empty());
-                assert_eq!(ip.payload().payload, inner, "inner datagram");
-            }
-            (net, backend) => panic!("outer {net:?} for backend {backend}"),
         }
         assert_inner_checksums(inner, parsed.protocol);
     }
@@ -777,6 +940,104 @@ mod tests {
         assert_eq!(outer.flow_label().value(), 0xd_beef);
     }
 
+    const GUE: Mode = Mode::Gue { port: 6080 };
+
+    /// GUE output decoded by etherparse (outer Ethernet / IP / UDP, checksums), then the
+    /// inner packet equals the input's IP packet: every VLAN depth, both inner and outer
+    /// families, TCP and UDP, padded or not.
+    #[test]
+    fn gue_frames_decode_with_an_independent_decoder() {
+        let mut out = Vec::new();
+        for inner_v6 in [false, true] {
+            for backend in [IpAddr::V4(BACKEND_V4), IpAddr::V6(BACKEND_V6)] {
+                for vlans in 0..=2 {
+                    for tcp in [true, false] {
+                        for (padding, payload_len) in [(0, 100), (12, 2), (4, 333), (0, 1)] {
+                            let spec = Spec {
+                                inner_v6,
+                                tcp,
+                                vlans,
+                                padding,
+                                payload_len,
+                                ..Spec::default()
+                            };
+                            let (frame, parsed) = client_frame(spec);
+                            for (port, hash) in [(6080, HASH), (1, 0), (65535, u32::MAX)] {
+                                let p = params(backend, hash);
+                                let mode = Mode::Gue { port };
+                                rewrite(&frame, &parsed, mode, &p, &mut out).unwrap();
+                                assert_encapsulated(&frame, &parsed, mode, &p, &out);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gue_known_answers() {
+        let (frame, parsed) = client_frame(Spec::default());
+        let mut out = Vec::new();
+        rewrite(
+            &frame,
+            &parsed,
+            GUE,
+            &params(IpAddr::V4(BACKEND_V4), HASH),
+            &mut out,
+        )
+        .unwrap();
+        // 0xdeadbeef >> 18 = 0x37ab; in the dynamic range: 0xf7ab.
+        assert_eq!(out[34..36], [0xf7, 0xab], "source port");
+        assert_eq!(out[36..38], 6080u16.to_be_bytes(), "destination port");
+        assert_eq!(out[23], 17, "outer protocol UDP");
+        assert_eq!(gue_source_port(0), 0xc000);
+        assert_eq!(gue_source_port(u32::MAX), 0xffff);
+        assert_eq!(
+            gue_source_port(0x0003_ffff),
+            0xc000,
+            "the low 18 bits do not count"
+        );
+    }
+
+    /// A payload whose UDP checksum sums to 0xFFFF goes out as 0xFFFF, never 0: found by
+    /// trying payload bytes until the complement is zero.
+    #[test]
+    fn gue_ipv6_checksum_never_zero() {
+        let p = params(IpAddr::V6(BACKEND_V6), HASH);
+        let mut out = Vec::new();
+        let mut seen_ffff = false;
+        for last in 0..=u16::MAX {
+            let (mut frame, parsed) = client_frame(Spec {
+                tcp: false,
+                payload_len: 2,
+                ..Spec::default()
+            });
+            // The inner datagram's last two bytes are the UDP payload; the inner UDP
+            // checksum goes stale, which the outer checksum must not care about.
+            let end = usize::from(parsed.l3_offset + parsed.ip_len);
+            frame[end - 2..end].copy_from_slice(&last.to_be_bytes());
+            rewrite(&frame, &parsed, GUE, &p, &mut out).unwrap();
+            let checksum = u16::from_be_bytes([out[14 + 46], out[14 + 47]]);
+            assert_ne!(checksum, 0);
+            if checksum == 0xffff {
+                seen_ffff = true;
+                let udp = etherparse::UdpHeaderSlice::from_slice(&out[54..]).unwrap();
+                let expected = udp
+                    .to_header()
+                    .calc_checksum_ipv6_raw(
+                        out[22..38].try_into().unwrap(),
+                        out[38..54].try_into().unwrap(),
+                        &out[62..],
+                    )
+                    .unwrap();
+                assert_eq!(expected, 0xffff);
+                break;
+            }
+        }
+        assert!(seen_ffff, "some payload makes the sum 0xffff");
+    }
+
     #[test]
     fn host_bits_follow_prefix_length() {
         let v4 = |prefix: [u8; 4], len| {
@@ -839,15 +1100,19 @@ mod tests {
     }
 
     /// UDP payload that makes the encapsulated frame exactly `len` bytes long.
-    fn payload_for_output_len(len: usize, vlans: u8, backend: IpAddr) -> usize {
-        let outer = if backend.is_ipv4() { 20 } else { 40 };
+    fn payload_for_output_len(len: usize, vlans: u8, mode: Mode, backend: IpAddr) -> usize {
+        let outer = mode.spec().outer_len(backend.is_ipv6());
         len - (14 + 4 * usize::from(vlans)) - outer - 20 - 8
     }
 
     #[test]
     fn encapsulation_beyond_max_frame_len_is_dropped() {
-        for backend in [IpAddr::V4(BACKEND_V4), IpAddr::V6(BACKEND_V6)] {
-            for vlans in [0, 2] {
+        for (mode, backend, vlans) in [Mode::IpIp, GUE]
+            .into_iter()
+            .flat_map(|m| [IpAddr::V4(BACKEND_V4), IpAddr::V6(BACKEND_V6)].map(|b| (m, b)))
+            .flat_map(|(m, b)| [0, 2].map(|v| (m, b, v)))
+        {
+            {
                 let p = params(backend, HASH);
                 let spec = |payload_len| Spec {
                     tcp: false,
@@ -857,14 +1122,14 @@ mod tests {
                 };
                 let mut out = Vec::new();
 
-                let fits = payload_for_output_len(MAX_FRAME_LEN, vlans, backend);
+                let fits = payload_for_output_len(MAX_FRAME_LEN, vlans, mode, backend);
                 let (frame, parsed) = client_frame(spec(fits));
-                rewrite(&frame, &parsed, Mode::IpIp, &p, &mut out).unwrap();
+                rewrite(&frame, &parsed, mode, &p, &mut out).unwrap();
                 assert_eq!(out.len(), MAX_FRAME_LEN);
-                assert_encapsulation(&frame, &parsed, &p, &out);
+                assert_encapsulated(&frame, &parsed, mode, &p, &out);
 
                 let (frame, parsed) = client_frame(spec(fits + 1));
-                let result = rewrite(&frame, &parsed, Mode::IpIp, &p, &mut out);
+                let result = rewrite(&frame, &parsed, mode, &p, &mut out);
                 assert_eq!(result, Err(DropReason::EncapTooLarge));
                 assert!(out.is_empty());
             }
@@ -920,6 +1185,7 @@ mod tests {
             (false, IpAddr::V4(BACKEND_V4), Mode::IpIp),
             (true, IpAddr::V6(BACKEND_V6), Mode::IpIp),
             (true, IpAddr::V4(BACKEND_V4), Mode::Dsr),
+            (false, IpAddr::V6(BACKEND_V6), GUE),
         ] {
             let (frame, parsed) = client_frame(Spec {
                 inner_v6,
@@ -949,6 +1215,14 @@ mod tests {
         // Odd and empty inputs: the last byte is a high byte; nothing panics.
         assert_eq!(ipv4_header_checksum(&[0x45]), !0x4500);
         assert_eq!(ipv4_header_checksum(&[]), 0xffff);
+    }
+
+    fn any_mode() -> impl Strategy<Value = Mode> {
+        prop_oneof![
+            Just(Mode::Dsr),
+            Just(Mode::IpIp),
+            any::<u16>().prop_map(|port| Mode::Gue { port }),
+        ]
     }
 
     fn any_backend() -> impl Strategy<Value = IpAddr> {
@@ -999,7 +1273,7 @@ mod tests {
             ip_len in prop_oneof![4 => 0u16..64, 1 => any::<u16>()],
             inner_v6 in any::<bool>(),
             dscp_ecn in any::<u8>(),
-            ip_in_ip in any::<bool>(),
+            mode in any_mode(),
             p in any_params(),
         ) {
             let (src, dst) = if inner_v6 {
@@ -1021,14 +1295,13 @@ mod tests {
                 tcp_flags: 0,
                 dscp_ecn,
             };
-            let mode = if ip_in_ip { Mode::IpIp } else { Mode::Dsr };
             let mut out = vec![1, 2, 3];
             match rewrite(&frame, &parsed, mode, &p, &mut out) {
                 Err(_) => prop_assert!(out.is_empty()),
                 Ok(()) if mode == Mode::Dsr => prop_assert_eq!(out.len(), frame.len()),
                 Ok(()) => {
                     let l3 = usize::from(l3_offset);
-                    let outer_len = if p.backend_addr.is_ipv4() { 20 } else { 40 };
+                    let outer_len = mode.spec().outer_len(p.backend_addr.is_ipv6());
                     prop_assert_eq!(out.len(), l3 + outer_len + usize::from(ip_len));
                     if p.backend_addr.is_ipv4() {
                         let h = Ipv4HeaderSlice::from_slice(&out[l3..]).unwrap();
@@ -1063,7 +1336,7 @@ mod tests {
         ) {
             (Ok(InPlace::Done(range)), Ok(())) => prop_assert_eq!(&buf[range], &copied[..]),
             (Ok(InPlace::NoRoom), Ok(())) => {
-                prop_assert!(mode == Mode::IpIp && headroom < 40);
+                prop_assert!(headroom < mode.spec().outer_len(p.backend_addr.is_ipv6()));
                 prop_assert_eq!(buf, before);
             }
             (Err(a), Err(b)) => {
@@ -1088,13 +1361,12 @@ mod tests {
             padding in 0usize..20,
             payload_len in 0usize..300,
             ipv4_options in any::<bool>(),
-            ip_in_ip in any::<bool>(),
+            mode in any_mode(),
             headroom in prop_oneof![3 => Just(128usize), 1 => 0usize..64],
             p in any_params(),
         ) {
             let spec = Spec { inner_v6, tcp, vlans, padding, dscp_ecn: 0x2e, payload_len, ipv4_options };
             let (frame, parsed) = client_frame(spec);
-            let mode = if ip_in_ip { Mode::IpIp } else { Mode::Dsr };
             assert_in_place_equals_copy(&frame, &parsed, mode, &p, headroom)?;
         }
 
@@ -1103,7 +1375,7 @@ mod tests {
             frame in proptest::collection::vec(any::<u8>(), 0..120),
             l3_offset in 0u16..40,
             ip_len in 0u16..100,
-            ip_in_ip in any::<bool>(),
+            mode in any_mode(),
             headroom in 0usize..64,
             p in any_params(),
         ) {
@@ -1121,7 +1393,6 @@ mod tests {
                 tcp_flags: 0,
                 dscp_ecn: 0,
             };
-            let mode = if ip_in_ip { Mode::IpIp } else { Mode::Dsr };
             assert_in_place_equals_copy(&frame, &parsed, mode, &p, headroom)?;
         }
     }
@@ -1138,13 +1409,15 @@ mod tests {
             dscp_ecn in any::<u8>(),
             payload_len in 0usize..1500,
             ipv4_options in any::<bool>(),
+            gue_port in proptest::option::of(any::<u16>()),
             p in any_params(),
         ) {
             let spec = Spec { inner_v6, tcp, vlans, padding, dscp_ecn, payload_len, ipv4_options };
             let (frame, parsed) = client_frame(spec);
             let mut out = Vec::new();
-            rewrite(&frame, &parsed, Mode::IpIp, &p, &mut out).unwrap();
-            assert_encapsulation(&frame, &parsed, &p, &out);
+            let mode = gue_port.map_or(Mode::IpIp, |port| Mode::Gue { port });
+            rewrite(&frame, &parsed, mode, &p, &mut out).unwrap();
+            assert_encapsulated(&frame, &parsed, mode, &p, &out);
         }
 
         /// ipv4_header_checksum agrees with etherparse on random valid headers.

@@ -6,9 +6,9 @@
 //! with the software engine) that owns the frame's flow-table set (`set % workers`, at
 //! local index `set / workers`). The rewrite is done
 //! in the frame's own mbuf ([`flowgate_core::rewrite::rewrite_in_place`] through
-//! [`flowgate_core::pipeline::balance_with`]): DSR writes the two MACs, IP-in-IP writes
-//! its outer header into the headroom; only multi-segment mbufs (and an mbuf without
-//! 40 bytes of headroom) take the contract's copy-out `rewrite`.
+//! [`flowgate_core::pipeline::balance_with`]): DSR writes the two MACs, IP-in-IP and GUE
+//! write their outer headers into the headroom; only multi-segment mbufs (and an mbuf
+//! without `MAX_OUTER_LEN` = 48 bytes of headroom) take the contract's copy-out `rewrite`.
 //!
 //! **Lcores.** With the main lcore alone (`-l 0`), it does everything. With worker lcores
 //! (`-l 0-2`: workers on 1 and 2), the main lcore receives, runs `prepare`, handles pass

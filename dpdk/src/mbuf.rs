@@ -231,3 +231,27 @@ impl Drop for Mbuf {
         unsafe { sys::fg_pktmbuf_free(self.ptr()) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every mode's outer header fits the headroom DPDK leaves in front of a received
+    /// frame (`RTE_PKTMBUF_HEADROOM`), so no mode falls back to the copy-out rewrite on
+    /// single-segment mbufs.
+    #[test]
+    fn the_default_headroom_holds_the_widest_outer_header() {
+        // SAFETY: returns a compile-time constant; no EAL needed.
+        let headroom = usize::from(unsafe { sys::fg_pktmbuf_headroom_default() });
+        assert!(
+            headroom >= flowgate_core::rewrite::MAX_OUTER_LEN,
+            "headroom {headroom} < {}",
+            flowgate_core::rewrite::MAX_OUTER_LEN
+        );
+        assert_eq!(
+            flowgate_core::rewrite::MAX_OUTER_LEN,
+            48,
+            "IPv6 + UDP (GUE)"
+        );
+    }
+}

@@ -110,9 +110,13 @@ fn eal_args_on(lcores: &str, prefix: &str, vdevs: &[String]) -> Vec<String> {
 }
 
 fn run_dpdk(flowgate_args: &[&str], eal: &[String]) -> Output {
+    run_dpdk_with(&example_config(), flowgate_args, eal)
+}
+
+fn run_dpdk_with(config: &Path, flowgate_args: &[&str], eal: &[String]) -> Output {
     let out = Command::new(BIN)
         .arg("--config")
-        .arg(example_config())
+        .arg(config)
         .args(flowgate_args)
         .arg("--")
         .args(eal)
@@ -230,6 +234,59 @@ fn ip_in_ip_grows_frames_in_place_of_the_mbuf() {
         .filter(|f| f.len() > 14 && f[12..14] == [0x86, 0xdd] && f[14 + 6] == 41)
         .count();
     assert!(encapsulated > 0, "the trace has IPv6-in-IPv6 frames");
+}
+
+/// examples/gue.toml (the example's services by GUE: IPv4 outer to port 6080, IPv6 outer
+/// to port 7000): the same frames as replay, in order, every one rewritten in the mbuf's
+/// headroom (48 bytes for IPv6 + UDP), and the same counters JSON.
+#[test]
+fn gue_encapsulates_in_place_like_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/gue.toml");
+    let tables = flowgate_driver::compile(&flowgate_driver::load(&config).unwrap());
+    let (input, frames) = write_trace(dir.path(), &tables, 2000);
+    let expected = oracle(&tables, &frames);
+    let out = dir.path().join("out.pcap");
+    let vdev = format!(
+        "net_pcap0,rx_pcap={},tx_pcap={}",
+        input.display(),
+        out.display()
+    );
+    let run = run_dpdk_with(
+        &config,
+        &["--json", "--idle-exit-ms", "500"],
+        &eal_args("fg-gue", &[vdev]),
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let forwarded = frames_of(&out);
+    assert_eq!(first_difference(&forwarded, &expected.forwarded), None);
+    assert_eq!(forwarded.len(), expected.forwarded.len());
+    let mut json: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let dpdk = json.as_object_mut().unwrap().remove("dpdk").unwrap();
+    assert_eq!(json, expected.json);
+    assert_eq!(
+        dpdk["rewrite_no_room"], 0,
+        "every outer header fits the headroom"
+    );
+    let udp_to = |port: u16| {
+        forwarded
+            .iter()
+            .filter(|f| {
+                matches!(
+                    etherparse::SlicedPacket::from_ethernet(f).map(|p| p.transport),
+                    Ok(Some(etherparse::TransportSlice::Udp(u))) if u.destination_port() == port
+                )
+            })
+            .count()
+    };
+    assert!(
+        udp_to(6080) > 0 && udp_to(7000) > 0,
+        "GUE over IPv4 and IPv6"
+    );
 }
 
 #[test]

@@ -51,7 +51,7 @@
 use flowgate_core::flow_table::{Geometry, Timeouts};
 use flowgate_core::hash::{HashKeys, Persistence, KEY_LEN};
 use flowgate_core::maglev::DEFAULT_M;
-use flowgate_core::rewrite::{EncapSource, Mode};
+use flowgate_core::rewrite::{EncapSource, Mode, ModeSpec};
 use flowgate_core::Tables;
 use std::collections::HashMap;
 use std::fmt;
@@ -281,7 +281,8 @@ pub fn parse_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
 /// ignored default.
 mod raw {
     use super::Protocol;
-    use serde::Deserialize;
+    use flowgate_core::rewrite::modes::{ModeSpec, MODES, MODE_NAMES};
+    use serde::{Deserialize, Deserializer};
     use toml::Spanned;
 
     #[derive(Deserialize)]
@@ -328,6 +329,8 @@ mod raw {
         pub protocol: Protocol,
         #[serde(default)]
         pub mode: Mode,
+        /// GUE's parameter (`flowgate_core::rewrite::MODES`); other modes refuse it.
+        pub gue_port: Option<Spanned<u16>>,
         #[serde(default)]
         pub persistence: Persistence,
         pub health: Option<Spanned<Health>>,
@@ -346,12 +349,24 @@ mod raw {
         pub health_port: Option<Spanned<u16>>,
     }
 
-    #[derive(Deserialize, Default, Clone, Copy)]
-    #[serde(rename_all = "lowercase")]
-    pub enum Mode {
-        #[default]
-        Dsr,
-        Ipip,
+    /// A `mode` value: a row of the rewrite-mode table, by name (an unknown name is a
+    /// shape error, as an unknown variant of a serde enum is).
+    #[derive(Clone, Copy)]
+    pub struct Mode(pub &'static ModeSpec);
+
+    impl Default for Mode {
+        fn default() -> Self {
+            Mode(&MODES[0])
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Mode {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let name = String::deserialize(d)?;
+            ModeSpec::by_name(&name)
+                .map(Mode)
+                .ok_or_else(|| serde::de::Error::unknown_variant(&name, &MODE_NAMES))
+        }
     }
 
     #[derive(Deserialize, Default, Clone, Copy)]
@@ -650,16 +665,14 @@ impl<'a> Source<'a> {
                 Some(h) => Some(self.validate_health(h, &name, vip.port, &backends)?),
                 None => None,
             };
+            let mode = self.validate_mode(vip.mode.0, vip.gue_port.as_ref(), &name)?;
             vips.push(VipConfig {
                 health,
                 name,
                 address,
                 port: vip.port,
                 protocol: vip.protocol,
-                mode: match vip.mode {
-                    raw::Mode::Dsr => Mode::Dsr,
-                    raw::Mode::Ipip => Mode::IpIp,
-                },
+                mode,
                 persistence: match vip.persistence {
                     raw::Persistence::FiveTuple => Persistence::FiveTuple,
                     raw::Persistence::SrcIp => Persistence::SrcIp,
@@ -668,6 +681,34 @@ impl<'a> Source<'a> {
             });
         }
         Ok(vips)
+    }
+
+    /// The VIP's mode with its parameter: the configured value (not 0) or the table's
+    /// default; a parameter given to a mode without one is an error at the key.
+    fn validate_mode(
+        &self,
+        spec: &'static ModeSpec,
+        gue_port: Option<&Spanned<u16>>,
+        vip: &str,
+    ) -> Result<Mode, ConfigError> {
+        let param = match (spec.param, gue_port) {
+            (Some(param), Some(value)) => self.check(value, |&v| match v {
+                0 => Err(format!("vip '{vip}': {} must not be 0", param.key)),
+                v => Ok(v),
+            })?,
+            (Some(param), None) => param.default,
+            (None, Some(value)) => {
+                return Err(self.invalid(
+                    value.span(),
+                    format!(
+                        "vip '{vip}': gue_port applies to mode \"gue\" only, not \"{}\"",
+                        spec.name
+                    ),
+                ))
+            }
+            (None, None) => 0,
+        };
+        Ok(spec.with_param(param))
     }
 
     fn validate_health(
@@ -1314,6 +1355,39 @@ mod tests {
         assert_eq!(config.vips[2].port, 0);
         // A config without VIPs passes everything to the host; that is a valid config.
         assert!(parse_str("maglev_m = 251\n", "t").unwrap().vips.is_empty());
+    }
+
+    #[test]
+    fn gue_takes_its_port_or_the_default() {
+        let gue = |extra: &str| one_vip("", &format!("mode = \"gue\"\n{extra}"), "");
+        let config = parse_str(&gue(""), "t").unwrap();
+        assert_eq!(config.vips[0].mode, Mode::Gue { port: 6080 });
+        let config = parse_str(&gue("gue_port = 7000"), "t").unwrap();
+        assert_eq!(config.vips[0].mode, Mode::Gue { port: 7000 });
+        // Every mode parameter of the table is a VIP key this parser reads.
+        for spec in &flowgate_core::rewrite::MODES {
+            if let Some(param) = spec.param {
+                let text = one_vip(
+                    "",
+                    &format!("mode = \"{}\"\n{} = 9", spec.name, param.key),
+                    "",
+                );
+                assert_eq!(parse_str(&text, "t").unwrap().vips[0].mode.param(), 9);
+            }
+        }
+
+        let e = error(&gue("gue_port = 0"));
+        assert!(matches!(e, ConfigError::Invalid { .. }), "{e:?}");
+        assert_eq!(e.location().unwrap().line, 8, "{e}");
+        assert!(e.reason().contains("gue_port must not be 0"), "{e}");
+        let e = error(&one_vip("", "mode = \"ipip\"\ngue_port = 6080", ""));
+        assert_eq!(e.location().unwrap().line, 8, "{e}");
+        assert!(e.reason().contains("applies to mode \"gue\" only"), "{e}");
+        let e = error(&one_vip("", "gue_port = 6080", ""));
+        assert!(e.reason().contains("not \"dsr\""), "{e}");
+        // The unknown-mode error names every mode of the table.
+        let e = error(&one_vip("", "mode = \"nat\"", ""));
+        assert!(e.reason().contains("`dsr`, `ipip`, `gue`"), "{e}");
     }
 
     #[test]

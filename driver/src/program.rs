@@ -145,7 +145,7 @@ pub struct Image {
     /// Shadowed registers by offset.
     pub registers: BTreeMap<u32, u32>,
     /// Every entry of the VIP table (unused ones invalid).
-    pub vips: Vec<[u32; 5]>,
+    pub vips: Vec<[u32; regmap::VIP_WORDS]>,
     /// Every entry of the backend table (unused ones serve [`NO_VIP`]).
     pub backends: Vec<[u32; 7]>,
     /// The Maglev slots of each VIP in use (`MAGLEV_M` words each).
@@ -199,7 +199,7 @@ impl Image {
             }
         }
 
-        let mut vips = vec![[0u32; 5]; device.vip_capacity as usize];
+        let mut vips = vec![[0u32; regmap::VIP_WORDS]; device.vip_capacity as usize];
         for (entry, vip) in vips.iter_mut().zip(&tables.vips) {
             *entry = regmap::vip_entry(vip);
         }
@@ -250,11 +250,9 @@ impl Image {
             if regmap::VIP_VALID.get(w) == 0 {
                 break;
             }
-            let mode = match regmap::VIP_MODE.get(w) as u32 {
-                c if c == regmap::mode_code(Mode::Dsr) => Mode::Dsr,
-                c if c == regmap::mode_code(Mode::IpIp) => Mode::IpIp,
-                code => return Err(DecodeError::Mode { vip: i, code }),
-            };
+            let code = regmap::VIP_MODE.get(w) as u32;
+            let mode = Mode::from_code(code, regmap::VIP_ENCAP_PORT.get(w) as u16)
+                .ok_or(DecodeError::Mode { vip: i, code })?;
             let persistence = match regmap::VIP_PERSISTENCE.get(w) as u32 {
                 c if c == regmap::persistence_code(Persistence::FiveTuple) => {
                     Persistence::FiveTuple
@@ -609,7 +607,7 @@ pub fn read_shadow(bus: &mut dyn RegisterBus) -> Result<Tables, ProgramError> {
     for reg in regmap::REGISTERS.iter().filter(|r| r.shadowed) {
         registers.insert(reg.offset, bus.read_reg(reg));
     }
-    let mut vips = vec![[0u32; 5]; device.vip_capacity as usize];
+    let mut vips = vec![[0u32; regmap::VIP_WORDS]; device.vip_capacity as usize];
     bus.write32(VIP_WINDOW.index_reg(), 0);
     for entry in vips.iter_mut() {
         bus.read_next_entry(&VIP_WINDOW, entry);

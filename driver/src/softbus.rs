@@ -41,7 +41,7 @@ pub enum SoftBusError {
 #[derive(Debug, Clone)]
 struct Copy {
     registers: BTreeMap<u32, u32>,
-    vips: Vec<[u32; 5]>,
+    vips: Vec<[u32; regmap::VIP_WORDS]>,
     backends: Vec<[u32; 7]>,
     /// `vip_capacity × maglev_m` slots, VIP-major.
     maglev: Vec<u32>,
@@ -98,7 +98,7 @@ impl SoftBus {
             .collect();
         let copy = Copy {
             registers,
-            vips: vec![[0; 5]; device.vip_capacity as usize],
+            vips: vec![[0; regmap::VIP_WORDS]; device.vip_capacity as usize],
             backends: vec![[0; 7]; device.backend_capacity as usize],
             maglev: vec![0; device.vip_capacity as usize * device.maglev_m as usize],
         };
@@ -463,17 +463,17 @@ mod tests {
     fn index_increments_after_each_command_and_reads_return_the_shadow() {
         let mut b = bus();
         b.write32(VIP_WINDOW.index_reg(), 3);
-        b.write_next_entry(&VIP_WINDOW, &[1, 2, 3, 4, 5]);
-        b.write_next_entry(&VIP_WINDOW, &[6, 7, 8, 9, 10]);
+        b.write_next_entry(&VIP_WINDOW, &[1, 2, 3, 4, 5, 6]);
+        b.write_next_entry(&VIP_WINDOW, &[6, 7, 8, 9, 10, 11]);
         assert_eq!(b.read32(VIP_WINDOW.index_reg()), 5);
-        let mut data = [0; 5];
+        let mut data = [0; regmap::VIP_WORDS];
         b.read_entry(&VIP_WINDOW, 4, &mut data);
-        assert_eq!(data, [6, 7, 8, 9, 10]);
+        assert_eq!(data, [6, 7, 8, 9, 10, 11]);
         assert_eq!(b.read32(VIP_WINDOW.index_reg()), 5);
         // Not active until committed.
-        assert_eq!(b.active.vips[4], [0; 5]);
+        assert_eq!(b.active.vips[4], [0; regmap::VIP_WORDS]);
         b.commit(1).unwrap();
-        assert_eq!(b.active.vips[4], [6, 7, 8, 9, 10]);
+        assert_eq!(b.active.vips[4], [6, 7, 8, 9, 10, 11]);
     }
 
     #[test]
@@ -502,7 +502,7 @@ mod tests {
         b.write_reg(&regs::TIMEOUT_UDP_MS, 1);
         b.write_reg(&regs::COMMIT, 1);
         b.write_reg(&regs::TIMEOUT_UDP_MS, 2);
-        b.write_entry(&VIP_WINDOW, 0, &[9; 5]);
+        b.write_entry(&VIP_WINDOW, 0, &[9; regmap::VIP_WORDS]);
         assert_eq!(b.take_errors(), 1 << regmap::ERROR_WRITE_WHILE_BUSY.lsb);
         assert_eq!(b.generation(), 0);
         b.wait_not_busy(10).unwrap();
@@ -510,7 +510,7 @@ mod tests {
         // The swap took the shadow as it was at the COMMIT write.
         assert_eq!(b.active.registers[&regs::TIMEOUT_UDP_MS.offset], 1);
         assert_eq!(b.shadow.registers[&regs::TIMEOUT_UDP_MS.offset], 1);
-        assert_eq!(b.active.vips[0], [0; 5]);
+        assert_eq!(b.active.vips[0], [0; regmap::VIP_WORDS]);
     }
 
     #[test]

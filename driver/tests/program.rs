@@ -400,7 +400,7 @@ fn the_health_fast_path_is_one_write_and_a_reprogram_one_commit() {
     // (twice: narrowed before the commit, then set); and a READ command per backend entry,
     // to learn which up bits may survive the commit.
     let d = many_device();
-    let entries = d.vip_capacity as usize * 6
+    let entries = d.vip_capacity as usize * (flowgate_core::regmap::VIP_WORDS + 1)
         + d.backend_capacity as usize * 8
         + t.vips.len() * (1 + 2 * d.maglev_m as usize)
         + d.backend_capacity as usize

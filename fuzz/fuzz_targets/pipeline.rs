@@ -163,6 +163,30 @@ fuzz_target!(|data: &[u8]| {
                     NetSlice::Arp(_) => panic!("ARP out of IP-in-IP"),
                 }
             }
+            Mode::Gue { port } => {
+                let p = SlicedPacket::from_ethernet(&out).expect("GUE output parses");
+                let Some(TransportSlice::Udp(udp)) = p.transport else {
+                    panic!("GUE output carries UDP")
+                };
+                assert_eq!(udp.destination_port(), port);
+                assert_eq!(udp.payload(), inner, "inner datagram unchanged");
+                match p.net.expect("an outer IP header") {
+                    NetSlice::Ipv4(ip) => {
+                        let h = ip.header().to_header();
+                        assert_eq!(h.calc_header_checksum(), h.header_checksum);
+                        assert_eq!(udp.checksum(), 0, "UDP checksum 0 under IPv4");
+                    }
+                    NetSlice::Ipv6(ip) => {
+                        let h = ip.header().to_header();
+                        let sum = udp
+                            .to_header()
+                            .calc_checksum_ipv6(&h, udp.payload())
+                            .expect("a UDP length that fits");
+                        assert_eq!(udp.checksum(), sum, "UDP checksum under IPv6");
+                    }
+                    NetSlice::Arp(_) => panic!("ARP out of GUE"),
+                }
+            }
         }
         if checksums_verify(&frame) == Some(true) && mode == Mode::Dsr {
             assert_eq!(checksums_verify(&out), Some(true));

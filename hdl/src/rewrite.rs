@@ -12,6 +12,13 @@
 //!   IPv6 (40 bytes, flow label = low 20 bits of the hash) header, then the inner datagram
 //!   only (`act_ip_len` bytes from `act_l3_offset`: Ethernet padding trimmed). An outer
 //!   frame longer than [`MAX_FRAME_LEN`] is consumed and dropped (`EncapTooLarge`).
+//! * **forward, GUE to an IPv4 backend** — as IP-in-IP with protocol 17 and the 8-byte UDP
+//!   header after the outer IPv4 header (28 bytes in all): source port `0xC000 | hash >>
+//!   18`, destination port `act_gue_port`, length `8 + act_ip_len`, checksum 0. GUE to an
+//!   IPv6 backend needs the UDP checksum over the whole inner datagram before its header
+//!   leaves, which this streaming block does not have: it is not implemented
+//!   ([`MODES_IMPLEMENTED`] says which modes and families are; the replay refuses a
+//!   config that needs another).
 //! * **pass** — the frame untouched, `m_axis_tuser` = [`TUSER_PASSED`].
 //! * **drop** — the frame consumed, nothing out.
 //!
@@ -52,6 +59,7 @@
 //! stores what the MAC delivered; AXI4-Stream shells deliver this form).
 
 use crate::hash::left_aligned;
+use flowgate_core::rewrite::Mode;
 use rust_hdl::prelude::*;
 
 /// The bytes of the template: the L2 header with 2 VLAN tags (22) + the outer IPv6 header
@@ -64,6 +72,21 @@ pub const TEMPLATE_BITS: usize = TEMPLATE_BYTES * 8;
 pub const HISTORY: usize = 5;
 /// Largest frame an engine emits (`flowgate_core::rewrite::MAX_FRAME_LEN`).
 pub const MAX_FRAME_LEN: usize = flowgate_core::rewrite::MAX_FRAME_LEN;
+
+/// Whether this rewriter implements `mode` for a backend of this family: every mode but
+/// GUE to an IPv6 backend (see the module doc).
+pub fn mode_implemented(mode: Mode, backend_v6: bool) -> bool {
+    !matches!(mode, Mode::Gue { .. }) || !backend_v6
+}
+
+/// The modes [`mode_implemented`] accepts, as a sentence for errors.
+pub const MODES_IMPLEMENTED: &str = "dsr, ipip, and gue to IPv4 backends";
+
+/// `act_mode` of each mode: the VIP entry's mode code (`flowgate_core::rewrite::MODES`).
+const MODE_IPIP: u8 = 1;
+const MODE_GUE: u8 = 2;
+const _: () = assert!(MODE_IPIP == flowgate_core::rewrite::MODES[1].code);
+const _: () = assert!(MODE_GUE == flowgate_core::rewrite::MODES[2].code);
 
 /// `act_kind`: rewrite and send to the backend.
 pub const KIND_FORWARD: u64 = 0;
@@ -109,8 +132,10 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     pub act_ready: Signal<Out, Bit>,
     /// [`KIND_FORWARD`], [`KIND_PASS`] or [`KIND_DROP`].
     pub act_kind: Signal<In, Bits<2>>,
-    /// Forward by IP-in-IP (else L2 DSR).
-    pub act_ipip: Signal<In, Bit>,
+    /// The VIP's mode code (`flowgate_core::rewrite::MODES`: 0 DSR, 1 IP-in-IP, 2 GUE).
+    pub act_mode: Signal<In, Bits<2>>,
+    /// GUE's UDP destination port (the VIP's `gue_port`).
+    pub act_gue_port: Signal<In, Bits<16>>,
     pub act_own_mac: Signal<In, Bits<48>>,
     pub act_backend_mac: Signal<In, Bits<48>>,
     pub act_backend_addr: Signal<In, Bits<128>>,
@@ -145,7 +170,13 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     all32: Constant<Bits<32>>,
     max_len: Constant<Bits<32>>,
     outer20: Constant<Bits<32>>,
+    outer28: Constant<Bits<32>>,
     outer40: Constant<Bits<32>>,
+    mode_ipip: Constant<Bits<2>>,
+    mode_gue: Constant<Bits<2>>,
+    proto_udp: Constant<Bits<32>>,
+    /// The dynamic port range's top bits of GUE's source port, in the port word.
+    sport_range: Constant<Bits<32>>,
     l3_18: Constant<Bits<16>>,
     l3_22: Constant<Bits<16>>,
     proto_ipip: Constant<Bits<32>>,
@@ -178,11 +209,12 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     /// Lane-order masks: bytes 0..12 (the MACs) and the rest (DSR).
     tm_dsr: Constant<Bits<TEMPLATE_BITS>>,
     sm_dsr: Constant<Bits<TEMPLATE_BITS>>,
-    /// Lane-order IP-in-IP masks, index `2 · vlans + (outer is IPv6)`.
-    tm_ipip: [Constant<Bits<TEMPLATE_BITS>>; 6],
-    sm_ipip: [Constant<Bits<TEMPLATE_BITS>>; 6],
-    sh_ipip: [Constant<Bits<TEMPLATE_BITS>>; 6],
-    idx: [Constant<Bits<32>>; 6],
+    /// Lane-order encapsulation masks, index `2 · vlans + (outer is IPv6)` for IP-in-IP,
+    /// `6 + vlans` for GUE (IPv4 + UDP).
+    tm_ipip: [Constant<Bits<TEMPLATE_BITS>>; CASES],
+    sm_ipip: [Constant<Bits<TEMPLATE_BITS>>; CASES],
+    sh_ipip: [Constant<Bits<TEMPLATE_BITS>>; CASES],
+    idx: [Constant<Bits<32>>; CASES],
     /// Realigner: output beat `n` takes input beats `n - a` (`hi`) and `n - a - 1` (`lo`),
     /// shifted up by `s` bytes; `a - 1` and `a` index the history (6 = none).
     hi20: Constant<Bits<32>>,
@@ -193,6 +225,10 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     lo40: Constant<Bits<32>>,
     up40: Constant<Bits<32>>,
     down40: Constant<Bits<32>>,
+    hi28: Constant<Bits<32>>,
+    lo28: Constant<Bits<32>>,
+    up28: Constant<Bits<32>>,
+    down28: Constant<Bits<32>>,
 
     // ---- Prepare (combinational from act_*, used when an action is taken).
     act_take: Signal<Local, Bit>,
@@ -202,6 +238,9 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     p_too_large: Signal<Local, Bit>,
     p_verdict: Signal<Local, Bits<2>>,
     p_ipip: Signal<Local, Bit>,
+    p_gue: Signal<Local, Bit>,
+    p_encap: Signal<Local, Bit>,
+    p_udp_word: Signal<Local, Bits<32>>,
     p_mask4: Signal<Local, Bits<32>>,
     p_src4: Signal<Local, Bits<32>>,
     p_dst4: Signal<Local, Bits<32>>,
@@ -242,6 +281,8 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     lo_a: Signal<Local, Bits<DATA_BITS>>,
     hi_b: Signal<Local, Bits<DATA_BITS>>,
     lo_b: Signal<Local, Bits<DATA_BITS>>,
+    hi_c: Signal<Local, Bits<DATA_BITS>>,
+    lo_c: Signal<Local, Bits<DATA_BITS>>,
     shifted: Signal<Local, Bits<DATA_BITS>>,
     o_data: Signal<Local, Bits<DATA_BITS>>,
 
@@ -250,6 +291,8 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     a_valid: DFF<Bit>,
     a_verdict: DFF<Bits<2>>,
     a_ipip: DFF<Bit>,
+    a_gue: DFF<Bit>,
+    a_udp_word: DFF<Bits<32>>,
     a_v6: DFF<Bit>,
     a_l3: DFF<Bits<16>>,
     a_ip_len: DFF<Bits<16>>,
@@ -269,6 +312,7 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     b_valid: DFF<Bit>,
     b_verdict: DFF<Bits<2>>,
     b_ipip: DFF<Bit>,
+    b_gue: DFF<Bit>,
     b_v6: DFF<Bit>,
     b_tmpl: DFF<Bits<TEMPLATE_BITS>>,
     b_tm: DFF<Bits<TEMPLATE_BITS>>,
@@ -279,6 +323,7 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     c_active: DFF<Bit>,
     c_verdict: DFF<Bits<2>>,
     c_ipip: DFF<Bit>,
+    c_gue: DFF<Bit>,
     c_v6: DFF<Bit>,
     c_tmpl: DFF<Bits<TEMPLATE_BITS>>,
     c_tm: DFF<Bits<TEMPLATE_BITS>>,
@@ -298,6 +343,20 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     m_user: DFF<Bits<8>>,
     ev_valid_r: DFF<Bit>,
     ev_verdict_r: DFF<Bits<2>>,
+}
+
+/// Encapsulation cases (VLAN count × outer header): IP-in-IP over IPv4 / IPv6, GUE over
+/// IPv4.
+const CASES: usize = 9;
+
+/// `(L3 offset, outer header length)` of encapsulation case `i` (see `tm_ipip`).
+fn encap_case(i: usize) -> (usize, usize) {
+    let ipip = |v6| if v6 { 40 } else { 20 };
+    if i < 6 {
+        (14 + 4 * (i / 2), ipip(i % 2 == 1))
+    } else {
+        (14 + 4 * (i - 6), Mode::Gue { port: 0 }.spec().outer_len_v4)
+    }
 }
 
 /// The 64-bit build (small FPGAs).
@@ -341,6 +400,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
         );
         let (hi20, lo20, up20, down20) = realign(20, KEEP_BITS);
         let (hi40, lo40, up40, down40) = realign(40, KEEP_BITS);
+        let (hi28, lo28, up28, down28) = realign(28, KEEP_BITS);
         let mut fixed_v4 = [0u8; 22];
         fixed_v4[0..2].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
         fixed_v4[2] = 0x45;
@@ -349,7 +409,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
         fixed_v6[0..2].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
         fixed_v6[9] = flowgate_core::rewrite::OUTER_HOP_LIMIT;
         let case = |i: usize| {
-            let (l3, outer) = (14 + 4 * (i / 2), if i % 2 == 1 { 40 } else { 20 });
+            let (l3, outer) = encap_case(i);
             (
                 lane_mask(0, 12) | lane_mask(l3 - 2, l3 + outer),
                 lane_mask(12, l3 - 2),
@@ -366,7 +426,8 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
             act_valid: Default::default(),
             act_ready: Default::default(),
             act_kind: Default::default(),
-            act_ipip: Default::default(),
+            act_mode: Default::default(),
+            act_gue_port: Default::default(),
             act_own_mac: Default::default(),
             act_backend_mac: Default::default(),
             act_backend_addr: Default::default(),
@@ -392,7 +453,12 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
             all32: Constant::new(0xffff_ffff_u64.into()),
             max_len: bits32(MAX_FRAME_LEN),
             outer20: bits32(20),
+            outer28: bits32(28),
             outer40: bits32(40),
+            mode_ipip: Constant::new(u64::from(MODE_IPIP).into()),
+            mode_gue: Constant::new(u64::from(MODE_GUE).into()),
+            proto_udp: bits32(flowgate_core::parse::IPPROTO_UDP.into()),
+            sport_range: Constant::new(0xc000_0000_u64.into()),
             l3_18: Constant::new(18_u64.into()),
             l3_22: Constant::new(22_u64.into()),
             proto_ipip: bits32(flowgate_core::rewrite::IPPROTO_IPIP.into()),
@@ -437,6 +503,10 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
             lo40: bits32(lo40),
             up40: bits32(up40),
             down40: bits32(down40),
+            hi28: bits32(hi28),
+            lo28: bits32(lo28),
+            up28: bits32(up28),
+            down28: bits32(down28),
             act_take: Default::default(),
             p_l3: Default::default(),
             p_ip_len: Default::default(),
@@ -444,6 +514,9 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
             p_too_large: Default::default(),
             p_verdict: Default::default(),
             p_ipip: Default::default(),
+            p_gue: Default::default(),
+            p_encap: Default::default(),
+            p_udp_word: Default::default(),
             p_mask4: Default::default(),
             p_src4: Default::default(),
             p_dst4: Default::default(),
@@ -482,11 +555,15 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
             lo_a: Default::default(),
             hi_b: Default::default(),
             lo_b: Default::default(),
+            hi_c: Default::default(),
+            lo_c: Default::default(),
             shifted: Default::default(),
             o_data: Default::default(),
             a_valid: Default::default(),
             a_verdict: Default::default(),
             a_ipip: Default::default(),
+            a_gue: Default::default(),
+            a_udp_word: Default::default(),
             a_v6: Default::default(),
             a_l3: Default::default(),
             a_ip_len: Default::default(),
@@ -506,6 +583,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
             b_valid: Default::default(),
             b_verdict: Default::default(),
             b_ipip: Default::default(),
+            b_gue: Default::default(),
             b_v6: Default::default(),
             b_tmpl: Default::default(),
             b_tm: Default::default(),
@@ -516,6 +594,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
             c_active: Default::default(),
             c_verdict: Default::default(),
             c_ipip: Default::default(),
+            c_gue: Default::default(),
             c_v6: Default::default(),
             c_tmpl: Default::default(),
             c_tm: Default::default(),
@@ -547,6 +626,8 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             a_valid,
             a_verdict,
             a_ipip,
+            a_gue,
+            a_udp_word,
             a_v6,
             a_l3,
             a_ip_len,
@@ -566,6 +647,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             b_valid,
             b_verdict,
             b_ipip,
+            b_gue,
             b_v6,
             b_tmpl,
             b_tm,
@@ -576,6 +658,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             c_active,
             c_verdict,
             c_ipip,
+            c_gue,
             c_v6,
             c_tmpl,
             c_tm,
@@ -626,6 +709,8 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
         self.lo_a.next = self.zero_data.val();
         self.hi_b.next = self.zero_data.val();
         self.lo_b.next = self.zero_data.val();
+        self.hi_c.next = self.zero_data.val();
+        self.lo_c.next = self.zero_data.val();
         self.shifted.next = self.zero_data.val();
         self.o_data.next = self.zero_data.val();
         if self.step.val() {
@@ -654,9 +739,10 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
                 self.c_sh.d.next = self.c_sh.q.val() >> self.beat_bits.val();
             }
             if self.produces.val() {
-                // The realigner: two fixed shifts per outer family.
+                // The realigner: two fixed shifts per outer header length.
                 self.hi_a.next = self.cur.val();
                 self.hi_b.next = self.cur.val();
+                self.hi_c.next = self.cur.val();
                 for k in 0..HISTORY {
                     if self.hi20.val() == self.idx[k].val() {
                         self.hi_a.next = self.hist[k].q.val();
@@ -670,8 +756,20 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
                     if self.lo40.val() == self.idx[k].val() {
                         self.lo_b.next = self.hist[k].q.val();
                     }
+                    if self.hi28.val() == self.idx[k].val() {
+                        self.hi_c.next = self.hist[k].q.val();
+                    }
+                    if self.lo28.val() == self.idx[k].val() {
+                        self.lo_c.next = self.hist[k].q.val();
+                    }
                 }
-                if self.c_v6.q.val() {
+                if self.c_gue.q.val() {
+                    self.shifted.next = self.hi_c.val();
+                    if self.up28.val() != self.zero32.val() {
+                        self.shifted.next = (self.hi_c.val() << self.up28.val())
+                            | (self.lo_c.val() >> self.down28.val());
+                    }
+                } else if self.c_v6.q.val() {
                     self.shifted.next = self.hi_b.val();
                     if self.up40.val() != self.zero32.val() {
                         self.shifted.next = (self.hi_b.val() << self.up40.val())
@@ -721,6 +819,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             self.c_active.d.next = true;
             self.c_verdict.d.next = self.b_verdict.q.val();
             self.c_ipip.d.next = self.b_ipip.q.val();
+            self.c_gue.d.next = self.b_gue.q.val();
             self.c_v6.d.next = self.b_v6.q.val();
             self.c_tmpl.d.next = self.b_tmpl.q.val();
             self.c_tm.d.next = self.b_tm.q.val();
@@ -750,6 +849,9 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
         self.p_too_large.next = false;
         self.p_verdict.next = self.verdict_dropped.val();
         self.p_ipip.next = false;
+        self.p_gue.next = false;
+        self.p_encap.next = false;
+        self.p_udp_word.next = self.zero32.val();
         self.p_mask4.next = self.zero32.val();
         self.p_src4.next = self.zero32.val();
         self.p_dst4.next = self.zero32.val();
@@ -800,6 +902,13 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
                     | (bit_cast::<TEMPLATE_BITS, 32>(self.p_checksum.val()) << 400)
                     | (bit_cast::<TEMPLATE_BITS, 32>(self.a_src4.q.val()) << 368)
                     | (bit_cast::<TEMPLATE_BITS, 32>(self.a_dst4.q.val()) << 336);
+                if self.a_gue.q.val() {
+                    // UDP after the IPv4 header: ports at byte 22, length at 26, checksum
+                    // 0 at 28.
+                    self.p_outer.next = self.p_outer.val()
+                        | (bit_cast::<TEMPLATE_BITS, 32>(self.a_udp_word.q.val()) << 304)
+                        | (bit_cast::<TEMPLATE_BITS, 16>(self.a_ip_len.q.val() + 8) << 288);
+                }
             }
             self.p_be.next = (bit_cast::<TEMPLATE_BITS, 48>(self.a_backend_mac.q.val()) << 464)
                 | (bit_cast::<TEMPLATE_BITS, 48>(self.a_own_mac.q.val()) << 416);
@@ -817,7 +926,9 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             } else if self.a_ipip.q.val() {
                 self.p_be.next = self.p_be.val() | (self.p_outer.val() >> 96);
             }
-            if self.a_v6.q.val() {
+            if self.a_gue.q.val() {
+                self.p_case.next = (self.p_case.val() >> 1) + 6;
+            } else if self.a_v6.q.val() {
                 self.p_case.next = self.p_case.val() + 1;
             }
             // Byte q of the frame to lane q (bits 8q..8q+8).
@@ -826,7 +937,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
                     | (((self.p_be.val() >> (8 * (63 - q))) & self.byte_tmpl.val()) << (8 * q));
             }
             if self.a_ipip.q.val() {
-                for i in 0..6 {
+                for i in 0..CASES {
                     if self.p_case.val() == self.idx[i].val() {
                         self.p_tm.next = self.tm_ipip[i].val();
                         self.p_sm.next = self.sm_ipip[i].val();
@@ -843,6 +954,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             self.b_valid.d.next = true;
             self.b_verdict.d.next = self.a_verdict.q.val();
             self.b_ipip.d.next = self.a_ipip.q.val();
+            self.b_gue.d.next = self.a_gue.q.val();
             self.b_v6.d.next = self.a_v6.q.val();
             self.b_tmpl.d.next = self.p_le.val();
             self.b_tm.d.next = self.p_tm.val();
@@ -856,8 +968,12 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
         if self.act_take.val() {
             self.p_l3.next = bit_cast::<32, 16>(self.act_l3_offset.val());
             self.p_ip_len.next = bit_cast::<32, 16>(self.act_ip_len.val());
+            self.p_gue.next = self.act_mode.val() == self.mode_gue.val();
+            self.p_encap.next = self.p_gue.val() | (self.act_mode.val() == self.mode_ipip.val());
             if self.act_backend_v6.val() {
                 self.p_total.next = self.p_l3.val() + self.outer40.val() + self.p_ip_len.val();
+            } else if self.p_gue.val() {
+                self.p_total.next = self.p_l3.val() + self.outer28.val() + self.p_ip_len.val();
             } else {
                 self.p_total.next = self.p_l3.val() + self.outer20.val() + self.p_ip_len.val();
             }
@@ -866,7 +982,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
                 self.p_verdict.next = self.verdict_passed.val();
             } else if self.act_kind.val() == self.kind_forward.val() {
                 self.p_verdict.next = self.verdict_forwarded.val();
-                if self.act_ipip.val() {
+                if self.p_encap.val() {
                     self.p_ipip.next = !self.p_too_large.val();
                     if self.p_too_large.val() {
                         self.p_verdict.next = self.verdict_too_large.val();
@@ -893,14 +1009,23 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
                 | bit_cast::<128, 32>(self.p_src6_low.val());
             self.p_dst4.next = self.act_backend_addr.val().get_bits::<32>(0);
             self.p_tos.next = bit_cast::<32, 8>(self.act_dscp_ecn.val());
-            if self.act_inner_v6.val() {
+            if self.p_gue.val() {
+                self.p_proto.next = self.proto_udp.val();
+            } else if self.act_inner_v6.val() {
                 self.p_proto.next = self.proto_ipv6.val();
             } else {
                 self.p_proto.next = self.proto_ipip.val();
             }
+            // `flowgate_core::rewrite::gue_source_port`, then the destination port.
+            self.p_udp_word.next = ((self.act_hash.val() >> 18) << 16)
+                | self.sport_range.val()
+                | bit_cast::<32, 16>(self.act_gue_port.val());
             self.p_flow_word.next =
                 (self.p_tos.val() << 20) | (self.act_hash.val() & 0xf_ffff) | 0x6000_0000;
             self.p_len4.next = (self.p_ip_len.val() + self.outer20.val()) & 0xffff;
+            if self.p_gue.val() {
+                self.p_len4.next = (self.p_ip_len.val() + self.outer28.val()) & 0xffff;
+            }
             self.p_sum0.next = (self.p_tos.val() | 0x4500)
                 + self.p_len4.val()
                 + (self.p_proto.val() | 0x4000)
@@ -914,6 +1039,8 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             self.a_valid.d.next = true;
             self.a_verdict.d.next = self.p_verdict.val();
             self.a_ipip.d.next = self.p_ipip.val();
+            self.a_gue.d.next = self.p_gue.val() & self.p_ipip.val();
+            self.a_udp_word.d.next = self.p_udp_word.val();
             self.a_v6.d.next = self.act_backend_v6.val();
             self.a_l3.d.next = self.act_l3_offset.val();
             self.a_ip_len.d.next = self.act_ip_len.val();

@@ -70,7 +70,7 @@ use crate::parse::RESULT_NOT_IP;
 use crate::rewrite::Rewriter;
 use crate::widen::{Concat32, ZeroExtend};
 use flowgate_core::regmap;
-use flowgate_core::rewrite::MAX_FRAME_LEN;
+use flowgate_core::rewrite::{Mode, MAX_FRAME_LEN};
 use flowgate_core::DropReason;
 use rust_hdl::prelude::*;
 use rust_hdl::widgets::fifo::fifo_logic::{FIFOReadLogic, FIFOWriteLogic};
@@ -80,6 +80,9 @@ use rust_hdl::widgets::fifo::fifo_logic::{FIFOReadLogic, FIFOWriteLogic};
 pub const FLOW_READ_QUIET: u64 = 6;
 /// Entries kept free in the action FIFO for frames already past the input.
 pub const ACT_MARGIN: u64 = 16;
+
+/// Bits of an action's mode: the VIP entry's `mode` code (2 bits) and `encap_port` (16).
+pub const ACT_MODE_BITS: usize = 18;
 
 /// The action of one frame, as the rewriter takes it: one RAM per field behind one pair
 /// of FIFO pointers (as [`FrameFifo`] does), first word fall-through, `2^ADDR_BITS` deep.
@@ -91,7 +94,8 @@ pub struct ActionFifo<const ADDR_BITS: usize, const ADDR_BITS_PLUS_1: usize> {
     pub empty: Signal<Out, Bit>,
     pub fill: Signal<Out, Bits<ADDR_BITS_PLUS_1>>,
     pub in_kind: Signal<In, Bits<2>>,
-    pub in_ipip: Signal<In, Bit>,
+    /// The VIP's mode code (bits 1..0) and its parameter (bits 17..2): [`ACT_MODE_BITS`].
+    pub in_mode: Signal<In, Bits<ACT_MODE_BITS>>,
     pub in_mac: Signal<In, Bits<48>>,
     pub in_addr: Signal<In, Bits<128>>,
     pub in_addr_v6: Signal<In, Bit>,
@@ -101,7 +105,7 @@ pub struct ActionFifo<const ADDR_BITS: usize, const ADDR_BITS_PLUS_1: usize> {
     pub in_inner_v6: Signal<In, Bit>,
     pub in_dscp: Signal<In, Bits<8>>,
     pub kind: Signal<Out, Bits<2>>,
-    pub ipip: Signal<Out, Bit>,
+    pub mode: Signal<Out, Bits<ACT_MODE_BITS>>,
     pub mac: Signal<Out, Bits<48>>,
     pub addr: Signal<Out, Bits<128>>,
     pub addr_v6: Signal<Out, Bit>,
@@ -113,7 +117,7 @@ pub struct ActionFifo<const ADDR_BITS: usize, const ADDR_BITS_PLUS_1: usize> {
     read_logic: FIFOReadLogic<Bits<2>, ADDR_BITS, ADDR_BITS_PLUS_1, 1>,
     write_logic: FIFOWriteLogic<Bits<2>, ADDR_BITS, ADDR_BITS_PLUS_1, 1>,
     kind_ram: RAM<Bits<2>, ADDR_BITS>,
-    ipip_ram: RAM<Bit, ADDR_BITS>,
+    mode_ram: RAM<Bits<ACT_MODE_BITS>, ADDR_BITS>,
     mac_ram: RAM<Bits<48>, ADDR_BITS>,
     addr_ram: RAM<Bits<128>, ADDR_BITS>,
     addr_v6_ram: RAM<Bit, ADDR_BITS>,
@@ -148,13 +152,13 @@ impl<const ADDR_BITS: usize, const ADDR_BITS_PLUS_1: usize> Logic
         self.kind_ram.read_address.next = self.read_logic.ram_read_address.val();
         self.read_logic.ram_read_data.next = self.kind_ram.read_data.val();
         self.kind.next = self.read_logic.data_out.val();
-        self.ipip_ram.write_clock.next = self.clock.val();
-        self.ipip_ram.write_enable.next = self.write_logic.ram_write_enable.val();
-        self.ipip_ram.write_address.next = self.write_logic.ram_write_address.val();
-        self.ipip_ram.write_data.next = self.in_ipip.val();
-        self.ipip_ram.read_clock.next = self.clock.val();
-        self.ipip_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.ipip.next = self.ipip_ram.read_data.val();
+        self.mode_ram.write_clock.next = self.clock.val();
+        self.mode_ram.write_enable.next = self.write_logic.ram_write_enable.val();
+        self.mode_ram.write_address.next = self.write_logic.ram_write_address.val();
+        self.mode_ram.write_data.next = self.in_mode.val();
+        self.mode_ram.read_clock.next = self.clock.val();
+        self.mode_ram.read_address.next = self.read_logic.ram_read_address.val();
+        self.mode.next = self.mode_ram.read_data.val();
         self.mac_ram.write_clock.next = self.clock.val();
         self.mac_ram.write_enable.next = self.write_logic.ram_write_enable.val();
         self.mac_ram.write_address.next = self.write_logic.ram_write_address.val();
@@ -323,6 +327,8 @@ pub struct Top<
     a_reselect: DFF<Bit>,
     b_v6: Signal<Local, Bit>,
     outer_len: Signal<Local, Bits<32>>,
+    /// The frame's VIP's `encap_port`.
+    a_port: Signal<Local, Bits<16>>,
     too_large: Signal<Local, Bit>,
 
     // ---- Stage B: the counter event, registered. It cuts the longest path of the
@@ -365,13 +371,17 @@ pub struct Top<
 
     // ---- Constants.
     not_ip: Constant<Bits<8>>,
-    mode_ipip: Constant<Bits<2>>,
+    mode_dsr: Constant<Bits<2>>,
+    mode_gue: Constant<Bits<2>>,
     verdict_forward: Constant<Bits<2>>,
     verdict_drop: Constant<Bits<2>>,
     encap_too_large: Constant<Bits<8>>,
     max_frame: Constant<Bits<32>>,
     outer_v4: Constant<Bits<32>>,
     outer_v6: Constant<Bits<32>>,
+    outer_gue_v4: Constant<Bits<32>>,
+    outer_gue_v6: Constant<Bits<32>>,
+    vip_id16: [Constant<Bits<16>>; VIPS],
     act_gate_level: Constant<Bits<AB1>>,
     mirror_rows: Constant<Bits<32>>,
     n_vips: Constant<Bits<32>>,
@@ -465,6 +475,7 @@ impl<
             (regmap::VIP_MODE, 153),
             (regmap::VIP_PERSISTENCE, 155),
             (regmap::VIP_VALID, 157),
+            (regmap::VIP_ENCAP_PORT, 160),
             (regmap::BACKEND_ADDRESS, 0),
             (regmap::BACKEND_MAC, 128),
             (regmap::BACKEND_VIP, 176),
@@ -554,6 +565,7 @@ impl<
             a_reselect: Default::default(),
             b_v6: Default::default(),
             outer_len: Default::default(),
+            a_port: Default::default(),
             too_large: Default::default(),
             b_valid: Default::default(),
             b_verdict: Default::default(),
@@ -584,13 +596,17 @@ impl<
             fl_backend: Default::default(),
             fl_seen: Default::default(),
             not_ip: constant(u64::from(RESULT_NOT_IP)),
-            mode_ipip: constant(1),
+            mode_dsr: constant(Mode::Dsr.code().into()),
+            mode_gue: constant(Mode::Gue { port: 0 }.code().into()),
             verdict_forward: constant(u64::from(crate::decide::VERDICT_FORWARD)),
             verdict_drop: constant(u64::from(crate::decide::VERDICT_DROP)),
             encap_too_large: constant(u64::from(DropReason::EncapTooLarge.code())),
             max_frame: constant(MAX_FRAME_LEN as u64),
-            outer_v4: constant(20),
-            outer_v6: constant(40),
+            outer_v4: constant(Mode::IpIp.spec().outer_len_v4 as u64),
+            outer_v6: constant(Mode::IpIp.spec().outer_len_v6 as u64),
+            outer_gue_v4: constant(Mode::Gue { port: 0 }.spec().outer_len_v4 as u64),
+            outer_gue_v6: constant(Mode::Gue { port: 0 }.spec().outer_len_v6 as u64),
+            vip_id16: std::array::from_fn(|v| constant(v as u64)),
             act_gate_level: constant((1u64 << AB) - ACT_MARGIN),
             mirror_rows: constant(1u64 << MAGLEV_BITS),
             n_vips: constant(VIPS as u64),
@@ -869,21 +885,36 @@ impl<
         self.a_reselect.d.next = self.decide.out_reselect.val();
 
         self.b_v6.next = self.csr.backend_rd_data.val().get_bit(208);
+        // The mode's outer header length (`flowgate_core::rewrite::MODES`).
         self.outer_len.next = self.outer_v4.val();
-        if self.b_v6.val() {
+        if self.a_mode.q.val() == self.mode_gue.val() {
+            self.outer_len.next = self.outer_gue_v4.val();
+            if self.b_v6.val() {
+                self.outer_len.next = self.outer_gue_v6.val();
+            }
+        } else if self.b_v6.val() {
             self.outer_len.next = self.outer_v6.val();
         }
         self.a_l3_32.narrow.next = self.a_l3.q.val();
         self.a_ip_len_32.narrow.next = self.a_ip_len.q.val();
         // `core::rewrite`'s rule, which the rewriter applies to the frame itself.
         self.too_large.next = (self.a_verdict.q.val() == self.verdict_forward.val())
-            && (self.a_mode.q.val() == self.mode_ipip.val())
+            && (self.a_mode.q.val() != self.mode_dsr.val())
             && (self.a_l3_32.wide.val() + self.a_ip_len_32.wide.val() + self.outer_len.val()
                 > self.max_frame.val());
 
         self.act.write.next = self.a_valid.q.val();
         self.act.in_kind.next = self.a_verdict.q.val();
-        self.act.in_ipip.next = self.a_mode.q.val() == self.mode_ipip.val();
+        // The VIP's mode parameter, from its active entry (the banks flip only while the
+        // pipeline is empty, so it is the entry the decision used).
+        self.a_port.next = self.csr.vip_entry[0].val().get_bits::<16>(160);
+        for v in 0..VIPS {
+            if self.a_vip.q.val() == self.vip_id16[v].val() {
+                self.a_port.next = self.csr.vip_entry[v].val().get_bits::<16>(160);
+            }
+        }
+        self.act.in_mode.next = bit_cast::<ACT_MODE_BITS, 2>(self.a_mode.q.val())
+            | (bit_cast::<ACT_MODE_BITS, 16>(self.a_port.val()) << 2);
         self.act.in_mac.next = self.csr.backend_rd_data.val().get_bits::<48>(128);
         self.act.in_addr.next = self.csr.backend_rd_data.val().get_bits::<128>(0);
         self.act.in_addr_v6.next = self.b_v6.val();
@@ -931,7 +962,8 @@ impl<
         self.rewriter.act_valid.next = !self.act.empty.val();
         self.act.read.next = self.rewriter.act_ready.val();
         self.rewriter.act_kind.next = self.act.kind.val();
-        self.rewriter.act_ipip.next = self.act.ipip.val();
+        self.rewriter.act_mode.next = self.act.mode.val().get_bits::<2>(0);
+        self.rewriter.act_gue_port.next = self.act.mode.val().get_bits::<16>(2);
         self.rewriter.act_own_mac.next = self.csr.own_mac.val();
         self.rewriter.act_backend_mac.next = self.act.mac.val();
         self.rewriter.act_backend_addr.next = self.act.addr.val();

@@ -70,7 +70,7 @@ struct View {
     encap_v6: (u128, u32),
     timeouts: [u32; 3],
     keys: [Vec<u32>; 3],
-    vips: Vec<[u32; 5]>,
+    vips: Vec<[u32; flowgate_core::regmap::VIP_WORDS]>,
     backends: Vec<[u32; 7]>,
     /// `VIPS × 2^SLOT_BITS` slots, VIP-major.
     maglev: Vec<u32>,
@@ -308,7 +308,11 @@ fn view(sim: &mut Sim<Dut>, mut x: Box<Dut>, r: &mut Responder) -> R<(Box<Dut>, 
             key(x.digest_lo_key.val()),
         ],
         vips: (0..VIPS)
-            .map(|i| words(x.vip_entry[i].val(), 5).try_into().unwrap())
+            .map(|i| {
+                words(x.vip_entry[i].val(), flowgate_core::regmap::VIP_WORDS)
+                    .try_into()
+                    .unwrap()
+            })
             .collect(),
         backends: Vec::new(),
         maglev: Vec::new(),
@@ -771,7 +775,7 @@ fn every_register_resets_to_the_register_map() {
         assert_eq!(v.timeouts[0], reset("TIMEOUT_TCP_MS"));
         assert_eq!(v.keys[0][0], reset("RSS_KEY_0"));
         assert_eq!(v.keys[2][12], reset("DIGEST_LO_KEY_12"));
-        assert!(v.vips.iter().all(|e| e == &[0; 5]) && v.up == vec![0]);
+        assert!(v.vips.iter().all(|e| e.iter().all(|&w| w == 0)) && v.up == vec![0]);
     });
 }
 

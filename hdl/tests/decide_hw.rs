@@ -324,10 +324,7 @@ fn program(tables: &Tables) -> Vec<Write> {
             port: v.port,
             protocol: v.protocol,
             is_v6: v.address.is_ipv6(),
-            mode: match v.mode {
-                Mode::Dsr => 0,
-                Mode::IpIp => 1,
-            },
+            mode: v.mode.code(),
             persistence: match v.persistence {
                 Persistence::FiveTuple => 0,
                 Persistence::SrcIp => 1,
@@ -773,10 +770,7 @@ fn compare<
                 want.flow = true;
                 want.vip = b.vip;
                 want.hash = b.flow.hash;
-                want.mode = match t.vips[b.vip as usize].mode {
-                    Mode::Dsr => 0,
-                    Mode::IpIp => 1,
-                };
+                want.mode = t.vips[b.vip as usize].mode.code();
                 want.l3_offset = b.datagram.l3_offset;
                 want.ip_len = b.datagram.ip_len;
                 want.is_v6 = b.datagram.ipv6;

@@ -10,8 +10,8 @@ use flowgate_core::rewrite::{rewrite, EncapSource, Mode, RewriteParams, MAX_FRAM
 use flowgate_core::DropReason;
 use flowgate_hdl::frame_fifo::FrameFifo;
 use flowgate_hdl::rewrite::{
-    Rewriter, KIND_DROP, KIND_FORWARD, KIND_PASS, TUSER_FORWARDED, TUSER_PASSED, VERDICT_DROPPED,
-    VERDICT_ENCAP_TOO_LARGE, VERDICT_FORWARDED, VERDICT_PASSED,
+    mode_implemented, Rewriter, KIND_DROP, KIND_FORWARD, KIND_PASS, TUSER_FORWARDED, TUSER_PASSED,
+    VERDICT_DROPPED, VERDICT_ENCAP_TOO_LARGE, VERDICT_FORWARDED, VERDICT_PASSED,
 };
 use flowgate_hdl::toolchain::{
     verilator_lint, yosys_synth, SynthFlow, ToolError, RUST_HDL_LINT_WAIVERS,
@@ -96,7 +96,8 @@ fn addr_bits(addr: IpAddr) -> u128 {
 fn drive_action<const D: usize, const K: usize>(x: &mut Rewriter<D, K>, case: &Case) {
     let p = &case.params;
     x.act_kind.next = case.kind.into();
-    x.act_ipip.next = case.mode == Mode::IpIp;
+    x.act_mode.next = u64::from(case.mode.code()).into();
+    x.act_gue_port.next = u64::from(case.mode.param()).into();
     x.act_own_mac.next = mac_bits(p.own_mac);
     x.act_backend_mac.next = mac_bits(p.backend_mac);
     x.act_backend_addr.next = bits128(addr_bits(p.backend_addr));
@@ -368,7 +369,8 @@ fn random_params<R: Rng>(rng: &mut R) -> RewriteParams {
     }
 }
 
-/// Each frame with a random action: 80 % forward (DSR or IP-in-IP), 10 % pass, 10 % drop.
+/// Each frame with a random action: 80 % forward (DSR, IP-in-IP or, to IPv4 backends,
+/// GUE), 10 % pass, 10 % drop.
 fn random_cases(frames: Vec<(Vec<u8>, ParsedFrame)>, seed: u64) -> Vec<Case> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     frames
@@ -385,12 +387,22 @@ fn random_cases(frames: Vec<(Vec<u8>, ParsedFrame)>, seed: u64) -> Vec<Case> {
             } else {
                 Mode::Dsr
             };
+            let params = random_params(&mut rng);
+            // GUE only where the block implements it (IPv4 backends).
+            let mode = if mode == Mode::IpIp
+                && mode_implemented(Mode::Gue { port: 0 }, params.backend_addr.is_ipv6())
+                && rng.gen_bool(0.5)
+            {
+                Mode::Gue { port: rng.gen() }
+            } else {
+                mode
+            };
             Case {
                 frame,
                 parsed,
                 kind,
                 mode,
-                params: random_params(&mut rng),
+                params,
             }
         })
         .collect()
@@ -430,9 +442,13 @@ fn udp_frame(ip_len: usize, vlans: usize) -> (Vec<u8>, ParsedFrame) {
 fn jumbo_cases(seed: u64) -> Vec<Case> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut cases = Vec::new();
-    for v6 in [false, true] {
+    for (mode, v6) in [
+        (Mode::IpIp, false),
+        (Mode::IpIp, true),
+        (Mode::Gue { port: 6080 }, false),
+    ] {
         for (vlans, over) in [(0, 0), (2, 1), (1, 1), (0, 0)] {
-            let outer = if v6 { 40 } else { 20 };
+            let outer = mode.spec().outer_len(v6);
             let ip_len = MAX_FRAME_LEN - (14 + 4 * vlans) - outer + over;
             let (frame, parsed) = udp_frame(ip_len, vlans);
             let mut params = random_params(&mut rng);
@@ -445,7 +461,7 @@ fn jumbo_cases(seed: u64) -> Vec<Case> {
                 frame,
                 parsed,
                 kind: KIND_FORWARD,
-                mode: Mode::IpIp,
+                mode,
                 params,
             });
         }
@@ -463,10 +479,15 @@ fn assert_coverage(cases: &[Case]) {
         has(&|c| c.frame.len() > usize::from(c.parsed.l3_offset + c.parsed.ip_len)),
         "no padded frame"
     );
-    for (mode, v6) in [(Mode::IpIp, false), (Mode::IpIp, true), (Mode::Dsr, false)] {
+    for (mode, v6) in [
+        (Mode::IpIp, false),
+        (Mode::IpIp, true),
+        (Mode::Dsr, false),
+        (Mode::Gue { port: 0 }, false),
+    ] {
         assert!(
             has(&|c| c.kind == KIND_FORWARD
-                && c.mode == mode
+                && c.mode.code() == mode.code()
                 && c.params.backend_addr.is_ipv6() == v6),
             "no {mode:?} frame to an IPv{} backend",
             if v6 { 6 } else { 4 }
@@ -598,6 +619,13 @@ fn throughput<const D: usize, const K: usize>() {
         ("DSR", KIND_FORWARD, Mode::Dsr, false, false),
         ("IPv4-in-IPv4", KIND_FORWARD, Mode::IpIp, false, false),
         ("IPv4-in-IPv6", KIND_FORWARD, Mode::IpIp, true, false),
+        (
+            "IPv4-in-UDP-in-IPv4 (GUE)",
+            KIND_FORWARD,
+            Mode::Gue { port: 6080 },
+            false,
+            false,
+        ),
         (
             "IPv4-in-IPv4, padded",
             KIND_FORWARD,
