@@ -15,7 +15,7 @@
 //!   verdict per clock from the parser's result.
 //! * [`flow_table`] — the set-associative flow table in block RAM, one request per clock,
 //!   with forwarding so back-to-back requests see each other's writes.
-//! * [`rewrite`] — the rewriter (DSR MACs, IP-in-IP outer header with its checksum),
+//! * [`rewrite`] — the rewriter (DSR MACs, IP-in-IP or GUE outer header, per `core`'s mode table),
 //!   one beat per clock; [`frame_fifo`] holds frames while their headers are decided.
 //! * [`stand_in`] — the top's exact ports around a register stub and a pass-through: the
 //!   simulation harness's test fixture (predictable to the bit, builds in seconds).
