@@ -7,8 +7,9 @@
 
 use crate::control::ControlPlane;
 use crate::events::{self, ApplyError, ControlEvent};
-use flowgate_host::engine::{Engine, EngineError, Leaving};
-use flowgate_host::pcap_io::{Frame, PcapError, PcapSink, PcapSource};
+pub use flowgate_host::engine::Outputs;
+use flowgate_host::engine::{Engine, EngineError};
+use flowgate_host::pcap_io::{Frame, PcapError, PcapSource};
 use std::time::Duration;
 
 /// Why a replay stopped.
@@ -22,14 +23,6 @@ pub enum ReplayError {
     Engine { engine: String, source: EngineError },
 }
 
-/// Where the frames that leave go.
-pub struct Outputs<'a> {
-    /// Forwarded (rewritten) frames, with their input's timestamp.
-    pub forwarded: &'a mut PcapSink,
-    /// Frames for no VIP, untouched; counted only when `None`.
-    pub passed: Option<&'a mut PcapSink>,
-}
-
 /// Replay `source` through `engine` in bursts of at most `burst` frames (split where an
 /// event falls, so each event applies between the right two frames). An event at `at`
 /// applies before the first frame whose timestamp is at least the first frame's plus
@@ -40,7 +33,7 @@ pub fn run(
     control: &ControlPlane,
     events: &[ControlEvent],
     source: &mut PcapSource,
-    outputs: Outputs<'_>,
+    mut outputs: Outputs<'_>,
     burst: usize,
     progress: &mut dyn FnMut(&[Frame]),
 ) -> Result<(), ReplayError> {
@@ -48,10 +41,6 @@ pub fn run(
         engine: engine.name().to_string(),
         source,
     };
-    let Outputs {
-        forwarded,
-        mut passed,
-    } = outputs;
     let mut first: Option<Duration> = None;
     let mut next_event = 0;
     let mut frames = Vec::with_capacity(burst.max(1));
@@ -80,15 +69,7 @@ pub fn run(
             let chunk = &frames[start..end];
             let mut write_error = None;
             let result = engine.process(chunk, &mut |i, leaving| {
-                let ts = chunk[i].ts;
-                let written = match leaving {
-                    Leaving::Forwarded(data) => forwarded.write(ts, data),
-                    Leaving::Passed(data) => match passed.as_mut() {
-                        Some(p) => p.write(ts, data),
-                        None => Ok(()),
-                    },
-                };
-                written.map_err(|e| {
+                outputs.write(chunk[i].ts, leaving).map_err(|e| {
                     let message = e.to_string();
                     write_error = Some(e);
                     message.into()

@@ -5,7 +5,7 @@
 //! ports) both follow the control plane's [`TablesWatch`], publish their counters on a
 //! [`CountersBoard`] and stop when asked.
 
-use crate::engine::{Engine, EngineError, Leaving};
+use crate::engine::{Engine, EngineError, Outputs};
 use crate::handoff::{CountersBoard, TablesWatch};
 use crate::pcap_io::{PcapSink, PcapSource};
 use flowgate_core::counters::Counters;
@@ -132,17 +132,12 @@ impl DataPath for PcapDataPath {
                     engine.program(tables)?;
                 }
                 let frames = &burst;
+                let mut outputs = Outputs {
+                    forwarded: &mut output,
+                    passed: passed.as_mut(),
+                };
                 engine.process(frames, &mut |i, leaving| {
-                    let ts = frames[i].ts;
-                    match leaving {
-                        Leaving::Forwarded(data) => output.write(ts, data)?,
-                        Leaving::Passed(data) => {
-                            if let Some(p) = passed.as_mut() {
-                                p.write(ts, data)?;
-                            }
-                        }
-                    }
-                    Ok(())
+                    Ok(outputs.write(frames[i].ts, leaving)?)
                 })?;
                 if published.elapsed() >= publish_every {
                     board.publish(engine.counters()?, seen);

@@ -9,10 +9,11 @@
 //! [`crate::datapath::DataPath`] instead; its lcores are made of the same
 //! [`crate::shard::Shard`]s as the software engine's workers.
 
-use crate::pcap_io::Frame;
+use crate::pcap_io::{Frame, PcapError, PcapSink};
 use flowgate_core::counters::Counters;
 use flowgate_core::{Tables, Verdict};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Why an engine stopped: its own error (a hardware simulation's, an output file's).
 pub type EngineError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -32,6 +33,28 @@ pub enum Leaving<'a> {
     Forwarded(&'a [u8]),
     /// For no VIP: the frame as the engine hands it to the host stack (untouched).
     Passed(&'a [u8]),
+}
+
+/// Where the frames that leave an engine go, with their input's timestamp: the one
+/// dispatch of `Leaving` to files, for the replay driver and the pcap data path.
+pub struct Outputs<'a> {
+    /// Forwarded (rewritten) frames.
+    pub forwarded: &'a mut PcapSink,
+    /// Frames for no VIP, untouched; counted only when `None`.
+    pub passed: Option<&'a mut PcapSink>,
+}
+
+impl Outputs<'_> {
+    /// Write `frame` where it belongs.
+    pub fn write(&mut self, ts: Duration, frame: Leaving<'_>) -> Result<(), PcapError> {
+        match frame {
+            Leaving::Forwarded(data) => self.forwarded.write(ts, data),
+            Leaving::Passed(data) => match self.passed.as_mut() {
+                Some(p) => p.write(ts, data),
+                None => Ok(()),
+            },
+        }
+    }
 }
 
 /// An execution of the contract fed with bursts of frames.

@@ -28,7 +28,7 @@ pub mod shard;
 pub mod sharded;
 
 pub use datapath::{DataPath, Finished, IoReport, PcapDataPath, PcapOptions};
-pub use engine::{Engine, EngineError, Leaving, Outcome};
+pub use engine::{Engine, EngineError, Leaving, Outcome, Outputs};
 pub use handoff::{BoardSnapshot, CountersBoard, TablesPublisher, TablesWatch};
 pub use pcap_io::Frame;
 pub use shard::{SetSplit, Shard};
