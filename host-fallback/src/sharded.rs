@@ -39,11 +39,6 @@ impl ShardedEngine {
         &self.tables
     }
 
-    /// The tables as shared with the control plane.
-    pub fn tables_arc(&self) -> &Arc<Tables> {
-        &self.tables
-    }
-
     /// Program new tables between bursts (the control plane's atomic swap). Flow tables are
     /// kept, so established flows stay on their backends; the flow-table geometry and the
     /// VIP and backend indices of existing entries must mean the same in `tables`.
