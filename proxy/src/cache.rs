@@ -150,12 +150,26 @@ impl Cache {
                     self.metrics.hits.inc();
                     return from_cache(req, &stored, now, "hit");
                 }
-                Lookup::Stale(stored, conditional) => {
+                Lookup::Stale(stored, conditional)
+                    if !directives(view.headers())
+                        .iter()
+                        .any(|(d, _)| d == "only-if-cached") =>
+                {
                     return self
-                        .revalidate(req, &key, &view, stored, conditional, upstream, note)
+                        .revalidate(req, &key, &view, stored, *conditional, upstream, note)
                         .await;
                 }
-                Lookup::Miss => {}
+                Lookup::Stale(..) | Lookup::Miss => {}
+            }
+            // RFC 9111 §5.2.1.7: only-if-cached and nothing usable stored: 504.
+            if directives(view.headers())
+                .iter()
+                .any(|(d, _)| d == "only-if-cached")
+            {
+                let mut response = Response::new(crate::forward::empty());
+                *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+                add_cache_status(response.headers_mut(), "fwd=miss; detail=only-if-cached");
+                return response;
             }
             if waited {
                 break;
@@ -193,7 +207,7 @@ impl Cache {
                 BeforeRequest::Stale {
                     request,
                     matches: true,
-                } => return Lookup::Stale(stored.clone(), request),
+                } => return Lookup::Stale(stored.clone(), Box::new(request)),
                 BeforeRequest::Stale { matches: false, .. } => {}
             }
         }
@@ -553,7 +567,7 @@ impl Cache {
 
 enum Lookup {
     Fresh(Arc<Stored>),
-    Stale(Arc<Stored>, http::request::Parts),
+    Stale(Arc<Stored>, Box<http::request::Parts>),
     Miss,
 }
 
