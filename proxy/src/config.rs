@@ -18,6 +18,12 @@
 //! host = "a.example"          # optional
 //! pool = "web"
 //! intercept_errors = true     # backend 5xx answered with the proxy's [[error_page]]
+//! cache = true                # RFC 9111 shared cache ([cache]); default false
+//! compress = true             # gzip/br/zstd by Accept-Encoding; default false
+//! compress_prefer = ["br", "zstd", "gzip"]
+//! compress_types = ["text/*", "application/json"]
+//! compress_min_bytes = 256
+//! compress_levels = { gzip = 6, br = 4, zstd = 3 }
 //! [[pool]]
 //! name = "web"
 //! balance = "maglev"          # round-robin | least-requests | p2c | random | maglev
@@ -40,6 +46,9 @@
 //! rate_burst = 200.0
 //! [timeouts]                  # all optional, defaults below in `Timeouts`
 //! header_read_ms = 10000
+//! [cache]
+//! max_bytes = 268435456       # what the cache holds, in bytes
+//! max_object_bytes = 16777216 # larger responses are streamed, not stored
 //! [access_log]
 //! path = "-"                  # "-" = stdout
 //! format = "json"             # json | common
@@ -1052,6 +1061,49 @@ balance = \"round-robin\"
             let e = parse(&text).unwrap_err();
             assert_eq!(e.location().unwrap().line, line, "{e}");
             assert!(e.to_string().starts_with(&format!("p.toml:{line}:")), "{e}");
+            assert!(e.to_string().contains(phrase), "{e}");
+        }
+    }
+
+    #[test]
+    fn acceleration_keys_parse_and_bad_ones_are_refused_at_their_line() {
+        use crate::compress::Codec;
+        let route = "pool = \"web\"\n";
+        let with = |keys: &str| MINIMAL.replacen(route, &format!("{route}{keys}\n"), 1);
+        let c = parse(&with(
+            "cache = true\ncompress = true\ncompress_prefer = [\"gzip\", \"br\"]\n\
+             compress_levels = { gzip = 9 }\ncompress_min_bytes = 10",
+        ))
+        .unwrap();
+        assert!(c.routes[0].cache);
+        let z = c.routes[0].compress.clone().unwrap();
+        assert_eq!(z.prefer, [Codec::Gzip, Codec::Brotli]);
+        assert_eq!((z.level(Codec::Gzip), z.level(Codec::Zstd)), (9, 3));
+        assert_eq!(z.min_bytes, 10);
+        let defaults = parse(MINIMAL).unwrap();
+        assert!(!defaults.routes[0].cache && defaults.routes[0].compress.is_none());
+        assert_eq!(defaults.cache, CacheConfig::default());
+        let cases = [
+            (
+                "compress = true\ncompress_levels = { gzip = 12 }",
+                7,
+                "out of range",
+            ),
+            (
+                "compress = true\ncompress_prefer = [\"lzma\"]",
+                7,
+                "not a coding",
+            ),
+            ("compress_min_bytes = 1", 4, "not compress = true"),
+            (
+                "[cache]\nmax_bytes = 4096\nmax_object_bytes = 8192",
+                8,
+                "over cache.max_bytes",
+            ),
+        ];
+        for (keys, line, phrase) in cases {
+            let e = parse(&with(keys)).unwrap_err();
+            assert_eq!(e.location().unwrap().line, line, "{keys}: {e}");
             assert!(e.to_string().contains(phrase), "{e}");
         }
     }
