@@ -343,9 +343,11 @@ impl Cache {
     ) -> Revalidated {
         let now = SystemTime::now();
         if response.status() == StatusCode::NOT_MODIFIED {
-            if let AfterResponse::NotModified(policy, _) =
-                stored.policy.after_response(view, &response, now)
-            {
+            if let AfterResponse::NotModified(policy, _) = stored.policy.after_response(
+                view,
+                &for_policy(response.status(), response.headers()),
+                now,
+            ) {
                 self.metrics
                     .revalidations
                     .get_or_create(&vec![("result", "not-modified".to_string())])
@@ -411,7 +413,7 @@ impl Cache {
         }
         let policy = CachePolicy::new_options(
             view,
-            &parts,
+            &for_policy(parts.status, &parts.headers),
             now,
             CacheOptions {
                 shared: true,
@@ -683,6 +685,29 @@ impl CloneHead for Request<()> {
     }
 }
 
+/// A response head as the policy library should read it: its dates in IMF-fixdate. The
+/// library parses dates as RFC 2822 only, where HTTP recipients must also accept the
+/// obsolete RFC 850 and asctime forms (RFC 9110 §5.6.7); `httpdate` reads all three. A
+/// date that none of them parses stays as it is (an invalid `Expires` means "already
+/// expired", RFC 9111 §5.3, which the library does for what it cannot parse).
+fn for_policy(status: StatusCode, headers: &HeaderMap) -> http::response::Parts {
+    let mut h = headers.clone();
+    for name in [header::DATE, header::EXPIRES, header::LAST_MODIFIED] {
+        let normal = h
+            .get(&name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v.trim()).ok())
+            .and_then(|t| HeaderValue::from_str(&httpdate::fmt_http_date(t)).ok());
+        if let Some(v) = normal {
+            h.insert(name, v);
+        }
+    }
+    let (mut parts, ()) = Response::new(()).into_parts();
+    parts.status = status;
+    parts.headers = h;
+    parts
+}
+
 /// Cache-Control directives (lower-case name, value without quotes).
 fn directives(h: &HeaderMap) -> Vec<(String, Option<String>)> {
     h.get_all(header::CACHE_CONTROL)
@@ -925,5 +950,85 @@ impl Body for Tee {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc9110_5_6_7_obsolete_date_forms_reach_the_policy_as_imf_fixdate() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::EXPIRES,
+            "Sunday, 06-Nov-94 08:49:37 GMT".parse().unwrap(),
+        );
+        h.insert(header::DATE, "Sun Nov  6 08:49:37 1994".parse().unwrap());
+        h.insert(header::LAST_MODIFIED, "not a date".parse().unwrap());
+        let p = for_policy(StatusCode::OK, &h);
+        assert_eq!(p.headers[header::EXPIRES], "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(p.headers[header::DATE], "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(p.headers[header::LAST_MODIFIED], "not a date");
+    }
+
+    #[test]
+    fn rfc9110_13_1_validators_compare_weakly_and_if_none_match_wins() {
+        let mut stored = HeaderMap::new();
+        stored.insert(header::ETAG, "\"a\"".parse().unwrap());
+        stored.insert(
+            header::LAST_MODIFIED,
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
+        let req = |pairs: &[(HeaderName, &str)]| {
+            let mut h = HeaderMap::new();
+            for (n, v) in pairs {
+                h.append(n.clone(), v.parse().unwrap());
+            }
+            h
+        };
+        assert!(not_modified(
+            &req(&[(header::IF_NONE_MATCH, "W/\"a\"")]),
+            &stored
+        ));
+        assert!(not_modified(
+            &req(&[(header::IF_NONE_MATCH, "\"x\", \"a\"")]),
+            &stored
+        ));
+        assert!(not_modified(&req(&[(header::IF_NONE_MATCH, "*")]), &stored));
+        assert!(!not_modified(
+            &req(&[(header::IF_NONE_MATCH, "\"b\"")]),
+            &stored
+        ));
+        // With If-None-Match present, If-Modified-Since is ignored (§13.2.2).
+        assert!(!not_modified(
+            &req(&[
+                (header::IF_NONE_MATCH, "\"b\""),
+                (header::IF_MODIFIED_SINCE, "Mon, 07 Nov 1994 08:49:37 GMT"),
+            ]),
+            &stored
+        ));
+        assert!(not_modified(
+            &req(&[(header::IF_MODIFIED_SINCE, "Mon, 07 Nov 1994 08:49:37 GMT")]),
+            &stored
+        ));
+        assert!(!not_modified(
+            &req(&[(header::IF_MODIFIED_SINCE, "Sat, 05 Nov 1994 08:49:37 GMT")]),
+            &stored
+        ));
+    }
+
+    #[test]
+    fn rfc9111_4_4_location_invalidates_only_on_the_same_host() {
+        assert_eq!(
+            key_of_reference("a.example", "/x?y").as_deref(),
+            Some("a.example/x?y")
+        );
+        assert_eq!(
+            key_of_reference("a.example", "http://A.example:8080/z").as_deref(),
+            Some("a.example/z")
+        );
+        assert_eq!(key_of_reference("a.example", "http://b.example/z"), None);
+        assert_eq!(key_of_reference("a.example", "//b.example/z"), None);
     }
 }
