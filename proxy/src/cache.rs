@@ -58,7 +58,8 @@ pub struct Stored {
 /// The variants stored under one URI, newest first.
 type Variants = Arc<Vec<Arc<Stored>>>;
 
-/// Cache-line bookkeeping not in the body: a rough per-entry overhead for the weigher.
+/// What an entry costs besides its body and header bytes (the policy, the Arcs, the map
+/// slot): a rough fixed figure for the weigher.
 const ENTRY_OVERHEAD: usize = 256;
 
 fn weight(key: &str, variants: &Variants) -> u32 {
