@@ -8,6 +8,7 @@
 //! | `POST /backends/{pool}/{address}/drain` | no new requests to the backend (persistence moves on) |
 //! | `POST /backends/{pool}/{address}/undrain` | undo `drain` |
 //! | `GET /metrics` | Prometheus (OpenMetrics) text |
+//! | `POST /cache/purge` | JSON `{"url": "http://host/path?q"}` and/or `{"prefix": "http://host/static/"}`: remove cached responses; answers `{"purged": N}` |
 //!
 //! Errors are JSON `{"error": "..."}` with 400 or 404.
 
@@ -29,6 +30,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/reload", post(reload))
         .route("/backends/{pool}/{address}/drain", post(drain))
         .route("/backends/{pool}/{address}/undrain", post(undrain))
+        .route("/cache/purge", post(purge))
         .with_state(shared)
 }
 
@@ -147,4 +149,29 @@ async fn undrain(
     Path((pool, address)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     set_drained(&s, pool, &address, false)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Purge {
+    url: Option<String>,
+    prefix: Option<String>,
+}
+
+async fn purge(
+    State(s): State<Arc<Shared>>,
+    Json(p): Json<Purge>,
+) -> Result<Json<Value>, ApiError> {
+    if p.url.is_none() && p.prefix.is_none() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "name a \"url\" or a \"prefix\" to purge".to_string(),
+        ));
+    }
+    let purged = s
+        .cache()
+        .purge(p.url.as_deref(), p.prefix.as_deref())
+        .await
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    Ok(Json(json!({ "purged": purged })))
 }

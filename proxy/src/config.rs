@@ -18,6 +18,12 @@
 //! host = "a.example"          # optional
 //! pool = "web"
 //! intercept_errors = true     # backend 5xx answered with the proxy's [[error_page]]
+//! cache = true                # RFC 9111 shared cache ([cache]); default false
+//! compress = true             # gzip/br/zstd by Accept-Encoding; default false
+//! compress_prefer = ["br", "zstd", "gzip"]
+//! compress_types = ["text/*", "application/json"]
+//! compress_min_bytes = 256
+//! compress_levels = { gzip = 6, br = 4, zstd = 3 }
 //! [[pool]]
 //! name = "web"
 //! balance = "maglev"          # round-robin | least-requests | p2c | random | maglev
@@ -40,6 +46,9 @@
 //! rate_burst = 200.0
 //! [timeouts]                  # all optional, defaults below in `Timeouts`
 //! header_read_ms = 10000
+//! [cache]
+//! max_bytes = 268435456       # what the cache holds, in bytes
+//! max_object_bytes = 16777216 # larger responses are streamed, not stored
 //! [access_log]
 //! path = "-"                  # "-" = stdout
 //! format = "json"             # json | common
@@ -78,6 +87,72 @@ pub struct ProxyConfig {
     pub access_log: Option<AccessLogConfig>,
     /// Status → page body.
     pub error_pages: HashMap<u16, bytes::Bytes>,
+    pub cache: CacheConfig,
+}
+
+/// The shared response cache (`[cache]`), used by routes with `cache = true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Bound on stored bodies and headers, in bytes.
+    pub max_bytes: u64,
+    /// A response larger than this is streamed to the client and not stored.
+    pub max_object_bytes: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_bytes: 256 * 1024 * 1024,
+            max_object_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// A route's compression (`compress = true` and the `compress_*` keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompressConfig {
+    /// Codings in the server's order of preference (ties of the client's q-values).
+    pub prefer: Vec<crate::compress::Codec>,
+    /// Content types compressed: `major/*` or exact, lower case.
+    pub types: Vec<String>,
+    /// Bodies whose `Content-Length` is under this go as they are.
+    pub min_bytes: u64,
+    /// Levels by codec; codecs not named use [`crate::compress::Codec::default_level`].
+    pub levels: Vec<(crate::compress::Codec, i32)>,
+}
+
+impl CompressConfig {
+    pub fn level(&self, codec: crate::compress::Codec) -> i32 {
+        self.levels
+            .iter()
+            .find(|(c, _)| *c == codec)
+            .map_or(codec.default_level(), |&(_, l)| l)
+    }
+}
+
+impl Default for CompressConfig {
+    fn default() -> Self {
+        CompressConfig {
+            prefer: crate::compress::Codec::ALL.to_vec(),
+            types: [
+                "text/*",
+                "application/json",
+                "application/javascript",
+                "application/x-javascript",
+                "application/xml",
+                "application/xhtml+xml",
+                "application/rss+xml",
+                "application/atom+xml",
+                "application/manifest+json",
+                "application/ld+json",
+                "image/svg+xml",
+            ]
+            .map(str::to_string)
+            .to_vec(),
+            min_bytes: 256,
+            levels: vec![],
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +170,10 @@ pub struct RouteConfig {
     /// Index into [`ProxyConfig::pools`].
     pub pool: usize,
     pub intercept_errors: bool,
+    /// Responses stored in and answered from the shared cache (RFC 9111).
+    pub cache: bool,
+    /// `None` = responses go as the backend sent them.
+    pub compress: Option<CompressConfig>,
 }
 
 /// How a pool picks a backend for a request.
@@ -277,6 +356,14 @@ mod raw {
         pub access_log: Option<AccessLog>,
         #[serde(default)]
         pub error_page: Vec<ErrorPage>,
+        pub cache: Option<Cache>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Cache {
+        pub max_bytes: Option<Spanned<u64>>,
+        pub max_object_bytes: Option<Spanned<u64>>,
     }
 
     #[derive(Deserialize)]
@@ -311,6 +398,14 @@ mod raw {
         pub pool: Spanned<String>,
         #[serde(default)]
         pub intercept_errors: bool,
+        #[serde(default)]
+        pub cache: bool,
+        #[serde(default)]
+        pub compress: bool,
+        pub compress_prefer: Option<Spanned<Vec<String>>>,
+        pub compress_types: Option<Spanned<Vec<String>>>,
+        pub compress_min_bytes: Option<u64>,
+        pub compress_levels: Option<Spanned<std::collections::BTreeMap<String, i32>>>,
     }
 
     #[derive(Deserialize)]
@@ -483,6 +578,8 @@ impl Validator<'_> {
                 path_prefix,
                 pool,
                 intercept_errors: r.intercept_errors,
+                cache: r.cache,
+                compress: self.compress(r)?,
             });
         }
         let mut error_pages = HashMap::new();
@@ -510,7 +607,109 @@ impl Validator<'_> {
                 json: a.format == raw::Format::Json,
             }),
             error_pages,
+            cache: self.cache(raw.cache.as_ref())?,
         })
+    }
+    fn cache(&self, raw: Option<&raw::Cache>) -> Result<CacheConfig, ConfigError> {
+        let d = CacheConfig::default();
+        let Some(raw) = raw else {
+            return Ok(d);
+        };
+        let max_bytes = match &raw.max_bytes {
+            Some(v) => self.source.check(v, |&x| {
+                if x >= 1024 {
+                    Ok(x)
+                } else {
+                    Err("cache.max_bytes must be at least 1024".to_string())
+                }
+            })?,
+            None => d.max_bytes,
+        };
+        let max_object_bytes = match &raw.max_object_bytes {
+            Some(v) => self.source.check(v, |&x| {
+                if x <= max_bytes {
+                    Ok(x)
+                } else {
+                    Err(format!(
+                        "cache.max_object_bytes {x} is over cache.max_bytes {max_bytes}"
+                    ))
+                }
+            })?,
+            None => d.max_object_bytes.min(max_bytes / 4),
+        };
+        Ok(CacheConfig {
+            max_bytes,
+            max_object_bytes,
+        })
+    }
+    fn compress(&self, r: &raw::Route) -> Result<Option<CompressConfig>, ConfigError> {
+        use crate::compress::Codec;
+        let s = &self.source;
+        let named = r.compress_prefer.is_some()
+            || r.compress_types.is_some()
+            || r.compress_min_bytes.is_some()
+            || r.compress_levels.is_some();
+        if !r.compress {
+            if named {
+                return Err(s.invalid(
+                    r.path_prefix.span(),
+                    "route has compress_* keys but not compress = true",
+                ));
+            }
+            return Ok(None);
+        }
+        let mut c = CompressConfig::default();
+        let codec = |t: &str| {
+            Codec::from_token(t)
+                .ok_or_else(|| format!("'{t}' is not a coding the proxy makes (br, zstd, gzip)"))
+        };
+        if let Some(p) = &r.compress_prefer {
+            c.prefer = s.check(p, |list| {
+                let prefer = list
+                    .iter()
+                    .map(|t| codec(t))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if prefer.is_empty() {
+                    Err("compress_prefer names no coding".to_string())
+                } else {
+                    Ok(prefer)
+                }
+            })?;
+        }
+        if let Some(t) = &r.compress_types {
+            c.types = s.check(t, |list| {
+                list.iter()
+                    .map(|t| {
+                        let t = t.trim().to_ascii_lowercase();
+                        match t.split_once('/') {
+                            Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok(t),
+                            _ => Err(format!("compress_types: '{t}' is not a media type")),
+                        }
+                    })
+                    .collect()
+            })?;
+        }
+        if let Some(m) = r.compress_min_bytes {
+            c.min_bytes = m;
+        }
+        if let Some(l) = &r.compress_levels {
+            c.levels = s.check(l, |map| {
+                map.iter()
+                    .map(|(t, &level)| {
+                        let k = codec(t)?;
+                        if k.levels().contains(&level) {
+                            Ok((k, level))
+                        } else {
+                            Err(format!(
+                                "compress_levels.{t} {level} is out of range {:?}",
+                                k.levels()
+                            ))
+                        }
+                    })
+                    .collect()
+            })?;
+        }
+        Ok(Some(c))
     }
 
     fn tls(&self, t: &Spanned<raw::Tls>) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
@@ -862,6 +1061,49 @@ balance = \"round-robin\"
             let e = parse(&text).unwrap_err();
             assert_eq!(e.location().unwrap().line, line, "{e}");
             assert!(e.to_string().starts_with(&format!("p.toml:{line}:")), "{e}");
+            assert!(e.to_string().contains(phrase), "{e}");
+        }
+    }
+
+    #[test]
+    fn acceleration_keys_parse_and_bad_ones_are_refused_at_their_line() {
+        use crate::compress::Codec;
+        let route = "pool = \"web\"\n";
+        let with = |keys: &str| MINIMAL.replacen(route, &format!("{route}{keys}\n"), 1);
+        let c = parse(&with(
+            "cache = true\ncompress = true\ncompress_prefer = [\"gzip\", \"br\"]\n\
+             compress_levels = { gzip = 9 }\ncompress_min_bytes = 10",
+        ))
+        .unwrap();
+        assert!(c.routes[0].cache);
+        let z = c.routes[0].compress.clone().unwrap();
+        assert_eq!(z.prefer, [Codec::Gzip, Codec::Brotli]);
+        assert_eq!((z.level(Codec::Gzip), z.level(Codec::Zstd)), (9, 3));
+        assert_eq!(z.min_bytes, 10);
+        let defaults = parse(MINIMAL).unwrap();
+        assert!(!defaults.routes[0].cache && defaults.routes[0].compress.is_none());
+        assert_eq!(defaults.cache, CacheConfig::default());
+        let cases = [
+            (
+                "compress = true\ncompress_levels = { gzip = 12 }",
+                7,
+                "out of range",
+            ),
+            (
+                "compress = true\ncompress_prefer = [\"lzma\"]",
+                7,
+                "not a coding",
+            ),
+            ("compress_min_bytes = 1", 4, "not compress = true"),
+            (
+                "[cache]\nmax_bytes = 4096\nmax_object_bytes = 8192",
+                8,
+                "over cache.max_bytes",
+            ),
+        ];
+        for (keys, line, phrase) in cases {
+            let e = parse(&with(keys)).unwrap_err();
+            assert_eq!(e.location().unwrap().line, line, "{keys}: {e}");
             assert!(e.to_string().contains(phrase), "{e}");
         }
     }

@@ -11,7 +11,9 @@ use crate::config::RouteConfig;
 use crate::headers::{self, Hop};
 use crate::pool::{InFlight, PickKey, Pool};
 use crate::server::ConnInfo;
-use crate::{access_log, cookie, metrics, BoxError, Generation, ProxyBody, Shared};
+use crate::{
+    access_log, cache, compress, cookie, metrics, BoxError, Generation, ProxyBody, Shared,
+};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -45,7 +47,7 @@ impl Drop for Busy {
 
 /// What the access log and metrics say about a request, filled in on the way.
 #[derive(Default)]
-struct Note {
+pub struct Note {
     pool: Option<String>,
     backend: Option<String>,
 }
@@ -56,7 +58,7 @@ pub fn full(body: impl Into<Bytes>) -> ProxyBody {
         .boxed_unsync()
 }
 
-fn empty() -> ProxyBody {
+pub fn empty() -> ProxyBody {
     Empty::new().map_err(|never| match never {}).boxed_unsync()
 }
 
@@ -133,7 +135,7 @@ pub async fn handle(
 
 /// The host a request is for: the URI's authority (HTTP/2, absolute form) or `Host`,
 /// lower case, without a port.
-fn request_host<B>(req: &Request<B>) -> Option<String> {
+pub fn request_host<B>(req: &Request<B>) -> Option<String> {
     let raw = match req.uri().authority() {
         Some(a) => a.as_str().to_string(),
         None => req.headers().get(header::HOST)?.to_str().ok()?.to_string(),
@@ -162,7 +164,7 @@ pub fn find_route<'a>(
 
 /// A response made by the proxy itself: the configured error page for its status if there
 /// is one, else the status line as text.
-fn answer(generation: &Generation, status: StatusCode) -> Response<ProxyBody> {
+pub fn answer(generation: &Generation, status: StatusCode) -> Response<ProxyBody> {
     let (body, content_type) = match generation.config.error_pages.get(&status.as_u16()) {
         Some(page) => (page.clone(), "text/html; charset=utf-8"),
         None => (
@@ -210,9 +212,9 @@ fn error_chain_has<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 
 async fn respond(
     req: &mut Request<()>,
     body: Incoming,
-    conn: &ConnInfo,
-    shared: &Shared,
-    generation: &Generation,
+    conn: &Arc<ConnInfo>,
+    shared: &Arc<Shared>,
+    generation: &Arc<Generation>,
     note: &mut Note,
 ) -> Response<ProxyBody> {
     let config = &generation.config;
@@ -250,8 +252,90 @@ async fn respond(
     let Some(route) = find_route(&config.routes, host.as_deref(), &path) else {
         return answer(generation, StatusCode::NOT_FOUND);
     };
+    let upstream = Upstream {
+        conn: conn.clone(),
+        shared: shared.clone(),
+        generation: generation.clone(),
+        route: config
+            .routes
+            .iter()
+            .position(|r| std::ptr::eq(r, route))
+            .unwrap_or(0),
+    };
+    let method = req.method().clone();
+    let request_headers = route.compress.as_ref().map(|_| req.headers().clone());
+    let cacheable = route.cache && cache::is_lookup(req);
+    let response = if cacheable {
+        note.pool = Some(generation.pools[route.pool].config.name.clone());
+        shared.cache().serve(req, &upstream, note).await
+    } else {
+        let response = upstream.forward(req, Some(body), note).await;
+        if route.cache {
+            let cache = shared.cache();
+            cache
+                .invalidate_after(req, response.status(), response.headers())
+                .await;
+        }
+        response
+    };
+    match (&route.compress, request_headers) {
+        (Some(c), Some(h)) => compress::apply(c, &method, &h, response),
+        _ => response,
+    }
+}
+
+/// What sends a request to a route's pool: the client's connection, the shared state, the
+/// config generation the request runs under and the route's index in it. Owned (`Arc`s), so
+/// a background revalidation can outlive the request that started it.
+#[derive(Clone)]
+pub struct Upstream {
+    pub conn: Arc<ConnInfo>,
+    pub shared: Arc<Shared>,
+    pub generation: Arc<Generation>,
+    pub route: usize,
+}
+
+impl Upstream {
+    pub fn route(&self) -> &RouteConfig {
+        &self.generation.config.routes[self.route]
+    }
+
+    /// The persistence cookie name of the route's pool, if it has one.
+    pub fn cookie_name(&self) -> Option<&str> {
+        self.generation.pools[self.route().pool]
+            .config
+            .cookie
+            .as_ref()
+            .map(|c| c.name.as_str())
+    }
+
+    /// Forward `req` (with `body`, or none) to the route's pool: backend choice, retries,
+    /// and the response on its way back.
+    pub async fn forward(
+        &self,
+        req: &mut Request<()>,
+        body: Option<Incoming>,
+        note: &mut Note,
+    ) -> Response<ProxyBody> {
+        forward(req, body, self, note).await
+    }
+}
+
+async fn forward(
+    req: &mut Request<()>,
+    body: Option<Incoming>,
+    upstream: &Upstream,
+    note: &mut Note,
+) -> Response<ProxyBody> {
+    let conn = &*upstream.conn;
+    let shared = &*upstream.shared;
+    let generation = &*upstream.generation;
+    let route = upstream.route();
+    let config = &generation.config;
+    let limits = &config.limits;
     let pool = &generation.pools[route.pool];
     let client = &generation.clients[route.pool];
+    let host = request_host(req);
     note.pool = Some(pool.config.name.clone());
 
     // Persistence: a valid cookie naming a usable backend wins; otherwise the balancer
@@ -271,7 +355,7 @@ async fn respond(
 
     let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut *req));
-    let body_is_empty = body.is_end_stream();
+    let body_is_empty = body.as_ref().is_none_or(|b| b.is_end_stream());
     let retryable = is_idempotent(req.method()) && body_is_empty && !upgrade;
 
     // The request as it goes to every backend tried.
@@ -299,13 +383,13 @@ async fn respond(
         .map_or("/".to_string(), |p| p.as_str().to_string());
     let method = req.method().clone();
     let max_body = limits.max_body_bytes;
-    let mut body = Some(
+    let mut body = body.map(|body| {
         Limited::new(
             body.map_err(|e| Box::new(ClientBodyError(e)) as BoxError),
             max_body as usize,
         )
-        .boxed_unsync(),
-    );
+        .boxed_unsync()
+    });
     let response_timeout = Duration::from_millis(u64::from(config.timeouts.response_ms));
 
     let key = PickKey {
@@ -493,6 +577,8 @@ mod tests {
             path_prefix: prefix.to_string(),
             pool,
             intercept_errors: false,
+            cache: false,
+            compress: None,
         }
     }
 

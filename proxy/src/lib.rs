@@ -21,6 +21,8 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod cache;
+pub mod compress;
 pub mod config;
 pub mod cookie;
 pub mod forward;
@@ -112,6 +114,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub rate: RateLimiter,
     pub conns: Arc<ConnectionLimiter>,
+    /// Replaced (emptied) only when a reload changes `[cache]`.
+    cache: ArcSwap<cache::Cache>,
     reloads: watch::Sender<u64>,
     reload_lock: tokio::sync::Mutex<()>,
     config_path: PathBuf,
@@ -121,6 +125,11 @@ impl Shared {
     /// The generation new requests use.
     pub fn current(&self) -> Arc<Generation> {
         self.current.load_full()
+    }
+
+    /// The response cache of routes with `cache = true`.
+    pub fn cache(&self) -> Arc<cache::Cache> {
+        self.cache.load_full()
     }
 
     pub fn config_path(&self) -> &Path {
@@ -225,6 +234,10 @@ impl Shared {
             });
         }
         let version = old.version + 1;
+        if config.cache != self.cache().config() {
+            self.cache
+                .store(Arc::new(cache::Cache::new(config.cache, &self.metrics)));
+        }
         let generation = self.build(config, version).await?;
         self.current.store(Arc::new(generation));
         self.reloads.send_replace(version);
@@ -313,10 +326,12 @@ impl Proxy {
             clients: vec![],
             access_log: None,
         };
+        let metrics = Metrics::default();
         let shared = Arc::new(Shared {
             current: ArcSwap::from_pointee(placeholder),
             backends: Mutex::new(HashMap::new()),
-            metrics: Metrics::default(),
+            cache: ArcSwap::from_pointee(cache::Cache::new(config.cache, &metrics)),
+            metrics,
             rate: RateLimiter::default(),
             conns: Arc::new(ConnectionLimiter::default()),
             reloads,

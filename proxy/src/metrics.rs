@@ -23,6 +23,7 @@ pub struct Metrics {
     pub ejections: Family<Labels, Counter>,
     pub retries: Family<Labels, Counter>,
     pub reloads: Family<Labels, Counter>,
+    pub cache: crate::cache::CacheMetrics,
 }
 
 impl Default for Metrics {
@@ -87,6 +88,56 @@ impl Default for Metrics {
             retries.clone(),
         );
         registry.register("reloads", "Config reloads, by result", reloads.clone());
+        let cache = crate::cache::CacheMetrics {
+            hits: Counter::default(),
+            misses: Counter::default(),
+            revalidations: Family::default(),
+            stale_served: Counter::default(),
+            coalesced: Counter::default(),
+            evictions: Counter::default(),
+            stored_bytes: Gauge::default(),
+            purged: Counter::default(),
+        };
+        registry.register(
+            "cache_hits",
+            "Requests answered from the cache without contacting a backend",
+            cache.hits.clone(),
+        );
+        registry.register(
+            "cache_misses",
+            "Cache lookups that found nothing usable and went to a backend",
+            cache.misses.clone(),
+        );
+        registry.register(
+            "cache_revalidations",
+            "Stale entries revalidated with a backend, by result (not-modified, modified, error)",
+            cache.revalidations.clone(),
+        );
+        registry.register(
+            "cache_stale_served",
+            "Stale responses served (stale-while-revalidate, stale-if-error)",
+            cache.stale_served.clone(),
+        );
+        registry.register(
+            "cache_coalesced",
+            "Misses that waited for another request's backend fetch of the same key",
+            cache.coalesced.clone(),
+        );
+        registry.register(
+            "cache_evictions",
+            "Entries evicted to stay within [cache] max_bytes",
+            cache.evictions.clone(),
+        );
+        registry.register(
+            "cache_stored_bytes",
+            "Bytes held by the cache (bodies, headers, bookkeeping)",
+            cache.stored_bytes.clone(),
+        );
+        registry.register(
+            "cache_purged",
+            "Entries removed by purge or by unsafe-method invalidation",
+            cache.purged.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -99,6 +150,7 @@ impl Default for Metrics {
             ejections,
             retries,
             reloads,
+            cache,
         }
     }
 }

@@ -3,6 +3,8 @@
 
 mod common;
 
+mod acceleration;
+
 mod forwarding;
 mod health;
 mod operations;
