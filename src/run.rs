@@ -79,6 +79,10 @@ pub struct RunArgs {
         help_heading = "DPDK (after `--`: EAL arguments)"
     )]
     mbufs: u32,
+    /// Spin on empty polls instead of backing off to sleep (the lowest wake-up latency,
+    /// a full core per lcore even when idle).
+    #[arg(long, help_heading = "DPDK (after `--`: EAL arguments)")]
+    busy_poll: bool,
     /// EAL arguments: run on DPDK ports instead of a pcap input (cargo feature `dpdk`),
     /// e.g. `-- -l 0 --no-huge -m 512 --no-pci --vdev net_af_packet0,iface=eth1`.
     #[arg(last = true, value_name = "EAL ARGS")]
@@ -96,6 +100,9 @@ fn check_args(args: &RunArgs) -> Result<()> {
                 "--input and --output are required (or give EAL arguments after `--` to run on \
                  DPDK ports)"
             );
+        }
+        if args.busy_poll {
+            bail!("--busy-poll is for DPDK ports (EAL arguments after `--`)");
         }
         return Ok(());
     }
@@ -223,6 +230,11 @@ fn dpdk_path(args: &RunArgs) -> Result<Box<dyn DataPath>> {
         pass_port: args.pass_port,
         burst: args.burst as u16,
         mbufs: args.mbufs,
+        idle: if args.busy_poll {
+            flowgate_host::IdlePolicy::SPIN
+        } else {
+            flowgate_host::IdlePolicy::default()
+        },
         ..DaemonConfig::default()
     })))
 }
