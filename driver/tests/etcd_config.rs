@@ -47,10 +47,21 @@ struct Etcd {
 
 impl Etcd {
     fn start(dir: &Path, client: u16, peer: u16) -> Etcd {
+        Etcd::member(
+            dir,
+            "m0",
+            client,
+            peer,
+            &format!("m0=http://127.0.0.1:{peer}"),
+        )
+    }
+
+    /// Member `name` of the cluster `initial` (`name=peer URL,...`).
+    fn member(dir: &Path, name: &str, client: u16, peer: u16, initial: &str) -> Etcd {
         let c = format!("http://127.0.0.1:{client}");
         let p = format!("http://127.0.0.1:{peer}");
         let child = Command::new("etcd")
-            .args(["--name", "m0", "--data-dir"])
+            .args(["--name", name, "--data-dir"])
             .arg(dir)
             .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
             .args([
@@ -59,7 +70,7 @@ impl Etcd {
                 "--initial-advertise-peer-urls",
                 &p,
             ])
-            .args(["--initial-cluster", &format!("m0={p}")])
+            .args(["--initial-cluster", initial])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -213,4 +224,103 @@ async fn a_missing_key_says_how_to_write_one() {
     .await;
     let e = etcd::fetch(&client).await.unwrap_err().to_string();
     assert!(e.contains("flowgate ctl push"), "{e}");
+}
+
+async fn all_applied(nodes: &[Arc<ControlPlane>], revision: i64) -> Duration {
+    let mut last = Duration::ZERO;
+    for n in nodes {
+        let t = wait_until_async(LIMIT, || async { n.revisions().applied == Some(revision) })
+            .await
+            .unwrap_or_else(|| panic!("revision {revision} not applied: {:?}", n.revisions()));
+        last = last.max(t);
+    }
+    last
+}
+
+/// Three nodes follow one key on a three-member cluster: every revision reaches all of
+/// them (how long after the put the last one had it is printed), a bad one is refused by
+/// all, and killing the member they watch changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_on_three_members_agree_and_survive_a_member_loss() {
+    if etcd_missing() {
+        eprintln!("SKIPPED: no `etcd` binary (apt-get install etcd-server; scripts/setup does)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let initial = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut members: Vec<Etcd> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, &(c, p))| {
+            let name = format!("m{i}");
+            Etcd::member(&dir.path().join(&name), &name, c, p, &initial)
+        })
+        .collect();
+    let endpoints = ports
+        .iter()
+        .map(|(c, _)| format!("127.0.0.1:{c}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let key = EtcdKey::parse(&format!("etcd://{endpoints}/flowgate/config")).unwrap();
+    let client = EtcdClient::new(key.clone());
+    put_when_ready(&client, &config(&[1, 1])).await;
+    let rev = etcd::fetch(&client).await.unwrap();
+
+    let mut stops = Vec::new();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let control = Arc::new(ControlPlane::from_etcd(
+            parse_str(&rev.text, "etcd").unwrap(),
+            key.clone(),
+            rev.revision,
+        ));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop);
+        tokio::spawn(etcd::follow(control.clone(), client.clone(), async move {
+            let _ = stopped.await;
+        }));
+        nodes.push(control);
+    }
+
+    let second = client.put(&config(&[1, 3, 2])).await.unwrap();
+    let spread = all_applied(&nodes, second).await;
+    eprintln!("revision {second} applied by all three nodes within {spread:?} of the put");
+    for n in &nodes {
+        assert_eq!(weights(n), [1, 3, 2]);
+    }
+
+    let bad = client.put("maglev_m = \"x\"\n").await.unwrap();
+    for n in &nodes {
+        wait_until_async(LIMIT, || async {
+            n.revisions().refused.is_some_and(|(r, _)| r == bad)
+        })
+        .await
+        .unwrap_or_else(|| panic!("revision {bad} not refused: {:?}", n.revisions()));
+        assert_eq!(n.revisions().applied, Some(second));
+        assert_eq!(weights(n), [1, 3, 2]);
+    }
+
+    // The member every node watches (the first listed) dies: they move on, and the next
+    // revision reaches all of them.
+    members[0].kill();
+    let third = put_when_ready(&client, &config(&[2, 2, 2])).await;
+    let spread = all_applied(&nodes, third).await;
+    eprintln!("one member of three killed: revision {third} applied by all within {spread:?}");
+    for n in &nodes {
+        assert_eq!(weights(n), [2, 2, 2]);
+        assert_ne!(
+            n.revisions().connected.as_deref(),
+            Some(key.endpoints[0].as_str()),
+            "watching a live member"
+        );
+    }
+    for s in stops {
+        let _ = s.send(());
+    }
 }
