@@ -322,7 +322,7 @@ pub async fn follow(
             retry = FIRST_RETRY;
         }
         // The next endpoint right away; a pause (growing) only after a whole round failed.
-        if next % key.endpoints.len() == 0 {
+        if next.is_multiple_of(key.endpoints.len()) {
             tokio::select! {
                 _ = &mut stopped => return,
                 _ = tokio::time::sleep(retry) => {}
