@@ -8,7 +8,9 @@
 mod common;
 
 use common::wait_until_async;
+use flowgate_driver::admin::{self, AdminState};
 use flowgate_driver::announce::{self, BirdSpeaker, NodeState};
+use flowgate_driver::health::HealthBoard;
 use flowgate_driver::{BackendKey, ControlPlane};
 use flowgate_host::handoff::CountersBoard;
 use std::path::Path;
@@ -160,6 +162,21 @@ async fn vips_are_announced_while_running_with_a_backend_up_and_withdrawn_otherw
     );
     wait_routes(&socket, &["192.0.2.10/32", "192.0.2.11/32"]).await;
     assert_eq!(node.announced().len(), 2);
+    // What the operator sees: /status and the metrics.
+    let admin = AdminState {
+        control: control.clone(),
+        health: Arc::new(HealthBoard::default()),
+        counters: board.clone(),
+        node: node.clone(),
+    };
+    let status = admin::status_json(&admin);
+    assert_eq!(status["node"]["bgp"], true);
+    assert_eq!(status["node"]["announced"][0]["vip"], "web", "{status}");
+    let metrics = admin::metrics_text(&admin).unwrap();
+    assert!(
+        metrics.contains("flowgate_vip_announced{vip=\"api\"} 1"),
+        "{metrics}"
+    );
 
     // Every backend of `api` down: `api` withdrawn, `web` stays.
     let api = BackendKey {
@@ -175,6 +192,11 @@ async fn vips_are_announced_while_running_with_a_backend_up_and_withdrawn_otherw
     node.set_draining(true);
     wait_routes(&socket, &[]).await;
     assert!(node.announced().is_empty());
+    let metrics = admin::metrics_text(&admin).unwrap();
+    assert!(
+        metrics.contains("flowgate_vip_announced{vip=\"api\"} 0"),
+        "{metrics}"
+    );
     node.set_draining(false);
     wait_routes(&socket, &["192.0.2.10/32", "192.0.2.11/32"]).await;
 
