@@ -38,8 +38,36 @@ enum CtlCommand {
     },
     /// Re-read the config file; a bad one is refused and the running one stays.
     Reload,
+    /// Withdraw this node's BGP announcements (it keeps forwarding what reaches it).
+    NodeDrain,
+    /// Announce again (every VIP with a backend up).
+    NodeUndrain,
     /// The Prometheus metrics text.
     Metrics,
+    /// Validate a config file and, if it is good, write it to the etcd key every node
+    /// follows (`flowgate run --config etcd://...`); prints the revision it got.
+    Push {
+        file: std::path::PathBuf,
+        /// etcd://HOST:PORT[,HOST:PORT...]/KEY
+        #[arg(long, value_name = "URL")]
+        etcd: String,
+    },
+}
+
+/// `ctl push`: a config that does not validate never reaches etcd.
+async fn push(file: &std::path::Path, url: &str) -> Result<()> {
+    use flowgate_driver::etcd::{EtcdClient, EtcdKey};
+    let key = EtcdKey::parse(url)?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    flowgate_driver::parse_str(&text, &file.display().to_string())?;
+    let revision = EtcdClient::new(key.clone()).put(&text).await?;
+    println!(
+        "pushed {} to {} at revision {revision}",
+        file.display(),
+        key.url()
+    );
+    Ok(())
 }
 
 pub fn run(args: CtlArgs) -> Result<()> {
@@ -47,6 +75,9 @@ pub fn run(args: CtlArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the client runtime")?;
+    if let CtlCommand::Push { file, etcd } = &args.command {
+        return runtime.block_on(push(file, etcd));
+    }
     let admin = args.admin;
     let token = args
         .token_file
@@ -59,6 +90,9 @@ pub fn run(args: CtlArgs) -> Result<()> {
             CtlCommand::Status => api.get("/status").await,
             CtlCommand::Metrics => api.get("/metrics").await,
             CtlCommand::Reload => api.post("/reload").await,
+            CtlCommand::NodeDrain => api.post("/node/drain").await,
+            CtlCommand::NodeUndrain => api.post("/node/undrain").await,
+            CtlCommand::Push { .. } => unreachable!("push talks to etcd, handled above"),
             CtlCommand::Drain { vip, address } => {
                 api.post(&client::backend_path(vip, *address, "drain"))
                     .await

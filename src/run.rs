@@ -5,18 +5,23 @@
 //! and prints the final counters.
 
 use crate::report;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use flowgate_driver::announce::{BirdSpeaker, Speaker};
 use flowgate_driver::config::DEFAULT_ADMIN;
+use flowgate_driver::etcd::{self, EtcdClient, EtcdKey};
 use flowgate_driver::{admin, daemon, ControlPlane};
 use flowgate_host::{DataPath, PcapDataPath, PcapOptions, ShardedEngine};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The TOML config; SIGHUP and `POST /reload` re-read it.
+    /// The TOML config; SIGHUP and `POST /reload` re-read it. Or
+    /// `etcd://HOST:PORT[,HOST:PORT...]/KEY`: the config in etcd, followed (every new
+    /// revision validated and applied, a bad one refused).
     #[arg(long, short)]
     config: PathBuf,
     /// Input trace (pcap or pcapng, Ethernet); not with DPDK ports.
@@ -55,6 +60,29 @@ pub struct RunArgs {
     /// Start the input again at its end (timestamps keep increasing) until stopped.
     #[arg(long = "loop")]
     repeat: bool,
+    /// Announce the VIPs through this BIRD 2 control socket (`birdc -s`): a VIP is
+    /// announced while the data path runs and one of its backends is up (with
+    /// --bird-routes).
+    #[arg(
+        long,
+        value_name = "SOCKET",
+        requires = "bird_routes",
+        help_heading = "BGP"
+    )]
+    bird_socket: Option<PathBuf>,
+    /// The routes file the node's bird.conf includes in its `protocol static` (IPv6 VIPs
+    /// go to the same name with `6` appended).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "bird_socket",
+        help_heading = "BGP"
+    )]
+    bird_routes: Option<PathBuf>,
+    /// On SIGTERM, milliseconds the data path keeps forwarding after the announcements are
+    /// withdrawn.
+    #[arg(long, default_value_t = 5000, help_heading = "BGP")]
+    drain_ms: u64,
     /// Print the final summary as JSON.
     #[arg(long)]
     json: bool,
@@ -79,6 +107,10 @@ pub struct RunArgs {
         help_heading = "DPDK (after `--`: EAL arguments)"
     )]
     mbufs: u32,
+    /// Spin on empty polls instead of backing off to sleep (the lowest wake-up latency,
+    /// a full core per lcore even when idle).
+    #[arg(long, help_heading = "DPDK (after `--`: EAL arguments)")]
+    busy_poll: bool,
     /// EAL arguments: run on DPDK ports instead of a pcap input (cargo feature `dpdk`),
     /// e.g. `-- -l 0 --no-huge -m 512 --no-pci --vdev net_af_packet0,iface=eth1`.
     #[arg(last = true, value_name = "EAL ARGS")]
@@ -96,6 +128,9 @@ fn check_args(args: &RunArgs) -> Result<()> {
                 "--input and --output are required (or give EAL arguments after `--` to run on \
                  DPDK ports)"
             );
+        }
+        if args.busy_poll {
+            bail!("--busy-poll is for DPDK ports (EAL arguments after `--`)");
         }
         return Ok(());
     }
@@ -132,11 +167,11 @@ fn admin_security(
     addr: SocketAddr,
 ) -> Result<admin::AdminSecurity> {
     let from_config = control.config().admin_security;
-    let base = args
-        .config
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
+    // Paths in a config from etcd are relative to the working directory.
+    let base = match control.config_path() {
+        Some(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
+        None => PathBuf::new(),
+    };
     let token_file = args
         .admin_token_file
         .clone()
@@ -165,7 +200,7 @@ fn admin_security(
 
 pub fn run(args: RunArgs) -> Result<()> {
     check_args(&args)?;
-    let control = Arc::new(ControlPlane::from_file(&args.config)?);
+    let control = Arc::new(control_plane(&args.config)?);
     let admin = args
         .admin
         .or(control.config().admin)
@@ -176,7 +211,17 @@ pub fn run(args: RunArgs) -> Result<()> {
     } else {
         dpdk_path(&args)?
     };
-    let done = daemon::run(control, admin, security, &mut *datapath)?;
+    let node = daemon::NodeOptions {
+        speaker: match (&args.bird_socket, &args.bird_routes) {
+            (Some(socket), Some(routes)) => Some(Box::new(BirdSpeaker {
+                routes_file: routes.clone(),
+                socket: socket.clone(),
+            }) as Box<dyn Speaker>),
+            _ => None,
+        },
+        drain: Duration::from_millis(args.drain_ms),
+    };
+    let done = daemon::run(control, admin, security, node, &mut *datapath)?;
     let summary = report::Summary::new(&done.tables, &done.counters, done.shards);
     if args.json {
         let mut value = summary.to_json();
@@ -192,6 +237,24 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The control plane from the config file, or from etcd when `config` is an `etcd://` URL.
+fn control_plane(config: &Path) -> Result<ControlPlane> {
+    let url = config.to_string_lossy();
+    if !EtcdKey::is_url(&url) {
+        return Ok(ControlPlane::from_file(config)?);
+    }
+    let key = EtcdKey::parse(&url)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime to read etcd")?;
+    let rev = runtime.block_on(etcd::fetch(&EtcdClient::new(key.clone())))?;
+    let origin = format!("{}@{}", key.url(), rev.revision);
+    let parsed = flowgate_driver::parse_str(&rev.text, &origin)?;
+    tracing::info!(revision = rev.revision, url = %key.url(), "config from etcd");
+    Ok(ControlPlane::from_etcd(parsed, key, rev.revision))
 }
 
 /// The software engine on a trace file.
@@ -223,6 +286,11 @@ fn dpdk_path(args: &RunArgs) -> Result<Box<dyn DataPath>> {
         pass_port: args.pass_port,
         burst: args.burst as u16,
         mbufs: args.mbufs,
+        idle: if args.busy_poll {
+            flowgate_host::IdlePolicy::SPIN
+        } else {
+            flowgate_host::IdlePolicy::default()
+        },
         ..DaemonConfig::default()
     })))
 }

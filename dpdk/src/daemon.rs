@@ -22,6 +22,7 @@ use flowgate_core::counters::Counters;
 use flowgate_core::Tables;
 use flowgate_host::datapath::{DataPath, Finished, IoReport};
 use flowgate_host::handoff::{CountersBoard, TablesWatch};
+use flowgate_host::idle::IdlePolicy;
 use flowgate_host::EngineError;
 use serde_json::{json, Value};
 use std::sync::atomic::AtomicBool;
@@ -49,6 +50,8 @@ pub struct DaemonConfig {
     pub mbufs: u32,
     /// TX attempts before unsent frames are dropped (and counted in `tx_unsent`).
     pub tx_retries: u32,
+    /// How lcores back off when their polls come back empty.
+    pub idle: IdlePolicy,
 }
 
 impl Default for DaemonConfig {
@@ -62,6 +65,7 @@ impl Default for DaemonConfig {
             burst: 32,
             mbufs: 8191,
             tx_retries: 64,
+            idle: IdlePolicy::default(),
         }
     }
 }
@@ -209,6 +213,7 @@ pub fn run(
         burst: config.burst,
         tx_retries: config.tx_retries,
         publish_every,
+        idle: config.idle,
         ..LoopConfig::default()
     };
     let done = datapath::run(&eal, &ports.roles(), watch, &loop_config, Some(board), stop)?;

@@ -43,6 +43,7 @@ use flowgate_core::pipeline::{count_unbalanced, prepare, tick_of, Balance, Prepa
 use flowgate_core::rewrite::{rewrite, MAX_FRAME_LEN};
 use flowgate_core::{Tables, Verdict};
 use flowgate_host::handoff::{CountersBoard, TablesWatch};
+use flowgate_host::idle::{IdleBackoff, IdlePolicy};
 use flowgate_host::shard::{fit_counters, SetSplit, Shard};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -109,6 +110,8 @@ pub struct LoopConfig {
     pub ring_size: u32,
     /// How often the summed counters go to the [`CountersBoard`] given to [`run`].
     pub publish_every: Duration,
+    /// How an lcore whose polls come back empty backs off (spin, yield, then sleep).
+    pub idle: IdlePolicy,
 }
 
 impl Default for LoopConfig {
@@ -121,6 +124,7 @@ impl Default for LoopConfig {
             tx_retries: 64,
             ring_size: 2048,
             publish_every: Duration::from_millis(200),
+            idle: IdlePolicy::default(),
         }
     }
 }
@@ -432,6 +436,7 @@ fn run_single(
     let mut out = Vec::with_capacity(MAX_FRAME_LEN);
     let mut scratch = Vec::new();
     let mut rx_queues = RxQueues::new(ports.rx);
+    let mut backoff = IdleBackoff::new(config.idle);
     let ticks = Ticks::new(eal);
     let idle = config.idle_exit.map(|d| ticks.cycles(d));
     let publish_every = ticks.cycles(config.publish_every);
@@ -452,6 +457,7 @@ fn run_single(
             break;
         };
         let n = rx_queues.burst(&mut rx, want);
+        backoff.polled(n);
         let now = tsc();
         if let Some(b) = board {
             if now.wrapping_sub(published) >= publish_every {
@@ -562,6 +568,7 @@ fn worker(ctx: &WorkerCtx<'_>) -> WorkerResult {
     let mut io = IoCounters::default();
     let publish_every = ctx.ticks.cycles(ctx.config.publish_every);
     let (mut published, mut last, mut handled) = (tsc(), 0, 0u64);
+    let mut backoff = IdleBackoff::new(ctx.config.idle);
     loop {
         // Before the dequeue, so that every frame dequeued after a publication is balanced
         // under it, and an idle worker still takes new versions (for the board's version).
@@ -570,6 +577,7 @@ fn worker(ctx: &WorkerCtx<'_>) -> WorkerResult {
             tables = new;
         }
         let n = ctx.ring.dequeue(&mut frames, burst);
+        backoff.polled(n);
         let now = tsc();
         if now.wrapping_sub(published) >= publish_every {
             ctx.slot.publish(shard.counters(), seen);
@@ -580,7 +588,6 @@ fn worker(ctx: &WorkerCtx<'_>) -> WorkerResult {
             if ctx.done.load(Ordering::Acquire) && ctx.ring.is_empty() {
                 break;
             }
-            std::hint::spin_loop();
             continue;
         }
         handled += n as u64;
@@ -765,6 +772,7 @@ impl Dispatcher<'_> {
         let mut pass: Vec<Mbuf> = Vec::with_capacity(burst as usize);
         let mut scratch = Vec::new();
         let mut rx_queues = RxQueues::new(ports.rx);
+        let mut backoff = IdleBackoff::new(config.idle);
         let idle = config.idle_exit.map(|d| ticks.cycles(d));
         let publish_every = ticks.cycles(config.publish_every);
         let (mut last_rx, mut published) = (tsc(), tsc());
@@ -780,6 +788,7 @@ impl Dispatcher<'_> {
                 break;
             };
             let n = rx_queues.burst(&mut rx, want);
+            backoff.polled(n);
             let now = tsc();
             if let Some(b) = board {
                 if now.wrapping_sub(published) >= publish_every {

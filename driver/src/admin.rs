@@ -2,10 +2,12 @@
 //!
 //! | request | does |
 //! | --- | --- |
-//! | `GET /status` | JSON: VIPs, backends (index, weight, drain, health, up, slots, last check), counters; the tables' `version` and the `applied_version` the whole data path runs |
+//! | `GET /status` | JSON: VIPs, backends (index, weight, drain, health, up, slots, last check), counters; the tables' `version` and the `applied_version` the whole data path runs; `etcd`: the config's applied and refused revisions |
 //! | `POST /backends/{vip}/{address}/drain` | stop new flows to the backend; established ones stay |
 //! | `POST /backends/{vip}/{address}/undrain` | undo `drain` |
 //! | `POST /backends/{vip}/{address}/weight?value=N` | set the weight (or JSON body `{"weight": N}`) until the next reload |
+//! | `POST /node/drain` | withdraw every VIP from the BGP speaker (the node keeps forwarding what reaches it) |
+//! | `POST /node/undrain` | announce again (VIPs with a backend up) |
 //! | `POST /reload` | re-read the config file; `400` with `FILE:LINE:COL: reason` when it is bad, and the running state stays |
 //! | `GET /metrics` | Prometheus (OpenMetrics) text |
 //!
@@ -25,6 +27,7 @@
 //! counters taken at scrape time ([`CountersBoard`]), so the data path never touches a
 //! metrics registry; check latency is a histogram filled by the health checker.
 
+use crate::announce::NodeState;
 use crate::control::{BackendKey, ControlError, ControlPlane};
 use crate::health::HealthBoard;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -51,6 +54,8 @@ pub struct AdminState {
     pub control: Arc<ControlPlane>,
     pub health: Arc<HealthBoard>,
     pub counters: Arc<CountersBoard>,
+    /// What the node announces over BGP, and whether it is drained.
+    pub node: Arc<NodeState>,
 }
 
 /// The largest request body the API reads (the weight endpoint's JSON is a few bytes).
@@ -62,6 +67,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/reload", post(reload))
+        .route("/node/drain", post(node_drain))
+        .route("/node/undrain", post(node_undrain))
         .route("/backends/{vip}/{address}/drain", post(drain))
         .route("/backends/{vip}/{address}/undrain", post(undrain))
         .route("/backends/{vip}/{address}/weight", post(weight))
@@ -372,6 +379,22 @@ async fn status(State(s): State<Arc<AdminState>>) -> Json<Value> {
     Json(status_json(&s))
 }
 
+/// `/status`'s `etcd` section: the key, the revision in force, the last one refused and
+/// why, the member being watched; `null` when the config is a file.
+fn etcd_json(control: &ControlPlane) -> Value {
+    let Some(key) = control.etcd_key() else {
+        return Value::Null;
+    };
+    let r = control.revisions();
+    json!({
+        "url": key.url(),
+        "applied_revision": r.applied,
+        "refused_revision": r.refused.as_ref().map(|(n, _)| n),
+        "refused_reason": r.refused.map(|(_, why)| why),
+        "watching": r.connected,
+    })
+}
+
 /// The `/status` document.
 pub fn status_json(s: &AdminState) -> Value {
     let snapshot = s.counters.load();
@@ -424,6 +447,14 @@ pub fn status_json(s: &AdminState) -> Value {
         "version": s.control.watch().version(),
         "applied_version": snapshot.tables_version,
         "config": s.control.config_path().map(|p| p.display().to_string()),
+        "etcd": etcd_json(&s.control),
+        "node": {
+            "draining": s.node.draining(),
+            "bgp": s.node.speaking(),
+            "announced": s.node.announced().into_iter()
+                .map(|(name, address)| json!({ "vip": name, "address": address }))
+                .collect::<Vec<_>>(),
+        },
         "vips": vips,
         "counters": {
             "frames_in": counters.frames_in, "forwarded": counters.forwarded,
@@ -445,6 +476,18 @@ struct WeightQuery {
 #[derive(serde::Deserialize)]
 struct WeightBody {
     weight: u32,
+}
+
+/// Withdraw every VIP from the routers (they move new flows to the other nodes); this node
+/// keeps forwarding what still reaches it.
+async fn node_drain(State(s): State<Arc<AdminState>>) -> Json<Value> {
+    s.node.set_draining(true);
+    Json(json!({ "draining": true }))
+}
+
+async fn node_undrain(State(s): State<Arc<AdminState>>) -> Json<Value> {
+    s.node.set_draining(false);
+    Json(json!({ "draining": false }))
 }
 
 async fn drain(
@@ -534,6 +577,7 @@ pub fn metrics_text(s: &AdminState) -> Result<String, std::fmt::Error> {
         tables: s.control.tables(),
         counters: s.counters.load(),
         alive: s.control.status().iter().map(|v| v.index).collect(),
+        announced: s.node.announced().into_iter().map(|(n, _)| n).collect(),
     }));
     registry.register(
         "health_check_duration_seconds",
@@ -552,6 +596,8 @@ struct Snapshot {
     counters: Arc<BoardSnapshot>,
     /// Indices of live (non-tombstone) VIPs.
     alive: Vec<u16>,
+    /// Names of the VIPs announced over BGP.
+    announced: Vec<String>,
 }
 
 impl Snapshot {
@@ -631,6 +677,15 @@ impl Collector for Snapshot {
             "Bytes (as received) forwarded per VIP",
             self.vips()
                 .map(|(v, n)| (vec![("vip", n.to_string())], vip_pb(v).bytes)),
+        )?;
+        gauge_family(
+            &mut e,
+            "vip_announced",
+            "1 while this node announces the VIP to its BGP speaker",
+            self.vips().map(|(_, n)| {
+                let on = self.announced.iter().any(|a| a == n);
+                (vec![("vip", n.to_string())], i64::from(on))
+            }),
         )?;
         let labels = |n: &str, a: &str| vec![("vip", n.to_string()), ("backend", a.to_string())];
         counter_family(

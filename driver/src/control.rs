@@ -148,9 +148,24 @@ struct State {
     vip_alive: Vec<bool>,
 }
 
+/// Which config revisions from a shared store (etcd) this node applied and refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigRevisions {
+    /// The revision in force (`None`: the config did not come from a store).
+    pub applied: Option<i64>,
+    /// The last revision refused, with the reason.
+    pub refused: Option<(i64, String)>,
+    /// The store endpoint being watched, `None` while disconnected.
+    pub connected: Option<String>,
+}
+
 /// The control plane: see the module documentation.
 pub struct ControlPlane {
     state: Mutex<State>,
+    revisions: Mutex<ConfigRevisions>,
+    /// Where the config comes from when it is etcd's (the daemon follows the key).
+    #[cfg(feature = "service")]
+    etcd: Option<crate::etcd::EtcdKey>,
     published: TablesPublisher,
     path: Option<PathBuf>,
     /// Bumped on every reload, so the health checker re-reads its targets.
@@ -188,6 +203,9 @@ impl ControlPlane {
                 backends,
                 vip_alive,
             }),
+            revisions: Mutex::new(ConfigRevisions::default()),
+            #[cfg(feature = "service")]
+            etcd: None,
             published,
             path,
             #[cfg(feature = "service")]
@@ -201,6 +219,54 @@ impl ControlPlane {
             config::load(path)?,
             Some(path.to_path_buf()),
         ))
+    }
+
+    /// Start from revision `revision` of the config at `key` in etcd, which the daemon then
+    /// follows (`crate::etcd::follow`).
+    #[cfg(feature = "service")]
+    pub fn from_etcd(config: Config, key: crate::etcd::EtcdKey, revision: i64) -> ControlPlane {
+        let mut control = ControlPlane::new(config, None);
+        control.etcd = Some(key);
+        control.record_applied(revision);
+        control
+    }
+
+    /// The etcd key the config comes from, if it does.
+    #[cfg(feature = "service")]
+    pub fn etcd_key(&self) -> Option<&crate::etcd::EtcdKey> {
+        self.etcd.as_ref()
+    }
+
+    /// The config revisions from a shared store applied and refused so far.
+    pub fn revisions(&self) -> ConfigRevisions {
+        self.revisions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Record that store revision `revision` is in force.
+    pub fn record_applied(&self, revision: i64) {
+        self.revisions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .applied = Some(revision);
+    }
+
+    /// Record that store revision `revision` was refused, and why.
+    pub fn record_refused(&self, revision: i64, reason: String) {
+        self.revisions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .refused = Some((revision, reason));
+    }
+
+    /// Record which store endpoint is being watched (`None`: none right now).
+    pub fn set_etcd_connected(&self, endpoint: Option<String>) {
+        self.revisions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .connected = endpoint;
     }
 
     /// The data path's view of the published tables.

@@ -1,10 +1,14 @@
 //! The daemon: a data path (any [`DataPath`]: a pcap input, DPDK ports) on the calling
 //! thread, and beside it, on a small tokio runtime, the health checker, the admin API and
 //! the signal handlers: SIGHUP reloads the config (a bad one is logged and the running
-//! one stays), SIGINT / SIGTERM stop the data path after its current burst. Written once:
-//! `flowgate run` with a pcap input and with `-- <EAL args>` both come through [`run`].
+//! one stays), SIGINT stops the data path after its current burst, SIGTERM first withdraws
+//! the node's BGP announcements and waits the drain time. With a config from etcd it
+//! follows the key (`etcd`); with a BGP speaker it announces the VIPs (`announce`).
+//! Written once: `flowgate run` with a pcap input and with `-- <EAL args>` both come
+//! through [`run`].
 
 use crate::admin::{self, AdminSecurity, AdminState};
+use crate::announce::{self, NodeState, Speaker};
 use crate::control::ControlPlane;
 use crate::health::{self, HealthBoard};
 use flowgate_host::datapath::{DataPath, Finished};
@@ -31,6 +35,16 @@ pub enum DaemonError {
     DataPath(#[source] flowgate_host::EngineError),
 }
 
+/// What is this node's own, beside the shared config: its BGP speaker and drain time.
+#[derive(Default)]
+pub struct NodeOptions {
+    /// Where the VIPs are announced; `None`: no BGP.
+    pub speaker: Option<Box<dyn Speaker>>,
+    /// On SIGTERM, how long the data path keeps forwarding after the announcements are
+    /// withdrawn, for the routers to move new flows to the other nodes.
+    pub drain: Duration,
+}
+
 /// Run `datapath` under `control` until it stops (input ended, or SIGINT / SIGTERM), with
 /// the admin API on `admin` (port 0: a free port, logged; its token and TLS from
 /// `security`) and health checks as the config asks. Returns what the data path reports
@@ -39,6 +53,7 @@ pub fn run(
     control: Arc<ControlPlane>,
     admin: SocketAddr,
     security: AdminSecurity,
+    node: NodeOptions,
     datapath: &mut dyn DataPath,
 ) -> Result<Finished, DaemonError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -53,6 +68,7 @@ pub fn run(
         let _ = rx.wait_for(|&s| s).await;
     };
     let counters = Arc::new(CountersBoard::default());
+    let node_state = Arc::new(NodeState::default());
     let health_board = Arc::new(HealthBoard::default());
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(admin))
@@ -66,14 +82,17 @@ pub fn run(
             address: admin,
             source,
         })?;
-    let config = control
-        .config_path()
-        .map_or_else(|| "(text)".to_string(), |p| p.display().to_string());
+    let config = match (control.config_path(), control.etcd_key()) {
+        (Some(p), _) => p.display().to_string(),
+        (None, Some(k)) => k.url(),
+        (None, None) => "(text)".to_string(),
+    };
     tracing::info!(admin = %bound, config, "flowgate running");
     let state = Arc::new(AdminState {
         control: control.clone(),
         health: health_board.clone(),
         counters: counters.clone(),
+        node: node_state.clone(),
     });
     let server = runtime.spawn(admin::serve_with(
         listener,
@@ -86,20 +105,53 @@ pub fn run(
         health_board,
         stopped(shutdown.subscribe()),
     ));
-    runtime.spawn(signals(control.clone(), stop.clone()));
+    if let Some(key) = control.etcd_key() {
+        runtime.spawn(crate::etcd::follow(
+            control.clone(),
+            crate::etcd::EtcdClient::new(key.clone()),
+            stopped(shutdown.subscribe()),
+        ));
+    }
+    let announcer = node.speaker.map(|speaker| {
+        runtime.spawn(announce::run(
+            control.clone(),
+            counters.clone(),
+            node_state.clone(),
+            speaker,
+            stopped(shutdown.subscribe()),
+        ))
+    });
+    runtime.spawn(signals(
+        control.clone(),
+        stop.clone(),
+        node_state.clone(),
+        announcer.is_some().then_some(node.drain),
+    ));
 
     let result = datapath.run(&control.watch(), &counters, COUNTERS_EVERY, &stop);
     let _ = shutdown.send(true);
     if let Err(e) = runtime.block_on(server) {
         tracing::warn!(error = %e, "admin API task");
     }
+    // The announcer withdraws everything when told to stop: wait for it.
+    if let Some(a) = announcer {
+        if let Err(e) = runtime.block_on(a) {
+            tracing::warn!(error = %e, "announcer task");
+        }
+    }
     runtime.shutdown_timeout(Duration::from_secs(2));
     result.map_err(DaemonError::DataPath)
 }
 
-/// SIGHUP: reload (a bad config is logged and the running one stays). SIGINT / SIGTERM:
-/// ask the data path to stop.
-async fn signals(control: Arc<ControlPlane>, stop: Arc<AtomicBool>) {
+/// SIGHUP: reload (a bad config is logged and the running one stays). SIGINT: ask the data
+/// path to stop. SIGTERM: with a BGP speaker (`drain` given), withdraw the announcements,
+/// wait `drain`, then stop; without one, stop.
+async fn signals(
+    control: Arc<ControlPlane>,
+    stop: Arc<AtomicBool>,
+    node: Arc<NodeState>,
+    drain: Option<Duration>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut hup), Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::hangup()),
@@ -120,9 +172,29 @@ async fn signals(control: Arc<ControlPlane>, stop: Arc<AtomicBool>) {
                 }
             }
             _ = int.recv() => break,
-            _ = term.recv() => break,
+            _ = term.recv() => {
+                if let Some(drain) = drain {
+                    drain_node(&node, drain).await;
+                }
+                break;
+            }
         }
     }
     tracing::info!("stopping");
     stop.store(true, Ordering::Relaxed);
+}
+
+/// Withdraw the node's announcements, then keep forwarding for `drain` while the routers
+/// move new flows elsewhere.
+async fn drain_node(node: &NodeState, drain: Duration) {
+    tracing::info!(
+        ?drain,
+        "SIGTERM: withdrawing the announcements, then draining"
+    );
+    node.set_draining(true);
+    let deadline = tokio::time::Instant::now() + drain;
+    while !node.announced().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(announce::EVALUATE_EVERY / 4).await;
+    }
+    tokio::time::sleep_until(deadline).await;
 }

@@ -26,12 +26,16 @@
 
 #[cfg(feature = "service")]
 pub mod admin;
+#[cfg(feature = "service")]
+pub mod announce;
 pub mod bus;
 pub mod compile;
 pub mod config;
 pub mod control;
 #[cfg(feature = "service")]
 pub mod daemon;
+#[cfg(feature = "service")]
+pub mod etcd;
 pub mod events;
 #[cfg(feature = "service")]
 pub mod health;
@@ -43,7 +47,7 @@ pub mod softbus;
 pub use bus::{BusExt, RegisterBus};
 pub use compile::compile;
 pub use config::{load, parse_str, Config, ConfigError};
-pub use control::{BackendKey, ControlError, ControlPlane, TablesWatch};
+pub use control::{BackendKey, ConfigRevisions, ControlError, ControlPlane, TablesWatch};
 pub use mmap::{read_layout, reset_image, MmapBus, MmapError};
 pub use program::{
     commit, probe, program, read_counters, read_shadow, set_backend_up, set_enabled, stage,

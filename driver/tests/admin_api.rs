@@ -40,6 +40,7 @@ async fn start(path: &Path) -> Admin {
         control,
         health: Arc::new(HealthBoard::default()),
         counters: Arc::new(CountersBoard::default()),
+        node: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

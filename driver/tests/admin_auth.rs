@@ -27,6 +27,7 @@ fn state() -> Arc<AdminState> {
         control: Arc::new(ControlPlane::new(config, None)),
         health: Arc::new(HealthBoard::default()),
         counters: Arc::new(CountersBoard::default()),
+        node: Default::default(),
     })
 }
 

@@ -72,6 +72,7 @@ fuzz_target!(|data: &[u8]| {
         control: Arc::new(ControlPlane::new(config().clone(), None)),
         health: Arc::new(HealthBoard::default()),
         counters: Arc::new(CountersBoard::default()),
+        node: Default::default(),
     });
     let token = AdminToken::new(TOKEN.as_bytes()).expect("valid token");
     let auth = AdminAuth::new("127.0.0.1:9090".parse().unwrap(), Some(token)).unwrap();

@@ -21,6 +21,7 @@
 pub mod datapath;
 pub mod engine;
 pub mod handoff;
+pub mod idle;
 #[cfg(feature = "live-capture")]
 pub mod live;
 pub mod pcap_io;
@@ -30,6 +31,7 @@ pub mod sharded;
 pub use datapath::{DataPath, Finished, IoReport, PcapDataPath, PcapOptions};
 pub use engine::{Engine, EngineError, Leaving, Outcome, Outputs};
 pub use handoff::{BoardSnapshot, CountersBoard, TablesPublisher, TablesWatch};
+pub use idle::{IdleBackoff, IdlePolicy};
 pub use pcap_io::Frame;
 pub use shard::{SetSplit, Shard};
 pub use sharded::ShardedEngine;
