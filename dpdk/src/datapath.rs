@@ -354,7 +354,9 @@ impl<'a> TxQueues<'a> {
     }
 }
 
-/// What a worker shares with the main lcore while it runs.
+/// What a worker shares with the main lcore while it runs; a cache-line pair of its own,
+/// so that one worker's stores never invalidate another's line.
+#[repr(align(128))]
 struct Slot {
     /// The worker's counters, and the table version it was running when it took them.
     published: Mutex<(Counters, u64)>,
@@ -492,6 +494,9 @@ fn run_single(
         first_rx.get_or_insert(now);
         io.received += n as u64;
         let burst_ms = ticks.ms(now);
+        for m in &rx {
+            m.prefetch_data();
+        }
         // The burst in two passes: prepare every frame (and prefetch what balancing it
         // will read), then balance them in arrival order. Only the stateful half is
         // order-sensitive, and it still sees the frames in the order they came.
@@ -716,6 +721,9 @@ impl<'a> Worker<'a> {
             return 0;
         }
         self.io.received += n as u64;
+        for m in &self.rx {
+            m.prefetch_data();
+        }
         let tables = &*self.tables;
         for mut m in self.rx.drain(..) {
             let prepared = if m.is_contiguous() {
