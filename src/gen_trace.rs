@@ -2,8 +2,12 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use flowgate_core::hash::{FlowHasher, Persistence};
+use flowgate_core::parse::{parse, Parsed};
+use flowgate_core::Tables;
+use flowgate_host::shard::SetSplit;
 use flowgate_traces::{generate, write_pcap_file, SynFlood, TraceSpec, VipTarget};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct GenTraceArgs {
@@ -59,6 +63,14 @@ pub struct GenTraceArgs {
     /// Trace duration over which flows start, in seconds.
     #[arg(long)]
     duration: Option<f64>,
+    /// Also write the trace split over this many RX queues as a NIC would spread it for
+    /// `flowgate-dpdk` with as many worker lcores: RSS (Toeplitz with the config's key over
+    /// the 5-tuple of TCP and UDP, the addresses of other frames and fragments) and the
+    /// redirection table flowgate programs (queue = the worker owning the flow-table set,
+    /// `set % queues`). Frames that are not IP go to queue 0. Files: OUT with `.qN.pcap`
+    /// for `.pcap`, one per queue, for net_pcap's `rx_pcap=` (one per queue).
+    #[arg(long, requires = "config", value_parser = clap::value_parser!(u32).range(1..=64))]
+    rss_queues: Option<u32>,
 }
 
 fn parse_vip(text: &str) -> Result<VipTarget> {
@@ -76,10 +88,14 @@ fn parse_vip(text: &str) -> Result<VipTarget> {
 }
 
 pub fn run(args: &GenTraceArgs) -> Result<()> {
+    let mut tables = None;
     let vips: Vec<VipTarget> = match &args.config {
         Some(path) => {
             let config = flowgate_driver::load(path)?;
-            VipTarget::for_tables(&flowgate_driver::compile(&config))
+            let compiled = flowgate_driver::compile(&config);
+            let vips = VipTarget::for_tables(&compiled);
+            tables = Some(compiled);
+            vips
         }
         None => args
             .vip
@@ -152,5 +168,40 @@ pub fn run(args: &GenTraceArgs) -> Result<()> {
         frames.len(),
         args.out.display()
     );
+    if let (Some(queues), Some(tables)) = (args.rss_queues, &tables) {
+        let hasher = FlowHasher::new(&tables.keys);
+        let mut parts = vec![Vec::new(); queues as usize];
+        for f in frames {
+            let q = rss_queue(tables, &hasher, &f.data, queues);
+            parts[q as usize].push(f);
+        }
+        for (q, part) in parts.iter().enumerate() {
+            let path = queue_path(&args.out, q);
+            write_pcap_file(&path, part).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "gen-trace: queue {q}: {} frames to {}",
+                part.len(),
+                path.display()
+            );
+        }
+    }
     Ok(())
+}
+
+/// `OUT.pcap` → `OUT.qN.pcap`.
+fn queue_path(out: &Path, q: usize) -> PathBuf {
+    let stem = out.with_extension("");
+    PathBuf::from(format!("{}.q{q}.pcap", stem.display()))
+}
+
+/// The RX queue a NIC with flowgate's RSS key and redirection table gives `frame`: the
+/// NIC hashes the 5-tuple whatever the VIP's persistence (so a src-IP-persistence VIP's
+/// frames may land on a queue whose worker does not own their set: the data path hands
+/// those off), and the RETA maps the hash to the owner of its flow-table set.
+fn rss_queue(tables: &Tables, hasher: &FlowHasher, frame: &[u8], queues: u32) -> u32 {
+    let Ok(Parsed::Ip(p)) = parse(frame) else {
+        return 0;
+    };
+    let nic_hash = hasher.flow_hash(&p, Persistence::FiveTuple, 0).hash;
+    SetSplit::new(queues).owner(tables.geometry.set_of(nic_hash))
 }

@@ -521,6 +521,62 @@ fn the_bundled_example_is_what_gen_trace_makes() {
         "examples/basic.pcap is stale: regenerate with `flowgate gen-trace --config examples/basic.toml --out examples/basic.pcap --seed 1 --frames 3000`");
 }
 
+/// `gen-trace --rss-queues 2` splits the trace as a NIC with flowgate's RSS key and RETA
+/// would: every frame in one file, a 5-tuple VIP's frames on the queue of the worker that
+/// owns their flow-table set (`set % 2`), and src-IP-persistence VIPs by the NIC's 5-tuple
+/// hash, which disagrees with the contract's for some of them (those the DPDK path hands
+/// off in software).
+#[test]
+fn gen_trace_splits_by_rss_queue_as_the_nic_would() {
+    let fx = Fixture::new();
+    let out = fx.path("t.pcap");
+    let (ok, _, stderr) = run_cli(&[
+        "gen-trace",
+        "--config",
+        "examples/basic.toml",
+        "--out",
+        out.to_str().unwrap(),
+        "--frames",
+        "3000",
+        "--rss-queues",
+        "2",
+    ]);
+    assert!(ok, "{stderr}");
+    let tables =
+        flowgate_driver::compile(&flowgate_driver::load(Path::new("examples/basic.toml")).unwrap());
+    let hasher = flowgate_core::hash::FlowHasher::new(&tables.keys);
+    let whole = flowgate_traces::read_pcap_file(&out).unwrap();
+    let mut split = Vec::new();
+    let (mut five_tuple, mut src_ip_elsewhere) = (0, 0);
+    for q in 0..2u32 {
+        for f in flowgate_traces::read_pcap_file(fx.path(&format!("t.q{q}.pcap"))).unwrap() {
+            if let flowgate_core::pipeline::Prepared::Balance(b) =
+                flowgate_core::pipeline::prepare(&f.data, &tables, &hasher)
+            {
+                match tables.vips[b.vip as usize].persistence {
+                    flowgate_core::hash::Persistence::FiveTuple => {
+                        assert_eq!(b.set % 2, q, "a 5-tuple flow on its owner's queue");
+                        five_tuple += 1;
+                    }
+                    flowgate_core::hash::Persistence::SrcIp => {
+                        src_ip_elsewhere += usize::from(b.set % 2 != q);
+                    }
+                }
+            }
+            split.push(f.data);
+        }
+    }
+    assert!(five_tuple > 100, "5-tuple frames: {five_tuple}");
+    assert!(
+        src_ip_elsewhere > 0,
+        "the NIC hashes src-IP VIPs' ports too"
+    );
+    let mut whole: Vec<Vec<u8>> = whole.into_iter().map(|f| f.data).collect();
+    whole.sort();
+    split.sort();
+    assert_eq!(split, whole, "every frame in exactly one queue's file");
+}
+
 /// `frames` written as scapy's `wrpcap` writes them on a little-endian host: the
 /// microsecond magic, version 2.4, snap length 65535, Ethernet, records of (sec, usec,
 /// caplen, wirelen) with usec = round(fraction × 10^6). The record at `whole_second_at`

@@ -9,15 +9,17 @@
 //! between bursts (one atomic load per burst) and publishing its counters for the admin API.
 //!
 //! The forwarding itself is [`datapath::run`]: one worker per lcore given to the EAL
-//! (the main lcore receives and dispatches when there are workers), each owning its shard
-//! of the flow table for the whole run, so a new table version (a backend going down, a
+//! (the main lcore only supervises when there are workers), each polling its own RX
+//! queues and owning its shard of the flow table for the whole run, so a new table version (a backend going down, a
 //! drain, a new weight, a reload) keeps every established flow where the contract says it
 //! stays.
 
 use crate::datapath::{self, IoCounters, LoopConfig, WorkerReport};
 use crate::eal::{DpdkError, Eal};
 use crate::mempool::Mempool;
-use crate::port::{open_ports, rss_name, run_port_config, Port, PortRoles, PortStats, RssMode};
+use crate::port::{
+    open_ports, rss_name, run_port_config, Port, PortRoles, PortStats, Reta, RssMode,
+};
 use flowgate_core::counters::Counters;
 use flowgate_core::Tables;
 use flowgate_host::datapath::{DataPath, Finished, IoReport};
@@ -41,8 +43,9 @@ pub struct DaemonConfig {
     pub tx_port: Option<u16>,
     /// Port frames for no VIP are sent on; `None`: they are counted and freed.
     pub pass_port: Option<u16>,
-    /// RX queues per port (`None`: one per lcore); the RX lcore polls them all. With
-    /// several, the port spreads frames by RSS with the contract's key where it can.
+    /// RX queues per port (`None`: one per forwarding lcore); worker `w` of `n` polls the
+    /// queues `q % n == w`. With several, the port spreads frames by RSS with the
+    /// contract's key and a redirection table laid out for the workers where it can.
     pub rx_queues: Option<u16>,
     /// Frames per RX burst.
     pub burst: u16,
@@ -84,7 +87,11 @@ pub struct PortReport {
     pub id: u16,
     pub stats: PortStats,
     pub rss: RssMode,
+    pub reta: Option<Reta>,
     pub rx_queues: u16,
+    /// For the RX port: (balanced frames that arrived on their owner's queue, balanced
+    /// frames handed off in software).
+    pub steering: Option<(u64, u64)>,
 }
 
 impl PortReport {
@@ -93,8 +100,40 @@ impl PortReport {
             id: port.id(),
             stats: port.stats(),
             rss: port.rss(),
+            reta: port.reta(),
             rx_queues: port.rx_queue_count(),
+            steering: None,
         }
+    }
+
+    /// As [`PortReport::of`], with the run's steering counts if `port` is its RX port.
+    pub fn of_run(port: &Port, rx: u16, io: &IoCounters) -> PortReport {
+        let mut r = PortReport::of(port);
+        if port.id() == rx {
+            r.steering = Some((io.steered, io.handed_off));
+        }
+        r
+    }
+
+    /// The `rss` object of a port's JSON: how the port spreads frames over queues
+    /// (`mode`: single-queue, hardware, software), the hash types and redirection table
+    /// for hardware RSS, and for the RX port how many balanced frames arrived on the
+    /// queue of the lcore owning them (`steered`) and how many took the software
+    /// hand-off (`handed_off`).
+    pub fn rss_json(&self) -> Value {
+        let mut v = json!({ "mode": rss_name(self.rss) });
+        if let RssMode::Hardware { rss_hf } = self.rss {
+            v["rss_hf"] = json!(format!("{rss_hf:#x}"));
+        }
+        if let Some(reta) = self.reta {
+            v["reta_size"] = json!(reta.size);
+            v["reta_exact"] = json!(reta.exact);
+        }
+        if let Some((steered, handed_off)) = self.steering {
+            v["steered"] = json!(steered);
+            v["handed_off"] = json!(handed_off);
+        }
+        v
     }
 
     /// One entry of the JSON summaries' `ports` list.
@@ -103,7 +142,7 @@ impl PortReport {
         json!({
             "port": self.id, "rx_packets": s.rx_packets, "tx_packets": s.tx_packets,
             "rx_missed": s.rx_missed, "rx_errors": s.rx_errors, "tx_errors": s.tx_errors,
-            "rx_no_mbuf": s.rx_no_mbuf, "rss": rss_name(self.rss), "rx_queues": self.rx_queues,
+            "rx_no_mbuf": s.rx_no_mbuf, "rss": self.rss_json(), "rx_queues": self.rx_queues,
         })
     }
 }
@@ -133,6 +172,7 @@ impl DaemonReport {
             "received": io.received, "sent": io.sent, "passed_sent": io.passed_sent,
             "tx_unsent": io.tx_unsent, "rewrite_no_room": io.rewrite_no_room,
             "busy_s": io.busy.as_secs_f64(), "mpps": io.mpps(),
+            "steered": io.steered, "handed_off": io.handed_off,
             "lcores": self.workers.len() + 1, "shards": self.shards,
             "worker_frames": self.workers.iter().map(|w| w.frames).collect::<Vec<_>>(),
             "table_updates": self.table_updates, "ports": ports,
@@ -202,7 +242,14 @@ pub fn run(
     }
     let (eal, _) = Eal::init(&config.eal_args)?;
     let pool = Arc::new(Mempool::new(&eal, "flowgate_mbufs", config.mbufs, 256)?);
-    let port_config = run_port_config(&eal, &watch.load().keys, config.rx_queues, false);
+    let tables = watch.load();
+    let port_config = run_port_config(
+        &eal,
+        &tables.keys,
+        tables.geometry.sets,
+        config.rx_queues,
+        false,
+    );
     let roles = PortRoles {
         rx: config.rx_port,
         tx: config.tx_port,
@@ -226,7 +273,12 @@ pub fn run(
         shards: done.shards,
         workers: done.workers,
     };
-    report.ports = ports.all().iter().map(PortReport::of).collect();
+    let rx = ports.rx().id();
+    report.ports = ports
+        .all()
+        .iter()
+        .map(|p| PortReport::of_run(p, rx, &report.io))
+        .collect();
     drop(ports);
     drop(pool);
     drop(eal);

@@ -1,5 +1,5 @@
-//! The forwarding loop: RX burst → contract → rewrite in the mbuf → TX burst, on one lcore
-//! or on one worker per EAL lcore.
+//! The forwarding loop: RX burst → contract → rewrite in the mbuf → TX burst, run to
+//! completion on every forwarding lcore.
 //!
 //! Per frame this runs exactly what `ShardedEngine`'s workers run: `prepare` (parse,
 //! classify, hash), then the stateful half on the [`Shard`] (the engine layer's, shared
@@ -11,17 +11,19 @@
 //! without `MAX_OUTER_LEN` = 48 bytes of headroom) take the contract's copy-out `rewrite`.
 //!
 //! **Lcores.** With the main lcore alone (`-l 0`), it does everything. With worker lcores
-//! (`-l 0-2`: workers on 1 and 2), the main lcore receives, runs `prepare`, handles pass
-//! and drop verdicts, and hands every balanced frame — its `Prepared` in the mbuf's
-//! private area — through a single-producer single-consumer `rte_ring` to the worker
-//! owning its set; each worker owns the sets `s % workers == w` with its own flow table
-//! and counters (summed on read). This software dispatch works for any port, with or
-//! without RSS. The RX lcore polls every RX queue of the port in turn (one burst each);
-//! a flow's frames arrive on one queue (RSS, or one input per queue), so interleaving the
-//! queues keeps each flow's order. Each flow's frames take one path (RX → its owner's ring →
-//! that worker's TX burst), so per-flow order is kept; frames of different workers
-//! interleave on the TX port. Workers share a TX queue under a lock when the port has
-//! fewer queues than senders.
+//! (`-l 0-2`: workers on 1 and 2) every worker runs to completion: it polls its own RX
+//! queues (`q % workers == w`), prepares each frame, balances the frames of the sets it
+//! owns and sends them on its own TX queue. The main lcore only supervises (stop, idle
+//! exit, counters for the admin API); it sleeps between checks, so it can share a CPU with
+//! a worker. The port's RSS redirection table is laid out so that a frame arrives on the
+//! queue of the worker that owns its set ([`crate::port::RetaLayout`]); what the NIC
+//! cannot steer — a port without RSS (net_pcap, net_ring: one input per queue), a
+//! src-IP-persistence VIP (the NIC hashes the ports, the contract does not), a RETA that
+//! cannot express the split — is handed off in software: the receiving worker stores the
+//! frame's `Prepared` in the mbuf's private area and passes it through a single-producer
+//! single-consumer `rte_ring` to the owner. Hand-offs are counted (`IoCounters`, the JSON's
+//! `ports[].rss`). A flow's frames arrive on one queue, so they all take one path (local,
+//! or the same ring to the same owner): per-flow order is kept.
 //!
 //! **Tables.** Every lcore follows the [`TablesWatch`] between bursts (one atomic load),
 //! so control-plane changes (health failover, drain, weights, reloads) take effect within
@@ -39,13 +41,13 @@ use crate::Eal;
 use dpdk_sys as sys;
 use flowgate_core::counters::Counters;
 use flowgate_core::hash::FlowHasher;
-use flowgate_core::pipeline::{count_unbalanced, prepare, tick_of, Balance, Prepared};
+use flowgate_core::pipeline::{prepare, tick_of, Balance, Prepared};
 use flowgate_core::rewrite::{rewrite, MAX_FRAME_LEN};
 use flowgate_core::{Tables, Verdict};
 use flowgate_host::handoff::{CountersBoard, TablesWatch};
 use flowgate_host::idle::{IdleBackoff, IdlePolicy};
-use flowgate_host::shard::{fit_counters, SetSplit, Shard};
-use std::sync::atomic::{AtomicBool, Ordering};
+use flowgate_host::shard::{SetSplit, Shard};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -150,6 +152,11 @@ pub struct IoCounters {
     pub tx_unsent: u64,
     /// Forwarded frames whose rewrite did not fit their mbuf: freed.
     pub rewrite_no_room: u64,
+    /// Balanced frames that arrived on a queue of the lcore owning their flow-table set
+    /// (steered by the NIC, or by one input per queue).
+    pub steered: u64,
+    /// Balanced frames handed off in software to the lcore owning their set.
+    pub handed_off: u64,
     /// Time from the first frame received to the last frame handled.
     pub busy: Duration,
 }
@@ -171,6 +178,8 @@ impl IoCounters {
         self.passed_sent += o.passed_sent;
         self.tx_unsent += o.tx_unsent;
         self.rewrite_no_room += o.rewrite_no_room;
+        self.steered += o.steered;
+        self.handed_off += o.handed_off;
     }
 }
 
@@ -245,41 +254,47 @@ fn tick(clock: Clock, m: &Mbuf, burst_ms: u32) -> u32 {
     }
 }
 
-/// The RX port's queues, one burst from each in turn. Each queue keeps its frames in
-/// order and a flow's frames arrive on one queue (RSS, or one input per queue), so
-/// per-flow order survives the interleaving.
+/// An lcore's RX queues of the port, one burst from each in turn. Each queue keeps its
+/// frames in order and a flow's frames arrive on one queue (RSS, or one input per queue),
+/// so per-flow order survives the interleaving.
 struct RxQueues<'a> {
     port: &'a Port,
-    count: u16,
-    next: u16,
+    queues: Vec<u16>,
+    next: usize,
 }
 
 impl<'a> RxQueues<'a> {
-    fn new(port: &'a Port) -> RxQueues<'a> {
+    /// The queues `q % lcores == index` of `port`.
+    fn new(port: &'a Port, index: u32, lcores: u32) -> RxQueues<'a> {
+        let queues = (0..port.rx_queue_count().max(1))
+            .filter(|&q| u32::from(q) % lcores.max(1) == index)
+            .collect();
         RxQueues {
             port,
-            count: port.rx_queue_count().max(1),
+            queues,
             next: 0,
         }
     }
 
     #[inline]
     fn burst(&mut self, out: &mut Vec<Mbuf>, max: u16) -> usize {
-        let queue = self.next;
-        self.next = if queue + 1 == self.count {
+        let Some(&queue) = self.queues.get(self.next) else {
+            return 0;
+        };
+        self.next = if self.next + 1 == self.queues.len() {
             0
         } else {
-            queue + 1
+            self.next + 1
         };
         self.port.rx_burst(queue, out, max)
     }
 }
 
-/// One TX queue of a port, shared by the lcores that send on it.
+/// One TX queue of a port; locked only when lcores share it (more senders than queues).
 struct TxQueue<'a> {
     port: &'a Port,
     queue: u16,
-    lock: Mutex<()>,
+    lock: Option<Mutex<()>>,
 }
 
 impl TxQueue<'_> {
@@ -291,7 +306,10 @@ impl TxQueue<'_> {
         let mut sent = 0;
         {
             // A poisoned lock only means another sender panicked; the queue is fine.
-            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            let _guard = self
+                .lock
+                .as_ref()
+                .map(|l| l.lock().unwrap_or_else(|e| e.into_inner()));
             for _ in 0..=retries {
                 if frames.is_empty() {
                     break;
@@ -305,23 +323,25 @@ impl TxQueue<'_> {
     }
 }
 
-/// The TX queues of the run's ports; sender `i` uses queue `i % queues` of a port.
+/// The TX queues of the run's ports; sender `i` of `senders` uses queue `i % queues` of a
+/// port.
 struct TxQueues<'a> {
     queues: Vec<TxQueue<'a>>,
 }
 
 impl<'a> TxQueues<'a> {
-    fn new(ports: &Ports<'a>) -> TxQueues<'a> {
+    fn new(ports: &Ports<'a>, senders: usize) -> TxQueues<'a> {
         let mut queues: Vec<TxQueue<'a>> = Vec::new();
         for port in std::iter::once(ports.tx).chain(ports.pass) {
             if queues.iter().any(|q| q.port.id() == port.id()) {
                 continue;
             }
-            for queue in 0..port.tx_queue_count().max(1) {
+            let count = port.tx_queue_count().max(1);
+            for queue in 0..count {
                 queues.push(TxQueue {
                     port,
                     queue,
-                    lock: Mutex::new(()),
+                    lock: (senders > usize::from(count)).then(|| Mutex::new(())),
                 });
             }
         }
@@ -338,10 +358,15 @@ impl<'a> TxQueues<'a> {
     }
 }
 
-/// Counters a worker shares with the main lcore while it runs.
+/// What a worker shares with the main lcore while it runs; a cache-line pair of its own,
+/// so that one worker's stores never invalidate another's line.
+#[repr(align(128))]
 struct Slot {
     /// The worker's counters, and the table version it was running when it took them.
     published: Mutex<(Counters, u64)>,
+    /// TSC of the worker's last non-empty poll (a plain store per burst), for the idle
+    /// exit.
+    active: AtomicU64,
 }
 
 impl Slot {
@@ -359,8 +384,8 @@ impl Slot {
 ///   (the admin API's), or `None`; each publication carries the oldest table version an
 ///   lcore was running when it took its share (`BoardSnapshot::tables_version`).
 /// * Lcores: call on the EAL's main lcore. Every worker lcore of the EAL (`-l 0-2`: 1 and
-///   2) becomes a worker owning a shard of the flow table; with none, the main lcore does
-///   everything.
+///   2) becomes a worker owning a shard of the flow table and polling its own RX queues;
+///   with none, the main lcore does everything.
 pub fn run(
     eal: &Eal,
     ports: &Ports<'_>,
@@ -373,7 +398,7 @@ pub fn run(
     if workers.is_empty() {
         Ok(run_single(eal, ports, tables, config, board, stop))
     } else {
-        run_dispatch(eal, ports, tables, config, board, stop, &workers)
+        run_workers(eal, ports, tables, config, board, stop, &workers)
     }
 }
 
@@ -425,7 +450,7 @@ fn run_single(
     let mut follow = Follow::new(watch);
     let mut hasher = FlowHasher::new(&follow.tables.keys);
     let mut shard = Shard::new(&follow.tables, 0, 1);
-    let txq = TxQueues::new(ports);
+    let txq = TxQueues::new(ports, 1);
     let (tx, pass_tx) = (txq.get(ports.tx, 0), ports.pass.map(|p| txq.get(p, 0)));
     let mut io = IoCounters::default();
     let burst = config.burst.max(1);
@@ -435,7 +460,7 @@ fn run_single(
     let mut batch: Vec<(Mbuf, Balance)> = Vec::with_capacity(burst as usize);
     let mut out = Vec::with_capacity(MAX_FRAME_LEN);
     let mut scratch = Vec::new();
-    let mut rx_queues = RxQueues::new(ports.rx);
+    let mut rx_queues = RxQueues::new(ports.rx, 0, 1);
     let mut backoff = IdleBackoff::new(config.idle);
     let ticks = Ticks::new(eal);
     let idle = config.idle_exit.map(|d| ticks.cycles(d));
@@ -469,11 +494,15 @@ fn run_single(
             if idle.is_some_and(|i| now.wrapping_sub(last_rx) >= i) {
                 break;
             }
+            // An empty poll: `backoff` has spun, yielded or slept.
             continue;
         }
         first_rx.get_or_insert(now);
         io.received += n as u64;
         let burst_ms = ticks.ms(now);
+        for m in &rx {
+            m.prefetch_data();
+        }
         // The burst in two passes: prepare every frame (and prefetch what balancing it
         // will read), then balance them in arrival order. Only the stateful half is
         // order-sensitive, and it still sees the frames in the order they came.
@@ -487,6 +516,7 @@ fn run_single(
                 Prepared::Balance(b) => {
                     shard.prefetch(&b, tables);
                     batch.push((m, b));
+                    io.steered += 1;
                 }
                 Prepared::Pass => {
                     shard.count_unbalanced(Verdict::Pass);
@@ -530,18 +560,79 @@ fn run_single(
     }
 }
 
+/// What the lcores of a run with workers share besides their rings.
+struct Shared {
+    /// Main lcore → workers: stop receiving (stop asked, idle exit).
+    rx_stop: AtomicBool,
+    /// Workers that stopped receiving and have handed off every frame they received.
+    rx_done: AtomicU32,
+    /// A worker panicked: the others stop without draining.
+    failed: AtomicBool,
+    /// Frames still to receive with `max_frames` (taken per burst, the unused part of a
+    /// reservation given back).
+    budget: Option<AtomicU64>,
+}
+
+impl Shared {
+    /// Reserve up to `burst` frames of the budget: `None` once it is spent.
+    fn reserve(&self, burst: u16) -> Option<u16> {
+        let Some(budget) = &self.budget else {
+            return Some(burst);
+        };
+        let mut left = budget.load(Ordering::Relaxed);
+        loop {
+            if left == 0 {
+                return None;
+            }
+            let take = left.min(u64::from(burst));
+            match budget.compare_exchange_weak(
+                left,
+                left - take,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(take as u16),
+                Err(now) => left = now,
+            }
+        }
+    }
+
+    /// Give back the part of a reservation that was not received.
+    fn unreserve(&self, unused: u16) {
+        if let (Some(budget), true) = (&self.budget, unused > 0) {
+            budget.fetch_add(u64::from(unused), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Sets `Shared::failed` if the worker unwinds, so the others do not wait for it.
+struct PanicFlag<'a>(&'a Shared);
+
+impl Drop for PanicFlag<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.failed.store(true, Ordering::Release);
+        }
+    }
+}
+
 /// What a worker lcore needs; shared by reference with it.
 struct WorkerCtx<'a> {
     index: u32,
     count: u32,
-    ring: &'a Ring,
-    /// Set by the main lcore after its last enqueue.
-    done: &'a AtomicBool,
+    rx: &'a Port,
+    /// `to[w]`: the ring to worker `w` (`None` for itself).
+    to: Vec<Option<&'a Ring>>,
+    /// The rings from the other workers.
+    from: Vec<&'a Ring>,
+    shared: &'a Shared,
     watch: &'a TablesWatch,
     tx: &'a TxQueue<'a>,
+    pass_tx: Option<&'a TxQueue<'a>>,
     config: &'a LoopConfig,
     ticks: Ticks,
     slot: &'a Slot,
+    priv_size: u16,
 }
 
 /// What a worker did, for the main lcore after it returned.
@@ -549,83 +640,271 @@ struct WorkerResult {
     counters: Counters,
     io: IoCounters,
     frames: u64,
-    /// TSC when it last handled a frame.
+    /// TSC when it first received a frame, and when it last handled one.
+    first: Option<u64>,
     last: u64,
     /// The table version it last took.
     version: u64,
 }
 
-fn worker(ctx: &WorkerCtx<'_>) -> WorkerResult {
-    let mut seen = ctx.watch.version();
-    let mut tables = ctx.watch.load();
-    let mut shard = Shard::new(&tables, ctx.index, ctx.count);
-    let burst = ctx.config.burst.max(1) as usize;
-    let mut frames: Vec<Mbuf> = Vec::with_capacity(burst);
-    let mut forward: Vec<Mbuf> = Vec::with_capacity(burst);
-    let mut batch: Vec<(Mbuf, Balance)> = Vec::with_capacity(burst);
-    let mut out = Vec::with_capacity(MAX_FRAME_LEN);
-    let mut scratch = Vec::new();
-    let mut io = IoCounters::default();
-    let publish_every = ctx.ticks.cycles(ctx.config.publish_every);
-    let (mut published, mut last, mut handled) = (tsc(), 0, 0u64);
-    let mut backoff = IdleBackoff::new(ctx.config.idle);
-    loop {
-        // Before the dequeue, so that every frame dequeued after a publication is balanced
-        // under it, and an idle worker still takes new versions (for the board's version).
-        if let Some(new) = ctx.watch.changed(&mut seen) {
-            shard.update_tables(&new);
-            tables = new;
+/// One worker lcore's loop state: its shard, hasher, tables and burst buffers.
+struct Worker<'a> {
+    ctx: &'a WorkerCtx<'a>,
+    seen: u64,
+    tables: Arc<Tables>,
+    hasher: FlowHasher,
+    shard: Shard,
+    split: SetSplit,
+    rx_queues: RxQueues<'a>,
+    receiving: bool,
+    io: IoCounters,
+    burst: u16,
+    rx: Vec<Mbuf>,
+    batch: Vec<(Mbuf, Balance)>,
+    forward: Vec<Mbuf>,
+    pass: Vec<Mbuf>,
+    /// Frames for each other worker, handed off after the burst.
+    hand_off: Vec<Vec<Mbuf>>,
+    out: Vec<u8>,
+    scratch: Vec<u8>,
+    frames: u64,
+    first: Option<u64>,
+    last: u64,
+}
+
+impl<'a> Worker<'a> {
+    fn new(ctx: &'a WorkerCtx<'a>) -> Worker<'a> {
+        let seen = ctx.watch.version();
+        let tables = ctx.watch.load();
+        let burst = ctx.config.burst.max(1);
+        let cap = burst as usize;
+        Worker {
+            ctx,
+            seen,
+            hasher: FlowHasher::new(&tables.keys),
+            shard: Shard::new(&tables, ctx.index, ctx.count),
+            split: SetSplit::new(ctx.count),
+            tables,
+            rx_queues: RxQueues::new(ctx.rx, ctx.index, ctx.count),
+            receiving: true,
+            io: IoCounters::default(),
+            burst,
+            rx: Vec::with_capacity(cap),
+            // Own frames and hand-offs from every other worker in one balancing pass.
+            batch: Vec::with_capacity(cap * ctx.count as usize),
+            forward: Vec::with_capacity(cap * ctx.count as usize),
+            pass: Vec::with_capacity(cap),
+            hand_off: (0..ctx.count).map(|_| Vec::with_capacity(cap)).collect(),
+            out: Vec::with_capacity(MAX_FRAME_LEN),
+            scratch: Vec::new(),
+            frames: 0,
+            first: None,
+            last: 0,
         }
-        let n = ctx.ring.dequeue(&mut frames, burst);
-        backoff.polled(n);
-        let now = tsc();
-        if now.wrapping_sub(published) >= publish_every {
-            ctx.slot.publish(shard.counters(), seen);
-            published = now;
-        }
-        if n == 0 {
-            // Everything enqueued before `done` was set is visible once it reads true.
-            if ctx.done.load(Ordering::Acquire) && ctx.ring.is_empty() {
-                break;
+    }
+
+    fn follow_tables(&mut self) {
+        if let Some(new) = self.ctx.watch.changed(&mut self.seen) {
+            if new.keys != *self.hasher.keys() {
+                self.hasher = FlowHasher::new(&new.keys);
             }
-            continue;
+            self.shard.update_tables(&new);
+            self.tables = new;
         }
-        handled += n as u64;
-        let burst_ms = ctx.ticks.ms(now);
-        // As in the single-lcore loop: prefetch the whole burst's state, then balance.
-        for m in frames.drain(..) {
-            // SAFETY: the main lcore stored a Prepared in every mbuf it put in the ring.
-            let Prepared::Balance(b) = (unsafe { m.load_prepared() }) else {
-                unreachable!("only balanced frames are handed to workers")
+    }
+
+    /// One RX burst from the next own queue: prepared, the own sets' frames into the batch
+    /// (prefetched), the others' into their hand-off lists. Returns the frames received.
+    fn receive(&mut self) -> usize {
+        let ctx = self.ctx;
+        let Some(want) = ctx.shared.reserve(self.burst) else {
+            self.stop_receiving();
+            return 0;
+        };
+        let n = self.rx_queues.burst(&mut self.rx, want);
+        ctx.shared.unreserve(want - n as u16);
+        if n == 0 {
+            return 0;
+        }
+        self.io.received += n as u64;
+        for m in &self.rx {
+            m.prefetch_data();
+        }
+        let tables = &*self.tables;
+        for mut m in self.rx.drain(..) {
+            let prepared = if m.is_contiguous() {
+                prepare(m.data(), tables, &self.hasher)
+            } else {
+                prepare(m.bytes(&mut self.scratch), tables, &self.hasher)
             };
-            shard.prefetch(&b, &tables);
-            batch.push((m, b));
+            match prepared {
+                Prepared::Balance(b) => {
+                    let owner = self.split.owner(b.set);
+                    if owner == ctx.index {
+                        self.shard.prefetch(&b, tables);
+                        self.batch.push((m, b));
+                        self.io.steered += 1;
+                    } else {
+                        m.store_prepared(prepared, ctx.priv_size);
+                        self.hand_off[owner as usize].push(m);
+                        self.io.handed_off += 1;
+                    }
+                }
+                Prepared::Pass => {
+                    self.shard.count_unbalanced(Verdict::Pass);
+                    if ctx.pass_tx.is_some() {
+                        self.pass.push(m);
+                    }
+                }
+                Prepared::Drop(r) => self.shard.count_unbalanced(Verdict::Drop(r)),
+            }
         }
-        for (mut m, b) in batch.drain(..) {
-            let now = tick(ctx.config.clock, &m, burst_ms);
-            match balance_mbuf(&mut shard, &mut m, &b, now, &tables, &mut scratch, &mut out) {
-                (Verdict::Forward { .. }, true) => forward.push(m),
-                (Verdict::Forward { .. }, false) => io.rewrite_no_room += 1,
+        n
+    }
+
+    /// Frames the other workers handed to this one, into the batch. Returns how many.
+    fn take_handed(&mut self) -> usize {
+        let ctx = self.ctx;
+        let mut taken = 0;
+        for ring in &ctx.from {
+            let n = ring.dequeue(&mut self.rx, self.burst as usize);
+            taken += n;
+            for m in self.rx.drain(..) {
+                // SAFETY: the sending worker stored a Prepared in every mbuf it handed off.
+                let Prepared::Balance(b) = (unsafe { m.load_prepared() }) else {
+                    unreachable!("only balanced frames are handed off")
+                };
+                self.shard.prefetch(&b, &self.tables);
+                self.batch.push((m, b));
+            }
+        }
+        taken
+    }
+
+    /// Balance the batch in order and send it (and the passed frames) on the own queues.
+    fn balance_and_send(&mut self, burst_ms: u32) {
+        self.frames += self.batch.len() as u64;
+        let clock = self.ctx.config.clock;
+        for (mut m, b) in self.batch.drain(..) {
+            let now = tick(clock, &m, burst_ms);
+            let (shard, tables) = (&mut self.shard, &*self.tables);
+            match balance_mbuf(
+                shard,
+                &mut m,
+                &b,
+                now,
+                tables,
+                &mut self.scratch,
+                &mut self.out,
+            ) {
+                (Verdict::Forward { .. }, true) => self.forward.push(m),
+                (Verdict::Forward { .. }, false) => self.io.rewrite_no_room += 1,
                 _ => {}
             }
         }
-        let (sent, unsent) = ctx.tx.send(&mut forward, ctx.config.tx_retries);
-        io.sent += sent;
-        io.tx_unsent += unsent;
-        last = tsc();
+        let retries = self.ctx.config.tx_retries;
+        let (sent, unsent) = self.ctx.tx.send(&mut self.forward, retries);
+        self.io.sent += sent;
+        self.io.tx_unsent += unsent;
+        if let Some(p) = self.ctx.pass_tx {
+            let (sent, unsent) = p.send(&mut self.pass, retries);
+            self.io.passed_sent += sent;
+            self.io.tx_unsent += unsent;
+        }
     }
-    let counters = shard.counters().clone();
-    ctx.slot.publish(&counters, seen);
-    WorkerResult {
-        counters,
-        io,
-        frames: handled,
-        last,
-        version: seen,
+
+    /// Put the hand-off lists into the owners' rings. A full ring waits for its owner,
+    /// which always drains it (back pressure, never a silent drop); meanwhile this worker
+    /// drains its own rings, so two workers handing off to each other cannot deadlock.
+    fn hand_off(&mut self, burst_ms: u32) {
+        let ctx = self.ctx;
+        for (w, ring) in ctx.to.iter().enumerate() {
+            let Some(ring) = ring else { continue };
+            while !self.hand_off[w].is_empty() {
+                if ctx.shared.failed.load(Ordering::Relaxed) {
+                    // The owner may be gone: free the frames, the run is failing anyway.
+                    self.hand_off[w].clear();
+                    break;
+                }
+                if ring.enqueue(&mut self.hand_off[w]) == 0 {
+                    if self.take_handed() > 0 {
+                        self.balance_and_send(burst_ms);
+                    } else {
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+        }
+    }
+
+    fn stop_receiving(&mut self) {
+        if self.receiving {
+            self.receiving = false;
+            // Every hand-off of this worker is in a ring (`hand_off` runs after each
+            // burst), so the owners see them once they see this count.
+            self.ctx.shared.rx_done.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    fn run(mut self) -> WorkerResult {
+        let ctx = self.ctx;
+        let _flag = PanicFlag(ctx.shared);
+        let publish_every = ctx.ticks.cycles(ctx.config.publish_every);
+        let mut published = tsc();
+        let mut backoff = IdleBackoff::new(ctx.config.idle);
+        loop {
+            // Before the polls, so that every frame taken after a publication is balanced
+            // under it, and an idle worker still takes new versions (for the board).
+            self.follow_tables();
+            if self.receiving && ctx.shared.rx_stop.load(Ordering::Relaxed) {
+                self.stop_receiving();
+            }
+            let now = tsc();
+            if now.wrapping_sub(published) >= publish_every {
+                ctx.slot.publish(self.shard.counters(), self.seen);
+                published = now;
+            }
+            let received = if self.receiving { self.receive() } else { 0 };
+            let handed = self.take_handed();
+            backoff.polled(received + handed);
+            if received + handed == 0 {
+                if ctx.shared.failed.load(Ordering::Acquire) {
+                    break;
+                }
+                // Done when every worker stopped receiving (all hand-offs are in the rings
+                // then) and no ring holds a frame for this one.
+                if !self.receiving
+                    && ctx.shared.rx_done.load(Ordering::Acquire) == ctx.count
+                    && ctx.from.iter().all(|r| r.is_empty())
+                {
+                    break;
+                }
+                // An empty poll: `backoff` has spun, yielded or slept.
+                continue;
+            }
+            if received > 0 {
+                self.first.get_or_insert(now);
+            }
+            let burst_ms = ctx.ticks.ms(now);
+            self.balance_and_send(burst_ms);
+            self.hand_off(burst_ms);
+            self.last = tsc();
+            ctx.slot.active.store(self.last, Ordering::Relaxed);
+        }
+        let counters = self.shard.counters().clone();
+        ctx.slot.publish(&counters, self.seen);
+        WorkerResult {
+            counters,
+            io: self.io,
+            frames: self.frames,
+            first: self.first,
+            last: self.last,
+            version: self.seen,
+        }
     }
 }
 
-fn run_dispatch(
+fn run_workers(
     eal: &Eal,
     ports: &Ports<'_>,
     watch: &TablesWatch,
@@ -639,50 +918,69 @@ fn run_dispatch(
         return Err(DpdkError::NoPrivArea(ports.rx.id()));
     }
     let priv_size = rx_pool.priv_size();
-    let count = lcores.len() as u32;
+    let count = lcores.len();
     let ring_size = config.ring_size.max(64).next_power_of_two();
-    let rings: Vec<Ring> = lcores
-        .iter()
-        .map(|l| Ring::new(eal, &format!("fg_worker_{l}"), ring_size, true))
-        .collect::<Result<_, _>>()?;
+    // rings[from * count + to], none from a worker to itself.
+    let mut rings: Vec<Option<Ring>> = Vec::with_capacity(count * count);
+    for from in lcores {
+        for to in lcores {
+            rings.push(if from == to {
+                None
+            } else {
+                Some(Ring::new(
+                    eal,
+                    &format!("fg_{from}_to_{to}"),
+                    ring_size,
+                    true,
+                )?)
+            });
+        }
+    }
+    let ticks = Ticks::new(eal);
+    let start = tsc();
     let slots: Vec<Slot> = lcores
         .iter()
         .map(|_| Slot {
             published: Mutex::new((Counters::new(0, 0), watch.version())),
+            active: AtomicU64::new(start),
         })
         .collect();
-    let txq = TxQueues::new(ports);
-    let done = AtomicBool::new(false);
-    let ticks = Ticks::new(eal);
-    let contexts: Vec<WorkerCtx<'_>> = (0..lcores.len())
+    let shared = Shared {
+        rx_stop: AtomicBool::new(false),
+        rx_done: AtomicU32::new(0),
+        failed: AtomicBool::new(false),
+        budget: config.max_frames.map(AtomicU64::new),
+    };
+    let txq = TxQueues::new(ports, count);
+    let contexts: Vec<WorkerCtx<'_>> = (0..count)
         .map(|w| WorkerCtx {
             index: w as u32,
-            count,
-            ring: &rings[w],
-            done: &done,
+            count: count as u32,
+            rx: ports.rx,
+            to: (0..count)
+                .map(|to| rings[w * count + to].as_ref())
+                .collect(),
+            from: (0..count)
+                .filter_map(|from| rings[from * count + w].as_ref())
+                .collect(),
+            shared: &shared,
             watch,
-            // Worker w is sender w + 1: the main lcore (sender 0) sends passed frames.
-            tx: txq.get(ports.tx, w + 1),
+            tx: txq.get(ports.tx, w),
+            pass_tx: ports.pass.map(|p| txq.get(p, w)),
             config,
             ticks,
             slot: &slots[w],
+            priv_size,
         })
         .collect();
-    let mut results: Vec<Option<WorkerResult>> = (0..lcores.len()).map(|_| None).collect();
+    let mut results: Vec<Option<WorkerResult>> = (0..count).map(|_| None).collect();
     let mut jobs: Vec<_> = contexts
         .iter()
         .zip(results.iter_mut())
-        .map(|(ctx, result)| move || *result = Some(worker(ctx)))
+        .map(|(ctx, result)| move || *result = Some(Worker::new(ctx).run()))
         .collect();
     let mut launched = Launched::new(eal);
-    let follow = Follow::new(watch);
-    let mut main = Dispatcher {
-        front: Counters::new(follow.tables.vips.len(), follow.tables.backends.len()),
-        follow,
-        io: IoCounters::default(),
-        first_rx: None,
-        last_rx: 0,
-    };
+    let mut follow = Follow::new(watch);
     let mut launch_error = None;
     for (job, &lcore) in jobs.iter_mut().zip(lcores) {
         if let Err(e) = launched.launch(lcore, job) {
@@ -691,11 +989,14 @@ fn run_dispatch(
         }
     }
     if launch_error.is_none() {
-        main.run(
-            ports, config, board, stop, &rings, &slots, &txq, &ticks, priv_size,
-        );
+        supervise(&mut follow, config, board, stop, &shared, &slots, &ticks);
     }
-    done.store(true, Ordering::Release);
+    // Launched workers stop receiving and drain; with a launch error the others must not
+    // wait for the missing one.
+    shared.rx_stop.store(true, Ordering::Relaxed);
+    if launch_error.is_some() {
+        shared.failed.store(true, Ordering::Release);
+    }
     let all_ok = launched.wait();
     drop(jobs);
     if let Some(e) = launch_error {
@@ -704,15 +1005,20 @@ fn run_dispatch(
     if !all_ok {
         return Err(DpdkError::WorkerPanicked);
     }
-    let mut counters = main.front.clone();
-    let mut io = main.io;
-    let mut last = 0u64;
-    let mut version = main.follow.seen;
+    let tables = follow.tables;
+    let mut counters = Counters::new(tables.vips.len(), tables.backends.len());
+    let mut io = IoCounters::default();
+    let (mut first, mut last) = (None::<u64>, 0u64);
+    let mut version = follow.seen;
     let mut reports = Vec::new();
     for (r, &lcore) in results.into_iter().zip(lcores) {
         let r = r.ok_or(DpdkError::WorkerPanicked)?;
         counters.merge(&r.counters);
         io.add(&r.io);
+        first = match (first, r.first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         last = last.max(r.last);
         version = version.min(r.version);
         reports.push(WorkerReport {
@@ -720,133 +1026,69 @@ fn run_dispatch(
             frames: r.frames,
         });
     }
-    io.busy = main.first_rx.map_or(Duration::ZERO, |f| {
-        ticks.duration(last.max(main.last_rx).saturating_sub(f))
-    });
+    io.busy = first.map_or(Duration::ZERO, |f| ticks.duration(last.saturating_sub(f)));
     if let Some(b) = board {
         b.publish(counters.clone(), version);
     }
     Ok(RunReport {
         counters,
         io,
-        tables: main.follow.tables,
-        table_updates: main.follow.updates,
-        shards: count,
+        tables,
+        table_updates: follow.updates,
+        shards: count as u32,
         workers: reports,
     })
 }
 
-/// The main lcore with workers: RX, `prepare`, pass / drop, dispatch.
-struct Dispatcher<'w> {
-    follow: Follow<'w>,
-    /// Counters of frames `prepare` decided (pass, drop).
-    front: Counters,
-    io: IoCounters,
-    first_rx: Option<u64>,
-    last_rx: u64,
-}
-
-impl Dispatcher<'_> {
-    #[allow(clippy::too_many_arguments)]
-    fn run(
-        &mut self,
-        ports: &Ports<'_>,
-        config: &LoopConfig,
-        board: Option<&CountersBoard>,
-        stop: &AtomicBool,
-        rings: &[Ring],
-        slots: &[Slot],
-        txq: &TxQueues<'_>,
-        ticks: &Ticks,
-        priv_size: u16,
-    ) {
-        let mut hasher = FlowHasher::new(&self.follow.tables.keys);
-        let pass_tx = ports.pass.map(|p| txq.get(p, 0));
-        let burst = config.burst.max(1);
-        let split = SetSplit::new(rings.len() as u32);
-        let mut rx: Vec<Mbuf> = Vec::with_capacity(burst as usize);
-        let mut to: Vec<Vec<Mbuf>> = rings
-            .iter()
-            .map(|_| Vec::with_capacity(burst as usize))
-            .collect();
-        let mut pass: Vec<Mbuf> = Vec::with_capacity(burst as usize);
-        let mut scratch = Vec::new();
-        let mut rx_queues = RxQueues::new(ports.rx);
-        let mut backoff = IdleBackoff::new(config.idle);
-        let idle = config.idle_exit.map(|d| ticks.cycles(d));
-        let publish_every = ticks.cycles(config.publish_every);
-        let (mut last_rx, mut published) = (tsc(), tsc());
-        while !stop.load(Ordering::Relaxed) {
-            if let Some(new) = self.follow.poll() {
-                if new.keys != *hasher.keys() {
-                    hasher = FlowHasher::new(&new.keys);
-                }
-                fit_counters(&mut self.front, new);
-            }
-            let tables = &*self.follow.tables;
-            let Some(want) = want(config, self.io.received, burst) else {
-                break;
-            };
-            let n = rx_queues.burst(&mut rx, want);
-            backoff.polled(n);
-            let now = tsc();
-            if let Some(b) = board {
-                if now.wrapping_sub(published) >= publish_every {
-                    let mut total = self.front.clone();
-                    let mut version = self.follow.seen;
-                    for s in slots {
-                        let p = s.published.lock().unwrap_or_else(|e| e.into_inner());
-                        total.merge(&p.0);
-                        version = version.min(p.1);
-                    }
-                    b.publish(total, version);
-                    published = now;
-                }
-            }
-            if n == 0 {
-                if idle.is_some_and(|i| now.wrapping_sub(last_rx) >= i) {
-                    break;
-                }
-                continue;
-            }
-            last_rx = now;
-            self.last_rx = now;
-            self.first_rx.get_or_insert(now);
-            self.io.received += n as u64;
-            for mut m in rx.drain(..) {
-                let prepared = if m.is_contiguous() {
-                    prepare(m.data(), tables, &hasher)
-                } else {
-                    prepare(m.bytes(&mut scratch), tables, &hasher)
-                };
-                match prepared {
-                    Prepared::Balance(b) => {
-                        m.store_prepared(prepared, priv_size);
-                        to[split.owner(b.set) as usize].push(m);
-                    }
-                    Prepared::Pass => {
-                        count_unbalanced(Verdict::Pass, &mut self.front);
-                        if pass_tx.is_some() {
-                            pass.push(m);
-                        }
-                    }
-                    Prepared::Drop(r) => count_unbalanced(Verdict::Drop(r), &mut self.front),
-                }
-            }
-            for (frames, ring) in to.iter_mut().zip(rings) {
-                // A full ring waits for its worker (which always drains it): back
-                // pressure, never a silent drop.
-                while !frames.is_empty() {
-                    if ring.enqueue(frames) == 0 {
-                        std::hint::spin_loop();
-                    }
-                }
-            }
-            if let Some(p) = pass_tx {
-                let (sent, unsent) = p.send(&mut pass, config.tx_retries);
-                self.io.passed_sent += sent;
-                self.io.tx_unsent += unsent;
+/// The main lcore while the workers forward: tells them to stop receiving when `stop` is
+/// set or the input stayed idle for `idle_exit`, and publishes their summed counters.
+/// Returns once every worker has stopped receiving (or one failed). It sleeps between
+/// checks (a millisecond: far below any idle exit or publication period), so it costs a
+/// CPU it shares with a worker next to nothing.
+fn supervise(
+    follow: &mut Follow<'_>,
+    config: &LoopConfig,
+    board: Option<&CountersBoard>,
+    stop: &AtomicBool,
+    shared: &Shared,
+    slots: &[Slot],
+    ticks: &Ticks,
+) {
+    let idle = config.idle_exit.map(|d| ticks.cycles(d));
+    let publish_every = ticks.cycles(config.publish_every);
+    let mut published = tsc();
+    let workers = slots.len() as u32;
+    while shared.rx_done.load(Ordering::Acquire) < workers && !shared.failed.load(Ordering::Acquire)
+    {
+        follow.poll();
+        let now = tsc();
+        if stop.load(Ordering::Relaxed) {
+            shared.rx_stop.store(true, Ordering::Relaxed);
+        }
+        if let Some(i) = idle {
+            let active = slots
+                .iter()
+                .map(|s| s.active.load(Ordering::Relaxed))
+                .max()
+                .unwrap_or(now);
+            if now.wrapping_sub(active) >= i && now > active {
+                shared.rx_stop.store(true, Ordering::Relaxed);
             }
         }
+        if let Some(b) = board {
+            if now.wrapping_sub(published) >= publish_every {
+                let tables = &follow.tables;
+                let mut total = Counters::new(tables.vips.len(), tables.backends.len());
+                let mut version = follow.seen;
+                for s in slots {
+                    let p = s.published.lock().unwrap_or_else(|e| e.into_inner());
+                    total.merge(&p.0);
+                    version = version.min(p.1);
+                }
+                b.publish(total, version);
+                published = now;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }

@@ -32,7 +32,7 @@ pub struct Ring {
 }
 
 // SAFETY: rte_rings are made for passing objects between lcores; `single` rings are used
-// by one producer and one consumer (the data path's dispatcher and one worker).
+// by one producer and one consumer (two worker lcores of the data path).
 unsafe impl Send for Ring {}
 // SAFETY: as above.
 unsafe impl Sync for Ring {}

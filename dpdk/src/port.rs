@@ -7,6 +7,7 @@ use crate::mbuf::Mbuf;
 use crate::mempool::Mempool;
 use dpdk_sys as sys;
 use flowgate_core::hash::{HashKeys, KEY_LEN};
+use flowgate_host::shard::SetSplit;
 use std::sync::Arc;
 
 /// Bytes of the RSS key most NICs take (Toeplitz over the IPv6 5-tuple needs 40); some
@@ -28,6 +29,52 @@ pub struct PortConfig {
     pub rss_key: Option<[u8; KEY_LEN]>,
     /// Ask the PMD for RX timestamps (net_pcap gives the capture time).
     pub rx_timestamp: bool,
+    /// Lay the RSS redirection table out for these worker lcores (see [`RetaLayout`]);
+    /// `None`: the PMD's default (queues in turn).
+    pub reta: Option<RetaLayout>,
+}
+
+/// How the data path's workers share the flow table: worker `w` owns the sets
+/// `set % workers == w` (the engine layer's [`SetSplit`]) and polls the RX queues
+/// `q % workers == w`. The redirection table is programmed so that a frame whose RSS hash
+/// is `h` goes to queue `owner(set(h))`, i.e. to the worker that balances it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetaLayout {
+    /// Flow-table sets (a power of two; `set(h) = h & (sets - 1)`).
+    pub sets: u32,
+    /// Worker lcores.
+    pub workers: u32,
+}
+
+impl RetaLayout {
+    /// The queue for RETA entry `i` of a port with `queues` RX queues. NICs index the
+    /// RETA with the hash's low bits (`h % reta_size`), so entry `i` stands for every hash
+    /// with those low bits.
+    pub fn queue(&self, i: u32, queues: u16) -> u16 {
+        let split = SetSplit::new(self.workers);
+        let owner = split.owner(i & (self.sets.max(1) - 1));
+        (owner % u32::from(queues.max(1))) as u16
+    }
+
+    /// Whether a RETA of `reta_size` entries steers every hash to its owner's queue: the
+    /// owner must depend only on the hash bits the RETA sees. True when the workers are a
+    /// power of two (the owner is the hash's low bits) or every set bit is a RETA bit;
+    /// false e.g. for 3 workers and more sets than RETA entries (then some frames arrive
+    /// on another worker's queue and take the software hand-off).
+    pub fn exact(&self, reta_size: u16, queues: u16) -> bool {
+        let reta = u32::from(reta_size);
+        reta.is_power_of_two()
+            && u32::from(queues) >= self.workers
+            && (self.workers.is_power_of_two() && self.workers <= reta || self.sets <= reta)
+    }
+}
+
+/// The redirection table a port was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reta {
+    pub size: u16,
+    /// See [`RetaLayout::exact`].
+    pub exact: bool,
 }
 
 impl Default for PortConfig {
@@ -39,6 +86,7 @@ impl Default for PortConfig {
             tx_descriptors: 1024,
             rss_key: None,
             rx_timestamp: false,
+            reta: None,
         }
     }
 }
@@ -81,6 +129,7 @@ pub struct PortStats {
 pub struct Port {
     id: u16,
     rss: RssMode,
+    reta: Option<Reta>,
     timestamp: Option<RxTimestampField>,
     mac: [u8; 6],
     rx_queues: u16,
@@ -177,6 +226,12 @@ impl Port {
         check(id, "rte_eth_dev_start", unsafe {
             sys::rte_eth_dev_start(id)
         })?;
+        let reta = match (rss, config.reta) {
+            (RssMode::Hardware { .. }, Some(layout)) if info.reta_size > 0 => {
+                Some(program_reta(id, info.reta_size, layout, rx_queues)?)
+            }
+            _ => None,
+        };
         // Some PMDs (net_pcap on files) have no promiscuous mode; that is not an error.
         unsafe { sys::rte_eth_promiscuous_enable(id) };
         let mut mac = sys::rte_ether_addr::default();
@@ -184,6 +239,7 @@ impl Port {
         Ok(Port {
             id,
             rss,
+            reta,
             timestamp,
             mac: mac.addr_bytes,
             rx_queues,
@@ -200,6 +256,12 @@ impl Port {
         self.rss
     }
 
+    /// The redirection table programmed for the workers, if the port has RSS and was
+    /// given a [`RetaLayout`].
+    pub fn reta(&self) -> Option<Reta> {
+        self.reta
+    }
+
     /// Where RX timestamps are, if the port was asked for them and its PMD provides them.
     pub fn rx_timestamp_field(&self) -> Option<RxTimestampField> {
         self.timestamp
@@ -209,8 +271,8 @@ impl Port {
         self.mac
     }
 
-    /// RX queues configured: `PortConfig::rx_queues`, at most what the PMD offers. The
-    /// RX lcore polls them all.
+    /// RX queues configured: `PortConfig::rx_queues`, at most what the PMD offers. Worker
+    /// `w` of `n` polls the queues `q % n == w` (one lcore alone polls them all).
     pub fn rx_queue_count(&self) -> u16 {
         self.rx_queues
     }
@@ -286,23 +348,51 @@ pub struct PortRoles {
     pub pass: Option<u16>,
 }
 
-/// The configuration every port of a run gets: the contract's RSS key, one TX queue per
-/// lcore (workers send without sharing a queue where the port allows), `rx_queues` RX
-/// queues (`None`: one per lcore), RX timestamps if asked for.
+/// The configuration every port of a run gets: the contract's RSS key and a redirection
+/// table laid out for the forwarding lcores (`sets`: the flow table's), one TX queue per
+/// forwarding lcore (none shares a queue where the port allows), `rx_queues` RX queues
+/// (`None`: one per forwarding lcore), RX timestamps if asked for. The forwarding lcores
+/// are the workers, or the main lcore alone when there are none.
 pub fn run_port_config(
     eal: &Eal,
     keys: &HashKeys,
+    sets: u32,
     rx_queues: Option<u16>,
     rx_timestamp: bool,
 ) -> PortConfig {
-    let lcores = crate::lcore::worker_lcores(eal).len() as u16 + 1;
+    let lcores = (crate::lcore::worker_lcores(eal).len() as u16).max(1);
     PortConfig {
         rss_key: Some(keys.rss),
         rx_queues: rx_queues.unwrap_or(lcores).max(1),
         tx_queues: lcores,
         rx_timestamp,
+        reta: Some(RetaLayout {
+            sets,
+            workers: u32::from(lcores),
+        }),
         ..PortConfig::default()
     }
+}
+
+/// Program port `id`'s RETA (`size` entries) so that entry `i` names the queue of
+/// `layout`'s owner of `i`.
+fn program_reta(id: u16, size: u16, layout: RetaLayout, queues: u16) -> Result<Reta, DpdkError> {
+    const GROUP: usize = 64;
+    let groups = (size as usize).div_ceil(GROUP);
+    let mut conf = vec![sys::rte_eth_rss_reta_entry64::default(); groups];
+    for i in 0..size as usize {
+        let entry = &mut conf[i / GROUP];
+        entry.mask |= 1 << (i % GROUP);
+        entry.reta[i % GROUP] = layout.queue(i as u32, queues);
+    }
+    // SAFETY: the port is started; `conf` holds `size` entries and lives across the call.
+    check(id, "rte_eth_dev_rss_reta_update", unsafe {
+        sys::rte_eth_dev_rss_reta_update(id, conf.as_mut_ptr(), size)
+    })?;
+    Ok(Reta {
+        size,
+        exact: layout.exact(size, queues),
+    })
 }
 
 /// The started ports of a run; each distinct port is configured once, whatever roles it
@@ -370,12 +460,12 @@ impl OpenPorts {
     }
 }
 
-/// `RssMode` as the JSON summaries name it.
-pub fn rss_name(rss: RssMode) -> String {
+/// `RssMode` as the JSON summaries name it (`ports[].rss.mode`).
+pub fn rss_name(rss: RssMode) -> &'static str {
     match rss {
-        RssMode::SingleQueue => "single-queue".to_string(),
-        RssMode::Hardware { rss_hf } => format!("hardware (rss_hf {rss_hf:#x})"),
-        RssMode::Software => "software".to_string(),
+        RssMode::SingleQueue => "single-queue",
+        RssMode::Hardware { .. } => "hardware",
+        RssMode::Software => "software",
     }
 }
 
@@ -385,6 +475,45 @@ impl Drop for Port {
         unsafe {
             sys::rte_eth_dev_stop(self.id);
             sys::rte_eth_dev_close(self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the NIC does with the RETA: queue = reta[h % size]; the worker owning the
+    /// frame's set is `set(h) % workers`. Where `exact` says so, the two agree for every
+    /// hash; where it does not, some hashes land on another worker's queue.
+    #[test]
+    fn reta_sends_each_hash_to_its_owner_exactly_when_it_says_so() {
+        for (sets, workers, size) in [
+            (16384, 1, 128),
+            (16384, 2, 128),
+            (16384, 4, 512),
+            (16384, 3, 512),
+            (256, 3, 512),
+            (1024, 3, 128),
+        ] {
+            let layout = RetaLayout { sets, workers };
+            let queues = workers as u16;
+            let reta: Vec<u16> = (0..u32::from(size))
+                .map(|i| layout.queue(i, queues))
+                .collect();
+            let split = SetSplit::new(workers);
+            let mut h = 0x9e37_79b9u32;
+            let mut agree = true;
+            for _ in 0..100_000 {
+                h = h.wrapping_mul(0x0019_660d).wrapping_add(0x3c6e_f35f);
+                let queue = reta[(h % u32::from(size)) as usize];
+                agree &= u32::from(queue) == split.owner(h & (sets - 1));
+            }
+            assert_eq!(
+                agree,
+                layout.exact(size, queues),
+                "sets {sets}, workers {workers}, RETA {size}"
+            );
         }
     }
 }

@@ -429,18 +429,39 @@ fn innermost(f: &[u8]) -> Vec<u8> {
 /// frames per flow in the same order, the same passed frames and counters as
 /// `ShardedEngine` with as many workers.
 fn multi_lcore_identity(lcores: &str, workers: usize, prefix: &str) {
-    multi_queue_identity(lcores, workers, 1, prefix)
+    multi_queue_identity(lcores, workers, 1, Split::Hash, prefix)
 }
 
-/// The trace split over `queues` files as a NIC's RSS would split it over RX queues: by
-/// the contract's flow hash (so every frame of a flow, fragments included, lands on one
-/// queue); frames for no VIP on queue 0.
-fn split_by_flow(dir: &Path, tables: &Tables, input: &Path, queues: usize) -> Vec<PathBuf> {
+/// How a test spreads its trace over RX queues.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Split {
+    /// By `hash % queues`: a NIC whose RETA ignores the workers, so frames arrive on other
+    /// workers' queues and take the software hand-off.
+    Hash,
+    /// Queue = the worker owning the flow's set (`set % workers`): what the RETA
+    /// flowgate programs makes the NIC do, so nothing is handed off.
+    Owner,
+}
+
+/// The trace split over `queues` files as a NIC's RSS would split it over RX queues (so
+/// every frame of a flow, fragments included, lands on one queue); frames for no VIP on
+/// queue 0.
+fn split_by_flow(
+    dir: &Path,
+    tables: &Tables,
+    input: &Path,
+    queues: usize,
+    split: Split,
+    workers: usize,
+) -> Vec<PathBuf> {
     let hasher = flowgate_core::hash::FlowHasher::new(&tables.keys);
     let mut parts = vec![Vec::new(); queues];
     for f in read_pcap_file(input).expect("read trace") {
         let q = match flowgate_core::pipeline::prepare(&f.data, tables, &hasher) {
-            flowgate_core::pipeline::Prepared::Balance(b) => b.flow.hash as usize % queues,
+            flowgate_core::pipeline::Prepared::Balance(b) => match split {
+                Split::Hash => b.flow.hash as usize % queues,
+                Split::Owner => b.set as usize % workers.max(1) % queues,
+            },
             _ => 0,
         };
         parts[q].push(f);
@@ -464,7 +485,7 @@ fn split_by_flow(dir: &Path, tables: &Tables, input: &Path, queues: usize) -> Ve
 /// [`multi_lcore_identity`] with the input on `queues` RX queues of one port (net_pcap
 /// with one `rx_pcap=` per queue, the trace split by flow). Passed frames come from
 /// several queues, so only their multiset is compared.
-fn multi_queue_identity(lcores: &str, workers: usize, queues: usize, prefix: &str) {
+fn multi_queue_identity(lcores: &str, workers: usize, queues: usize, split: Split, prefix: &str) {
     let dir = tempfile::tempdir().unwrap();
     let tables = tables();
     let (input, frames) = write_trace(dir.path(), &tables, 6000);
@@ -473,7 +494,7 @@ fn multi_queue_identity(lcores: &str, workers: usize, queues: usize, prefix: &st
     let expected = oracle_sharded(&tables, &frames, workers.max(1));
     let (out, pass) = (dir.path().join("out.pcap"), dir.path().join("pass.pcap"));
     let rx_pcaps: String = if queues > 1 {
-        split_by_flow(dir.path(), &tables, &input, queues)
+        split_by_flow(dir.path(), &tables, &input, queues, split, workers)
             .iter()
             .map(|p| format!("rx_pcap={},", p.display()))
             .collect()
@@ -560,19 +581,55 @@ fn multi_queue_identity(lcores: &str, workers: usize, queues: usize, prefix: &st
         dpdk["ports"][0]["rx_queues"], queues as u64,
         "RX queues configured"
     );
+    let rss = &dpdk["ports"][0]["rss"];
     if queues > 1 {
-        assert_eq!(dpdk["ports"][0]["rss"], "software", "net_pcap has no RSS");
+        assert_eq!(rss["mode"], "software", "net_pcap has no RSS");
+    }
+    let (steered, handed_off) = (
+        rss["steered"].as_u64().unwrap(),
+        rss["handed_off"].as_u64().unwrap(),
+    );
+    if workers > 0 {
+        let balanced: u64 = per_worker.iter().sum();
+        assert_eq!(
+            steered + handed_off,
+            balanced,
+            "every balanced frame counted once, steered or handed off"
+        );
+    }
+    if workers <= 1 || split == Split::Owner && queues == workers {
+        assert_eq!(handed_off, 0, "every frame arrived on its owner's queue");
+    } else if queues >= workers {
+        assert!(
+            handed_off > 100,
+            "frames on other workers' queues: {handed_off}"
+        );
     }
 }
 
 #[test]
 fn two_rx_queues_on_one_lcore_keep_flow_order_and_counters() {
-    multi_queue_identity("0", 0, 2, "fg-mq1");
+    multi_queue_identity("0", 0, 2, Split::Hash, "fg-mq1");
 }
 
 #[test]
-fn three_rx_queues_dispatched_to_two_workers_keep_flow_order_and_counters() {
-    multi_queue_identity("0@0,1@1,2@1", 2, 3, "fg-mq3");
+fn three_rx_queues_polled_by_two_workers_hand_off_and_keep_flow_order() {
+    multi_queue_identity("0@0,1@1,2@1", 2, 3, Split::Hash, "fg-mq3");
+}
+
+#[test]
+fn two_workers_on_queues_split_by_owner_hand_nothing_off() {
+    multi_queue_identity("0@0,1@0,2@1", 2, 2, Split::Owner, "fg-own2");
+}
+
+#[test]
+fn three_workers_on_their_own_queues_keep_flow_order_and_counters() {
+    multi_queue_identity("0@0,1@0,2@1,3@1", 3, 3, Split::Owner, "fg-own3");
+}
+
+#[test]
+fn three_workers_handing_off_keep_flow_order_and_counters() {
+    multi_queue_identity("0@0,1@0,2@1,3@1", 3, 3, Split::Hash, "fg-hash3");
 }
 
 #[test]

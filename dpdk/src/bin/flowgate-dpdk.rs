@@ -74,9 +74,10 @@ struct Cli {
     /// Where flow-table time comes from.
     #[arg(long, value_enum, default_value_t = ClockArg::Tsc)]
     clock: ClockArg,
-    /// RX queues per port (default: one per lcore; at most what the port offers, e.g.
-    /// net_pcap's one per rx_pcap file). The RX lcore polls them all; with several, the
-    /// port spreads frames by RSS with the config's hash key where it can.
+    /// RX queues per port (default: one per forwarding lcore; at most what the port
+    /// offers, e.g. net_pcap's one per rx_pcap file). Worker w of n polls the queues
+    /// q % n == w; with several, the port spreads frames by RSS with the config's hash key
+    /// and a redirection table laid out for the workers where it can.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     rx_queues: Option<u16>,
     /// Frames per RX burst.
@@ -123,6 +124,7 @@ fn run(cli: Cli) -> Result<()> {
     let port_config = run_port_config(
         &eal,
         &tables.keys,
+        tables.geometry.sets,
         cli.rx_queues,
         matches!(cli.clock, ClockArg::RxTimestamp),
     );
@@ -166,13 +168,14 @@ fn run(cli: Cli) -> Result<()> {
     let port_json: Vec<_> = ports
         .all()
         .iter()
-        .map(|p| PortReport::of(p).json())
+        .map(|p| PortReport::of_run(p, rx.id(), &report.io).json())
         .collect();
     let io = &report.io;
     let dpdk = json!({
         "received": io.received, "sent": io.sent, "passed_sent": io.passed_sent,
         "tx_unsent": io.tx_unsent, "rewrite_no_room": io.rewrite_no_room,
         "busy_s": io.busy.as_secs_f64(), "mpps": io.mpps(), "lcores": lcores,
+        "steered": io.steered, "handed_off": io.handed_off,
         "worker_lcores": workers, "table_updates": report.table_updates, "ports": port_json,
     });
     // Ports stop (and net_pcap closes its files) before the summary is printed.
