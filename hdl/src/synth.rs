@@ -570,6 +570,9 @@ fn ecp5(
     ]);
     let pnr = read(&out.join("nextpnr-report.json"))?;
     report.apply_nextpnr(&pnr)?;
+    // nextpnr's JSON holds one critical path per clock pair; how many endpoints follow
+    // close behind it is only in its log's slack histogram.
+    report.slack_histogram = report::parse_slack_histogram(&read(&out.join("nextpnr.log"))?);
 
     stepper.step("ecppack bitstream", || {
         run_tool(
@@ -795,6 +798,29 @@ const CLOCK_PIN: &str = "G2";
 /// Where the ECP5 flow keeps the exact input of the yosys netlist beside it.
 const YOSYS_KEY_FILE: &str = "synth.inputs";
 
+/// The yosys netlist and what says it is current: copied into another run's directory,
+/// they let that run (another seed) skip yosys when its Verilog is the same.
+const NETLIST_FILES: [&str; 4] = ["synth.json", "yosys-stat.json", YOSYS_KEY_FILE, "yosys.log"];
+
+/// Offers `from`'s yosys netlist to a run into `to` (another seed of the same design):
+/// the files are copied when `from` has a finished netlist and `to` has none. The run into
+/// `to` still compares the netlist's input with its own Verilog byte for byte and runs
+/// yosys again if they differ, so a stale copy costs time, never a wrong result.
+/// Returns whether it copied.
+pub fn offer_netlist(from: &Path, to: &Path) -> Result<bool, SynthError> {
+    if !from.join(YOSYS_KEY_FILE).is_file() || to.join(YOSYS_KEY_FILE).is_file() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(to).map_err(io("creating", to))?;
+    for name in NETLIST_FILES {
+        let src = from.join(name);
+        if src.is_file() {
+            std::fs::copy(&src, to.join(name)).map_err(io("copying", &src))?;
+        }
+    }
+    Ok(true)
+}
+
 /// The yosys netlist's exact input: the script and the two Verilog files it reads.
 fn yosys_key(script: &str, out: &Path) -> Result<String, SynthError> {
     Ok(format!(
@@ -884,6 +910,28 @@ mod tests {
         assert_eq!(report.over_capacity(), ["DP16KD: 209 of 208 (100 %)"]);
         report.apply_ecp5_stat(&stat(6_310, 0, 116));
         assert!(report.over_capacity().is_empty());
+    }
+
+    #[test]
+    fn a_finished_netlist_is_offered_to_another_seed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second) = (dir.path().join("seed-1"), dir.path().join("seed-2"));
+        std::fs::create_dir_all(&first).unwrap();
+        // No key yet: yosys has not finished, nothing to offer.
+        std::fs::write(first.join("synth.json"), "{}").unwrap();
+        assert!(!offer_netlist(&first, &second).unwrap());
+        for (name, text) in [("yosys-stat.json", "{}"), (YOSYS_KEY_FILE, "key")] {
+            std::fs::write(first.join(name), text).unwrap();
+        }
+        assert!(offer_netlist(&first, &second).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(second.join(YOSYS_KEY_FILE)).unwrap(),
+            "key"
+        );
+        assert!(second.join("synth.json").is_file() && second.join("yosys-stat.json").is_file());
+        // The second run has its own netlist now: it is not overwritten.
+        std::fs::write(second.join(YOSYS_KEY_FILE), "its own").unwrap();
+        assert!(!offer_netlist(&first, &second).unwrap());
     }
 
     #[test]
