@@ -9,19 +9,20 @@
 //! The three hashes are [`SerialToeplitz`] blocks of `INPUT_BITS / CHUNK` slices, with
 //! latency `HLAT` = slices + 1: eight 39-bit slices on a 64-bit stream ([`FlowDecide`],
 //! `HLAT` 9, the profile that must fit an ECP5), one slice on a 512-bit stream (`HLAT` 2).
-//! Stage `h` below is `t + 1 + HLAT`.
+//! Stage `h` below is `t + 2 + HLAT`.
 //!
 //! | Cycle | Work |
 //! |---|---|
-//! | `t` | VIP match: every entry compared in parallel (valid, family, address, protocol; exact port or any-port; fragments on address + protocol), exact port before any-port, lowest index first (`core::classify`); frame class from protocol and TCP flags; the frame's context packed into one vector |
-//! | `t+1` | hash inputs assembled as `core::hash` lays them out (tuple; ports zeroed for fragments and src-ip persistence; ‖ protocol ‖ VIP index for the digest); a frame for a VIP starts the three hashes (rss, digest_hi, digest_lo); its context enters a delay line of `HLAT` clocks |
+//! | `t` | VIP compares: every entry in parallel (valid, family, address, protocol; exact port or any-port; fragments on address + protocol), registered with the input (stage M) |
+//! | `t+1` | VIP pick (`core::classify`): exact port before any-port, lowest index first; frame class from protocol and TCP flags; the frame's context packed into one vector |
+//! | `t+2` | hash inputs assembled as `core::hash` lays them out (tuple; ports zeroed for fragments and src-ip persistence; ‖ protocol ‖ VIP index for the digest); a frame for a VIP starts the three hashes (rss, digest_hi, digest_lo); its context enters a delay line of `HLAT` clocks |
 //! | `h` | hash and digest out, with the context; Maglev slot = (hash × M) >> 32 as shift-and-add of the constant M |
 //! | `h+1` | Maglev RAM read at `vip << SLOT_BITS | slot` |
 //! | `h+2` | `select()`: primary if up, else secondary if up (up = up bit set and the backend serves this VIP); flow-table request |
 //! | `h+4` | the flow table's backend-up query, answered from the same up state `h+2` saw |
 //! | `h+6` | `out_*` (combinational from registers): verdict, backend, flow outcome |
 //!
-//! [`Decide::LATENCY`] = `7 + HLAT` clocks (16 for [`FlowDecide`], 9 on a 512-bit stream).
+//! [`Decide::LATENCY`] = `8 + HLAT` clocks (17 for [`FlowDecide`], 10 on a 512-bit stream).
 //! Frames leave in input order; a pass or drop decided by the parser or the VIP match
 //! travels the same pipeline (as a bubble to the flow table), so every frame takes exactly
 //! `LATENCY` clocks. Frames may enter every [`Decide::MIN_GAP`] clocks (the slices of one
@@ -69,7 +70,7 @@ use rust_hdl::prelude::*;
 
 /// Clocks from a parser result at the input to its `out_*`, beside the hash's:
 /// [`Decide::LATENCY`] = `HASH_LATENCY_OFFSET + HLAT`.
-pub const HASH_LATENCY_OFFSET: usize = 7;
+pub const HASH_LATENCY_OFFSET: usize = 8;
 
 /// [`Decide::LATENCY`] of a block whose hash takes `hlat` clocks (for a containing block
 /// that would otherwise spell out `Decide`'s ten parameters).
@@ -287,9 +288,28 @@ pub struct Decide<
     slot_bits: Constant<Bits<32>>,
     mask16: Constant<Bits<32>>,
 
-    // ---- Stage 0 (t): VIP match.
+    // ---- Stage M (t): the VIP compares, registered with the input (`m_*`): the match's
+    // compares (128-bit addresses) and its priority pick do not fit one clock together.
     exact: Signal<Local, Bits<VIPS>>,
     wild: Signal<Local, Bits<VIPS>>,
+    m_exact: DFF<Bits<VIPS>>,
+    m_wild: DFF<Bits<VIPS>>,
+    m_valid: DFF<Bit>,
+    m_result: DFF<Bits<8>>,
+    m_is_v6: DFF<Bit>,
+    m_src: DFF<Bits<128>>,
+    m_dst: DFF<Bits<128>>,
+    m_protocol: DFF<Bits<8>>,
+    m_fragment: DFF<Bit>,
+    m_src_port: DFF<Bits<16>>,
+    m_dst_port: DFF<Bits<16>>,
+    m_tcp_flags: DFF<Bits<8>>,
+    m_l3_offset: DFF<Bits<16>>,
+    m_ip_len: DFF<Bits<16>>,
+    m_dscp_ecn: DFF<Bits<8>>,
+    m_tick: DFF<Bits<32>>,
+    m_frame_len: DFF<Bits<16>>,
+    // ---- Stage 0 (t+1): the VIP picked, the frame's class, the hash fields.
     pick: Signal<Local, Bits<VIPS>>,
     first: Signal<Local, Bits<VIPS>>,
     vip_idx: Signal<Local, Bits<32>>,
@@ -305,7 +325,7 @@ pub struct Decide<
     a_dport: DFF<Bits<16>>,
     a_proto: DFF<Bits<8>>,
     a_is_v6: DFF<Bit>,
-    // The frame's facts that later stages need, packed (`CTX_BITS`; layout in `update`): `a_ctx` at `t+1`,
+    // The frame's facts that later stages need, packed (`CTX_BITS`; layout in `update`): `a_ctx` at `t+2`,
     // `h_ctx` across the hash (its `last` at `h`, with the hash), `p_ctx` after it
     // (tap i = cycle `h + 1 + i`).
     ctx: Signal<Local, Bits<CTX_BITS>>,
@@ -316,7 +336,7 @@ pub struct Decide<
     a_vip: Signal<Local, Bits<32>>,
     h_valid: Signal<Local, Bit>,
 
-    // ---- Stage 1 (t+1): hash inputs.
+    // ---- Stage 1 (t+2): hash inputs.
     w_src: Signal<Local, Bits<INPUT_BITS>>,
     w_dst: Signal<Local, Bits<INPUT_BITS>>,
     w_sport: Signal<Local, Bits<INPUT_BITS>>,
@@ -328,7 +348,7 @@ pub struct Decide<
     hi_hash: SerialToeplitz<INPUT_BITS, KEY_BITS, CHUNK, WIN>,
     lo_hash: SerialToeplitz<INPUT_BITS, KEY_BITS, CHUNK, WIN>,
 
-    // ---- Stage h (t+1+HLAT): slot.
+    // ---- Stage h (t+2+HLAT): slot.
     lo16: Signal<Local, Bits<32>>,
     hi16: Signal<Local, Bits<32>>,
     lo_m: Signal<Local, Bits<32>>,
@@ -548,6 +568,23 @@ impl<
             mask16: constant(0xffff),
             exact: Default::default(),
             wild: Default::default(),
+            m_exact: Default::default(),
+            m_wild: Default::default(),
+            m_valid: Default::default(),
+            m_result: Default::default(),
+            m_is_v6: Default::default(),
+            m_src: Default::default(),
+            m_dst: Default::default(),
+            m_protocol: Default::default(),
+            m_fragment: Default::default(),
+            m_src_port: Default::default(),
+            m_dst_port: Default::default(),
+            m_tcp_flags: Default::default(),
+            m_l3_offset: Default::default(),
+            m_ip_len: Default::default(),
+            m_dscp_ecn: Default::default(),
+            m_tick: Default::default(),
+            m_frame_len: Default::default(),
             pick: Default::default(),
             first: Default::default(),
             vip_idx: Default::default(),
@@ -631,7 +668,7 @@ impl<
     fn update(&mut self) {
         dff_setup!(
             self, clock, t_valid, t_is_v6, bvip_ok, up_next, up_sel, up_d1, up_qry, a_src, a_dst,
-            a_sport, a_dport, a_proto, a_is_v6, a_ctx, c_slot
+            a_sport, a_dport, a_proto, a_is_v6, a_ctx, c_slot, m_exact, m_wild, m_valid, m_result, m_is_v6, m_src, m_dst, m_protocol, m_fragment, m_src_port, m_dst_port, m_tcp_flags, m_l3_offset, m_ip_len, m_dscp_ecn, m_tick, m_frame_len
         );
         clock!(self, clock, h_ctx, p_ctx, rss_hash, hi_hash, lo_hash, p_hash, p_digest, flow);
         self.maglev.read_clock.next = self.clock.val();
@@ -702,7 +739,7 @@ impl<
         }
         self.up_state.next = self.up_next.q.val();
 
-        // ---- Stage 0: VIP match (core::classify) and the frame's class.
+        // ---- Stage M: the VIP compares (core::classify), registered with the input.
         self.exact.next = self.zero_v.val();
         self.wild.next = self.zero_v.val();
         for i in 0..VIPS {
@@ -719,10 +756,30 @@ impl<
                 }
             }
         }
-        if self.exact.val().any() {
-            self.pick.next = self.exact.val();
+        self.m_valid.d.next = self.in_valid.val();
+        self.m_result.d.next = self.in_result.val();
+        self.m_is_v6.d.next = self.in_is_v6.val();
+        self.m_src.d.next = self.in_src.val();
+        self.m_dst.d.next = self.in_dst.val();
+        self.m_protocol.d.next = self.in_protocol.val();
+        self.m_fragment.d.next = self.in_fragment.val();
+        self.m_src_port.d.next = self.in_src_port.val();
+        self.m_dst_port.d.next = self.in_dst_port.val();
+        self.m_tcp_flags.d.next = self.in_tcp_flags.val();
+        self.m_l3_offset.d.next = self.in_l3_offset.val();
+        self.m_ip_len.d.next = self.in_ip_len.val();
+        self.m_dscp_ecn.d.next = self.in_dscp_ecn.val();
+        self.m_tick.d.next = self.in_tick.val();
+        self.m_frame_len.d.next = self.in_frame_len.val();
+        self.m_exact.d.next = self.exact.val();
+        self.m_wild.d.next = self.wild.val();
+
+        // ---- Stage 0: the VIP picked (exact port before any-port, lowest index first)
+        // and the frame's class.
+        if self.m_exact.q.val().any() {
+            self.pick.next = self.m_exact.q.val();
         } else {
-            self.pick.next = self.wild.val();
+            self.pick.next = self.m_wild.q.val();
         }
         // Lowest index first.
         self.first.next = self.pick.val() & (!self.pick.val() + self.one_v.val());
@@ -738,21 +795,21 @@ impl<
         }
         self.bal.next = false;
         self.code.next = self.zero8.val();
-        if self.in_result.val() == self.zero8.val() {
+        if self.m_result.q.val() == self.zero8.val() {
             if self.pick.val().any() {
                 self.kind.next = self.kind_forward.val();
-                self.bal.next = self.in_valid.val();
+                self.bal.next = self.m_valid.q.val();
             } else {
                 self.kind.next = self.kind_pass.val();
             }
-        } else if self.in_result.val() == self.not_ip.val() {
+        } else if self.m_result.q.val() == self.not_ip.val() {
             self.kind.next = self.kind_pass.val();
         } else {
             self.kind.next = self.kind_drop.val();
-            self.code.next = self.in_result.val();
+            self.code.next = self.m_result.q.val();
         }
-        if self.in_protocol.val() == self.proto_tcp.val() {
-            if (self.in_tcp_flags.val() & self.syn_ack.val()) == self.syn.val() {
+        if self.m_protocol.q.val() == self.proto_tcp.val() {
+            if (self.m_tcp_flags.q.val() & self.syn_ack.val()) == self.syn.val() {
                 self.fclass.next = self.class_emb.val();
             } else {
                 self.fclass.next = self.class_tcp.val();
@@ -760,17 +817,17 @@ impl<
         } else {
             self.fclass.next = self.class_udp.val();
         }
-        self.a_src.d.next = self.in_src.val();
-        self.a_dst.d.next = self.in_dst.val();
-        self.a_proto.d.next = self.in_protocol.val();
-        self.a_is_v6.d.next = self.in_is_v6.val();
+        self.a_src.d.next = self.m_src.q.val();
+        self.a_dst.d.next = self.m_dst.q.val();
+        self.a_proto.d.next = self.m_protocol.q.val();
+        self.a_is_v6.d.next = self.m_is_v6.q.val();
         // Fragments hash on L3 only; src-ip persistence drops the ports.
-        if self.in_fragment.val() || self.src_ip.val() {
+        if self.m_fragment.q.val() || self.src_ip.val() {
             self.a_sport.d.next = self.zero16.val();
             self.a_dport.d.next = self.zero16.val();
         } else {
-            self.a_sport.d.next = self.in_src_port.val();
-            self.a_dport.d.next = self.in_dst_port.val();
+            self.a_sport.d.next = self.m_src_port.q.val();
+            self.a_dport.d.next = self.m_dst_port.q.val();
         }
         // The context: valid 0, bal 1, is_v6 2, kind 3..5, mode 5..7, class 7..9,
         // code 9..17, dscp 17..25, vip 25..41, l3 41..57, ip_len 57..73,
@@ -779,19 +836,19 @@ impl<
             | (bit_cast::<CTX_BITS, 2>(self.vip_mode_l.val()) << 5)
             | (bit_cast::<CTX_BITS, 2>(self.fclass.val()) << 7)
             | (bit_cast::<CTX_BITS, 8>(self.code.val()) << 9)
-            | (bit_cast::<CTX_BITS, 8>(self.in_dscp_ecn.val()) << 17)
+            | (bit_cast::<CTX_BITS, 8>(self.m_dscp_ecn.q.val()) << 17)
             | (bit_cast::<CTX_BITS, 32>(self.vip_idx.val() & self.mask16.val()) << 25)
-            | (bit_cast::<CTX_BITS, 16>(self.in_l3_offset.val()) << 41)
-            | (bit_cast::<CTX_BITS, 16>(self.in_ip_len.val()) << 57)
-            | (bit_cast::<CTX_BITS, 16>(self.in_frame_len.val()) << 73)
-            | (bit_cast::<CTX_BITS, 32>(self.in_tick.val()) << 89);
-        if self.in_valid.val() {
+            | (bit_cast::<CTX_BITS, 16>(self.m_l3_offset.q.val()) << 41)
+            | (bit_cast::<CTX_BITS, 16>(self.m_ip_len.q.val()) << 57)
+            | (bit_cast::<CTX_BITS, 16>(self.m_frame_len.q.val()) << 73)
+            | (bit_cast::<CTX_BITS, 32>(self.m_tick.q.val()) << 89);
+        if self.m_valid.q.val() {
             self.ctx.next = self.ctx.val() | self.ctx_one.val();
         }
         if self.bal.val() {
             self.ctx.next = self.ctx.val() | (self.ctx_one.val() << 1);
         }
-        if self.in_is_v6.val() {
+        if self.m_is_v6.q.val() {
             self.ctx.next = self.ctx.val() | (self.ctx_one.val() << 2);
         }
         self.a_ctx.d.next = self.ctx.val();
@@ -952,7 +1009,7 @@ impl<
                 self.h_valid.next = true;
             }
         }
-        self.busy.next = self.h_valid.val();
+        self.busy.next = self.h_valid.val() | self.m_valid.q.val();
         for i in 0..6 {
             if self.p_ctx.taps[i].val().get_bit(0) {
                 self.busy.next = true;

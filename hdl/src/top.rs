@@ -998,7 +998,7 @@ impl<
             && self.act.empty.val()
             && !self.act_take_d1.q.val()
             && !self.act_take_d2.q.val()
-            && !self.fifo.m_axis_tvalid.val()
+            && !self.fifo.holds_beats.val()
             && !self.rewriter.m_axis_tvalid.val();
         self.csr.frame_boundary.next = self.quiet.val();
 
