@@ -201,7 +201,9 @@ fn run_seeds(base: &Options, seeds: &[u64], json: bool) -> Result<()> {
                     report
                         .fmax_mhz
                         .map_or("not measured".into(), |f| format!("{f:.1} MHz")),
-                    base.out_dir.join(format!("seed-{seed}/report.md")).display()
+                    base.out_dir
+                        .join(format!("seed-{seed}/report.md"))
+                        .display()
                 ),
                 Err(e) => println!("seed {seed}: failed: {e}"),
             }

@@ -667,8 +667,40 @@ impl<
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, t_valid, t_is_v6, bvip_ok, up_next, up_sel, up_d1, up_qry, a_src, a_dst,
-            a_sport, a_dport, a_proto, a_is_v6, a_ctx, c_slot, m_exact, m_wild, m_valid, m_result, m_is_v6, m_src, m_dst, m_protocol, m_fragment, m_src_port, m_dst_port, m_tcp_flags, m_l3_offset, m_ip_len, m_dscp_ecn, m_tick, m_frame_len
+            self,
+            clock,
+            t_valid,
+            t_is_v6,
+            bvip_ok,
+            up_next,
+            up_sel,
+            up_d1,
+            up_qry,
+            a_src,
+            a_dst,
+            a_sport,
+            a_dport,
+            a_proto,
+            a_is_v6,
+            a_ctx,
+            c_slot,
+            m_exact,
+            m_wild,
+            m_valid,
+            m_result,
+            m_is_v6,
+            m_src,
+            m_dst,
+            m_protocol,
+            m_fragment,
+            m_src_port,
+            m_dst_port,
+            m_tcp_flags,
+            m_l3_offset,
+            m_ip_len,
+            m_dscp_ecn,
+            m_tick,
+            m_frame_len
         );
         clock!(self, clock, h_ctx, p_ctx, rss_hash, hi_hash, lo_hash, p_hash, p_digest, flow);
         self.maglev.read_clock.next = self.clock.val();

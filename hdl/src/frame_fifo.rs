@@ -93,8 +93,8 @@ impl<
     fn update(&mut self) {
         clock!(self, clock, read_logic, write_logic);
         dff_setup!(
-            self, clock, out_valid, out_data, out_keep, out_last, skid_valid, skid_data,
-            skid_keep, skid_last, ram_ready
+            self, clock, out_valid, out_data, out_keep, out_last, skid_valid, skid_data, skid_keep,
+            skid_last, ram_ready
         );
         self.write_logic.write.next = self.s_axis_tvalid.val();
         self.write_logic.data_in.next = self.s_axis_tdata.val();

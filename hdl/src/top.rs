@@ -85,14 +85,20 @@ pub const ACT_MARGIN: u64 = 16;
 pub const ACT_MODE_BITS: usize = 18;
 
 /// The action of one frame, as the rewriter takes it: one RAM per field behind one pair
-/// of FIFO pointers (as [`FrameFifo`] does), first word fall-through, `2^ADDR_BITS` deep.
+/// of FIFO pointers (as [`FrameFifo`] does), first word fall-through, `2^ADDR_BITS` deep,
+/// with an output register slice as the frame FIFO has (the outputs come from
+/// flip-flops; `read` goes to flip-flops only).
 #[derive(LogicBlock, Default)]
 pub struct ActionFifo<const ADDR_BITS: usize, const ADDR_BITS_PLUS_1: usize> {
     pub clock: Signal<In, Clock>,
     pub write: Signal<In, Bit>,
     pub read: Signal<In, Bit>,
+    /// No action at the output (`kind` … `dscp` are not valid).
     pub empty: Signal<Out, Bit>,
+    /// Actions in the RAMs, not counting the output register slice (at most two more).
     pub fill: Signal<Out, Bits<ADDR_BITS_PLUS_1>>,
+    /// An action is inside: in the RAMs or in the output register slice.
+    pub holds_actions: Signal<Out, Bit>,
     pub in_kind: Signal<In, Bits<2>>,
     /// The VIP's mode code (bits 1..0) and its parameter (bits 17..2): [`ACT_MODE_BITS`].
     pub in_mode: Signal<In, Bits<ACT_MODE_BITS>>,
@@ -126,6 +132,42 @@ pub struct ActionFifo<const ADDR_BITS: usize, const ADDR_BITS_PLUS_1: usize> {
     ip_len_ram: RAM<Bits<16>, ADDR_BITS>,
     inner_v6_ram: RAM<Bit, ADDR_BITS>,
     dscp_ram: RAM<Bits<8>, ADDR_BITS>,
+    r_kind: Signal<Local, Bits<2>>,
+    r_mode: Signal<Local, Bits<ACT_MODE_BITS>>,
+    r_mac: Signal<Local, Bits<48>>,
+    r_addr: Signal<Local, Bits<128>>,
+    r_addr_v6: Signal<Local, Bit>,
+    r_hash: Signal<Local, Bits<32>>,
+    r_l3: Signal<Local, Bits<16>>,
+    r_ip_len: Signal<Local, Bits<16>>,
+    r_inner_v6: Signal<Local, Bit>,
+    r_dscp: Signal<Local, Bits<8>>,
+    // The output register slice (as the frame FIFO's): `o_*` drive the outputs, `k_*`
+    // hold the action in flight when the rewriter stopped taking.
+    o_valid: DFF<Bit>,
+    o_kind: DFF<Bits<2>>,
+    o_mode: DFF<Bits<ACT_MODE_BITS>>,
+    o_mac: DFF<Bits<48>>,
+    o_addr: DFF<Bits<128>>,
+    o_addr_v6: DFF<Bit>,
+    o_hash: DFF<Bits<32>>,
+    o_l3: DFF<Bits<16>>,
+    o_ip_len: DFF<Bits<16>>,
+    o_inner_v6: DFF<Bit>,
+    o_dscp: DFF<Bits<8>>,
+    k_valid: DFF<Bit>,
+    k_kind: DFF<Bits<2>>,
+    k_mode: DFF<Bits<ACT_MODE_BITS>>,
+    k_mac: DFF<Bits<48>>,
+    k_addr: DFF<Bits<128>>,
+    k_addr_v6: DFF<Bit>,
+    k_hash: DFF<Bits<32>>,
+    k_l3: DFF<Bits<16>>,
+    k_ip_len: DFF<Bits<16>>,
+    k_inner_v6: DFF<Bit>,
+    k_dscp: DFF<Bits<8>>,
+    ram_ready: DFF<Bit>,
+    ram_valid: Signal<Local, Bit>,
 }
 
 impl<const ADDR_BITS: usize, const ADDR_BITS_PLUS_1: usize> Logic
@@ -136,10 +178,17 @@ impl<const ADDR_BITS: usize, const ADDR_BITS_PLUS_1: usize> Logic
         clock!(self, clock, read_logic, write_logic);
         self.write_logic.write.next = self.write.val();
         self.write_logic.data_in.next = self.in_kind.val();
-        // The read logic ignores a read while empty (see `FrameFifo`).
-        self.read_logic.read.next = self.read.val();
-        self.empty.next = self.read_logic.empty.val();
+        dff_setup!(
+            self, clock, o_valid, o_kind, o_mode, o_mac, o_addr, o_addr_v6, o_hash, o_l3, o_ip_len,
+            o_inner_v6, o_dscp, k_valid, k_kind, k_mode, k_mac, k_addr, k_addr_v6, k_hash, k_l3,
+            k_ip_len, k_inner_v6, k_dscp, ram_ready
+        );
+        // The read logic ignores a read while empty (see `FrameFifo`); it reads on the
+        // slice's registered ready, so the rewriter's `act_ready` reaches flip-flops only.
+        self.read_logic.read.next = self.ram_ready.q.val();
+        self.ram_valid.next = !self.read_logic.empty.val();
         self.fill.next = self.read_logic.fill_level.val();
+        self.holds_actions.next = self.ram_valid.val() | self.o_valid.q.val();
         self.read_logic.write_address_delayed.next = self.write_logic.write_address_delayed.val();
         self.write_logic.read_address.next = self.read_logic.read_address_out.val();
         // The kind RAM is the one the FIFO logic drives; the others sit beside it at the
@@ -151,70 +200,128 @@ impl<const ADDR_BITS: usize, const ADDR_BITS_PLUS_1: usize> Logic
         self.kind_ram.read_clock.next = self.clock.val();
         self.kind_ram.read_address.next = self.read_logic.ram_read_address.val();
         self.read_logic.ram_read_data.next = self.kind_ram.read_data.val();
-        self.kind.next = self.read_logic.data_out.val();
+        self.r_kind.next = self.read_logic.data_out.val();
         self.mode_ram.write_clock.next = self.clock.val();
         self.mode_ram.write_enable.next = self.write_logic.ram_write_enable.val();
         self.mode_ram.write_address.next = self.write_logic.ram_write_address.val();
         self.mode_ram.write_data.next = self.in_mode.val();
         self.mode_ram.read_clock.next = self.clock.val();
         self.mode_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.mode.next = self.mode_ram.read_data.val();
+        self.r_mode.next = self.mode_ram.read_data.val();
         self.mac_ram.write_clock.next = self.clock.val();
         self.mac_ram.write_enable.next = self.write_logic.ram_write_enable.val();
         self.mac_ram.write_address.next = self.write_logic.ram_write_address.val();
         self.mac_ram.write_data.next = self.in_mac.val();
         self.mac_ram.read_clock.next = self.clock.val();
         self.mac_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.mac.next = self.mac_ram.read_data.val();
+        self.r_mac.next = self.mac_ram.read_data.val();
         self.addr_ram.write_clock.next = self.clock.val();
         self.addr_ram.write_enable.next = self.write_logic.ram_write_enable.val();
         self.addr_ram.write_address.next = self.write_logic.ram_write_address.val();
         self.addr_ram.write_data.next = self.in_addr.val();
         self.addr_ram.read_clock.next = self.clock.val();
         self.addr_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.addr.next = self.addr_ram.read_data.val();
+        self.r_addr.next = self.addr_ram.read_data.val();
         self.addr_v6_ram.write_clock.next = self.clock.val();
         self.addr_v6_ram.write_enable.next = self.write_logic.ram_write_enable.val();
         self.addr_v6_ram.write_address.next = self.write_logic.ram_write_address.val();
         self.addr_v6_ram.write_data.next = self.in_addr_v6.val();
         self.addr_v6_ram.read_clock.next = self.clock.val();
         self.addr_v6_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.addr_v6.next = self.addr_v6_ram.read_data.val();
+        self.r_addr_v6.next = self.addr_v6_ram.read_data.val();
         self.hash_ram.write_clock.next = self.clock.val();
         self.hash_ram.write_enable.next = self.write_logic.ram_write_enable.val();
         self.hash_ram.write_address.next = self.write_logic.ram_write_address.val();
         self.hash_ram.write_data.next = self.in_hash.val();
         self.hash_ram.read_clock.next = self.clock.val();
         self.hash_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.hash.next = self.hash_ram.read_data.val();
+        self.r_hash.next = self.hash_ram.read_data.val();
         self.l3_ram.write_clock.next = self.clock.val();
         self.l3_ram.write_enable.next = self.write_logic.ram_write_enable.val();
         self.l3_ram.write_address.next = self.write_logic.ram_write_address.val();
         self.l3_ram.write_data.next = self.in_l3.val();
         self.l3_ram.read_clock.next = self.clock.val();
         self.l3_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.l3.next = self.l3_ram.read_data.val();
+        self.r_l3.next = self.l3_ram.read_data.val();
         self.ip_len_ram.write_clock.next = self.clock.val();
         self.ip_len_ram.write_enable.next = self.write_logic.ram_write_enable.val();
         self.ip_len_ram.write_address.next = self.write_logic.ram_write_address.val();
         self.ip_len_ram.write_data.next = self.in_ip_len.val();
         self.ip_len_ram.read_clock.next = self.clock.val();
         self.ip_len_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.ip_len.next = self.ip_len_ram.read_data.val();
+        self.r_ip_len.next = self.ip_len_ram.read_data.val();
         self.inner_v6_ram.write_clock.next = self.clock.val();
         self.inner_v6_ram.write_enable.next = self.write_logic.ram_write_enable.val();
         self.inner_v6_ram.write_address.next = self.write_logic.ram_write_address.val();
         self.inner_v6_ram.write_data.next = self.in_inner_v6.val();
         self.inner_v6_ram.read_clock.next = self.clock.val();
         self.inner_v6_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.inner_v6.next = self.inner_v6_ram.read_data.val();
+        self.r_inner_v6.next = self.inner_v6_ram.read_data.val();
         self.dscp_ram.write_clock.next = self.clock.val();
         self.dscp_ram.write_enable.next = self.write_logic.ram_write_enable.val();
         self.dscp_ram.write_address.next = self.write_logic.ram_write_address.val();
         self.dscp_ram.write_data.next = self.in_dscp.val();
         self.dscp_ram.read_clock.next = self.clock.val();
         self.dscp_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.dscp.next = self.dscp_ram.read_data.val();
+        self.r_dscp.next = self.dscp_ram.read_data.val();
+
+        // ---- The output register slice, as in `FrameFifo` (verilog-axis
+        // `axis_register` with its skid register): a RAM read (distributed RAM here, as
+        // the routed top showed: pop → read address → RAM → register) no longer sits in
+        // the rewriter's take path.
+        self.ram_ready.d.next = self.read.val()
+            | (!self.k_valid.q.val() & (!self.o_valid.q.val() | !self.ram_valid.val()));
+        if self.ram_ready.q.val() {
+            if self.read.val() | !self.o_valid.q.val() {
+                self.o_valid.d.next = self.ram_valid.val();
+                self.o_kind.d.next = self.r_kind.val();
+                self.o_mode.d.next = self.r_mode.val();
+                self.o_mac.d.next = self.r_mac.val();
+                self.o_addr.d.next = self.r_addr.val();
+                self.o_addr_v6.d.next = self.r_addr_v6.val();
+                self.o_hash.d.next = self.r_hash.val();
+                self.o_l3.d.next = self.r_l3.val();
+                self.o_ip_len.d.next = self.r_ip_len.val();
+                self.o_inner_v6.d.next = self.r_inner_v6.val();
+                self.o_dscp.d.next = self.r_dscp.val();
+            } else {
+                self.k_valid.d.next = self.ram_valid.val();
+                self.k_kind.d.next = self.r_kind.val();
+                self.k_mode.d.next = self.r_mode.val();
+                self.k_mac.d.next = self.r_mac.val();
+                self.k_addr.d.next = self.r_addr.val();
+                self.k_addr_v6.d.next = self.r_addr_v6.val();
+                self.k_hash.d.next = self.r_hash.val();
+                self.k_l3.d.next = self.r_l3.val();
+                self.k_ip_len.d.next = self.r_ip_len.val();
+                self.k_inner_v6.d.next = self.r_inner_v6.val();
+                self.k_dscp.d.next = self.r_dscp.val();
+            }
+        } else if self.read.val() {
+            self.o_valid.d.next = self.k_valid.q.val();
+            self.o_kind.d.next = self.k_kind.q.val();
+            self.o_mode.d.next = self.k_mode.q.val();
+            self.o_mac.d.next = self.k_mac.q.val();
+            self.o_addr.d.next = self.k_addr.q.val();
+            self.o_addr_v6.d.next = self.k_addr_v6.q.val();
+            self.o_hash.d.next = self.k_hash.q.val();
+            self.o_l3.d.next = self.k_l3.q.val();
+            self.o_ip_len.d.next = self.k_ip_len.q.val();
+            self.o_inner_v6.d.next = self.k_inner_v6.q.val();
+            self.o_dscp.d.next = self.k_dscp.q.val();
+            self.k_valid.d.next = false;
+        }
+        self.empty.next = !self.o_valid.q.val();
+        self.kind.next = self.o_kind.q.val();
+        self.mode.next = self.o_mode.q.val();
+        self.mac.next = self.o_mac.q.val();
+        self.addr.next = self.o_addr.q.val();
+        self.addr_v6.next = self.o_addr_v6.q.val();
+        self.hash.next = self.o_hash.q.val();
+        self.l3.next = self.o_l3.q.val();
+        self.ip_len.next = self.o_ip_len.q.val();
+        self.inner_v6.next = self.o_inner_v6.q.val();
+        self.dscp.next = self.o_dscp.q.val();
     }
 }
 
@@ -995,7 +1102,7 @@ impl<
             && !self.decide.out_valid.val()
             && !self.a_valid.q.val()
             && !self.b_valid.q.val()
-            && self.act.empty.val()
+            && !self.act.holds_actions.val()
             && !self.act_take_d1.q.val()
             && !self.act_take_d2.q.val()
             && !self.fifo.holds_beats.val()

@@ -614,7 +614,10 @@ impl Report {
                 "\n## Endpoints by slack (nextpnr's histogram at {:.1} MHz)\n",
                 self.freq_target_mhz
             );
-            let _ = writeln!(m, "| Slack from (ns) | to (ns) | Endpoints | Fmax if they were the worst |");
+            let _ = writeln!(
+                m,
+                "| Slack from (ns) | to (ns) | Endpoints | Fmax if they were the worst |"
+            );
             let _ = writeln!(m, "|---:|---:|---:|---:|");
             let period = 1000.0 / self.freq_target_mhz;
             for b in &self.slack_histogram {
@@ -798,8 +801,16 @@ Info: Program finished normally.
             step("logic", 0.239, "dut.act_take_d1.d_L6MUX21_Z.OFX"),
             step("routing", 1.291, "net dut.act_take_d1.d"),
             step("logic", 0.236, "dut.act.addr_ram.read_address_LUT4_Z_6.F"),
-            step("routing", 0.371, "net dut.act.inner_v6_ram.read_data_TRELLIS_FF_Q_DI"),
-            step("setup", 0.0, "dut.act.inner_v6_ram.read_data_TRELLIS_FF_Q.M"),
+            step(
+                "routing",
+                0.371,
+                "net dut.act.inner_v6_ram.read_data_TRELLIS_FF_Q_DI",
+            ),
+            step(
+                "setup",
+                0.0,
+                "dut.act.inner_v6_ram.read_data_TRELLIS_FF_Q.M",
+            ),
             step("logic", 0.2, "si_reg_LUT4_Z.F"),
             // A carry chain at the design's own level: one level, and no block of its own.
             step("logic", 0.45, "dut.w3_age_CCU2C_S0_1$CCU2_COMB0.FCO"),
@@ -827,7 +838,9 @@ Info: Program finished normally.
             ]
         );
         assert!((p.segments[0].ns - 11.457).abs() < 1e-9);
-        assert!(p.route().starts_with("fifo 11.46 ns (0) → rewriter 1.56 ns (1)"));
+        assert!(p
+            .route()
+            .starts_with("fifo 11.46 ns (0) → rewriter 1.56 ns (1)"));
 
         let mut r = report(Target::Ecp5_85F, Profile::Small, "top");
         r.critical_path = path.to_vec();
