@@ -29,6 +29,7 @@
 //! * [`synth`] — the synthesis flows behind `flowgate synth`: ECP5 bitstreams, yosys
 //!   UltraScale+ estimates, generated Vivado and Quartus projects, and their reports.
 
+pub mod action_fifo;
 pub mod axis;
 pub mod axis_parse;
 pub mod counters;
