@@ -3,10 +3,6 @@
 
 use super::*;
 
-// ---------------------------------------------------------------------------------------
-// Counter index layout. Regions sit at fixed bases, so adding a drop reason or building
-// with more VIPs never renumbers another counter.
-
 /// First global counter (frames_in, forwarded, passed).
 pub const COUNTER_GLOBAL_BASE: u32 = 0x0;
 /// Drop counter of reason code `c` is at `COUNTER_DROP_BASE + c` (any u8 code fits).

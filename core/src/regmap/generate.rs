@@ -2,10 +2,6 @@
 //! and deterministic: the checked-in files are compared with their output.
 
 use super::*;
-use std::fmt::Write as _;
-
-// ---------------------------------------------------------------------------------------
-// Generators. Pure and deterministic: the checked-in files are compared with their output.
 
 /// The command that regenerates the checked-in files.
 pub const REGENERATE: &str = "FLOWGATE_BLESS=1 cargo test -p flowgate-core --test registers_doc";
@@ -297,7 +293,7 @@ fn counter_doc_name(c: Counter) -> String {
     }
 }
 
-fn c_name(s: &str) -> String {
+pub(super) fn c_name(s: &str) -> String {
     s.to_ascii_uppercase()
 }
 

@@ -1396,4 +1396,3 @@ mod tests {
         assert!(h.contains("#define FLOWGATE_REG_STATUS_COMMIT_BUSY_MASK 0x00000001u"));
     }
 }
-

@@ -2,9 +2,6 @@
 
 use super::*;
 
-// ---------------------------------------------------------------------------------------
-// Packing programmed state into register values: what the driver writes.
-
 /// The 13 register values of a hash key (key byte 0 in bits 31..24 of word 0).
 pub fn key_words(key: &[u8; KEY_LEN]) -> [u32; KEY_WORDS] {
     let mut words = [0u32; KEY_WORDS];
