@@ -18,11 +18,12 @@
 //! | `t+2` | hash inputs assembled as `core::hash` lays them out (tuple; ports zeroed for fragments and src-ip persistence; ‖ protocol ‖ VIP index for the digest); a frame for a VIP starts the three hashes (rss, digest_hi, digest_lo); its context enters a delay line of `HLAT` clocks |
 //! | `h` | hash and digest out, with the context; Maglev slot = (hash × M) >> 32 as shift-and-add of the constant M |
 //! | `h+1` | Maglev RAM read at `vip << SLOT_BITS | slot` |
-//! | `h+2` | `select()`: primary if up, else secondary if up (up = up bit set and the backend serves this VIP); flow-table request |
-//! | `h+4` | the flow table's backend-up query, answered from the same up state `h+2` saw |
-//! | `h+6` | `out_*` (combinational from registers): verdict, backend, flow outcome |
+//! | `h+2` | the Maglev row registered (a block RAM read without its output register is slow: here a flip-flop takes its clock-to-out alone) |
+//! | `h+3` | `select()`: primary if up, else secondary if up (up = up bit set and the backend serves this VIP); flow-table request |
+//! | `h+5` | the flow table's backend-up query, answered from the same up state `h+3` saw |
+//! | `h+7` | `out_*` (combinational from registers): verdict, backend, flow outcome |
 //!
-//! [`Decide::LATENCY`] = `8 + HLAT` clocks (17 for [`FlowDecide`], 10 on a 512-bit stream).
+//! [`Decide::LATENCY`] = `9 + HLAT` clocks (18 for [`FlowDecide`], 11 on a 512-bit stream).
 //! Frames leave in input order; a pass or drop decided by the parser or the VIP match
 //! travels the same pipeline (as a bubble to the flow table), so every frame takes exactly
 //! `LATENCY` clocks. Frames may enter every [`Decide::MIN_GAP`] clocks (the slices of one
@@ -51,11 +52,11 @@
 //!   and the three timeouts, read every clock.
 //!
 //! Up changes are exact per frame: a write lands in `up_next` at once, and moves to the
-//! copy `select()` reads only in a clock in which no frame is at `h+2` (a frame
+//! copy `select()` reads only in a clock in which no frame is at `h+3` (a frame
 //! boundary); the flow table's query reads that copy two clocks later, so each frame sees
 //! one up state at both places, and a change never falls between two back-to-back
 //! flow-table requests (which [`FlowTable`] requires, see its module doc). A frame sees a
-//! change if it reaches `h+2` after the first such idle clock following the write.
+//! change if it reaches `h+3` after the first such idle clock following the write.
 //!
 //! VIP entries, Maglev rows, backend VIPs, keys and timeouts are read at several stages
 //! and are meant to change only with no frame in flight (the register map shadows them
@@ -70,7 +71,7 @@ use rust_hdl::prelude::*;
 
 /// Clocks from a parser result at the input to its `out_*`, beside the hash's:
 /// [`Decide::LATENCY`] = `HASH_LATENCY_OFFSET + HLAT`.
-pub const HASH_LATENCY_OFFSET: usize = 8;
+pub const HASH_LATENCY_OFFSET: usize = 9;
 
 /// [`Decide::LATENCY`] of a block whose hash takes `hlat` clocks (for a containing block
 /// that would otherwise spell out `Decide`'s ten parameters).
@@ -200,7 +201,7 @@ pub struct Decide<
     pub up_state: Signal<Out, Bits<BACKENDS>>,
     /// A frame is inside the block.
     pub busy: Signal<Out, Bit>,
-    /// Flow-table read-back: while no frame is at `h+2`, the flow table reads set
+    /// Flow-table read-back: while no frame is at `h+3`, the flow table reads set
     /// `peek_set`, and two clocks later its ways appear on `peek_*` as stored in RAM (with
     /// the block drained — `busy` low for `LATENCY` clocks — that is the set's content).
     pub peek_set: Signal<In, Bits<SET_BITS>>,
@@ -331,7 +332,7 @@ pub struct Decide<
     ctx: Signal<Local, Bits<CTX_BITS>>,
     a_ctx: DFF<Bits<CTX_BITS>>,
     h_ctx: Pipe<Bits<CTX_BITS>, HLAT>,
-    p_ctx: Pipe<Bits<CTX_BITS>, 6>,
+    p_ctx: Pipe<Bits<CTX_BITS>, 7>,
     a_bal: Signal<Local, Bit>,
     a_vip: Signal<Local, Bits<32>>,
     h_valid: Signal<Local, Bit>,
@@ -356,14 +357,18 @@ pub struct Decide<
     slot_sum: Signal<Local, Bits<32>>,
     digest: Signal<Local, Bits<64>>,
     c_slot: DFF<Bits<32>>,
-    p_hash: Pipe<Bits<32>, 6>,
-    p_digest: Pipe<Bits<64>, 2>,
+    p_hash: Pipe<Bits<32>, 7>,
+    p_digest: Pipe<Bits<64>, 3>,
 
     // ---- Stage h+1: Maglev read.
     m_vip: Signal<Local, Bits<32>>,
     m_addr: Signal<Local, Bits<32>>,
 
-    // ---- Stage h+2: select and flow-table request.
+    // ---- Stage h+2: the Maglev row lands in flip-flops (the DP16KD's read, which has
+    // no output register, no longer feeds select()'s logic in the same clock).
+    m_entry: DFF<Bits<32>>,
+
+    // ---- Stage h+3: select and flow-table request.
     s_bal: Signal<Local, Bit>,
     s_vip: Signal<Local, Bits<32>>,
     s_hash: Signal<Local, Bits<32>>,
@@ -375,7 +380,7 @@ pub struct Decide<
     s_up: Signal<Local, Bit>,
     flow: FlowTable<SET_BITS, WAYS>,
 
-    // ---- Stage h+4: the flow table's up query.
+    // ---- Stage h+5: the flow table's up query.
     elig_qry: Signal<Local, Bits<BACKENDS>>,
     qb: Signal<Local, Bits<16>>,
     qup: Signal<Local, Bits<WAYS>>,
@@ -386,7 +391,7 @@ pub struct Decide<
     up_wdata: Signal<Local, Bits<BACKENDS>>,
     bvip_bit: Signal<Local, Bits<BACKENDS>>,
 
-    // ---- Output (h+6).
+    // ---- Output (h+7).
     o_ctx: Signal<Local, Bits<CTX_BITS>>,
 }
 
@@ -631,6 +636,7 @@ impl<
             s_bal: Default::default(),
             s_vip: Default::default(),
             s_hash: Default::default(),
+            m_entry: Default::default(),
             s_entry: Default::default(),
             primary: Default::default(),
             secondary: Default::default(),
@@ -684,6 +690,7 @@ impl<
             a_is_v6,
             a_ctx,
             c_slot,
+            m_entry,
             m_exact,
             m_wild,
             m_valid,
@@ -957,11 +964,14 @@ impl<
         self.m_addr.next = (self.m_vip.val() << self.slot_bits.val()) | self.c_slot.q.val();
         self.maglev.read_address.next = self.m_addr.val().get_bits::<MAGLEV_BITS>(0);
 
-        // ---- Stage h+2: select() and the flow-table request.
-        self.s_bal.next = self.p_ctx.taps[1].val().get_bit(1);
-        self.s_vip.next = bit_cast::<32, 16>(self.p_ctx.taps[1].val().get_bits::<16>(25));
-        self.s_hash.next = self.p_hash.taps[1].val();
-        self.s_entry.next = self.maglev.read_data.val();
+        // ---- Stage h+2: the Maglev row into flip-flops.
+        self.m_entry.d.next = self.maglev.read_data.val();
+
+        // ---- Stage h+3: select() and the flow-table request.
+        self.s_bal.next = self.p_ctx.taps[2].val().get_bit(1);
+        self.s_vip.next = bit_cast::<32, 16>(self.p_ctx.taps[2].val().get_bits::<16>(25));
+        self.s_hash.next = self.p_hash.taps[2].val();
+        self.s_entry.next = self.m_entry.q.val();
         self.primary.next = self.s_entry.val().get_bits::<16>(0);
         self.secondary.next = self.s_entry.val().get_bits::<16>(16);
         // backend_is_up(vip, b): up, and a backend of this VIP.
@@ -992,9 +1002,9 @@ impl<
             self.peek_backend[w].next = self.flow.peek_backend[w].val();
             self.peek_last_seen[w].next = self.flow.peek_last_seen[w].val();
         }
-        self.flow.req_digest.next = self.p_digest.taps[1].val();
-        self.flow.req_now.next = self.p_ctx.taps[1].val().get_bits::<32>(89);
-        self.flow.req_class.next = self.p_ctx.taps[1].val().get_bits::<2>(7);
+        self.flow.req_digest.next = self.p_digest.taps[2].val();
+        self.flow.req_now.next = self.p_ctx.taps[2].val().get_bits::<32>(89);
+        self.flow.req_class.next = self.p_ctx.taps[2].val().get_bits::<2>(7);
         self.flow.req_vip.next = self.s_vip.val().get_bits::<16>(0);
         self.flow.req_select_ok.next = self.p_up.val() || self.s_up.val();
         if self.p_up.val() {
@@ -1013,7 +1023,7 @@ impl<
         self.up_d1.d.next = self.up_sel.q.val();
         self.up_qry.d.next = self.up_d1.q.val();
 
-        // ---- Stage h+4: the flow table asks whether its stored backends are up.
+        // ---- Stage h+5: the flow table asks whether its stored backends are up.
         self.elig_qry.next = self.up_qry.q.val() & self.bvip_ok.q.val();
         for j in 0..VIP_BITS {
             if self.flow.query_vip.val().get_bit(j) {
@@ -1034,7 +1044,7 @@ impl<
         }
         self.flow.query_up.next = self.qup.val();
 
-        // ---- Stage h+6: the verdict.
+        // ---- Stage h+7: the verdict.
         self.h_valid.next = self.a_ctx.q.val().get_bit(0);
         for i in 0..HLAT {
             if self.h_ctx.taps[i].val().get_bit(0) {
@@ -1042,15 +1052,15 @@ impl<
             }
         }
         self.busy.next = self.h_valid.val() | self.m_valid.q.val();
-        for i in 0..6 {
+        for i in 0..7 {
             if self.p_ctx.taps[i].val().get_bit(0) {
                 self.busy.next = true;
             }
         }
-        self.o_ctx.next = self.p_ctx.taps[5].val();
+        self.o_ctx.next = self.p_ctx.taps[6].val();
         self.out_valid.next = self.o_ctx.val().get_bit(0);
         self.out_mode.next = self.o_ctx.val().get_bits::<2>(5);
-        self.out_hash.next = self.p_hash.taps[5].val();
+        self.out_hash.next = self.p_hash.taps[6].val();
         self.out_l3_offset.next = self.o_ctx.val().get_bits::<16>(41);
         self.out_ip_len.next = self.o_ctx.val().get_bits::<16>(57);
         self.out_is_v6.next = self.o_ctx.val().get_bit(2);

@@ -328,6 +328,17 @@ impl<
             "FIFO pointer widths"
         );
         assert_eq!(D, 8 * K, "D = 8 × K");
+        // The input stops while the action FIFO holds `2^AB - ACT_MARGIN` actions, but
+        // frames already past it still push theirs: at most one per `DECIDE_MIN_GAP`
+        // clocks from the input to stage A (parser, decision, BACKEND read, stage A, and
+        // the fill count's lag). Either they fit in the margin, or the frame FIFO, which
+        // holds at least one beat of every frame whose action is queued, fills first.
+        let in_flight =
+            (crate::axis_parse::LATENCY + Self::DECIDE_LATENCY + 4).div_ceil(Self::DECIDE_MIN_GAP);
+        assert!(
+            in_flight as u64 <= ACT_MARGIN || FB <= AB,
+            "the action FIFO's margin ({ACT_MARGIN}) is below the {in_flight} frames in flight"
+        );
         // The field positions wired in `update` (literal bit offsets: `#[hdl_gen]` cannot
         // name a Rust constant inside a bit index).
         for (field, lsb) in [
