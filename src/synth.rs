@@ -1,10 +1,10 @@
-//! `flowgate synth`: runs a synthesis flow from `flowgate_hdl::synth` and prints its
+//! `flowgate synth`: runs a synthesis flow from `flowgate_synth` and prints its
 //! progress step by step and the report's headline.
 
 use anyhow::{Context, Result};
 use clap::Args;
-use flowgate_hdl::synth::report::PathSummary;
-use flowgate_hdl::synth::{self, parts::Target, Options, Profile, Progress, Router};
+use flowgate_synth::report::PathSummary;
+use flowgate_synth::{self as synth, parts::Target, Options, Profile, Progress, Router};
 use std::io::Write;
 use std::path::PathBuf;
 

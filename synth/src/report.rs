@@ -5,7 +5,7 @@
 
 use super::parts::{Part, Target, FLOW_ENTRY_BITS};
 use super::{DesignSpec, Options, SynthError};
-use crate::toolchain::SynthReport;
+use flowgate_hdl::toolchain::SynthReport;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
@@ -694,7 +694,7 @@ fn round3(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::{design, Profile};
+    use crate::{design, Profile};
     use std::path::PathBuf;
 
     /// The shape of nextpnr-ecp5 0.11's `--report` (cut down from a real run of the

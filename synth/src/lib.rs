@@ -1,4 +1,6 @@
-//! From emitted Verilog to a bitstream, or to scripts for the tools that cannot run here.
+//! flowgate's synthesis flow, beside the hardware blocks (`flowgate-hdl`) rather than in
+//! them: from a design's emitted Verilog to a bitstream, or to scripts for the tools that
+//! cannot run here, with a timing report that says where a design breaks.
 //! `flowgate synth` (and `scripts/synth`) call [`run`]; every run leaves `report.json`
 //! and `report.md` in its output directory.
 //!
@@ -18,11 +20,11 @@
 pub mod parts;
 pub mod report;
 pub mod vendor;
-pub mod wrap;
 
-use crate::flow_table::FlowTable;
-use crate::toolchain::{self, ToolError};
-use crate::Design;
+use flowgate_hdl::flow_table::FlowTable;
+use flowgate_hdl::toolchain::{self, ToolError};
+use flowgate_hdl::wrap;
+use flowgate_hdl::Design;
 use parts::Target;
 use report::Report;
 use rust_hdl::prelude::{generate_verilog, Block};
@@ -61,6 +63,8 @@ pub enum SynthError {
     },
     #[error("reading the emitted Verilog: {0}")]
     Netlist(String),
+    #[error(transparent)]
+    Ports(#[from] wrap::PortListError),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -100,10 +104,10 @@ impl Profile {
     }
 
     /// The profile's row of the hardware profiles table.
-    pub fn hw(self) -> &'static crate::profile::HwProfile {
+    pub fn hw(self) -> &'static flowgate_hdl::profile::HwProfile {
         match self {
-            Profile::Small => &crate::profile::SMALL,
-            Profile::Hundred => &crate::profile::HUNDRED_G,
+            Profile::Small => &flowgate_hdl::profile::SMALL,
+            Profile::Hundred => &flowgate_hdl::profile::HUNDRED_G,
         }
     }
 
@@ -150,7 +154,7 @@ enum Source {
 impl DesignSpec {
     pub fn verilog(&self) -> String {
         match self.source {
-            Source::Design(d) => crate::emit_verilog(d),
+            Source::Design(d) => flowgate_hdl::emit_verilog(d),
             Source::Block(emit) => emit(),
         }
     }
@@ -196,9 +200,9 @@ pub static DESIGNS: &[DesignSpec] = &[
     },
     DesignSpec {
         name: "toeplitz-serial",
-        about: "the same hash over 8 clocks, 39 input bits a clock (not in the top yet)",
+        about: "the same hash over 8 clocks, 39 input bits a clock (the top's on 64-bit streams)",
         flow_entries: 0,
-        source: Source::Block(|| emit(crate::hash::FlowToeplitzSerial::default())),
+        source: Source::Block(|| emit(flowgate_hdl::hash::FlowToeplitzSerial::default())),
     },
     DesignSpec {
         name: "axis-parser",
@@ -229,7 +233,7 @@ pub static DESIGNS: &[DesignSpec] = &[
     },
     DesignSpec {
         name: "rewriter",
-        about: "the top's rewriter (MAC rewrite, IP-in-IP prepend), 64-bit stream",
+        about: "the top's rewriter (MAC rewrite; IP-in-IP or GUE header prepended), 64-bit stream",
         flow_entries: 0,
         source: Source::Design(Design::FlowRewriter),
     },
@@ -891,7 +895,7 @@ mod tests {
             seed: 1,
             router: Router::Router1,
         };
-        let stat = |lut4, ccu2c, dp16kd| crate::toolchain::SynthReport {
+        let stat = |lut4, ccu2c, dp16kd| flowgate_hdl::toolchain::SynthReport {
             cells: [
                 ("LUT4".to_string(), lut4),
                 ("CCU2C".to_string(), ccu2c),
