@@ -1,9 +1,10 @@
-//! `flowgate synth`: runs a synthesis flow from `flowgate_hdl::synth` and prints its
+//! `flowgate synth`: runs a synthesis flow from `flowgate_synth` and prints its
 //! progress step by step and the report's headline.
 
 use anyhow::{Context, Result};
 use clap::Args;
-use flowgate_hdl::synth::{self, parts::Target, Options, Profile, Progress, Router};
+use flowgate_synth::report::PathSummary;
+use flowgate_synth::{self as synth, parts::Target, Options, Profile, Progress, Router};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -26,8 +27,14 @@ pub struct SynthArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// nextpnr placer seed.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, conflicts_with = "seeds")]
     seed: u64,
+    /// Several nextpnr seeds, one run after another (`--seeds 1,2,3`), each into
+    /// OUT/seed-N; yosys runs once and the later seeds reuse its netlist. The seed decides
+    /// which placements route (docs/SYNTHESIS.md); `scripts/synth-bg` runs this in the
+    /// background.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    seeds: Vec<u64>,
     /// nextpnr's router on the ECP5 targets: router1 (nextpnr's default) or router2.
     #[arg(long, default_value = "router1")]
     router: Router,
@@ -66,19 +73,15 @@ pub fn run(args: SynthArgs) -> Result<()> {
         seed: args.seed,
         router: args.router,
     };
+    if !args.seeds.is_empty() {
+        return run_seeds(&opts, &args.seeds, args.json);
+    }
     eprintln!(
         "synth: {} on {} at {freq_mhz} MHz → {}",
         design.name,
         target,
         out_dir.display()
     );
-    let mut show = |p: Progress| match p {
-        Progress::Started { step, of, what } => {
-            eprint!("[{step}/{of}] {what} ... ");
-            let _ = std::io::stderr().flush();
-        }
-        Progress::Finished { took, .. } => eprintln!("done in {:.1} s", took.as_secs_f64()),
-    };
     let report = synth::run(&opts, &mut show).inspect_err(|_| eprintln!("failed"))?;
     if args.json {
         print!("{}", report.to_json_string());
@@ -112,6 +115,16 @@ pub fn run(args: SynthArgs) -> Result<()> {
         report.flow_entries,
         report.flow_entries_fit()
     );
+    if !report.critical_path.is_empty() {
+        let p = PathSummary::of(&report.critical_path);
+        println!(
+            "critical path: {:.2} ns, {} logic levels, routing {:.2} ns: {}",
+            p.total_ns,
+            p.logic_levels,
+            p.routing_ns,
+            p.route()
+        );
+    }
     if let Some((file, bytes)) = &report.bitstream {
         println!(
             "bitstream: {} ({bytes} bytes)",
@@ -121,5 +134,83 @@ pub fn run(args: SynthArgs) -> Result<()> {
     let md = out_dir.join("report.md");
     println!("report: {}", md.display());
     std::fs::metadata(&md).with_context(|| format!("report missing: {}", md.display()))?;
+    Ok(())
+}
+
+fn show(p: Progress) {
+    match p {
+        Progress::Started { step, of, what } => {
+            eprint!("[{step}/{of}] {what} ... ");
+            let _ = std::io::stderr().flush();
+        }
+        Progress::Finished { took, .. } => eprintln!("done in {:.1} s", took.as_secs_f64()),
+    }
+}
+
+/// `--seeds`: one run per seed into OUT/seed-N, one after another (each place and route
+/// takes a core; the machine decides how many may run side by side, `scripts/synth-bg`
+/// starts them). A seed that fails is reported and the next one runs.
+fn run_seeds(base: &Options, seeds: &[u64], json: bool) -> Result<()> {
+    let mut results = Vec::new();
+    let mut netlist_from: Option<PathBuf> = None;
+    for &seed in seeds {
+        let out_dir = base.out_dir.join(format!("seed-{seed}"));
+        if let Some(from) = &netlist_from {
+            synth::offer_netlist(from, &out_dir)?;
+        }
+        let opts = Options {
+            seed,
+            out_dir: out_dir.clone(),
+            ..base.clone()
+        };
+        eprintln!(
+            "synth: {} on {} at {} MHz, seed {seed} → {}",
+            base.design,
+            base.target,
+            base.freq_mhz,
+            out_dir.display()
+        );
+        match synth::run(&opts, &mut show) {
+            Ok(report) => {
+                netlist_from = Some(out_dir.clone());
+                results.push((seed, Ok(report)));
+            }
+            Err(e) => {
+                eprintln!("failed: {e}");
+                if out_dir.join("synth.inputs").is_file() {
+                    netlist_from = Some(out_dir.clone());
+                }
+                results.push((seed, Err(e)));
+            }
+        }
+    }
+    if json {
+        let all: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(seed, r)| match r {
+                Ok(report) => serde_json::json!({"seed": seed, "report": report.to_json()}),
+                Err(e) => serde_json::json!({"seed": seed, "error": e.to_string()}),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        for (seed, r) in &results {
+            match r {
+                Ok(report) => println!(
+                    "seed {seed}: Fmax {} → {}",
+                    report
+                        .fmax_mhz
+                        .map_or("not measured".into(), |f| format!("{f:.1} MHz")),
+                    base.out_dir
+                        .join(format!("seed-{seed}/report.md"))
+                        .display()
+                ),
+                Err(e) => println!("seed {seed}: failed: {e}"),
+            }
+        }
+    }
+    if results.iter().all(|(_, r)| r.is_err()) {
+        anyhow::bail!("every seed failed");
+    }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The checked-in `docs/REGISTERS.md` and `docs/flowgate_regs.h` are generated from
-//! `core/src/regmap.rs`; this test fails when they are stale, so a register change cannot
+//! `core/src/regmap/`; this test fails when they are stale, so a register change cannot
 //! land without its docs and header. With `FLOWGATE_BLESS=1` it rewrites them instead.
 
 use flowgate_core::regmap::{self, REGISTERS, WINDOWS};
@@ -32,7 +32,7 @@ fn check_generated(file: &str, expected: &str) {
             .map(|i| i + 1)
             .unwrap_or(actual.lines().count().min(expected.lines().count()) + 1);
         panic!(
-            "docs/{file} is stale (or missing): it differs from what core/src/regmap.rs \
+            "docs/{file} is stale (or missing): it differs from what core/src/regmap/ \
              generates, first at line {first_diff}.\nRegenerate it with:\n    {}\n",
             regmap::REGENERATE
         );

@@ -9,19 +9,21 @@
 //! The three hashes are [`SerialToeplitz`] blocks of `INPUT_BITS / CHUNK` slices, with
 //! latency `HLAT` = slices + 1: eight 39-bit slices on a 64-bit stream ([`FlowDecide`],
 //! `HLAT` 9, the profile that must fit an ECP5), one slice on a 512-bit stream (`HLAT` 2).
-//! Stage `h` below is `t + 1 + HLAT`.
+//! Stage `h` below is `t + 2 + HLAT`.
 //!
 //! | Cycle | Work |
 //! |---|---|
-//! | `t` | VIP match: every entry compared in parallel (valid, family, address, protocol; exact port or any-port; fragments on address + protocol), exact port before any-port, lowest index first (`core::classify`); frame class from protocol and TCP flags; the frame's context packed into one vector |
-//! | `t+1` | hash inputs assembled as `core::hash` lays them out (tuple; ports zeroed for fragments and src-ip persistence; ‖ protocol ‖ VIP index for the digest); a frame for a VIP starts the three hashes (rss, digest_hi, digest_lo); its context enters a delay line of `HLAT` clocks |
+//! | `t` | VIP compares: every entry in parallel (valid, family, address, protocol; exact port or any-port; fragments on address + protocol), registered with the input (stage M) |
+//! | `t+1` | VIP pick (`core::classify`): exact port before any-port, lowest index first; frame class from protocol and TCP flags; the frame's context packed into one vector |
+//! | `t+2` | hash inputs assembled as `core::hash` lays them out (tuple; ports zeroed for fragments and src-ip persistence; ‖ protocol ‖ VIP index for the digest); a frame for a VIP starts the three hashes (rss, digest_hi, digest_lo); its context enters a delay line of `HLAT` clocks |
 //! | `h` | hash and digest out, with the context; Maglev slot = (hash × M) >> 32 as shift-and-add of the constant M |
 //! | `h+1` | Maglev RAM read at `vip << SLOT_BITS | slot` |
-//! | `h+2` | `select()`: primary if up, else secondary if up (up = up bit set and the backend serves this VIP); flow-table request |
-//! | `h+4` | the flow table's backend-up query, answered from the same up state `h+2` saw |
-//! | `h+6` | `out_*` (combinational from registers): verdict, backend, flow outcome |
+//! | `h+2` | the Maglev row registered (a block RAM read without its output register is slow: here a flip-flop takes its clock-to-out alone) |
+//! | `h+3` | `select()`: primary if up, else secondary if up (up = up bit set and the backend serves this VIP); flow-table request |
+//! | `h+5` | the flow table's backend-up query, answered from the same up state `h+3` saw |
+//! | `h+7` | `out_*` (combinational from registers): verdict, backend, flow outcome |
 //!
-//! [`Decide::LATENCY`] = `7 + HLAT` clocks (16 for [`FlowDecide`], 9 on a 512-bit stream).
+//! [`Decide::LATENCY`] = `9 + HLAT` clocks (18 for [`FlowDecide`], 11 on a 512-bit stream).
 //! Frames leave in input order; a pass or drop decided by the parser or the VIP match
 //! travels the same pipeline (as a bubble to the flow table), so every frame takes exactly
 //! `LATENCY` clocks. Frames may enter every [`Decide::MIN_GAP`] clocks (the slices of one
@@ -50,11 +52,11 @@
 //!   and the three timeouts, read every clock.
 //!
 //! Up changes are exact per frame: a write lands in `up_next` at once, and moves to the
-//! copy `select()` reads only in a clock in which no frame is at `h+2` (a frame
+//! copy `select()` reads only in a clock in which no frame is at `h+3` (a frame
 //! boundary); the flow table's query reads that copy two clocks later, so each frame sees
 //! one up state at both places, and a change never falls between two back-to-back
 //! flow-table requests (which [`FlowTable`] requires, see its module doc). A frame sees a
-//! change if it reaches `h+2` after the first such idle clock following the write.
+//! change if it reaches `h+3` after the first such idle clock following the write.
 //!
 //! VIP entries, Maglev rows, backend VIPs, keys and timeouts are read at several stages
 //! and are meant to change only with no frame in flight (the register map shadows them
@@ -69,7 +71,7 @@ use rust_hdl::prelude::*;
 
 /// Clocks from a parser result at the input to its `out_*`, beside the hash's:
 /// [`Decide::LATENCY`] = `HASH_LATENCY_OFFSET + HLAT`.
-pub const HASH_LATENCY_OFFSET: usize = 7;
+pub const HASH_LATENCY_OFFSET: usize = 9;
 
 /// [`Decide::LATENCY`] of a block whose hash takes `hlat` clocks (for a containing block
 /// that would otherwise spell out `Decide`'s ten parameters).
@@ -199,7 +201,7 @@ pub struct Decide<
     pub up_state: Signal<Out, Bits<BACKENDS>>,
     /// A frame is inside the block.
     pub busy: Signal<Out, Bit>,
-    /// Flow-table read-back: while no frame is at `h+2`, the flow table reads set
+    /// Flow-table read-back: while no frame is at `h+3`, the flow table reads set
     /// `peek_set`, and two clocks later its ways appear on `peek_*` as stored in RAM (with
     /// the block drained — `busy` low for `LATENCY` clocks — that is the set's content).
     pub peek_set: Signal<In, Bits<SET_BITS>>,
@@ -287,9 +289,28 @@ pub struct Decide<
     slot_bits: Constant<Bits<32>>,
     mask16: Constant<Bits<32>>,
 
-    // ---- Stage 0 (t): VIP match.
+    // ---- Stage M (t): the VIP compares, registered with the input (`m_*`): the match's
+    // compares (128-bit addresses) and its priority pick do not fit one clock together.
     exact: Signal<Local, Bits<VIPS>>,
     wild: Signal<Local, Bits<VIPS>>,
+    m_exact: DFF<Bits<VIPS>>,
+    m_wild: DFF<Bits<VIPS>>,
+    m_valid: DFF<Bit>,
+    m_result: DFF<Bits<8>>,
+    m_is_v6: DFF<Bit>,
+    m_src: DFF<Bits<128>>,
+    m_dst: DFF<Bits<128>>,
+    m_protocol: DFF<Bits<8>>,
+    m_fragment: DFF<Bit>,
+    m_src_port: DFF<Bits<16>>,
+    m_dst_port: DFF<Bits<16>>,
+    m_tcp_flags: DFF<Bits<8>>,
+    m_l3_offset: DFF<Bits<16>>,
+    m_ip_len: DFF<Bits<16>>,
+    m_dscp_ecn: DFF<Bits<8>>,
+    m_tick: DFF<Bits<32>>,
+    m_frame_len: DFF<Bits<16>>,
+    // ---- Stage 0 (t+1): the VIP picked, the frame's class, the hash fields.
     pick: Signal<Local, Bits<VIPS>>,
     first: Signal<Local, Bits<VIPS>>,
     vip_idx: Signal<Local, Bits<32>>,
@@ -305,18 +326,18 @@ pub struct Decide<
     a_dport: DFF<Bits<16>>,
     a_proto: DFF<Bits<8>>,
     a_is_v6: DFF<Bit>,
-    // The frame's facts that later stages need, packed (`CTX_BITS`; layout in `update`): `a_ctx` at `t+1`,
+    // The frame's facts that later stages need, packed (`CTX_BITS`; layout in `update`): `a_ctx` at `t+2`,
     // `h_ctx` across the hash (its `last` at `h`, with the hash), `p_ctx` after it
     // (tap i = cycle `h + 1 + i`).
     ctx: Signal<Local, Bits<CTX_BITS>>,
     a_ctx: DFF<Bits<CTX_BITS>>,
     h_ctx: Pipe<Bits<CTX_BITS>, HLAT>,
-    p_ctx: Pipe<Bits<CTX_BITS>, 6>,
+    p_ctx: Pipe<Bits<CTX_BITS>, 7>,
     a_bal: Signal<Local, Bit>,
     a_vip: Signal<Local, Bits<32>>,
     h_valid: Signal<Local, Bit>,
 
-    // ---- Stage 1 (t+1): hash inputs.
+    // ---- Stage 1 (t+2): hash inputs.
     w_src: Signal<Local, Bits<INPUT_BITS>>,
     w_dst: Signal<Local, Bits<INPUT_BITS>>,
     w_sport: Signal<Local, Bits<INPUT_BITS>>,
@@ -328,7 +349,7 @@ pub struct Decide<
     hi_hash: SerialToeplitz<INPUT_BITS, KEY_BITS, CHUNK, WIN>,
     lo_hash: SerialToeplitz<INPUT_BITS, KEY_BITS, CHUNK, WIN>,
 
-    // ---- Stage h (t+1+HLAT): slot.
+    // ---- Stage h (t+2+HLAT): slot.
     lo16: Signal<Local, Bits<32>>,
     hi16: Signal<Local, Bits<32>>,
     lo_m: Signal<Local, Bits<32>>,
@@ -336,14 +357,18 @@ pub struct Decide<
     slot_sum: Signal<Local, Bits<32>>,
     digest: Signal<Local, Bits<64>>,
     c_slot: DFF<Bits<32>>,
-    p_hash: Pipe<Bits<32>, 6>,
-    p_digest: Pipe<Bits<64>, 2>,
+    p_hash: Pipe<Bits<32>, 7>,
+    p_digest: Pipe<Bits<64>, 3>,
 
     // ---- Stage h+1: Maglev read.
     m_vip: Signal<Local, Bits<32>>,
     m_addr: Signal<Local, Bits<32>>,
 
-    // ---- Stage h+2: select and flow-table request.
+    // ---- Stage h+2: the Maglev row lands in flip-flops (the DP16KD's read, which has
+    // no output register, no longer feeds select()'s logic in the same clock).
+    m_entry: DFF<Bits<32>>,
+
+    // ---- Stage h+3: select and flow-table request.
     s_bal: Signal<Local, Bit>,
     s_vip: Signal<Local, Bits<32>>,
     s_hash: Signal<Local, Bits<32>>,
@@ -355,7 +380,7 @@ pub struct Decide<
     s_up: Signal<Local, Bit>,
     flow: FlowTable<SET_BITS, WAYS>,
 
-    // ---- Stage h+4: the flow table's up query.
+    // ---- Stage h+5: the flow table's up query.
     elig_qry: Signal<Local, Bits<BACKENDS>>,
     qb: Signal<Local, Bits<16>>,
     qup: Signal<Local, Bits<WAYS>>,
@@ -366,7 +391,7 @@ pub struct Decide<
     up_wdata: Signal<Local, Bits<BACKENDS>>,
     bvip_bit: Signal<Local, Bits<BACKENDS>>,
 
-    // ---- Output (h+6).
+    // ---- Output (h+7).
     o_ctx: Signal<Local, Bits<CTX_BITS>>,
 }
 
@@ -548,6 +573,23 @@ impl<
             mask16: constant(0xffff),
             exact: Default::default(),
             wild: Default::default(),
+            m_exact: Default::default(),
+            m_wild: Default::default(),
+            m_valid: Default::default(),
+            m_result: Default::default(),
+            m_is_v6: Default::default(),
+            m_src: Default::default(),
+            m_dst: Default::default(),
+            m_protocol: Default::default(),
+            m_fragment: Default::default(),
+            m_src_port: Default::default(),
+            m_dst_port: Default::default(),
+            m_tcp_flags: Default::default(),
+            m_l3_offset: Default::default(),
+            m_ip_len: Default::default(),
+            m_dscp_ecn: Default::default(),
+            m_tick: Default::default(),
+            m_frame_len: Default::default(),
             pick: Default::default(),
             first: Default::default(),
             vip_idx: Default::default(),
@@ -594,6 +636,7 @@ impl<
             s_bal: Default::default(),
             s_vip: Default::default(),
             s_hash: Default::default(),
+            m_entry: Default::default(),
             s_entry: Default::default(),
             primary: Default::default(),
             secondary: Default::default(),
@@ -630,8 +673,41 @@ impl<
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, t_valid, t_is_v6, bvip_ok, up_next, up_sel, up_d1, up_qry, a_src, a_dst,
-            a_sport, a_dport, a_proto, a_is_v6, a_ctx, c_slot
+            self,
+            clock,
+            t_valid,
+            t_is_v6,
+            bvip_ok,
+            up_next,
+            up_sel,
+            up_d1,
+            up_qry,
+            a_src,
+            a_dst,
+            a_sport,
+            a_dport,
+            a_proto,
+            a_is_v6,
+            a_ctx,
+            c_slot,
+            m_entry,
+            m_exact,
+            m_wild,
+            m_valid,
+            m_result,
+            m_is_v6,
+            m_src,
+            m_dst,
+            m_protocol,
+            m_fragment,
+            m_src_port,
+            m_dst_port,
+            m_tcp_flags,
+            m_l3_offset,
+            m_ip_len,
+            m_dscp_ecn,
+            m_tick,
+            m_frame_len
         );
         clock!(self, clock, h_ctx, p_ctx, rss_hash, hi_hash, lo_hash, p_hash, p_digest, flow);
         self.maglev.read_clock.next = self.clock.val();
@@ -702,7 +778,7 @@ impl<
         }
         self.up_state.next = self.up_next.q.val();
 
-        // ---- Stage 0: VIP match (core::classify) and the frame's class.
+        // ---- Stage M: the VIP compares (core::classify), registered with the input.
         self.exact.next = self.zero_v.val();
         self.wild.next = self.zero_v.val();
         for i in 0..VIPS {
@@ -719,10 +795,30 @@ impl<
                 }
             }
         }
-        if self.exact.val().any() {
-            self.pick.next = self.exact.val();
+        self.m_valid.d.next = self.in_valid.val();
+        self.m_result.d.next = self.in_result.val();
+        self.m_is_v6.d.next = self.in_is_v6.val();
+        self.m_src.d.next = self.in_src.val();
+        self.m_dst.d.next = self.in_dst.val();
+        self.m_protocol.d.next = self.in_protocol.val();
+        self.m_fragment.d.next = self.in_fragment.val();
+        self.m_src_port.d.next = self.in_src_port.val();
+        self.m_dst_port.d.next = self.in_dst_port.val();
+        self.m_tcp_flags.d.next = self.in_tcp_flags.val();
+        self.m_l3_offset.d.next = self.in_l3_offset.val();
+        self.m_ip_len.d.next = self.in_ip_len.val();
+        self.m_dscp_ecn.d.next = self.in_dscp_ecn.val();
+        self.m_tick.d.next = self.in_tick.val();
+        self.m_frame_len.d.next = self.in_frame_len.val();
+        self.m_exact.d.next = self.exact.val();
+        self.m_wild.d.next = self.wild.val();
+
+        // ---- Stage 0: the VIP picked (exact port before any-port, lowest index first)
+        // and the frame's class.
+        if self.m_exact.q.val().any() {
+            self.pick.next = self.m_exact.q.val();
         } else {
-            self.pick.next = self.wild.val();
+            self.pick.next = self.m_wild.q.val();
         }
         // Lowest index first.
         self.first.next = self.pick.val() & (!self.pick.val() + self.one_v.val());
@@ -738,21 +834,21 @@ impl<
         }
         self.bal.next = false;
         self.code.next = self.zero8.val();
-        if self.in_result.val() == self.zero8.val() {
+        if self.m_result.q.val() == self.zero8.val() {
             if self.pick.val().any() {
                 self.kind.next = self.kind_forward.val();
-                self.bal.next = self.in_valid.val();
+                self.bal.next = self.m_valid.q.val();
             } else {
                 self.kind.next = self.kind_pass.val();
             }
-        } else if self.in_result.val() == self.not_ip.val() {
+        } else if self.m_result.q.val() == self.not_ip.val() {
             self.kind.next = self.kind_pass.val();
         } else {
             self.kind.next = self.kind_drop.val();
-            self.code.next = self.in_result.val();
+            self.code.next = self.m_result.q.val();
         }
-        if self.in_protocol.val() == self.proto_tcp.val() {
-            if (self.in_tcp_flags.val() & self.syn_ack.val()) == self.syn.val() {
+        if self.m_protocol.q.val() == self.proto_tcp.val() {
+            if (self.m_tcp_flags.q.val() & self.syn_ack.val()) == self.syn.val() {
                 self.fclass.next = self.class_emb.val();
             } else {
                 self.fclass.next = self.class_tcp.val();
@@ -760,17 +856,17 @@ impl<
         } else {
             self.fclass.next = self.class_udp.val();
         }
-        self.a_src.d.next = self.in_src.val();
-        self.a_dst.d.next = self.in_dst.val();
-        self.a_proto.d.next = self.in_protocol.val();
-        self.a_is_v6.d.next = self.in_is_v6.val();
+        self.a_src.d.next = self.m_src.q.val();
+        self.a_dst.d.next = self.m_dst.q.val();
+        self.a_proto.d.next = self.m_protocol.q.val();
+        self.a_is_v6.d.next = self.m_is_v6.q.val();
         // Fragments hash on L3 only; src-ip persistence drops the ports.
-        if self.in_fragment.val() || self.src_ip.val() {
+        if self.m_fragment.q.val() || self.src_ip.val() {
             self.a_sport.d.next = self.zero16.val();
             self.a_dport.d.next = self.zero16.val();
         } else {
-            self.a_sport.d.next = self.in_src_port.val();
-            self.a_dport.d.next = self.in_dst_port.val();
+            self.a_sport.d.next = self.m_src_port.q.val();
+            self.a_dport.d.next = self.m_dst_port.q.val();
         }
         // The context: valid 0, bal 1, is_v6 2, kind 3..5, mode 5..7, class 7..9,
         // code 9..17, dscp 17..25, vip 25..41, l3 41..57, ip_len 57..73,
@@ -779,19 +875,19 @@ impl<
             | (bit_cast::<CTX_BITS, 2>(self.vip_mode_l.val()) << 5)
             | (bit_cast::<CTX_BITS, 2>(self.fclass.val()) << 7)
             | (bit_cast::<CTX_BITS, 8>(self.code.val()) << 9)
-            | (bit_cast::<CTX_BITS, 8>(self.in_dscp_ecn.val()) << 17)
+            | (bit_cast::<CTX_BITS, 8>(self.m_dscp_ecn.q.val()) << 17)
             | (bit_cast::<CTX_BITS, 32>(self.vip_idx.val() & self.mask16.val()) << 25)
-            | (bit_cast::<CTX_BITS, 16>(self.in_l3_offset.val()) << 41)
-            | (bit_cast::<CTX_BITS, 16>(self.in_ip_len.val()) << 57)
-            | (bit_cast::<CTX_BITS, 16>(self.in_frame_len.val()) << 73)
-            | (bit_cast::<CTX_BITS, 32>(self.in_tick.val()) << 89);
-        if self.in_valid.val() {
+            | (bit_cast::<CTX_BITS, 16>(self.m_l3_offset.q.val()) << 41)
+            | (bit_cast::<CTX_BITS, 16>(self.m_ip_len.q.val()) << 57)
+            | (bit_cast::<CTX_BITS, 16>(self.m_frame_len.q.val()) << 73)
+            | (bit_cast::<CTX_BITS, 32>(self.m_tick.q.val()) << 89);
+        if self.m_valid.q.val() {
             self.ctx.next = self.ctx.val() | self.ctx_one.val();
         }
         if self.bal.val() {
             self.ctx.next = self.ctx.val() | (self.ctx_one.val() << 1);
         }
-        if self.in_is_v6.val() {
+        if self.m_is_v6.q.val() {
             self.ctx.next = self.ctx.val() | (self.ctx_one.val() << 2);
         }
         self.a_ctx.d.next = self.ctx.val();
@@ -868,11 +964,14 @@ impl<
         self.m_addr.next = (self.m_vip.val() << self.slot_bits.val()) | self.c_slot.q.val();
         self.maglev.read_address.next = self.m_addr.val().get_bits::<MAGLEV_BITS>(0);
 
-        // ---- Stage h+2: select() and the flow-table request.
-        self.s_bal.next = self.p_ctx.taps[1].val().get_bit(1);
-        self.s_vip.next = bit_cast::<32, 16>(self.p_ctx.taps[1].val().get_bits::<16>(25));
-        self.s_hash.next = self.p_hash.taps[1].val();
-        self.s_entry.next = self.maglev.read_data.val();
+        // ---- Stage h+2: the Maglev row into flip-flops.
+        self.m_entry.d.next = self.maglev.read_data.val();
+
+        // ---- Stage h+3: select() and the flow-table request.
+        self.s_bal.next = self.p_ctx.taps[2].val().get_bit(1);
+        self.s_vip.next = bit_cast::<32, 16>(self.p_ctx.taps[2].val().get_bits::<16>(25));
+        self.s_hash.next = self.p_hash.taps[2].val();
+        self.s_entry.next = self.m_entry.q.val();
         self.primary.next = self.s_entry.val().get_bits::<16>(0);
         self.secondary.next = self.s_entry.val().get_bits::<16>(16);
         // backend_is_up(vip, b): up, and a backend of this VIP.
@@ -903,9 +1002,9 @@ impl<
             self.peek_backend[w].next = self.flow.peek_backend[w].val();
             self.peek_last_seen[w].next = self.flow.peek_last_seen[w].val();
         }
-        self.flow.req_digest.next = self.p_digest.taps[1].val();
-        self.flow.req_now.next = self.p_ctx.taps[1].val().get_bits::<32>(89);
-        self.flow.req_class.next = self.p_ctx.taps[1].val().get_bits::<2>(7);
+        self.flow.req_digest.next = self.p_digest.taps[2].val();
+        self.flow.req_now.next = self.p_ctx.taps[2].val().get_bits::<32>(89);
+        self.flow.req_class.next = self.p_ctx.taps[2].val().get_bits::<2>(7);
         self.flow.req_vip.next = self.s_vip.val().get_bits::<16>(0);
         self.flow.req_select_ok.next = self.p_up.val() || self.s_up.val();
         if self.p_up.val() {
@@ -924,7 +1023,7 @@ impl<
         self.up_d1.d.next = self.up_sel.q.val();
         self.up_qry.d.next = self.up_d1.q.val();
 
-        // ---- Stage h+4: the flow table asks whether its stored backends are up.
+        // ---- Stage h+5: the flow table asks whether its stored backends are up.
         self.elig_qry.next = self.up_qry.q.val() & self.bvip_ok.q.val();
         for j in 0..VIP_BITS {
             if self.flow.query_vip.val().get_bit(j) {
@@ -945,23 +1044,23 @@ impl<
         }
         self.flow.query_up.next = self.qup.val();
 
-        // ---- Stage h+6: the verdict.
+        // ---- Stage h+7: the verdict.
         self.h_valid.next = self.a_ctx.q.val().get_bit(0);
         for i in 0..HLAT {
             if self.h_ctx.taps[i].val().get_bit(0) {
                 self.h_valid.next = true;
             }
         }
-        self.busy.next = self.h_valid.val();
-        for i in 0..6 {
+        self.busy.next = self.h_valid.val() | self.m_valid.q.val();
+        for i in 0..7 {
             if self.p_ctx.taps[i].val().get_bit(0) {
                 self.busy.next = true;
             }
         }
-        self.o_ctx.next = self.p_ctx.taps[5].val();
+        self.o_ctx.next = self.p_ctx.taps[6].val();
         self.out_valid.next = self.o_ctx.val().get_bit(0);
         self.out_mode.next = self.o_ctx.val().get_bits::<2>(5);
-        self.out_hash.next = self.p_hash.taps[5].val();
+        self.out_hash.next = self.p_hash.taps[6].val();
         self.out_l3_offset.next = self.o_ctx.val().get_bits::<16>(41);
         self.out_ip_len.next = self.o_ctx.val().get_bits::<16>(57);
         self.out_is_v6.next = self.o_ctx.val().get_bit(2);

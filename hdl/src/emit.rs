@@ -7,7 +7,7 @@
 //! rewrites exactly those identifiers (an identifier that merely ends in `top`, such as
 //! `stop$d`, is left alone).
 
-pub use crate::synth::wrap::{top_ports, Direction, Port};
+pub use crate::wrap::{top_ports, Direction, Port};
 use crate::Design;
 use flowgate_core::regmap::{self, WindowKind};
 use serde_json::{json, Value};

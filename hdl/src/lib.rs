@@ -26,9 +26,13 @@
 //! * [`widen`] — concatenation and zero-extension as tiny Verilog modules.
 //! * [`toolchain`] — running yosys and Verilator on emitted Verilog.
 //! * [`emit`] — the files `flowgate hdl emit` writes: Verilog, shell wrapper, manifest.
-//! * [`synth`] — the synthesis flows behind `flowgate synth`: ECP5 bitstreams, yosys
-//!   UltraScale+ estimates, generated Vivado and Quartus projects, and their reports.
+//! * [`wrap`] — the Verilog around an emitted design: its port list, the serial harness
+//!   and the shell wrapper.
+//!
+//! The synthesis flows behind `flowgate synth` (ECP5 bitstreams, yosys UltraScale+
+//! estimates, Vivado and Quartus projects, timing reports) are the `flowgate-synth` crate.
 
+pub mod action_fifo;
 pub mod axis;
 pub mod axis_parse;
 pub mod counters;
@@ -42,10 +46,10 @@ pub mod parse;
 pub mod profile;
 pub mod rewrite;
 pub mod stand_in;
-pub mod synth;
 pub mod toolchain;
 pub mod top;
 pub mod widen;
+pub mod wrap;
 
 use rust_hdl::prelude::{generate_verilog, Block};
 

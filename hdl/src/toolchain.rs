@@ -201,7 +201,7 @@ fn write_file(tool: &'static str, path: &Path, text: &str) -> Result<(), ToolErr
 }
 
 /// Reads the `design` totals of `stat -json` (the whole hierarchy below the top).
-pub(crate) fn parse_stat(json: &str) -> Result<SynthReport, ToolError> {
+pub fn parse_stat(json: &str) -> Result<SynthReport, ToolError> {
     let value: serde_json::Value =
         serde_json::from_str(json).map_err(|e| ToolError::Stat(e.to_string()))?;
     let by_type = value

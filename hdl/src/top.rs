@@ -60,6 +60,7 @@
 //! longest frame: a frame longer than `2^FIFO_BITS` beats can never be decided (its
 //! `tlast` cannot enter) and blocks the input; the profiles size it for 9216-byte frames.
 
+use crate::action_fifo::{ActionFifo, ACT_MODE_BITS};
 use crate::axis_parse::AxisParser;
 use crate::constant;
 use crate::counters::CounterBlock;
@@ -73,150 +74,12 @@ use flowgate_core::regmap;
 use flowgate_core::rewrite::{Mode, MAX_FRAME_LEN};
 use flowgate_core::DropReason;
 use rust_hdl::prelude::*;
-use rust_hdl::widgets::fifo::fifo_logic::{FIFOReadLogic, FIFOWriteLogic};
 
 /// Clocks the pipeline must have been empty before a FLOW read samples the flow table
 /// (a request's write lands 4 clocks after it, the read shows 2 clocks after its set).
 pub const FLOW_READ_QUIET: u64 = 6;
 /// Entries kept free in the action FIFO for frames already past the input.
 pub const ACT_MARGIN: u64 = 16;
-
-/// Bits of an action's mode: the VIP entry's `mode` code (2 bits) and `encap_port` (16).
-pub const ACT_MODE_BITS: usize = 18;
-
-/// The action of one frame, as the rewriter takes it: one RAM per field behind one pair
-/// of FIFO pointers (as [`FrameFifo`] does), first word fall-through, `2^ADDR_BITS` deep.
-#[derive(LogicBlock, Default)]
-pub struct ActionFifo<const ADDR_BITS: usize, const ADDR_BITS_PLUS_1: usize> {
-    pub clock: Signal<In, Clock>,
-    pub write: Signal<In, Bit>,
-    pub read: Signal<In, Bit>,
-    pub empty: Signal<Out, Bit>,
-    pub fill: Signal<Out, Bits<ADDR_BITS_PLUS_1>>,
-    pub in_kind: Signal<In, Bits<2>>,
-    /// The VIP's mode code (bits 1..0) and its parameter (bits 17..2): [`ACT_MODE_BITS`].
-    pub in_mode: Signal<In, Bits<ACT_MODE_BITS>>,
-    pub in_mac: Signal<In, Bits<48>>,
-    pub in_addr: Signal<In, Bits<128>>,
-    pub in_addr_v6: Signal<In, Bit>,
-    pub in_hash: Signal<In, Bits<32>>,
-    pub in_l3: Signal<In, Bits<16>>,
-    pub in_ip_len: Signal<In, Bits<16>>,
-    pub in_inner_v6: Signal<In, Bit>,
-    pub in_dscp: Signal<In, Bits<8>>,
-    pub kind: Signal<Out, Bits<2>>,
-    pub mode: Signal<Out, Bits<ACT_MODE_BITS>>,
-    pub mac: Signal<Out, Bits<48>>,
-    pub addr: Signal<Out, Bits<128>>,
-    pub addr_v6: Signal<Out, Bit>,
-    pub hash: Signal<Out, Bits<32>>,
-    pub l3: Signal<Out, Bits<16>>,
-    pub ip_len: Signal<Out, Bits<16>>,
-    pub inner_v6: Signal<Out, Bit>,
-    pub dscp: Signal<Out, Bits<8>>,
-    read_logic: FIFOReadLogic<Bits<2>, ADDR_BITS, ADDR_BITS_PLUS_1, 1>,
-    write_logic: FIFOWriteLogic<Bits<2>, ADDR_BITS, ADDR_BITS_PLUS_1, 1>,
-    kind_ram: RAM<Bits<2>, ADDR_BITS>,
-    mode_ram: RAM<Bits<ACT_MODE_BITS>, ADDR_BITS>,
-    mac_ram: RAM<Bits<48>, ADDR_BITS>,
-    addr_ram: RAM<Bits<128>, ADDR_BITS>,
-    addr_v6_ram: RAM<Bit, ADDR_BITS>,
-    hash_ram: RAM<Bits<32>, ADDR_BITS>,
-    l3_ram: RAM<Bits<16>, ADDR_BITS>,
-    ip_len_ram: RAM<Bits<16>, ADDR_BITS>,
-    inner_v6_ram: RAM<Bit, ADDR_BITS>,
-    dscp_ram: RAM<Bits<8>, ADDR_BITS>,
-}
-
-impl<const ADDR_BITS: usize, const ADDR_BITS_PLUS_1: usize> Logic
-    for ActionFifo<ADDR_BITS, ADDR_BITS_PLUS_1>
-{
-    #[hdl_gen]
-    fn update(&mut self) {
-        clock!(self, clock, read_logic, write_logic);
-        self.write_logic.write.next = self.write.val();
-        self.write_logic.data_in.next = self.in_kind.val();
-        // The read logic ignores a read while empty (see `FrameFifo`).
-        self.read_logic.read.next = self.read.val();
-        self.empty.next = self.read_logic.empty.val();
-        self.fill.next = self.read_logic.fill_level.val();
-        self.read_logic.write_address_delayed.next = self.write_logic.write_address_delayed.val();
-        self.write_logic.read_address.next = self.read_logic.read_address_out.val();
-        // The kind RAM is the one the FIFO logic drives; the others sit beside it at the
-        // same addresses.
-        self.kind_ram.write_clock.next = self.clock.val();
-        self.kind_ram.write_enable.next = self.write_logic.ram_write_enable.val();
-        self.kind_ram.write_address.next = self.write_logic.ram_write_address.val();
-        self.kind_ram.write_data.next = self.write_logic.ram_write_data.val();
-        self.kind_ram.read_clock.next = self.clock.val();
-        self.kind_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.read_logic.ram_read_data.next = self.kind_ram.read_data.val();
-        self.kind.next = self.read_logic.data_out.val();
-        self.mode_ram.write_clock.next = self.clock.val();
-        self.mode_ram.write_enable.next = self.write_logic.ram_write_enable.val();
-        self.mode_ram.write_address.next = self.write_logic.ram_write_address.val();
-        self.mode_ram.write_data.next = self.in_mode.val();
-        self.mode_ram.read_clock.next = self.clock.val();
-        self.mode_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.mode.next = self.mode_ram.read_data.val();
-        self.mac_ram.write_clock.next = self.clock.val();
-        self.mac_ram.write_enable.next = self.write_logic.ram_write_enable.val();
-        self.mac_ram.write_address.next = self.write_logic.ram_write_address.val();
-        self.mac_ram.write_data.next = self.in_mac.val();
-        self.mac_ram.read_clock.next = self.clock.val();
-        self.mac_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.mac.next = self.mac_ram.read_data.val();
-        self.addr_ram.write_clock.next = self.clock.val();
-        self.addr_ram.write_enable.next = self.write_logic.ram_write_enable.val();
-        self.addr_ram.write_address.next = self.write_logic.ram_write_address.val();
-        self.addr_ram.write_data.next = self.in_addr.val();
-        self.addr_ram.read_clock.next = self.clock.val();
-        self.addr_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.addr.next = self.addr_ram.read_data.val();
-        self.addr_v6_ram.write_clock.next = self.clock.val();
-        self.addr_v6_ram.write_enable.next = self.write_logic.ram_write_enable.val();
-        self.addr_v6_ram.write_address.next = self.write_logic.ram_write_address.val();
-        self.addr_v6_ram.write_data.next = self.in_addr_v6.val();
-        self.addr_v6_ram.read_clock.next = self.clock.val();
-        self.addr_v6_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.addr_v6.next = self.addr_v6_ram.read_data.val();
-        self.hash_ram.write_clock.next = self.clock.val();
-        self.hash_ram.write_enable.next = self.write_logic.ram_write_enable.val();
-        self.hash_ram.write_address.next = self.write_logic.ram_write_address.val();
-        self.hash_ram.write_data.next = self.in_hash.val();
-        self.hash_ram.read_clock.next = self.clock.val();
-        self.hash_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.hash.next = self.hash_ram.read_data.val();
-        self.l3_ram.write_clock.next = self.clock.val();
-        self.l3_ram.write_enable.next = self.write_logic.ram_write_enable.val();
-        self.l3_ram.write_address.next = self.write_logic.ram_write_address.val();
-        self.l3_ram.write_data.next = self.in_l3.val();
-        self.l3_ram.read_clock.next = self.clock.val();
-        self.l3_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.l3.next = self.l3_ram.read_data.val();
-        self.ip_len_ram.write_clock.next = self.clock.val();
-        self.ip_len_ram.write_enable.next = self.write_logic.ram_write_enable.val();
-        self.ip_len_ram.write_address.next = self.write_logic.ram_write_address.val();
-        self.ip_len_ram.write_data.next = self.in_ip_len.val();
-        self.ip_len_ram.read_clock.next = self.clock.val();
-        self.ip_len_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.ip_len.next = self.ip_len_ram.read_data.val();
-        self.inner_v6_ram.write_clock.next = self.clock.val();
-        self.inner_v6_ram.write_enable.next = self.write_logic.ram_write_enable.val();
-        self.inner_v6_ram.write_address.next = self.write_logic.ram_write_address.val();
-        self.inner_v6_ram.write_data.next = self.in_inner_v6.val();
-        self.inner_v6_ram.read_clock.next = self.clock.val();
-        self.inner_v6_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.inner_v6.next = self.inner_v6_ram.read_data.val();
-        self.dscp_ram.write_clock.next = self.clock.val();
-        self.dscp_ram.write_enable.next = self.write_logic.ram_write_enable.val();
-        self.dscp_ram.write_address.next = self.write_logic.ram_write_address.val();
-        self.dscp_ram.write_data.next = self.in_dscp.val();
-        self.dscp_ram.read_clock.next = self.clock.val();
-        self.dscp_ram.read_address.next = self.read_logic.ram_read_address.val();
-        self.dscp.next = self.dscp_ram.read_data.val();
-    }
-}
 
 /// The balancer: see the module doc. Stream `D` bits (`K = D / 8`), frame FIFO
 /// `2^FB` beats (`FB1 = FB + 1`), action FIFO `2^AB` frames (`AB1 = AB + 1`), and the
@@ -465,6 +328,17 @@ impl<
             "FIFO pointer widths"
         );
         assert_eq!(D, 8 * K, "D = 8 × K");
+        // The input stops while the action FIFO holds `2^AB - ACT_MARGIN` actions, but
+        // frames already past it still push theirs: at most one per `DECIDE_MIN_GAP`
+        // clocks from the input to stage A (parser, decision, BACKEND read, stage A, and
+        // the fill count's lag). Either they fit in the margin, or the frame FIFO, which
+        // holds at least one beat of every frame whose action is queued, fills first.
+        let in_flight =
+            (crate::axis_parse::LATENCY + Self::DECIDE_LATENCY + 4).div_ceil(Self::DECIDE_MIN_GAP);
+        assert!(
+            in_flight as u64 <= ACT_MARGIN || FB <= AB,
+            "the action FIFO's margin ({ACT_MARGIN}) is below the {in_flight} frames in flight"
+        );
         // The field positions wired in `update` (literal bit offsets: `#[hdl_gen]` cannot
         // name a Rust constant inside a bit index).
         for (field, lsb) in [
@@ -995,10 +869,10 @@ impl<
             && !self.decide.out_valid.val()
             && !self.a_valid.q.val()
             && !self.b_valid.q.val()
-            && self.act.empty.val()
+            && !self.act.holds_actions.val()
             && !self.act_take_d1.q.val()
             && !self.act_take_d2.q.val()
-            && !self.fifo.m_axis_tvalid.val()
+            && !self.fifo.holds_beats.val()
             && !self.rewriter.m_axis_tvalid.val();
         self.csr.frame_boundary.next = self.quiet.val();
 

@@ -2,7 +2,11 @@
 //! from rust-hdl's output, a serial I/O harness for a standalone bitstream, and the
 //! shell-integration wrapper the vendor scripts build.
 
-use super::SynthError;
+/// A Verilog module header this reader does not understand: rust-hdl's output has a
+/// fixed shape, so anything else is a bug upstream, reported with the line.
+#[derive(Debug, thiserror::Error)]
+#[error("emitted Verilog: {0}")]
+pub struct PortListError(pub String);
 
 /// The module rust-hdl gives every top level.
 pub const EMITTED_TOP: &str = "top";
@@ -32,11 +36,11 @@ pub struct Port {
 /// rust-hdl declares every port on its own line right after the module header
 /// (`input wire  [415:0] key;`, `output reg  hash;`), so a line scan of the top module
 /// suffices; anything else in the header is an error rather than a guess.
-pub fn top_ports(verilog: &str) -> Result<Vec<Port>, SynthError> {
+pub fn top_ports(verilog: &str) -> Result<Vec<Port>, PortListError> {
     let header = format!("module {EMITTED_TOP}(");
     let start = verilog
         .find(&header)
-        .ok_or_else(|| SynthError::Netlist(format!("no `{header}` in the emitted Verilog")))?;
+        .ok_or_else(|| PortListError(format!("no `{header}` in the emitted Verilog")))?;
     let mut ports = Vec::new();
     for line in verilog[start..].lines().skip(1) {
         let line = line.trim();
@@ -51,7 +55,7 @@ pub fn top_ports(verilog: &str) -> Result<Vec<Port>, SynthError> {
             Some("input") => Direction::Input,
             Some("output") => Direction::Output,
             Some("inout") => {
-                return Err(SynthError::Netlist(format!("inout port: `{line}`")));
+                return Err(PortListError(format!("inout port: `{line}`")));
             }
             _ => continue,
         };
@@ -68,20 +72,20 @@ pub fn top_ports(verilog: &str) -> Result<Vec<Port>, SynthError> {
         });
     }
     if !ports.iter().any(|p| p.name == CLOCK_PORT) {
-        return Err(SynthError::Netlist(format!(
+        return Err(PortListError(format!(
             "module `{EMITTED_TOP}` has no `{CLOCK_PORT}` input"
         )));
     }
     if !ports.iter().any(|p| p.direction == Direction::Output) {
-        return Err(SynthError::Netlist(format!(
+        return Err(PortListError(format!(
             "module `{EMITTED_TOP}` has no outputs"
         )));
     }
     Ok(ports)
 }
 
-fn bad(line: &str) -> SynthError {
-    SynthError::Netlist(format!("unexpected port declaration `{line}`"))
+fn bad(line: &str) -> PortListError {
+    PortListError(format!("unexpected port declaration `{line}`"))
 }
 
 /// `[hi:lo]` → hi - lo + 1.

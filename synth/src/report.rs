@@ -5,7 +5,7 @@
 
 use super::parts::{Part, Target, FLOW_ENTRY_BITS};
 use super::{DesignSpec, Options, SynthError};
-use crate::toolchain::SynthReport;
+use flowgate_hdl::toolchain::SynthReport;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
@@ -42,6 +42,180 @@ pub struct PathStep {
     pub at: String,
 }
 
+/// One bin of nextpnr's slack histogram: endpoints whose slack lies in `[from, to)` ns.
+/// nextpnr draws the bins as bars of `*` (each `per_star` endpoints) and a `+` for a
+/// remainder, without the count, so `endpoints` is the bar read back as a lower bound
+/// (a `+` counts one): exact when a star is one endpoint, else short by less than a star.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlackBin {
+    pub from_ns: f64,
+    pub to_ns: f64,
+    pub endpoints: u64,
+    /// The most endpoints the bar can stand for (equal to `endpoints` when exact).
+    pub endpoints_max: u64,
+}
+
+/// What a developer reads first about a critical path: how many cells deep it is,
+/// where its time goes, and which blocks it crosses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathSummary {
+    pub total_ns: f64,
+    /// Logic levels on the path: each LUT4 and PFUMX/L6MUX21 mux level, and each carry
+    /// chain once (however many CCU2C cells it ripples through).
+    pub logic_levels: usize,
+    /// Carry-chain steps among them (CCU2C halves a chain ripples through).
+    pub carry_steps: usize,
+    pub clk_to_q_ns: f64,
+    pub logic_ns: f64,
+    pub routing_ns: f64,
+    pub setup_ns: f64,
+    /// The blocks in path order (a block again after another one is a new segment).
+    pub segments: Vec<PathSegment>,
+}
+
+/// The part of a critical path inside one block of the design.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathSegment {
+    /// The design's child instance the cells belong to (`fifo`, `rewriter`, ...), or
+    /// `harness` for the serial harness around the design.
+    pub block: String,
+    pub ns: f64,
+    pub logic_levels: usize,
+}
+
+impl PathSummary {
+    pub fn of(path: &[PathStep]) -> PathSummary {
+        let sum = |kind: &str| -> f64 {
+            path.iter()
+                .filter(|s| s.kind == kind)
+                .map(|s| s.delay_ns)
+                .sum()
+        };
+        let mut segments: Vec<PathSegment> = Vec::new();
+        let (mut levels, mut carry_steps, mut in_carry) = (0, 0, false);
+        for step in path {
+            // A carry chain's cells and the nets between them all carry `CCU2` in their
+            // names; anything else ends the chain.
+            let carry = step.at.contains("CCU2");
+            let level = match (step.kind == "logic", carry) {
+                (true, true) => {
+                    carry_steps += 1;
+                    usize::from(!std::mem::replace(&mut in_carry, true))
+                }
+                (true, false) => 1,
+                (false, _) => 0,
+            };
+            if !carry {
+                in_carry = false;
+            }
+            levels += level;
+            let block = block_of(&step.at);
+            match (segments.last_mut(), block) {
+                (Some(seg), None) => {
+                    seg.ns += step.delay_ns;
+                    seg.logic_levels += level;
+                }
+                (Some(seg), Some(b)) if seg.block == b => {
+                    seg.ns += step.delay_ns;
+                    seg.logic_levels += level;
+                }
+                _ => segments.push(PathSegment {
+                    block: block.unwrap_or("(top level)").to_string(),
+                    ns: step.delay_ns,
+                    logic_levels: level,
+                }),
+            }
+        }
+        PathSummary {
+            total_ns: path.iter().map(|s| s.delay_ns).sum(),
+            logic_levels: levels,
+            carry_steps,
+            clk_to_q_ns: sum("clk-to-q"),
+            logic_ns: sum("logic"),
+            routing_ns: sum("routing"),
+            setup_ns: sum("setup"),
+            segments,
+        }
+    }
+
+    /// "fifo 11.5 ns (0) → rewriter 4.2 ns (6) → …": block, time, logic levels.
+    pub fn route(&self) -> String {
+        self.segments
+            .iter()
+            .map(|s| format!("{} {:.2} ns ({})", s.block, s.ns, s.logic_levels))
+            .collect::<Vec<_>>()
+            .join(" → ")
+    }
+}
+
+/// The block a step's cell or net belongs to: the child instance below the harness's
+/// `dut` (`dut.fifo.last_ram.mem.0.0.DOB0` → `fifo`; in a block alone its registers,
+/// `dut.r2_now.q` → `r2_now`); a name outside `dut` is the harness's own. A cell or net
+/// of the design's own level (`dut.w3_age_CCU2C_S0$CCU2_COMB0`, no instance in its name)
+/// has none: it stays with the block before it.
+fn block_of(at: &str) -> Option<&str> {
+    // A cell step ends in `.PORT`; a routing step names its net.
+    let name = match at.strip_prefix("net ") {
+        Some(net) => net,
+        None => at.rsplit_once('.').map_or(at, |(cell, _port)| cell),
+    };
+    // Cells nextpnr adds itself (`$nextpnr_CCU2C_55`, a carry chain's feed-in) belong
+    // to the logic around them.
+    if name.starts_with('$') {
+        return None;
+    }
+    match name.strip_prefix("dut.") {
+        Some(rest) => {
+            let end = rest.find('.')?;
+            let block = &rest[..end];
+            // A bit index is part of a net name, never an instance.
+            (!block.contains('[')).then_some(block)
+        }
+        None => Some("harness"),
+    }
+}
+
+/// Reads the last slack histogram out of nextpnr's log (the one after routing when the
+/// run routed). Lines look like `Info: [-17083, -14791) |*****+` in ps, after a legend
+/// `Info:  legend: * represents 7 endpoint(s)`.
+pub fn parse_slack_histogram(log: &str) -> Vec<SlackBin> {
+    let mut bins = Vec::new();
+    let mut per_star = 1u64;
+    for line in log.lines() {
+        let text = line.trim_start_matches("Info:").trim();
+        if text.starts_with("Slack histogram") {
+            bins.clear();
+            per_star = 1;
+        } else if let Some(rest) = text.strip_prefix("legend: * represents ") {
+            per_star = rest
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+        } else if let Some(bin) = text.strip_prefix('[').and_then(|t| slack_bin(t, per_star)) {
+            bins.push(bin);
+        }
+    }
+    bins
+}
+
+/// `-17083, -14791) |*****+` → the bin (ps → ns).
+fn slack_bin(text: &str, per_star: u64) -> Option<SlackBin> {
+    let (range, bar) = text.split_once(')')?;
+    let (from, to) = range.split_once(',')?;
+    let from: f64 = from.trim().parse().ok()?;
+    let to: f64 = to.trim().parse().ok()?;
+    let bar = bar.trim().strip_prefix('|')?;
+    let stars = bar.chars().filter(|&c| c == '*').count() as u64;
+    let rest = u64::from(bar.contains('+'));
+    Some(SlackBin {
+        from_ns: from / 1000.0,
+        to_ns: to / 1000.0,
+        endpoints: stars * per_star + rest,
+        endpoints_max: stars * per_star + rest * per_star.saturating_sub(1),
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct Report {
     pub design: String,
@@ -56,6 +230,8 @@ pub struct Report {
     /// Flow entries the design holds.
     pub flow_entries: u64,
     pub critical_path: Vec<PathStep>,
+    /// nextpnr's slack histogram after routing (from its log), worst bin first.
+    pub slack_histogram: Vec<SlackBin>,
     pub bitstream: Option<(String, u64)>,
     /// (step, seconds).
     pub steps: Vec<(String, f64)>,
@@ -92,6 +268,7 @@ impl Report {
             resources,
             flow_entries: spec.flow_entries,
             critical_path: Vec::new(),
+            slack_histogram: Vec::new(),
             bitstream: None,
             steps: Vec::new(),
             files: Vec::new(),
@@ -260,6 +437,34 @@ impl Report {
             .iter()
             .map(|(s, t)| json!({"step": s, "seconds": round2(*t)}))
             .collect();
+        let summary = (!self.critical_path.is_empty()).then(|| {
+            let p = PathSummary::of(&self.critical_path);
+            let segments: Vec<Value> = p
+                .segments
+                .iter()
+                .map(|s| json!({"block": s.block, "ns": round3(s.ns), "logic_levels": s.logic_levels}))
+                .collect();
+            json!({
+                "total_ns": round3(p.total_ns),
+                "logic_levels": p.logic_levels,
+                "carry_steps": p.carry_steps,
+                "clk_to_q_ns": round3(p.clk_to_q_ns),
+                "logic_ns": round3(p.logic_ns),
+                "routing_ns": round3(p.routing_ns),
+                "setup_ns": round3(p.setup_ns),
+                "blocks": segments,
+            })
+        });
+        let histogram: Vec<Value> = self
+            .slack_histogram
+            .iter()
+            .map(|b| {
+                json!({
+                    "from_ns": round3(b.from_ns), "to_ns": round3(b.to_ns),
+                    "endpoints": b.endpoints, "endpoints_max": b.endpoints_max,
+                })
+            })
+            .collect();
         json!({
             "design": self.design,
             "design_about": self.design_about,
@@ -291,6 +496,8 @@ impl Report {
                 "stream_frames_per_s": (fps / beats as f64).round(),
             },
             "critical_path": path,
+            "critical_path_summary": summary,
+            "slack_histogram": histogram,
             "bitstream": self.bitstream.as_ref().map(|(f, n)| json!({"file": f, "bytes": n})),
             "steps": steps,
             "files": self.files,
@@ -386,11 +593,55 @@ impl Report {
             "\n100 GbE at minimum frames is 148.8 Mpps (64 + 20 bytes on the wire)."
         );
         if !self.critical_path.is_empty() {
-            let total: f64 = self.critical_path.iter().map(|s| s.delay_ns).sum();
-            let _ = writeln!(m, "\n## Critical path ({total:.2} ns, nextpnr)\n");
+            let p = PathSummary::of(&self.critical_path);
+            let _ = writeln!(m, "\n## Critical path ({:.2} ns, nextpnr)\n", p.total_ns);
+            let _ = writeln!(
+                m,
+                "{} logic levels ({} carry-chain steps, a chain counted once); clock-to-out \
+                 {:.2} ns, logic {:.2} ns, routing {:.2} ns, setup {:.2} ns.\n\n\
+                 Blocks it crosses (time, logic levels): {}\n",
+                p.logic_levels,
+                p.carry_steps,
+                p.clk_to_q_ns,
+                p.logic_ns,
+                p.routing_ns,
+                p.setup_ns,
+                p.route()
+            );
             let _ = writeln!(m, "| Step | ns | At |\n|---|---:|---|");
             for s in &self.critical_path {
                 let _ = writeln!(m, "| {} | {:.3} | `{}` |", s.kind, s.delay_ns, s.at);
+            }
+        }
+        if !self.slack_histogram.is_empty() {
+            let _ = writeln!(
+                m,
+                "\n## Endpoints by slack (nextpnr's histogram at {:.1} MHz)\n",
+                self.freq_target_mhz
+            );
+            let _ = writeln!(
+                m,
+                "| Slack from (ns) | to (ns) | Endpoints | Fmax if they were the worst |"
+            );
+            let _ = writeln!(m, "|---:|---:|---:|---:|");
+            let period = 1000.0 / self.freq_target_mhz;
+            for b in &self.slack_histogram {
+                let path_ns = period - b.from_ns;
+                let fmax = if path_ns > 0.0 {
+                    format!("{:.1} MHz", 1000.0 / path_ns)
+                } else {
+                    "—".into()
+                };
+                let count = if b.endpoints == b.endpoints_max {
+                    b.endpoints.to_string()
+                } else {
+                    format!("{}–{}", b.endpoints, b.endpoints_max)
+                };
+                let _ = writeln!(
+                    m,
+                    "| {:.2} | {:.2} | {count} | {fmax} |",
+                    b.from_ns, b.to_ns
+                );
             }
         }
         if !self.notes.is_empty() {
@@ -443,7 +694,7 @@ fn round3(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::{design, Profile};
+    use crate::{design, Profile};
     use std::path::PathBuf;
 
     /// The shape of nextpnr-ecp5 0.11's `--report` (cut down from a real run of the
@@ -498,6 +749,117 @@ mod tests {
         let md = r.to_markdown();
         assert!(md.contains("achieved 50.7 MHz** (not met)"), "{md}");
         assert!(md.contains("| BRAM | DP16KD | 116 | 208 | 55.8 |"), "{md}");
+    }
+
+    /// nextpnr-ecp5 0.11's log around its slack histograms (after placement and after
+    /// routing; the last one counts).
+    const NEXTPNR_LOG: &str = "\
+Info: Slack histogram:
+Info:  legend: * represents 1 endpoint(s)
+Info:          + represents [1,1) endpoint(s)
+Info: [ -9000,  -8000) |*
+Info: Routing..
+Info: Max frequency for clock '$glbnet$clk$TRELLIS_IO_IN': 42.86 MHz (FAIL at 150.00 MHz)
+Info: Slack histogram:
+Info:  legend: * represents 7 endpoint(s)
+Info:          + represents [1,7) endpoint(s)
+Info: [-17083, -14791) |*+
+Info: [-14791, -12499) |***
+Info: [-12499, -10207) |
+Info: [  4100,   6392) |************************************************************
+Info: Program finished normally.
+";
+
+    #[test]
+    fn the_last_slack_histogram_is_read_from_the_log() {
+        let bins = parse_slack_histogram(NEXTPNR_LOG);
+        assert_eq!(bins.len(), 4, "{bins:?}");
+        assert_eq!(
+            bins[0],
+            SlackBin {
+                from_ns: -17.083,
+                to_ns: -14.791,
+                endpoints: 8,
+                endpoints_max: 13,
+            }
+        );
+        assert_eq!(bins[1].endpoints_max, 21);
+        assert_eq!(bins[1].endpoints, 21);
+        assert_eq!(bins[2].endpoints, 0);
+        assert_eq!(bins[3].endpoints, 420);
+        assert!(parse_slack_histogram("no histogram here").is_empty());
+    }
+
+    #[test]
+    fn the_critical_path_is_summed_by_kind_and_by_block() {
+        let step = |kind: &str, ns, at: &str| PathStep {
+            kind: kind.into(),
+            delay_ns: ns,
+            at: at.into(),
+        };
+        // The routed top's path (d548365), shortened.
+        let path = [
+            step("clk-to-q", 5.83, "dut.fifo.last_ram.mem.0.0.DOB0"),
+            step("routing", 5.627, "net dut.fifo.last_ram.mem.0.0_DOB0[1]"),
+            step("logic", 0.236, "dut.rewriter.in_done_after_LUT4_Z.F"),
+            step("routing", 1.324, "net dut.rewriter.in_done_after"),
+            step("logic", 0.239, "dut.act_take_d1.d_L6MUX21_Z.OFX"),
+            step("routing", 1.291, "net dut.act_take_d1.d"),
+            step("logic", 0.236, "dut.act.addr_ram.read_address_LUT4_Z_6.F"),
+            step(
+                "routing",
+                0.371,
+                "net dut.act.inner_v6_ram.read_data_TRELLIS_FF_Q_DI",
+            ),
+            step(
+                "setup",
+                0.0,
+                "dut.act.inner_v6_ram.read_data_TRELLIS_FF_Q.M",
+            ),
+            step("logic", 0.2, "si_reg_LUT4_Z.F"),
+            // A carry chain at the design's own level: one level, and no block of its own.
+            step("logic", 0.45, "dut.w3_age_CCU2C_S0_1$CCU2_COMB0.FCO"),
+            step("routing", 0.0, "net dut.w3_age_CCU2C_S0_3_COUT[1]"),
+            step("logic", 0.07, "dut.w3_age_CCU2C_S0$CCU2_COMB0.FCO"),
+            step("routing", 0.5, "net dut.w3_age[3]"),
+            step("logic", 0.44, "$nextpnr_CCU2C_55$CCU2_COMB0.F"),
+        ];
+        let p = PathSummary::of(&path);
+        assert_eq!((p.logic_levels, p.carry_steps), (6, 3));
+        assert!((p.routing_ns - 9.113).abs() < 1e-9, "{p:?}");
+        assert!((p.clk_to_q_ns - 5.83).abs() < 1e-9);
+        let blocks: Vec<(&str, usize)> = p
+            .segments
+            .iter()
+            .map(|s| (s.block.as_str(), s.logic_levels))
+            .collect();
+        assert_eq!(
+            blocks,
+            [
+                ("fifo", 0),
+                ("rewriter", 1),
+                ("act_take_d1", 1),
+                ("act", 1),
+                ("harness", 3)
+            ]
+        );
+        assert!((p.segments[0].ns - 11.457).abs() < 1e-9);
+        assert!(p
+            .route()
+            .starts_with("fifo 11.46 ns (0) → rewriter 1.56 ns (1)"));
+
+        let mut r = report(Target::Ecp5_85F, Profile::Small, "top");
+        r.critical_path = path.to_vec();
+        r.slack_histogram = parse_slack_histogram(NEXTPNR_LOG);
+        let md = r.to_markdown();
+        assert!(md.contains("6 logic levels (3 carry-chain steps"), "{md}");
+        // 150 MHz is 6.67 ns; a slack of −17.08 ns is a 23.75 ns path.
+        assert!(md.contains("| -17.08 | -14.79 | 8–13 | 42.1 MHz |"), "{md}");
+        assert!(md.contains("| -14.79 | -12.50 | 21 | "), "{md}");
+        let json = r.to_json();
+        assert_eq!(json["critical_path_summary"]["logic_levels"], 6);
+        assert_eq!(json["critical_path_summary"]["blocks"][0]["block"], "fifo");
+        assert_eq!(json["slack_histogram"][1]["endpoints"], 21);
     }
 
     #[test]

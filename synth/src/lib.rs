@@ -1,4 +1,6 @@
-//! From emitted Verilog to a bitstream, or to scripts for the tools that cannot run here.
+//! flowgate's synthesis flow, beside the hardware blocks (`flowgate-hdl`) rather than in
+//! them: from a design's emitted Verilog to a bitstream, or to scripts for the tools that
+//! cannot run here, with a timing report that says where a design breaks.
 //! `flowgate synth` (and `scripts/synth`) call [`run`]; every run leaves `report.json`
 //! and `report.md` in its output directory.
 //!
@@ -18,11 +20,11 @@
 pub mod parts;
 pub mod report;
 pub mod vendor;
-pub mod wrap;
 
-use crate::flow_table::FlowTable;
-use crate::toolchain::{self, ToolError};
-use crate::Design;
+use flowgate_hdl::flow_table::FlowTable;
+use flowgate_hdl::toolchain::{self, ToolError};
+use flowgate_hdl::wrap;
+use flowgate_hdl::Design;
 use parts::Target;
 use report::Report;
 use rust_hdl::prelude::{generate_verilog, Block};
@@ -61,6 +63,8 @@ pub enum SynthError {
     },
     #[error("reading the emitted Verilog: {0}")]
     Netlist(String),
+    #[error(transparent)]
+    Ports(#[from] wrap::PortListError),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -100,10 +104,10 @@ impl Profile {
     }
 
     /// The profile's row of the hardware profiles table.
-    pub fn hw(self) -> &'static crate::profile::HwProfile {
+    pub fn hw(self) -> &'static flowgate_hdl::profile::HwProfile {
         match self {
-            Profile::Small => &crate::profile::SMALL,
-            Profile::Hundred => &crate::profile::HUNDRED_G,
+            Profile::Small => &flowgate_hdl::profile::SMALL,
+            Profile::Hundred => &flowgate_hdl::profile::HUNDRED_G,
         }
     }
 
@@ -150,7 +154,7 @@ enum Source {
 impl DesignSpec {
     pub fn verilog(&self) -> String {
         match self.source {
-            Source::Design(d) => crate::emit_verilog(d),
+            Source::Design(d) => flowgate_hdl::emit_verilog(d),
             Source::Block(emit) => emit(),
         }
     }
@@ -196,9 +200,9 @@ pub static DESIGNS: &[DesignSpec] = &[
     },
     DesignSpec {
         name: "toeplitz-serial",
-        about: "the same hash over 8 clocks, 39 input bits a clock (not in the top yet)",
+        about: "the same hash over 8 clocks, 39 input bits a clock (the top's on 64-bit streams)",
         flow_entries: 0,
-        source: Source::Block(|| emit(crate::hash::FlowToeplitzSerial::default())),
+        source: Source::Block(|| emit(flowgate_hdl::hash::FlowToeplitzSerial::default())),
     },
     DesignSpec {
         name: "axis-parser",
@@ -229,7 +233,7 @@ pub static DESIGNS: &[DesignSpec] = &[
     },
     DesignSpec {
         name: "rewriter",
-        about: "the top's rewriter (MAC rewrite, IP-in-IP prepend), 64-bit stream",
+        about: "the top's rewriter (MAC rewrite; IP-in-IP or GUE header prepended), 64-bit stream",
         flow_entries: 0,
         source: Source::Design(Design::FlowRewriter),
     },
@@ -570,6 +574,9 @@ fn ecp5(
     ]);
     let pnr = read(&out.join("nextpnr-report.json"))?;
     report.apply_nextpnr(&pnr)?;
+    // nextpnr's JSON holds one critical path per clock pair; how many endpoints follow
+    // close behind it is only in its log's slack histogram.
+    report.slack_histogram = report::parse_slack_histogram(&read(&out.join("nextpnr.log"))?);
 
     stepper.step("ecppack bitstream", || {
         run_tool(
@@ -795,6 +802,29 @@ const CLOCK_PIN: &str = "G2";
 /// Where the ECP5 flow keeps the exact input of the yosys netlist beside it.
 const YOSYS_KEY_FILE: &str = "synth.inputs";
 
+/// The yosys netlist and what says it is current: copied into another run's directory,
+/// they let that run (another seed) skip yosys when its Verilog is the same.
+const NETLIST_FILES: [&str; 4] = ["synth.json", "yosys-stat.json", YOSYS_KEY_FILE, "yosys.log"];
+
+/// Offers `from`'s yosys netlist to a run into `to` (another seed of the same design):
+/// the files are copied when `from` has a finished netlist and `to` has none. The run into
+/// `to` still compares the netlist's input with its own Verilog byte for byte and runs
+/// yosys again if they differ, so a stale copy costs time, never a wrong result.
+/// Returns whether it copied.
+pub fn offer_netlist(from: &Path, to: &Path) -> Result<bool, SynthError> {
+    if !from.join(YOSYS_KEY_FILE).is_file() || to.join(YOSYS_KEY_FILE).is_file() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(to).map_err(io("creating", to))?;
+    for name in NETLIST_FILES {
+        let src = from.join(name);
+        if src.is_file() {
+            std::fs::copy(&src, to.join(name)).map_err(io("copying", &src))?;
+        }
+    }
+    Ok(true)
+}
+
 /// The yosys netlist's exact input: the script and the two Verilog files it reads.
 fn yosys_key(script: &str, out: &Path) -> Result<String, SynthError> {
     Ok(format!(
@@ -865,7 +895,7 @@ mod tests {
             seed: 1,
             router: Router::Router1,
         };
-        let stat = |lut4, ccu2c, dp16kd| crate::toolchain::SynthReport {
+        let stat = |lut4, ccu2c, dp16kd| flowgate_hdl::toolchain::SynthReport {
             cells: [
                 ("LUT4".to_string(), lut4),
                 ("CCU2C".to_string(), ccu2c),
@@ -884,6 +914,28 @@ mod tests {
         assert_eq!(report.over_capacity(), ["DP16KD: 209 of 208 (100 %)"]);
         report.apply_ecp5_stat(&stat(6_310, 0, 116));
         assert!(report.over_capacity().is_empty());
+    }
+
+    #[test]
+    fn a_finished_netlist_is_offered_to_another_seed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second) = (dir.path().join("seed-1"), dir.path().join("seed-2"));
+        std::fs::create_dir_all(&first).unwrap();
+        // No key yet: yosys has not finished, nothing to offer.
+        std::fs::write(first.join("synth.json"), "{}").unwrap();
+        assert!(!offer_netlist(&first, &second).unwrap());
+        for (name, text) in [("yosys-stat.json", "{}"), (YOSYS_KEY_FILE, "key")] {
+            std::fs::write(first.join(name), text).unwrap();
+        }
+        assert!(offer_netlist(&first, &second).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(second.join(YOSYS_KEY_FILE)).unwrap(),
+            "key"
+        );
+        assert!(second.join("synth.json").is_file() && second.join("yosys-stat.json").is_file());
+        // The second run has its own netlist now: it is not overwritten.
+        std::fs::write(second.join(YOSYS_KEY_FILE), "its own").unwrap();
+        assert!(!offer_netlist(&first, &second).unwrap());
     }
 
     #[test]

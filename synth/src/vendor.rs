@@ -4,7 +4,7 @@
 //! constraint and write timing and utilization reports, ready for a user who has the tools.
 
 use super::parts::Part;
-use super::wrap::{Direction, Port, CLOCK_PORT, WRAPPER_TOP};
+use flowgate_hdl::wrap::{Direction, Port, CLOCK_PORT, WRAPPER_TOP};
 
 /// The files every vendor script reads, relative to the output directory.
 pub const DESIGN_FILE: &str = "design.v";
@@ -147,7 +147,7 @@ pub fn referenced_files(script: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::parts::{AGILEX_F014, ALVEO_U250};
+    use crate::parts::{AGILEX_F014, ALVEO_U250};
 
     fn ports() -> Vec<Port> {
         vec![
