@@ -7,7 +7,10 @@
 //!
 //! - One primary key per effective URI (host without port + path and query); under it, one
 //!   variant per set of selecting headers (`Vary`), newest first. GET responses are stored;
-//!   HEAD is answered from a stored GET.
+//!   HEAD is answered from a stored GET, and goes to the backend as HEAD on a miss (its
+//!   answer is not stored). `Vary: *` responses are not stored (§4.1), nor, unless
+//!   `[cache] store_set_cookie = true`, responses with a backend's `Set-Cookie` (which
+//!   is then stored without it).
 //! - Bodies are stored identity-encoded (the request to the backend loses `Accept-Encoding`),
 //!   and compression per client happens on the way out, so one copy serves every coding.
 //! - A miss streams the backend's body to the client while a copy fills; the copy is stored
@@ -15,13 +18,14 @@
 //! - Concurrent misses for one key wait for the first (request coalescing) and are then
 //!   answered from what it stored.
 //! - Stale entries are revalidated with the backend (`If-None-Match`/`If-Modified-Since`);
-//!   a 304 refreshes the stored headers. `stale-while-revalidate` answers stale at once and
+//!   a 304 refreshes the stored headers, every value of each field kept (§3.2). `stale-while-revalidate` answers stale at once and
 //!   revalidates in the background; `stale-if-error` answers stale when the backend fails
 //!   (RFC 5861).
 //! - Unsafe methods with a non-error answer invalidate the target URI, and `Location` and
 //!   `Content-Location` on the same host (RFC 9111 §4.4).
 //! - Client conditionals (`If-None-Match`, `If-Modified-Since`) are answered 304 from a
-//!   fresh entry (RFC 9110 §13.1); every cached-path answer has `Cache-Status` (RFC 9211).
+//!   fresh entry (RFC 9110 §13.1); every answer of a caching route has `Cache-Status`
+//!   (RFC 9211), `fwd=method`/`fwd=bypass` for those that did not go through the cache.
 
 use crate::forward::{full, request_host, Note, Upstream};
 use crate::metrics::Metrics;
@@ -91,6 +95,7 @@ pub struct CacheMetrics {
     pub evictions: prometheus_client::metrics::counter::Counter,
     pub stored_bytes: prometheus_client::metrics::gauge::Gauge,
     pub purged: prometheus_client::metrics::counter::Counter,
+    pub invalidations: prometheus_client::metrics::counter::Counter,
 }
 
 /// The cache: a moka store and the misses being filled.
@@ -192,10 +197,20 @@ impl Cache {
             waited = true;
         }
         self.metrics.misses.inc();
-        let fill = self.begin_fill(&key);
         let mut out = view.clone_head();
+        if *req.method() == Method::HEAD {
+            // RFC 9110 §9.3.2: a HEAD goes to the backend as HEAD; its answer has no body,
+            // so nothing is stored from it (RFC 9111 §4.3.5 only lets it update a stored
+            // GET's headers, which a miss has none of).
+            *out.method_mut() = Method::HEAD;
+            let mut response = upstream.forward(&mut out, None, note).await;
+            let note = format!("fwd=miss; fwd-status={}", response.status().as_u16());
+            add_cache_status(response.headers_mut(), &note);
+            return response;
+        }
+        let fill = self.begin_fill(&key);
         let response = upstream.forward(&mut out, None, note).await;
-        self.store_response(req, &view, key, response, upstream, fill, "fwd=miss")
+        self.store_response(&key, &view, response, upstream, fill, "fwd=miss")
     }
 
     async fn lookup(&self, key: &str, view: &Request<()>, now: SystemTime) -> Lookup {
@@ -247,6 +262,8 @@ impl Cache {
             .unwrap_or(Duration::ZERO);
         let response_cc = directives(&stored.headers);
         let request_cc = directives(view.headers());
+        // RFC 9111 §4.2.4: no stale answer where a directive forbids it; `s-maxage` carries
+        // `proxy-revalidate` for a shared cache (§5.2.2.10).
         let only_stale = now >= stored.fresh_until
             && !request_cc
                 .iter()
@@ -254,7 +271,7 @@ impl Cache {
             && !response_cc.iter().any(|(d, _)| {
                 matches!(
                     d.as_str(),
-                    "no-cache" | "must-revalidate" | "proxy-revalidate"
+                    "no-cache" | "must-revalidate" | "proxy-revalidate" | "s-maxage"
                 )
             })
             && !view.headers().contains_key(header::PRAGMA);
@@ -327,6 +344,15 @@ impl Cache {
             Revalidated::Refreshed(fresh) => {
                 from_cache(req, &fresh, SystemTime::now(), "fwd=stale; fwd-status=304")
             }
+            Revalidated::Replaced(response) if *req.method() == Method::HEAD => {
+                // The revalidation was a GET (it may replace the stored GET): its body
+                // is read into the cache, the HEAD client gets none.
+                let (parts, body) = response.into_parts();
+                tokio::spawn(async move {
+                    let _ = body.collect().await;
+                });
+                Response::from_parts(parts, crate::forward::empty())
+            }
             Revalidated::Replaced(response) => response,
         }
     }
@@ -344,7 +370,7 @@ impl Cache {
     ) -> Revalidated {
         let now = SystemTime::now();
         if response.status() == StatusCode::NOT_MODIFIED {
-            if let AfterResponse::NotModified(policy, _) = stored.policy.after_response(
+            if let AfterResponse::NotModified(..) = stored.policy.after_response(
                 view,
                 &for_policy(response.status(), response.headers()),
                 now,
@@ -355,6 +381,11 @@ impl Cache {
                     .inc();
                 let mut headers = stored.headers.clone();
                 merge_304(&mut headers, response.headers());
+                // The library's refreshed policy keeps one value per field (it merges with
+                // `HeaderMap::insert`), so a second `Cache-Control` line would be lost to
+                // freshness: the policy is rebuilt from the merged fields, all values kept
+                // (RFC 9111 §3.2, §4.3.4).
+                let policy = policy_of(view, stored.status, &headers, now);
                 let fresh = Arc::new(Stored {
                     fresh_until: now + policy.time_to_live(now),
                     policy,
@@ -371,15 +402,7 @@ impl Cache {
             .revalidations
             .get_or_create(&vec![("result", "modified".to_string())])
             .inc();
-        Revalidated::Replaced(self.store_response(
-            view,
-            view,
-            key.to_string(),
-            response,
-            upstream,
-            fill,
-            "fwd=stale",
-        ))
+        Revalidated::Replaced(self.store_response(key, view, response, upstream, fill, "fwd=stale"))
     }
 
     /// A handle on the same store for a background task.
@@ -396,9 +419,8 @@ impl Cache {
     #[allow(clippy::too_many_arguments)]
     fn store_response(
         &self,
-        req: &Request<()>,
+        key: &str,
         view: &Request<()>,
-        key: String,
         response: Response<ProxyBody>,
         upstream: &Upstream,
         fill: Option<Fill>,
@@ -412,53 +434,43 @@ impl Cache {
                 parts.headers.insert(header::DATE, v);
             }
         }
-        let policy = CachePolicy::new_options(
-            view,
-            &for_policy(parts.status, &parts.headers),
-            now,
-            CacheOptions {
-                shared: true,
-                ..CacheOptions::default()
-            },
-        );
+        let mut stored_headers = parts.headers.clone();
+        remove_unstorable(&mut stored_headers);
+        // The policy reads what is stored: the library counts a shared response with
+        // `Set-Cookie` as stale at once, and the cookie is not what is stored.
+        let policy = policy_of(view, parts.status, &stored_headers, now);
         let length = parts
             .headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
+        // The proxy's own persistence cookie belongs to this client and says nothing about
+        // the resource; only the backend's cookies count.
+        let own = upstream.cookie_name().map(|name| format!("{name}="));
+        let backend_cookie = parts.headers.get_all(header::SET_COOKIE).iter().any(|v| {
+            own.as_ref()
+                .is_none_or(|own| !v.as_bytes().starts_with(own.as_bytes()))
+        });
         let storable = policy.is_storable()
             && parts.status != StatusCode::PARTIAL_CONTENT
             && parts.status != StatusCode::NOT_MODIFIED
+            // RFC 9111 §4.1: a `Vary: *` response never matches a later request.
+            && !vary_names(&parts.headers).iter().any(|n| n == "*")
+            && (self.config.store_set_cookie || !backend_cookie)
             && length.is_none_or(|n| n <= self.config.max_object_bytes);
         let mut cache_status = format!("{status_note}; fwd-status={}", parts.status.as_u16());
-        let head = *req.method() == Method::HEAD;
         if !storable {
             add_cache_status(&mut parts.headers, &cache_status);
             drop(fill);
-            let body = if head { crate::forward::empty() } else { body };
             return Response::from_parts(parts, body);
         }
         cache_status.push_str("; stored");
-        let mut stored_headers = parts.headers.clone();
-        if let Some(name) = upstream.cookie_name() {
-            // The proxy's own persistence cookie belongs to this client only.
-            let prefix = format!("{name}=");
-            let others: Vec<HeaderValue> = stored_headers
-                .get_all(header::SET_COOKIE)
-                .iter()
-                .filter(|v| !v.as_bytes().starts_with(prefix.as_bytes()))
-                .cloned()
-                .collect();
-            stored_headers.remove(header::SET_COOKIE);
-            for v in others {
-                stored_headers.append(header::SET_COOKIE, v);
-            }
-        }
         add_cache_status(&mut parts.headers, &cache_status);
         let cache = self.clone_handle();
         let status = parts.status;
         let limit = self.config.max_object_bytes;
         let selecting = selecting(&vary_names(&stored_headers), view.headers());
+        let key = key.to_string();
         let on_done = move |body: Bytes| {
             let stored = Arc::new(Stored {
                 fresh_until: now + policy.time_to_live(now),
@@ -471,14 +483,6 @@ impl Cache {
             cache.put(key, stored, fill);
         };
         let body = Tee::new(body, limit, Box::new(on_done)).boxed_unsync();
-        if head {
-            // A HEAD was sent to the backend as GET (to fill the cache): drain the body
-            // into the cache, send the client none.
-            tokio::spawn(async move {
-                let _ = body.collect().await;
-            });
-            return Response::from_parts(parts, crate::forward::empty());
-        }
         Response::from_parts(parts, body)
     }
 
@@ -531,7 +535,7 @@ impl Cache {
         // Done before the response goes out, so the client's next request misses.
         for k in keys {
             if self.store.remove(&k).await.is_some() {
-                self.metrics.purged.inc();
+                self.metrics.invalidations.inc();
             }
         }
     }
@@ -602,6 +606,19 @@ pub fn is_lookup<B>(req: &Request<B>) -> bool {
     (req.method() == Method::GET || req.method() == Method::HEAD)
         && !req.headers().contains_key(header::RANGE)
         && !crate::headers::is_upgrade(req.headers())
+}
+
+/// `Cache-Status` (RFC 9211 §2.2) on the answer to a request of a caching route that did
+/// not go through the cache: `fwd=method` for a method it does not look up, `fwd=bypass`
+/// for a GET or HEAD it passes by (a `Range` or an upgrade).
+pub fn mark_bypass<B>(req: &Request<B>, response: &mut Response<ProxyBody>) {
+    let why = if req.method() == Method::GET || req.method() == Method::HEAD {
+        "bypass"
+    } else {
+        "method"
+    };
+    let note = format!("fwd={why}; fwd-status={}", response.status().as_u16());
+    add_cache_status(response.headers_mut(), &note);
 }
 
 fn is_safe(method: &Method) -> bool {
@@ -739,9 +756,49 @@ fn within(cc: &[(String, Option<String>)], name: &str, staleness: Duration) -> b
         .is_some_and(|s| staleness <= Duration::from_secs(s))
 }
 
+/// The policy (RFC 9111 §3, §4.2) of a response to `view`, as a shared cache sees it.
+fn policy_of(
+    view: &Request<()>,
+    status: StatusCode,
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> CachePolicy {
+    CachePolicy::new_options(
+        view,
+        &for_policy(status, headers),
+        now,
+        CacheOptions {
+            shared: true,
+            ..CacheOptions::default()
+        },
+    )
+}
+
+/// Fields a stored response must not keep. Hop-by-hop fields and those `Connection` names
+/// are already gone (`finish_response`, RFC 9110 §7.6.1); these remain:
+/// - RFC 9111 §3.1: the fields of the proxy a cache forwards through (`Proxy-Authenticate`,
+///   `Proxy-Authentication-Info`; `Proxy-Authorization` is a request field).
+/// - `Set-Cookie`: the proxy's persistence cookie belongs to one client, and a backend's is
+///   stored only with `[cache] store_set_cookie = true`, never to be replayed to another
+///   client (RFC 9111 §7.3 leaves this to the cache; Varnish and nginx do the same).
+const UNSTORABLE: [&str; 3] = [
+    "proxy-authenticate",
+    "proxy-authentication-info",
+    "set-cookie",
+];
+
+fn remove_unstorable(h: &mut HeaderMap) {
+    crate::headers::strip_hop_by_hop(h, false);
+    for name in UNSTORABLE {
+        h.remove(name);
+    }
+}
+
 /// RFC 9111 §3.2: a 304's fields replace the stored ones, except those describing the
-/// stored body's framing and coding.
+/// stored body's framing and coding, and those never stored.
 fn merge_304(stored: &mut HeaderMap, fresh: &HeaderMap) {
+    let mut fresh = fresh.clone();
+    remove_unstorable(&mut fresh);
     const KEEP: [&str; 5] = [
         "content-length",
         "content-encoding",
@@ -750,6 +807,7 @@ fn merge_304(stored: &mut HeaderMap, fresh: &HeaderMap) {
         "cache-status",
     ];
     let names: Vec<HeaderName> = fresh.keys().cloned().collect();
+    let fresh = &fresh;
     for name in names {
         if KEEP.contains(&name.as_str()) || name == header::VIA {
             continue;

@@ -49,6 +49,7 @@
 //! [cache]
 //! max_bytes = 268435456       # what the cache holds, in bytes
 //! max_object_bytes = 16777216 # larger responses are streamed, not stored
+//! store_set_cookie = false    # true: store responses with Set-Cookie (never replayed)
 //! [access_log]
 //! path = "-"                  # "-" = stdout
 //! format = "json"             # json | common
@@ -97,6 +98,10 @@ pub struct CacheConfig {
     pub max_bytes: u64,
     /// A response larger than this is streamed to the client and not stored.
     pub max_object_bytes: u64,
+    /// Whether a response with a backend's `Set-Cookie` is stored. Off (the default), it is
+    /// not, as Varnish and nginx do; on, it is stored as RFC 9111 §7.3 allows, but its
+    /// `Set-Cookie` is never sent from the cache to another client.
+    pub store_set_cookie: bool,
 }
 
 impl Default for CacheConfig {
@@ -104,6 +109,7 @@ impl Default for CacheConfig {
         CacheConfig {
             max_bytes: 256 * 1024 * 1024,
             max_object_bytes: 16 * 1024 * 1024,
+            store_set_cookie: false,
         }
     }
 }
@@ -364,6 +370,7 @@ mod raw {
     pub struct Cache {
         pub max_bytes: Option<Spanned<u64>>,
         pub max_object_bytes: Option<Spanned<u64>>,
+        pub store_set_cookie: Option<bool>,
     }
 
     #[derive(Deserialize)]
@@ -640,6 +647,7 @@ impl Validator<'_> {
         Ok(CacheConfig {
             max_bytes,
             max_object_bytes,
+            store_set_cookie: raw.store_set_cookie.unwrap_or(d.store_set_cookie),
         })
     }
     fn compress(&self, r: &raw::Route) -> Result<Option<CompressConfig>, ConfigError> {

@@ -269,12 +269,13 @@ async fn respond(
         note.pool = Some(generation.pools[route.pool].config.name.clone());
         shared.cache().serve(req, &upstream, note).await
     } else {
-        let response = upstream.forward(req, Some(body), note).await;
+        let mut response = upstream.forward(req, Some(body), note).await;
         if route.cache {
             let cache = shared.cache();
             cache
                 .invalidate_after(req, response.status(), response.headers())
                 .await;
+            cache::mark_bypass(req, &mut response);
         }
         response
     };

@@ -97,6 +97,7 @@ impl Default for Metrics {
             evictions: Counter::default(),
             stored_bytes: Gauge::default(),
             purged: Counter::default(),
+            invalidations: Counter::default(),
         };
         registry.register(
             "cache_hits",
@@ -135,8 +136,13 @@ impl Default for Metrics {
         );
         registry.register(
             "cache_purged",
-            "Entries removed by purge or by unsafe-method invalidation",
+            "Entries removed by the admin API's purge",
             cache.purged.clone(),
+        );
+        registry.register(
+            "cache_invalidations",
+            "Entries removed after an unsafe method's answer (RFC 9111 section 4.4)",
+            cache.invalidations.clone(),
         );
         Metrics {
             registry,

@@ -554,6 +554,17 @@ async fn rfc9111_4_4_an_unsafe_method_invalidates_the_stored_response() {
     }
     let r = client().post(p.url("/i")).body("x").send().await.unwrap();
     assert_eq!(r.status(), 201);
+    // RFC 9211 §2.2: the POST did not go through the cache, and says why.
+    assert_eq!(
+        header(&r, "cache-status"),
+        Some("flowgate; fwd=method; fwd-status=201")
+    );
+    // Both /i and /other were removed, counted apart from the admin API's purges.
+    assert_eq!(
+        metric(&p, "flowgate_proxy_cache_invalidations_total").await,
+        2.0
+    );
+    assert_eq!(metric(&p, "flowgate_proxy_cache_purged_total").await, 0.0);
     // The backend's count for /i includes the POST: v0 was stored, the POST was 1.
     assert_eq!(fetch(&p.url("/i"), &[]).await.text().await.unwrap(), "v2");
     assert_eq!(
@@ -740,4 +751,264 @@ async fn one_stored_copy_is_compressed_for_each_client() {
         assert!(decode(coding, &wire).await == body[..], "{coding}");
     }
     assert_eq!(b.count("/site.css"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9211_2_2_a_range_request_bypasses_the_cache_and_says_so() {
+    let b = Scripted::start(|_, n| ok(&[("cache-control", "max-age=600")], format!("v{n}"))).await;
+    let p = proxy(&b, "cache = true", "").await;
+    for n in 0..2 {
+        let r = fetch(&p.url("/range"), &[("range", "bytes=0-0")]).await;
+        assert_eq!(
+            header(&r, "cache-status"),
+            Some("flowgate; fwd=bypass; fwd-status=200")
+        );
+        assert_eq!(r.text().await.unwrap(), format!("v{n}"));
+    }
+    assert_eq!(b.count("/range"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9111_4_1_a_vary_star_response_is_not_stored() {
+    let b = Scripted::start(|_, n| {
+        ok(
+            &[("cache-control", "max-age=600"), ("vary", "*")],
+            format!("v{n}"),
+        )
+    })
+    .await;
+    let p = proxy(&b, "cache = true", "").await;
+    for n in 0..3 {
+        let r = fetch(&p.url("/star"), &[]).await;
+        let status = header(&r, "cache-status").unwrap().to_string();
+        assert_eq!(
+            status, "flowgate; fwd=miss; fwd-status=200",
+            "stored or reused"
+        );
+        assert_eq!(r.text().await.unwrap(), format!("v{n}"));
+    }
+    assert_eq!(b.count("/star"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9111_4_3_5_a_head_miss_goes_as_head_and_stores_no_body() {
+    let b = Scripted::start(|parts, n| {
+        ok(
+            &[
+                ("cache-control", "max-age=600"),
+                ("x-method", parts.method.as_str()),
+            ],
+            format!("v{n}"),
+        )
+    })
+    .await;
+    let p = proxy(&b, "cache = true", "").await;
+    let r = client().head(p.url("/h")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(b.last_head().method, http::Method::HEAD, "sent as GET");
+    let status = header(&r, "cache-status").unwrap().to_string();
+    assert!(
+        status.starts_with("flowgate; fwd=miss") && !status.contains("stored"),
+        "{status}"
+    );
+    // Nothing was stored from the HEAD: the GET goes to the backend and gets the body.
+    let r = fetch(&p.url("/h"), &[]).await;
+    assert!(header(&r, "cache-status").unwrap().contains("fwd=miss"));
+    assert_eq!(header(&r, "x-method"), Some("GET"));
+    assert_eq!(r.text().await.unwrap(), "v1");
+    // A HEAD is then answered from the stored GET, without the backend.
+    eventually("a HEAD answered from the stored GET", || async {
+        let r = client().head(p.url("/h")).send().await.unwrap();
+        header(&r, "cache-status").is_some_and(|s| s.starts_with("flowgate; hit"))
+            && header(&r, "x-method") == Some("GET")
+    })
+    .await;
+    assert_eq!(b.count("/h"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9111_3_2_and_4_3_4_every_value_of_a_field_survives_a_revalidation() {
+    let b = Scripted::start(|parts, _| {
+        if parts
+            .headers
+            .get("if-none-match")
+            .is_some_and(|v| v == "\"e1\"")
+        {
+            // Two lines each: the freshness is in the second Cache-Control line.
+            return Response::builder()
+                .status(304)
+                .header("etag", "\"e1\"")
+                .header("cache-control", "public")
+                .header("cache-control", "max-age=600")
+                .header("link", "</c>; rel=preload")
+                .header("link", "</d>; rel=preload")
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+        }
+        Response::builder()
+            .header("etag", "\"e1\"")
+            .header("cache-control", "max-age=0")
+            .header("link", "</a>; rel=preload")
+            .header("link", "</b>; rel=preload")
+            .body(Full::new(Bytes::from("the body")))
+            .unwrap()
+    })
+    .await;
+    let p = proxy(&b, "cache = true", "").await;
+    let values = |r: &reqwest::Response, name: &str| -> Vec<String> {
+        r.headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    };
+    let first = fetch(&p.url("/m"), &[]).await;
+    assert_eq!(values(&first, "link").len(), 2);
+    assert_eq!(first.text().await.unwrap(), "the body");
+    eventually("a revalidation answered 304", || async {
+        let r = fetch(&p.url("/m"), &[]).await;
+        if !header(&r, "cache-status").is_some_and(|s| s.contains("fwd-status=304")) {
+            return false;
+        }
+        assert_eq!(
+            values(&r, "link"),
+            ["</c>; rel=preload", "</d>; rel=preload"],
+            "the 304's Link lines replace the stored ones, all of them"
+        );
+        assert_eq!(values(&r, "cache-control"), ["public", "max-age=600"]);
+        assert_eq!(r.text().await.unwrap(), "the body");
+        true
+    })
+    .await;
+    // The refreshed entry is fresh by the second Cache-Control line.
+    eventually("the refreshed entry is a hit", || async {
+        let r = fetch(&p.url("/m"), &[]).await;
+        header(&r, "cache-status").is_some_and(|s| s.starts_with("flowgate; hit"))
+            && values(&r, "link").len() == 2
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9111_3_1_hop_by_hop_and_proxy_fields_are_not_stored() {
+    let b = Scripted::start(|_, n| {
+        ok(
+            &[
+                ("cache-control", "max-age=600"),
+                ("connection", "x-secret"),
+                ("x-secret", "for the next hop only"),
+                ("keep-alive", "timeout=5"),
+                ("proxy-authenticate", "Basic realm=\"backend\""),
+                ("proxy-authentication-info", "nextnonce=\"x\""),
+                ("x-kept", "yes"),
+            ],
+            format!("v{n}"),
+        )
+    })
+    .await;
+    let p = proxy(&b, "cache = true", "").await;
+    let first = fetch(&p.url("/hop"), &[]).await;
+    for name in ["x-secret", "keep-alive"] {
+        assert_eq!(
+            header(&first, name),
+            None,
+            "{name} forwarded (RFC 9110 §7.6.1)"
+        );
+    }
+    first.text().await.unwrap();
+    eventually("the response stored", || async {
+        let r = fetch(&p.url("/hop"), &[]).await;
+        if !header(&r, "cache-status").is_some_and(|s| s.starts_with("flowgate; hit")) {
+            return false;
+        }
+        for name in [
+            "x-secret",
+            "keep-alive",
+            "proxy-authenticate",
+            "proxy-authentication-info",
+        ] {
+            assert_eq!(header(&r, name), None, "{name} served from the cache");
+        }
+        assert_eq!(header(&r, "x-kept"), Some("yes"));
+        assert_eq!(r.text().await.unwrap(), "v0");
+        true
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_cookie_responses_are_not_stored_unless_asked_and_never_replayed() {
+    let b = Scripted::start(|_, n| {
+        ok(
+            &[
+                ("cache-control", "max-age=600"),
+                ("set-cookie", "session=s1; Path=/"),
+            ],
+            format!("v{n}"),
+        )
+    })
+    .await;
+    // Default: not stored (as Varnish and nginx).
+    let p = proxy(&b, "cache = true", "").await;
+    for n in 0..2 {
+        let r = fetch(&p.url("/cookie"), &[]).await;
+        assert_eq!(header(&r, "set-cookie"), Some("session=s1; Path=/"));
+        assert!(!header(&r, "cache-status").unwrap().contains("stored"));
+        assert_eq!(r.text().await.unwrap(), format!("v{n}"));
+    }
+    drop(p);
+    // store_set_cookie = true: stored as RFC 9111 §7.3 allows; the cookie goes to the
+    // client whose request fetched it, never from the cache to another.
+    let p = proxy(&b, "cache = true", "[cache]\nstore_set_cookie = true").await;
+    let r = fetch(&p.url("/cookie"), &[]).await;
+    assert!(header(&r, "cache-status").unwrap().contains("stored"));
+    assert_eq!(header(&r, "set-cookie"), Some("session=s1; Path=/"));
+    assert_eq!(r.text().await.unwrap(), "v2");
+    eventually("the response stored", || async {
+        let r = fetch(&p.url("/cookie"), &[]).await;
+        if !header(&r, "cache-status").is_some_and(|s| s.starts_with("flowgate; hit")) {
+            return false;
+        }
+        assert_eq!(
+            header(&r, "set-cookie"),
+            None,
+            "Set-Cookie replayed from the cache"
+        );
+        assert_eq!(r.text().await.unwrap(), "v2");
+        true
+    })
+    .await;
+    assert_eq!(b.count("/cookie"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9111_5_2_2_10_s_maxage_forbids_serving_stale_on_error() {
+    let b = Scripted::start(|_, n| {
+        if n == 0 {
+            ok(
+                &[("cache-control", "s-maxage=0, stale-if-error=600")],
+                "good",
+            )
+        } else {
+            Response::builder()
+                .status(503)
+                .body(Full::new(Bytes::from("down")))
+                .unwrap()
+        }
+    })
+    .await;
+    let p = proxy(&b, "cache = true", "").await;
+    assert_eq!(fetch(&p.url("/s"), &[]).await.text().await.unwrap(), "good");
+    eventually("the response stored", || async {
+        metric(&p, "flowgate_proxy_cache_stored_bytes").await > 0.0
+    })
+    .await;
+    // s-maxage implies proxy-revalidate for a shared cache: the 503 goes through.
+    let r = fetch(&p.url("/s"), &[]).await;
+    assert_eq!(
+        header(&r, "cache-status"),
+        Some("flowgate; fwd=stale; fwd-status=503")
+    );
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.text().await.unwrap(), "down");
 }
