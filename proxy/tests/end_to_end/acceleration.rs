@@ -129,6 +129,22 @@ fn ok(headers: &[(&str, &str)], body: impl Into<Bytes>) -> Response<Full<Bytes>>
     r.body(Full::new(body.into())).unwrap()
 }
 
+/// A backend whose first answer is "good" with `cache_control`, and every later one a 503
+/// ("down"): the stale-on-error cases.
+async fn good_then_503(cache_control: &'static str) -> Scripted {
+    Scripted::start(move |_, n| {
+        if n == 0 {
+            ok(&[("cache-control", cache_control)], "good")
+        } else {
+            Response::builder()
+                .status(503)
+                .body(Full::new(Bytes::from("down")))
+                .unwrap()
+        }
+    })
+    .await
+}
+
 async fn decode(coding: &str, data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     match coding {
@@ -603,20 +619,7 @@ async fn concurrent_misses_for_one_key_make_one_backend_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc5861_4_stale_if_error_serves_the_stale_copy_when_the_backend_fails() {
-    let b = Scripted::start(|_, n| {
-        if n == 0 {
-            ok(
-                &[("cache-control", "max-age=0, stale-if-error=600")],
-                "good",
-            )
-        } else {
-            Response::builder()
-                .status(503)
-                .body(Full::new(Bytes::from("down")))
-                .unwrap()
-        }
-    })
-    .await;
+    let b = good_then_503("max-age=0, stale-if-error=600").await;
     let p = proxy(&b, "cache = true", "").await;
     assert_eq!(fetch(&p.url("/e"), &[]).await.text().await.unwrap(), "good");
     eventually("the stale copy served in place of the 503", || async {
@@ -983,20 +986,7 @@ async fn set_cookie_responses_are_not_stored_unless_asked_and_never_replayed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc9111_5_2_2_10_s_maxage_forbids_serving_stale_on_error() {
-    let b = Scripted::start(|_, n| {
-        if n == 0 {
-            ok(
-                &[("cache-control", "s-maxage=0, stale-if-error=600")],
-                "good",
-            )
-        } else {
-            Response::builder()
-                .status(503)
-                .body(Full::new(Bytes::from("down")))
-                .unwrap()
-        }
-    })
-    .await;
+    let b = good_then_503("s-maxage=0, stale-if-error=600").await;
     let p = proxy(&b, "cache = true", "").await;
     assert_eq!(fetch(&p.url("/s"), &[]).await.text().await.unwrap(), "good");
     eventually("the response stored", || async {
