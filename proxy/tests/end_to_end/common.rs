@@ -35,6 +35,8 @@ pub struct Backend {
     pub paths: Arc<std::sync::Mutex<Vec<String>>>,
     /// `/gate` answers once this is notified.
     pub gate: Arc<tokio::sync::Notify>,
+    /// [`Backend::kill`]'s request to the accept task, with the channel it acknowledges on.
+    stop: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -58,12 +60,17 @@ impl Backend {
             paths.clone(),
             gate.clone(),
         );
+        let (stop, mut stopped) = tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>(1);
         let task = tokio::spawn(async move {
             // Connections live in the set: aborting the accept task drops it, which cuts
             // every open connection, as a crashed server would.
             let mut connections = JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
+            let ack = loop {
+                let accepted = tokio::select! {
+                    ack = stopped.recv() => break ack,
+                    accepted = listener.accept() => accepted,
+                };
+                let Ok((stream, _)) = accepted else {
                     continue;
                 };
                 let state = state.clone();
@@ -74,6 +81,13 @@ impl Backend {
                         .await;
                 });
                 while connections.try_join_next().is_some() {}
+            };
+            // Killed: the listener closes, then every connection is cut and gone (an
+            // abort alone only schedules the drop) before the test goes on.
+            drop(listener);
+            connections.shutdown().await;
+            if let Some(ack) = ack {
+                let _ = ack.send(());
             }
         });
         Backend {
@@ -83,13 +97,18 @@ impl Backend {
             requests,
             paths,
             gate,
+            stop,
             task,
         }
     }
 
-    /// Stop at once: the listener closes and open connections are cut.
-    pub fn kill(&self) {
-        self.task.abort();
+    /// Stop at once: the listener closes and open connections are cut; returns when they
+    /// are closed, so the next request through the proxy cannot reach this backend.
+    pub async fn kill(&self) {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        if self.stop.send(ack).await.is_ok() {
+            let _ = done.await;
+        }
     }
 }
 

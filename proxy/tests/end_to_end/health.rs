@@ -42,7 +42,7 @@ async fn a_backend_dying_mid_run_costs_no_idempotent_request() {
         b.requests.load(Ordering::Relaxed) >= 30
     })
     .await;
-    b.kill();
+    b.kill().await;
     let mut failures = Vec::new();
     for c in clients {
         failures.extend(c.await.unwrap());
@@ -143,7 +143,7 @@ async fn passive_ejection_then_503_with_retry_after() {
 async fn a_non_idempotent_request_is_not_retried() {
     let a = Backend::start("a").await;
     let dead = Backend::start("dead").await;
-    dead.kill();
+    dead.kill().await;
     let p = start(&plain(&pool(
         "web",
         "round-robin",

@@ -75,7 +75,7 @@ async fn a_cookie_keeps_the_client_on_its_backend_and_moves_it_when_that_one_goe
         .into_iter()
         .find(|x| x.name == moved_to)
         .unwrap();
-    now.kill();
+    now.kill().await;
     let (third, newest) = send(&c, &url, Some(&new_cookie)).await;
     assert!(third != moved_to && third != first, "{third}");
     assert!(newest.is_some());
