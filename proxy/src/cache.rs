@@ -360,6 +360,14 @@ impl Cache {
         if head && response.status() == StatusCode::OK {
             return self.update_from_head(req, key, view, &stored, response);
         }
+        if head && response.status() != StatusCode::NOT_MODIFIED {
+            // Any other answer to a HEAD has no body: it goes on, and never takes the
+            // stored GET's place.
+            let mut response = response;
+            let note = format!("fwd=stale; fwd-status={}", response.status().as_u16());
+            add_cache_status(response.headers_mut(), &note);
+            return response;
+        }
         match self.after_revalidation(view, key, &stored, response, upstream, None) {
             Revalidated::Refreshed(fresh) => {
                 from_cache(req, &fresh, SystemTime::now(), "fwd=stale; fwd-status=304")

@@ -1226,6 +1226,39 @@ async fn rfc9111_4_3_5_a_head_200_updates_the_stored_get() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9111_4_3_5_a_head_error_never_replaces_the_stored_get() {
+    // A HEAD's 410 is fresh for ten minutes but has no body: the stale GET stays stored,
+    // and the next GET revalidates it instead of getting an empty 410 from the cache.
+    let b = Scripted::start(|parts, n| {
+        if parts.method == http::Method::HEAD {
+            Response::builder()
+                .status(410)
+                .header("cache-control", "max-age=600")
+                .body(Full::new(Bytes::from("gone")))
+                .unwrap()
+        } else {
+            ok(&[("cache-control", "max-age=1")], format!("v{n}"))
+        }
+    })
+    .await;
+    let p = proxy(&b, "cache = true", "").await;
+    assert_eq!(fetch(&p.url("/g"), &[]).await.text().await.unwrap(), "v0");
+    eventually(
+        "a stale entry's HEAD answered 410 by the backend",
+        || async {
+            let r = client().head(p.url("/g")).send().await.unwrap();
+            r.status() == 410
+                && header(&r, "cache-status")
+                    .is_some_and(|s| s.contains("fwd=stale; fwd-status=410"))
+        },
+    )
+    .await;
+    let r = fetch(&p.url("/g"), &[]).await;
+    assert_eq!(r.status(), 200, "the HEAD's 410 was stored for GETs");
+    assert!(r.text().await.unwrap().starts_with('v'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc9211_2_2_cache_status_tells_a_uri_miss_from_a_vary_miss() {
     let b = Scripted::start(|_, n| {
         ok(
