@@ -8,7 +8,9 @@
 //! - One primary key per effective URI (host without port + path and query); under it, one
 //!   variant per set of selecting headers (`Vary`), newest first. GET responses are stored;
 //!   HEAD is answered from a stored GET, and goes to the backend as HEAD on a miss (its
-//!   answer is not stored). `Vary: *` responses are not stored (§4.1), nor, unless
+//!   answer is not stored) or when the stored GET is stale (a 200 with agreeing
+//!   validators then updates the stored GET's fields, §4.3.5). `Vary: *` responses are
+//!   not stored (§4.1), nor, unless
 //!   `[cache] store_set_cookie = true`, responses with a backend's `Set-Cookie` (which
 //!   is then stored without it).
 //! - Bodies are stored identity-encoded (the request to the backend loses `Accept-Encoding`),
@@ -25,7 +27,11 @@
 //!   `Content-Location` on the same host (RFC 9111 §4.4).
 //! - Client conditionals (`If-None-Match`, `If-Modified-Since`) are answered 304 from a
 //!   fresh entry (RFC 9110 §13.1); every answer of a caching route has `Cache-Status`
-//!   (RFC 9211), `fwd=method`/`fwd=bypass` for those that did not go through the cache.
+//!   (RFC 9211): `fwd=uri-miss` / `fwd=vary-miss` on a miss, `fwd=stale` on a
+//!   revalidation, `fwd=method`/`fwd=bypass` for those that did not go through the cache.
+//! - What the library reads is `targeted`: a valid `CDN-Cache-Control` (RFC 9213) in place
+//!   of `Cache-Control` and `Expires`, directive names lower-cased, and `no-cache` /
+//!   `private` with field names turned into not storing those fields (§5.2.2.4, §5.2.2.7).
 
 use crate::forward::{full, request_host, Note, Upstream};
 use crate::metrics::Metrics;
@@ -149,9 +155,12 @@ impl Cache {
         let view = view(req);
         let key = primary_key(req);
         let mut waited = false;
+        let mut miss;
         loop {
             let now = SystemTime::now();
-            match self.lookup(&key, &view, now).await {
+            let found = self.lookup(&key, &view, now).await;
+            miss = found.fwd();
+            match found {
                 Lookup::Fresh(stored) => {
                     self.metrics.hits.inc();
                     return from_cache(req, &stored, now, "hit");
@@ -165,7 +174,7 @@ impl Cache {
                         .revalidate(req, &key, &view, stored, *conditional, upstream, note)
                         .await;
                 }
-                Lookup::Stale(..) | Lookup::Miss => {}
+                Lookup::Stale(..) | Lookup::UriMiss | Lookup::VaryMiss => {}
             }
             // RFC 9111 §5.2.1.7: only-if-cached and nothing usable stored: 504.
             if directives(view.headers())
@@ -174,7 +183,10 @@ impl Cache {
             {
                 let mut response = Response::new(crate::forward::empty());
                 *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
-                add_cache_status(response.headers_mut(), "fwd=miss; detail=only-if-cached");
+                add_cache_status(
+                    response.headers_mut(),
+                    &format!("{miss}; detail=only-if-cached"),
+                );
                 return response;
             }
             if waited {
@@ -204,18 +216,18 @@ impl Cache {
             // GET's headers, which a miss has none of).
             *out.method_mut() = Method::HEAD;
             let mut response = upstream.forward(&mut out, None, note).await;
-            let note = format!("fwd=miss; fwd-status={}", response.status().as_u16());
+            let note = format!("{miss}; fwd-status={}", response.status().as_u16());
             add_cache_status(response.headers_mut(), &note);
             return response;
         }
         let fill = self.begin_fill(&key);
         let response = upstream.forward(&mut out, None, note).await;
-        self.store_response(&key, &view, response, upstream, fill, "fwd=miss")
+        self.store_response(&key, &view, response, upstream, fill, miss)
     }
 
     async fn lookup(&self, key: &str, view: &Request<()>, now: SystemTime) -> Lookup {
         let Some(variants) = self.store.get(key).await else {
-            return Lookup::Miss;
+            return Lookup::UriMiss;
         };
         for stored in variants.iter() {
             match stored.policy.before_request(view, now) {
@@ -227,7 +239,7 @@ impl Cache {
                 BeforeRequest::Stale { matches: false, .. } => {}
             }
         }
-        Lookup::Miss
+        Lookup::VaryMiss
     }
 
     /// Mark `key` as being filled (unless another request already is).
@@ -260,7 +272,7 @@ impl Cache {
         let staleness = now
             .duration_since(stored.fresh_until)
             .unwrap_or(Duration::ZERO);
-        let response_cc = directives(&stored.headers);
+        let response_cc = directives(&targeted(&stored.headers));
         let request_cc = directives(view.headers());
         // RFC 9111 §4.2.4: no stale answer where a directive forbids it; `s-maxage` carries
         // `proxy-revalidate` for a shared cache (§5.2.2.10).
@@ -274,7 +286,7 @@ impl Cache {
                     "no-cache" | "must-revalidate" | "proxy-revalidate" | "s-maxage"
                 )
             })
-            && !view.headers().contains_key(header::PRAGMA);
+            && !pragma_no_cache(view.headers());
         // RFC 5861 §3: stale-while-revalidate: answer now, refresh in the background.
         if only_stale && within(&response_cc, "stale-while-revalidate", staleness) {
             if let Some(fill) = self.begin_fill(key) {
@@ -310,6 +322,11 @@ impl Cache {
             );
         }
         let mut out = Request::from_parts(conditional, ());
+        let head = *req.method() == Method::HEAD;
+        if head {
+            // RFC 9110 §9.3.2: a HEAD goes to the backend as HEAD, stale entry or not.
+            *out.method_mut() = Method::HEAD;
+        }
         // The client's own conditionals are answered here, not by the backend.
         let response = upstream.forward(&mut out, None, note).await;
         let failed = matches!(
@@ -340,21 +357,71 @@ impl Cache {
                 ),
             );
         }
+        if head && response.status() == StatusCode::OK {
+            return self.update_from_head(req, key, view, &stored, response);
+        }
+        if head && response.status() != StatusCode::NOT_MODIFIED {
+            // Any other answer to a HEAD has no body: it goes on, and never takes the
+            // stored GET's place.
+            let mut response = response;
+            let note = format!("fwd=stale; fwd-status={}", response.status().as_u16());
+            add_cache_status(response.headers_mut(), &note);
+            return response;
+        }
         match self.after_revalidation(view, key, &stored, response, upstream, None) {
             Revalidated::Refreshed(fresh) => {
                 from_cache(req, &fresh, SystemTime::now(), "fwd=stale; fwd-status=304")
             }
-            Revalidated::Replaced(response) if *req.method() == Method::HEAD => {
-                // The revalidation was a GET (it may replace the stored GET): its body
-                // is read into the cache, the HEAD client gets none.
-                let (parts, body) = response.into_parts();
-                tokio::spawn(async move {
-                    let _ = body.collect().await;
-                });
-                Response::from_parts(parts, crate::forward::empty())
-            }
             Revalidated::Replaced(response) => response,
         }
+    }
+
+    /// RFC 9111 §4.3.5: a 200 to a HEAD updates the stored GET it could stand for when
+    /// their validators (ETag, Last-Modified) agree and its `Content-Length`, if any, is the
+    /// stored body's; the HEAD is then answered from the updated entry. Otherwise the
+    /// stored response stays stale and the HEAD's answer goes on as it is.
+    fn update_from_head(
+        &self,
+        req: &Request<()>,
+        key: &str,
+        view: &Request<()>,
+        stored: &Arc<Stored>,
+        mut response: Response<ProxyBody>,
+    ) -> Response<ProxyBody> {
+        let h = response.headers();
+        let agrees = |name: &HeaderName| match (h.get(name), stored.headers.get(name)) {
+            (Some(a), Some(b)) => a == b,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        let same_length = h
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_none_or(|n| n == stored.body.len() as u64);
+        if !(agrees(&header::ETAG) && agrees(&header::LAST_MODIFIED) && same_length) {
+            add_cache_status(response.headers_mut(), "fwd=stale; fwd-status=200");
+            return response;
+        }
+        let now = SystemTime::now();
+        let mut headers = stored.headers.clone();
+        merge_304(&mut headers, h);
+        // `view` is the request as a GET: the entry goes on answering GETs.
+        let policy = policy_of(view, stored.status, &headers, now);
+        let fresh = Arc::new(Stored {
+            fresh_until: now + policy.time_to_live(now),
+            policy,
+            status: stored.status,
+            selecting: stored.selecting.clone(),
+            headers,
+            body: stored.body.clone(),
+        });
+        self.metrics
+            .revalidations
+            .get_or_create(&vec![("result", "head".to_string())])
+            .inc();
+        self.put(key.to_string(), fresh.clone(), None);
+        from_cache(req, &fresh, now, "fwd=stale; fwd-status=200; detail=head")
     }
 
     /// Act on the backend's answer to a revalidation: a matching 304 refreshes the entry's
@@ -370,11 +437,22 @@ impl Cache {
     ) -> Revalidated {
         let now = SystemTime::now();
         if response.status() == StatusCode::NOT_MODIFIED {
-            if let AfterResponse::NotModified(..) = stored.policy.after_response(
-                view,
-                &for_policy(response.status(), response.headers()),
-                now,
-            ) {
+            // RFC 9111 §4.3.4: a 304 with validators refreshes the stored response they
+            // match (the library's check); one with none at all can only be about the
+            // one stored response whose validators this cache sent, so it refreshes that
+            // one (the library asks that the stored response have no validator either,
+            // and the 304 would then reach a client that asked nothing conditional).
+            let bare = !response.headers().contains_key(header::ETAG)
+                && !response.headers().contains_key(header::LAST_MODIFIED);
+            let matched = matches!(
+                stored.policy.after_response(
+                    view,
+                    &for_policy(response.status(), response.headers()),
+                    now,
+                ),
+                AfterResponse::NotModified(..)
+            );
+            if matched || bare {
                 self.metrics
                     .revalidations
                     .get_or_create(&vec![("result", "not-modified".to_string())])
@@ -575,7 +653,20 @@ impl Cache {
 enum Lookup {
     Fresh(Arc<Stored>),
     Stale(Arc<Stored>, Box<http::request::Parts>),
-    Miss,
+    /// Nothing usable; `VaryMiss` when responses for the URI are stored but none has this
+    /// request's selecting headers (RFC 9211 §2.2: `fwd=vary-miss`, else `fwd=uri-miss`).
+    UriMiss,
+    VaryMiss,
+}
+
+impl Lookup {
+    /// The `Cache-Status` `fwd` parameter of a miss.
+    fn fwd(&self) -> &'static str {
+        match self {
+            Lookup::VaryMiss => "fwd=vary-miss",
+            _ => "fwd=uri-miss",
+        }
+    }
 }
 
 enum Revalidated {
@@ -709,7 +800,7 @@ impl CloneHead for Request<()> {
 /// date that none of them parses stays as it is (an invalid `Expires` means "already
 /// expired", RFC 9111 §5.3, which the library does for what it cannot parse).
 fn for_policy(status: StatusCode, headers: &HeaderMap) -> http::response::Parts {
-    let mut h = headers.clone();
+    let mut h = targeted(headers);
     for name in [header::DATE, header::EXPIRES, header::LAST_MODIFIED] {
         let normal = h
             .get(&name)
@@ -746,6 +837,139 @@ fn directives(h: &HeaderMap) -> Vec<(String, Option<String>)> {
             })
         })
         .collect()
+}
+
+/// Whether a request carries `Pragma: no-cache` that counts: RFC 9111 §5.4 ignores
+/// `Pragma` when the request also has `Cache-Control`, and gives meaning only to
+/// `no-cache`.
+fn pragma_no_cache(request: &HeaderMap) -> bool {
+    !request.contains_key(header::CACHE_CONTROL)
+        && request
+            .get_all(header::PRAGMA)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
+}
+
+/// The directives of a `Cache-Control` value, split at commas outside quoted strings
+/// (RFC 9110 §5.6.4: a quoted `extension="a, b"` is one directive).
+fn split_directives(value: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in value.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(value[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(value[start..].trim());
+    out.retain(|d| !d.is_empty());
+    out
+}
+
+/// The field names of a qualified `no-cache="a, b"` / `private="a"` directive value.
+fn field_list(value: &str) -> impl Iterator<Item = String> + '_ {
+    value
+        .trim_matches('"')
+        .split(',')
+        .map(|f| f.trim().to_ascii_lowercase())
+        .filter(|f| !f.is_empty())
+}
+
+/// The response fields this shared cache decides by, as `http-cache-semantics` should read
+/// them; the stored and forwarded fields stay as the backend sent them.
+///
+/// - RFC 9213 §2.1: a valid `CDN-Cache-Control` (a Structured Fields dictionary, RFC 8941,
+///   parsed by `sfv`) is this cache's targeted field: its directives replace
+///   `Cache-Control`, and `Expires` no longer counts. An invalid one is ignored whole, and
+///   a directive whose value has the wrong type is dropped.
+/// - RFC 9111 §5.2: directive names are case-insensitive (the library matches them as
+///   written), so they are lower-cased.
+/// - RFC 9111 §5.2.2.4 / §5.2.2.7: `no-cache` and `private` with a field list do not
+///   stop storing or reuse; the listed fields are what is not stored (`remove_unstorable`),
+///   so the qualified forms are not passed on (the library reads them as the bare ones).
+fn targeted(headers: &HeaderMap) -> HeaderMap {
+    let mut h = headers.clone();
+    if let Some(cc) = cdn_cache_control(headers) {
+        h.remove(header::EXPIRES);
+        h.remove(header::CACHE_CONTROL);
+        if let Ok(v) = HeaderValue::from_str(&cc) {
+            h.insert(header::CACHE_CONTROL, v);
+        }
+    }
+    let values: Vec<String> = h
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| {
+            split_directives(v)
+                .into_iter()
+                .filter_map(|d| {
+                    let (name, value) = match d.split_once('=') {
+                        Some((n, v)) => (n.to_ascii_lowercase(), Some(v)),
+                        None => (d.to_ascii_lowercase(), None),
+                    };
+                    if value.is_some() && (name == "no-cache" || name == "private") {
+                        return None;
+                    }
+                    Some(match value {
+                        Some(v) => format!("{name}={v}"),
+                        None => name,
+                    })
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect();
+    if h.contains_key(header::CACHE_CONTROL) {
+        h.remove(header::CACHE_CONTROL);
+        for v in values.iter().filter(|v| !v.is_empty()) {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                h.append(header::CACHE_CONTROL, v);
+            }
+        }
+    }
+    h
+}
+
+/// `CDN-Cache-Control` (RFC 9213) as `Cache-Control` text, when present and valid.
+fn cdn_cache_control(headers: &HeaderMap) -> Option<String> {
+    let joined = headers
+        .get_all("cdn-cache-control")
+        .iter()
+        .map(|v| v.to_str().ok())
+        .collect::<Option<Vec<_>>>()?
+        .join(", ");
+    if joined.trim().is_empty() {
+        return None;
+    }
+    let dictionary: sfv::Dictionary = sfv::Parser::new(&joined).parse().ok()?;
+    let mut out = Vec::new();
+    for (key, entry) in &dictionary {
+        let sfv::ListEntry::Item(item) = entry else {
+            continue;
+        };
+        let name = key.as_str();
+        let numeric = matches!(
+            name,
+            "max-age" | "s-maxage" | "stale-while-revalidate" | "stale-if-error"
+        );
+        match &item.bare_item {
+            sfv::BareItem::Integer(n) if numeric => out.push(format!("{name}={n}")),
+            sfv::BareItem::Boolean(true) if !numeric => out.push(name.to_string()),
+            sfv::BareItem::Token(t) if !numeric => out.push(format!("{name}={}", t.as_str())),
+            sfv::BareItem::String(v) if !numeric => out.push(format!("{name}=\"{}\"", v.as_str())),
+            _ => {}
+        }
+    }
+    Some(out.join(", "))
 }
 
 /// Whether `staleness` is within the seconds of directive `name`.
@@ -791,6 +1015,23 @@ fn remove_unstorable(h: &mut HeaderMap) {
     crate::headers::strip_hop_by_hop(h, false);
     for name in UNSTORABLE {
         h.remove(name);
+    }
+    // RFC 9111 §5.2.2.4 / §5.2.2.7: the fields a `no-cache="..."` or (for a shared
+    // cache) `private="..."` lists are not stored, the rest of the response may be.
+    let listed: Vec<String> = h
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(split_directives)
+        .filter_map(|d| {
+            let (name, value) = d.split_once('=')?;
+            let name = name.trim().to_ascii_lowercase();
+            (name == "no-cache" || name == "private").then(|| field_list(value).collect::<Vec<_>>())
+        })
+        .flatten()
+        .collect();
+    for name in listed {
+        h.remove(name.as_str());
     }
 }
 

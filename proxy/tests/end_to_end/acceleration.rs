@@ -363,7 +363,7 @@ async fn rfc9111_4_2_a_fresh_response_is_reused_with_age_and_cache_status() {
     let first = fetch(&p.url("/a"), &[]).await;
     let status = header(&first, "cache-status").unwrap().to_string();
     assert!(
-        status.starts_with("flowgate; fwd=miss") && status.contains("stored"),
+        status.starts_with("flowgate; fwd=uri-miss") && status.contains("stored"),
         "{status}"
     );
     assert_eq!(first.text().await.unwrap(), "v0");
@@ -785,7 +785,7 @@ async fn rfc9111_4_1_a_vary_star_response_is_not_stored() {
         let r = fetch(&p.url("/star"), &[]).await;
         let status = header(&r, "cache-status").unwrap().to_string();
         assert_eq!(
-            status, "flowgate; fwd=miss; fwd-status=200",
+            status, "flowgate; fwd=uri-miss; fwd-status=200",
             "stored or reused"
         );
         assert_eq!(r.text().await.unwrap(), format!("v{n}"));
@@ -811,12 +811,12 @@ async fn rfc9111_4_3_5_a_head_miss_goes_as_head_and_stores_no_body() {
     assert_eq!(b.last_head().method, http::Method::HEAD, "sent as GET");
     let status = header(&r, "cache-status").unwrap().to_string();
     assert!(
-        status.starts_with("flowgate; fwd=miss") && !status.contains("stored"),
+        status.starts_with("flowgate; fwd=uri-miss") && !status.contains("stored"),
         "{status}"
     );
     // Nothing was stored from the HEAD: the GET goes to the backend and gets the body.
     let r = fetch(&p.url("/h"), &[]).await;
-    assert!(header(&r, "cache-status").unwrap().contains("fwd=miss"));
+    assert!(header(&r, "cache-status").unwrap().contains("fwd=uri-miss"));
     assert_eq!(header(&r, "x-method"), Some("GET"));
     assert_eq!(r.text().await.unwrap(), "v1");
     // A HEAD is then answered from the stored GET, without the backend.
@@ -1001,4 +1001,290 @@ async fn rfc9111_5_2_2_10_s_maxage_forbids_serving_stale_on_error() {
     );
     assert_eq!(r.status(), 503);
     assert_eq!(r.text().await.unwrap(), "down");
+}
+
+// ------------------------------------------- found by the cache-tests conformance suite
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9111_4_3_4_a_304_without_validators_refreshes_the_revalidated_response() {
+    // The backend confirms the ETag this cache sent with a bare 304 (no ETag, no
+    // Last-Modified): the client, who asked nothing conditional, gets the stored 200.
+    let b = Scripted::start(|parts, _| {
+        if parts.headers.contains_key("if-none-match") {
+            return Response::builder()
+                .status(304)
+                .header("cache-control", "max-age=0, must-revalidate")
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+        }
+        ok(
+            &[
+                ("cache-control", "max-age=0, must-revalidate"),
+                ("etag", "\"e1\""),
+            ],
+            "the body",
+        )
+    })
+    .await;
+    let p = proxy(&b, "cache = true", "").await;
+    assert_eq!(
+        fetch(&p.url("/b"), &[]).await.text().await.unwrap(),
+        "the body"
+    );
+    eventually("a revalidation answered by a bare 304", || async {
+        let r = fetch(&p.url("/b"), &[]).await;
+        if !header(&r, "cache-status").is_some_and(|s| s.contains("fwd-status=304")) {
+            return false;
+        }
+        assert_eq!(r.status(), 200, "the backend's 304 reached the client");
+        assert_eq!(header(&r, "etag"), Some("\"e1\""));
+        assert_eq!(r.text().await.unwrap(), "the body");
+        true
+    })
+    .await;
+    assert_eq!(
+        b.last_head().headers.get("if-none-match").unwrap(),
+        "\"e1\""
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9111_5_2_cache_directive_names_are_case_insensitive() {
+    let b = Scripted::start(|parts, n| {
+        let cc = if parts.uri.path() == "/upper" {
+            "MAX-AGE=600"
+        } else {
+            "max-age=600, No-StOrE"
+        };
+        ok(&[("cache-control", cc)], format!("v{n}"))
+    })
+    .await;
+    let p = proxy(&b, "cache = true", "").await;
+    let r = fetch(&p.url("/nostore"), &[]).await;
+    assert!(
+        !header(&r, "cache-status").unwrap().contains("stored"),
+        "No-StOrE ignored"
+    );
+    assert_eq!(r.text().await.unwrap(), "v0");
+    assert_eq!(
+        fetch(&p.url("/nostore"), &[]).await.text().await.unwrap(),
+        "v1"
+    );
+    let r = fetch(&p.url("/upper"), &[]).await;
+    assert!(header(&r, "cache-status").unwrap().contains("stored"));
+    assert_eq!(r.text().await.unwrap(), "v0");
+    eventually("MAX-AGE read as max-age: a hit", || async {
+        let r = fetch(&p.url("/upper"), &[]).await;
+        header(&r, "cache-status").is_some_and(|s| s.starts_with("flowgate; hit"))
+    })
+    .await;
+    assert_eq!(b.count("/upper"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9111_5_2_2_4_no_cache_with_field_names_stores_the_rest() {
+    let b = Scripted::start(|_, n| {
+        ok(
+            &[
+                ("cache-control", "max-age=600, no-cache=\"x-secret\""),
+                ("x-secret", "s"),
+                ("x-public", "p"),
+            ],
+            format!("v{n}"),
+        )
+    })
+    .await;
+    let p = proxy(&b, "cache = true", "").await;
+    let first = fetch(&p.url("/q"), &[]).await;
+    assert_eq!(
+        header(&first, "x-secret"),
+        Some("s"),
+        "a miss keeps every field"
+    );
+    assert_eq!(first.text().await.unwrap(), "v0");
+    eventually("the response stored and reused", || async {
+        let r = fetch(&p.url("/q"), &[]).await;
+        if !header(&r, "cache-status").is_some_and(|s| s.starts_with("flowgate; hit")) {
+            return false;
+        }
+        assert_eq!(
+            header(&r, "x-secret"),
+            None,
+            "a listed field sent from the cache"
+        );
+        assert_eq!(header(&r, "x-public"), Some("p"));
+        assert_eq!(r.text().await.unwrap(), "v0");
+        true
+    })
+    .await;
+    assert_eq!(b.count("/q"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9111_5_4_only_pragma_no_cache_without_cache_control_counts() {
+    let b = good_then_503("max-age=0, stale-if-error=600").await;
+    let p = proxy(&b, "cache = true", "").await;
+    assert_eq!(fetch(&p.url("/p"), &[]).await.text().await.unwrap(), "good");
+    eventually("the response stored", || async {
+        metric(&p, "flowgate_proxy_cache_stored_bytes").await > 0.0
+    })
+    .await;
+    // An unknown Pragma, or any Pragma beside Cache-Control, asks nothing of the cache.
+    for headers in [
+        &[("pragma", "foo")][..],
+        &[("pragma", "no-cache"), ("cache-control", "x-extension")][..],
+    ] {
+        let r = fetch(&p.url("/p"), headers).await;
+        assert!(
+            header(&r, "cache-status").is_some_and(|s| s.contains("stale-if-error")),
+            "{headers:?}"
+        );
+        assert_eq!(r.text().await.unwrap(), "good");
+    }
+    // Pragma: no-cache alone is a request's no-cache: no stale answer.
+    let r = fetch(&p.url("/p"), &[("pragma", "no-cache")]).await;
+    assert_eq!(r.status(), 503);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9213_2_1_cdn_cache_control_is_this_caches_targeted_field() {
+    let b = Scripted::start(|parts, n| {
+        let headers: &[(&str, &str)] = match parts.uri.path() {
+            // Cache-Control alone would have it stale at once.
+            "/cdn-longer" => &[
+                ("cache-control", "max-age=0"),
+                ("cdn-cache-control", "max-age=600"),
+            ],
+            "/cdn-no-store" => &[
+                ("cache-control", "max-age=600"),
+                ("expires", "Thu, 01 Jan 2099 00:00:00 GMT"),
+                ("cdn-cache-control", "no-store"),
+            ],
+            // Not a Structured Fields dictionary: ignored, Cache-Control decides.
+            _ => &[
+                ("cache-control", "no-store"),
+                ("cdn-cache-control", "max-age=600, &&&"),
+            ],
+        };
+        ok(headers, format!("v{n}"))
+    })
+    .await;
+    let p = proxy(&b, "cache = true", "").await;
+    let r = fetch(&p.url("/cdn-longer"), &[]).await;
+    assert_eq!(
+        header(&r, "cache-control"),
+        Some("max-age=0"),
+        "fields forwarded as sent"
+    );
+    assert_eq!(r.text().await.unwrap(), "v0");
+    eventually("CDN-Cache-Control: max-age=600 reused", || async {
+        let r = fetch(&p.url("/cdn-longer"), &[]).await;
+        header(&r, "cache-status").is_some_and(|s| s.starts_with("flowgate; hit"))
+    })
+    .await;
+    assert_eq!(b.count("/cdn-longer"), 1);
+    for path in ["/cdn-no-store", "/cdn-invalid"] {
+        let r = fetch(&p.url(path), &[]).await;
+        assert!(
+            !header(&r, "cache-status").unwrap().contains("stored"),
+            "{path} stored"
+        );
+        assert_eq!(r.text().await.unwrap(), "v0");
+        assert_eq!(fetch(&p.url(path), &[]).await.text().await.unwrap(), "v1");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9111_4_3_5_a_head_200_updates_the_stored_get() {
+    // GETs are fresh for one second; a HEAD's answer makes the entry fresh for ten
+    // minutes and carries a new x-rev.
+    let b = Scripted::start(|parts, _| {
+        if parts.method == http::Method::HEAD {
+            ok(
+                &[("cache-control", "max-age=600"), ("x-rev", "head")],
+                "body",
+            )
+        } else {
+            ok(&[("cache-control", "max-age=1"), ("x-rev", "get")], "body")
+        }
+    })
+    .await;
+    let p = proxy(&b, "cache = true", "").await;
+    assert_eq!(fetch(&p.url("/u"), &[]).await.text().await.unwrap(), "body");
+    eventually("a stale entry's HEAD sent as HEAD and used", || async {
+        let r = client().head(p.url("/u")).send().await.unwrap();
+        header(&r, "cache-status").is_some_and(|s| s.contains("detail=head"))
+    })
+    .await;
+    assert_eq!(b.last_head().method, http::Method::HEAD, "sent as GET");
+    // The stored GET now has the HEAD's fields and freshness, and its own body.
+    let r = fetch(&p.url("/u"), &[]).await;
+    let status = header(&r, "cache-status").unwrap().to_string();
+    assert!(status.starts_with("flowgate; hit"), "{status}");
+    assert_eq!(header(&r, "x-rev"), Some("head"));
+    assert_eq!(r.text().await.unwrap(), "body");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9111_4_3_5_a_head_error_never_replaces_the_stored_get() {
+    // A HEAD's 410 is fresh for ten minutes but has no body: the stale GET stays stored,
+    // and the next GET revalidates it instead of getting an empty 410 from the cache.
+    let b = Scripted::start(|parts, n| {
+        if parts.method == http::Method::HEAD {
+            Response::builder()
+                .status(410)
+                .header("cache-control", "max-age=600")
+                .body(Full::new(Bytes::from("gone")))
+                .unwrap()
+        } else {
+            ok(&[("cache-control", "max-age=1")], format!("v{n}"))
+        }
+    })
+    .await;
+    let p = proxy(&b, "cache = true", "").await;
+    assert_eq!(fetch(&p.url("/g"), &[]).await.text().await.unwrap(), "v0");
+    eventually(
+        "a stale entry's HEAD answered 410 by the backend",
+        || async {
+            let r = client().head(p.url("/g")).send().await.unwrap();
+            r.status() == 410
+                && header(&r, "cache-status")
+                    .is_some_and(|s| s.contains("fwd=stale; fwd-status=410"))
+        },
+    )
+    .await;
+    let r = fetch(&p.url("/g"), &[]).await;
+    assert_eq!(r.status(), 200, "the HEAD's 410 was stored for GETs");
+    assert!(r.text().await.unwrap().starts_with('v'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9211_2_2_cache_status_tells_a_uri_miss_from_a_vary_miss() {
+    let b = Scripted::start(|_, n| {
+        ok(
+            &[("cache-control", "max-age=600"), ("vary", "x-v")],
+            format!("v{n}"),
+        )
+    })
+    .await;
+    let p = proxy(&b, "cache = true", "").await;
+    let r = fetch(&p.url("/m"), &[("x-v", "a")]).await;
+    assert!(header(&r, "cache-status")
+        .unwrap()
+        .starts_with("flowgate; fwd=uri-miss"));
+    assert_eq!(r.text().await.unwrap(), "v0");
+    eventually("the a variant stored", || async {
+        let r = fetch(&p.url("/m"), &[("x-v", "a")]).await;
+        header(&r, "cache-status").is_some_and(|s| s.starts_with("flowgate; hit"))
+    })
+    .await;
+    let r = fetch(&p.url("/m"), &[("x-v", "b")]).await;
+    assert!(
+        header(&r, "cache-status")
+            .unwrap()
+            .starts_with("flowgate; fwd=vary-miss"),
+        "{:?}",
+        header(&r, "cache-status")
+    );
+    assert_eq!(r.text().await.unwrap(), "v1");
 }
