@@ -38,8 +38,8 @@
 //! Also measured (printed, bounded): how long the nodes disagree on a backend's health
 //! after it dies (each node checks on its own).
 //!
-//! Needs root, iproute2, ethtool, bird/birdc (bird2), etcd/etcdctl (etcd-server,
-//! etcd-client); without them the test prints a SKIP line saying why and passes.
+//! Needs root, iproute2, ethtool, bird/birdc (bird2) and etcd (etcd-server); without them
+//! the test prints a SKIP line saying why and passes.
 
 mod common;
 
@@ -61,6 +61,7 @@ const VIP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 9, 9, 1), 80);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const OWN_MAC: &str = "02:00:00:00:00:fe";
 const ADMIN: &str = "127.0.0.1:9090";
+/// The etcd URL's path: etcd key `flowgate/config`.
 const KEY: &str = "/flowgate/config";
 const LIFELINE: &str = "fgl";
 const NODES: usize = 3;
@@ -122,7 +123,6 @@ fn missing_prerequisite() -> Option<String> {
         ("bird", "--version"),
         ("birdc", "--version"),
         ("etcd", "--version"),
-        ("etcdctl", "version"),
     ] {
         // Only whether it runs: `birdc --version` exits non-zero.
         if Command::new(tool).arg(arg).output().is_err() {
@@ -372,7 +372,8 @@ impl Node {
     /// Wait for the process to end; its exit status.
     fn wait_exit(&mut self) -> std::process::ExitStatus {
         let mut d = self.daemon.take().expect("node runs");
-        let deadline = Instant::now() + WAIT;
+        // Twice the usual bound: a drained node's stop once took 16 s on the loaded machine.
+        let deadline = Instant::now() + 2 * WAIT;
         loop {
             if let Some(s) = d.0.try_wait().unwrap() {
                 return s;
