@@ -805,6 +805,13 @@ fn three_nodes_behind_ecmp_lose_drain_and_rejoin_without_breaking_connections() 
     nodes[1].signal(libc::SIGTERM);
     let out = lab.wait_hops(&[2]);
     let exit = nodes[1].wait_exit();
+    if drained.elapsed() > Duration::from_millis(DRAIN_MS) + Duration::from_secs(3) {
+        eprintln!(
+            "node 1 took {:?} to stop after SIGTERM; its log:\n{}",
+            drained.elapsed(),
+            nodes[1].log()
+        );
+    }
     assert!(
         exit.success(),
         "node 1 on SIGTERM: {exit}\n{}",
