@@ -7,7 +7,7 @@
 use crate::report;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use flowgate_driver::announce::{BirdSpeaker, Speaker};
+use flowgate_driver::announce::{BirdSpeaker, Lifeline, Speaker};
 use flowgate_driver::config::DEFAULT_ADMIN;
 use flowgate_driver::etcd::{self, EtcdClient, EtcdKey};
 use flowgate_driver::{admin, daemon, ControlPlane};
@@ -79,6 +79,16 @@ pub struct RunArgs {
         help_heading = "BGP"
     )]
     bird_routes: Option<PathBuf>,
+    /// Create this TUN interface, held open for the process's life, and announce the VIPs
+    /// as routes through it: when flowgate dies, even by `kill -9`, the kernel deletes the
+    /// interface and BIRD withdraws the routes at once (its `protocol device` sees it).
+    #[arg(
+        long,
+        value_name = "IFACE",
+        requires = "bird_socket",
+        help_heading = "BGP"
+    )]
+    bird_lifeline: Option<String>,
     /// On SIGTERM, milliseconds the data path keeps forwarding after the announcements are
     /// withdrawn.
     #[arg(long, default_value_t = 5000, help_heading = "BGP")]
@@ -211,17 +221,35 @@ pub fn run(args: RunArgs) -> Result<()> {
     } else {
         dpdk_path(&args)?
     };
+    let mut speaker = match (&args.bird_socket, &args.bird_routes) {
+        (Some(socket), Some(routes)) => Some(BirdSpeaker {
+            routes_file: routes.clone(),
+            socket: socket.clone(),
+            via: args.bird_lifeline.clone(),
+        }),
+        _ => None,
+    };
+    // Routes that a killed flowgate left in the file would be announced again the moment the
+    // lifeline's interface is back, before this data path runs: withdraw them first.
+    if let (Some(s), Some(_)) = (&mut speaker, &args.bird_lifeline) {
+        if let Err(e) = s.announce(&[]) {
+            tracing::warn!(error = %e, "could not withdraw the routes of an earlier run");
+        }
+    }
+    // Held until flowgate exits, however it exits.
+    let lifeline = args
+        .bird_lifeline
+        .as_deref()
+        .map(|name| {
+            Lifeline::open(name).with_context(|| format!("creating the TUN interface {name}"))
+        })
+        .transpose()?;
     let node = daemon::NodeOptions {
-        speaker: match (&args.bird_socket, &args.bird_routes) {
-            (Some(socket), Some(routes)) => Some(Box::new(BirdSpeaker {
-                routes_file: routes.clone(),
-                socket: socket.clone(),
-            }) as Box<dyn Speaker>),
-            _ => None,
-        },
+        speaker: speaker.map(|s| Box::new(s) as Box<dyn Speaker>),
         drain: Duration::from_millis(args.drain_ms),
     };
     let done = daemon::run(control, admin, security, node, &mut *datapath)?;
+    drop(lifeline);
     let summary = report::Summary::new(&done.tables, &done.counters, done.shards);
     if args.json {
         let mut value = summary.to_json();

@@ -29,25 +29,19 @@
 //! Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN), iproute2 and ethtool (scripts/setup installs
 //! them); without them the test prints a SKIP line saying why and passes.
 
-use socket2::{Domain, Protocol, Socket, Type};
+mod common;
+
+use common::{ask, connect_from, fetch, in_netns, in_ns_cmd, ip, run, Daemon, Server};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::process::{Command, Stdio};
+use std::thread;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flowgate");
-
-/// Every wait of the test ends within this.
-const BUDGET: Duration = Duration::from_secs(240);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 const WEB: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 9, 9, 1), 80);
 const STICKY: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 9, 9, 2), 80);
@@ -85,66 +79,6 @@ fn backend_mac(i: usize) -> String {
 
 fn sticky_client(k: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, 0, 10 + k)
-}
-
-/// Runs a command; Err carries its stderr.
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{program}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{program} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// `ip -n NS ARGS...` (or `ip ARGS` for an empty NS); panics with ip's message on failure.
-fn ip(ns: &str, args: &str) {
-    let mut all: Vec<&str> = Vec::new();
-    if !ns.is_empty() {
-        all.extend(["-n", ns]);
-    }
-    all.extend(args.split_whitespace());
-    if let Err(e) = run("ip", &all) {
-        panic!("{e}");
-    }
-}
-
-fn in_ns_cmd(ns: &str, program: &str, args: &str) {
-    let mut all = vec!["netns", "exec", ns, program];
-    all.extend(args.split_whitespace());
-    if let Err(e) = run("ip", &all) {
-        panic!("{e}");
-    }
-}
-
-fn enter_netns(name: &str) -> io::Result<()> {
-    let f = File::open(format!("/var/run/netns/{name}"))?;
-    // SAFETY: plain syscall on an open namespace file; only this thread moves.
-    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Run `f` on a thread inside network namespace `ns`. Sockets it creates stay in that
-/// namespace whichever thread uses them later.
-fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    thread::scope(|s| {
-        s.spawn(|| {
-            enter_netns(ns).unwrap_or_else(|e| panic!("setns {ns}: {e}"));
-            f()
-        })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
-    })
 }
 
 /// The namespaces of one run; deleted on drop (also when the test panics).
@@ -303,159 +237,6 @@ fn config_text() -> String {
         }
     }
     s
-}
-
-/// One backend's HTTP server: answers every request with `backend=N`.
-struct Server {
-    stop: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<TcpStream>>>,
-    accept: Option<JoinHandle<()>>,
-}
-
-fn serve_connection(mut s: TcpStream, id: usize) {
-    let body = format!("backend={id}\n");
-    let response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    for _ in 0..10_000 {
-        loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                buf.drain(..end + 4);
-                break;
-            }
-            if buf.len() > 16 * 1024 {
-                return;
-            }
-            match s.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        if s.write_all(response.as_bytes()).is_err() {
-            return;
-        }
-    }
-}
-
-impl Server {
-    fn start(ns: &str, id: usize) -> Server {
-        let stop = Arc::new(AtomicBool::new(false));
-        let conns = Arc::new(Mutex::new(Vec::new()));
-        let (ready, started) = mpsc::channel();
-        let (ns, stop2, conns2) = (ns.to_string(), stop.clone(), conns.clone());
-        let accept = thread::spawn(move || {
-            let listener = enter_netns(&ns)
-                .and_then(|()| TcpListener::bind("0.0.0.0:80"))
-                .and_then(|l| l.set_nonblocking(true).map(|()| l));
-            let listener = match listener {
-                Ok(l) => {
-                    let _ = ready.send(Ok(()));
-                    l
-                }
-                Err(e) => {
-                    let _ = ready.send(Err(format!("server in {ns}: {e}")));
-                    return;
-                }
-            };
-            let deadline = Instant::now() + BUDGET;
-            while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        let _ = s.set_nonblocking(false);
-                        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
-                        if let Ok(c) = s.try_clone() {
-                            conns2.lock().unwrap().push(c);
-                        }
-                        thread::spawn(move || serve_connection(s, id));
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(2)),
-                }
-            }
-            // The listener closes here: new connections are refused from now on.
-        });
-        started
-            .recv_timeout(Duration::from_secs(10))
-            .expect("server thread start")
-            .unwrap_or_else(|e| panic!("{e}"));
-        Server {
-            stop,
-            conns,
-            accept: Some(accept),
-        }
-    }
-
-    /// Stop as a killed server process would: no listener, every connection closed.
-    fn kill(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.accept.take() {
-            let _ = h.join();
-        }
-        for c in self.conns.lock().unwrap().drain(..) {
-            let _ = c.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// flowgate, killed if the test ends before it stops.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-/// A TCP connection from `src` (an address of the client namespace; call on a thread in it).
-fn connect_from(src: Ipv4Addr, dst: SocketAddrV4) -> io::Result<TcpStream> {
-    let sock = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
-    sock.bind(&SocketAddrV4::new(src, 0).into())?;
-    sock.connect_timeout(&dst.into(), CONNECT_TIMEOUT)?;
-    let s: TcpStream = sock.into();
-    s.set_read_timeout(Some(IO_TIMEOUT))?;
-    s.set_write_timeout(Some(IO_TIMEOUT))?;
-    Ok(s)
-}
-
-/// One HTTP request on an open connection; returns the number of the backend that answered.
-fn ask(s: &mut TcpStream) -> io::Result<usize> {
-    s.write_all(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 512];
-    while buf.len() < 4096 {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let body = &buf[end + 4..];
-            if let Some(nl) = body.iter().position(|&b| b == b'\n') {
-                let text = String::from_utf8_lossy(&body[..nl]);
-                return text
-                    .strip_prefix("backend=")
-                    .and_then(|n| n.parse().ok())
-                    .ok_or_else(|| io::Error::other(format!("unexpected body {text:?}")));
-            }
-        }
-        match s.read(&mut chunk)? {
-            0 => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
-            n => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    Err(io::Error::other("response too long"))
-}
-
-/// A new connection, one request, closed.
-fn fetch(src: Ipv4Addr, dst: SocketAddrV4) -> io::Result<usize> {
-    let mut s = connect_from(src, dst)?;
-    ask(&mut s)
 }
 
 fn admin_status(lb: &str) -> serde_json::Value {

@@ -51,17 +51,24 @@ pub struct BirdSpeaker {
     pub routes_file: PathBuf,
     /// BIRD's control socket (`bird -s`).
     pub socket: PathBuf,
+    /// The routes' next hop: this interface (a [`Lifeline`]) instead of a blackhole, so
+    /// that BIRD drops them the moment the interface goes, that is when flowgate dies.
+    pub via: Option<String>,
 }
 
 impl BirdSpeaker {
-    /// The routes file's text: one blackhole host route per VIP (BIRD only needs a route
-    /// to export; the frames are DPDK's, not the kernel's), IPv4 and IPv6 apart because a
-    /// static protocol has one channel.
-    pub fn routes(prefixes: &[IpAddr], v6: bool) -> String {
+    /// The routes file's text: one host route per VIP (BIRD only needs a route to export;
+    /// the frames are DPDK's, not the kernel's), a blackhole or through the interface
+    /// `via`, IPv4 and IPv6 apart because a static protocol has one channel.
+    pub fn routes(prefixes: &[IpAddr], v6: bool, via: Option<&str>) -> String {
         let mut text = String::from("# Written by flowgate: the VIPs this node announces.\n");
+        let hop = match via {
+            Some(iface) => format!("via \"{iface}\""),
+            None => "blackhole".to_string(),
+        };
         for p in prefixes.iter().filter(|p| p.is_ipv6() == v6) {
             let len = if v6 { 128 } else { 32 };
-            text += &format!("route {p}/{len} blackhole;\n");
+            text += &format!("route {p}/{len} {hop};\n");
         }
         text
     }
@@ -87,8 +94,15 @@ impl BirdSpeaker {
 
 impl Speaker for BirdSpeaker {
     fn announce(&mut self, prefixes: &[IpAddr]) -> Result<(), AnnounceError> {
-        self.write(&self.routes_file, &BirdSpeaker::routes(prefixes, false))?;
-        self.write(&self.routes_file_v6(), &BirdSpeaker::routes(prefixes, true))?;
+        let via = self.via.as_deref();
+        self.write(
+            &self.routes_file,
+            &BirdSpeaker::routes(prefixes, false, via),
+        )?;
+        self.write(
+            &self.routes_file_v6(),
+            &BirdSpeaker::routes(prefixes, true, via),
+        )?;
         let out = Command::new("birdc")
             .arg("-s")
             .arg(&self.socket)
@@ -105,6 +119,72 @@ impl Speaker for BirdSpeaker {
             )));
         }
         Ok(())
+    }
+}
+
+/// A TUN interface that lives exactly as long as this process: the kernel deletes a
+/// non-persistent TUN device when its last descriptor closes, which a `kill -9` or a crash
+/// does too. Announced routes go through it (`BirdSpeaker::via`), and BIRD's `device`
+/// protocol hears the interface go over netlink at once, so the static routes become
+/// unreachable and BGP withdraws them: a dead flowgate stops attracting traffic even while
+/// its BIRD lives on. (A graceful stop withdraws earlier, through the routes file.)
+///
+/// Written with two ioctls through `libc` rather than a TUN crate: nothing is read from
+/// or written to the device, only its lifetime matters.
+#[derive(Debug)]
+pub struct Lifeline {
+    name: String,
+    _device: std::os::fd::OwnedFd,
+}
+
+impl Lifeline {
+    /// Create TUN interface `name` (up, no address) held by this process.
+    pub fn open(name: &str) -> std::io::Result<Lifeline> {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains(['/', ' ', '"']) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{name:?} is not an interface name (1 to 15 characters, no / or quotes)"),
+            ));
+        }
+        // SAFETY: a zeroed ifreq is valid; the name fits (checked) with its NUL.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+            *d = s as libc::c_char;
+        }
+        let os = std::io::Error::last_os_error;
+        // SAFETY: plain syscalls on descriptors this function owns; `req` outlives them.
+        unsafe {
+            let fd = libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(os());
+            }
+            let device = OwnedFd::from_raw_fd(fd);
+            req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+            if libc::ioctl(device.as_raw_fd(), libc::TUNSETIFF, &mut req) < 0 {
+                return Err(os());
+            }
+            let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            if sock < 0 {
+                return Err(os());
+            }
+            let sock = OwnedFd::from_raw_fd(sock);
+            if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+                return Err(os());
+            }
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &mut req) < 0 {
+                return Err(os());
+            }
+            Ok(Lifeline {
+                name: name.to_string(),
+                _device: device,
+            })
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 
@@ -223,10 +303,12 @@ mod tests {
             "10.0.0.100".parse().unwrap(),
             "2001:db8::1".parse().unwrap(),
         ];
-        let v4 = BirdSpeaker::routes(&p, false);
+        let v4 = BirdSpeaker::routes(&p, false, None);
         assert!(v4.contains("route 10.0.0.100/32 blackhole;\n"), "{v4}");
         assert!(!v4.contains("2001"), "{v4}");
-        let v6 = BirdSpeaker::routes(&p, true);
+        let v6 = BirdSpeaker::routes(&p, true, None);
         assert!(v6.contains("route 2001:db8::1/128 blackhole;\n"), "{v6}");
+        let v4 = BirdSpeaker::routes(&p, false, Some("fg0"));
+        assert!(v4.contains("route 10.0.0.100/32 via \"fg0\";\n"), "{v4}");
     }
 }

@@ -122,6 +122,7 @@ async fn vips_are_announced_while_running_with_a_backend_up_and_withdrawn_otherw
     let speaker = BirdSpeaker {
         routes_file: dir.path().join("vips.conf"),
         socket: dir.path().join("bird.ctl"),
+        via: None,
     };
     let socket = speaker.socket.clone();
     let _bird = start_bird(dir.path(), &speaker);

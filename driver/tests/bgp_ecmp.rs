@@ -181,6 +181,7 @@ fn build(lab: &Lab) -> Vec<BirdSpeaker> {
         let speaker = BirdSpeaker {
             routes_file: lab.dir.join(format!("vips{i}.conf")),
             socket: lab.dir.join(format!("node{i}.ctl")),
+            via: None,
         };
         std::fs::write(&speaker.routes_file, "").unwrap();
         std::fs::write(speaker.routes_file_v6(), "").unwrap();
