@@ -73,7 +73,7 @@ pub struct FramingLog {
 #[derive(Debug, Default)]
 struct LogState {
     entries: VecDeque<Entry>,
-    /// Tracking stopped: nothing more is known of this connection.
+    /// Tracking stopped: nothing is known of requests past the logged entries.
     lost: bool,
 }
 
@@ -93,13 +93,11 @@ impl FramingLog {
     /// only those may ask.
     pub fn take(&self, method: &str, path_and_query: &str) -> Framing {
         let mut state = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if state.lost {
-            return Framing::Unknown;
-        }
         match state.entries.pop_front() {
             Some(e) if e.key == key(method.as_bytes(), path_and_query.as_bytes()) => {
                 e.problem.map_or(Framing::Sound, Framing::Refused)
             }
+            None if state.lost => Framing::Unknown,
             _ => {
                 state.lost = true;
                 state.entries.clear();
@@ -124,10 +122,11 @@ impl FramingLog {
         }
     }
 
+    /// The reader stops: entries already logged stay good (their heads were read in step),
+    /// nothing more is logged.
     fn lose(&self) {
         let mut state = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         state.lost = true;
-        state.entries.clear();
     }
 }
 
