@@ -8,6 +8,7 @@
 //! answer in time); a pool with no usable backend answers 503 with `Retry-After`.
 
 use crate::config::RouteConfig;
+use crate::framing::Framing;
 use crate::headers::{self, Hop};
 use crate::pool::{InFlight, PickKey, Pool};
 use crate::server::ConnInfo;
@@ -16,6 +17,7 @@ use crate::{
 };
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
+use http::uri::{PathAndQuery, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::body::{Body, Incoming};
@@ -45,11 +47,12 @@ impl Drop for Busy {
     }
 }
 
-/// What the access log and metrics say about a request, filled in on the way.
+/// What the access log and metrics say about a request, filled in on the way: indices
+/// of its pool in the generation and of its backend in the pool.
 #[derive(Default)]
 pub struct Note {
-    pool: Option<String>,
-    backend: Option<String>,
+    pool: Option<usize>,
+    backend: Option<usize>,
 }
 
 pub fn full(body: impl Into<Bytes>) -> ProxyBody {
@@ -69,55 +72,73 @@ pub async fn handle(
     shared: Arc<Shared>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
-    let time = access_log::now_rfc3339();
     let busy = Busy::new(conn.in_flight.clone());
     // Requests that started under a config finish under it, whatever reloads meanwhile.
     let generation = shared.current();
-    let method = req.method().clone();
-    let uri = req.uri().to_string();
-    let version = req.version();
-    let host = request_host(&req);
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    // What only the access log needs, taken only when there is one.
+    let logged = generation.access_log.as_ref().map(|_| {
+        (
+            access_log::now_rfc3339(),
+            req.method().to_string(),
+            req.uri().to_string(),
+            req.version(),
+            request_host(&req),
+            req.headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        )
+    });
     let mut note = Note::default();
     let (parts, body) = req.into_parts();
     let mut req = Request::from_parts(parts, ());
     let response = respond(&mut req, body, &conn, &shared, &generation, &mut note).await;
     let status = response.status().as_u16();
-    let pool_label = note.pool.clone().unwrap_or_else(|| "-".to_string());
-    shared
-        .metrics
-        .requests
-        .get_or_create(&vec![
-            ("pool", pool_label.clone()),
-            (
-                "backend",
-                note.backend.clone().unwrap_or_else(|| "-".to_string()),
-            ),
-            ("class", metrics::class(status)),
-        ])
-        .inc();
-    shared
-        .metrics
-        .latency
-        .get_or_create(&vec![("pool", pool_label)])
-        .observe(started.elapsed().as_secs_f64());
-    if let Some(log) = &generation.access_log {
+    let pool = note.pool.and_then(|p| generation.pools.get(p));
+    let backend = pool.and_then(|pool| {
+        let i = note.backend?;
+        Some((i, pool.config.backends.get(i)?.address))
+    });
+    match pool {
+        Some(pool) => {
+            let name = &pool.config.name;
+            pool.metrics.count(&shared.metrics, name, backend, status);
+            pool.metrics
+                .observe(&shared.metrics, name, started.elapsed().as_secs_f64());
+        }
+        None => {
+            let none = || "-".to_string();
+            shared
+                .metrics
+                .requests
+                .get_or_create(&vec![
+                    ("pool", none()),
+                    ("backend", none()),
+                    ("class", metrics::class(status)),
+                ])
+                .inc();
+            shared
+                .metrics
+                .latency
+                .get_or_create(&vec![("pool", none())])
+                .observe(started.elapsed().as_secs_f64());
+        }
+    }
+    if let (Some(log), Some((time, method, uri, version, host, user_agent))) =
+        (&generation.access_log, logged)
+    {
         log.log(&access_log::Entry {
             time,
             client: conn.client.ip().to_string(),
-            method: method.to_string(),
+            method,
             uri,
             version: format!("{version:?}"),
             status,
             bytes: response.body().size_hint().exact(),
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
             host,
-            pool: note.pool,
-            backend: note.backend,
+            pool: pool.map(|p| p.config.name.clone()),
+            backend: backend.map(|(_, a)| a.to_string()),
             user_agent,
         });
     }
@@ -209,6 +230,23 @@ fn error_chain_has<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 
     false
 }
 
+/// The framing of an HTTP/1 request as its client sent it (see [`crate::framing`]). Every
+/// request whose head declared a body has an entry, and hyper leaves such a request one
+/// `Content-Length` or `Transfer-Encoding`: those take theirs, in order.
+fn framing(req: &Request<()>, conn: &ConnInfo) -> Framing {
+    let Some(log) = &conn.framing else {
+        return Framing::Unknown;
+    };
+    let h = req.headers();
+    if !h.contains_key(header::CONTENT_LENGTH) && !h.contains_key(header::TRANSFER_ENCODING) {
+        return Framing::Sound;
+    }
+    log.take(
+        req.method().as_str(),
+        req.uri().path_and_query().map_or("/", |p| p.as_str()),
+    )
+}
+
 async fn respond(
     req: &mut Request<()>,
     body: Incoming,
@@ -217,6 +255,20 @@ async fn respond(
     generation: &Arc<Generation>,
     note: &mut Note,
 ) -> Response<ProxyBody> {
+    if let Framing::Refused(why) = framing(req, conn) {
+        tracing::debug!(client = %conn.client, reason = why.label(), "request smuggling refused");
+        shared
+            .metrics
+            .smuggling_refused
+            .get_or_create(&vec![("reason", why.label().to_string())])
+            .inc();
+        let mut response = answer(generation, StatusCode::BAD_REQUEST);
+        // hyper closes the connection after a response that says so, unread body and all.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
     let config = &generation.config;
     let limits = &config.limits;
     let target_len = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
@@ -266,7 +318,7 @@ async fn respond(
     let request_headers = route.compress.as_ref().map(|_| req.headers().clone());
     let cacheable = route.cache && cache::is_lookup(req);
     let response = if cacheable {
-        note.pool = Some(generation.pools[route.pool].config.name.clone());
+        note.pool = Some(route.pool);
         shared.cache().serve(req, &upstream, note).await
     } else {
         let mut response = upstream.forward(req, Some(body), note).await;
@@ -337,7 +389,7 @@ async fn forward(
     let pool = &generation.pools[route.pool];
     let client = &generation.clients[route.pool];
     let host = request_host(req);
-    note.pool = Some(pool.config.name.clone());
+    note.pool = Some(route.pool);
 
     // Persistence: a valid cookie naming a usable backend wins; otherwise the balancer
     // picks and the response pins the client to its choice.
@@ -378,10 +430,12 @@ async fn forward(
             version: req.version(),
         },
     );
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map_or("/".to_string(), |p| p.as_str().to_string());
+    // An origin-form target (asterisk and authority forms have no place behind a proxy).
+    let path_and_query = match req.uri().path_and_query() {
+        Some(p) if p.as_str().starts_with('/') => p.clone(),
+        Some(_) => return answer(generation, StatusCode::BAD_REQUEST),
+        None => PathAndQuery::from_static("/"),
+    };
     let method = req.method().clone();
     let max_body = limits.max_body_bytes;
     let mut body = body.map(|body| {
@@ -415,15 +469,23 @@ async fn forward(
         };
         let backend = &pool.config.backends[i];
         let state = pool.backends[i].clone();
-        note.backend = Some(backend.address.to_string());
-        let uri: Uri = match format!("http://{}{path_and_query}", backend.address).parse() {
-            Ok(u) => u,
-            Err(_) => return answer(generation, StatusCode::BAD_REQUEST),
+        note.backend = Some(i);
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(Scheme::HTTP);
+        uri.authority = Some(pool.authorities[i].clone());
+        uri.path_and_query = Some(path_and_query.clone());
+        let Ok(uri) = Uri::from_parts(uri) else {
+            return answer(generation, StatusCode::BAD_REQUEST);
         };
         let mut out = Request::new(body.take().unwrap_or_else(empty));
         *out.method_mut() = method.clone();
         *out.uri_mut() = uri;
-        *out.headers_mut() = out_headers.clone();
+        // Kept for a retry only when there can be one.
+        *out.headers_mut() = if retryable {
+            out_headers.clone()
+        } else {
+            std::mem::take(&mut out_headers)
+        };
         let in_flight = InFlight::new(state.clone());
         let sent = tokio::time::timeout(response_timeout, client.request(out)).await;
         let failure = match sent {

@@ -59,22 +59,20 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
-/// `Via` protocol version token (RFC 9110 §7.6.3).
-fn via_version(version: Version) -> &'static str {
-    match version {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "1.1",
-    }
+/// `Via` of this proxy for a message of `version` (RFC 9110 §7.6.3: protocol version,
+/// then [`VIA_NAME`]); static, so adding it allocates nothing.
+fn via(version: Version) -> HeaderValue {
+    HeaderValue::from_static(match version {
+        Version::HTTP_09 => "0.9 flowgate",
+        Version::HTTP_10 => "1.0 flowgate",
+        Version::HTTP_2 => "2 flowgate",
+        Version::HTTP_3 => "3 flowgate",
+        _ => "1.1 flowgate",
+    })
 }
 
 fn append_via(headers: &mut HeaderMap, version: Version) {
-    let via = format!("{} {VIA_NAME}", via_version(version));
-    if let Ok(v) = HeaderValue::from_str(&via) {
-        headers.append(header::VIA, v);
-    }
+    headers.append(header::VIA, via(version));
 }
 
 /// RFC 7239 §6: an IPv6 node is quoted and bracketed.
@@ -183,5 +181,20 @@ mod tests {
             "for=\"[2001:db8::1]\";proto=https;host=\"example.com\""
         );
         assert_eq!(h[header::VIA], "2 flowgate");
+    }
+
+    #[test]
+    fn via_names_this_proxy_for_every_version() {
+        for version in [
+            Version::HTTP_09,
+            Version::HTTP_10,
+            Version::HTTP_11,
+            Version::HTTP_2,
+            Version::HTTP_3,
+        ] {
+            let via = via(version);
+            let (_, name) = via.to_str().unwrap().split_once(' ').unwrap();
+            assert_eq!(name, VIA_NAME);
+        }
     }
 }

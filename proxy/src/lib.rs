@@ -26,6 +26,7 @@ pub mod compress;
 pub mod config;
 pub mod cookie;
 pub mod forward;
+pub mod framing;
 pub mod headers;
 pub mod limits;
 pub mod metrics;

@@ -156,6 +156,9 @@ pub struct IdleTimeoutIo<T> {
     inner: T,
     idle: Duration,
     deadline: Pin<Box<Sleep>>,
+    /// When the last byte came in. The timer is moved only when it fires, to this plus
+    /// `idle`: resetting it on every read cost a timer-wheel update per request.
+    last_read: tokio::time::Instant,
     in_flight: Arc<AtomicUsize>,
 }
 
@@ -166,13 +169,9 @@ impl<T> IdleTimeoutIo<T> {
             inner,
             idle,
             deadline: Box::pin(tokio::time::sleep(idle)),
+            last_read: tokio::time::Instant::now(),
             in_flight,
         }
-    }
-
-    fn reset(&mut self) {
-        let at = tokio::time::Instant::now() + self.idle;
-        self.deadline.as_mut().reset(at);
     }
 }
 
@@ -186,20 +185,27 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeoutIo<T> {
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(r) => {
                 if buf.filled().len() > before {
-                    self.reset();
+                    self.last_read = tokio::time::Instant::now();
                 }
                 Poll::Ready(r)
             }
             Poll::Pending => {
                 while self.deadline.as_mut().poll(cx).is_ready() {
-                    if self.in_flight.load(Ordering::Relaxed) == 0 {
+                    let now = tokio::time::Instant::now();
+                    let due = self.last_read + self.idle;
+                    if due > now {
+                        // Bytes came since the timer was set: it fires again when idle.
+                        self.deadline.as_mut().reset(due);
+                    } else if self.in_flight.load(Ordering::Relaxed) == 0 {
                         return Poll::Ready(Err(io::Error::new(
                             io::ErrorKind::TimedOut,
                             "client connection idle",
                         )));
+                    } else {
+                        // Busy answering: look again one idle period later.
+                        let again = now + self.idle;
+                        self.deadline.as_mut().reset(again);
                     }
-                    // Busy answering: look again one idle period later.
-                    self.reset();
                 }
                 Poll::Pending
             }

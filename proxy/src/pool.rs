@@ -137,6 +137,9 @@ pub struct Pool {
     /// Rotating start of least-requests ties.
     next: AtomicUsize,
     maglev: Option<MaglevTable>,
+    /// Parallel to `config.backends`: the authority of requests sent there.
+    pub authorities: Vec<http::uri::Authority>,
+    pub metrics: crate::metrics::PoolMetrics,
 }
 
 impl Pool {
@@ -155,7 +158,17 @@ impl Pool {
                 .collect();
             MaglevTable::build(POOL_MAGLEV_M, &members)
         });
+        let authorities = config
+            .backends
+            .iter()
+            .map(|b| {
+                http::uri::Authority::try_from(b.address.to_string())
+                    .expect("a socket address is an authority")
+            })
+            .collect();
         Pool {
+            metrics: crate::metrics::PoolMetrics::new(config.backends.len()),
+            authorities,
             scores: Mutex::new(vec![0; config.backends.len()]),
             next: AtomicUsize::new(0),
             maglev,

@@ -6,11 +6,12 @@
 //! 431 and more than `max_headers` fields 431, a head not complete within
 //! `header_read_ms` closes the connection (slowloris), and requests with a
 //! `Transfer-Encoding` that does not end in `chunked`, differing `Content-Length`s, or a
-//! bad chunk are refused (400, or the connection closed mid-body). A request carrying both
-//! `Content-Length` and `Transfer-Encoding: chunked` is read as chunked, its
-//! `Content-Length` dropped, and its connection closed after the answer (RFC 9112 §6.3),
-//! so nothing can be smuggled behind it.
+//! bad chunk are refused (400, or the connection closed mid-body). What hyper lets
+//! through (`Content-Length` with `Transfer-Encoding`, a repeated `Content-Length`) the
+//! [`framing`](crate::framing) reader under every HTTP/1 connection finds, and
+//! `forward` answers 400 and closes.
 
+use crate::framing::{FramingIo, FramingLog};
 use crate::{forward, Generation, Shared};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -31,6 +32,8 @@ pub struct ConnInfo {
     pub tls: bool,
     /// Requests of this connection being answered (for the idle timeout).
     pub in_flight: Arc<AtomicUsize>,
+    /// The request framing as received, on HTTP/1 connections.
+    pub framing: Option<Arc<FramingLog>>,
 }
 
 /// Accept on `listener` (the config's listener `index`) until `shutdown` turns true.
@@ -113,22 +116,25 @@ async fn serve_connection(
         Duration::from_millis(u64::from(timeouts.idle_ms)),
         in_flight.clone(),
     );
-    let info = |tls| {
+    let info = |tls, framing| {
         Arc::new(ConnInfo {
             client: SocketAddr::new(peer.ip().to_canonical(), peer.port()),
             tls,
             in_flight: in_flight.clone(),
+            framing,
         })
     };
+    let max_head = generation.config.limits.max_header_bytes;
     let tls = generation
         .config
         .listeners
         .get(index)
         .and_then(|l| l.tls.clone());
     let Some(tls) = tls else {
+        let framing = Arc::new(FramingLog::default());
         serve_http(
-            io,
-            info(false),
+            FramingIo::new(io, max_head, framing.clone()),
+            info(false, Some(framing)),
             Protocol::Auto,
             &generation,
             shared,
@@ -153,16 +159,28 @@ async fn serve_connection(
     };
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     count_handshake(shared, "ok", if h2 { "h2" } else { "http/1.1" });
-    let protocol = if h2 { Protocol::Http2 } else { Protocol::Http1 };
-    Box::pin(serve_http(
-        stream,
-        info(true),
-        protocol,
-        &generation,
-        shared,
-        shutdown,
-    ))
-    .await;
+    if h2 {
+        Box::pin(serve_http(
+            stream,
+            info(true, None),
+            Protocol::Http2,
+            &generation,
+            shared,
+            shutdown,
+        ))
+        .await;
+    } else {
+        let framing = Arc::new(FramingLog::default());
+        Box::pin(serve_http(
+            FramingIo::new(stream, max_head, framing.clone()),
+            info(true, Some(framing)),
+            Protocol::Http1,
+            &generation,
+            shared,
+            shutdown,
+        ))
+        .await;
+    }
 }
 
 fn count_handshake(shared: &Shared, result: &str, alpn: &str) {
