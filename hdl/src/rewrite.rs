@@ -261,6 +261,7 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     p_sum1: Signal<Local, Bits<32>>,
     p_checksum: Signal<Local, Bits<32>>,
     p_usum0: Signal<Local, Bits<32>>,
+    p_len6: Signal<Local, Bits<16>>,
     p_usum: Signal<Local, Bits<32>>,
     p_usum1: Signal<Local, Bits<32>>,
     p_ucheck: Signal<Local, Bits<32>>,
@@ -556,6 +557,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
             p_sum1: Default::default(),
             p_checksum: Default::default(),
             p_usum0: Default::default(),
+            p_len6: Default::default(),
             p_usum: Default::default(),
             p_usum1: Default::default(),
             p_ucheck: Default::default(),
@@ -915,6 +917,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
         self.p_sum1.next = self.zero32.val();
         self.p_checksum.next = self.zero32.val();
         self.p_usum0.next = self.zero32.val();
+        self.p_len6.next = self.a_ip_len.q.val();
         self.p_usum.next = self.zero32.val();
         self.p_usum1.next = self.zero32.val();
         self.p_ucheck.next = self.zero32.val();
@@ -958,10 +961,15 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             }
             // Ethertype + outer header, byte 0 on top (field at byte o, n bytes long:
             // shifted up by 576 - 8 (o + n)).
+            // The IPv6 payload: the datagram, behind the UDP header under GUE.
+            self.p_len6.next = self.a_ip_len.q.val();
+            if self.a_gue.q.val() {
+                self.p_len6.next = self.a_ip_len.q.val() + 8;
+            }
             if self.a_v6.q.val() {
                 self.p_outer.next = self.fixed_v6.val()
                     | (bit_cast::<TEMPLATE_BITS, 32>(self.a_flow_word.q.val()) << 528)
-                    | (bit_cast::<TEMPLATE_BITS, 16>(self.a_ip_len.q.val()) << 512)
+                    | (bit_cast::<TEMPLATE_BITS, 16>(self.p_len6.val()) << 512)
                     | (bit_cast::<TEMPLATE_BITS, 8>(self.a_proto.q.val()) << 504)
                     | (bit_cast::<TEMPLATE_BITS, 128>(self.a_src6.q.val()) << 368)
                     | (bit_cast::<TEMPLATE_BITS, 128>(self.a_addr.q.val()) << 240);
@@ -1005,11 +1013,10 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             } else if self.a_ipip.q.val() {
                 self.p_be.next = self.p_be.val() | (self.p_outer.val() >> 96);
             }
-            if self.a_gue.q.val() {
+            if self.a_gue.q.val() & self.a_v6.q.val() {
+                self.p_case.next = (self.p_case.val() >> 1) + 9;
+            } else if self.a_gue.q.val() {
                 self.p_case.next = (self.p_case.val() >> 1) + 6;
-                if self.a_v6.q.val() {
-                    self.p_case.next = (self.p_case.val() >> 1) + 9;
-                }
             } else if self.a_v6.q.val() {
                 self.p_case.next = self.p_case.val() + 1;
             }
