@@ -180,6 +180,8 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     /// The dynamic port range's top bits of GUE's source port, in the port word.
     sport_range: Constant<Bits<32>>,
     l3_18: Constant<Bits<16>>,
+    /// The UDP header's length, as a 16-bit operand.
+    udp_header16: Constant<Bits<16>>,
     l3_22: Constant<Bits<16>>,
     proto_ipip: Constant<Bits<32>>,
     proto_ipv6: Constant<Bits<32>>,
@@ -482,6 +484,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
             proto_udp: bits32(flowgate_core::parse::IPPROTO_UDP.into()),
             sport_range: Constant::new(0xc000_0000_u64.into()),
             l3_18: Constant::new(18_u64.into()),
+            udp_header16: Constant::new(8_u64.into()),
             l3_22: Constant::new(22_u64.into()),
             proto_ipip: bits32(flowgate_core::rewrite::IPPROTO_IPIP.into()),
             proto_ipv6: bits32(flowgate_core::rewrite::IPPROTO_IPV6.into()),
@@ -964,7 +967,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             // The IPv6 payload: the datagram, behind the UDP header under GUE.
             self.p_len6.next = self.a_ip_len.q.val();
             if self.a_gue.q.val() {
-                self.p_len6.next = self.a_ip_len.q.val() + 8;
+                self.p_len6.next = self.a_ip_len.q.val() + self.udp_header16.val();
             }
             if self.a_v6.q.val() {
                 self.p_outer.next = self.fixed_v6.val()
