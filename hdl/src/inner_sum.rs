@@ -258,7 +258,10 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
                     self.beat_sum.next =
                         self.beat_sum.val() + (self.word_hi.val().get_bits::<32>(0) << 8);
                 }
-                if self.tkeep.val().get_bit((self.zero.val() + 2 * w + 1).index())
+                if self
+                    .tkeep
+                    .val()
+                    .get_bit((self.zero.val() + 2 * w + 1).index())
                     & (self.pos.val() + 1 < self.end.val())
                 {
                     self.beat_sum.next = self.beat_sum.val() + self.word_lo.val().get_bits::<32>(0);
@@ -334,7 +337,9 @@ mod tests {
         let mut sim = Simulation::new();
         let sums = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let out = sums.clone();
-        sim.add_clock(5, |x: &mut Box<InnerSum<D, K>>| x.clock.next = !x.clock.val());
+        sim.add_clock(5, |x: &mut Box<InnerSum<D, K>>| {
+            x.clock.next = !x.clock.val()
+        });
         sim.add_testbench(move |mut sim: Sim<InnerSum<D, K>>| {
             let mut x = sim.init()?;
             for &(data, keep, last) in &beats {

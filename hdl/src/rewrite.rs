@@ -34,23 +34,24 @@
 //! *template* in stream lane order, with three byte masks over the first 64 output bytes:
 //! template byte, input byte at the same position (the L2 header between the MACs and the
 //! ethertype; the whole frame for DSR and pass), input byte shifted by the outer header's
-//! length (the first 72 output bytes: the masks past the template say "input"). The masks depend only on (mode, outer family, VLAN count), so they are
-//! constants picked by a mux. While the frame streams, template and masks shift down one
+//! length (the first 72 output bytes: the masks past the template say "input"). The
+//! masks depend only on (mode, outer family, VLAN count), so they are constants picked by
+//! a mux. While the frame streams, template and masks shift down one
 //! beat per output beat and each output byte is a 3-way choice.
 //!
-//! The insertion shifts the rest of the frame by `D` = 20, 28, 40 or 48 bytes, not a multiple of
-//! the beat: input beat `n` is consumed with output beat `n`, the last [`HISTORY`] input
-//! beats are kept, and output beat `n` takes input beats `n - a` and `n - a - 1`
-//! (`D = a·K + s`, `K` bytes a beat) shifted by `s` bytes. `a` and `s` are constants per
-//! outer header, so the realigner is two fixed shifts and a 4-way mux, no barrel shifter. After
-//! the input's last beat the history keeps shifting (zeros in) until the output's last
+//! The insertion shifts the rest of the frame by `D` = 20, 28, 40 or 48 bytes, not a
+//! multiple of the beat: input beat `n` is consumed with output beat `n`, the last
+//! [`HISTORY`] input beats are kept, and output beat `n` takes input beats `n - a` and
+//! `n - a - 1` (`D = a·K + s`, `K` bytes a beat) shifted by `s` bytes. `a` and `s` are
+//! constants per outer header, so the realigner is two fixed shifts and a 4-way mux, no
+//! barrel shifter. After the input's last beat the history keeps shifting (zeros in) until the output's last
 //! beat; input beats left after it (padding longer than `D`) are consumed without output.
 //!
 //! # Throughput
 //! DSR, pass and drop: one input beat per clock, no bubble between frames (the action of
 //! the next frame is prepared while the current one streams). IP-in-IP: one output beat
 //! per clock; a frame takes `max(output beats, input beats)` clocks, so the stream grows by
-//! `ceil((l3 + D + ip_len) / K) - ceil(frame_len / K)` beats per frame (0 to 5 at 64 bits,
+//! `ceil((l3 + D + ip_len) / K) - ceil(frame_len / K)` beats per frame (0 to 6 at 64 bits,
 //! 0 or 1 at 512 bits). Drop consumes a beat per clock with no output.
 //!
 //! # Preconditions (what the parser guarantees)
@@ -1065,8 +1066,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             if self.act_backend_v6.val() {
                 self.p_total.next = self.p_l3.val() + self.outer40.val() + self.p_ip_len.val();
                 if self.p_gue.val() {
-                    self.p_total.next =
-                        self.p_l3.val() + self.outer48.val() + self.p_ip_len.val();
+                    self.p_total.next = self.p_l3.val() + self.outer48.val() + self.p_ip_len.val();
                 }
             } else if self.p_gue.val() {
                 self.p_total.next = self.p_l3.val() + self.outer28.val() + self.p_ip_len.val();

@@ -10,8 +10,8 @@ use flowgate_core::rewrite::{rewrite, EncapSource, Mode, RewriteParams, MAX_FRAM
 use flowgate_core::DropReason;
 use flowgate_hdl::frame_fifo::FrameFifo;
 use flowgate_hdl::rewrite::{
-    Rewriter, KIND_DROP, KIND_FORWARD, KIND_PASS, TUSER_FORWARDED, TUSER_PASSED,
-    VERDICT_DROPPED, VERDICT_ENCAP_TOO_LARGE, VERDICT_FORWARDED, VERDICT_PASSED,
+    Rewriter, KIND_DROP, KIND_FORWARD, KIND_PASS, TUSER_FORWARDED, TUSER_PASSED, VERDICT_DROPPED,
+    VERDICT_ENCAP_TOO_LARGE, VERDICT_FORWARDED, VERDICT_PASSED,
 };
 use flowgate_hdl::toolchain::{
     verilator_lint, yosys_synth, SynthFlow, ToolError, RUST_HDL_LINT_WAIVERS,

@@ -237,7 +237,11 @@ fn gue6_frames_decode(outputs: &[Vec<u8>], ports: &[u16]) -> usize {
             .calc_checksum_ipv6_raw(h.source(), h.destination(), udp.payload())
             .unwrap();
         assert_ne!(udp.checksum(), 0, "a zero UDP checksum under IPv6");
-        assert_eq!(udp.checksum(), expected, "outer UDP checksum of {frame:02x?}");
+        assert_eq!(
+            udp.checksum(),
+            expected,
+            "outer UDP checksum of {frame:02x?}"
+        );
         assert_eq!(usize::from(udp.length()), 8 + udp.payload().len());
         // Variant 1: the inner datagram right behind UDP, and it parses.
         etherparse::SlicedPacket::from_ip(udp.payload()).expect("inner datagram parses");
@@ -253,10 +257,7 @@ fn gue6_frames_decode(outputs: &[Vec<u8>], ports: &[u16]) -> usize {
 #[test]
 fn verilator_tops_forward_gue_over_ipv6_like_the_model() {
     let tables = example_tables("examples/hw-gue6.toml");
-    assert!(tables
-        .backends
-        .iter()
-        .all(|b| b.address.is_ipv6()));
+    assert!(tables.backends.iter().all(|b| b.address.is_ipv6()));
     assert!(tables
         .vips
         .iter()
@@ -265,7 +266,10 @@ fn verilator_tops_forward_gue_over_ipv6_like_the_model() {
     for design in [flowgate_hdl::Design::Top, flowgate_hdl::Design::WideTop] {
         let got = forwards_like_the_model_on(Simulator::Verilator, design, &tables, &frames);
         let n = gue6_frames_decode(&got, &[6080, 7000]);
-        assert!(n > 100, "{design:?}: {n} GUE-over-IPv6 frames in the first 800");
+        assert!(
+            n > 100,
+            "{design:?}: {n} GUE-over-IPv6 frames in the first 800"
+        );
     }
 }
 
@@ -277,7 +281,10 @@ fn rtl_tops_forward_gue_over_ipv6_like_the_model() {
     for design in [flowgate_hdl::Design::Top, flowgate_hdl::Design::WideTop] {
         let got = forwards_like_the_model_on(Simulator::Rtl, design, &tables, &frames);
         let n = gue6_frames_decode(&got, &[6080, 7000]);
-        assert!(n > 10, "{design:?}: {n} GUE-over-IPv6 frames in the first 40");
+        assert!(
+            n > 10,
+            "{design:?}: {n} GUE-over-IPv6 frames in the first 40"
+        );
     }
 }
 
