@@ -78,7 +78,7 @@ pub struct InnerSum<const DATA_BITS: usize, const KEEP_BITS: usize> {
     cur_beat: Signal<Local, Bits<32>>,
     cur_pos: Signal<Local, Bits<32>>,
     lane: Signal<Local, Bits<DATA_BITS>>,
-    byte: Signal<Local, Bits<8>>,
+    hbyte: Signal<Local, Bits<8>>,
     /// Header bytes 12..28 as seen now (this beat's where it has them), byte 12 in bits
     /// 7..0.
     view: Signal<Local, Bits<128>>,
@@ -91,7 +91,7 @@ pub struct InnerSum<const DATA_BITS: usize, const KEEP_BITS: usize> {
     ethertype: Signal<Local, Bits<32>>,
     len_v4: Signal<Local, Bits<32>>,
     len_v6: Signal<Local, Bits<32>>,
-    end: Signal<Local, Bits<32>>,
+    dgram_end: Signal<Local, Bits<32>>,
     pos: Signal<Local, Bits<32>>,
     word_hi: Signal<Local, Bits<DATA_BITS>>,
     word_lo: Signal<Local, Bits<DATA_BITS>>,
@@ -142,7 +142,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_B
             cur_beat: Default::default(),
             cur_pos: Default::default(),
             lane: Default::default(),
-            byte: Default::default(),
+            hbyte: Default::default(),
             view: Default::default(),
             et0: Default::default(),
             et1: Default::default(),
@@ -153,7 +153,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_B
             ethertype: Default::default(),
             len_v4: Default::default(),
             len_v6: Default::default(),
-            end: Default::default(),
+            dgram_end: Default::default(),
             pos: Default::default(),
             word_hi: Default::default(),
             word_lo: Default::default(),
@@ -184,15 +184,15 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
         self.view.next = self.zero_view.val();
         for i in 0..HEADER_BYTES {
             self.lane.next = (self.tdata.val() >> self.hb_shift[i].val()) & self.byte_mask.val();
-            self.byte.next = self.hdr[i].q.val();
+            self.hbyte.next = self.hdr[i].q.val();
             if self.cur_beat.val() == self.hb_beat[i].val() {
-                self.byte.next = self.lane.val().get_bits::<8>(0);
+                self.hbyte.next = self.lane.val().get_bits::<8>(0);
                 if self.take.val() {
                     self.hdr[i].d.next = self.lane.val().get_bits::<8>(0);
                 }
             }
             self.view.next =
-                self.view.val() | (bit_cast::<128, 8>(self.byte.val()) << self.hb_place[i].val());
+                self.view.val() | (bit_cast::<128, 8>(self.hbyte.val()) << self.hb_place[i].val());
         }
         // Big-endian 16-bit fields of the view: bytes 12, 16 and 20.
         self.et0.next = (bit_cast::<32, 8>(self.view.val().get_bits::<8>(0)) << 8)
@@ -239,12 +239,12 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
             self.len_v6.next = (bit_cast::<32, 8>(self.view.val().get_bits::<8>(80)) << 8)
                 | bit_cast::<32, 8>(self.view.val().get_bits::<8>(88));
         }
-        self.end.next = self.l3.val() + self.len_v4.val();
+        self.dgram_end.next = self.l3.val() + self.len_v4.val();
         if self.ethertype.val() == self.ethertype_v6.val() {
-            self.end.next = self.l3.val() + self.v6_header.val() + self.len_v6.val();
+            self.dgram_end.next = self.l3.val() + self.v6_header.val() + self.len_v6.val();
         }
-        if self.end.val() < self.min_end.val() {
-            self.end.next = self.min_end.val();
+        if self.dgram_end.val() < self.min_end.val() {
+            self.dgram_end.next = self.min_end.val();
         }
 
         // ---- This beat's words from byte 22 to the end, kept lanes only.
@@ -253,7 +253,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
             self.pos.next = self.cur_pos.val() + 2 * w;
             self.word_hi.next = (self.tdata.val() >> (16 * w)) & self.byte_mask.val();
             self.word_lo.next = (self.tdata.val() >> (16 * w + 8)) & self.byte_mask.val();
-            if (self.pos.val() >= self.from_22.val()) & (self.pos.val() < self.end.val()) {
+            if (self.pos.val() >= self.from_22.val()) & (self.pos.val() < self.dgram_end.val()) {
                 if self.tkeep.val().get_bit((self.zero.val() + 2 * w).index()) {
                     self.beat_sum.next =
                         self.beat_sum.val() + (self.word_hi.val().get_bits::<32>(0) << 8);
@@ -262,7 +262,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
                     .tkeep
                     .val()
                     .get_bit((self.zero.val() + 2 * w + 1).index())
-                    & (self.pos.val() + 1 < self.end.val())
+                    & (self.pos.val() + 1 < self.dgram_end.val())
                 {
                     self.beat_sum.next = self.beat_sum.val() + self.word_lo.val().get_bits::<32>(0);
                 }
