@@ -103,7 +103,7 @@ pub struct InnerSum<const DATA_BITS: usize, const KEEP_BITS: usize> {
 impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_BITS, KEEP_BITS> {
     fn default() -> Self {
         assert!(
-            KEEP_BITS * 8 == DATA_BITS && KEEP_BITS % 2 == 0,
+            KEEP_BITS * 8 == DATA_BITS && KEEP_BITS.is_multiple_of(2),
             "whole 16-bit words a beat, one keep bit a byte"
         );
         let bits32 = |v: usize| Constant::new((v as u64).into());
