@@ -15,7 +15,7 @@ use rust_hdl::widgets::fifo::fifo_logic::{FIFOReadLogic, FIFOWriteLogic};
 pub const ACT_MODE_BITS: usize = 18;
 
 /// The fields of an action in the packed word, from bit 0 up: (name, width).
-pub const ACT_FIELDS: [(&str, usize); 10] = [
+pub const ACT_FIELDS: [(&str, usize); 11] = [
     ("kind", 2),
     ("mode", ACT_MODE_BITS),
     ("mac", 48),
@@ -26,10 +26,11 @@ pub const ACT_FIELDS: [(&str, usize); 10] = [
     ("ip_len", 16),
     ("inner_v6", 1),
     ("dscp", 8),
+    ("inner_sum", 32),
 ];
 
 /// Bits of one packed action: the sum of [`ACT_FIELDS`]' widths.
-pub const ACT_WORD_BITS: usize = 270;
+pub const ACT_WORD_BITS: usize = 302;
 
 /// Bit offset of a field in the packed word.
 const fn offset(field: usize) -> usize {
@@ -52,6 +53,7 @@ const L3: usize = offset(6);
 const IP_LEN: usize = offset(7);
 const INNER_V6: usize = offset(8);
 const DSCP: usize = offset(9);
+const INNER_SUM: usize = offset(10);
 const _: () = assert!(offset(ACT_FIELDS.len()) == ACT_WORD_BITS);
 // `#[hdl_gen]` takes only literal bit offsets: the outputs' slices below spell these.
 const _: () = assert!(
@@ -65,6 +67,7 @@ const _: () = assert!(
         && IP_LEN == 245
         && INNER_V6 == 261
         && DSCP == 262
+        && INNER_SUM == 270
 );
 
 /// The action's fields joined into one word, [`ACT_FIELDS`]' layout.
@@ -80,6 +83,7 @@ pub struct PackAction {
     pub ip_len: Signal<In, Bits<16>>,
     pub inner_v6: Signal<In, Bit>,
     pub dscp: Signal<In, Bits<8>>,
+    pub inner_sum: Signal<In, Bits<32>>,
     pub word: Signal<Out, Bits<ACT_WORD_BITS>>,
 }
 
@@ -101,7 +105,8 @@ impl Logic for PackAction {
                 bit_cast::<ACT_WORD_BITS, 1>(self.inner_v6.val().into()),
                 INNER_V6,
             )
-            | w(bit_cast(self.dscp.val()), DSCP);
+            | w(bit_cast(self.dscp.val()), DSCP)
+            | w(bit_cast(self.inner_sum.val()), INNER_SUM);
     }
 
     fn connect(&mut self) {
@@ -137,6 +142,8 @@ pub struct ActionFifo<const ADDR_BITS: usize, const ADDR_BITS_PLUS_1: usize> {
     pub in_ip_len: Signal<In, Bits<16>>,
     pub in_inner_v6: Signal<In, Bit>,
     pub in_dscp: Signal<In, Bits<8>>,
+    /// The frame's inner datagram sum ([`crate::inner_sum`]), for GUE under IPv6.
+    pub in_inner_sum: Signal<In, Bits<32>>,
     pub kind: Signal<Out, Bits<2>>,
     pub mode: Signal<Out, Bits<ACT_MODE_BITS>>,
     pub mac: Signal<Out, Bits<48>>,
@@ -147,6 +154,7 @@ pub struct ActionFifo<const ADDR_BITS: usize, const ADDR_BITS_PLUS_1: usize> {
     pub ip_len: Signal<Out, Bits<16>>,
     pub inner_v6: Signal<Out, Bit>,
     pub dscp: Signal<Out, Bits<8>>,
+    pub inner_sum: Signal<Out, Bits<32>>,
     pack: PackAction,
     read_logic: FIFOReadLogic<Bits<ACT_WORD_BITS>, ADDR_BITS, ADDR_BITS_PLUS_1, 1>,
     write_logic: FIFOWriteLogic<Bits<ACT_WORD_BITS>, ADDR_BITS, ADDR_BITS_PLUS_1, 1>,
@@ -178,6 +186,7 @@ impl<const ADDR_BITS: usize, const ADDR_BITS_PLUS_1: usize> Logic
         self.pack.ip_len.next = self.in_ip_len.val();
         self.pack.inner_v6.next = self.in_inner_v6.val();
         self.pack.dscp.next = self.in_dscp.val();
+        self.pack.inner_sum.next = self.in_inner_sum.val();
         self.write_logic.write.next = self.write.val();
         self.write_logic.data_in.next = self.pack.word.val();
         // The read logic ignores a read while empty (see `FrameFifo`); it reads on the
@@ -226,5 +235,6 @@ impl<const ADDR_BITS: usize, const ADDR_BITS_PLUS_1: usize> Logic
         self.ip_len.next = self.o_word.q.val().get_bits::<16>(245);
         self.inner_v6.next = self.o_word.q.val().get_bit(261);
         self.dscp.next = self.o_word.q.val().get_bits::<8>(262);
+        self.inner_sum.next = self.o_word.q.val().get_bits::<32>(270);
     }
 }

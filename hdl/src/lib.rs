@@ -42,6 +42,7 @@ pub mod emit;
 pub mod flow_table;
 pub mod frame_fifo;
 pub mod hash;
+pub mod inner_sum;
 pub mod parse;
 pub mod profile;
 pub mod rewrite;

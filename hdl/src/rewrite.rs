@@ -12,13 +12,15 @@
 //!   IPv6 (40 bytes, flow label = low 20 bits of the hash) header, then the inner datagram
 //!   only (`act_ip_len` bytes from `act_l3_offset`: Ethernet padding trimmed). An outer
 //!   frame longer than [`MAX_FRAME_LEN`] is consumed and dropped (`EncapTooLarge`).
-//! * **forward, GUE to an IPv4 backend** — as IP-in-IP with protocol 17 and the 8-byte UDP
-//!   header after the outer IPv4 header (28 bytes in all): source port `0xC000 | hash >>
-//!   18`, destination port `act_gue_port`, length `8 + act_ip_len`, checksum 0. GUE to an
-//!   IPv6 backend needs the UDP checksum over the whole inner datagram before its header
-//!   leaves, which this streaming block does not have: it is not implemented
-//!   ([`MODES_IMPLEMENTED`] says which modes and families are; the replay refuses a
-//!   config that needs another).
+//! * **forward, GUE** — as IP-in-IP with protocol / next header 17 and the 8-byte UDP
+//!   header after the outer header (28 bytes in all under IPv4, 48 under IPv6): source
+//!   port `0xC000 | hash >> 18`, destination port `act_gue_port`, length `8 +
+//!   act_ip_len`. The checksum is 0 under IPv4; under IPv6 (RFC 8200 §8.1) it covers the
+//!   pseudo-header, the UDP header and the whole inner datagram, and the header leaves
+//!   before the datagram does: the datagram's sum comes with the action
+//!   (`act_inner_sum`, summed by [`crate::inner_sum`] as the frame entered the frame
+//!   FIFO, which holds the whole frame before its action exists), and preparing the
+//!   action folds it with the rest (0 is sent as 0xFFFF).
 //! * **pass** — the frame untouched, `m_axis_tuser` = [`TUSER_PASSED`].
 //! * **drop** — the frame consumed, nothing out.
 //!
@@ -28,27 +30,28 @@
 //! # Datapath
 //! When an action is taken it is *prepared* (two register stages: the lengths, verdict,
 //! outer addresses and most of the checksum, then the template): the bytes the rewrite
-//! writes — MACs, ethertype, outer header with its checksum — are laid out as a 64-byte
+//! writes — MACs, ethertype, outer header with its checksums — are laid out as a 72-byte
 //! *template* in stream lane order, with three byte masks over the first 64 output bytes:
 //! template byte, input byte at the same position (the L2 header between the MACs and the
 //! ethertype; the whole frame for DSR and pass), input byte shifted by the outer header's
-//! length. The masks depend only on (mode, outer family, VLAN count), so they are
-//! constants picked by a mux. While the frame streams, template and masks shift down one
+//! length (the first 72 output bytes: the masks past the template say "input"). The
+//! masks depend only on (mode, outer family, VLAN count), so they are constants picked by
+//! a mux. While the frame streams, template and masks shift down one
 //! beat per output beat and each output byte is a 3-way choice.
 //!
-//! The insertion shifts the rest of the frame by `D` = 20 or 40 bytes, not a multiple of
-//! the beat: input beat `n` is consumed with output beat `n`, the last [`HISTORY`] input
-//! beats are kept, and output beat `n` takes input beats `n - a` and `n - a - 1`
-//! (`D = a·K + s`, `K` bytes a beat) shifted by `s` bytes. `a` and `s` are constants per
-//! family, so the realigner is two fixed shifts and a 2-way mux, no barrel shifter. After
-//! the input's last beat the history keeps shifting (zeros in) until the output's last
+//! The insertion shifts the rest of the frame by `D` = 20, 28, 40 or 48 bytes, not a
+//! multiple of the beat: input beat `n` is consumed with output beat `n`, the last
+//! [`HISTORY`] input beats are kept, and output beat `n` takes input beats `n - a` and
+//! `n - a - 1` (`D = a·K + s`, `K` bytes a beat) shifted by `s` bytes. `a` and `s` are
+//! constants per outer header, so the realigner is two fixed shifts and a 4-way mux, no
+//! barrel shifter. After the input's last beat the history keeps shifting (zeros in) until the output's last
 //! beat; input beats left after it (padding longer than `D`) are consumed without output.
 //!
 //! # Throughput
 //! DSR, pass and drop: one input beat per clock, no bubble between frames (the action of
 //! the next frame is prepared while the current one streams). IP-in-IP: one output beat
 //! per clock; a frame takes `max(output beats, input beats)` clocks, so the stream grows by
-//! `ceil((l3 + D + ip_len) / K) - ceil(frame_len / K)` beats per frame (0 to 5 at 64 bits,
+//! `ceil((l3 + D + ip_len) / K) - ceil(frame_len / K)` beats per frame (0 to 6 at 64 bits,
 //! 0 or 1 at 512 bits). Drop consumes a beat per clock with no output.
 //!
 //! # Preconditions (what the parser guarantees)
@@ -62,25 +65,18 @@ use crate::hash::left_aligned;
 use flowgate_core::rewrite::Mode;
 use rust_hdl::prelude::*;
 
-/// The bytes of the template: the L2 header with 2 VLAN tags (22) + the outer IPv6 header
-/// (40), rounded up to a power of two no narrower than the widest stream (512 bits).
-pub const TEMPLATE_BYTES: usize = 64;
+/// The bytes of the template: the L2 header with 2 VLAN tags (22) + GUE's outer IPv6 and
+/// UDP headers (48), rounded up to whole 8-byte beats (72). Wider than a 512-bit beat:
+/// the masks' `fill_top` marks the top beat's bytes, so the template's last 8 bytes come
+/// out in a 512-bit stream's second beat.
+pub const TEMPLATE_BYTES: usize = 72;
 /// Bits of the template.
 pub const TEMPLATE_BITS: usize = TEMPLATE_BYTES * 8;
-/// Input beats remembered for the realigner: `ceil(40 / K)` for the narrowest stream (8
+/// Input beats remembered for the realigner: `ceil(48 / K)` for the narrowest stream (8
 /// bytes a beat). Wider streams use fewer; synthesis removes the rest.
-pub const HISTORY: usize = 5;
+pub const HISTORY: usize = 6;
 /// Largest frame an engine emits (`flowgate_core::rewrite::MAX_FRAME_LEN`).
 pub const MAX_FRAME_LEN: usize = flowgate_core::rewrite::MAX_FRAME_LEN;
-
-/// Whether this rewriter implements `mode` for a backend of this family: every mode but
-/// GUE to an IPv6 backend (see the module doc).
-pub fn mode_implemented(mode: Mode, backend_v6: bool) -> bool {
-    !matches!(mode, Mode::Gue { .. }) || !backend_v6
-}
-
-/// The modes [`mode_implemented`] accepts, as a sentence for errors.
-pub const MODES_IMPLEMENTED: &str = "dsr, ipip, and gue to IPv4 backends";
 
 /// `act_mode` of each mode: the VIP entry's mode code (`flowgate_core::rewrite::MODES`).
 const MODE_IPIP: u8 = 1;
@@ -152,6 +148,10 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     pub act_ip_len: Signal<In, Bits<16>>,
     pub act_inner_v6: Signal<In, Bit>,
     pub act_dscp_ecn: Signal<In, Bits<8>>,
+    /// The frame's inner datagram (`act_ip_len` bytes from `act_l3_offset`) as big-endian
+    /// 16-bit words added up, unfolded ([`crate::inner_sum`]; an odd last byte is a high
+    /// byte): read only for GUE to an IPv6 backend, whose UDP checksum covers it.
+    pub act_inner_sum: Signal<In, Bits<32>>,
     // The rewritten frame.
     pub m_axis_tdata: Signal<Out, Bits<DATA_BITS>>,
     pub m_axis_tkeep: Signal<Out, Bits<KEEP_BITS>>,
@@ -172,12 +172,17 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     outer20: Constant<Bits<32>>,
     outer28: Constant<Bits<32>>,
     outer40: Constant<Bits<32>>,
+    outer48: Constant<Bits<32>>,
+    /// What a computed UDP checksum of 0 is sent as (RFC 768, RFC 8200 §8.1).
+    udp_zero: Constant<Bits<32>>,
     mode_ipip: Constant<Bits<2>>,
     mode_gue: Constant<Bits<2>>,
     proto_udp: Constant<Bits<32>>,
     /// The dynamic port range's top bits of GUE's source port, in the port word.
     sport_range: Constant<Bits<32>>,
     l3_18: Constant<Bits<16>>,
+    /// The UDP header's length, as a 16-bit operand.
+    udp_header16: Constant<Bits<16>>,
     l3_22: Constant<Bits<16>>,
     proto_ipip: Constant<Bits<32>>,
     proto_ipv6: Constant<Bits<32>>,
@@ -210,7 +215,7 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     tm_dsr: Constant<Bits<TEMPLATE_BITS>>,
     sm_dsr: Constant<Bits<TEMPLATE_BITS>>,
     /// Lane-order encapsulation masks, index `2 · vlans + (outer is IPv6)` for IP-in-IP,
-    /// `6 + vlans` for GUE (IPv4 + UDP).
+    /// `6 + vlans` for GUE over IPv4 (IPv4 + UDP), `9 + vlans` for GUE over IPv6.
     tm_ipip: [Constant<Bits<TEMPLATE_BITS>>; CASES],
     sm_ipip: [Constant<Bits<TEMPLATE_BITS>>; CASES],
     sh_ipip: [Constant<Bits<TEMPLATE_BITS>>; CASES],
@@ -229,6 +234,10 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     lo28: Constant<Bits<32>>,
     up28: Constant<Bits<32>>,
     down28: Constant<Bits<32>>,
+    hi48: Constant<Bits<32>>,
+    lo48: Constant<Bits<32>>,
+    up48: Constant<Bits<32>>,
+    down48: Constant<Bits<32>>,
 
     // ---- Prepare (combinational from act_*, used when an action is taken).
     act_take: Signal<Local, Bit>,
@@ -254,6 +263,11 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     p_sum: Signal<Local, Bits<32>>,
     p_sum1: Signal<Local, Bits<32>>,
     p_checksum: Signal<Local, Bits<32>>,
+    p_usum0: Signal<Local, Bits<32>>,
+    p_len6: Signal<Local, Bits<16>>,
+    p_usum: Signal<Local, Bits<32>>,
+    p_usum1: Signal<Local, Bits<32>>,
+    p_ucheck: Signal<Local, Bits<32>>,
     p_flow_word: Signal<Local, Bits<32>>,
     p_outer: Signal<Local, Bits<TEMPLATE_BITS>>,
     p_be: Signal<Local, Bits<TEMPLATE_BITS>>,
@@ -283,6 +297,8 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     lo_b: Signal<Local, Bits<DATA_BITS>>,
     hi_c: Signal<Local, Bits<DATA_BITS>>,
     lo_c: Signal<Local, Bits<DATA_BITS>>,
+    hi_d: Signal<Local, Bits<DATA_BITS>>,
+    lo_d: Signal<Local, Bits<DATA_BITS>>,
     shifted: Signal<Local, Bits<DATA_BITS>>,
     o_data: Signal<Local, Bits<DATA_BITS>>,
 
@@ -300,6 +316,8 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
     a_proto: DFF<Bits<8>>,
     a_len4: DFF<Bits<16>>,
     a_sum0: DFF<Bits<32>>,
+    /// GUE under IPv6: the UDP checksum's sum of every word but the outer source.
+    a_usum0: DFF<Bits<32>>,
     a_src4: DFF<Bits<32>>,
     a_dst4: DFF<Bits<32>>,
     a_src6: DFF<Bits<128>>,
@@ -346,16 +364,19 @@ pub struct Rewriter<const DATA_BITS: usize, const KEEP_BITS: usize> {
 }
 
 /// Encapsulation cases (VLAN count × outer header): IP-in-IP over IPv4 / IPv6, GUE over
-/// IPv4.
-const CASES: usize = 9;
+/// IPv4, GUE over IPv6.
+const CASES: usize = 12;
 
 /// `(L3 offset, outer header length)` of encapsulation case `i` (see `tm_ipip`).
 fn encap_case(i: usize) -> (usize, usize) {
     let ipip = |v6| if v6 { 40 } else { 20 };
+    let gue = Mode::Gue { port: 0 }.spec();
     if i < 6 {
         (14 + 4 * (i / 2), ipip(i % 2 == 1))
+    } else if i < 9 {
+        (14 + 4 * (i - 6), gue.outer_len_v4)
     } else {
-        (14 + 4 * (i - 6), Mode::Gue { port: 0 }.spec().outer_len_v4)
+        (14 + 4 * (i - 9), gue.outer_len_v6)
     }
 }
 
@@ -396,11 +417,12 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
         );
         assert!(
             (64..=TEMPLATE_BITS).contains(&DATA_BITS),
-            "64 to 512 bits: the history covers 40 bytes of 8-byte beats, and the template is one 512-bit beat"
+            "64 to 512 bits: the history covers 48 bytes of 8-byte beats"
         );
         let (hi20, lo20, up20, down20) = realign(20, KEEP_BITS);
         let (hi40, lo40, up40, down40) = realign(40, KEEP_BITS);
         let (hi28, lo28, up28, down28) = realign(28, KEEP_BITS);
+        let (hi48, lo48, up48, down48) = realign(48, KEEP_BITS);
         let mut fixed_v4 = [0u8; 22];
         fixed_v4[0..2].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
         fixed_v4[2] = 0x45;
@@ -441,6 +463,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
             act_ip_len: Default::default(),
             act_inner_v6: Default::default(),
             act_dscp_ecn: Default::default(),
+            act_inner_sum: Default::default(),
             m_axis_tdata: Default::default(),
             m_axis_tkeep: Default::default(),
             m_axis_tlast: Default::default(),
@@ -455,11 +478,14 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
             outer20: bits32(20),
             outer28: bits32(28),
             outer40: bits32(40),
+            outer48: bits32(48),
+            udp_zero: bits32(0xffff),
             mode_ipip: Constant::new(u64::from(MODE_IPIP).into()),
             mode_gue: Constant::new(u64::from(MODE_GUE).into()),
             proto_udp: bits32(flowgate_core::parse::IPPROTO_UDP.into()),
             sport_range: Constant::new(0xc000_0000_u64.into()),
             l3_18: Constant::new(18_u64.into()),
+            udp_header16: Constant::new(8_u64.into()),
             l3_22: Constant::new(22_u64.into()),
             proto_ipip: bits32(flowgate_core::rewrite::IPPROTO_IPIP.into()),
             proto_ipv6: bits32(flowgate_core::rewrite::IPPROTO_IPV6.into()),
@@ -507,6 +533,10 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
             lo28: bits32(lo28),
             up28: bits32(up28),
             down28: bits32(down28),
+            hi48: bits32(hi48),
+            lo48: bits32(lo48),
+            up48: bits32(up48),
+            down48: bits32(down48),
             act_take: Default::default(),
             p_l3: Default::default(),
             p_ip_len: Default::default(),
@@ -530,6 +560,11 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
             p_sum: Default::default(),
             p_sum1: Default::default(),
             p_checksum: Default::default(),
+            p_usum0: Default::default(),
+            p_len6: Default::default(),
+            p_usum: Default::default(),
+            p_usum1: Default::default(),
+            p_ucheck: Default::default(),
             p_flow_word: Default::default(),
             p_outer: Default::default(),
             p_be: Default::default(),
@@ -557,6 +592,8 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
             lo_b: Default::default(),
             hi_c: Default::default(),
             lo_c: Default::default(),
+            hi_d: Default::default(),
+            lo_d: Default::default(),
             shifted: Default::default(),
             o_data: Default::default(),
             a_valid: Default::default(),
@@ -571,6 +608,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for Rewriter<DATA_B
             a_proto: Default::default(),
             a_len4: Default::default(),
             a_sum0: Default::default(),
+            a_usum0: Default::default(),
             a_src4: Default::default(),
             a_dst4: Default::default(),
             a_src6: Default::default(),
@@ -635,6 +673,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             a_proto,
             a_len4,
             a_sum0,
+            a_usum0,
             a_src4,
             a_dst4,
             a_src6,
@@ -711,6 +750,8 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
         self.lo_b.next = self.zero_data.val();
         self.hi_c.next = self.zero_data.val();
         self.lo_c.next = self.zero_data.val();
+        self.hi_d.next = self.zero_data.val();
+        self.lo_d.next = self.zero_data.val();
         self.shifted.next = self.zero_data.val();
         self.o_data.next = self.zero_data.val();
         if self.step.val() {
@@ -722,6 +763,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             self.hist[2].d.next = self.hist[1].q.val();
             self.hist[3].d.next = self.hist[2].q.val();
             self.hist[4].d.next = self.hist[3].q.val();
+            self.hist[5].d.next = self.hist[4].q.val();
             self.c_beat.d.next = self.c_beat.q.val() + 1;
             self.c_in_done.d.next = self.in_done_after.val();
             self.c_out_done.d.next = self.out_done_after.val();
@@ -743,6 +785,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
                 self.hi_a.next = self.cur.val();
                 self.hi_b.next = self.cur.val();
                 self.hi_c.next = self.cur.val();
+                self.hi_d.next = self.cur.val();
                 for k in 0..HISTORY {
                     if self.hi20.val() == self.idx[k].val() {
                         self.hi_a.next = self.hist[k].q.val();
@@ -762,8 +805,20 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
                     if self.lo28.val() == self.idx[k].val() {
                         self.lo_c.next = self.hist[k].q.val();
                     }
+                    if self.hi48.val() == self.idx[k].val() {
+                        self.hi_d.next = self.hist[k].q.val();
+                    }
+                    if self.lo48.val() == self.idx[k].val() {
+                        self.lo_d.next = self.hist[k].q.val();
+                    }
                 }
-                if self.c_gue.q.val() {
+                if self.c_gue.q.val() & self.c_v6.q.val() {
+                    self.shifted.next = self.hi_d.val();
+                    if self.up48.val() != self.zero32.val() {
+                        self.shifted.next = (self.hi_d.val() << self.up48.val())
+                            | (self.lo_d.val() >> self.down48.val());
+                    }
+                } else if self.c_gue.q.val() {
                     self.shifted.next = self.hi_c.val();
                     if self.up28.val() != self.zero32.val() {
                         self.shifted.next = (self.hi_c.val() << self.up28.val())
@@ -865,6 +920,11 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
         self.p_sum.next = self.zero32.val();
         self.p_sum1.next = self.zero32.val();
         self.p_checksum.next = self.zero32.val();
+        self.p_usum0.next = self.zero32.val();
+        self.p_len6.next = self.a_ip_len.q.val();
+        self.p_usum.next = self.zero32.val();
+        self.p_usum1.next = self.zero32.val();
+        self.p_ucheck.next = self.zero32.val();
         self.p_flow_word.next = self.zero32.val();
         self.p_outer.next = self.zero_tmpl.val();
         self.p_be.next = self.zero_tmpl.val();
@@ -885,33 +945,64 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             self.p_sum1.next = (self.p_sum.val() & 0xffff) + (self.p_sum.val() >> 16);
             self.p_checksum.next =
                 !((self.p_sum1.val() & 0xffff) + (self.p_sum1.val() >> 16)) & 0xffff;
+            // GUE's UDP checksum under IPv6: stage A summed all but the outer source
+            // (the inner datagram's sum came with the action); add its eight words, fold
+            // twice (32 bits → 17 → 16), complement, and send 0 as 0xFFFF.
+            self.p_usum.next = self.a_usum0.q.val()
+                + bit_cast::<32, 16>(self.a_src6.q.val().get_bits::<16>(0))
+                + bit_cast::<32, 16>(self.a_src6.q.val().get_bits::<16>(16))
+                + bit_cast::<32, 16>(self.a_src6.q.val().get_bits::<16>(32))
+                + bit_cast::<32, 16>(self.a_src6.q.val().get_bits::<16>(48))
+                + bit_cast::<32, 16>(self.a_src6.q.val().get_bits::<16>(64))
+                + bit_cast::<32, 16>(self.a_src6.q.val().get_bits::<16>(80))
+                + bit_cast::<32, 16>(self.a_src6.q.val().get_bits::<16>(96))
+                + bit_cast::<32, 16>(self.a_src6.q.val().get_bits::<16>(112));
+            self.p_usum1.next = (self.p_usum.val() & 0xffff) + (self.p_usum.val() >> 16);
+            self.p_ucheck.next =
+                !((self.p_usum1.val() & 0xffff) + (self.p_usum1.val() >> 16)) & 0xffff;
+            if self.p_ucheck.val() == self.zero32.val() {
+                self.p_ucheck.next = self.udp_zero.val();
+            }
             // Ethertype + outer header, byte 0 on top (field at byte o, n bytes long:
-            // shifted up by 512 - 8 (o + n)).
+            // shifted up by 576 - 8 (o + n)).
+            // The IPv6 payload: the datagram, behind the UDP header under GUE.
+            self.p_len6.next = self.a_ip_len.q.val();
+            if self.a_gue.q.val() {
+                self.p_len6.next = self.a_ip_len.q.val() + self.udp_header16.val();
+            }
             if self.a_v6.q.val() {
                 self.p_outer.next = self.fixed_v6.val()
-                    | (bit_cast::<TEMPLATE_BITS, 32>(self.a_flow_word.q.val()) << 464)
-                    | (bit_cast::<TEMPLATE_BITS, 16>(self.a_ip_len.q.val()) << 448)
-                    | (bit_cast::<TEMPLATE_BITS, 8>(self.a_proto.q.val()) << 440)
-                    | (bit_cast::<TEMPLATE_BITS, 128>(self.a_src6.q.val()) << 304)
-                    | (bit_cast::<TEMPLATE_BITS, 128>(self.a_addr.q.val()) << 176);
+                    | (bit_cast::<TEMPLATE_BITS, 32>(self.a_flow_word.q.val()) << 528)
+                    | (bit_cast::<TEMPLATE_BITS, 16>(self.p_len6.val()) << 512)
+                    | (bit_cast::<TEMPLATE_BITS, 8>(self.a_proto.q.val()) << 504)
+                    | (bit_cast::<TEMPLATE_BITS, 128>(self.a_src6.q.val()) << 368)
+                    | (bit_cast::<TEMPLATE_BITS, 128>(self.a_addr.q.val()) << 240);
+                if self.a_gue.q.val() {
+                    // UDP after the IPv6 header: ports at byte 42, length at 46, the
+                    // checksum (RFC 8200 §8.1, never 0) at 48.
+                    self.p_outer.next = self.p_outer.val()
+                        | (bit_cast::<TEMPLATE_BITS, 32>(self.a_udp_word.q.val()) << 208)
+                        | (bit_cast::<TEMPLATE_BITS, 16>(self.a_ip_len.q.val() + 8) << 192)
+                        | (bit_cast::<TEMPLATE_BITS, 32>(self.p_ucheck.val()) << 176);
+                }
             } else {
                 self.p_outer.next = self.fixed_v4.val()
-                    | (bit_cast::<TEMPLATE_BITS, 8>(self.a_tos.q.val()) << 480)
-                    | (bit_cast::<TEMPLATE_BITS, 16>(self.a_len4.q.val()) << 464)
-                    | (bit_cast::<TEMPLATE_BITS, 8>(self.a_proto.q.val()) << 416)
-                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_checksum.val()) << 400)
-                    | (bit_cast::<TEMPLATE_BITS, 32>(self.a_src4.q.val()) << 368)
-                    | (bit_cast::<TEMPLATE_BITS, 32>(self.a_dst4.q.val()) << 336);
+                    | (bit_cast::<TEMPLATE_BITS, 8>(self.a_tos.q.val()) << 544)
+                    | (bit_cast::<TEMPLATE_BITS, 16>(self.a_len4.q.val()) << 528)
+                    | (bit_cast::<TEMPLATE_BITS, 8>(self.a_proto.q.val()) << 480)
+                    | (bit_cast::<TEMPLATE_BITS, 32>(self.p_checksum.val()) << 464)
+                    | (bit_cast::<TEMPLATE_BITS, 32>(self.a_src4.q.val()) << 432)
+                    | (bit_cast::<TEMPLATE_BITS, 32>(self.a_dst4.q.val()) << 400);
                 if self.a_gue.q.val() {
                     // UDP after the IPv4 header: ports at byte 22, length at 26, checksum
                     // 0 at 28.
                     self.p_outer.next = self.p_outer.val()
-                        | (bit_cast::<TEMPLATE_BITS, 32>(self.a_udp_word.q.val()) << 304)
-                        | (bit_cast::<TEMPLATE_BITS, 16>(self.a_ip_len.q.val() + 8) << 288);
+                        | (bit_cast::<TEMPLATE_BITS, 32>(self.a_udp_word.q.val()) << 368)
+                        | (bit_cast::<TEMPLATE_BITS, 16>(self.a_ip_len.q.val() + 8) << 352);
                 }
             }
-            self.p_be.next = (bit_cast::<TEMPLATE_BITS, 48>(self.a_backend_mac.q.val()) << 464)
-                | (bit_cast::<TEMPLATE_BITS, 48>(self.a_own_mac.q.val()) << 416);
+            self.p_be.next = (bit_cast::<TEMPLATE_BITS, 48>(self.a_backend_mac.q.val()) << 528)
+                | (bit_cast::<TEMPLATE_BITS, 48>(self.a_own_mac.q.val()) << 480);
             // The ethertype sits 2 bytes before L3: 14, 18 or 22 bytes in.
             if self.a_l3.q.val() == self.l3_22.val() {
                 self.p_case.next = self.idx[4].val();
@@ -926,7 +1017,9 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             } else if self.a_ipip.q.val() {
                 self.p_be.next = self.p_be.val() | (self.p_outer.val() >> 96);
             }
-            if self.a_gue.q.val() {
+            if self.a_gue.q.val() & self.a_v6.q.val() {
+                self.p_case.next = (self.p_case.val() >> 1) + 9;
+            } else if self.a_gue.q.val() {
                 self.p_case.next = (self.p_case.val() >> 1) + 6;
             } else if self.a_v6.q.val() {
                 self.p_case.next = self.p_case.val() + 1;
@@ -934,7 +1027,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             // Byte q of the frame to lane q (bits 8q..8q+8).
             for q in 0..(TEMPLATE_BYTES as u64) {
                 self.p_le.next = self.p_le.val()
-                    | (((self.p_be.val() >> (8 * (63 - q))) & self.byte_tmpl.val()) << (8 * q));
+                    | (((self.p_be.val() >> (8 * (71 - q))) & self.byte_tmpl.val()) << (8 * q));
             }
             if self.a_ipip.q.val() {
                 for i in 0..CASES {
@@ -972,6 +1065,9 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             self.p_encap.next = self.p_gue.val() | (self.act_mode.val() == self.mode_ipip.val());
             if self.act_backend_v6.val() {
                 self.p_total.next = self.p_l3.val() + self.outer40.val() + self.p_ip_len.val();
+                if self.p_gue.val() {
+                    self.p_total.next = self.p_l3.val() + self.outer48.val() + self.p_ip_len.val();
+                }
             } else if self.p_gue.val() {
                 self.p_total.next = self.p_l3.val() + self.outer28.val() + self.p_ip_len.val();
             } else {
@@ -1031,6 +1127,22 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
                 + (self.p_proto.val() | 0x4000)
                 + (self.p_dst4.val() >> 16)
                 + (self.p_dst4.val() & 0xffff);
+            // GUE under IPv6, RFC 8200 §8.1: the inner datagram's sum, the pseudo-header
+            // but the source (destination, upper-layer length, next header 17) and the
+            // UDP header (ports, length; checksum field 0). Stage B adds the source.
+            self.p_usum0.next = self.act_inner_sum.val()
+                + bit_cast::<32, 16>(self.act_backend_addr.val().get_bits::<16>(0))
+                + bit_cast::<32, 16>(self.act_backend_addr.val().get_bits::<16>(16))
+                + bit_cast::<32, 16>(self.act_backend_addr.val().get_bits::<16>(32))
+                + bit_cast::<32, 16>(self.act_backend_addr.val().get_bits::<16>(48))
+                + bit_cast::<32, 16>(self.act_backend_addr.val().get_bits::<16>(64))
+                + bit_cast::<32, 16>(self.act_backend_addr.val().get_bits::<16>(80))
+                + bit_cast::<32, 16>(self.act_backend_addr.val().get_bits::<16>(96))
+                + bit_cast::<32, 16>(self.act_backend_addr.val().get_bits::<16>(112))
+                + ((self.p_ip_len.val() + 8) << 1)
+                + self.proto_udp.val()
+                + (self.p_udp_word.val() >> 16)
+                + (self.p_udp_word.val() & 0xffff);
             self.p_rem.next = self.p_total.val() & self.keep_low.val();
             if self.p_rem.val() != self.zero32.val() {
                 self.p_last_keep.next =
@@ -1048,6 +1160,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for Rewriter<DATA_BIT
             self.a_proto.d.next = self.p_proto.val().get_bits::<8>(0);
             self.a_len4.d.next = self.p_len4.val().get_bits::<16>(0);
             self.a_sum0.d.next = self.p_sum0.val();
+            self.a_usum0.d.next = self.p_usum0.val();
             self.a_src4.d.next = self.p_src4.val();
             self.a_dst4.d.next = self.p_dst4.val();
             self.a_src6.d.next = self.p_src6.val();

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! s_axis ─┬─▶ FrameFifo (whole frames) ─────────────────────────────────┐
+//!         ├─▶ InnerSum ─▶ sums (FIFO, one per frame) ──▶ A (joins the action)
 //!         └─▶ AxisParser ─▶ Decide (VIP, hash, Maglev, flow table) ─▶ A ─▶ ActionFifo ─▶ Rewriter ─▶ m_axis
 //!                                   ▲ tables (mirror)          BACKEND read ┘   │
 //!   s_axil ─▶ Csr ──────────────────┴──────── scalars, own MAC, encap ──────────┘
@@ -12,8 +13,11 @@
 //! ```
 //!
 //! # Per frame
-//! * Every accepted beat goes both to the frame FIFO and to the parser (one handshake, so
-//!   they cannot disagree). The frame's tick is `s_axis_tuser` of its first beat.
+//! * Every accepted beat goes to the frame FIFO, the parser and the inner summer (one
+//!   handshake, so they cannot disagree). The frame's tick is `s_axis_tuser` of its first
+//!   beat. The summer's result (the inner datagram's sum, for GUE's UDP checksum under
+//!   IPv6) enters a small FIFO the clock after `tlast`, and stage A pops it into the
+//!   frame's action: a frame is whole in the frame FIFO before its action exists.
 //! * [`Decide`] takes a frame every [`Top::DECIDE_MIN_GAP`] clocks at most (its serial
 //!   hash: 8 on the 64-bit small profile, 1 on 512-bit streams), so a `tlast` beat that
 //!   comes sooner after the previous one waits (`s_axis_tready` low for that beat). Only
@@ -67,6 +71,7 @@ use crate::counters::CounterBlock;
 use crate::csr::{Csr, CsrError, CsrParams, ADDR_BITS};
 use crate::decide::{self, Decide};
 use crate::frame_fifo::FrameFifo;
+use crate::inner_sum::InnerSum;
 use crate::parse::RESULT_NOT_IP;
 use crate::rewrite::Rewriter;
 use crate::widen::{Concat32, ZeroExtend};
@@ -150,6 +155,10 @@ pub struct Top<
     csr: Csr<VIPS, BACKEND_BITS, SLOT_BITS, MAGLEV_BITS, UP_WORDS>,
     counters: CounterBlock<VIP_BITS, BACKEND_BITS>,
     act: ActionFifo<AB, AB1>,
+    /// The inner datagram's sum of each frame ([`crate::inner_sum`]), taken on the input,
+    /// waits in `sums` for the frame's action (stage A), which carries it to the rewriter.
+    inner_sum: InnerSum<D, K>,
+    sums: SynchronousFIFO<Bits<32>, SUM_FIFO_BITS, SUM_FIFO_BITS_PLUS_1, 1>,
     rewriter: Rewriter<D, K>,
     flow_word: Concat32<4, 128>,
     flow_backend32: ZeroExtend<16, 32>,
@@ -339,6 +348,12 @@ impl<
             in_flight as u64 <= ACT_MARGIN || FB <= AB,
             "the action FIFO's margin ({ACT_MARGIN}) is below the {in_flight} frames in flight"
         );
+        // The inner-sum FIFO holds a sum from its frame's `tlast` to its stage A: at most
+        // one frame a clock over that span (every frame gives one sum and one action).
+        assert!(
+            crate::axis_parse::LATENCY + Self::DECIDE_LATENCY + 4 < 1 << SUM_FIFO_BITS,
+            "the inner-sum FIFO is shorter than the frames between tlast and stage A"
+        );
         // The field positions wired in `update` (literal bit offsets: `#[hdl_gen]` cannot
         // name a Rust constant inside a bit index).
         for (field, lsb) in [
@@ -404,6 +419,8 @@ impl<
             csr,
             counters: Default::default(),
             act: Default::default(),
+            inner_sum: Default::default(),
+            sums: Default::default(),
             rewriter: Default::default(),
             flow_word: Concat32::lsb_first(),
             flow_backend32: Default::default(),
@@ -543,7 +560,7 @@ impl<
 {
     #[hdl_gen]
     fn update(&mut self) {
-        clock!(self, clock, parser, fifo, decide, csr, counters, act, rewriter);
+        clock!(self, clock, parser, fifo, decide, csr, counters, act, inner_sum, sums, rewriter);
         dff_setup!(
             self,
             clock,
@@ -652,6 +669,12 @@ impl<
         self.parser.tlast.next = self.s_axis_tlast.val();
         self.parser.tvalid.next = self.take.val();
         self.parser.tag.next = self.frame_tick.val();
+        self.inner_sum.tdata.next = self.s_axis_tdata.val();
+        self.inner_sum.tkeep.next = self.s_axis_tkeep.val();
+        self.inner_sum.tlast.next = self.s_axis_tlast.val();
+        self.inner_sum.take.next = self.take.val();
+        self.sums.data_in.next = self.inner_sum.sum.val();
+        self.sums.write.next = self.inner_sum.sum_valid.val();
 
         // ---- Decision.
         self.decide.in_valid.next = self.parser.valid.val();
@@ -797,6 +820,9 @@ impl<
         self.act.in_ip_len.next = self.a_ip_len.q.val();
         self.act.in_inner_v6.next = self.a_is_v6.q.val();
         self.act.in_dscp.next = self.a_dscp.q.val();
+        // The frame's sum has waited since its `tlast`, many clocks before stage A.
+        self.act.in_inner_sum.next = self.sums.data_out.val();
+        self.sums.read.next = self.a_valid.q.val();
 
         self.b_valid.d.next = self.a_valid.q.val();
         self.b_verdict.d.next = self.a_verdict.q.val();
@@ -851,6 +877,7 @@ impl<
         self.rewriter.act_ip_len.next = self.act.ip_len.val();
         self.rewriter.act_inner_v6.next = self.act.inner_v6.val();
         self.rewriter.act_dscp_ecn.next = self.act.dscp.val();
+        self.rewriter.act_inner_sum.next = self.act.inner_sum.val();
         self.m_axis_tdata.next = self.rewriter.m_axis_tdata.val();
         self.m_axis_tkeep.next = self.rewriter.m_axis_tkeep.val();
         self.m_axis_tlast.next = self.rewriter.m_axis_tlast.val();
@@ -873,6 +900,7 @@ impl<
             && !self.act_take_d1.q.val()
             && !self.act_take_d2.q.val()
             && !self.fifo.holds_beats.val()
+            && self.sums.empty.val()
             && !self.rewriter.m_axis_tvalid.val();
         self.csr.frame_boundary.next = self.quiet.val();
 
@@ -919,6 +947,10 @@ impl<
 }
 
 use crate::profile::{HUNDRED_G, SMALL, WIDE};
+
+/// Address bits of the inner-sum FIFO (64 sums: distributed RAM).
+const SUM_FIFO_BITS: usize = 6;
+const SUM_FIFO_BITS_PLUS_1: usize = SUM_FIFO_BITS + 1;
 
 /// The small profile (ECP5-85F, [`SMALL`]): 64-bit stream, 2048-beat frame FIFO, 256
 /// actions, 8 VIPs, 64 backends, Maglev M = [`SMALL_MAGLEV_M`], 4096 × 4 flows.

@@ -51,42 +51,12 @@ pub enum ReplayError {
         sets: u32,
         ways: u32,
     },
-    #[error(
-        "vip '{vip}' forwards to {backend} by mode {mode}, which this hardware build does \
-         not implement (it implements {implemented}); replay it with --engine model"
-    )]
-    ModeNotImplemented {
-        vip: String,
-        mode: &'static str,
-        backend: std::net::IpAddr,
-        implemented: &'static str,
-    },
     #[error("output frame {output} of this run ({len} bytes, tuser {tuser}) is no rewrite of any input frame: the design and the contract disagree")]
     Unmatched {
         output: usize,
         len: usize,
         tuser: u8,
     },
-}
-
-/// Refuse tables that need a rewrite the hardware rewriter does not have
-/// ([`flowgate_hdl::rewrite::mode_implemented`]) before anything is programmed: the
-/// design would forward other bytes than the contract.
-pub fn check_modes(tables: &Tables) -> Result<(), ReplayError> {
-    for vip in &tables.vips {
-        for &b in &vip.backends {
-            let backend = tables.backends[usize::from(b)].address;
-            if !flowgate_hdl::rewrite::mode_implemented(vip.mode, backend.is_ipv6()) {
-                return Err(ReplayError::ModeNotImplemented {
-                    vip: vip.name.clone(),
-                    mode: vip.mode.name(),
-                    backend,
-                    implemented: flowgate_hdl::rewrite::MODES_IMPLEMENTED,
-                });
-            }
-        }
-    }
-    Ok(())
 }
 
 /// One frame the design sent out, with the index of the input frame it came from.
@@ -141,7 +111,6 @@ impl<E: HwSim> HwReplay<E> {
     /// Program new tables (a reload, a weight change): staged, committed at a frame
     /// boundary, up bits narrowed across the commit (`flowgate_driver::program`).
     pub fn program(&mut self, tables: &Tables) -> Result<(), ReplayError> {
-        check_modes(tables)?;
         let result = program::program(&mut self.bus, tables);
         self.check()?;
         Ok(result?)
@@ -245,32 +214,4 @@ fn is_rewrite_of(out: &OutFrame, input: &[u8]) -> bool {
         .filter(|m| m.encapsulates())
         .flat_map(|m| [m.outer_len_v4, m.outer_len_v6])
         .any(|outer| o.len() == l3 + outer + ip_len && o.ends_with(datagram))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// examples/gue.toml's IPv4 service is GUE the hardware does; its IPv6 one needs the
-    /// UDP checksum under IPv6, which it does not: refused, by name, before programming.
-    #[test]
-    fn gue_to_ipv6_backends_is_refused_by_name() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/gue.toml");
-        let mut tables =
-            flowgate_driver::compile(&flowgate_driver::load(std::path::Path::new(path)).unwrap());
-        let e = check_modes(&tables).unwrap_err();
-        assert!(
-            e.to_string().contains("vip 'dns'") && e.to_string().contains("mode gue"),
-            "{e}"
-        );
-        tables.vips.truncate(1);
-        tables.backends.retain(|b| b.vip == 0);
-        check_modes(&tables).unwrap();
-        // Every DSR and IP-in-IP config passes.
-        let basic = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/basic.toml");
-        check_modes(&flowgate_driver::compile(
-            &flowgate_driver::load(std::path::Path::new(basic)).unwrap(),
-        ))
-        .unwrap();
-    }
 }
