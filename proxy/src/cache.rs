@@ -65,6 +65,22 @@ pub struct Stored {
     selecting: Vec<(String, Vec<HeaderValue>)>,
 }
 
+impl Stored {
+    /// This response with `headers` (merged from a 304 or a HEAD) in place of its own and
+    /// its freshness computed anew from them: status, body and variant kept.
+    fn with_headers(&self, view: &Request<()>, headers: HeaderMap, now: SystemTime) -> Stored {
+        let policy = policy_of(view, self.status, &headers, now);
+        Stored {
+            fresh_until: now + policy.time_to_live(now),
+            policy,
+            status: self.status,
+            selecting: self.selecting.clone(),
+            headers,
+            body: self.body.clone(),
+        }
+    }
+}
+
 /// The variants stored under one URI, newest first.
 type Variants = Arc<Vec<Arc<Stored>>>;
 
@@ -407,15 +423,7 @@ impl Cache {
         let mut headers = stored.headers.clone();
         merge_304(&mut headers, h);
         // `view` is the request as a GET: the entry goes on answering GETs.
-        let policy = policy_of(view, stored.status, &headers, now);
-        let fresh = Arc::new(Stored {
-            fresh_until: now + policy.time_to_live(now),
-            policy,
-            status: stored.status,
-            selecting: stored.selecting.clone(),
-            headers,
-            body: stored.body.clone(),
-        });
+        let fresh = Arc::new(stored.with_headers(view, headers, now));
         self.metrics
             .revalidations
             .get_or_create(&vec![("result", "head".to_string())])
@@ -463,15 +471,7 @@ impl Cache {
                 // `HeaderMap::insert`), so a second `Cache-Control` line would be lost to
                 // freshness: the policy is rebuilt from the merged fields, all values kept
                 // (RFC 9111 §3.2, §4.3.4).
-                let policy = policy_of(view, stored.status, &headers, now);
-                let fresh = Arc::new(Stored {
-                    fresh_until: now + policy.time_to_live(now),
-                    policy,
-                    status: stored.status,
-                    selecting: stored.selecting.clone(),
-                    headers,
-                    body: stored.body.clone(),
-                });
+                let fresh = Arc::new(stored.with_headers(view, headers, now));
                 self.put(key.to_string(), fresh.clone(), fill);
                 return Revalidated::Refreshed(fresh);
             }
