@@ -145,6 +145,19 @@ async fn good_then_503(cache_control: &'static str) -> Scripted {
     .await
 }
 
+/// A cache (`cache = true`) in front of [`good_then_503`], its "good" answer to `path`
+/// fetched and stored: the start of every stale-on-error case.
+async fn good_stored_then_503(cache_control: &'static str, path: &str) -> (Scripted, Running) {
+    let b = good_then_503(cache_control).await;
+    let p = proxy(&b, "cache = true", "").await;
+    assert_eq!(fetch(&p.url(path), &[]).await.text().await.unwrap(), "good");
+    eventually("the response stored", || async {
+        metric(&p, "flowgate_proxy_cache_stored_bytes").await > 0.0
+    })
+    .await;
+    (b, p)
+}
+
 async fn decode(coding: &str, data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     match coding {
@@ -619,9 +632,7 @@ async fn concurrent_misses_for_one_key_make_one_backend_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc5861_4_stale_if_error_serves_the_stale_copy_when_the_backend_fails() {
-    let b = good_then_503("max-age=0, stale-if-error=600").await;
-    let p = proxy(&b, "cache = true", "").await;
-    assert_eq!(fetch(&p.url("/e"), &[]).await.text().await.unwrap(), "good");
+    let (_b, p) = good_stored_then_503("max-age=0, stale-if-error=600", "/e").await;
     eventually("the stale copy served in place of the 503", || async {
         let r = fetch(&p.url("/e"), &[]).await;
         let stale = header(&r, "cache-status").is_some_and(|s| s.contains("stale-if-error"));
@@ -986,13 +997,7 @@ async fn set_cookie_responses_are_not_stored_unless_asked_and_never_replayed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc9111_5_2_2_10_s_maxage_forbids_serving_stale_on_error() {
-    let b = good_then_503("s-maxage=0, stale-if-error=600").await;
-    let p = proxy(&b, "cache = true", "").await;
-    assert_eq!(fetch(&p.url("/s"), &[]).await.text().await.unwrap(), "good");
-    eventually("the response stored", || async {
-        metric(&p, "flowgate_proxy_cache_stored_bytes").await > 0.0
-    })
-    .await;
+    let (_b, p) = good_stored_then_503("s-maxage=0, stale-if-error=600", "/s").await;
     // s-maxage implies proxy-revalidate for a shared cache: the 503 goes through.
     let r = fetch(&p.url("/s"), &[]).await;
     assert_eq!(
@@ -1122,13 +1127,7 @@ async fn rfc9111_5_2_2_4_no_cache_with_field_names_stores_the_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc9111_5_4_only_pragma_no_cache_without_cache_control_counts() {
-    let b = good_then_503("max-age=0, stale-if-error=600").await;
-    let p = proxy(&b, "cache = true", "").await;
-    assert_eq!(fetch(&p.url("/p"), &[]).await.text().await.unwrap(), "good");
-    eventually("the response stored", || async {
-        metric(&p, "flowgate_proxy_cache_stored_bytes").await > 0.0
-    })
-    .await;
+    let (_b, p) = good_stored_then_503("max-age=0, stale-if-error=600", "/p").await;
     // An unknown Pragma, or any Pragma beside Cache-Control, asks nothing of the cache.
     for headers in [
         &[("pragma", "foo")][..],
