@@ -171,6 +171,7 @@ impl Cache {
         let view = view(req);
         let key = primary_key(req);
         let mut waited = false;
+        let mut leading = None;
         let mut miss;
         loop {
             let now = SystemTime::now();
@@ -208,15 +209,16 @@ impl Cache {
             if waited {
                 break;
             }
-            // Request coalescing: wait for a fill of this key in progress, then look again.
-            let pending = self
-                .filling
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&key)
-                .cloned();
-            let Some(mut done) = pending else {
-                break;
+            // Request coalescing: wait for a fill of this key in progress, then look again;
+            // with none in progress, a GET becomes the fill in the same step, so that two
+            // concurrent misses cannot both find none and both go to the backend.
+            let mut done = match self.join_fill(&key, *req.method() != Method::HEAD) {
+                Joined::Wait(done) => done,
+                Joined::Lead(fill) => {
+                    leading = Some(fill);
+                    break;
+                }
+                Joined::Alone => break,
             };
             self.metrics.coalesced.inc();
             let patience =
@@ -236,7 +238,7 @@ impl Cache {
             add_cache_status(response.headers_mut(), &note);
             return response;
         }
-        let fill = self.begin_fill(&key);
+        let fill = leading.or_else(|| self.begin_fill(&key));
         let response = upstream.forward(&mut out, None, note).await;
         self.store_response(&key, &view, response, upstream, fill, miss)
     }
@@ -260,13 +262,25 @@ impl Cache {
 
     /// Mark `key` as being filled (unless another request already is).
     fn begin_fill(&self, key: &str) -> Option<Fill> {
+        match self.join_fill(key, true) {
+            Joined::Lead(fill) => Some(fill),
+            Joined::Wait(_) | Joined::Alone => None,
+        }
+    }
+
+    /// Under one lock: the fill of `key` in progress to wait on, or (with `lead`) a new
+    /// fill of `key` that this request makes.
+    fn join_fill(&self, key: &str, lead: bool) -> Joined {
         let mut filling = self.filling.lock().unwrap_or_else(|p| p.into_inner());
-        if filling.contains_key(key) {
-            return None;
+        if let Some(done) = filling.get(key) {
+            return Joined::Wait(done.clone());
+        }
+        if !lead {
+            return Joined::Alone;
         }
         let (tx, rx) = watch::channel(false);
         filling.insert(key.to_string(), rx);
-        Some(Fill {
+        Joined::Lead(Fill {
             key: key.to_string(),
             done: tx,
             filling: self.filling.clone(),
@@ -672,6 +686,16 @@ impl Lookup {
 enum Revalidated {
     Refreshed(Arc<Stored>),
     Replaced(Response<ProxyBody>),
+}
+
+/// What [`Cache::join_fill`] found.
+enum Joined {
+    /// Another request is filling the key: wait for it.
+    Wait(watch::Receiver<bool>),
+    /// This request fills it.
+    Lead(Fill),
+    /// Nobody fills it, and this request does not either (a HEAD).
+    Alone,
 }
 
 /// A miss being filled; dropping it wakes the requests coalesced on it.
