@@ -8,3 +8,4 @@
 //! `flowgate-traces`.
 
 pub mod hw;
+pub mod fuzz;
