@@ -495,10 +495,7 @@ fn a_reprogram_that_replaces_a_backend_never_shows_it_up_before_its_health_is_kn
 /// engine could take the reload. The tombstone is written as M empty slots.
 #[test]
 fn a_reload_that_removes_a_vip_programs_its_tombstone() {
-    let control = flowgate_driver::ControlPlane::new(
-        parse_str(BASIC, "basic.toml").unwrap(),
-        None,
-    );
+    let control = flowgate_driver::ControlPlane::new(parse_str(BASIC, "basic.toml").unwrap(), None);
     let without_dns = BASIC
         .split("[[vip]]")
         .filter(|part| !part.contains("name = \"dns\""))

@@ -104,17 +104,17 @@ impl Engine for Planted {
         "planted"
     }
     fn program(&mut self, tables: Arc<Tables>) -> Result<(), EngineError> {
-        self.0.program(tables)
+        Engine::program(&mut self.0, tables)
     }
     fn programmed(&self) -> Arc<Tables> {
-        self.0.programmed()
+        Engine::programmed(&self.0)
     }
     fn process(
         &mut self,
         frames: &[Frame],
         emit: &mut dyn FnMut(usize, Leaving<'_>) -> Result<(), EngineError>,
     ) -> Result<(), EngineError> {
-        self.0.process(frames, &mut |i, leaving| match leaving {
+        Engine::process(&mut self.0, frames, &mut |i, leaving| match leaving {
             Leaving::Forwarded(d) if d.len() >= 100 && d.len() % 7 == 3 => {
                 let mut d = d.to_vec();
                 *d.last_mut().expect("long frame") ^= 1;
@@ -124,7 +124,7 @@ impl Engine for Planted {
         })
     }
     fn counters(&mut self) -> Result<flowgate_core::counters::Counters, EngineError> {
-        self.0.counters()
+        Engine::counters(&mut self.0)
     }
     fn shards(&self) -> usize {
         1
@@ -156,7 +156,11 @@ fn a_planted_difference_shrinks_to_a_small_case_that_reproduces_from_its_files()
         shrunk.case.frames.len(),
         shrunk.case.events.len()
     );
-    assert!(shrunk.difference.contains("output 0"), "{}", shrunk.difference);
+    assert!(
+        shrunk.difference.contains("output 0"),
+        "{}",
+        shrunk.difference
+    );
     let dir = tempfile::tempdir().unwrap();
     let meta = fuzz::CaseMeta {
         design: "top".into(),

@@ -119,7 +119,9 @@ fn main() -> Result<()> {
                     &mut make,
                     Duration::from_secs(args.shrink_seconds),
                 );
-                let dir = args.regressions.join(format!("seed-{seed}-{}", args.design));
+                let dir = args
+                    .regressions
+                    .join(format!("seed-{seed}-{}", args.design));
                 let meta = CaseMeta {
                     design: args.design.clone(),
                     seed,

@@ -47,7 +47,10 @@ fn hex(bytes: &[u8]) -> String {
 
 fn mac(rng: &mut ChaCha8Rng) -> String {
     let b: [u8; 5] = rng.gen();
-    format!("02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4])
+    format!(
+        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        b[0], b[1], b[2], b[3], b[4]
+    )
 }
 
 /// A backend address not yet used by `vip` (fresh addresses from a counter).
@@ -106,7 +109,12 @@ fn config(rng: &mut ChaCha8Rng, profile: &HwProfile, next: &mut u32) -> ConfigSp
             protocol: protocol.into(),
             mode: mode.into(),
             gue_port: (mode == "gue").then(|| rng.gen_range(1024..=65535)),
-            persistence: if rng.gen_bool(0.3) { "src-ip" } else { "5tuple" }.into(),
+            persistence: if rng.gen_bool(0.3) {
+                "src-ip"
+            } else {
+                "5tuple"
+            }
+            .into(),
             backend,
         });
     }
@@ -141,11 +149,7 @@ fn config(rng: &mut ChaCha8Rng, profile: &HwProfile, next: &mut u32) -> ConfigSp
         },
         timeouts: TimeoutsSpec {
             tcp,
-            tcp_embryonic: if short {
-                rng.gen_range(50..=tcp)
-            } else {
-                5000
-            },
+            tcp_embryonic: if short { rng.gen_range(50..=tcp) } else { 5000 },
             udp: if short {
                 rng.gen_range(100..=3000)
             } else {

@@ -38,7 +38,9 @@ pub fn hardware(
 }
 
 /// The hardware profile of a top design (its config geometry and slots).
-pub fn profile_of(design: flowgate_hdl::Design) -> Option<&'static flowgate_hdl::profile::HwProfile> {
+pub fn profile_of(
+    design: flowgate_hdl::Design,
+) -> Option<&'static flowgate_hdl::profile::HwProfile> {
     let name = design.name();
     flowgate_hdl::profile::PROFILES
         .iter()

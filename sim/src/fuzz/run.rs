@@ -41,10 +41,7 @@ pub struct Run {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Both engines sent the same frames and counted the same.
-    Same {
-        frames_out: usize,
-        events: usize,
-    },
+    Same { frames_out: usize, events: usize },
     /// The config or an event is not one the control plane or the hardware takes (a
     /// refusal, not a difference): the reason.
     Refused(String),
@@ -105,7 +102,8 @@ fn drive(
         if due(next, frames[start].ts) {
             run.counters.push(engine.counters().map_err(engine_err)?);
             while due(next, frames[start].ts) {
-                events::apply(control, &events[next]).map_err(|e| Failure::Refused(e.to_string()))?;
+                events::apply(control, &events[next])
+                    .map_err(|e| Failure::Refused(e.to_string()))?;
                 next += 1;
             }
             engine.program(control.tables()).map_err(engine_err)?;
@@ -183,10 +181,7 @@ pub fn compare(model: &Run, other: &Run) -> Option<String> {
             } else {
                 format!("before event {k}")
             };
-            return Some(format!(
-                "counters {at}: {}",
-                counter_diff(m, o).join("; ")
-            ));
+            return Some(format!("counters {at}: {}", counter_diff(m, o).join("; ")));
         }
     }
     None
