@@ -2,14 +2,15 @@
 //! (`sim/tests/hw-regressions/NAME/`, written by `flowgate-hw-fuzz` when a case differed,
 //! shrunk) runs through the Verilator build of its top and through the software engine
 //! with the same output frames and counters; a few seeds do too; a planted difference is
-//! found, shrunk to a small case, written and read back; a seed makes the same case.
+//! found, shrunk to a small case, written and read back; a seed makes the same case and
+//! seeds cover every mode, persistence, event kind, backpressure and table overflow.
 
 use flowgate_core::Tables;
 use flowgate_host::engine::{Engine, EngineError, Leaving};
 use flowgate_host::pcap_io::Frame;
 use flowgate_host::ShardedEngine;
 use flowgate_sim::fuzz::{self, Case, Sizes, Verdict};
-use flowgate_sim::hw::Simulator;
+use flowgate_sim::hw::{Backpressure, Simulator};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,6 +89,10 @@ fn a_seed_makes_the_same_case_and_cases_vary() {
             "no {action} event"
         );
     }
+    assert!(
+        cases.iter().any(|c| c.stream.is_some()) && cases.iter().any(|c| c.stream.is_none()),
+        "backpressure in some cases, not in all"
+    );
     let entries = (small().sets * small().ways) as usize;
     assert!(
         cases.iter().any(|c| c.frames.len() > entries),
@@ -133,9 +138,10 @@ impl Engine for Planted {
 
 #[test]
 fn a_planted_difference_shrinks_to_a_small_case_that_reproduces_from_its_files() {
-    let mut planted = |t: Arc<Tables>| -> Result<Box<dyn Engine>, EngineError> {
-        Ok(Box::new(Planted(ShardedEngine::new((*t).clone(), 1))))
-    };
+    let mut planted =
+        |t: Arc<Tables>, _: Option<Backpressure>| -> Result<Box<dyn Engine>, EngineError> {
+            Ok(Box::new(Planted(ShardedEngine::new((*t).clone(), 1))))
+        };
     let sizes = Sizes {
         frames: 400,
         overflow_every: 0,
@@ -175,9 +181,10 @@ fn a_planted_difference_shrinks_to_a_small_case_that_reproduces_from_its_files()
         Verdict::Differs(_)
     ));
     // Through an engine without the bug, the same files are the same.
-    let mut model = |t: Arc<Tables>| -> Result<Box<dyn Engine>, EngineError> {
-        Ok(Box::new(ShardedEngine::new((*t).clone(), 1)))
-    };
+    let mut model =
+        |t: Arc<Tables>, _: Option<Backpressure>| -> Result<Box<dyn Engine>, EngineError> {
+            Ok(Box::new(ShardedEngine::new((*t).clone(), 1)))
+        };
     assert!(matches!(
         fuzz::check_dir(dir.path(), &mut model).unwrap(),
         Verdict::Same { .. }

@@ -1,6 +1,7 @@
 //! A differential-fuzzing case: a config within the hardware profile, the configs its
 //! reloads swap in, the control events and the frames. Written to and read from a
-//! directory (`config.toml`, `reload-N.toml`, `events.toml`, `trace.pcap`, `case.toml`),
+//! directory (`config.toml`, `reload-N.toml`, `events.toml`, `trace.pcap`, `case.toml`,
+//! and `stream.toml` when the hardware's output sees backpressure),
 //! the same files `flowgate replay --config config.toml --events events.toml -i
 //! trace.pcap` takes.
 
@@ -75,6 +76,25 @@ struct EventsFile {
     event: Vec<EventSpec>,
 }
 
+/// Random `m_axis_tready` for the hardware engine (`stream.toml`; no file: always ready):
+/// ready in `ready_percent` % of the clocks, drawn by xorshift32 from `ready_seed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamSpec {
+    pub ready_seed: u32,
+    pub ready_percent: u8,
+}
+
+impl StreamSpec {
+    /// As the simulators take it.
+    pub fn backpressure(self) -> crate::hw::Backpressure {
+        crate::hw::Backpressure {
+            // xorshift32 stays at 0 from 0.
+            seed: self.ready_seed.max(1),
+            ready_percent: self.ready_percent,
+        }
+    }
+}
+
 /// What a case directory says about itself (`case.toml`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseMeta {
@@ -94,6 +114,8 @@ pub struct Case {
     pub reloads: Vec<ConfigSpec>,
     pub events: Vec<EventSpec>,
     pub frames: Vec<Frame>,
+    /// Backpressure on the hardware's output, if any.
+    pub stream: Option<StreamSpec>,
 }
 
 /// Why a case directory could not be written or read.
@@ -176,6 +198,10 @@ impl Case {
             )?,
         )?;
         write_pcap_file(dir.join("trace.pcap"), &self.frames)?;
+        if let Some(stream) = &self.stream {
+            let path = dir.join("stream.toml");
+            write(&path, &to_toml(stream, &path)?)?;
+        }
         if let Some(meta) = meta {
             let path = dir.join("case.toml");
             write(&path, &to_toml(meta, &path)?)?;
@@ -192,11 +218,16 @@ impl Case {
             reloads.push(from_toml(&dir.join(reload_name(reloads.len())))?);
         }
         let frames = read_pcap_file(dir.join("trace.pcap"))?;
+        let stream = match dir.join("stream.toml") {
+            p if p.is_file() => Some(from_toml(&p)?),
+            _ => None,
+        };
         Ok(Case {
             config,
             reloads,
             events: events.event,
             frames,
+            stream,
         })
     }
 

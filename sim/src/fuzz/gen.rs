@@ -1,11 +1,13 @@
 //! Seed → case: a random config within the small hardware profile, a random frame stream
 //! (the trace generator's valid, malformed and flood frames, then mutated: bytes flipped,
 //! frames cut short, IPv4 options inserted, frames repeated back to back), and random
-//! control events at random frame times. The same seed gives the same case on every
+//! control events at random frame times, and in a quarter of the cases random backpressure
+//! on the hardware's output. The same seed gives the same case on every
 //! machine (ChaCha8, as the trace generator).
 
 use super::case::{
-    reload_name, BackendSpec, Case, ConfigSpec, EventSpec, FlowTableSpec, TimeoutsSpec, VipSpec,
+    reload_name, BackendSpec, Case, ConfigSpec, EventSpec, FlowTableSpec, StreamSpec, TimeoutsSpec,
+    VipSpec,
 };
 use flowgate_hdl::profile::HwProfile;
 use flowgate_host::pcap_io::Frame;
@@ -419,10 +421,16 @@ pub fn generate(seed: u64, profile: &HwProfile, sizes: Sizes) -> Case {
         }
         events.push(event);
     }
+    // A quarter of the cases hold the hardware's output back now and then.
+    let stream = rng.gen_bool(0.25).then(|| StreamSpec {
+        ready_seed: rng.gen_range(1..=u32::MAX),
+        ready_percent: rng.gen_range(20..=95),
+    });
     Case {
         config: base,
         reloads,
         events,
         frames,
+        stream,
     }
 }

@@ -17,7 +17,7 @@ pub mod gen;
 pub mod run;
 pub mod shrink;
 
-pub use case::{Case, CaseMeta};
+pub use case::{Case, CaseMeta, StreamSpec};
 pub use gen::{generate, Sizes};
 pub use run::{check, check_dir, compare, EngineFactory, Verdict};
 pub use shrink::{shrink, Shrunk};
@@ -29,11 +29,15 @@ use flowgate_host::engine::{Engine, EngineError};
 pub fn hardware(
     simulator: Simulator,
     design: flowgate_hdl::Design,
-) -> impl FnMut(std::sync::Arc<flowgate_core::Tables>) -> Result<Box<dyn Engine>, EngineError> {
-    move |tables| {
-        HwEngine::open(simulator, design, tables)
-            .map(|e| Box::new(e) as Box<dyn Engine>)
-            .map_err(|e| Box::new(e) as EngineError)
+) -> impl FnMut(
+    std::sync::Arc<flowgate_core::Tables>,
+    Option<crate::hw::Backpressure>,
+) -> Result<Box<dyn Engine>, EngineError> {
+    move |tables, backpressure| {
+        let mut engine =
+            HwEngine::open(simulator, design, tables).map_err(|e| Box::new(e) as EngineError)?;
+        engine.set_backpressure(backpressure);
+        Ok(Box::new(engine))
     }
 }
 

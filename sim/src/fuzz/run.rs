@@ -8,6 +8,7 @@
 //! the tables it publishes. The frames between two events go to the engine as one burst.
 
 use super::case::{reload_name, Case};
+use crate::hw::Backpressure;
 use flowgate_core::counters::Counters;
 use flowgate_core::Tables;
 use flowgate_driver::events::{self, ControlEvent};
@@ -17,8 +18,10 @@ use flowgate_host::pcap_io::Frame;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Makes the engine under test for a case, programmed with its first tables.
-pub type EngineFactory<'a> = dyn FnMut(Arc<Tables>) -> Result<Box<dyn Engine>, EngineError> + 'a;
+/// Makes the engine under test for a case, programmed with its first tables, with the
+/// case's backpressure on its output (an engine without an output stream ignores it).
+pub type EngineFactory<'a> =
+    dyn FnMut(Arc<Tables>, Option<Backpressure>) -> Result<Box<dyn Engine>, EngineError> + 'a;
 
 /// A frame that left an engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,7 +240,8 @@ pub fn check(case: &Case, make: &mut EngineFactory<'_>) -> Verdict {
         Err(Failure::Engine(e)) => return Verdict::Refused(format!("model engine: {e}")),
     };
     let control = ControlPlane::new(loaded.config, None);
-    let mut engine = match make(control.tables()) {
+    let backpressure = case.stream.map(|s| s.backpressure());
+    let mut engine = match make(control.tables(), backpressure) {
         Ok(e) => e,
         Err(e) => return Verdict::Refused(format!("engine refused the config: {e}")),
     };

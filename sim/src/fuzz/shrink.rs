@@ -1,7 +1,7 @@
 //! Shrinking a case that differs: delta debugging over the frames (drop chunks, halving
 //! the chunk size down to single frames), then over the events (drop each; drop the
-//! reload configs no event names), then over the config (drop each VIP, then each
-//! backend, from the config and every reload). A step is kept when the case still
+//! reload configs no event names), then over the config (drop the backpressure, each
+//! VIP, then each backend, from the config and every reload). A step is kept when the case still
 //! differs; a refused case (an event naming what was dropped) counts as not differing.
 
 use super::case::{reload_name, Case};
@@ -98,6 +98,15 @@ impl Shrinker<'_, '_> {
     }
 
     fn config(&mut self, case: &mut Case) {
+        if case.stream.is_some() {
+            let trial = Case {
+                stream: None,
+                ..case.clone()
+            };
+            if self.differs(&trial) {
+                *case = trial;
+            }
+        }
         let mut v = 0;
         while v < case.config.vip.len() && case.config.vip.len() > 1 {
             let name = case.config.vip[v].name.clone();
