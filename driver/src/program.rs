@@ -216,6 +216,9 @@ impl Image {
             .vips
             .iter()
             .map(|v| {
+                if v.maglev.is_empty() {
+                    return vec![regmap::maglev_entry(Slot::EMPTY); device.maglev_m as usize];
+                }
                 v.maglev
                     .slots()
                     .iter()
@@ -386,7 +389,9 @@ fn check_fit(tables: &Tables, device: &DeviceInfo) -> Result<(), ProgramError> {
         });
     }
     for (i, v) in tables.vips.iter().enumerate() {
-        if v.maglev.len() != device.maglev_m {
+        // A VIP removed by a reload keeps its index as a tombstone
+        // (`control::tombstone_vip`) with an empty table; it is written as M empty slots.
+        if !v.maglev.is_empty() && v.maglev.len() != device.maglev_m {
             return Err(ProgramError::MaglevSize {
                 vip: i,
                 slots: v.maglev.len(),

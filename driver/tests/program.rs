@@ -488,3 +488,35 @@ fn a_reprogram_that_replaces_a_backend_never_shows_it_up_before_its_health_is_kn
     assert!(watch.violations.is_empty(), "{:#?}", watch.violations);
     assert_eq!(watch.bus.active_tables().unwrap(), unnamed(new));
 }
+
+/// Found by differential fuzzing (`sim/tests/hw-regressions/reload-removing-a-vip`): a
+/// reload that removes a VIP leaves a tombstone at its index with an empty Maglev table,
+/// and `program` refused it ("VIP 1 has a Maglev table of 0 slots"), so no hardware
+/// engine could take the reload. The tombstone is written as M empty slots.
+#[test]
+fn a_reload_that_removes_a_vip_programs_its_tombstone() {
+    let control = flowgate_driver::ControlPlane::new(parse_str(BASIC, "basic.toml").unwrap(), None);
+    let without_dns = BASIC
+        .split("[[vip]]")
+        .filter(|part| !part.contains("name = \"dns\""))
+        .collect::<Vec<_>>()
+        .join("[[vip]]");
+    control.reload_str(&without_dns, "reload.toml").unwrap();
+    let after = control.tables();
+    let dns = after.vips.iter().position(|v| v.maglev.is_empty());
+    let dns = dns.expect("the removed VIP stays as a tombstone with an empty table");
+    let mut bus = SoftBus::new(DeviceInfo::default()).unwrap();
+    program(&mut bus, &tables(BASIC)).unwrap();
+    program(&mut bus, &after).unwrap();
+    let active = bus.active_tables().unwrap();
+    assert_eq!(active.vips.len(), after.vips.len());
+    assert!(
+        active.vips[dns]
+            .maglev
+            .slots()
+            .iter()
+            .all(|s| *s == flowgate_core::maglev::Slot::EMPTY),
+        "the tombstone's slots are all empty"
+    );
+    assert_eq!(active.vips[0].maglev, after.vips[0].maglev, "the kept VIP");
+}

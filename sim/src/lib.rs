@@ -7,4 +7,5 @@
 //! `scripts/hw-diff` run it exactly as they run the software engine. Traces come from
 //! `flowgate-traces`.
 
+pub mod fuzz;
 pub mod hw;

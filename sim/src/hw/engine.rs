@@ -48,6 +48,13 @@ impl HwEngine {
     }
 }
 
+impl HwEngine {
+    /// Random `m_axis_tready` from now on ([`HwReplay::set_backpressure`]).
+    pub fn set_backpressure(&mut self, backpressure: Option<super::Backpressure>) {
+        self.replay.set_backpressure(backpressure);
+    }
+}
+
 impl Engine for HwEngine {
     fn name(&self) -> &str {
         self.simulator.name()

@@ -129,6 +129,12 @@ impl<E: HwSim> HwReplay<E> {
         Ok(counters?)
     }
 
+    /// Random `m_axis_tready` for the runs from now on (`None`: always ready). The
+    /// outputs must not change: the design holds what it cannot send.
+    pub fn set_backpressure(&mut self, backpressure: Option<super::Backpressure>) {
+        self.run.backpressure = backpressure;
+    }
+
     /// The register bus over the design (for reads the replay does not make itself).
     pub fn bus(&mut self) -> &mut HwBus<E> {
         &mut self.bus
