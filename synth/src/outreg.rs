@@ -45,7 +45,10 @@ pub struct Folded {
 /// A string parameter as yosys writes it: a value that looks like a bit vector gets a
 /// trailing space, which is not part of it.
 fn param<'a>(cell: &'a Value, name: &str) -> Option<&'a str> {
-    cell.get("parameters")?.get(name)?.as_str().map(str::trim_end)
+    cell.get("parameters")?
+        .get(name)?
+        .as_str()
+        .map(str::trim_end)
 }
 
 /// The one bit on `port` of `cell`: a net number, or a constant as a string.
@@ -82,9 +85,17 @@ fn fold_module(module: &mut Value) -> Result<Folded, String> {
     if let Some(ports) = module.get("ports").and_then(Value::as_object) {
         for (pname, p) in ports {
             if p.get("direction").and_then(Value::as_str) != Some("input") {
-                for bit in p.get("bits").and_then(Value::as_array).into_iter().flatten() {
+                for bit in p
+                    .get("bits")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     if let Some(n) = bit.as_u64() {
-                        sinks.entry(n).or_default().push((String::new(), pname.clone()));
+                        sinks
+                            .entry(n)
+                            .or_default()
+                            .push((String::new(), pname.clone()));
                     }
                 }
             }
@@ -107,7 +118,10 @@ fn fold_module(module: &mut Value) -> Result<Folded, String> {
             }
             for bit in bits.as_array().into_iter().flatten() {
                 if let Some(n) = bit.as_u64() {
-                    sinks.entry(n).or_default().push((cname.clone(), port.clone()));
+                    sinks
+                        .entry(n)
+                        .or_default()
+                        .push((cname.clone(), port.clone()));
                 }
             }
         }
@@ -246,7 +260,14 @@ mod tests {
     fn a_read_into_plain_flip_flops_moves_into_the_output_register() {
         let mut n = netlist(&[("f0", 10, 20, 2, "1"), ("f1", 11, 21, 2, "1")], json!({}));
         let done = fold(&mut n).unwrap();
-        assert_eq!(done, Folded { ports: 1, flip_flops: 2, left: 0 });
+        assert_eq!(
+            done,
+            Folded {
+                ports: 1,
+                flip_flops: 2,
+                left: 0
+            }
+        );
         let cells = &n["modules"]["top"]["cells"];
         assert_eq!(cells["ram"]["parameters"]["REGMODE_B"], "OUTREG");
         assert_eq!(cells["ram"]["parameters"]["REGMODE_A"], "NOREG");
@@ -263,7 +284,14 @@ mod tests {
                                  "connections": {"A": [11], "Z": [30]}}});
         let mut n = netlist(&[("f0", 10, 20, 2, "1"), ("f1", 11, 21, 2, "1")], lut);
         let before = n.clone();
-        assert_eq!(fold(&mut n).unwrap(), Folded { ports: 0, flip_flops: 0, left: 1 });
+        assert_eq!(
+            fold(&mut n).unwrap(),
+            Folded {
+                ports: 0,
+                flip_flops: 0,
+                left: 1
+            }
+        );
         assert_eq!(n, before);
     }
 
