@@ -1151,8 +1151,7 @@ impl<
                 self.h_valid.next = true;
             }
         }
-        self.busy.next =
-            self.h_valid.val() | self.m_valid.q.val() | self.v_ctx.q.val().get_bit(0);
+        self.busy.next = self.h_valid.val() | self.m_valid.q.val() | self.v_ctx.q.val().get_bit(0);
         for i in 0..7 {
             if self.p_ctx.taps[i].val().get_bit(0) {
                 self.busy.next = true;
