@@ -9,13 +9,14 @@
 //! The three hashes are [`SerialToeplitz`] blocks of `INPUT_BITS / CHUNK` slices, with
 //! latency `HLAT` = slices + 1: eight 39-bit slices on a 64-bit stream ([`FlowDecide`],
 //! `HLAT` 9, the profile that must fit an ECP5), one slice on a 512-bit stream (`HLAT` 2).
-//! Stage `h` below is `t + 2 + HLAT`.
+//! Stage `h` below is `t + 3 + HLAT`.
 //!
 //! | Cycle | Work |
 //! |---|---|
 //! | `t` | VIP compares: every entry in parallel (valid, family, address, protocol; exact port or any-port; fragments on address + protocol), registered with the input (stage M) |
-//! | `t+1` | VIP pick (`core::classify`): exact port before any-port, lowest index first; frame class from protocol and TCP flags; the frame's context packed into one vector |
-//! | `t+2` | hash inputs assembled as `core::hash` lays them out (tuple; ports zeroed for fragments and src-ip persistence; ‖ protocol ‖ VIP index for the digest); a frame for a VIP starts the three hashes (rss, digest_hi, digest_lo); its context enters a delay line of `HLAT` clocks |
+//! | `t+1` | VIP pick, first half (`core::classify`): the lowest-index exact-port match and the lowest-index any-port match, each with its VIP's index, mode and persistence, registered side by side; whether any matched; frame class from protocol and TCP flags; the frame's context (all but its VIP) packed into one vector |
+//! | `t+2` | VIP pick, second half: exact port before any-port, a 2:1 choice between the two registered candidates; the ports zeroed for fragments and src-ip persistence |
+//! | `t+3` | hash inputs assembled as `core::hash` lays them out (tuple, its ports as `t+2` left them; ‖ protocol ‖ VIP index for the digest); a frame for a VIP starts the three hashes (rss, digest_hi, digest_lo); its context enters a delay line of `HLAT` clocks |
 //! | `h` | hash and digest out, with the context; Maglev slot = (hash × M) >> 32 as shift-and-add of the constant M |
 //! | `h+1` | Maglev RAM read at `vip << SLOT_BITS | slot` |
 //! | `h+2` | the Maglev row registered (a block RAM read without its output register is slow: here a flip-flop takes its clock-to-out alone) |
@@ -23,7 +24,7 @@
 //! | `h+5` | the flow table's backend-up query, answered from the same up state `h+3` saw |
 //! | `h+7` | `out_*` (combinational from registers): verdict, backend, flow outcome |
 //!
-//! [`Decide::LATENCY`] = `9 + HLAT` clocks (18 for [`FlowDecide`], 11 on a 512-bit stream).
+//! [`Decide::LATENCY`] = `10 + HLAT` clocks (19 for [`FlowDecide`], 12 on a 512-bit stream).
 //! Frames leave in input order; a pass or drop decided by the parser or the VIP match
 //! travels the same pipeline (as a bubble to the flow table), so every frame takes exactly
 //! `LATENCY` clocks. Frames may enter every [`Decide::MIN_GAP`] clocks (the slices of one
@@ -71,7 +72,7 @@ use rust_hdl::prelude::*;
 
 /// Clocks from a parser result at the input to its `out_*`, beside the hash's:
 /// [`Decide::LATENCY`] = `HASH_LATENCY_OFFSET + HLAT`.
-pub const HASH_LATENCY_OFFSET: usize = 9;
+pub const HASH_LATENCY_OFFSET: usize = 10;
 
 /// [`Decide::LATENCY`] of a block whose hash takes `hlat` clocks (for a containing block
 /// that would otherwise spell out `Decide`'s ten parameters).
@@ -310,23 +311,52 @@ pub struct Decide<
     m_dscp_ecn: DFF<Bits<8>>,
     m_tick: DFF<Bits<32>>,
     m_frame_len: DFF<Bits<16>>,
-    // ---- Stage 0 (t+1): the VIP picked, the frame's class, the hash fields.
-    pick: Signal<Local, Bits<VIPS>>,
-    first: Signal<Local, Bits<VIPS>>,
-    vip_idx: Signal<Local, Bits<32>>,
-    vip_mode_l: Signal<Local, Bits<2>>,
-    src_ip: Signal<Local, Bit>,
+    // ---- Stage V (t+1): the VIP pick's first half. The pick as one clock (compares
+    // registered → any exact? → the lowest index of one set → its persistence → the
+    // ports zeroed) was decide's critical path (70.7 MHz, 5 levels); here each set's
+    // lowest-index entry and its attributes are found side by side and registered
+    // (`v_*`), and stage 0 only chooses between the two.
+    first_e: Signal<Local, Bits<VIPS>>,
+    first_w: Signal<Local, Bits<VIPS>>,
+    idx_e: Signal<Local, Bits<32>>,
+    idx_w: Signal<Local, Bits<32>>,
+    mode_e: Signal<Local, Bits<2>>,
+    mode_w: Signal<Local, Bits<2>>,
+    srcip_e: Signal<Local, Bit>,
+    srcip_w: Signal<Local, Bit>,
+    any: Signal<Local, Bit>,
     kind: Signal<Local, Bits<2>>,
     code: Signal<Local, Bits<8>>,
     bal: Signal<Local, Bit>,
     fclass: Signal<Local, Bits<2>>,
+    /// The context without the VIP's index and mode (layout in `update`).
+    vctx: Signal<Local, Bits<CTX_BITS>>,
+    v_any_e: DFF<Bit>,
+    v_idx_e: DFF<Bits<32>>,
+    v_idx_w: DFF<Bits<32>>,
+    v_mode_e: DFF<Bits<2>>,
+    v_mode_w: DFF<Bits<2>>,
+    v_srcip_e: DFF<Bit>,
+    v_srcip_w: DFF<Bit>,
+    v_ctx: DFF<Bits<CTX_BITS>>,
+    v_src: DFF<Bits<128>>,
+    v_dst: DFF<Bits<128>>,
+    v_sport: DFF<Bits<16>>,
+    v_dport: DFF<Bits<16>>,
+    v_proto: DFF<Bits<8>>,
+    v_is_v6: DFF<Bit>,
+    v_fragment: DFF<Bit>,
+    // ---- Stage 0 (t+2): the VIP picked (exact port first), the hash fields.
+    vip_idx: Signal<Local, Bits<32>>,
+    vip_mode_l: Signal<Local, Bits<2>>,
+    src_ip: Signal<Local, Bit>,
     a_src: DFF<Bits<128>>,
     a_dst: DFF<Bits<128>>,
     a_sport: DFF<Bits<16>>,
     a_dport: DFF<Bits<16>>,
     a_proto: DFF<Bits<8>>,
     a_is_v6: DFF<Bit>,
-    // The frame's facts that later stages need, packed (`CTX_BITS`; layout in `update`): `a_ctx` at `t+2`,
+    // The frame's facts that later stages need, packed (`CTX_BITS`; layout in `update`): `a_ctx` at `t+3`,
     // `h_ctx` across the hash (its `last` at `h`, with the hash), `p_ctx` after it
     // (tap i = cycle `h + 1 + i`).
     ctx: Signal<Local, Bits<CTX_BITS>>,
@@ -337,7 +367,7 @@ pub struct Decide<
     a_vip: Signal<Local, Bits<32>>,
     h_valid: Signal<Local, Bit>,
 
-    // ---- Stage 1 (t+2): hash inputs.
+    // ---- Stage 1 (t+3): hash inputs.
     w_src: Signal<Local, Bits<INPUT_BITS>>,
     w_dst: Signal<Local, Bits<INPUT_BITS>>,
     w_sport: Signal<Local, Bits<INPUT_BITS>>,
@@ -349,7 +379,7 @@ pub struct Decide<
     hi_hash: SerialToeplitz<INPUT_BITS, KEY_BITS, CHUNK, WIN>,
     lo_hash: SerialToeplitz<INPUT_BITS, KEY_BITS, CHUNK, WIN>,
 
-    // ---- Stage h (t+2+HLAT): slot.
+    // ---- Stage h (t+3+HLAT): slot.
     lo16: Signal<Local, Bits<32>>,
     hi16: Signal<Local, Bits<32>>,
     lo_m: Signal<Local, Bits<32>>,
@@ -590,15 +620,38 @@ impl<
             m_dscp_ecn: Default::default(),
             m_tick: Default::default(),
             m_frame_len: Default::default(),
-            pick: Default::default(),
-            first: Default::default(),
-            vip_idx: Default::default(),
-            vip_mode_l: Default::default(),
-            src_ip: Default::default(),
+            first_e: Default::default(),
+            first_w: Default::default(),
+            idx_e: Default::default(),
+            idx_w: Default::default(),
+            mode_e: Default::default(),
+            mode_w: Default::default(),
+            srcip_e: Default::default(),
+            srcip_w: Default::default(),
+            any: Default::default(),
             kind: Default::default(),
             code: Default::default(),
             bal: Default::default(),
             fclass: Default::default(),
+            vctx: Default::default(),
+            v_any_e: Default::default(),
+            v_idx_e: Default::default(),
+            v_idx_w: Default::default(),
+            v_mode_e: Default::default(),
+            v_mode_w: Default::default(),
+            v_srcip_e: Default::default(),
+            v_srcip_w: Default::default(),
+            v_ctx: Default::default(),
+            v_src: Default::default(),
+            v_dst: Default::default(),
+            v_sport: Default::default(),
+            v_dport: Default::default(),
+            v_proto: Default::default(),
+            v_is_v6: Default::default(),
+            v_fragment: Default::default(),
+            vip_idx: Default::default(),
+            vip_mode_l: Default::default(),
+            src_ip: Default::default(),
             a_src: Default::default(),
             a_dst: Default::default(),
             a_sport: Default::default(),
@@ -707,7 +760,22 @@ impl<
             m_ip_len,
             m_dscp_ecn,
             m_tick,
-            m_frame_len
+            m_frame_len,
+            v_any_e,
+            v_idx_e,
+            v_idx_w,
+            v_mode_e,
+            v_mode_w,
+            v_srcip_e,
+            v_srcip_w,
+            v_ctx,
+            v_src,
+            v_dst,
+            v_sport,
+            v_dport,
+            v_proto,
+            v_is_v6,
+            v_fragment
         );
         clock!(self, clock, h_ctx, p_ctx, rss_hash, hi_hash, lo_hash, p_hash, p_digest, flow);
         self.maglev.read_clock.next = self.clock.val();
@@ -813,29 +881,41 @@ impl<
         self.m_exact.d.next = self.exact.val();
         self.m_wild.d.next = self.wild.val();
 
-        // ---- Stage 0: the VIP picked (exact port before any-port, lowest index first)
-        // and the frame's class.
-        if self.m_exact.q.val().any() {
-            self.pick.next = self.m_exact.q.val();
-        } else {
-            self.pick.next = self.m_wild.q.val();
-        }
-        // Lowest index first.
-        self.first.next = self.pick.val() & (!self.pick.val() + self.one_v.val());
-        self.vip_idx.next = self.zero32.val();
-        self.vip_mode_l.next = self.zero2.val();
-        self.src_ip.next = false;
+        // ---- Stage V: each set's lowest-index entry with its attributes, side by side
+        // (`core::classify`: exact port before any-port, lowest index first), and the
+        // frame's class.
+        self.first_e.next = self.m_exact.q.val() & (!self.m_exact.q.val() + self.one_v.val());
+        self.first_w.next = self.m_wild.q.val() & (!self.m_wild.q.val() + self.one_v.val());
+        self.idx_e.next = self.zero32.val();
+        self.idx_w.next = self.zero32.val();
+        self.mode_e.next = self.zero2.val();
+        self.mode_w.next = self.zero2.val();
+        self.srcip_e.next = false;
+        self.srcip_w.next = false;
         for i in 0..VIPS {
-            if self.first.val().get_bit(i) {
-                self.vip_idx.next = self.vip_id[i].val();
-                self.vip_mode_l.next = self.t_mode[i].q.val();
-                self.src_ip.next = self.t_persist[i].q.val() != self.zero2.val();
+            if self.first_e.val().get_bit(i) {
+                self.idx_e.next = self.vip_id[i].val();
+                self.mode_e.next = self.t_mode[i].q.val();
+                self.srcip_e.next = self.t_persist[i].q.val() != self.zero2.val();
+            }
+            if self.first_w.val().get_bit(i) {
+                self.idx_w.next = self.vip_id[i].val();
+                self.mode_w.next = self.t_mode[i].q.val();
+                self.srcip_w.next = self.t_persist[i].q.val() != self.zero2.val();
             }
         }
+        self.v_any_e.d.next = self.m_exact.q.val().any();
+        self.v_idx_e.d.next = self.idx_e.val();
+        self.v_idx_w.d.next = self.idx_w.val();
+        self.v_mode_e.d.next = self.mode_e.val();
+        self.v_mode_w.d.next = self.mode_w.val();
+        self.v_srcip_e.d.next = self.srcip_e.val();
+        self.v_srcip_w.d.next = self.srcip_w.val();
+        self.any.next = self.m_exact.q.val().any() | self.m_wild.q.val().any();
         self.bal.next = false;
         self.code.next = self.zero8.val();
         if self.m_result.q.val() == self.zero8.val() {
-            if self.pick.val().any() {
+            if self.any.val() {
                 self.kind.next = self.kind_forward.val();
                 self.bal.next = self.m_valid.q.val();
             } else {
@@ -856,40 +936,60 @@ impl<
         } else {
             self.fclass.next = self.class_udp.val();
         }
-        self.a_src.d.next = self.m_src.q.val();
-        self.a_dst.d.next = self.m_dst.q.val();
-        self.a_proto.d.next = self.m_protocol.q.val();
-        self.a_is_v6.d.next = self.m_is_v6.q.val();
-        // Fragments hash on L3 only; src-ip persistence drops the ports.
-        if self.m_fragment.q.val() || self.src_ip.val() {
-            self.a_sport.d.next = self.zero16.val();
-            self.a_dport.d.next = self.zero16.val();
-        } else {
-            self.a_sport.d.next = self.m_src_port.q.val();
-            self.a_dport.d.next = self.m_dst_port.q.val();
-        }
+        self.v_src.d.next = self.m_src.q.val();
+        self.v_dst.d.next = self.m_dst.q.val();
+        self.v_sport.d.next = self.m_src_port.q.val();
+        self.v_dport.d.next = self.m_dst_port.q.val();
+        self.v_proto.d.next = self.m_protocol.q.val();
+        self.v_is_v6.d.next = self.m_is_v6.q.val();
+        self.v_fragment.d.next = self.m_fragment.q.val();
         // The context: valid 0, bal 1, is_v6 2, kind 3..5, mode 5..7, class 7..9,
         // code 9..17, dscp 17..25, vip 25..41, l3 41..57, ip_len 57..73,
-        // frame_len 73..89, tick 89..121.
-        self.ctx.next = (bit_cast::<CTX_BITS, 2>(self.kind.val()) << 3)
-            | (bit_cast::<CTX_BITS, 2>(self.vip_mode_l.val()) << 5)
+        // frame_len 73..89, tick 89..121 (mode and vip are added in stage 0).
+        self.vctx.next = (bit_cast::<CTX_BITS, 2>(self.kind.val()) << 3)
             | (bit_cast::<CTX_BITS, 2>(self.fclass.val()) << 7)
             | (bit_cast::<CTX_BITS, 8>(self.code.val()) << 9)
             | (bit_cast::<CTX_BITS, 8>(self.m_dscp_ecn.q.val()) << 17)
-            | (bit_cast::<CTX_BITS, 32>(self.vip_idx.val() & self.mask16.val()) << 25)
             | (bit_cast::<CTX_BITS, 16>(self.m_l3_offset.q.val()) << 41)
             | (bit_cast::<CTX_BITS, 16>(self.m_ip_len.q.val()) << 57)
             | (bit_cast::<CTX_BITS, 16>(self.m_frame_len.q.val()) << 73)
             | (bit_cast::<CTX_BITS, 32>(self.m_tick.q.val()) << 89);
         if self.m_valid.q.val() {
-            self.ctx.next = self.ctx.val() | self.ctx_one.val();
+            self.vctx.next = self.vctx.val() | self.ctx_one.val();
         }
         if self.bal.val() {
-            self.ctx.next = self.ctx.val() | (self.ctx_one.val() << 1);
+            self.vctx.next = self.vctx.val() | (self.ctx_one.val() << 1);
         }
         if self.m_is_v6.q.val() {
-            self.ctx.next = self.ctx.val() | (self.ctx_one.val() << 2);
+            self.vctx.next = self.vctx.val() | (self.ctx_one.val() << 2);
         }
+        self.v_ctx.d.next = self.vctx.val();
+
+        // ---- Stage 0: the VIP picked: the exact-port candidate if there is one.
+        if self.v_any_e.q.val() {
+            self.vip_idx.next = self.v_idx_e.q.val();
+            self.vip_mode_l.next = self.v_mode_e.q.val();
+            self.src_ip.next = self.v_srcip_e.q.val();
+        } else {
+            self.vip_idx.next = self.v_idx_w.q.val();
+            self.vip_mode_l.next = self.v_mode_w.q.val();
+            self.src_ip.next = self.v_srcip_w.q.val();
+        }
+        self.a_src.d.next = self.v_src.q.val();
+        self.a_dst.d.next = self.v_dst.q.val();
+        self.a_proto.d.next = self.v_proto.q.val();
+        self.a_is_v6.d.next = self.v_is_v6.q.val();
+        // Fragments hash on L3 only; src-ip persistence drops the ports.
+        if self.v_fragment.q.val() || self.src_ip.val() {
+            self.a_sport.d.next = self.zero16.val();
+            self.a_dport.d.next = self.zero16.val();
+        } else {
+            self.a_sport.d.next = self.v_sport.q.val();
+            self.a_dport.d.next = self.v_dport.q.val();
+        }
+        self.ctx.next = self.v_ctx.q.val()
+            | (bit_cast::<CTX_BITS, 2>(self.vip_mode_l.val()) << 5)
+            | (bit_cast::<CTX_BITS, 32>(self.vip_idx.val() & self.mask16.val()) << 25);
         self.a_ctx.d.next = self.ctx.val();
         self.h_ctx.data_in.next = self.a_ctx.q.val();
         self.a_bal.next = self.a_ctx.q.val().get_bit(1);
@@ -1051,7 +1151,7 @@ impl<
                 self.h_valid.next = true;
             }
         }
-        self.busy.next = self.h_valid.val() | self.m_valid.q.val();
+        self.busy.next = self.h_valid.val() | self.m_valid.q.val() | self.v_ctx.q.val().get_bit(0);
         for i in 0..7 {
             if self.p_ctx.taps[i].val().get_bit(0) {
                 self.busy.next = true;

@@ -45,6 +45,7 @@ pub mod hash;
 pub mod inner_sum;
 pub mod parse;
 pub mod profile;
+pub mod reg_ram;
 pub mod rewrite;
 pub mod stand_in;
 pub mod toolchain;

