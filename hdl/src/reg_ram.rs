@@ -105,6 +105,11 @@ mod tests {
     #[test]
     fn reads_arrive_two_clocks_late_in_write_order() {
         let mut uut = Bench::default();
+        // The testbench drives the RAM's inputs.
+        uut.ram.read_address.connect();
+        uut.ram.write_address.connect();
+        uut.ram.write_data.connect();
+        uut.ram.write_enable.connect();
         uut.connect_all();
         let mut sim = Simulation::new();
         sim.add_clock(5, |x: &mut Box<Bench>| x.clock.next = !x.clock.val());
