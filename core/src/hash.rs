@@ -283,11 +283,7 @@ mod clmul {
     /// # Safety
     /// The CPU must have PCLMULQDQ.
     #[target_feature(enable = "pclmulqdq,sse2")]
-    pub(super) unsafe fn flow_hash(
-        w: &Windows,
-        words: &[u32; WORDS],
-        n: usize,
-    ) -> (u32, u64) {
+    pub(super) unsafe fn flow_hash(w: &Windows, words: &[u32; WORDS], n: usize) -> (u32, u64) {
         // The two tuple lengths as constants, so that each form is unrolled with no
         // bounds checks (a loop over a run-time length cost about 60 instructions a frame).
         if n == IPV4_TUPLE_WORDS {
@@ -339,10 +335,10 @@ impl LaneRows {
 mod vclmul {
     use super::{LaneRows, IPV4_TUPLE_WORDS, IPV6_TUPLE_WORDS, WORDS};
     use std::arch::x86_64::{
-        _mm256_extract_epi32, _mm256_gf2p8affine_epi64_epi8, _mm256_set1_epi64x,
-        _mm256_setr_epi8, _mm256_shuffle_epi8, _mm512_clmulepi64_epi128, _mm512_cvtepi64_epi32,
-        _mm512_load_si512, _mm512_mask_xor_epi64, _mm512_set1_epi64, _mm512_setzero_si512,
-        _mm512_srli_epi64, _mm512_xor_si512,
+        _mm256_extract_epi32, _mm256_gf2p8affine_epi64_epi8, _mm256_set1_epi64x, _mm256_setr_epi8,
+        _mm256_shuffle_epi8, _mm512_clmulepi64_epi128, _mm512_cvtepi64_epi32, _mm512_load_si512,
+        _mm512_mask_xor_epi64, _mm512_set1_epi64, _mm512_setzero_si512, _mm512_srli_epi64,
+        _mm512_xor_si512,
     };
 
     /// [`super::clmul::flow_hash`] with the three keys' products of one input word in one
@@ -629,7 +625,11 @@ mod tests {
                 #[cfg(target_arch = "x86_64")]
                 if let Some(rows) = &hasher.lanes {
                     // SAFETY: built only when the CPU has AVX-512F, VPCLMULQDQ and GFNI.
-                    assert_eq!(unsafe { vclmul::flow_hash(rows, &words, wn) }, want, "vpclmul");
+                    assert_eq!(
+                        unsafe { vclmul::flow_hash(rows, &words, wn) },
+                        want,
+                        "vpclmul"
+                    );
                     checked_vpclmul = true;
                 }
             }
@@ -638,7 +638,9 @@ mod tests {
             eprintln!("SKIPPED: this CPU has no PCLMULQDQ, only the table form was checked");
         }
         if !checked_vpclmul {
-            eprintln!("SKIPPED: this CPU has no AVX-512F + VPCLMULQDQ + GFNI, that form was not checked");
+            eprintln!(
+                "SKIPPED: this CPU has no AVX-512F + VPCLMULQDQ + GFNI, that form was not checked"
+            );
         }
     }
 

@@ -165,9 +165,7 @@ impl Shard {
 
     /// As [`Shard::balance`], with the rewrite left to `rewrite` (e.g. in place, in the
     /// frame's own buffer).
-    // Always inlined: the DPDK data path calls it once per frame with its rewrite closure,
-    // and as a call (arguments and the verdict through memory) it cost ~25 instructions.
-    #[inline(always)]
+    #[inline]
     pub fn balance_with(
         &mut self,
         frame_len: usize,
