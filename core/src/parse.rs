@@ -501,7 +501,9 @@ fn within_window(start: usize, len: usize) -> Result<(), DropReason> {
 /// header on, which starts at byte `start` of the frame; `fragment` is true for any fragment
 /// (only first fragments get here), whose UDP length covers the reassembled datagram and so
 /// is not checked.
-#[inline]
+// Always inlined: both IP parsers call it, and left to itself the compiler keeps it a
+// call (about 15 instructions a frame in flowgate-dpdk: arguments, the `L4` result in memory).
+#[inline(always)]
 fn parse_l4(protocol: u8, payload: &[u8], start: usize, fragment: bool) -> Result<L4, DropReason> {
     use field::{icmp, tcp, udp};
     match protocol {

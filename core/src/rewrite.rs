@@ -281,6 +281,7 @@ fn encap_plan(
 
 impl Encap {
     /// Rewrite the L2 header `l2` (the frame's first `l3_offset` bytes) for the backend.
+    #[inline]
     fn write_l2(&self, l2: &mut [u8], params: &RewriteParams) {
         write_macs(l2, params);
         // The last ethertype sits just before the IP header, after any VLAN tags.

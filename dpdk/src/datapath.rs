@@ -55,7 +55,9 @@ use std::time::Duration;
 /// Returns the verdict and, for `Forward`, whether the rewritten frame is in `m` (false: it
 /// did not fit, free it). `scratch` and `out` are only used for multi-segment mbufs
 /// (gather, copy-out rewrite).
-#[inline]
+// Always inlined: called once per frame, the call (seven arguments, the pair returned in
+// memory) cost about 25 instructions a frame.
+#[inline(always)]
 fn balance_mbuf(
     shard: &mut Shard,
     m: &mut Mbuf,
@@ -516,7 +518,6 @@ fn run_single(
                 Prepared::Balance(b) => {
                     shard.prefetch(&b, tables);
                     batch.push((m, b));
-                    io.steered += 1;
                 }
                 Prepared::Pass => {
                     shard.count_unbalanced(Verdict::Pass);
@@ -527,6 +528,8 @@ fn run_single(
                 Prepared::Drop(r) => shard.count_unbalanced(Verdict::Drop(r)),
             }
         }
+        // One input (the main lcore owns every set): every balanced frame is steered.
+        io.steered += batch.len() as u64;
         for (mut m, b) in batch.drain(..) {
             let now = tick(config.clock, &m, burst_ms);
             match balance_mbuf(&mut shard, &mut m, &b, now, tables, &mut scratch, &mut out) {
