@@ -22,8 +22,8 @@
 //! 6. otherwise the insert is `Refused` (the frame is still forwarded by Maglev).
 //!
 //! **Two choices** ([`Geometry::choices`] = 2): a flow has two candidate sets,
-//! [`Geometry::sets_of`], that differ in the *bank bit* (set bit 6, or the top set bit of a
-//! table of 64 sets or fewer), so hardware keeps them in two RAM banks and reads each once.
+//! [`Geometry::sets_of`], that differ in the *bank bit* ([`Geometry::bank_bit`]: set bit 6
+//! from 4,096 sets on), so hardware keeps them in two RAM banks and reads each once.
 //! A hit in either set is a hit (the first set is looked at first). A miss inserts by the
 //! rules above applied to the union of the two sets' ways, ordered: the less loaded set's
 //! ways first (load = live ways; ties → the first set), then the other's; "lowest way" is
@@ -86,9 +86,9 @@ impl Default for Geometry {
     }
 }
 
-/// The highest bank bit: a flow's two candidate sets differ in set bit 6 (or the top set
-/// bit of a smaller table) and share the bits below it, which decide the shard that owns
-/// both ([`Geometry::shared_bits`]).
+/// The highest bank bit: a flow's two candidate sets differ in the bank bit (set bit 6 at
+/// most) and share the bits below it, which decide the shard that owns both
+/// ([`Geometry::shared_bits`]).
 pub const MAX_BANK_BIT: u32 = 6;
 
 impl Geometry {
@@ -104,12 +104,17 @@ impl Geometry {
         self.sets as u64 * self.ways as u64
     }
 
-    /// The set bit in which a flow's two candidate sets differ: bit 6, or the top set
-    /// bit when there are 64 sets or fewer (0 for a one-set table, which has no second
-    /// choice).
+    /// The set bit in which a flow's two candidate sets differ: log2(sets) − 6, at least 0
+    /// and at most 6 (bit 6 from 4,096 sets on). The bits below it are shared by both sets
+    /// (the sharding classes); the bits above it are the partner pool, kept at 64 sets or
+    /// more (the whole table when smaller): a pool much smaller (a 256-set table with 6
+    /// shared bits would leave groups of 4 sets) overflows as a group and evicts.
     #[inline]
     pub fn bank_bit(&self) -> u32 {
-        self.sets.trailing_zeros().saturating_sub(1).min(MAX_BANK_BIT)
+        self.sets
+            .trailing_zeros()
+            .saturating_sub(6)
+            .min(MAX_BANK_BIT)
     }
 
     /// How many low set bits both candidate sets share (those below the bank bit): the
@@ -289,7 +294,9 @@ impl FlowTable {
             }
         };
         let choice = if sets[1] == sets[0] {
-            first.choice(class).map(|(way, replaced)| (sets[0], way, replaced))
+            first
+                .choice(class)
+                .map(|(way, replaced)| (sets[0], way, replaced))
         } else {
             let second = match self.scan(sets[1], digest, now, t) {
                 Ok(scan) => scan,
@@ -749,26 +756,27 @@ mod tests {
             let digest = rng.gen_range(0..6u64);
             let class = [FlowClass::Embryonic, FlowClass::Tcp, FlowClass::Udp][rng.gen_range(0..3)];
             let got = ft.probe(sets, digest, class, now, &T);
-            let hit = sets.iter().find_map(|&set| match ft.lookup(set, digest, now, &T) {
-                Lookup::Hit { way, backend, class } => Some(Probe::Hit {
-                    set,
-                    way,
-                    backend,
-                    class,
-                }),
-                Lookup::Miss => None,
-            });
+            let hit = sets
+                .iter()
+                .find_map(|&set| match ft.lookup(set, digest, now, &T) {
+                    Lookup::Hit {
+                        way,
+                        backend,
+                        class,
+                    } => Some(Probe::Hit {
+                        set,
+                        way,
+                        backend,
+                        class,
+                    }),
+                    Lookup::Miss => None,
+                });
             if let Some(want) = hit {
                 hits += 1;
                 assert_eq!(got, want);
                 continue;
             }
-            let live = |set| {
-                ft.set(set)
-                    .iter()
-                    .filter(|e| e.is_live(now, &T))
-                    .count()
-            };
+            let live = |set| ft.set(set).iter().filter(|e| e.is_live(now, &T)).count();
             let order = match sets[0] != sets[1] && live(sets[1]) < live(sets[0]) {
                 true => [sets[1], sets[0]],
                 false => [sets[0], sets[1]],
@@ -779,14 +787,20 @@ mod tests {
                 false => [ft.set(order[0]), ft.set(order[1])].concat(),
             };
             let w = ways as usize;
-            let want = choose_way_reference(&union, digest, class, now, &T).map(|(pos, replaced)| {
-                Choice {
-                    set: order[pos / w],
-                    way: (pos % w) as u32,
-                    replaced,
-                }
-            });
-            assert_eq!(got, Probe::Miss(want), "{:?} {sets:?} digest {digest} {class:?}", ft.entries);
+            let want =
+                choose_way_reference(&union, digest, class, now, &T).map(|(pos, replaced)| {
+                    Choice {
+                        set: order[pos / w],
+                        way: (pos % w) as u32,
+                        replaced,
+                    }
+                });
+            assert_eq!(
+                got,
+                Probe::Miss(want),
+                "{:?} {sets:?} digest {digest} {class:?}",
+                ft.entries
+            );
             match want {
                 None => refused += 1,
                 Some(c) => {
