@@ -203,5 +203,5 @@ fn rss_queue(tables: &Tables, hasher: &FlowHasher, frame: &[u8], queues: u32) ->
         return 0;
     };
     let nic_hash = hasher.flow_hash(&p, Persistence::FiveTuple, 0).hash;
-    SetSplit::new(queues).owner(tables.geometry.set_of(nic_hash))
+    SetSplit::new(queues, &tables.geometry).owner(tables.geometry.set_of(nic_hash))
 }

@@ -547,6 +547,7 @@ fn gen_trace_splits_by_rss_queue_as_the_nic_would() {
     let hasher = flowgate_core::hash::FlowHasher::new(&tables.keys);
     let whole = flowgate_traces::read_pcap_file(&out).unwrap();
     let mut split = Vec::new();
+    let owners = flowgate_host::SetSplit::new(2, &tables.geometry);
     let (mut five_tuple, mut src_ip_elsewhere) = (0, 0);
     for q in 0..2u32 {
         for f in flowgate_traces::read_pcap_file(fx.path(&format!("t.q{q}.pcap"))).unwrap() {
@@ -555,11 +556,15 @@ fn gen_trace_splits_by_rss_queue_as_the_nic_would() {
             {
                 match tables.vips[b.vip as usize].persistence {
                     flowgate_core::hash::Persistence::FiveTuple => {
-                        assert_eq!(b.set % 2, q, "a 5-tuple flow on its owner's queue");
+                        assert_eq!(
+                            owners.owner(b.sets[0]),
+                            q,
+                            "a 5-tuple flow on its owner's queue"
+                        );
                         five_tuple += 1;
                     }
                     flowgate_core::hash::Persistence::SrcIp => {
-                        src_ip_elsewhere += usize::from(b.set % 2 != q);
+                        src_ip_elsewhere += usize::from(owners.owner(b.sets[0]) != q);
                     }
                 }
             }

@@ -20,6 +20,17 @@
 //! 4. the least recently seen embryonic way → `Evicted`;
 //! 5. only for a non-embryonic insert: the least recently seen way → `Evicted`;
 //! 6. otherwise the insert is `Refused` (the frame is still forwarded by Maglev).
+//!
+//! **Two choices** ([`Geometry::choices`] = 2): a flow has two candidate sets,
+//! [`Geometry::sets_of`], that differ in the *bank bit* ([`Geometry::bank_bit`]: set bit 6
+//! from 4,096 sets on), so hardware keeps them in two RAM banks and reads each once.
+//! A hit in either set is a hit (the first set is looked at first). A miss inserts by the
+//! rules above applied to the union of the two sets' ways, ordered: the less loaded set's
+//! ways first (load = live ways; ties → the first set), then the other's; "lowest way" is
+//! first in that order. So a new flow goes to the less loaded set, and an eviction, when
+//! both sets are full, takes the older of the two sets' victims (an embryonic one before
+//! any established one, in either set). With one choice both candidates are the same set,
+//! and the union is that set: the rules above exactly.
 
 /// The class of a flow-table entry (stored in 2 bits; 0 = invalid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,6 +75,9 @@ impl Timeouts {
 pub struct Geometry {
     pub sets: u32,
     pub ways: u32,
+    /// Candidate sets per flow: 1 (the set of the hash) or 2 (that set and its partner in
+    /// the other bank, [`Geometry::sets_of`]).
+    pub choices: u32,
 }
 
 impl Default for Geometry {
@@ -72,21 +86,63 @@ impl Default for Geometry {
     }
 }
 
+/// The highest bank bit: a flow's two candidate sets differ in the bank bit (set bit 6 at
+/// most) and share the bits below it, which decide the shard that owns both
+/// ([`Geometry::shared_bits`]).
+pub const MAX_BANK_BIT: u32 = 6;
+
 impl Geometry {
     /// The default table (software engines, and the register map's reset values):
-    /// 16384 sets × 4 ways. The one place these numbers are written.
+    /// 16384 sets × 4 ways, two choices. The one place these numbers are written.
     pub const DEFAULT: Geometry = Geometry {
         sets: 16384,
         ways: 4,
+        choices: 2,
     };
 
     pub fn capacity(&self) -> u64 {
         self.sets as u64 * self.ways as u64
     }
-    /// The set a flow with this hash lives in.
+
+    /// The set bit in which a flow's two candidate sets differ: log2(sets) − 6, at least 0
+    /// and at most 6 (bit 6 from 4,096 sets on). The bits below it are shared by both sets
+    /// (the sharding classes); the bits above it are the partner pool, kept at 64 sets or
+    /// more (the whole table when smaller): a pool much smaller (a 256-set table with 6
+    /// shared bits would leave groups of 4 sets) overflows as a group and evicts.
+    #[inline]
+    pub fn bank_bit(&self) -> u32 {
+        self.sets
+            .trailing_zeros()
+            .saturating_sub(6)
+            .min(MAX_BANK_BIT)
+    }
+
+    /// How many low set bits both candidate sets share (those below the bank bit): the
+    /// sharding rule reads only these, so a flow's two sets always have one owner.
+    #[inline]
+    pub fn shared_bits(&self) -> u32 {
+        self.bank_bit()
+    }
+
+    /// The flow's first candidate set (the set of one-choice tables).
     #[inline]
     pub fn set_of(&self, hash: u32) -> u32 {
         hash & (self.sets - 1)
+    }
+
+    /// A flow's candidate sets: `s1` = the hash's low bits, and with two choices
+    /// `s2 = s1 ^ (((h2 | 1) << bank_bit) & (sets - 1))` with `h2` the digest's high half
+    /// (independent of the hash): the bank bit always flips, the bits above it are mixed
+    /// by `h2` so a crowded `s1`'s flows spread over many partners, the bits below it stay.
+    /// With one choice (or one set) both are `s1`.
+    #[inline]
+    pub fn sets_of(&self, hash: u32, digest: u64) -> [u32; 2] {
+        let s1 = self.set_of(hash);
+        if self.choices < 2 || self.sets < 2 {
+            return [s1, s1];
+        }
+        let h2 = (digest >> 32) as u32 | 1;
+        [s1, s1 ^ ((h2 << self.bank_bit()) & (self.sets - 1))]
     }
 }
 
@@ -133,16 +189,26 @@ pub enum Insert {
     Refused,
 }
 
-/// [`FlowTable::probe`]: a hit as [`Lookup::Hit`], or a miss with the way an insert of
-/// this flow would take now ([`FlowTable::insert`]'s choice; `None`: it would be refused).
+/// Where [`FlowTable::insert_at`] stores a missed flow: a way of one of its candidate sets,
+/// and what the way held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice {
+    pub set: u32,
+    pub way: u32,
+    pub replaced: Replaced,
+}
+
+/// [`FlowTable::probe`]: a hit (in candidate set `set`), or a miss with where an insert of
+/// this flow would go now (`None`: it would be refused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Probe {
     Hit {
+        set: u32,
         way: u32,
         backend: u16,
         class: FlowClass,
     },
-    Miss(Option<(u32, Replaced)>),
+    Miss(Option<Choice>),
 }
 
 /// A table of `sets` × `ways` entries. The engine may hold a shard of the global table (a
@@ -201,54 +267,113 @@ impl FlowTable {
         Lookup::Miss
     }
 
-    /// [`FlowTable::lookup`] and, on a miss, the way [`FlowTable::insert`] would choose
-    /// for a `class` flow, in one pass over the set (the per-frame form: a missed frame
-    /// reads its set once, not twice). Tested equal to the two in `probe_is_lookup_then_choice`.
+    /// Look a flow up in its candidate sets (`sets`, from [`Geometry::sets_of`], as
+    /// local indices; equal for one choice) and, on a miss, choose where it would be
+    /// inserted (the module doc's rules over the union of the sets), reading each set once:
+    /// the per-frame form. With equal sets it is [`FlowTable::lookup`] then
+    /// [`FlowTable::insert`]'s choice (`probe_is_lookup_then_choice`); with two, the rules
+    /// over the ordered union (`two_choice_probe_is_the_rules_over_the_union`).
     #[inline]
-    pub fn probe(&self, set: u32, digest: u64, class: FlowClass, now: u32, t: &Timeouts) -> Probe {
-        let mut same = None;
-        let mut victims = Victims::default();
+    pub fn probe(
+        &self,
+        sets: [u32; 2],
+        digest: u64,
+        class: FlowClass,
+        now: u32,
+        t: &Timeouts,
+    ) -> Probe {
+        let first = match self.scan(sets[0], digest, now, t) {
+            Ok(scan) => scan,
+            Err((way, backend, class)) => {
+                return Probe::Hit {
+                    set: sets[0],
+                    way,
+                    backend,
+                    class,
+                }
+            }
+        };
+        let choice = if sets[1] == sets[0] {
+            first
+                .choice(class)
+                .map(|(way, replaced)| (sets[0], way, replaced))
+        } else {
+            let second = match self.scan(sets[1], digest, now, t) {
+                Ok(scan) => scan,
+                Err((way, backend, class)) => {
+                    return Probe::Hit {
+                        set: sets[1],
+                        way,
+                        backend,
+                        class,
+                    }
+                }
+            };
+            // The less loaded set's ways come first; ties → the first set.
+            let (a, b, sa, sb) = if second.live < first.live {
+                (second, first, sets[1], sets[0])
+            } else {
+                (first, second, sets[0], sets[1])
+            };
+            let w = self.ways as usize;
+            a.then(b.offset(w))
+                .choice(class)
+                .map(|(pos, replaced)| match pos < w {
+                    true => (sa, pos, replaced),
+                    false => (sb, pos - w, replaced),
+                })
+        };
+        Probe::Miss(choice.map(|(set, way, replaced)| Choice {
+            set,
+            way: way as u32,
+            replaced,
+        }))
+    }
+
+    /// One set's pass for [`FlowTable::probe`]: `Err` is a hit (way, backend, class);
+    /// `Ok` what an insert needs to know of the set.
+    #[inline]
+    fn scan(
+        &self,
+        set: u32,
+        digest: u64,
+        now: u32,
+        t: &Timeouts,
+    ) -> Result<SetScan, (u32, u16, FlowClass)> {
+        let mut scan = SetScan::default();
         for (w, e) in self.set(set).iter().enumerate() {
             let Some(c) = e.class else {
-                victims.empty(w);
+                scan.victims.empty(w);
                 continue;
             };
             let live = e.is_live(now, t);
             if e.digest == digest {
                 if live {
-                    return Probe::Hit {
-                        way: w as u32,
-                        backend: e.backend,
-                        class: c,
-                    };
+                    return Err((w as u32, e.backend, c));
                 }
                 // Insert rule 1, unless a later way holds the digest live (a hit).
-                same = same.or(Some(w));
+                scan.same = scan.same.or(Some(w));
                 continue;
             }
-            victims.occupied(w, e, c, live, now);
+            scan.live += u32::from(live);
+            scan.victims.occupied(w, e, c, live, now);
         }
-        let choice = match same {
-            Some(w) => Some((w, Replaced::Expired)),
-            None => victims.choice(class),
-        };
-        Probe::Miss(choice.map(|(w, r)| (w as u32, r)))
+        Ok(scan)
     }
 
-    /// Store a missed flow at the way [`FlowTable::probe`] chose (with nothing written to
-    /// the set in between): what [`FlowTable::insert`] does, without reading the set again.
+    /// Store a missed flow where [`FlowTable::probe`] chose (with nothing written to its
+    /// sets in between): what [`FlowTable::insert`] does, without reading the sets again.
     #[inline]
     pub fn insert_at(
         &mut self,
-        set: u32,
-        choice: Option<(u32, Replaced)>,
+        choice: Option<Choice>,
         digest: u64,
         backend: u16,
         class: FlowClass,
         now: u32,
     ) -> Insert {
         match choice {
-            Some((way, replaced)) => {
+            Some(Choice { set, way, replaced }) => {
                 self.set_mut(set)[way as usize] = FlowEntry {
                     class: Some(class),
                     digest,
@@ -282,9 +407,13 @@ impl FlowTable {
         now: u32,
         t: &Timeouts,
     ) -> Insert {
-        let choice = Self::choose_way(self.set(set), digest, class, now, t)
-            .map(|(way, replaced)| (way as u32, replaced));
-        self.insert_at(set, choice, digest, backend, class, now)
+        let choice =
+            Self::choose_way(self.set(set), digest, class, now, t).map(|(way, replaced)| Choice {
+                set,
+                way: way as u32,
+                replaced,
+            });
+        self.insert_at(choice, digest, backend, class, now)
     }
 
     /// The rules of the module doc in one pass over the set (the per-frame form; tested
@@ -313,10 +442,74 @@ impl FlowTable {
     }
 }
 
+/// What [`FlowTable::probe`] learns of one candidate set that missed.
+#[derive(Default)]
+struct SetScan {
+    /// Rule 1: a way holding this digest (expired).
+    same: Option<usize>,
+    /// Live ways (the set's load).
+    live: u32,
+    victims: Victims,
+}
+
+impl SetScan {
+    /// Ways numbered from `by` on (the second set's ways follow the first's).
+    fn offset(self, by: usize) -> SetScan {
+        let v = self.victims;
+        SetScan {
+            same: self.same.map(|w| w + by),
+            live: self.live,
+            victims: Victims {
+                empty: v.empty.map(|w| w + by),
+                expired: v.expired.map(|w| w + by),
+                oldest_embryonic: v.oldest_embryonic,
+                oldest_embryonic_way: v.oldest_embryonic_way + by,
+                oldest: v.oldest,
+                oldest_way: v.oldest_way + by,
+            },
+        }
+    }
+
+    /// The scan of this set's ways followed by `later`'s, as if they were one set.
+    fn then(self, later: SetScan) -> SetScan {
+        let (a, b) = (self.victims, later.victims);
+        // Only a strictly older way replaces: ties keep the earlier.
+        let (oldest_embryonic, oldest_embryonic_way) = match b.oldest_embryonic > a.oldest_embryonic
+        {
+            true => (b.oldest_embryonic, b.oldest_embryonic_way),
+            false => (a.oldest_embryonic, a.oldest_embryonic_way),
+        };
+        let (oldest, oldest_way) = match b.oldest > a.oldest {
+            true => (b.oldest, b.oldest_way),
+            false => (a.oldest, a.oldest_way),
+        };
+        SetScan {
+            same: self.same.or(later.same),
+            live: self.live + later.live,
+            victims: Victims {
+                empty: a.empty.or(b.empty),
+                expired: a.expired.or(b.expired),
+                oldest_embryonic,
+                oldest_embryonic_way,
+                oldest,
+                oldest_way,
+            },
+        }
+    }
+
+    /// Where a `class` flow goes: rule 1, then rules 2–6.
+    fn choice(&self, class: FlowClass) -> Option<(usize, Replaced)> {
+        match self.same {
+            Some(w) => Some((w, Replaced::Expired)),
+            None => self.victims.choice(class),
+        }
+    }
+}
+
 /// Rules 2–6 of the module doc (empty, expired, oldest embryonic, oldest, refused) in one
 /// pass over a set, way by way; shared by [`FlowTable::probe`] and `choose_way`, which
 /// handle rule 1 (the flow's own digest) themselves.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct Victims {
     empty: Option<usize>,
     expired: Option<usize>,
@@ -486,7 +679,7 @@ mod tests {
             }
             let digest = rng.gen_range(0..6u64);
             let class = [FlowClass::Embryonic, FlowClass::Tcp, FlowClass::Udp][rng.gen_range(0..3)];
-            let probe = ft.probe(1, digest, class, now, &T);
+            let probe = ft.probe([1, 1], digest, class, now, &T);
             match ft.lookup(1, digest, now, &T) {
                 Lookup::Hit {
                     way,
@@ -497,6 +690,7 @@ mod tests {
                     assert_eq!(
                         probe,
                         Probe::Hit {
+                            set: 1,
                             way,
                             backend,
                             class: stored
@@ -509,7 +703,7 @@ mod tests {
                     };
                     let mut by_insert = ft.clone();
                     let want = by_insert.insert(1, digest, 9, class, now, &T);
-                    let got = ft.insert_at(1, choice, digest, 9, class, now);
+                    let got = ft.insert_at(choice, digest, 9, class, now);
                     assert_eq!(
                         got,
                         want,
@@ -529,6 +723,129 @@ mod tests {
             hits > 1000 && refused > 1000 && inserted > 1000,
             "{hits} {refused} {inserted}"
         );
+    }
+
+    /// Two candidate sets: `probe` is a lookup in the first set then the second, and on a
+    /// miss the module doc's rules (the reference above) over the union of their ways,
+    /// the less loaded set's first.
+    #[test]
+    fn two_choice_probe_is_the_rules_over_the_union() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x2c40_1ce5);
+        let classes = [
+            None,
+            Some(FlowClass::Embryonic),
+            Some(FlowClass::Tcp),
+            Some(FlowClass::Udp),
+        ];
+        let (mut hits, mut second, mut refused, mut evicted) = (0, 0, 0, 0);
+        for _ in 0..100_000 {
+            let ways = rng.gen_range(1..=5u32);
+            let now: u32 = rng.gen();
+            let mut ft = FlowTable::new(4, ways);
+            let sets = [rng.gen_range(0..4u32), rng.gen_range(0..4u32)];
+            for e in ft.entries.iter_mut() {
+                let r: u64 = rng.gen();
+                *e = FlowEntry {
+                    class: classes[(r & 3) as usize],
+                    digest: (r >> 2) & 3,
+                    backend: (r >> 4) as u16 & 0xff,
+                    last_seen: now.wrapping_sub((r >> 16) as u32 % 1300),
+                };
+            }
+            let digest = rng.gen_range(0..6u64);
+            let class = [FlowClass::Embryonic, FlowClass::Tcp, FlowClass::Udp][rng.gen_range(0..3)];
+            let got = ft.probe(sets, digest, class, now, &T);
+            let hit = sets
+                .iter()
+                .find_map(|&set| match ft.lookup(set, digest, now, &T) {
+                    Lookup::Hit {
+                        way,
+                        backend,
+                        class,
+                    } => Some(Probe::Hit {
+                        set,
+                        way,
+                        backend,
+                        class,
+                    }),
+                    Lookup::Miss => None,
+                });
+            if let Some(want) = hit {
+                hits += 1;
+                assert_eq!(got, want);
+                continue;
+            }
+            let live = |set| ft.set(set).iter().filter(|e| e.is_live(now, &T)).count();
+            let order = match sets[0] != sets[1] && live(sets[1]) < live(sets[0]) {
+                true => [sets[1], sets[0]],
+                false => [sets[0], sets[1]],
+            };
+            // Equal sets: the union is the set.
+            let union: Vec<FlowEntry> = match sets[0] == sets[1] {
+                true => ft.set(sets[0]).to_vec(),
+                false => [ft.set(order[0]), ft.set(order[1])].concat(),
+            };
+            let w = ways as usize;
+            let want =
+                choose_way_reference(&union, digest, class, now, &T).map(|(pos, replaced)| {
+                    Choice {
+                        set: order[pos / w],
+                        way: (pos % w) as u32,
+                        replaced,
+                    }
+                });
+            assert_eq!(
+                got,
+                Probe::Miss(want),
+                "{:?} {sets:?} digest {digest} {class:?}",
+                ft.entries
+            );
+            match want {
+                None => refused += 1,
+                Some(c) => {
+                    second += usize::from(c.set != sets[0]);
+                    evicted += usize::from(c.replaced == Replaced::Evicted);
+                }
+            }
+        }
+        // The cases all occur.
+        assert!(
+            hits > 1000 && second > 1000 && refused > 300 && evicted > 1000,
+            "{hits} {second} {refused} {evicted}"
+        );
+    }
+
+    /// The candidate sets differ in the bank bit and share the bits below it, for every
+    /// table size; one choice (or one set) gives the hash's set twice.
+    #[test]
+    fn candidate_sets_differ_in_the_bank_bit_only_above_the_shared_bits() {
+        for log2 in 0..=14u32 {
+            let sets = 1u32 << log2;
+            for choices in [1, 2] {
+                let g = Geometry {
+                    sets,
+                    ways: 4,
+                    choices,
+                };
+                let bank = g.bank_bit();
+                assert!(bank <= MAX_BANK_BIT);
+                for i in 0..1000u64 {
+                    let hash = (i as u32).wrapping_mul(0x9e37_79b9);
+                    let digest = i.wrapping_mul(0xd6e8_feb8_6659_fd93);
+                    let [s1, s2] = g.sets_of(hash, digest);
+                    assert_eq!(s1, hash & (sets - 1));
+                    assert!(s2 < sets);
+                    if choices == 1 || sets == 1 {
+                        assert_eq!(s2, s1);
+                    } else {
+                        assert_eq!((s1 ^ s2) >> bank & 1, 1, "{sets} sets: the bank bit flips");
+                        let shared = (1 << g.shared_bits()) - 1;
+                        assert_eq!(s1 & shared, s2 & shared, "{sets} sets");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -41,8 +41,9 @@ pub struct Balance {
     pub class: FlowClass,
     pub vip: u16,
     pub flow: FlowHash,
-    /// Global flow-table set.
-    pub set: u32,
+    /// The flow's global candidate sets ([`crate::flow_table::Geometry::sets_of`]; equal
+    /// with one choice). Both have the same owner in a sharded engine.
+    pub sets: [u32; 2],
 }
 
 /// Parse, classify and hash. Reads only `tables` and `hasher`, which must be built from
@@ -62,13 +63,13 @@ pub fn prepare(frame: &[u8], tables: &Tables, hasher: &FlowHasher) -> Prepared {
         return Prepared::Pass;
     };
     let flow = hasher.flow_hash(&parsed, tables.vips[vip as usize].persistence, vip);
-    let set = tables.geometry.set_of(flow.hash);
+    let sets = tables.geometry.sets_of(flow.hash, flow.digest);
     Prepared::Balance(Balance {
         datagram: Datagram::from(&parsed),
         class: frame_class(&parsed),
         vip,
         flow,
-        set,
+        sets,
     })
 }
 
@@ -118,8 +119,8 @@ fn frame_class(p: &ParsedFrame) -> FlowClass {
     }
 }
 
-/// The stateful half for a frame `prepare` balanced: `flows` holds the set as
-/// `local_set` (equal to `b.set` for an unsharded table). The rewritten frame is written
+/// The stateful half for a frame `prepare` balanced: `flows` holds the candidate sets as
+/// `local_sets` (equal to `b.sets` for an unsharded table). The rewritten frame is written
 /// to `out` when the verdict is `Forward`.
 #[allow(clippy::too_many_arguments)]
 #[inline]
@@ -129,7 +130,7 @@ pub fn balance(
     now: u32,
     tables: &Tables,
     flows: &mut FlowTable,
-    local_set: u32,
+    local_sets: [u32; 2],
     counters: &mut Counters,
     out: &mut Vec<u8>,
 ) -> Verdict {
@@ -139,7 +140,7 @@ pub fn balance(
         now,
         tables,
         flows,
-        local_set,
+        local_sets,
         counters,
         |mode, params| rewrite(frame, b.datagram, mode, params, out),
     )
@@ -158,12 +159,12 @@ pub fn balance_with(
     now: u32,
     tables: &Tables,
     flows: &mut FlowTable,
-    local_set: u32,
+    local_sets: [u32; 2],
     counters: &mut Counters,
     rewrite: impl FnOnce(Mode, &RewriteParams) -> Result<(), DropReason>,
 ) -> Verdict {
     counters.frames_in += 1;
-    let verdict = decide(b, now, tables, flows, local_set, counters);
+    let verdict = decide(b, now, tables, flows, local_sets, counters);
     let verdict = match verdict {
         Verdict::Forward { backend, .. } => {
             let be = &tables.backends[backend as usize];
@@ -203,7 +204,7 @@ fn decide(
     now: u32,
     tables: &Tables,
     flows: &mut FlowTable,
-    set: u32,
+    sets: [u32; 2],
     counters: &mut Counters,
 ) -> Verdict {
     let timeouts = &tables.timeouts;
@@ -213,8 +214,9 @@ fn decide(
         vip: b.vip,
         backend,
     };
-    match flows.probe(set, b.flow.digest, class, now, timeouts) {
+    match flows.probe(sets, b.flow.digest, class, now, timeouts) {
         Probe::Hit {
+            set,
             way,
             backend,
             class: stored,
@@ -242,8 +244,8 @@ fn decide(
             let Some(backend) = select(tables, b.vip, b.flow.hash) else {
                 return no_backend;
             };
-            // Nothing wrote the set since the probe: its choice is insert's.
-            match flows.insert_at(set, choice, b.flow.digest, backend, class, now) {
+            // Nothing wrote the sets since the probe: its choice stands.
+            match flows.insert_at(choice, b.flow.digest, backend, class, now) {
                 Insert::Inserted { replaced, .. } => {
                     counters.flow.inserts += 1;
                     match replaced {
@@ -271,7 +273,7 @@ pub fn process(
     out: &mut Vec<u8>,
 ) -> Verdict {
     match prepare(frame, tables, hasher) {
-        Prepared::Balance(b) => balance(frame, &b, now, tables, flows, b.set, counters, out),
+        Prepared::Balance(b) => balance(frame, &b, now, tables, flows, b.sets, counters, out),
         Prepared::Pass => {
             count_unbalanced(Verdict::Pass, counters);
             Verdict::Pass

@@ -686,7 +686,7 @@ impl<'a> Worker<'a> {
             seen,
             hasher: FlowHasher::new(&tables.keys),
             shard: Shard::new(&tables, ctx.index, ctx.count),
-            split: SetSplit::new(ctx.count),
+            split: SetSplit::new(ctx.count, &tables.geometry),
             tables,
             rx_queues: RxQueues::new(ctx.rx, ctx.index, ctx.count),
             receiving: true,
@@ -742,7 +742,7 @@ impl<'a> Worker<'a> {
             };
             match prepared {
                 Prepared::Balance(b) => {
-                    let owner = self.split.owner(b.set);
+                    let owner = self.split.owner(b.sets[0]);
                     if owner == ctx.index {
                         self.shard.prefetch(&b, tables);
                         self.batch.push((m, b));

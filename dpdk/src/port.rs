@@ -6,6 +6,7 @@ use crate::eal::{error_text, DpdkError, Eal};
 use crate::mbuf::Mbuf;
 use crate::mempool::Mempool;
 use dpdk_sys as sys;
+use flowgate_core::flow_table::Geometry;
 use flowgate_core::hash::{HashKeys, KEY_LEN};
 use flowgate_host::shard::SetSplit;
 use std::sync::Arc;
@@ -34,10 +35,10 @@ pub struct PortConfig {
     pub reta: Option<RetaLayout>,
 }
 
-/// How the data path's workers share the flow table: worker `w` owns the sets
-/// `set % workers == w` (the engine layer's [`SetSplit`]) and polls the RX queues
-/// `q % workers == w`. The redirection table is programmed so that a frame whose RSS hash
-/// is `h` goes to queue `owner(set(h))`, i.e. to the worker that balances it.
+/// How the data path's workers share the flow table: worker `w` owns the sets whose
+/// shared low bits name one of its classes (the engine layer's [`SetSplit`]) and polls the
+/// RX queues `q % workers == w`. The redirection table is programmed so that a frame whose
+/// RSS hash is `h` goes to queue `owner(set(h))`, i.e. to the worker that balances it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetaLayout {
     /// Flow-table sets (a power of two; `set(h) = h & (sets - 1)`).
@@ -47,25 +48,33 @@ pub struct RetaLayout {
 }
 
 impl RetaLayout {
+    fn split(&self) -> (SetSplit, Geometry) {
+        let geometry = Geometry {
+            sets: self.sets.max(1),
+            ..Geometry::DEFAULT
+        };
+        (SetSplit::new(self.workers, &geometry), geometry)
+    }
+
     /// The queue for RETA entry `i` of a port with `queues` RX queues. NICs index the
     /// RETA with the hash's low bits (`h % reta_size`), so entry `i` stands for every hash
     /// with those low bits.
     pub fn queue(&self, i: u32, queues: u16) -> u16 {
-        let split = SetSplit::new(self.workers);
-        let owner = split.owner(i & (self.sets.max(1) - 1));
+        let owner = self.split().0.owner(i & (self.sets.max(1) - 1));
         (owner % u32::from(queues.max(1))) as u16
     }
 
     /// Whether a RETA of `reta_size` entries steers every hash to its owner's queue: the
-    /// owner must depend only on the hash bits the RETA sees. True when the workers are a
-    /// power of two (the owner is the hash's low bits) or every set bit is a RETA bit;
-    /// false e.g. for 3 workers and more sets than RETA entries (then some frames arrive
-    /// on another worker's queue and take the software hand-off).
+    /// owner must depend only on the hash bits the RETA sees. The owner reads only the
+    /// set bits a flow's candidate sets share (the low 6 at most), so any RETA of 64
+    /// entries or more is exact for any number of workers; a smaller one may not be (then
+    /// some frames arrive on another worker's queue and take the software hand-off).
     pub fn exact(&self, reta_size: u16, queues: u16) -> bool {
         let reta = u32::from(reta_size);
+        let (split, geometry) = self.split();
         reta.is_power_of_two()
             && u32::from(queues) >= self.workers
-            && (self.workers.is_power_of_two() && self.workers <= reta || self.sets <= reta)
+            && (split.count() == 1 || reta >= 1 << geometry.shared_bits())
     }
 }
 
@@ -484,7 +493,7 @@ mod tests {
     use super::*;
 
     /// What the NIC does with the RETA: queue = reta[h % size]; the worker owning the
-    /// frame's set is `set(h) % workers`. Where `exact` says so, the two agree for every
+    /// frame's set is `SetSplit::owner(set(h))`. Where `exact` says so, the two agree for every
     /// hash; where it does not, some hashes land on another worker's queue.
     #[test]
     fn reta_sends_each_hash_to_its_owner_exactly_when_it_says_so() {
@@ -495,13 +504,16 @@ mod tests {
             (16384, 3, 512),
             (256, 3, 512),
             (1024, 3, 128),
+            (16384, 3, 32),
+            (16384, 2, 32),
+            (64, 3, 32),
         ] {
             let layout = RetaLayout { sets, workers };
             let queues = workers as u16;
             let reta: Vec<u16> = (0..u32::from(size))
                 .map(|i| layout.queue(i, queues))
                 .collect();
-            let split = SetSplit::new(workers);
+            let split = layout.split().0;
             let mut h = 0x9e37_79b9u32;
             let mut agree = true;
             for _ in 0..100_000 {

@@ -460,7 +460,11 @@ fn split_by_flow(
         let q = match flowgate_core::pipeline::prepare(&f.data, tables, &hasher) {
             flowgate_core::pipeline::Prepared::Balance(b) => match split {
                 Split::Hash => b.flow.hash as usize % queues,
-                Split::Owner => b.set as usize % workers.max(1) % queues,
+                Split::Owner => {
+                    let split =
+                        flowgate_host::SetSplit::new(workers.max(1) as u32, &tables.geometry);
+                    split.owner(b.sets[0]) as usize % queues
+                }
             },
             _ => 0,
         };

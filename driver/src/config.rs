@@ -310,6 +310,7 @@ mod raw {
     pub struct FlowTable {
         pub sets: Option<Spanned<u32>>,
         pub ways: Option<Spanned<u32>>,
+        pub choices: Option<Spanned<u32>>,
     }
 
     #[derive(Deserialize, Default)]
@@ -496,6 +497,10 @@ impl<'a> Source<'a> {
             ways: match &raw.flow_table.ways {
                 Some(v) => self.check(v, |&w| check_ways(w).map(|()| w))?,
                 None => defaults.geometry.ways,
+            },
+            choices: match &raw.flow_table.choices {
+                Some(v) => self.check(v, |&c| check_choices(c).map(|()| c))?,
+                None => defaults.geometry.choices,
             },
         };
         let timeout = |v: &Option<Spanned<u32>>, key: &str, default: u32| match v {
@@ -938,6 +943,15 @@ fn check_sets(sets: u32) -> Result<(), String> {
     }
 }
 
+fn check_choices(choices: u32) -> Result<(), String> {
+    match choices {
+        1 | 2 => Ok(()),
+        _ => Err(format!(
+            "flow_table.choices {choices} must be 1 (one candidate set per flow) or 2 (two)"
+        )),
+    }
+}
+
 fn check_ways(ways: u32) -> Result<(), String> {
     if (1..=MAX_WAYS).contains(&ways) {
         Ok(())
@@ -1089,7 +1103,7 @@ mod tests {
              encap_src_v6 = \"fd00:1::/32\"\n\
              hash_key = \"{key}\"\n\
              maglev_m = 251\n\
-             [flow_table]\nsets = 1024\nways = 16\n\
+             [flow_table]\nsets = 1024\nways = 16\nchoices = 1\n\
              [timeouts]\ntcp = 1\ntcp_embryonic = 2\nudp = 3\n"
         );
         let config = parse_str(&one_vip(&globals, "", ""), "t").unwrap();
@@ -1117,7 +1131,8 @@ mod tests {
             config.geometry,
             Geometry {
                 sets: 1024,
-                ways: 16
+                ways: 16,
+                choices: 1
             }
         );
         assert_eq!(
@@ -1221,6 +1236,12 @@ mod tests {
                 one_vip("[flow_table]\nsets = 0", "", ""),
                 2,
                 "not a power of two",
+            ),
+            (
+                "choices 3",
+                one_vip("[flow_table]\nchoices = 3", "", ""),
+                2,
+                "must be 1 (one candidate set per flow) or 2",
             ),
             (
                 "ways zero",

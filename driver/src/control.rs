@@ -426,7 +426,9 @@ impl ControlPlane {
             // The engines allocate their flow tables once; a new geometry means a restart.
             return Err(ControlError::Incompatible {
                 origin: origin(),
-                reason: "flow_table sets/ways cannot change while running; restart flowgate".into(),
+                reason:
+                    "flow_table sets/ways/choices cannot change while running; restart flowgate"
+                        .into(),
             });
         }
         let (next, summary) = merge(&state, &new).map_err(|reason| ControlError::Incompatible {
@@ -923,7 +925,8 @@ mod tests {
         );
         let e = control.reload_str(&geometry, "geo.toml").unwrap_err();
         assert!(
-            e.to_string().contains("flow_table sets/ways cannot change"),
+            e.to_string()
+                .contains("flow_table sets/ways/choices cannot change"),
             "{e}"
         );
         assert_eq!(control.watch().version(), version);

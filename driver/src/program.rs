@@ -38,6 +38,11 @@ pub const KNOWN_MAJOR: u32 = regmap::BLOCK_VERSION >> 24;
 /// allows at most 65534 VIPs), so the data path treats a slot naming it as down.
 pub const NO_VIP: u16 = u16::MAX;
 
+/// Candidate sets per flow in the hardware's flow table: one, until `hdl` reads two banks
+/// (a two-choice config is refused by [`ProgramError::Geometry`]). Not a register yet:
+/// every build of the design has one choice.
+pub const HW_CHOICES: u32 = 1;
+
 /// Why a device could not be programmed (or read). Every check that can fail is made
 /// before the first write, except the device refusing a write, which is caught before
 /// the commit: in no case does a partial state become active.
@@ -56,7 +61,7 @@ pub enum ProgramError {
     TooManyBackends { needed: usize, capacity: u32 },
     #[error("VIP {vip} has a Maglev table of {slots} slots; the device has MAGLEV_M = {device}")]
     MaglevSize { vip: usize, slots: u32, device: u32 },
-    #[error("flow table of {}×{} entries configured; the device is built with {}×{}", config.sets, config.ways, device.sets, device.ways)]
+    #[error("flow table of {}×{} entries with {} choice(s) configured; the device is built with {}×{} and {} choice(s) (the hardware looks flows up in one set yet: set flow_table.choices = 1, as examples/hw-*.toml do)", config.sets, config.ways, config.choices, device.sets, device.ways, device.choices)]
     Geometry { config: Geometry, device: Geometry },
     #[error("backend {backend}: weight {weight} does not fit the 16-bit weight field")]
     WeightTooLarge { backend: usize, weight: u32 },
@@ -109,6 +114,7 @@ impl Default for DeviceInfo {
             geometry: Geometry {
                 sets: 1 << regmap::DEFAULT_FLOW_SETS_LOG2,
                 ways: regmap::DEFAULT_FLOW_WAYS,
+                choices: HW_CHOICES,
             },
         }
     }
@@ -133,6 +139,7 @@ pub fn probe(bus: &mut dyn RegisterBus) -> Result<DeviceInfo, ProgramError> {
             // FLOW_SETS_LOG2 is 5 bits wide, so the shift cannot overflow.
             sets: 1 << bus.read_reg(&regs::FLOW_SETS_LOG2),
             ways: bus.read_reg(&regs::FLOW_WAYS),
+            choices: HW_CHOICES,
         },
     })
 }

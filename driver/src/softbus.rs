@@ -528,7 +528,11 @@ mod tests {
         };
         assert_eq!(SoftBus::new(m).unwrap_err(), SoftBusError::MaglevM(1 << 17));
         let g = DeviceInfo {
-            geometry: Geometry { sets: 3, ways: 4 },
+            geometry: Geometry {
+                sets: 3,
+                ways: 4,
+                choices: 1,
+            },
             ..d
         };
         assert!(matches!(SoftBus::new(g), Err(SoftBusError::Geometry(_))));

@@ -26,8 +26,13 @@ fn unnamed(mut t: Tables) -> Tables {
     t
 }
 
+/// `text` compiled, with the hardware's one candidate set per flow (software configs such
+/// as examples/basic.toml default to two; a device refuses them, see
+/// `a_two_choice_config_is_refused_by_the_device`).
 fn tables(text: &str) -> Tables {
-    compile(&parse_str(text, "test.toml").unwrap())
+    let mut t = compile(&parse_str(text, "test.toml").unwrap());
+    t.geometry.choices = flowgate_driver::program::HW_CHOICES;
+    t
 }
 
 /// The default build but with `m` Maglev slots and `geometry`.
@@ -124,8 +129,32 @@ fn many_device() -> DeviceInfo {
         Geometry {
             sets: 1024,
             ways: 8,
+            choices: 1,
         },
     )
+}
+
+#[test]
+fn a_two_choice_config_is_refused_by_the_device() {
+    let two = compile(&parse_str(BASIC, "basic.toml").unwrap());
+    assert_eq!(
+        two.geometry.choices, 2,
+        "examples/basic.toml asks two choices"
+    );
+    let mut bus = SoftBus::new(DeviceInfo::default()).unwrap();
+    let err = program(&mut bus, &two).unwrap_err();
+    assert_eq!(
+        err,
+        ProgramError::Geometry {
+            config: two.geometry,
+            device: DeviceInfo::default().geometry
+        }
+    );
+    assert!(
+        err.to_string().contains("set flow_table.choices = 1"),
+        "{err}"
+    );
+    assert_eq!(bus.generation(), 0, "nothing committed");
 }
 
 #[test]

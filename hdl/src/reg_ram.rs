@@ -29,7 +29,7 @@ pub struct RegRam<D: Synth, const N: usize> {
     pub write_address: Signal<In, Bits<N>>,
     pub write_data: Signal<In, D>,
     pub write_enable: Signal<In, Bit>,
-    _sim: Box<BTreeMap<Bits<N>, D>>,
+    _sim: BTreeMap<Bits<N>, D>,
     /// The array's read register (the first of the two), and the word the edge in
     /// progress reads into it.
     _stage: D,

@@ -49,6 +49,7 @@ fn device() -> DeviceInfo {
         geometry: Geometry {
             sets: 1 << 14,
             ways: 4,
+            choices: 1,
         },
     }
 }

@@ -875,7 +875,14 @@ fn trace(tables: &Tables, target: u32) -> Vec<(Vec<u8>, u32)> {
 /// flows re-select.
 #[test]
 fn trace_decisions_match_core_with_backends_going_down_and_up() {
-    let tables = test_tables(Geometry { sets: 256, ways: 4 }, Timeouts::default());
+    let tables = test_tables(
+        Geometry {
+            sets: 256,
+            ways: 4,
+            choices: 1,
+        },
+        Timeouts::default(),
+    );
     let mut frames = trace(&tables, 1500);
     let hasher = FlowHasher::new(&tables.keys);
     let one_beat =
@@ -962,7 +969,14 @@ fn table_overflow_evicts_expires_and_refuses_like_core() {
         tcp_embryonic_ms: 40,
         udp_ms: 100,
     };
-    let tables = test_tables(Geometry { sets: 4, ways: 2 }, timeouts);
+    let tables = test_tables(
+        Geometry {
+            sets: 4,
+            ways: 2,
+            choices: 1,
+        },
+        timeouts,
+    );
     let frames = trace(&tables, 1200);
     let (bad, tally) =
         compare::<512, 64, 2, 2, WIDE_CHUNK, WIDE_WIN, WIDE_HLAT>(&tables, &frames, &[], false);
@@ -976,7 +990,14 @@ fn table_overflow_evicts_expires_and_refuses_like_core() {
 /// and up changes take effect at once (every clock between frames is idle).
 #[test]
 fn narrow_stream_with_gaps_matches_core() {
-    let tables = test_tables(Geometry { sets: 64, ways: 4 }, Timeouts::default());
+    let tables = test_tables(
+        Geometry {
+            sets: 64,
+            ways: 4,
+            choices: 1,
+        },
+        Timeouts::default(),
+    );
     let frames: Vec<_> = trace(&tables, 1500).into_iter().take(250).collect();
     let changes = vec![
         UpChange {
@@ -1010,7 +1031,14 @@ fn narrow_stream_with_gaps_matches_core() {
 fn narrow_runts_back_to_back_match_core() {
     use etherparse::PacketBuilder;
     type Serial = TestDecide<6, 4, SERIAL_CHUNK, SERIAL_WIN, SERIAL_HLAT>;
-    let tables = test_tables(Geometry { sets: 64, ways: 4 }, Timeouts::default());
+    let tables = test_tables(
+        Geometry {
+            sets: 64,
+            ways: 4,
+            choices: 1,
+        },
+        Timeouts::default(),
+    );
     let frames: Vec<(Vec<u8>, u32)> = (0..160u16)
         .map(|i| {
             let mut frame = Vec::new();

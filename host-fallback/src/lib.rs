@@ -9,10 +9,10 @@
 //!
 //! The software engine is the `core` contract run as a multi-core engine. Frames arrive in bursts; each burst is
 //! prepared (parse, classify, hash — stateless) in parallel, then every frame for a VIP is
-//! handed to the worker that owns its flow-table set (`set % workers`). A worker owns its
-//! shard of the table and its own counters, so nothing on the fast path is shared or
-//! locked, and since flow-table sets never interact, the output is byte-identical for any
-//! worker count. Counters are summed on read.
+//! handed to the worker that owns its flow-table sets (both of a flow's candidate sets
+//! have one owner: [`SetSplit`]). A worker owns its shard of the table and its own
+//! counters, so nothing on the fast path is shared or locked, and since flows of different
+//! owners never interact, the output is byte-identical for any worker count. Counters are summed on read.
 //!
 //! I/O lives at the edges: [`pcap_io`] reads and writes pcap files with the pure-Rust
 //! `pcap-file` crate (no system library), and the `live-capture` feature adds libpcap

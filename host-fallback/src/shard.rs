@@ -2,34 +2,67 @@
 //! counters. The software engine's worker threads and the DPDK data path's lcores are
 //! both made of [`Shard`]s, so the sharding rule is written once:
 //!
-//! with `count` shards, shard `set % count` owns flow-table set `set`, and keeps it at
-//! local index `set / count`.
+//! a set's owner is read from its low [`Geometry::shared_bits`] bits only (set bits 0–5 of
+//! a table of 4,096 sets or more; fewer for smaller tables, which then split less evenly
+//! over shards that are not a power of two), the bits a flow's two candidate sets share, so both of a
+//! flow's sets always have one owner: with `count` shards, set class `c = set & (2^b − 1)`
+//! belongs to shard `c % count`, which keeps the set at local index
+//! `(set >> b) × (its number of classes) + c / count`. The 64 classes (of large tables)
+//! are shared as evenly as they divide (22/21/21 for three shards); one shard owns all.
+//! A NIC RETA of 64 entries or more (`h % size`, which fixes `h & 63`) steers every hash
+//! to its owner for any number of shards.
 //!
-//! Flow-table sets never interact, so any number of shards gives the contract's output
-//! exactly (the shards test checks it against the sequential oracle).
+//! Flows whose candidate sets differ never interact, so any number of shards gives the
+//! contract's output exactly (the shards test checks it against the sequential oracle).
 
 use flowgate_core::counters::Counters;
-use flowgate_core::flow_table::FlowTable;
+use flowgate_core::flow_table::{FlowTable, Geometry};
 use flowgate_core::pipeline::{self, Balance};
 use flowgate_core::rewrite::{Mode, RewriteParams};
 use flowgate_core::{DropReason, Tables, Verdict};
 
-/// Global flow-table set → (owning shard, local set) for `count` shards, without a
-/// division per frame when `count` is a power of two (always, with one shard).
+/// Global flow-table set → (owning shard, local set) for `count` shards: a lookup in a
+/// table of the set classes (at most 64), no division per frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SetSplit {
     count: u32,
-    /// `log2(count)` when `count` is a power of two.
-    shift: Option<u32>,
+    /// `Geometry::shared_bits`: the set bits that name a class.
+    shared: u32,
+    /// Per class: its owner, its position among the owner's classes, and how many classes
+    /// the owner has.
+    classes: [Class; 1 << flowgate_core::flow_table::MAX_BANK_BIT],
+    /// Sets per shard (the most any shard owns).
+    local_sets: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Class {
+    owner: u32,
+    position: u32,
+    of: u32,
 }
 
 impl SetSplit {
-    /// The split over `count` shards (at least 1).
-    pub fn new(count: u32) -> SetSplit {
+    /// The split of `geometry`'s sets over `count` shards (at least 1).
+    pub fn new(count: u32, geometry: &Geometry) -> SetSplit {
         let count = count.max(1);
+        let shared = geometry.shared_bits();
+        let n = 1u32 << shared;
+        let mut classes = [Class::default(); 1 << flowgate_core::flow_table::MAX_BANK_BIT];
+        for c in 0..n {
+            let owner = c % count;
+            classes[c as usize] = Class {
+                owner,
+                position: c / count,
+                // The classes `owner, owner + count, …` below n.
+                of: (n - owner).div_ceil(count),
+            };
+        }
         SetSplit {
             count,
-            shift: count.is_power_of_two().then(|| count.trailing_zeros()),
+            shared,
+            classes,
+            local_sets: (geometry.sets >> shared) * n.div_ceil(count),
         }
     }
 
@@ -37,27 +70,33 @@ impl SetSplit {
         self.count
     }
 
+    #[inline]
+    fn class(&self, set: u32) -> &Class {
+        &self.classes[(set & ((1 << self.shared) - 1)) as usize]
+    }
+
     /// The shard that owns `set`.
     #[inline]
     pub fn owner(&self, set: u32) -> u32 {
-        match self.shift {
-            Some(_) => set & (self.count - 1),
-            None => set % self.count,
-        }
+        self.class(set).owner
     }
 
     /// `set`'s index in its owner's table.
     #[inline]
     pub fn local(&self, set: u32) -> u32 {
-        match self.shift {
-            Some(shift) => set >> shift,
-            None => set / self.count,
-        }
+        let c = self.class(set);
+        (set >> self.shared) * c.of + c.position
     }
 
-    /// Sets per shard for a table of `sets` sets (the last shards may own one less).
-    pub fn local_sets(&self, sets: u32) -> u32 {
-        sets.div_ceil(self.count)
+    /// A flow's candidate sets in their owner's table.
+    #[inline]
+    pub fn local_pair(&self, sets: [u32; 2]) -> [u32; 2] {
+        [self.local(sets[0]), self.local(sets[1])]
+    }
+
+    /// Sets per shard (the shards that own fewer classes leave some unused).
+    pub fn local_sets(&self) -> u32 {
+        self.local_sets
     }
 }
 
@@ -82,11 +121,11 @@ pub struct Shard {
 impl Shard {
     /// Shard `index` of `count` for `tables`' flow-table geometry.
     pub fn new(tables: &Tables, index: u32, count: u32) -> Shard {
-        let split = SetSplit::new(count);
+        let split = SetSplit::new(count, &tables.geometry);
         Shard {
             index,
             split,
-            flows: FlowTable::new(split.local_sets(tables.geometry.sets), tables.geometry.ways),
+            flows: FlowTable::new(split.local_sets(), tables.geometry.ways),
             counters: Counters::new(tables.vips.len(), tables.backends.len()),
         }
     }
@@ -103,10 +142,10 @@ impl Shard {
         &self.counters
     }
 
-    /// Whether this shard owns the frame's flow-table set.
+    /// Whether this shard owns the frame's flow-table sets.
     #[inline]
     pub fn owns(&self, b: &Balance) -> bool {
-        self.split.owner(b.set) == self.index
+        self.split.owner(b.sets[0]) == self.index
     }
 
     /// Take new tables (the control plane's): the flow table stays, so established flows
@@ -120,16 +159,20 @@ impl Shard {
         pipeline::count_unbalanced(verdict, &mut self.counters);
     }
 
-    /// Start loading what balancing `b` will read: its flow-table set and its Maglev slot
+    /// Start loading what balancing `b` will read: its flow-table sets and its Maglev slot
     /// (read on a miss). A burst is prefetched as a whole before it is balanced, so these
     /// cache misses overlap instead of following one another. Only a hint: nothing changes.
     #[inline]
     pub fn prefetch(&self, b: &Balance, tables: &Tables) {
         let ways = self.flows.ways() as usize;
-        let first = self.split.local(b.set) as usize * ways;
-        if let Some(set) = self.flows.entries().get(first..first + ways) {
-            prefetch(set.as_ptr());
-            prefetch(set.as_ptr_range().end.wrapping_sub(1));
+        let locals = self.split.local_pair(b.sets);
+        let distinct = if locals[0] == locals[1] { 1 } else { 2 };
+        for local in &locals[..distinct] {
+            let first = *local as usize * ways;
+            if let Some(set) = self.flows.entries().get(first..first + ways) {
+                prefetch(set.as_ptr());
+                prefetch(set.as_ptr_range().end.wrapping_sub(1));
+            }
         }
         if let Some(vip) = tables.vips.get(b.vip as usize) {
             let slots = vip.maglev.slots();
@@ -157,7 +200,7 @@ impl Shard {
             now,
             tables,
             &mut self.flows,
-            self.split.local(b.set),
+            self.split.local_pair(b.sets),
             &mut self.counters,
             out,
         )
@@ -181,7 +224,7 @@ impl Shard {
             now,
             tables,
             &mut self.flows,
-            self.split.local(b.set),
+            self.split.local_pair(b.sets),
             &mut self.counters,
             rewrite,
         )
@@ -206,15 +249,59 @@ mod tests {
 
     #[test]
     fn every_set_has_one_owner_and_distinct_local_indices() {
-        for count in 1..=7u32 {
-            let split = SetSplit::new(count);
-            let sets = 64u32;
-            let mut seen = std::collections::HashSet::new();
-            for set in 0..sets {
-                let (owner, local) = (split.owner(set), split.local(set));
-                assert_eq!((owner, local), (set % count, set / count), "count {count}");
-                assert!(local < split.local_sets(sets));
-                assert!(seen.insert((owner, local)));
+        for log2 in 0..=13u32 {
+            let geometry = Geometry {
+                sets: 1 << log2,
+                ways: 4,
+                choices: 2,
+            };
+            let shared = (1u32 << geometry.shared_bits()) - 1;
+            for count in 1..=7u32 {
+                let split = SetSplit::new(count, &geometry);
+                let mut seen = std::collections::HashSet::new();
+                let mut per_owner = vec![0u32; count as usize];
+                for set in 0..geometry.sets {
+                    let (owner, local) = (split.owner(set), split.local(set));
+                    assert_eq!(owner, (set & shared) % count, "{geometry:?} count {count}");
+                    assert!(local < split.local_sets(), "{geometry:?} count {count}");
+                    assert!(seen.insert((owner, local)));
+                    per_owner[owner as usize] += 1;
+                }
+                if count == 1 {
+                    assert!((0..geometry.sets).all(|s| split.local(s) == s), "identity");
+                }
+                // As even as the classes divide: the shards' shares differ by at most
+                // one class's sets.
+                let (most, least) = (per_owner.iter().max(), per_owner.iter().min());
+                let class_sets = geometry.sets >> geometry.shared_bits();
+                if count <= shared + 1 {
+                    assert!(
+                        most.unwrap() - least.unwrap() <= class_sets,
+                        "{per_owner:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Both of a flow's candidate sets have one owner, whatever the number of shards.
+    #[test]
+    fn a_flows_candidate_sets_have_one_owner() {
+        for log2 in [1u32, 3, 6, 7, 8, 14] {
+            let geometry = Geometry {
+                sets: 1 << log2,
+                ways: 4,
+                choices: 2,
+            };
+            for count in 1..=8u32 {
+                let split = SetSplit::new(count, &geometry);
+                for i in 0..4096u64 {
+                    let [s1, s2] = geometry.sets_of(
+                        (i as u32).wrapping_mul(0x9e37_79b9),
+                        i.wrapping_mul(0xd6e8_feb8_6659_fd93),
+                    );
+                    assert_eq!(split.owner(s1), split.owner(s2), "{geometry:?} {count}");
+                }
             }
         }
     }

@@ -1,5 +1,5 @@
 //! The sharded software engine: N worker threads, each a [`Shard`] owning the flow-table
-//! sets `s` with `s % N == worker` (stored at local index `s / N`).
+//! sets [`crate::SetSplit`] gives it (a flow's two candidate sets have one owner).
 
 use flowgate_core::counters::Counters;
 use flowgate_core::hash::FlowHasher;

@@ -15,7 +15,11 @@ use std::time::Duration;
 
 fn tables() -> Tables {
     let mut t = Tables {
-        geometry: Geometry { sets: 64, ways: 2 },
+        geometry: Geometry {
+            sets: 64,
+            ways: 2,
+            choices: 2,
+        },
         ..Tables::default()
     };
     let v4_backends = (0..5u8)

@@ -26,6 +26,9 @@ pub struct ConfigSpec {
 pub struct FlowTableSpec {
     pub sets: u32,
     pub ways: u32,
+    /// Candidate sets per flow: the hardware's count (`program::HW_CHOICES`), which a
+    /// config for it must state (the software default is 2).
+    pub choices: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

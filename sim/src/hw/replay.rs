@@ -41,15 +41,19 @@ pub enum ReplayError {
         max: usize,
     },
     #[error(
-        "the config's flow table is {config_sets} sets × {config_ways} ways; the design's is \
-         {sets} × {ways} (the hardware's geometry is fixed when it is built: use a config \
-         with the design's geometry, e.g. examples/hw-small.toml)"
+        "the config's flow table is {config_sets} sets × {config_ways} ways with {config_choices} \
+         candidate set(s) per flow; the design's is {sets} × {ways} with {choices} (the \
+         hardware's geometry is fixed when it is built, and it looks flows up in one set \
+         yet: use a config with the design's geometry and flow_table.choices = 1, e.g. \
+         examples/hw-small.toml)"
     )]
     Geometry {
         config_sets: u32,
         config_ways: u32,
+        config_choices: u32,
         sets: u32,
         ways: u32,
+        choices: u32,
     },
     #[error("output frame {output} of this run ({len} bytes, tuser {tuser}) is no rewrite of any input frame: the design and the contract disagree")]
     Unmatched {
@@ -91,8 +95,10 @@ impl<E: HwSim> HwReplay<E> {
             return Err(ReplayError::Geometry {
                 config_sets: tables.geometry.sets,
                 config_ways: tables.geometry.ways,
+                config_choices: tables.geometry.choices,
                 sets: device.geometry.sets,
                 ways: device.geometry.ways,
+                choices: device.geometry.choices,
             });
         }
         replay.program(tables)?;
