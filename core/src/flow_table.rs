@@ -650,6 +650,23 @@ mod tests {
         }
     }
 
+    /// An entry from 64 random bits `r`: any class (or none), one of 4 digests (so
+    /// repeated flows), ages around every timeout (and a few wrapped ticks) before `now`.
+    fn random_entry(r: u64, now: u32) -> FlowEntry {
+        const CLASSES: [Option<FlowClass>; 4] = [
+            None,
+            Some(FlowClass::Embryonic),
+            Some(FlowClass::Tcp),
+            Some(FlowClass::Udp),
+        ];
+        FlowEntry {
+            class: CLASSES[(r & 3) as usize],
+            digest: (r >> 2) & 3,
+            backend: (r >> 4) as u16 & 0xff,
+            last_seen: now.wrapping_sub((r >> 16) as u32 % 1300),
+        }
+    }
+
     /// `probe` is `lookup`, and on a miss `insert`'s choice, and `insert_at` with it
     /// leaves the table as `insert` does: on random sets with repeated digests (live and
     /// expired copies of the same flow), ages around every timeout, and wrapped ticks.
@@ -657,25 +674,13 @@ mod tests {
     fn probe_is_lookup_then_choice() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x05ee_d0f9_a0be);
-        let classes = [
-            None,
-            Some(FlowClass::Embryonic),
-            Some(FlowClass::Tcp),
-            Some(FlowClass::Udp),
-        ];
         let (mut hits, mut refused, mut inserted) = (0, 0, 0);
         for _ in 0..100_000 {
             let ways = rng.gen_range(1..=6u32);
             let now: u32 = rng.gen();
             let mut ft = FlowTable::new(2, ways);
             for e in ft.set_mut(1) {
-                let r: u64 = rng.gen();
-                *e = FlowEntry {
-                    class: classes[(r & 3) as usize],
-                    digest: (r >> 2) & 3,
-                    backend: (r >> 4) as u16 & 0xff,
-                    last_seen: now.wrapping_sub((r >> 16) as u32 % 1300),
-                };
+                *e = random_entry(rng.gen(), now);
             }
             let digest = rng.gen_range(0..6u64);
             let class = [FlowClass::Embryonic, FlowClass::Tcp, FlowClass::Udp][rng.gen_range(0..3)];
@@ -732,12 +737,6 @@ mod tests {
     fn two_choice_probe_is_the_rules_over_the_union() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x2c40_1ce5);
-        let classes = [
-            None,
-            Some(FlowClass::Embryonic),
-            Some(FlowClass::Tcp),
-            Some(FlowClass::Udp),
-        ];
         let (mut hits, mut second, mut refused, mut evicted) = (0, 0, 0, 0);
         for _ in 0..100_000 {
             let ways = rng.gen_range(1..=5u32);
@@ -745,13 +744,7 @@ mod tests {
             let mut ft = FlowTable::new(4, ways);
             let sets = [rng.gen_range(0..4u32), rng.gen_range(0..4u32)];
             for e in ft.entries.iter_mut() {
-                let r: u64 = rng.gen();
-                *e = FlowEntry {
-                    class: classes[(r & 3) as usize],
-                    digest: (r >> 2) & 3,
-                    backend: (r >> 4) as u16 & 0xff,
-                    last_seen: now.wrapping_sub((r >> 16) as u32 % 1300),
-                };
+                *e = random_entry(rng.gen(), now);
             }
             let digest = rng.gen_range(0..6u64);
             let class = [FlowClass::Embryonic, FlowClass::Tcp, FlowClass::Udp][rng.gen_range(0..3)];
