@@ -284,14 +284,7 @@ impl FlowTable {
     ) -> Probe {
         let first = match self.scan(sets[0], digest, now, t) {
             Ok(scan) => scan,
-            Err((way, backend, class)) => {
-                return Probe::Hit {
-                    set: sets[0],
-                    way,
-                    backend,
-                    class,
-                }
-            }
+            Err(hit) => return hit,
         };
         let choice = if sets[1] == sets[0] {
             first
@@ -300,14 +293,7 @@ impl FlowTable {
         } else {
             let second = match self.scan(sets[1], digest, now, t) {
                 Ok(scan) => scan,
-                Err((way, backend, class)) => {
-                    return Probe::Hit {
-                        set: sets[1],
-                        way,
-                        backend,
-                        class,
-                    }
-                }
+                Err(hit) => return hit,
             };
             // The less loaded set's ways come first; ties → the first set.
             let (a, b, sa, sb) = if second.live < first.live {
@@ -330,16 +316,10 @@ impl FlowTable {
         }))
     }
 
-    /// One set's pass for [`FlowTable::probe`]: `Err` is a hit (way, backend, class);
+    /// One set's pass for [`FlowTable::probe`]: `Err` is the hit ([`Probe::Hit`]);
     /// `Ok` what an insert needs to know of the set.
     #[inline]
-    fn scan(
-        &self,
-        set: u32,
-        digest: u64,
-        now: u32,
-        t: &Timeouts,
-    ) -> Result<SetScan, (u32, u16, FlowClass)> {
+    fn scan(&self, set: u32, digest: u64, now: u32, t: &Timeouts) -> Result<SetScan, Probe> {
         let mut scan = SetScan::default();
         for (w, e) in self.set(set).iter().enumerate() {
             let Some(c) = e.class else {
@@ -349,7 +329,12 @@ impl FlowTable {
             let live = e.is_live(now, t);
             if e.digest == digest {
                 if live {
-                    return Err((w as u32, e.backend, c));
+                    return Err(Probe::Hit {
+                        set,
+                        way: w as u32,
+                        backend: e.backend,
+                        class: c,
+                    });
                 }
                 // Insert rule 1, unless a later way holds the digest live (a hit).
                 scan.same = scan.same.or(Some(w));
