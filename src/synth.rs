@@ -17,10 +17,12 @@ pub struct SynthArgs {
     /// Stream geometry: small (64-bit) or 100g (512-bit); sets the line-rate figures.
     #[arg(long, default_value = "small")]
     profile: Profile,
-    /// The design to synthesise (`--list-designs` shows them).
-    #[arg(long, default_value = synth::DEFAULT_DESIGN)]
-    design: String,
-    /// Target clock in MHz (default: 150 on ECP5, 250 for the 100G-class parts).
+    /// The design to synthesise (`--list-designs` shows them; default: the profile's whole
+    /// balancer, `top` or `top-100g`).
+    #[arg(long)]
+    design: Option<String>,
+    /// Target clock in MHz (default: 150 on ECP5; on the 100G-class parts 322.265625, the
+    /// 100 GbE MAC's stream clock, with `--profile 100g`, else 250).
     #[arg(long)]
     freq: Option<f64>,
     /// Output directory (default: target/synth/DESIGN-TARGET).
@@ -56,8 +58,14 @@ pub fn run(args: SynthArgs) -> Result<()> {
     let Some(target) = args.target else {
         anyhow::bail!("--target is required");
     };
-    let design = synth::design(&args.design)?;
-    let freq_mhz = args.freq.unwrap_or(target.default_freq_mhz());
+    let design = synth::design(
+        args.design
+            .as_deref()
+            .unwrap_or(synth::default_design(args.profile)),
+    )?;
+    let freq_mhz = args
+        .freq
+        .unwrap_or(target.default_freq_mhz(args.profile == Profile::Hundred));
     if !(freq_mhz.is_finite() && freq_mhz > 0.0 && freq_mhz <= 2000.0) {
         anyhow::bail!("--freq must be in (0, 2000] MHz, not {freq_mhz}");
     }

@@ -1,5 +1,6 @@
 //! Churn without broken flows (issue 24 item 3), through the replay engine with 1, 2 and 3
-//! workers: long-lived TCP flows fill a 1,024-entry flow table (256 sets × 4 ways) to a
+//! workers: long-lived TCP flows fill a 1,024-entry flow table (256 sets × 4 ways as the
+//! issue's user had, or 128 sets × 8 ways) to a
 //! given load while the control plane adds, removes, drains, undrains and re-weights
 //! backends many times. A flow whose backend is still a live member of its VIP after an
 //! event (drained ones included: draining keeps established flows) must keep its backend;
@@ -36,12 +37,30 @@ fn address(host: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(198, 51, 100, host))
 }
 
-/// The config: the 1,024-entry table with `choices` candidate sets per flow, a TCP
-/// timeout far beyond the run (nothing expires: every move is an eviction's or an event's).
-fn config(choices: u32, members: &[Member]) -> String {
+/// A flow table of `ENTRIES` entries: `ways` ways per set, `choices` candidate sets per flow.
+#[derive(Debug, Clone, Copy)]
+struct Table {
+    ways: usize,
+    choices: u32,
+}
+
+impl Table {
+    const fn new(ways: usize, choices: u32) -> Table {
+        Table { ways, choices }
+    }
+}
+
+/// The table the user tried: 256 sets × 4 ways.
+const FOUR_WAYS: usize = 4;
+
+/// The config: the 1,024-entry table, a TCP timeout far beyond the run (nothing expires:
+/// every move is an eviction's or an event's).
+fn config(table: Table, members: &[Member]) -> String {
+    let (ways, choices) = (table.ways, table.choices);
+    let sets = ENTRIES / ways;
     let mut s = format!(
         "maglev_m = 4099\n\
-         [flow_table]\nsets = 256\nways = 4\nchoices = {choices}\n\
+         [flow_table]\nsets = {sets}\nways = {ways}\nchoices = {choices}\n\
          [timeouts]\ntcp = 600000\n\
          [[vip]]\nname = \"web\"\naddress = \"192.0.2.10\"\nport = 80\nprotocol = \"tcp\"\n"
     );
@@ -101,14 +120,14 @@ struct Churn {
 
 /// `flows` long-lived flows through `EVENTS` random control events (seeded: every engine
 /// and table sees the same sequence), on the replay engine with `workers` workers.
-fn churn(choices: u32, flows: usize, workers: usize, seed: u64) -> Churn {
+fn churn(table: Table, flows: usize, workers: usize, seed: u64) -> Churn {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut members: Vec<Member> = (1..=FIRST_BACKENDS)
         .map(|host| Member { host, weight: 1 })
         .collect();
     let mut next_host = FIRST_BACKENDS + 1;
     let control = ControlPlane::new(
-        parse_str(&config(choices, &members), "churn.toml").unwrap(),
+        parse_str(&config(table, &members), "churn.toml").unwrap(),
         None,
     );
     let mut engine = ShardedEngine::new((*control.tables()).clone(), workers);
@@ -123,7 +142,7 @@ fn churn(choices: u32, flows: usize, workers: usize, seed: u64) -> Churn {
     let mut order: Vec<usize> = (0..flows).collect();
     for round in 0..=EVENTS {
         if round > 0 {
-            event(&control, &mut members, &mut next_host, choices, &mut rng);
+            event(&control, &mut members, &mut next_host, table, &mut rng);
             engine.update_tables((*control.tables()).clone());
         }
         // Every flow once (SYN then ACK in the first round), in a new order each round.
@@ -177,7 +196,7 @@ fn event(
     control: &ControlPlane,
     members: &mut Vec<Member>,
     next_host: &mut u8,
-    choices: u32,
+    table: Table,
     rng: &mut impl Rng,
 ) {
     let key = |host| BackendKey {
@@ -223,7 +242,7 @@ fn event(
         }
     }
     control
-        .reload_str(&config(choices, members), "churn.toml")
+        .reload_str(&config(table, members), "churn.toml")
         .unwrap();
 }
 
@@ -231,61 +250,92 @@ fn flows_at(load_percent: usize) -> usize {
     ENTRIES * load_percent / 100
 }
 
-/// Two choices: no established flow to a surviving backend moves up to 50 % of the
-/// entries, and at most 0.5 % at 75 % (the issue's goal is 0 at 75 %: not reached on this
-/// 256-set table, see docs/RELIABILITY.md), whatever the worker count (and every worker
-/// count gives the same frames).
+/// Runs `table` at `load` % for `seed` on 1, 2 and 3 workers (every worker count gives the
+/// same frames) and returns the one-worker run.
+fn churn_on_every_worker_count(table: Table, load: usize, seed: u64) -> Churn {
+    let one = churn(table, flows_at(load), 1, seed);
+    eprintln!(
+        "{table:?}, {load} %: {} flows, {} broken, {} moved off removed backends (seed {seed})",
+        one.flows, one.broken, one.moved_off_removed
+    );
+    assert!(
+        one.moved_off_removed > 0,
+        "the events removed backends with flows"
+    );
+    for workers in [2, 3] {
+        let many = churn(table, flows_at(load), workers, seed);
+        assert!(
+            many == one,
+            "{workers} workers differ from one ({table:?}, seed {seed})"
+        );
+    }
+    one
+}
+
+/// Two choices of 4-way sets: no established flow to a surviving backend moves up to 50 %
+/// of the entries, and at most 0.5 % at 75 % (two 4-way sets both full of live flows is
+/// not rare at 75 %: see docs/RELIABILITY.md), whatever the worker count.
 #[test]
 fn two_choices_keep_established_flows_at_load() {
     for seed in [1, 2, 3] {
         for (load, most) in [(50, 0), (75, flows_at(75) / 200)] {
-            let one = churn(2, flows_at(load), 1, seed);
-            eprintln!(
-                "two choices, {load} %: {} flows, {} broken, {} moved off removed backends (seed {seed})",
-                one.flows, one.broken, one.moved_off_removed
-            );
+            let one = churn_on_every_worker_count(Table::new(FOUR_WAYS, 2), load, seed);
             assert!(
                 one.broken <= most,
                 "{load} %, seed {seed}: {} broken",
                 one.broken
             );
-            assert!(
-                one.moved_off_removed > 0,
-                "the events removed backends with flows"
-            );
-            for workers in [2, 3] {
-                let many = churn(2, flows_at(load), workers, seed);
-                assert!(
-                    many == one,
-                    "{workers} workers differ from one (seed {seed})"
-                );
-            }
         }
     }
 }
 
+/// The issue's goal: no established flow moved at 75 % of the entries. Two choices of
+/// 8-way sets (the same 1,024 entries as 128 sets × 8 ways) reach it: that a new flow
+/// finds all 16 of its candidate ways live at 75 % is rare (docs/RELIABILITY.md).
+#[test]
+fn two_choices_of_eight_ways_keep_every_established_flow_at_75_percent() {
+    for seed in [1, 2, 3] {
+        let one = churn_on_every_worker_count(Table::new(8, 2), 75, seed);
+        assert_eq!(one.broken, 0, "75 %, seed {seed}");
+    }
+}
+
 /// One choice breaks flows at the same load (the harness sees what it is there to see),
-/// and the curve of both against load, for docs/RELIABILITY.md.
+/// and the curve of every table against load, for docs/RELIABILITY.md.
 #[test]
 fn one_choice_breaks_flows_at_load_and_the_curve() {
     let seeds = [1u64, 2, 3];
+    let tables = [
+        Table::new(FOUR_WAYS, 1),
+        Table::new(FOUR_WAYS, 2),
+        Table::new(8, 1),
+        Table::new(8, 2),
+    ];
     let mut rows = Vec::new();
     for load in [25, 50, 75, 90, 100] {
         let flows = flows_at(load);
-        let mut broken = [0usize; 2];
+        let mut broken = [0usize; 4];
         for seed in seeds {
-            for (c, choices) in [1u32, 2].into_iter().enumerate() {
-                broken[c] += churn(choices, flows, 2, seed).broken;
+            for (t, table) in tables.into_iter().enumerate() {
+                broken[t] += churn(table, flows, 2, seed).broken;
             }
         }
-        eprintln!(
-            "load {load:>3} % ({flows} flows × {} seeds, {EVENTS} events): broken one choice {} ({:.2} %), two choices {} ({:.2} %)",
-            seeds.len(),
-            broken[0],
-            100.0 * broken[0] as f64 / (flows * seeds.len()) as f64,
-            broken[1],
-            100.0 * broken[1] as f64 / (flows * seeds.len()) as f64,
+        let mut line = format!(
+            "load {load:>3} % ({flows} flows × {} seeds, {EVENTS} events): broken",
+            seeds.len()
         );
+        for (t, table) in tables.iter().enumerate() {
+            write!(
+                line,
+                "; {} ways {} choice(s) {} ({:.2} %)",
+                table.ways,
+                table.choices,
+                broken[t],
+                100.0 * broken[t] as f64 / (flows * seeds.len()) as f64
+            )
+            .unwrap();
+        }
+        eprintln!("{line}");
         rows.push((load, broken));
     }
     let at = |load| rows.iter().find(|r| r.0 == load).unwrap().1;
@@ -295,4 +345,5 @@ fn one_choice_breaks_flows_at_load_and_the_curve() {
         "two choices break far fewer at 75 %"
     );
     assert!(at(50)[1] == 0 && at(25)[1] == 0);
+    assert!(at(75)[3] == 0 && at(50)[3] == 0 && at(25)[3] == 0);
 }

@@ -261,6 +261,15 @@ pub static DESIGNS: &[DesignSpec] = &[
 /// The design a run takes without `--design`: the whole balancer (small profile).
 pub const DEFAULT_DESIGN: &str = "top";
 
+/// The whole balancer of a profile: what a run takes without `--design`
+/// (`--profile 100g` alone is the 512-bit top).
+pub fn default_design(profile: Profile) -> &'static str {
+    match profile {
+        Profile::Small => DEFAULT_DESIGN,
+        Profile::Hundred => "top-100g",
+    }
+}
+
 pub fn design(name: &str) -> Result<&'static DesignSpec, SynthError> {
     DESIGNS
         .iter()
@@ -886,6 +895,12 @@ mod tests {
     #[test]
     fn designs_are_found_by_name_and_unknown_names_list_the_choices() {
         assert_eq!(design(DEFAULT_DESIGN).unwrap().name, DEFAULT_DESIGN);
+        assert_eq!(
+            design(default_design(Profile::Hundred))
+                .unwrap()
+                .flow_entries,
+            64 * 1024
+        );
         assert_eq!(design("Flow-Table-1K").unwrap().flow_entries, 1024);
         let err = design("nope").unwrap_err().to_string();
         assert!(

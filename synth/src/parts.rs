@@ -49,15 +49,25 @@ impl Target {
     }
 
     /// The clock a run aims for when `--freq` is not given: 150 MHz on ECP5 (one 64-byte
-    /// frame per clock is 148.8 Mpps, the 100 GbE minimum-frame rate), 250 MHz on the
-    /// 100G-class parts (a common shell clock, e.g. OpenNIC's 250 MHz user domain).
-    pub fn default_freq_mhz(self) -> f64 {
+    /// frame per clock is 148.8 Mpps, the 100 GbE minimum-frame rate); on the 100G-class
+    /// parts 322.265625 MHz for the 100g profile (the clock of the 100 GbE MAC's 512-bit
+    /// stream in open shells: Corundum and OpenNIC run their CMAC datapath on it, so the
+    /// balancer sits on that stream with no clock crossing) and 250 MHz otherwise (a
+    /// common shell user clock, e.g. OpenNIC's 250 MHz user domain).
+    pub fn default_freq_mhz(self, hundred_g: bool) -> f64 {
         match self {
             Target::Ecp5_85F | Target::Ecp5_25F => 150.0,
+            Target::XilinxEstimate | Target::Vivado | Target::Quartus if hundred_g => {
+                CMAC_CLOCK_MHZ
+            }
             Target::XilinxEstimate | Target::Vivado | Target::Quartus => 250.0,
         }
     }
 }
+
+/// The 100 GbE MAC's stream clock in open FPGA NIC shells (Xilinx CMAC: 512 bits at
+/// 322.265625 MHz, 165 Gb/s of bus for 100 Gb/s of line).
+pub const CMAC_CLOCK_MHZ: f64 = 322.265625;
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
