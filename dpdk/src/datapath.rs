@@ -55,8 +55,9 @@ use std::time::Duration;
 /// Returns the verdict and, for `Forward`, whether the rewritten frame is in `m` (false: it
 /// did not fit, free it). `scratch` and `out` are only used for multi-segment mbufs
 /// (gather, copy-out rewrite).
-// Always inlined: called once per frame, the call (seven arguments, the pair returned in
-// memory) cost about 25 instructions a frame.
+// Always inlined: called once per frame, the call (seven arguments then, the pair returned
+// in memory) cost about 25 instructions a frame.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn balance_mbuf(
     shard: &mut Shard,
