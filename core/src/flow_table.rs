@@ -286,62 +286,61 @@ impl FlowTable {
             Ok(scan) => scan,
             Err(hit) => return hit,
         };
-        let choice = if sets[1] == sets[0] {
-            first
-                .choice(class)
-                .map(|(way, replaced)| (sets[0], way, replaced))
+        let (set, best) = if sets[1] == sets[0] {
+            (sets[0], first)
         } else {
             let second = match self.scan(sets[1], digest, now, t) {
                 Ok(scan) => scan,
                 Err(hit) => return hit,
             };
-            // The less loaded set's ways come first; ties → the first set.
+            // The less loaded set's ways come first (ties → the first set); the later
+            // set's best way wins only when it ranks strictly higher, as a later way of
+            // one set would: the union's choice without scanning the union.
             let (a, b, sa, sb) = if second.live < first.live {
                 (second, first, sets[1], sets[0])
             } else {
                 (first, second, sets[0], sets[1])
             };
-            let w = self.ways as usize;
-            a.then(b.offset(w))
-                .choice(class)
-                .map(|(pos, replaced)| match pos < w {
-                    true => (sa, pos, replaced),
-                    false => (sb, pos - w, replaced),
-                })
+            match b.rank > a.rank {
+                true => (sb, b),
+                false => (sa, a),
+            }
         };
-        Probe::Miss(choice.map(|(set, way, replaced)| Choice {
+        Probe::Miss(best.choice(class).map(|replaced| Choice {
             set,
-            way: way as u32,
+            way: best.way,
             replaced,
         }))
     }
 
     /// One set's pass for [`FlowTable::probe`]: `Err` is the hit ([`Probe::Hit`]);
-    /// `Ok` what an insert needs to know of the set.
+    /// `Ok` the set's best way for an insert and its load.
     #[inline]
     fn scan(&self, set: u32, digest: u64, now: u32, t: &Timeouts) -> Result<SetScan, Probe> {
         let mut scan = SetScan::default();
         for (w, e) in self.set(set).iter().enumerate() {
-            let Some(c) = e.class else {
-                scan.victims.empty(w);
-                continue;
-            };
-            let live = e.is_live(now, t);
-            if e.digest == digest {
-                if live {
-                    return Err(Probe::Hit {
-                        set,
-                        way: w as u32,
-                        backend: e.backend,
-                        class: c,
-                    });
+            let rank = match e.class {
+                None => rank::EMPTY,
+                Some(c) => {
+                    let (rank, live) = rank::occupied(e, c, now, t);
+                    if e.digest == digest {
+                        if live {
+                            return Err(Probe::Hit {
+                                set,
+                                way: w as u32,
+                                backend: e.backend,
+                                class: c,
+                            });
+                        }
+                        // Insert rule 1, unless a later way holds the digest live (a hit).
+                        rank::SAME
+                    } else {
+                        scan.live += u32::from(live);
+                        rank
+                    }
                 }
-                // Insert rule 1, unless a later way holds the digest live (a hit).
-                scan.same = scan.same.or(Some(w));
-                continue;
-            }
-            scan.live += u32::from(live);
-            scan.victims.occupied(w, e, c, live, now);
+            };
+            scan.see(w, rank);
         }
         Ok(scan)
     }
@@ -401,8 +400,8 @@ impl FlowTable {
         self.insert_at(choice, digest, backend, class, now)
     }
 
-    /// The rules of the module doc in one pass over the set (the per-frame form; tested
-    /// equal to the rule-by-rule reference in `one_pass_choice_is_the_rules`).
+    /// The rules of the module doc in one pass over the set (tested equal to the
+    /// rule-by-rule reference in `one_pass_choice_is_the_rules`).
     #[inline]
     fn choose_way(
         ways: &[FlowEntry],
@@ -411,141 +410,81 @@ impl FlowTable {
         now: u32,
         t: &Timeouts,
     ) -> Option<(usize, Replaced)> {
-        let mut victims = Victims::default();
+        let mut scan = SetScan::default();
         for (w, e) in ways.iter().enumerate() {
-            let Some(c) = e.class else {
-                victims.empty(w);
-                continue;
-            };
-            if e.digest == digest {
+            let rank = match e.class {
+                None => rank::EMPTY,
                 // It missed, so this entry is expired.
-                return Some((w, Replaced::Expired));
-            }
-            victims.occupied(w, e, c, e.is_live(now, t), now);
+                Some(_) if e.digest == digest => rank::SAME,
+                Some(c) => rank::occupied(e, c, now, t).0,
+            };
+            scan.see(w, rank);
         }
-        victims.choice(class)
+        scan.choice(class)
+            .map(|replaced| (scan.way as usize, replaced))
     }
 }
 
-/// What [`FlowTable::probe`] learns of one candidate set that missed.
-#[derive(Default)]
+/// The module doc's insert rules as one number per way: the way they choose is the first
+/// of the highest rank. (One integer compare per way, and one to merge two sets' bests,
+/// instead of a record per rule: this runs for every missed frame.)
+mod rank {
+    use super::{FlowClass, FlowEntry, Timeouts};
+
+    /// Rule 1: the flow's own digest (expired, since it missed).
+    pub const SAME: u64 = 4 << 32;
+    /// Rule 2: an invalid way.
+    pub const EMPTY: u64 = 3 << 32;
+    /// Rule 3: an expired way.
+    pub const EXPIRED: u64 = 2 << 32;
+    /// Rule 4: a live embryonic way, plus its age (the least recently seen ranks highest).
+    pub const EMBRYONIC: u64 = 1 << 32;
+    // Rule 5: any other live way ranks by its age alone (below 2^32).
+
+    /// Another flow's way holding `e` (of class `c`): its rank, and whether it is live.
+    #[inline(always)]
+    pub fn occupied(e: &FlowEntry, c: FlowClass, now: u32, t: &Timeouts) -> (u64, bool) {
+        let age = now.wrapping_sub(e.last_seen);
+        let live = age <= t.for_class(c);
+        let rank = match (live, c) {
+            (false, _) => EXPIRED,
+            (true, FlowClass::Embryonic) => EMBRYONIC | u64::from(age),
+            (true, _) => u64::from(age),
+        };
+        (rank, live)
+    }
+}
+
+/// What [`FlowTable::probe`] learns of a candidate set that missed: its best way for an
+/// insert (the first of the highest [`rank`]) and its load.
+#[derive(Default, Clone, Copy)]
 struct SetScan {
-    /// Rule 1: a way holding this digest (expired).
-    same: Option<usize>,
+    rank: u64,
+    way: u32,
     /// Live ways (the set's load).
     live: u32,
-    victims: Victims,
 }
 
 impl SetScan {
-    /// Ways numbered from `by` on (the second set's ways follow the first's).
-    fn offset(self, by: usize) -> SetScan {
-        let v = self.victims;
-        SetScan {
-            same: self.same.map(|w| w + by),
-            live: self.live,
-            victims: Victims {
-                empty: v.empty.map(|w| w + by),
-                expired: v.expired.map(|w| w + by),
-                oldest_embryonic: v.oldest_embryonic,
-                oldest_embryonic_way: v.oldest_embryonic_way + by,
-                oldest: v.oldest,
-                oldest_way: v.oldest_way + by,
-            },
+    /// Way `w`, of `rank`, follows the ways seen so far. (Starting from rank 0 at way 0
+    /// is the same as starting from way 0: only a strictly higher rank replaces.)
+    #[inline(always)]
+    fn see(&mut self, w: usize, rank: u64) {
+        if rank > self.rank {
+            (self.rank, self.way) = (rank, w as u32);
         }
     }
 
-    /// The scan of this set's ways followed by `later`'s, as if they were one set.
-    fn then(self, later: SetScan) -> SetScan {
-        let (a, b) = (self.victims, later.victims);
-        // Only a strictly older way replaces: ties keep the earlier.
-        let (oldest_embryonic, oldest_embryonic_way) = match b.oldest_embryonic > a.oldest_embryonic
-        {
-            true => (b.oldest_embryonic, b.oldest_embryonic_way),
-            false => (a.oldest_embryonic, a.oldest_embryonic_way),
-        };
-        let (oldest, oldest_way) = match b.oldest > a.oldest {
-            true => (b.oldest, b.oldest_way),
-            false => (a.oldest, a.oldest_way),
-        };
-        SetScan {
-            same: self.same.or(later.same),
-            live: self.live + later.live,
-            victims: Victims {
-                empty: a.empty.or(b.empty),
-                expired: a.expired.or(b.expired),
-                oldest_embryonic,
-                oldest_embryonic_way,
-                oldest,
-                oldest_way,
-            },
-        }
-    }
-
-    /// Where a `class` flow goes: rule 1, then rules 2–6.
-    fn choice(&self, class: FlowClass) -> Option<(usize, Replaced)> {
-        match self.same {
-            Some(w) => Some((w, Replaced::Expired)),
-            None => self.victims.choice(class),
-        }
-    }
-}
-
-/// Rules 2–6 of the module doc (empty, expired, oldest embryonic, oldest, refused) in one
-/// pass over a set, way by way; shared by [`FlowTable::probe`] and `choose_way`, which
-/// handle rule 1 (the flow's own digest) themselves.
-#[derive(Default, Clone, Copy)]
-struct Victims {
-    empty: Option<usize>,
-    expired: Option<usize>,
-    // The oldest embryonic way and the oldest of all, each as (age + 1, way) with 0 for
-    // "none yet": only a strictly older way replaces, so ties keep the lowest way. (Plain
-    // integers rather than `Option<(age, way)>`: this runs for every missed frame, and
-    // the compiler turns these compares into conditional moves.)
-    oldest_embryonic: u64,
-    oldest_embryonic_way: usize,
-    oldest: u64,
-    oldest_way: usize,
-}
-
-impl Victims {
-    /// Way `w` is empty.
+    /// What an insert of a `class` flow at the best way replaces (`None`: refused, an
+    /// embryonic flow evicts only embryonic ones: rule 6).
     #[inline]
-    fn empty(&mut self, w: usize) {
-        self.empty = self.empty.or(Some(w));
-    }
-
-    /// Way `w` holds `e` (of class `c`; `live` at `now`), another flow's.
-    #[inline]
-    fn occupied(&mut self, w: usize, e: &FlowEntry, c: FlowClass, live: bool, now: u32) {
-        if !live {
-            self.expired = self.expired.or(Some(w));
+    fn choice(&self, class: FlowClass) -> Option<Replaced> {
+        match self.rank >> 32 {
+            4 | 2 => Some(Replaced::Expired),
+            3 => Some(Replaced::Empty),
+            1 => Some(Replaced::Evicted),
+            _ => (class != FlowClass::Embryonic).then_some(Replaced::Evicted),
         }
-        let rank = u64::from(now.wrapping_sub(e.last_seen)) + 1;
-        if c == FlowClass::Embryonic && rank > self.oldest_embryonic {
-            (self.oldest_embryonic, self.oldest_embryonic_way) = (rank, w);
-        }
-        if rank > self.oldest {
-            (self.oldest, self.oldest_way) = (rank, w);
-        }
-    }
-
-    /// The way for a `class` flow after every way was seen, and what it replaces.
-    #[inline]
-    fn choice(&self, class: FlowClass) -> Option<(usize, Replaced)> {
-        if let Some(w) = self.empty {
-            return Some((w, Replaced::Empty));
-        }
-        if let Some(w) = self.expired {
-            return Some((w, Replaced::Expired));
-        }
-        if self.oldest_embryonic > 0 {
-            return Some((self.oldest_embryonic_way, Replaced::Evicted));
-        }
-        if class == FlowClass::Embryonic || self.oldest == 0 {
-            return None;
-        }
-        Some((self.oldest_way, Replaced::Evicted))
     }
 }
 

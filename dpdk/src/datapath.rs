@@ -46,7 +46,7 @@ use flowgate_core::rewrite::{rewrite, MAX_FRAME_LEN};
 use flowgate_core::{Tables, Verdict};
 use flowgate_host::handoff::{CountersBoard, TablesWatch};
 use flowgate_host::idle::{IdleBackoff, IdlePolicy};
-use flowgate_host::shard::{SetSplit, Shard};
+use flowgate_host::shard::{Located, SetSplit, Shard};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -55,13 +55,15 @@ use std::time::Duration;
 /// Returns the verdict and, for `Forward`, whether the rewritten frame is in `m` (false: it
 /// did not fit, free it). `scratch` and `out` are only used for multi-segment mbufs
 /// (gather, copy-out rewrite).
-// Always inlined: called once per frame, the call (seven arguments, the pair returned in
-// memory) cost about 25 instructions a frame.
+// Always inlined: called once per frame, the call (seven arguments then, the pair returned
+// in memory) cost about 25 instructions a frame.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn balance_mbuf(
     shard: &mut Shard,
     m: &mut Mbuf,
     b: &Balance,
+    at: Located,
     now: u32,
     tables: &Tables,
     scratch: &mut Vec<u8>,
@@ -69,7 +71,7 @@ fn balance_mbuf(
 ) -> (Verdict, bool) {
     let mut fits = true;
     let verdict = if m.is_contiguous() {
-        shard.balance_with(m.pkt_len(), b, now, tables, |mode, params| {
+        shard.balance_with(m.pkt_len(), b, at, now, tables, |mode, params| {
             if !m.rewrite_in_place(b.datagram, mode, params)? {
                 // No headroom for the outer header: the copy-out rewrite.
                 rewrite(m.data(), b.datagram, mode, params, out)?;
@@ -459,7 +461,7 @@ fn run_single(
     let mut rx: Vec<Mbuf> = Vec::with_capacity(burst as usize);
     let mut forward: Vec<Mbuf> = Vec::with_capacity(burst as usize);
     let mut pass: Vec<Mbuf> = Vec::with_capacity(burst as usize);
-    let mut batch: Vec<(Mbuf, Balance)> = Vec::with_capacity(burst as usize);
+    let mut batch: Vec<(Mbuf, Balance, Located)> = Vec::with_capacity(burst as usize);
     let mut out = Vec::with_capacity(MAX_FRAME_LEN);
     let mut scratch = Vec::new();
     let mut rx_queues = RxQueues::new(ports.rx, 0, 1);
@@ -516,8 +518,8 @@ fn run_single(
             };
             match prepared {
                 Prepared::Balance(b) => {
-                    shard.prefetch(&b, tables);
-                    batch.push((m, b));
+                    let at = shard.locate(&b, tables);
+                    batch.push((m, b, at));
                 }
                 Prepared::Pass => {
                     shard.count_unbalanced(Verdict::Pass);
@@ -530,9 +532,18 @@ fn run_single(
         }
         // One input (the main lcore owns every set): every balanced frame is steered.
         io.steered += batch.len() as u64;
-        for (mut m, b) in batch.drain(..) {
+        for (mut m, b, at) in batch.drain(..) {
             let now = tick(config.clock, &m, burst_ms);
-            match balance_mbuf(&mut shard, &mut m, &b, now, tables, &mut scratch, &mut out) {
+            match balance_mbuf(
+                &mut shard,
+                &mut m,
+                &b,
+                at,
+                now,
+                tables,
+                &mut scratch,
+                &mut out,
+            ) {
                 (Verdict::Forward { .. }, true) => forward.push(m),
                 (Verdict::Forward { .. }, false) => io.rewrite_no_room += 1,
                 _ => {}
@@ -663,7 +674,7 @@ struct Worker<'a> {
     io: IoCounters,
     burst: u16,
     rx: Vec<Mbuf>,
-    batch: Vec<(Mbuf, Balance)>,
+    batch: Vec<(Mbuf, Balance, Located)>,
     forward: Vec<Mbuf>,
     pass: Vec<Mbuf>,
     /// Frames for each other worker, handed off after the burst.
@@ -744,8 +755,8 @@ impl<'a> Worker<'a> {
                 Prepared::Balance(b) => {
                     let owner = self.split.owner(b.sets[0]);
                     if owner == ctx.index {
-                        self.shard.prefetch(&b, tables);
-                        self.batch.push((m, b));
+                        let at = self.shard.locate(&b, tables);
+                        self.batch.push((m, b, at));
                         self.io.steered += 1;
                     } else {
                         m.store_prepared(prepared, ctx.priv_size);
@@ -777,8 +788,8 @@ impl<'a> Worker<'a> {
                 let Prepared::Balance(b) = (unsafe { m.load_prepared() }) else {
                     unreachable!("only balanced frames are handed off")
                 };
-                self.shard.prefetch(&b, &self.tables);
-                self.batch.push((m, b));
+                let at = self.shard.locate(&b, &self.tables);
+                self.batch.push((m, b, at));
             }
         }
         taken
@@ -788,13 +799,14 @@ impl<'a> Worker<'a> {
     fn balance_and_send(&mut self, burst_ms: u32) {
         self.frames += self.batch.len() as u64;
         let clock = self.ctx.config.clock;
-        for (mut m, b) in self.batch.drain(..) {
+        for (mut m, b, at) in self.batch.drain(..) {
             let now = tick(clock, &m, burst_ms);
             let (shard, tables) = (&mut self.shard, &*self.tables);
             match balance_mbuf(
                 shard,
                 &mut m,
                 &b,
+                at,
                 now,
                 tables,
                 &mut self.scratch,

@@ -84,6 +84,11 @@ impl SetSplit {
     /// `set`'s index in its owner's table.
     #[inline]
     pub fn local(&self, set: u32) -> u32 {
+        if self.count == 1 {
+            // One shard: local = global (what the class table gives too, with a load
+            // and a multiply per set).
+            return set;
+        }
         let c = self.class(set);
         (set >> self.shared) * c.of + c.position
     }
@@ -159,11 +164,12 @@ impl Shard {
         pipeline::count_unbalanced(verdict, &mut self.counters);
     }
 
-    /// Start loading what balancing `b` will read: its flow-table sets and its Maglev slot
-    /// (read on a miss). A burst is prefetched as a whole before it is balanced, so these
-    /// cache misses overlap instead of following one another. Only a hint: nothing changes.
+    /// Where balancing `b` will look in this shard's table ([`Located`]), and start
+    /// loading what it will read: its flow-table sets and its Maglev slot (read on a
+    /// miss). A burst is located as a whole before it is balanced, so these cache misses
+    /// overlap instead of following one another. The prefetches are only hints.
     #[inline]
-    pub fn prefetch(&self, b: &Balance, tables: &Tables) {
+    pub fn locate(&self, b: &Balance, tables: &Tables) -> Located {
         let ways = self.flows.ways() as usize;
         let locals = self.split.local_pair(b.sets);
         let distinct = if locals[0] == locals[1] { 1 } else { 2 };
@@ -180,6 +186,7 @@ impl Shard {
                 prefetch(slot);
             }
         }
+        Located(locals)
     }
 
     /// The contract's stateful half for a balanced frame of this shard; when forwarded,
@@ -206,30 +213,37 @@ impl Shard {
         )
     }
 
-    /// As [`Shard::balance`], with the rewrite left to `rewrite` (e.g. in place, in the
-    /// frame's own buffer).
+    /// As [`Shard::balance`] for a frame this shard [located](Shard::locate), with the
+    /// rewrite left to `rewrite` (e.g. in place, in the frame's own buffer).
     #[inline]
     pub fn balance_with(
         &mut self,
         frame_len: usize,
         b: &Balance,
+        at: Located,
         now: u32,
         tables: &Tables,
         rewrite: impl FnOnce(Mode, &RewriteParams) -> Result<(), DropReason>,
     ) -> Verdict {
         debug_assert!(self.owns(b));
+        debug_assert_eq!(at.0, self.split.local_pair(b.sets));
         pipeline::balance_with(
             frame_len,
             b,
             now,
             tables,
             &mut self.flows,
-            self.split.local_pair(b.sets),
+            at.0,
             &mut self.counters,
             rewrite,
         )
     }
 }
+
+/// A balanced frame's candidate sets in its shard's table, from [`Shard::locate`]: computed
+/// once per frame, for the prefetch and then for the balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Located([u32; 2]);
 
 /// Ask for the cache line holding `p` (a hint: no effect on results).
 #[inline(always)]
