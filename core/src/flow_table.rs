@@ -284,14 +284,7 @@ impl FlowTable {
     ) -> Probe {
         let first = match self.scan(sets[0], digest, now, t) {
             Ok(scan) => scan,
-            Err((way, backend, class)) => {
-                return Probe::Hit {
-                    set: sets[0],
-                    way,
-                    backend,
-                    class,
-                }
-            }
+            Err(hit) => return hit,
         };
         let choice = if sets[1] == sets[0] {
             first
@@ -300,14 +293,7 @@ impl FlowTable {
         } else {
             let second = match self.scan(sets[1], digest, now, t) {
                 Ok(scan) => scan,
-                Err((way, backend, class)) => {
-                    return Probe::Hit {
-                        set: sets[1],
-                        way,
-                        backend,
-                        class,
-                    }
-                }
+                Err(hit) => return hit,
             };
             // The less loaded set's ways come first; ties → the first set.
             let (a, b, sa, sb) = if second.live < first.live {
@@ -330,16 +316,10 @@ impl FlowTable {
         }))
     }
 
-    /// One set's pass for [`FlowTable::probe`]: `Err` is a hit (way, backend, class);
+    /// One set's pass for [`FlowTable::probe`]: `Err` is the hit ([`Probe::Hit`]);
     /// `Ok` what an insert needs to know of the set.
     #[inline]
-    fn scan(
-        &self,
-        set: u32,
-        digest: u64,
-        now: u32,
-        t: &Timeouts,
-    ) -> Result<SetScan, (u32, u16, FlowClass)> {
+    fn scan(&self, set: u32, digest: u64, now: u32, t: &Timeouts) -> Result<SetScan, Probe> {
         let mut scan = SetScan::default();
         for (w, e) in self.set(set).iter().enumerate() {
             let Some(c) = e.class else {
@@ -349,7 +329,12 @@ impl FlowTable {
             let live = e.is_live(now, t);
             if e.digest == digest {
                 if live {
-                    return Err((w as u32, e.backend, c));
+                    return Err(Probe::Hit {
+                        set,
+                        way: w as u32,
+                        backend: e.backend,
+                        class: c,
+                    });
                 }
                 // Insert rule 1, unless a later way holds the digest live (a hit).
                 scan.same = scan.same.or(Some(w));
@@ -650,6 +635,23 @@ mod tests {
         }
     }
 
+    /// An entry from 64 random bits `r`: any class (or none), one of 4 digests (so
+    /// repeated flows), ages around every timeout (and a few wrapped ticks) before `now`.
+    fn random_entry(r: u64, now: u32) -> FlowEntry {
+        const CLASSES: [Option<FlowClass>; 4] = [
+            None,
+            Some(FlowClass::Embryonic),
+            Some(FlowClass::Tcp),
+            Some(FlowClass::Udp),
+        ];
+        FlowEntry {
+            class: CLASSES[(r & 3) as usize],
+            digest: (r >> 2) & 3,
+            backend: (r >> 4) as u16 & 0xff,
+            last_seen: now.wrapping_sub((r >> 16) as u32 % 1300),
+        }
+    }
+
     /// `probe` is `lookup`, and on a miss `insert`'s choice, and `insert_at` with it
     /// leaves the table as `insert` does: on random sets with repeated digests (live and
     /// expired copies of the same flow), ages around every timeout, and wrapped ticks.
@@ -657,25 +659,13 @@ mod tests {
     fn probe_is_lookup_then_choice() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x05ee_d0f9_a0be);
-        let classes = [
-            None,
-            Some(FlowClass::Embryonic),
-            Some(FlowClass::Tcp),
-            Some(FlowClass::Udp),
-        ];
         let (mut hits, mut refused, mut inserted) = (0, 0, 0);
         for _ in 0..100_000 {
             let ways = rng.gen_range(1..=6u32);
             let now: u32 = rng.gen();
             let mut ft = FlowTable::new(2, ways);
             for e in ft.set_mut(1) {
-                let r: u64 = rng.gen();
-                *e = FlowEntry {
-                    class: classes[(r & 3) as usize],
-                    digest: (r >> 2) & 3,
-                    backend: (r >> 4) as u16 & 0xff,
-                    last_seen: now.wrapping_sub((r >> 16) as u32 % 1300),
-                };
+                *e = random_entry(rng.gen(), now);
             }
             let digest = rng.gen_range(0..6u64);
             let class = [FlowClass::Embryonic, FlowClass::Tcp, FlowClass::Udp][rng.gen_range(0..3)];
@@ -732,12 +722,6 @@ mod tests {
     fn two_choice_probe_is_the_rules_over_the_union() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x2c40_1ce5);
-        let classes = [
-            None,
-            Some(FlowClass::Embryonic),
-            Some(FlowClass::Tcp),
-            Some(FlowClass::Udp),
-        ];
         let (mut hits, mut second, mut refused, mut evicted) = (0, 0, 0, 0);
         for _ in 0..100_000 {
             let ways = rng.gen_range(1..=5u32);
@@ -745,13 +729,7 @@ mod tests {
             let mut ft = FlowTable::new(4, ways);
             let sets = [rng.gen_range(0..4u32), rng.gen_range(0..4u32)];
             for e in ft.entries.iter_mut() {
-                let r: u64 = rng.gen();
-                *e = FlowEntry {
-                    class: classes[(r & 3) as usize],
-                    digest: (r >> 2) & 3,
-                    backend: (r >> 4) as u16 & 0xff,
-                    last_seen: now.wrapping_sub((r >> 16) as u32 % 1300),
-                };
+                *e = random_entry(rng.gen(), now);
             }
             let digest = rng.gen_range(0..6u64);
             let class = [FlowClass::Embryonic, FlowClass::Tcp, FlowClass::Udp][rng.gen_range(0..3)];

@@ -66,15 +66,17 @@ impl RetaLayout {
 
     /// Whether a RETA of `reta_size` entries steers every hash to its owner's queue: the
     /// owner must depend only on the hash bits the RETA sees. The owner reads only the
-    /// set bits a flow's candidate sets share (the low 6 at most), so any RETA of 64
-    /// entries or more is exact for any number of workers; a smaller one may not be (then
-    /// some frames arrive on another worker's queue and take the software hand-off).
+    /// set bits a flow's candidate sets share (the low 6 at most), as class `c % workers`,
+    /// so any RETA of 64 entries or more is exact for any number of workers, and a smaller
+    /// one when the workers divide it (`c % workers` is then fixed by `c % reta`); any
+    /// other may not be (then some frames arrive on another worker's queue and take the
+    /// software hand-off).
     pub fn exact(&self, reta_size: u16, queues: u16) -> bool {
         let reta = u32::from(reta_size);
         let (split, geometry) = self.split();
         reta.is_power_of_two()
             && u32::from(queues) >= self.workers
-            && (split.count() == 1 || reta >= 1 << geometry.shared_bits())
+            && (reta >= 1 << geometry.shared_bits() || reta % split.count() == 0)
     }
 }
 

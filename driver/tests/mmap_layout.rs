@@ -238,8 +238,10 @@ fn programming_a_plain_file_stops_at_the_commit_instead_of_hanging() {
     // bounded poll gives up.
     let dir = tempfile::tempdir().unwrap();
     let mut bus = MmapBus::create_image(dir.path().join("bar0")).unwrap();
-    let tables =
+    let mut tables =
         compile(&parse_str(include_str!("../../examples/basic.toml"), "basic.toml").unwrap());
+    // The software example's two choices would be refused before the commit.
+    tables.geometry.choices = flowgate_driver::program::HW_CHOICES;
     let err = program(&mut bus, &tables).unwrap_err();
     assert!(matches!(err, ProgramError::CommitTimeout(_)), "{err}");
 }

@@ -39,7 +39,12 @@ fn tables(text: &str) -> Tables {
 fn device(m: u32, geometry: Geometry) -> DeviceInfo {
     DeviceInfo {
         maglev_m: m,
-        geometry,
+        // A device looks flows up in as many sets as the hardware does, whatever the
+        // geometry's default (two, for software engines).
+        geometry: Geometry {
+            choices: flowgate_driver::program::HW_CHOICES,
+            ..geometry
+        },
         ..DeviceInfo::default()
     }
 }
@@ -524,8 +529,11 @@ fn a_reprogram_that_replaces_a_backend_never_shows_it_up_before_its_health_is_kn
 /// engine could take the reload. The tombstone is written as M empty slots.
 #[test]
 fn a_reload_that_removes_a_vip_programs_its_tombstone() {
-    let control = flowgate_driver::ControlPlane::new(parse_str(BASIC, "basic.toml").unwrap(), None);
-    let without_dns = BASIC
+    // The example as a hardware config: one candidate set per flow.
+    let basic = BASIC.replacen("choices = 2", "choices = 1", 1);
+    let control =
+        flowgate_driver::ControlPlane::new(parse_str(&basic, "basic.toml").unwrap(), None);
+    let without_dns = basic
         .split("[[vip]]")
         .filter(|part| !part.contains("name = \"dns\""))
         .collect::<Vec<_>>()
