@@ -1262,7 +1262,11 @@ mod tests {
         let terms = |x: u32, m: u32| {
             let (add, sub) = naf(m);
             (0..17).fold(0u32, |acc, k| {
-                let acc = if add >> k & 1 == 1 { acc.wrapping_add(x << k) } else { acc };
+                let acc = if add >> k & 1 == 1 {
+                    acc.wrapping_add(x << k)
+                } else {
+                    acc
+                };
                 if sub >> k & 1 == 1 {
                     acc.wrapping_sub(x << k)
                 } else {
@@ -1275,7 +1279,11 @@ mod tests {
             for _ in 0..2000 {
                 hash = hash.rotate_left(5) ^ hash.wrapping_mul(0x85eb_ca6b);
                 let slot = terms(hash >> 16, m).wrapping_add(terms(hash & 0xffff, m) >> 16) >> 16;
-                assert_eq!(u64::from(slot), (u64::from(hash) * u64::from(m)) >> 32, "{hash} × {m}");
+                assert_eq!(
+                    u64::from(slot),
+                    (u64::from(hash) * u64::from(m)) >> 32,
+                    "{hash} × {m}"
+                );
             }
             for hash in [0, u32::MAX] {
                 let slot = terms(hash >> 16, m).wrapping_add(terms(hash & 0xffff, m) >> 16) >> 16;
