@@ -17,14 +17,15 @@
 //! | `t+1` | VIP pick, first half (`core::classify`): the lowest-index exact-port match and the lowest-index any-port match, each with its VIP's index, mode and persistence, registered side by side; whether any matched; frame class from protocol and TCP flags; the frame's context (all but its VIP) packed into one vector |
 //! | `t+2` | VIP pick, second half: exact port before any-port, a 2:1 choice between the two registered candidates; the ports zeroed for fragments and src-ip persistence |
 //! | `t+3` | hash inputs assembled as `core::hash` lays them out (tuple, its ports as `t+2` left them; ‖ protocol ‖ VIP index for the digest); a frame for a VIP starts the three hashes (rss, digest_hi, digest_lo); its context enters a delay line of `HLAT` clocks |
-//! | `h` | hash and digest out, with the context; Maglev slot = (hash × M) >> 32 as shift-and-add of the constant M |
-//! | `h+1` | Maglev RAM read at `vip << SLOT_BITS | slot` |
-//! | `h+2` | the Maglev row registered (a block RAM read without its output register is slow: here a flip-flop takes its clock-to-out alone) |
-//! | `h+3` | `select()`: primary if up, else secondary if up (up = up bit set and the backend serves this VIP); flow-table request |
-//! | `h+5` | the flow table's backend-up query, answered from the same up state `h+3` saw |
-//! | `h+7` | `out_*` (combinational from registers): verdict, backend, flow outcome |
+//! | `h` | hash and digest out, with the context; the two 32-bit partial products of (hash × M) >> 32, `lo16 × M` and `hi16 × M`, as shifts, adds and subtracts of the constant M's non-adjacent digits ([`naf`]), registered |
+//! | `h+1` | Maglev slot = (`hi16 × M` + (`lo16 × M` >> 16)) >> 16, registered (the product in one clock was decide's critical path: 14.2 ns routed, docs/synth/decide-ecp5-85f-a0147b2-seed1.md) |
+//! | `h+2` | Maglev RAM read at `vip << SLOT_BITS | slot` |
+//! | `h+3` | the Maglev row in the second read register of its [`RegRam`] (read latency 2): nothing else reads the array, so on ECP5 the synth flow moves this register into the DP16KD's own output register (`OUTREG`, `flowgate_synth::outreg`), and select()'s logic starts from a 0.9 ns clock-to-out instead of the RAM's 5.8 ns |
+//! | `h+4` | `select()`: primary if up, else secondary if up (up = up bit set and the backend serves this VIP); flow-table request |
+//! | `h+6` | the flow table's backend-up query, answered from the same up state `h+4` saw |
+//! | `h+8` | `out_*` (combinational from registers): verdict, backend, flow outcome |
 //!
-//! [`Decide::LATENCY`] = `10 + HLAT` clocks (19 for [`FlowDecide`], 12 on a 512-bit stream).
+//! [`Decide::LATENCY`] = `11 + HLAT` clocks (20 for [`FlowDecide`], 13 on a 512-bit stream).
 //! Frames leave in input order; a pass or drop decided by the parser or the VIP match
 //! travels the same pipeline (as a bubble to the flow table), so every frame takes exactly
 //! `LATENCY` clocks. Frames may enter every [`Decide::MIN_GAP`] clocks (the slices of one
@@ -53,11 +54,11 @@
 //!   and the three timeouts, read every clock.
 //!
 //! Up changes are exact per frame: a write lands in `up_next` at once, and moves to the
-//! copy `select()` reads only in a clock in which no frame is at `h+3` (a frame
+//! copy `select()` reads only in a clock in which no frame is at `h+4` (a frame
 //! boundary); the flow table's query reads that copy two clocks later, so each frame sees
 //! one up state at both places, and a change never falls between two back-to-back
 //! flow-table requests (which [`FlowTable`] requires, see its module doc). A frame sees a
-//! change if it reaches `h+3` after the first such idle clock following the write.
+//! change if it reaches `h+4` after the first such idle clock following the write.
 //!
 //! VIP entries, Maglev rows, backend VIPs, keys and timeouts are read at several stages
 //! and are meant to change only with no frame in flight (the register map shadows them
@@ -66,18 +67,45 @@
 use crate::constant;
 use crate::flow_table::FlowTable;
 use crate::hash::{SerialToeplitz, INPUT_BITS, KEY_BITS};
+use crate::reg_ram::RegRam;
 use flowgate_core::flow_table::FlowClass;
 use flowgate_core::DropReason;
 use rust_hdl::prelude::*;
 
 /// Clocks from a parser result at the input to its `out_*`, beside the hash's:
 /// [`Decide::LATENCY`] = `HASH_LATENCY_OFFSET + HLAT`.
-pub const HASH_LATENCY_OFFSET: usize = 10;
+pub const HASH_LATENCY_OFFSET: usize = 11;
 
 /// [`Decide::LATENCY`] of a block whose hash takes `hlat` clocks (for a containing block
 /// that would otherwise spell out `Decide`'s ten parameters).
 pub const fn latency(hlat: usize) -> usize {
     HASH_LATENCY_OFFSET + hlat
+}
+
+/// The non-adjacent form of `m`: `(add, sub)` with `m = add - sub`, no two adjacent digits
+/// nonzero (`add & sub == 0`, `(add | sub) & (add | sub) >> 1 == 0`), so the fewest
+/// shifted terms of any signed-digit form; bits up to 16 for `m < 2^16`. A constant
+/// multiply written as shifts and adds becomes a sum of that many terms (yosys does not
+/// recode a constant written so; it does not see a multiply).
+pub const fn naf(m: u32) -> (u32, u32) {
+    let (mut add, mut sub) = (0u32, 0u32);
+    let mut n = m as u64;
+    let mut k = 0;
+    while n != 0 {
+        if n & 1 == 1 {
+            // The digit ±1 that leaves n divisible by 4: +1 for n ≡ 1, −1 for n ≡ 3 (mod 4).
+            if n & 3 == 1 {
+                add |= 1 << k;
+                n -= 1;
+            } else {
+                sub |= 1 << k;
+                n += 1;
+            }
+        }
+        n >>= 1;
+        k += 1;
+    }
+    (add, sub)
 }
 
 /// [`Decide::MIN_GAP`] of a block whose hash works in slices of `chunk` bits.
@@ -202,7 +230,7 @@ pub struct Decide<
     pub up_state: Signal<Out, Bits<BACKENDS>>,
     /// A frame is inside the block.
     pub busy: Signal<Out, Bit>,
-    /// Flow-table read-back: while no frame is at `h+3`, the flow table reads set
+    /// Flow-table read-back: while no frame is at `h+4`, the flow table reads set
     /// `peek_set`, and two clocks later its ways appear on `peek_*` as stored in RAM (with
     /// the block drained — `busy` low for `LATENCY` clocks — that is the set's content).
     pub peek_set: Signal<In, Bits<SET_BITS>>,
@@ -244,7 +272,8 @@ pub struct Decide<
     t_persist: [DFF<Bits<2>>; VIPS],
     t_valid: DFF<Bits<VIPS>>,
     t_is_v6: DFF<Bits<VIPS>>,
-    maglev: RAM<Bits<32>, MAGLEV_BITS>,
+    /// Read latency 2: the address at h+2, the row at h+4 (`RegRam`).
+    maglev: RegRam<Bits<32>, MAGLEV_BITS>,
     /// Bit plane `j`: bit `j` of each backend's VIP.
     plane: [DFF<Bits<BACKENDS>>; VIP_BITS],
     /// Each backend's VIP is a VIP index (< VIPS).
@@ -284,9 +313,11 @@ pub struct Decide<
     n_backends: Constant<Bits<16>>,
     n_vips: Constant<Bits<16>>,
     n_words: Constant<Bits<16>>,
-    /// Bit k of M, and k: the constant multiplier as shift-and-add.
-    m_bit: [Constant<Bit>; 16],
-    shift_k: [Constant<Bits<32>>; 16],
+    /// M's digits in non-adjacent form (M = Σ 2^k over `m_add` − Σ 2^k over `m_sub`,
+    /// [`naf`]), and k: the constant multiplier as shifts, adds and subtracts.
+    m_add: [Constant<Bit>; 17],
+    m_sub: [Constant<Bit>; 17],
+    shift_k: [Constant<Bits<32>>; 17],
     slot_bits: Constant<Bits<32>>,
     mask16: Constant<Bits<32>>,
 
@@ -362,7 +393,7 @@ pub struct Decide<
     ctx: Signal<Local, Bits<CTX_BITS>>,
     a_ctx: DFF<Bits<CTX_BITS>>,
     h_ctx: Pipe<Bits<CTX_BITS>, HLAT>,
-    p_ctx: Pipe<Bits<CTX_BITS>, 7>,
+    p_ctx: Pipe<Bits<CTX_BITS>, 8>,
     a_bal: Signal<Local, Bit>,
     a_vip: Signal<Local, Bits<32>>,
     h_valid: Signal<Local, Bit>,
@@ -384,21 +415,21 @@ pub struct Decide<
     hi16: Signal<Local, Bits<32>>,
     lo_m: Signal<Local, Bits<32>>,
     hi_m: Signal<Local, Bits<32>>,
-    slot_sum: Signal<Local, Bits<32>>,
+    c_lo_m: DFF<Bits<32>>,
+    c_hi_m: DFF<Bits<32>>,
     digest: Signal<Local, Bits<64>>,
-    c_slot: DFF<Bits<32>>,
-    p_hash: Pipe<Bits<32>, 7>,
-    p_digest: Pipe<Bits<64>, 3>,
+    p_hash: Pipe<Bits<32>, 8>,
+    p_digest: Pipe<Bits<64>, 4>,
 
-    // ---- Stage h+1: Maglev read.
+    // ---- Stage h+1: the slot from the two partial products.
+    slot_sum: Signal<Local, Bits<32>>,
+    c_slot: DFF<Bits<32>>,
+
+    // ---- Stage h+2: Maglev read.
     m_vip: Signal<Local, Bits<32>>,
     m_addr: Signal<Local, Bits<32>>,
 
-    // ---- Stage h+2: the Maglev row lands in flip-flops (the DP16KD's read, which has
-    // no output register, no longer feeds select()'s logic in the same clock).
-    m_entry: DFF<Bits<32>>,
-
-    // ---- Stage h+3: select and flow-table request.
+    // ---- Stage h+4: select and flow-table request.
     s_bal: Signal<Local, Bit>,
     s_vip: Signal<Local, Bits<32>>,
     s_hash: Signal<Local, Bits<32>>,
@@ -410,7 +441,7 @@ pub struct Decide<
     s_up: Signal<Local, Bit>,
     flow: FlowTable<SET_BITS, WAYS>,
 
-    // ---- Stage h+5: the flow table's up query.
+    // ---- Stage h+6: the flow table's up query.
     elig_qry: Signal<Local, Bits<BACKENDS>>,
     qb: Signal<Local, Bits<16>>,
     qup: Signal<Local, Bits<WAYS>>,
@@ -421,7 +452,7 @@ pub struct Decide<
     up_wdata: Signal<Local, Bits<BACKENDS>>,
     bvip_bit: Signal<Local, Bits<BACKENDS>>,
 
-    // ---- Output (h+7).
+    // ---- Output (h+8).
     o_ctx: Signal<Local, Bits<CTX_BITS>>,
 }
 
@@ -597,7 +628,8 @@ impl<
             n_backends: constant(BACKENDS as u64),
             n_vips: constant(VIPS as u64),
             n_words: constant((BACKENDS / 32) as u64),
-            m_bit: std::array::from_fn(|k| Constant::new(maglev_m >> k & 1 == 1)),
+            m_add: std::array::from_fn(|k| Constant::new(naf(maglev_m).0 >> k & 1 == 1)),
+            m_sub: std::array::from_fn(|k| Constant::new(naf(maglev_m).1 >> k & 1 == 1)),
             shift_k: std::array::from_fn(|k| constant(k as u64)),
             slot_bits: constant(SLOT_BITS as u64),
             mask16: constant(0xffff),
@@ -681,6 +713,8 @@ impl<
             hi_m: Default::default(),
             slot_sum: Default::default(),
             digest: Default::default(),
+            c_lo_m: Default::default(),
+            c_hi_m: Default::default(),
             c_slot: Default::default(),
             p_hash: Default::default(),
             p_digest: Default::default(),
@@ -689,7 +723,6 @@ impl<
             s_bal: Default::default(),
             s_vip: Default::default(),
             s_hash: Default::default(),
-            m_entry: Default::default(),
             s_entry: Default::default(),
             primary: Default::default(),
             secondary: Default::default(),
@@ -742,8 +775,9 @@ impl<
             a_proto,
             a_is_v6,
             a_ctx,
+            c_lo_m,
+            c_hi_m,
             c_slot,
-            m_entry,
             m_exact,
             m_wild,
             m_valid,
@@ -778,8 +812,7 @@ impl<
             v_fragment
         );
         clock!(self, clock, h_ctx, p_ctx, rss_hash, hi_hash, lo_hash, p_hash, p_digest, flow);
-        self.maglev.read_clock.next = self.clock.val();
-        self.maglev.write_clock.next = self.clock.val();
+        self.maglev.clock.next = self.clock.val();
         for i in 0..VIPS {
             self.t_addr[i].clock.next = self.clock.val();
             self.t_port[i].clock.next = self.clock.val();
@@ -1040,38 +1073,48 @@ impl<
 
         // ---- Stage h: slot = (hash × M) >> 32 with M < 2^16, in 32-bit pieces:
         // hash × M = (hi16 × M) << 16 + lo16 × M, each product below 2^32, and
-        // hi16 × M + (lo16 × M >> 16) < 2^32 as well.
+        // hi16 × M + (lo16 × M >> 16) < 2^32 as well. Each product is a sum of M's
+        // non-adjacent digits (3 terms for M = 251 = 2^8 − 2^2 − 2^0, against 7 of its
+        // binary ones), wrapping mod 2^32, which is exact since the product fits; the two
+        // are registered, and added in the next clock.
         self.lo16.next = self.rss_hash.hash.val() & self.mask16.val();
         self.hi16.next = self.rss_hash.hash.val() >> 16;
         self.lo_m.next = self.zero32.val();
         self.hi_m.next = self.zero32.val();
-        for k in 0..16 {
-            if self.m_bit[k].val() {
+        for k in 0..17 {
+            if self.m_add[k].val() {
                 self.lo_m.next = self.lo_m.val() + (self.lo16.val() << self.shift_k[k].val());
                 self.hi_m.next = self.hi_m.val() + (self.hi16.val() << self.shift_k[k].val());
             }
+            if self.m_sub[k].val() {
+                self.lo_m.next = self.lo_m.val() - (self.lo16.val() << self.shift_k[k].val());
+                self.hi_m.next = self.hi_m.val() - (self.hi16.val() << self.shift_k[k].val());
+            }
         }
-        self.slot_sum.next = self.hi_m.val() + (self.lo_m.val() >> 16);
-        self.c_slot.d.next = self.slot_sum.val() >> 16;
+        self.c_lo_m.d.next = self.lo_m.val();
+        self.c_hi_m.d.next = self.hi_m.val();
         self.digest.next = (bit_cast::<64, 32>(self.hi_hash.hash.val()) << 32)
             | bit_cast::<64, 32>(self.lo_hash.hash.val());
         self.p_hash.data_in.next = self.rss_hash.hash.val();
         self.p_digest.data_in.next = self.digest.val();
         self.p_ctx.data_in.next = self.h_ctx.last.val();
 
-        // ---- Stage h+1: read the VIP's Maglev row.
-        self.m_vip.next = bit_cast::<32, 16>(self.p_ctx.taps[0].val().get_bits::<16>(25));
+        // ---- Stage h+1: the slot.
+        self.slot_sum.next = self.c_hi_m.q.val() + (self.c_lo_m.q.val() >> 16);
+        self.c_slot.d.next = self.slot_sum.val() >> 16;
+
+        // ---- Stage h+2: read the VIP's Maglev row.
+        self.m_vip.next = bit_cast::<32, 16>(self.p_ctx.taps[1].val().get_bits::<16>(25));
         self.m_addr.next = (self.m_vip.val() << self.slot_bits.val()) | self.c_slot.q.val();
         self.maglev.read_address.next = self.m_addr.val().get_bits::<MAGLEV_BITS>(0);
 
-        // ---- Stage h+2: the Maglev row into flip-flops.
-        self.m_entry.d.next = self.maglev.read_data.val();
+        // ---- Stage h+3: the Maglev row in the RAM's second read register.
 
-        // ---- Stage h+3: select() and the flow-table request.
-        self.s_bal.next = self.p_ctx.taps[2].val().get_bit(1);
-        self.s_vip.next = bit_cast::<32, 16>(self.p_ctx.taps[2].val().get_bits::<16>(25));
-        self.s_hash.next = self.p_hash.taps[2].val();
-        self.s_entry.next = self.m_entry.q.val();
+        // ---- Stage h+4: select() and the flow-table request.
+        self.s_bal.next = self.p_ctx.taps[3].val().get_bit(1);
+        self.s_vip.next = bit_cast::<32, 16>(self.p_ctx.taps[3].val().get_bits::<16>(25));
+        self.s_hash.next = self.p_hash.taps[3].val();
+        self.s_entry.next = self.maglev.read_data.val();
         self.primary.next = self.s_entry.val().get_bits::<16>(0);
         self.secondary.next = self.s_entry.val().get_bits::<16>(16);
         // backend_is_up(vip, b): up, and a backend of this VIP.
@@ -1102,9 +1145,9 @@ impl<
             self.peek_backend[w].next = self.flow.peek_backend[w].val();
             self.peek_last_seen[w].next = self.flow.peek_last_seen[w].val();
         }
-        self.flow.req_digest.next = self.p_digest.taps[2].val();
-        self.flow.req_now.next = self.p_ctx.taps[2].val().get_bits::<32>(89);
-        self.flow.req_class.next = self.p_ctx.taps[2].val().get_bits::<2>(7);
+        self.flow.req_digest.next = self.p_digest.taps[3].val();
+        self.flow.req_now.next = self.p_ctx.taps[3].val().get_bits::<32>(89);
+        self.flow.req_class.next = self.p_ctx.taps[3].val().get_bits::<2>(7);
         self.flow.req_vip.next = self.s_vip.val().get_bits::<16>(0);
         self.flow.req_select_ok.next = self.p_up.val() || self.s_up.val();
         if self.p_up.val() {
@@ -1123,7 +1166,7 @@ impl<
         self.up_d1.d.next = self.up_sel.q.val();
         self.up_qry.d.next = self.up_d1.q.val();
 
-        // ---- Stage h+5: the flow table asks whether its stored backends are up.
+        // ---- Stage h+6: the flow table asks whether its stored backends are up.
         self.elig_qry.next = self.up_qry.q.val() & self.bvip_ok.q.val();
         for j in 0..VIP_BITS {
             if self.flow.query_vip.val().get_bit(j) {
@@ -1144,7 +1187,7 @@ impl<
         }
         self.flow.query_up.next = self.qup.val();
 
-        // ---- Stage h+7: the verdict.
+        // ---- Stage h+8: the verdict.
         self.h_valid.next = self.a_ctx.q.val().get_bit(0);
         for i in 0..HLAT {
             if self.h_ctx.taps[i].val().get_bit(0) {
@@ -1152,15 +1195,15 @@ impl<
             }
         }
         self.busy.next = self.h_valid.val() | self.m_valid.q.val() | self.v_ctx.q.val().get_bit(0);
-        for i in 0..7 {
+        for i in 0..8 {
             if self.p_ctx.taps[i].val().get_bit(0) {
                 self.busy.next = true;
             }
         }
-        self.o_ctx.next = self.p_ctx.taps[6].val();
+        self.o_ctx.next = self.p_ctx.taps[7].val();
         self.out_valid.next = self.o_ctx.val().get_bit(0);
         self.out_mode.next = self.o_ctx.val().get_bits::<2>(5);
-        self.out_hash.next = self.p_hash.taps[6].val();
+        self.out_hash.next = self.p_hash.taps[7].val();
         self.out_l3_offset.next = self.o_ctx.val().get_bits::<16>(41);
         self.out_ip_len.next = self.o_ctx.val().get_bits::<16>(57);
         self.out_is_v6.next = self.o_ctx.val().get_bit(2);
@@ -1189,6 +1232,63 @@ impl<
         } else {
             self.out_verdict.next = self.o_ctx.val().get_bits::<2>(3);
             self.out_reason.next = self.o_ctx.val().get_bits::<8>(9);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::naf;
+
+    /// Every M the block accepts recodes to its value with no two adjacent digits, within
+    /// the 17 digit positions the block has constants for.
+    #[test]
+    fn naf_recodes_every_16_bit_multiplier() {
+        for m in 1..1u32 << 16 {
+            let (add, sub) = naf(m);
+            assert_eq!(add.wrapping_sub(sub), m, "m = {m}");
+            assert_eq!(add & sub, 0, "m = {m}");
+            let digits = add | sub;
+            assert_eq!(digits & digits >> 1, 0, "m = {m}: adjacent digits");
+            assert!(digits < 1 << 17, "m = {m}: a digit above 2^16");
+        }
+        assert_eq!(naf(251), (256, 5));
+    }
+
+    /// The slot as the hardware computes it (two 32-bit partial products as wrapping sums
+    /// of signed digits, then their sum) is `core`'s (hash × M) >> 32.
+    #[test]
+    fn the_split_product_is_the_slot() {
+        let terms = |x: u32, m: u32| {
+            let (add, sub) = naf(m);
+            (0..17).fold(0u32, |acc, k| {
+                let acc = if add >> k & 1 == 1 {
+                    acc.wrapping_add(x << k)
+                } else {
+                    acc
+                };
+                if sub >> k & 1 == 1 {
+                    acc.wrapping_sub(x << k)
+                } else {
+                    acc
+                }
+            })
+        };
+        let mut hash = 0x9e37_79b9u32;
+        for m in [2, 3, 251, 257, 4093, 65521] {
+            for _ in 0..2000 {
+                hash = hash.rotate_left(5) ^ hash.wrapping_mul(0x85eb_ca6b);
+                let slot = terms(hash >> 16, m).wrapping_add(terms(hash & 0xffff, m) >> 16) >> 16;
+                assert_eq!(
+                    u64::from(slot),
+                    (u64::from(hash) * u64::from(m)) >> 32,
+                    "{hash} × {m}"
+                );
+            }
+            for hash in [0, u32::MAX] {
+                let slot = terms(hash >> 16, m).wrapping_add(terms(hash & 0xffff, m) >> 16) >> 16;
+                assert_eq!(u64::from(slot), (u64::from(hash) * u64::from(m)) >> 32);
+            }
         }
     }
 }

@@ -926,11 +926,12 @@ fn trace_decisions_match_core_with_backends_going_down_and_up() {
     // Inside the SYN flood (one-beat frames for VIP 0, one per clock): a change written
     // there finds stage 4 busy and must wait for a frame boundary with an idle clock.
     let one_beat_for_vip = |i: usize| one_beat(&frames[i].0);
-    // With one-beat frames, stage h+3 (select) in the clock after the write holds the
-    // frame `PARSE_LATENCY + WIDE_HLAT + 5` before this one (the VIP compares, the pick's
-    // two halves and the hash inputs each take a clock before the hash, the Maglev read
-    // and its register two after it): those must all be busy for the change to wait.
-    let back = PARSE_LATENCY + WIDE_HLAT + 6;
+    // With one-beat frames, stage h+4 (select) in the clock after the write holds the
+    // frame `PARSE_LATENCY + WIDE_HLAT + 6` before this one (the VIP compares, the pick's
+    // two halves and the hash inputs each take a clock before the hash, the slot, the
+    // Maglev read and its register three after it): those must all be busy for the
+    // change to wait.
+    let back = PARSE_LATENCY + WIDE_HLAT + 7;
     let burst = (back..n - 50)
         .find(|&i| (i - back..i).all(one_beat_for_vip))
         .expect("the trace has a SYN flood");
