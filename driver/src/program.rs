@@ -38,9 +38,10 @@ pub const KNOWN_MAJOR: u32 = regmap::BLOCK_VERSION >> 24;
 /// allows at most 65534 VIPs), so the data path treats a slot naming it as down.
 pub const NO_VIP: u16 = u16::MAX;
 
-/// Candidate sets per flow in the hardware's flow table: one, until `hdl` reads two banks
-/// (a two-choice config is refused by [`ProgramError::Geometry`]). Not a register yet:
-/// every build of the design has one choice.
+/// Candidate sets per flow in the hardware's flow table: one (a two-choice config is
+/// refused by [`ProgramError::Geometry`]). The flow-table block reads two banks and takes
+/// one or two choices at run time (`hdl::flow_table`'s `two_choice`), but the top ties that
+/// input to one until a register (`FLOW_CHOICES`) carries the config's value to it.
 pub const HW_CHOICES: u32 = 1;
 
 /// Why a device could not be programmed (or read). Every check that can fail is made

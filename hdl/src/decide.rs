@@ -174,7 +174,9 @@ pub struct Decide<
     const SLOT_BITS: usize,
     const MAGLEV_BITS: usize,
     const SET_BITS: usize,
+    const ROW_BITS: usize,
     const WAYS: usize,
+    const PAIR_WAYS: usize,
     const CHUNK: usize,
     const WIN: usize,
     const HLAT: usize,
@@ -202,6 +204,8 @@ pub struct Decide<
     pub key_digest_hi: Signal<In, Bits<KEY_BITS>>,
     pub key_digest_lo: Signal<In, Bits<KEY_BITS>>,
     pub timeout_embryonic: Signal<In, Bits<32>>,
+    /// Two candidate sets per flow (`flow_table.choices` = 2), else one.
+    pub two_choice: Signal<In, Bit>,
     pub timeout_tcp: Signal<In, Bits<32>>,
     pub timeout_udp: Signal<In, Bits<32>>,
     // VIP table write port.
@@ -289,8 +293,8 @@ pub struct Decide<
     onehot_v: [Constant<Bits<VIPS>>; VIPS],
     vip_id: [Constant<Bits<32>>; VIPS],
     vip_id16: [Constant<Bits<16>>; VIPS],
-    onehot_w: [Constant<Bits<WAYS>>; WAYS],
-    zero_w: Constant<Bits<WAYS>>,
+    onehot_w: [Constant<Bits<PAIR_WAYS>>; PAIR_WAYS],
+    zero_w: Constant<Bits<PAIR_WAYS>>,
     one_b: Constant<Bits<BACKENDS>>,
     zero2: Constant<Bits<2>>,
     zero3: Constant<Bits<3>>,
@@ -439,12 +443,12 @@ pub struct Decide<
     elig_sel: Signal<Local, Bits<BACKENDS>>,
     p_up: Signal<Local, Bit>,
     s_up: Signal<Local, Bit>,
-    flow: FlowTable<SET_BITS, WAYS>,
+    flow: FlowTable<SET_BITS, ROW_BITS, WAYS, PAIR_WAYS>,
 
     // ---- Stage h+6: the flow table's up query.
     elig_qry: Signal<Local, Bits<BACKENDS>>,
     qb: Signal<Local, Bits<16>>,
-    qup: Signal<Local, Bits<WAYS>>,
+    qup: Signal<Local, Bits<PAIR_WAYS>>,
 
     // ---- Table writes.
     up_shift: Signal<Local, Bits<16>>,
@@ -457,7 +461,7 @@ pub struct Decide<
 }
 
 /// The small profile (ECP5): 8 VIPs, 64 backends, Maglev M = 251, 4096 × 4 flows.
-pub type FlowDecide = Decide<8, 3, 64, 8, 11, 12, 4, SERIAL_CHUNK, SERIAL_WIN, SERIAL_HLAT>;
+pub type FlowDecide = Decide<8, 3, 64, 8, 11, 12, 11, 4, 8, SERIAL_CHUNK, SERIAL_WIN, SERIAL_HLAT>;
 /// The serial hash of a narrow stream: 8 slices of 39 bits, a frame every 8 clocks at
 /// most (a 64-byte frame is 8 beats of 64 bits).
 pub const SERIAL_CHUNK: usize = INPUT_BITS / 8;
@@ -477,11 +481,27 @@ impl<
         const SLOT_BITS: usize,
         const MAGLEV_BITS: usize,
         const SET_BITS: usize,
+        const ROW_BITS: usize,
         const WAYS: usize,
+        const PAIR_WAYS: usize,
         const CHUNK: usize,
         const WIN: usize,
         const HLAT: usize,
-    > Decide<VIPS, VIP_BITS, BACKENDS, SLOT_BITS, MAGLEV_BITS, SET_BITS, WAYS, CHUNK, WIN, HLAT>
+    >
+    Decide<
+        VIPS,
+        VIP_BITS,
+        BACKENDS,
+        SLOT_BITS,
+        MAGLEV_BITS,
+        SET_BITS,
+        ROW_BITS,
+        WAYS,
+        PAIR_WAYS,
+        CHUNK,
+        WIN,
+        HLAT,
+    >
 {
     /// Clocks from a parser result at the input to its `out_*`.
     pub const LATENCY: usize = latency(HLAT);
@@ -539,6 +559,7 @@ impl<
             key_digest_hi: Default::default(),
             key_digest_lo: Default::default(),
             timeout_embryonic: Default::default(),
+            two_choice: Default::default(),
             timeout_tcp: Default::default(),
             timeout_udp: Default::default(),
             vip_we: Default::default(),
@@ -749,12 +770,27 @@ impl<
         const SLOT_BITS: usize,
         const MAGLEV_BITS: usize,
         const SET_BITS: usize,
+        const ROW_BITS: usize,
         const WAYS: usize,
+        const PAIR_WAYS: usize,
         const CHUNK: usize,
         const WIN: usize,
         const HLAT: usize,
     > Logic
-    for Decide<VIPS, VIP_BITS, BACKENDS, SLOT_BITS, MAGLEV_BITS, SET_BITS, WAYS, CHUNK, WIN, HLAT>
+    for Decide<
+        VIPS,
+        VIP_BITS,
+        BACKENDS,
+        SLOT_BITS,
+        MAGLEV_BITS,
+        SET_BITS,
+        ROW_BITS,
+        WAYS,
+        PAIR_WAYS,
+        CHUNK,
+        WIN,
+        HLAT,
+    >
 {
     #[hdl_gen]
     fn update(&mut self) {
@@ -1156,6 +1192,7 @@ impl<
             self.flow.req_select.next = self.secondary.val();
         }
         self.flow.timeout_embryonic.next = self.timeout_embryonic.val();
+        self.flow.two_choice.next = self.two_choice.val();
         self.flow.timeout_tcp.next = self.timeout_tcp.val();
         self.flow.timeout_udp.next = self.timeout_udp.val();
         // The up state moves to select()'s copy only between flow-table requests, and
@@ -1176,7 +1213,7 @@ impl<
             }
         }
         self.qup.next = self.zero_w.val();
-        for w in 0..WAYS {
+        for w in 0..PAIR_WAYS {
             self.qb.next = self.flow.query_backend[w].val();
             // `&&` keeps the simulator's bit read inside the vector.
             if self.qb.val() < self.n_backends.val()

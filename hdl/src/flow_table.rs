@@ -1,7 +1,26 @@
 //! Stage 4 — the flow table: `2^SET_BITS` sets × `WAYS` ways in block RAM, one request per
 //! clock (II = 1), bit-exact with [`flowgate_core::flow_table::FlowTable`] driven the way
-//! `decide()` in `flowgate_core::pipeline` drives it (lookup → touch on a hit, insert on a
-//! miss).
+//! `decide()` in `flowgate_core::pipeline` drives it (probe → touch on a hit, insert where
+//! the probe chose on a miss), with one or two candidate sets per flow (`two_choice`, the
+//! contract's `Geometry::choices`; docs/CONTRACT.md §4).
+//!
+//! # Two banks
+//!
+//! A flow's two candidate sets differ in the bank bit B (`Geometry::bank_bit`), so the
+//! table is two banks of `2^(SET_BITS-1)` rows, bank = bit B of the set, row = the set
+//! without bit B; a request reads one row of each bank in the same cycle. The block
+//! derives the second set itself, `s2 = s1 ^ (((h2 | 1) << B) & (S - 1))` with h2 the
+//! digest's high half (an XOR on the request, before the RAM address). Everything after
+//! the read works on *slots*: the `2 × WAYS` ways of both rows, bank 0's then bank 1's.
+//! With one choice only the first set's bank is a candidate (`avail`), and the other
+//! bank's row is read and ignored.
+//!
+//! The decision is the contract's over the union: a hit is the first live digest match in
+//! the first set, else in the second; a miss takes the insert rules over both sets' slots
+//! ordered less-loaded set first (load = live ways, counted after the forwarding below;
+//! ties → the first set), as "first in order" for rules 1–3 (a masked priority pick: the
+//! first bank's candidates, else the other's) and as the tie-break of the LRU order for
+//! rules 4–5 (`beats`, from per-slot constant masks chosen by the order).
 //!
 //! # Interface and timing
 //!
@@ -26,12 +45,16 @@
 //!
 //! # Hazards: the result equals the sequential model
 //!
-//! Request `k` reads its set at the end of cycle `t`, but requests `k-1 .. k-4` have not
+//! Request `k` reads its rows at the end of cycle `t`, but requests `k-1 .. k-4` have not
 //! written yet (or write at that very edge). Their writes are kept in a three-deep history
-//! (`w1`, `w2`, `w3`, newest first) beside the RAM write port:
+//! (`w1`, `w2`, `w3`, newest first: both rows of the request and the one-hot slot it wrote)
+//! beside the RAM write ports. Whether a write lands in one of `k`'s slots is a row compare
+//! per bank, made a cycle early (in stage 1, as `same1..3`: the slots whose bank row
+//! matches) and carried beside the RAM read, so only the write's one-hot slot ANDs it in
+//! stage 2:
 //!
 //! * in stage 2 the RAM data of `k` is overlaid with the writes of `k-4`, `k-3`, `k-2`
-//!   (older first, so the newest wins per way) — plain muxes on registered data;
+//!   (older first, so the newest wins per slot) — plain muxes on registered data;
 //! * the write of `k-1` is decided in the very cycle `k` is in stage 2, so it is applied in
 //!   stage 3 instead, from its register. To keep that one-cycle loop short, stage 2
 //!   precomputes everything about "way `w` holds `k-1`'s entry" that does not depend on
@@ -45,20 +68,24 @@
 //! or `select()`, which only returns up backends), and is taken as up. The result differs
 //! from the sequential model only if that backend goes down in exactly that cycle.
 //!
-//! # Layout: one RAM per field and way
+//! # Layout: one RAM per field and slot
 //!
 //! An entry is class (2 bits, 0 = invalid), digest (64), backend (16) and last-seen tick
-//! (32) = 114 bits. Each way's fields sit in their own RAMs, all addressed by the set, so a
-//! lookup reads the whole set at once and a write enables only the way it changes (no
-//! read-modify-write of a wide word). A single set-wide word would need a width of
-//! `WAYS × 114`, which a const generic cannot express in stable Rust; and the block-RAM
-//! count is the same either way (the 16 K-entry profile needs ⌈114 / 4⌉ DP16KD per way).
+//! (32) = 114 bits. Each slot's (bank × way) fields sit in their own RAMs, addressed by the
+//! bank's row, so a lookup reads both candidate sets at once and a write enables only the
+//! slot it changes (no read-modify-write of a wide word). A single row-wide word would need
+//! a width of `WAYS × 114`, which a const generic cannot express in stable Rust. The
+//! 16 K-entry profile's banks are 2048 rows deep, so each field RAM maps to DP16KD as
+//! 2048 × 9: class 1, digest 8, backend 2, tick 4 = 15 per slot, 120 for the 8 slots (one
+//! bank of 4096 rows at 4096 × 4 took 1 + 16 + 4 + 8 = 29 per way, 116).
 //!
 //! The RAMs start zeroed (every way invalid) as block RAM does after configuration; there
 //! is no clear sequence for a reset at run time yet.
 
 use crate::constant;
-use flowgate_core::flow_table::{FlowClass, FlowEntry, Insert, Lookup, Replaced, Timeouts};
+use flowgate_core::flow_table::{
+    FlowClass, FlowEntry, Geometry, Insert, Probe, Replaced, Timeouts, MAX_BANK_BIT,
+};
 use rust_hdl::prelude::*;
 
 /// A request's insert outcome on `res_insert`.
@@ -111,6 +138,8 @@ pub fn class_bits(class: Option<FlowClass>) -> u32 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Outcome {
     pub hit: bool,
+    /// The candidate set of `way`; 0 when neither.
+    pub set: u32,
     /// The hit way, or the way inserted into; 0 when neither.
     pub way: u32,
     /// The hit entry's class (before promotion) and backend; 0 on a miss.
@@ -127,6 +156,7 @@ pub struct Outcome {
 /// One request to the flow table: the block's `req_*` inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request {
+    /// The first candidate set (the hash's low bits; the block derives the second).
     pub set: u32,
     pub digest: u64,
     pub now: u32,
@@ -136,22 +166,27 @@ pub struct Request {
     pub select: Option<u16>,
 }
 
-/// The sequential model: `decide()`'s flow-table half on `flowgate_core`'s `FlowTable`,
-/// with `select()` from the request and `backend_is_up` as `up`. Hardware must equal it.
+/// The sequential model: `decide()`'s flow-table half on `flowgate_core`'s `FlowTable`
+/// of `geometry` (probe, then touch on a hit or insert where the probe chose), with
+/// `select()` from the request and `backend_is_up` as `up`. Hardware must equal it.
 pub fn decide_model(
     table: &mut flowgate_core::flow_table::FlowTable,
+    geometry: &Geometry,
     req: &Request,
     timeouts: &Timeouts,
     up: impl Fn(u16) -> bool,
 ) -> Outcome {
-    match table.lookup(req.set, req.digest, req.now, timeouts) {
-        Lookup::Hit {
+    let sets = geometry.sets_of(req.set, req.digest);
+    match table.probe(sets, req.digest, req.class, req.now, timeouts) {
+        Probe::Hit {
+            set,
             way,
             backend,
             class: stored,
         } => {
             let mut out = Outcome {
                 hit: true,
+                set,
                 way,
                 stored_class: stored as u32,
                 stored_backend: backend,
@@ -171,21 +206,20 @@ pub fn decide_model(
                 out.reselect = true;
                 new
             };
-            table.touch(req.set, way, backend, promoted, req.now);
+            table.touch(set, way, backend, promoted, req.now);
             out.forward = true;
             out.backend = backend;
             out
         }
-        Lookup::Miss => {
+        Probe::Miss(choice) => {
             let Some(backend) = req.select else {
                 return Outcome::default();
             };
-            let insert = table.insert(req.set, req.digest, backend, req.class, req.now, timeouts);
+            let insert = table.insert_at(choice, req.digest, backend, req.class, req.now);
+            let (set, way) = choice.map_or((0, 0), |c| (c.set, c.way));
             Outcome {
-                way: match insert {
-                    Insert::Inserted { way, .. } => way,
-                    Insert::Refused => 0,
-                },
+                set,
+                way,
                 insert: InsertOutcome::of_insert(insert) as u32,
                 forward: true,
                 backend,
@@ -197,12 +231,24 @@ pub fn decide_model(
 
 /// The flow table block; see the module doc for the interface and timing.
 ///
-/// `SET_BITS` in 1..=24, `WAYS` in 1..=32 ([`FlowTable::default`] asserts both).
+/// `2^SET_BITS` sets in two banks of `2^ROW_BITS` rows (`ROW_BITS = SET_BITS - 1`), `WAYS`
+/// ways per set; `SLOTS = 2 × WAYS` is the ways of one row of both banks (the two candidate
+/// sets of a request). `SET_BITS` in 2..=24, `WAYS` in 1..=16 ([`FlowTable::default`]
+/// asserts these; stable Rust cannot compute `ROW_BITS` and `SLOTS` from the others).
 #[derive(LogicBlock)]
-pub struct FlowTable<const SET_BITS: usize, const WAYS: usize> {
+pub struct FlowTable<
+    const SET_BITS: usize,
+    const ROW_BITS: usize,
+    const WAYS: usize,
+    const SLOTS: usize,
+> {
     pub clock: Signal<In, Clock>,
+    /// Two candidate sets per flow (`Geometry::choices` = 2), else one (a control
+    /// register; static while requests flow).
+    pub two_choice: Signal<In, bool>,
     // Stage 0: the request.
     pub req_valid: Signal<In, bool>,
+    /// The flow's first candidate set (the hash's low bits); the block derives the second.
     pub req_set: Signal<In, Bits<SET_BITS>>,
     pub req_digest: Signal<In, Bits<64>>,
     pub req_now: Signal<In, Bits<32>>,
@@ -214,11 +260,12 @@ pub struct FlowTable<const SET_BITS: usize, const WAYS: usize> {
     pub timeout_embryonic: Signal<In, Bits<32>>,
     pub timeout_tcp: Signal<In, Bits<32>>,
     pub timeout_udp: Signal<In, Bits<32>>,
-    // Stage 2: the backend-up query, answered combinationally.
+    // Stage 2: the backend-up query, answered combinationally, for every slot (bank 0's
+    // ways, then bank 1's).
     pub query_vip: Signal<Out, Bits<16>>,
-    pub query_backend: [Signal<Out, Bits<16>>; WAYS],
-    pub query_up: Signal<In, Bits<WAYS>>,
-    // Stage 2, raw: the set as read from RAM (registered), without in-flight writes.
+    pub query_backend: [Signal<Out, Bits<16>>; SLOTS],
+    pub query_up: Signal<In, Bits<SLOTS>>,
+    // Stage 2, raw: set `req_set` as read from RAM (registered), without in-flight writes.
     // With the pipeline drained, a bubble with `req_set = s` dumps set `s` here.
     pub peek_class: [Signal<Out, Bits<2>>; WAYS],
     pub peek_digest: [Signal<Out, Bits<64>>; WAYS],
@@ -227,6 +274,8 @@ pub struct FlowTable<const SET_BITS: usize, const WAYS: usize> {
     // Stage 4: the result.
     pub res_valid: Signal<Out, bool>,
     pub res_hit: Signal<Out, bool>,
+    /// The candidate set hit or inserted into (0 when neither).
+    pub res_set: Signal<Out, Bits<SET_BITS>>,
     pub res_way: Signal<Out, Bits<8>>,
     pub res_stored_class: Signal<Out, Bits<2>>,
     pub res_stored_backend: Signal<Out, Bits<16>>,
@@ -235,21 +284,34 @@ pub struct FlowTable<const SET_BITS: usize, const WAYS: usize> {
     pub res_forward: Signal<Out, bool>,
     pub res_backend: Signal<Out, Bits<16>>,
 
-    // The table: per way, one RAM per field.
-    class_ram: [RAM<Bits<2>, SET_BITS>; WAYS],
-    digest_ram: [RAM<Bits<64>, SET_BITS>; WAYS],
-    backend_ram: [RAM<Bits<16>, SET_BITS>; WAYS],
-    seen_ram: [RAM<Bits<32>, SET_BITS>; WAYS],
+    // The table: per slot (bank × way), one RAM per field.
+    class_ram: [RAM<Bits<2>, ROW_BITS>; SLOTS],
+    digest_ram: [RAM<Bits<64>, ROW_BITS>; SLOTS],
+    backend_ram: [RAM<Bits<16>, ROW_BITS>; SLOTS],
+    seen_ram: [RAM<Bits<32>, ROW_BITS>; SLOTS],
 
     // Constants (sized, so that Verilator sees no width mismatch).
-    no_ways: Constant<Bits<WAYS>>,
-    one_way: Constant<Bits<WAYS>>,
-    onehot: [Constant<Bits<WAYS>>; WAYS],
-    /// Ways with a higher index than `w` (they lose an age tie against `w`).
-    above: [Constant<Bits<WAYS>>; WAYS],
-    below: [Constant<Bits<WAYS>>; WAYS],
-    way_id: [Constant<Bits<8>>; WAYS],
+    no_ways: Constant<Bits<SLOTS>>,
+    one_way: Constant<Bits<SLOTS>>,
+    bank0: Constant<Bits<SLOTS>>,
+    bank1: Constant<Bits<SLOTS>>,
+    onehot: [Constant<Bits<SLOTS>>; SLOTS],
+    /// Slots after `p` in the insert order when `p`'s bank comes first (the higher ways of
+    /// its bank and the whole other bank), and when it comes second (its higher ways).
+    after_first: [Constant<Bits<SLOTS>>; SLOTS],
+    after_second: [Constant<Bits<SLOTS>>; SLOTS],
+    before_first: [Constant<Bits<SLOTS>>; SLOTS],
+    before_second: [Constant<Bits<SLOTS>>; SLOTS],
+    way_id: [Constant<Bits<8>>; SLOTS],
     no_way: Constant<Bits<8>>,
+    no_set: Constant<Bits<SET_BITS>>,
+    /// The bank bit of a set; the bits above it.
+    bank_bit: Constant<Bits<SET_BITS>>,
+    high_bits: Constant<Bits<SET_BITS>>,
+    /// The bits of a row below the bank bit (the set's own; the rest is the set >> 1).
+    row_low: Constant<Bits<ROW_BITS>>,
+    count_zero: Constant<Bits<8>>,
+    count_one: Constant<Bits<8>>,
     no_backend: Constant<Bits<16>>,
     class_none: Constant<Bits<2>>,
     class_embryonic: Constant<Bits<2>>,
@@ -261,9 +323,22 @@ pub struct FlowTable<const SET_BITS: usize, const WAYS: usize> {
     insert_evicted: Constant<Bits<3>>,
     insert_refused: Constant<Bits<3>>,
 
+    // Stage 0 logic: the second candidate set and each bank's row.
+    mix: Signal<Local, Bits<SET_BITS>>,
+    set2: Signal<Local, Bits<SET_BITS>>,
+    first_bank: Signal<Local, bool>,
+    row_of1: Signal<Local, Bits<ROW_BITS>>,
+    row_of2: Signal<Local, Bits<ROW_BITS>>,
+    row0: Signal<Local, Bits<ROW_BITS>>,
+    row1: Signal<Local, Bits<ROW_BITS>>,
     // Stage 1: the request, registered while the RAM reads.
     r1_valid: DFF<bool>,
+    r1_two: DFF<bool>,
+    r1_first: DFF<bool>,
     r1_set: DFF<Bits<SET_BITS>>,
+    r1_set2: DFF<Bits<SET_BITS>>,
+    r1_row0: DFF<Bits<ROW_BITS>>,
+    r1_row1: DFF<Bits<ROW_BITS>>,
     r1_digest: DFF<Bits<64>>,
     r1_now: DFF<Bits<32>>,
     r1_class: DFF<Bits<2>>,
@@ -272,27 +347,37 @@ pub struct FlowTable<const SET_BITS: usize, const WAYS: usize> {
     r1_select: DFF<Bits<16>>,
     // Stage 2: the request and the registered RAM outputs.
     r2_valid: DFF<bool>,
+    r2_two: DFF<bool>,
+    r2_first: DFF<bool>,
     r2_set: DFF<Bits<SET_BITS>>,
+    r2_set2: DFF<Bits<SET_BITS>>,
+    r2_row0: DFF<Bits<ROW_BITS>>,
+    r2_row1: DFF<Bits<ROW_BITS>>,
     r2_digest: DFF<Bits<64>>,
     r2_now: DFF<Bits<32>>,
     r2_class: DFF<Bits<2>>,
     r2_vip: DFF<Bits<16>>,
     r2_select_ok: DFF<bool>,
     r2_select: DFF<Bits<16>>,
-    q2_class: [DFF<Bits<2>>; WAYS],
-    q2_digest: [DFF<Bits<64>>; WAYS],
-    q2_backend: [DFF<Bits<16>>; WAYS],
-    q2_seen: [DFF<Bits<32>>; WAYS],
-    /// Registered in stage 1: the set of the write that sits in `w1`/`w2`/`w3` when this
-    /// request reaches stage 2 equals this request's set (the compare moves out of stage 2).
-    same1: DFF<bool>,
-    same2: DFF<bool>,
-    same3: DFF<bool>,
-    // Stage 2 logic: facts of every candidate source (the RAM read per way, the three
+    q2_class: [DFF<Bits<2>>; SLOTS],
+    q2_digest: [DFF<Bits<64>>; SLOTS],
+    q2_backend: [DFF<Bits<16>>; SLOTS],
+    q2_seen: [DFF<Bits<32>>; SLOTS],
+    /// Registered in stage 1: the slots whose row equals this request's row in their
+    /// bank, for the write that sits in `w1`/`w2`/`w3` when this request reaches stage 2
+    /// (the row compares move out of stage 2; a write's one-hot slot then picks).
+    same1: DFF<Bits<SLOTS>>,
+    same2: DFF<Bits<SLOTS>>,
+    same3: DFF<Bits<SLOTS>>,
+    same1_n: Signal<Local, Bits<SLOTS>>,
+    same2_n: Signal<Local, Bits<SLOTS>>,
+    same3_n: Signal<Local, Bits<SLOTS>>,
+    prev_same_n: Signal<Local, Bits<SLOTS>>,
+    // Stage 2 logic: facts of every candidate source (the RAM read per slot, the three
     // writes), computed side by side, then muxed by the writes of k-4..k-2.
-    ram_age: [Signal<Local, Bits<32>>; WAYS],
-    ram_dmatch: Signal<Local, Bits<WAYS>>,
-    ram_live: Signal<Local, Bits<WAYS>>,
+    ram_age: [Signal<Local, Bits<32>>; SLOTS],
+    ram_dmatch: Signal<Local, Bits<SLOTS>>,
+    ram_live: Signal<Local, Bits<SLOTS>>,
     w1_age: Signal<Local, Bits<32>>,
     w2_age: Signal<Local, Bits<32>>,
     w3_age: Signal<Local, Bits<32>>,
@@ -302,71 +387,98 @@ pub struct FlowTable<const SET_BITS: usize, const WAYS: usize> {
     w1_live: Signal<Local, bool>,
     w2_live: Signal<Local, bool>,
     w3_live: Signal<Local, bool>,
-    m_dmatch_w: [Signal<Local, bool>; WAYS],
-    m_live_w: [Signal<Local, bool>; WAYS],
-    w1_pending: Signal<Local, bool>,
-    w2_pending: Signal<Local, bool>,
-    w3_pending: Signal<Local, bool>,
-    m_class: [Signal<Local, Bits<2>>; WAYS],
-    m_backend: [Signal<Local, Bits<16>>; WAYS],
-    age: [Signal<Local, Bits<32>>; WAYS],
+    m_dmatch_w: [Signal<Local, bool>; SLOTS],
+    m_live_w: [Signal<Local, bool>; SLOTS],
+    w1_pending: Signal<Local, Bits<SLOTS>>,
+    w2_pending: Signal<Local, Bits<SLOTS>>,
+    w3_pending: Signal<Local, Bits<SLOTS>>,
+    m_class: [Signal<Local, Bits<2>>; SLOTS],
+    m_backend: [Signal<Local, Bits<16>>; SLOTS],
+    age: [Signal<Local, Bits<32>>; SLOTS],
     prev_age: Signal<Local, Bits<32>>,
-    m_valid: Signal<Local, Bits<WAYS>>,
-    m_dmatch: Signal<Local, Bits<WAYS>>,
-    m_live: Signal<Local, Bits<WAYS>>,
-    m_emb: Signal<Local, Bits<WAYS>>,
-    m_ge: [Signal<Local, Bits<WAYS>>; WAYS],
-    m_prev_ge: Signal<Local, Bits<WAYS>>,
-    m_ge_prev: Signal<Local, Bits<WAYS>>,
-    // Stage 3: the request and the per-way facts, registered.
+    m_valid: Signal<Local, Bits<SLOTS>>,
+    m_dmatch: Signal<Local, Bits<SLOTS>>,
+    m_live: Signal<Local, Bits<SLOTS>>,
+    m_emb: Signal<Local, Bits<SLOTS>>,
+    m_ge: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    m_prev_ge: Signal<Local, Bits<SLOTS>>,
+    m_ge_prev: Signal<Local, Bits<SLOTS>>,
+    // Stage 3: the request and the per-slot facts, registered.
     r3_valid: DFF<bool>,
+    r3_two: DFF<bool>,
+    r3_first: DFF<bool>,
     r3_set: DFF<Bits<SET_BITS>>,
+    r3_set2: DFF<Bits<SET_BITS>>,
+    r3_row0: DFF<Bits<ROW_BITS>>,
+    r3_row1: DFF<Bits<ROW_BITS>>,
     r3_digest: DFF<Bits<64>>,
     r3_now: DFF<Bits<32>>,
     r3_class: DFF<Bits<2>>,
     r3_select_ok: DFF<bool>,
     r3_select: DFF<Bits<16>>,
-    s_valid: DFF<Bits<WAYS>>,
-    s_dmatch: DFF<Bits<WAYS>>,
-    s_live: DFF<Bits<WAYS>>,
-    s_emb: DFF<Bits<WAYS>>,
-    s_up: DFF<Bits<WAYS>>,
-    s_class: [DFF<Bits<2>>; WAYS],
-    s_backend: [DFF<Bits<16>>; WAYS],
-    /// Bit `v` of `s_ge[w]`: age of way `w` >= age of way `v`.
-    s_ge: [DFF<Bits<WAYS>>; WAYS],
-    /// Bit `w`: an entry written by the previous request would be at least as old as way `w`.
-    s_prev_ge: DFF<Bits<WAYS>>,
-    /// Bit `w`: way `w` is at least as old as an entry written by the previous request.
-    s_ge_prev: DFF<Bits<WAYS>>,
-    s_prev_same_set: DFF<bool>,
+    s_valid: DFF<Bits<SLOTS>>,
+    s_dmatch: DFF<Bits<SLOTS>>,
+    s_live: DFF<Bits<SLOTS>>,
+    s_emb: DFF<Bits<SLOTS>>,
+    s_up: DFF<Bits<SLOTS>>,
+    s_class: [DFF<Bits<2>>; SLOTS],
+    s_backend: [DFF<Bits<16>>; SLOTS],
+    /// Bit `v` of `s_ge[w]`: age of slot `w` >= age of slot `v`.
+    s_ge: [DFF<Bits<SLOTS>>; SLOTS],
+    /// Bit `w`: an entry written by the previous request would be at least as old as slot `w`.
+    s_prev_ge: DFF<Bits<SLOTS>>,
+    /// Bit `w`: slot `w` is at least as old as an entry written by the previous request.
+    s_ge_prev: DFF<Bits<SLOTS>>,
+    /// The slots whose row equals the previous request's row in their bank.
+    s_prev_same: DFF<Bits<SLOTS>>,
     s_prev_dmatch: DFF<bool>,
     s_prev_live_embryonic: DFF<bool>,
     s_prev_live_tcp: DFF<bool>,
     s_prev_live_udp: DFF<bool>,
     // Stage 3 logic: apply k-1's write, then decide.
-    fwd: Signal<Local, Bits<WAYS>>,
+    fwd: Signal<Local, Bits<SLOTS>>,
     fwd_live: Signal<Local, bool>,
-    e_valid: Signal<Local, Bits<WAYS>>,
-    e_dmatch: Signal<Local, Bits<WAYS>>,
-    e_live: Signal<Local, Bits<WAYS>>,
-    e_emb: Signal<Local, Bits<WAYS>>,
-    e_up: Signal<Local, Bits<WAYS>>,
-    e_class: [Signal<Local, Bits<2>>; WAYS],
-    e_backend: [Signal<Local, Bits<16>>; WAYS],
-    e_ge: [Signal<Local, Bits<WAYS>>; WAYS],
-    e_gt: [Signal<Local, Bits<WAYS>>; WAYS],
-    /// Bit `v` of `beats[w]`: way `w` goes before way `v` in LRU order (older, or as old
-    /// and lower).
-    beats: [Signal<Local, Bits<WAYS>>; WAYS],
-    oldest_embryonic: Signal<Local, Bits<WAYS>>,
-    oldest: Signal<Local, Bits<WAYS>>,
-    hits: Signal<Local, Bits<WAYS>>,
-    hit_way: Signal<Local, Bits<WAYS>>,
+    e_valid: Signal<Local, Bits<SLOTS>>,
+    e_dmatch: Signal<Local, Bits<SLOTS>>,
+    e_live: Signal<Local, Bits<SLOTS>>,
+    e_emb: Signal<Local, Bits<SLOTS>>,
+    e_up: Signal<Local, Bits<SLOTS>>,
+    e_class: [Signal<Local, Bits<2>>; SLOTS],
+    e_backend: [Signal<Local, Bits<16>>; SLOTS],
+    e_ge: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    e_gt: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    /// The slots of the request's candidate sets (both banks with two choices, else the
+    /// first set's bank), and of its first set's bank.
+    avail: Signal<Local, Bits<SLOTS>>,
+    s1_slots: Signal<Local, Bits<SLOTS>>,
+    /// Live ways of the first and second candidate set (their loads).
+    load1: Signal<Local, Bits<8>>,
+    load2: Signal<Local, Bits<8>>,
+    /// The slots that come first in the insert order (the less loaded set's; ties → the
+    /// first set's).
+    ins_first: Signal<Local, Bits<SLOTS>>,
+    /// Bit `v` of `beats[w]`: slot `w` goes before slot `v` in LRU order (older, or as
+    /// old and earlier in the insert order).
+    beats: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    emb_cand: Signal<Local, Bits<SLOTS>>,
+    oldest_embryonic: Signal<Local, Bits<SLOTS>>,
+    oldest: Signal<Local, Bits<SLOTS>>,
+    /// Rule candidates and their first slot in the insert order (`pick_*`: the first
+    /// bank's part, then the other's).
+    hits: Signal<Local, Bits<SLOTS>>,
+    hits_first: Signal<Local, Bits<SLOTS>>,
+    hit_way: Signal<Local, Bits<SLOTS>>,
+    same_cand: Signal<Local, Bits<SLOTS>>,
+    empty_cand: Signal<Local, Bits<SLOTS>>,
+    expired_cand: Signal<Local, Bits<SLOTS>>,
+    pick_in: Signal<Local, Bits<SLOTS>>,
+    pick_part: Signal<Local, Bits<SLOTS>>,
+    pick: Signal<Local, Bits<SLOTS>>,
     stored_class: Signal<Local, Bits<2>>,
     stored_backend: Signal<Local, Bits<16>>,
-    chosen: Signal<Local, Bits<WAYS>>,
+    chosen: Signal<Local, Bits<SLOTS>>,
     chosen_id: Signal<Local, Bits<8>>,
+    chosen_set: Signal<Local, Bits<SET_BITS>>,
     new_class: Signal<Local, Bits<2>>,
     backend: Signal<Local, Bits<16>>,
     insert: Signal<Local, Bits<3>>,
@@ -377,6 +489,7 @@ pub struct FlowTable<const SET_BITS: usize, const WAYS: usize> {
     // writing RAM now; w2, w3 the two before it).
     o_valid: DFF<bool>,
     o_hit: DFF<bool>,
+    o_set: DFF<Bits<SET_BITS>>,
     o_way: DFF<Bits<8>>,
     o_stored_class: DFF<Bits<2>>,
     o_stored_backend: DFF<Bits<16>>,
@@ -385,48 +498,71 @@ pub struct FlowTable<const SET_BITS: usize, const WAYS: usize> {
     o_forward: DFF<bool>,
     o_backend: DFF<Bits<16>>,
     w1_en: DFF<bool>,
-    w1_set: DFF<Bits<SET_BITS>>,
-    w1_way: DFF<Bits<WAYS>>,
+    w1_row0: DFF<Bits<ROW_BITS>>,
+    w1_row1: DFF<Bits<ROW_BITS>>,
+    w1_way: DFF<Bits<SLOTS>>,
     w1_class: DFF<Bits<2>>,
     w1_digest: DFF<Bits<64>>,
     w1_backend: DFF<Bits<16>>,
     w1_seen: DFF<Bits<32>>,
     w2_en: DFF<bool>,
-    w2_set: DFF<Bits<SET_BITS>>,
-    w2_way: DFF<Bits<WAYS>>,
+    w2_row0: DFF<Bits<ROW_BITS>>,
+    w2_row1: DFF<Bits<ROW_BITS>>,
+    w2_way: DFF<Bits<SLOTS>>,
     w2_class: DFF<Bits<2>>,
     w2_digest: DFF<Bits<64>>,
     w2_backend: DFF<Bits<16>>,
     w2_seen: DFF<Bits<32>>,
-    // w3 needs no set: its set was matched against the request a cycle earlier, as w2's
+    // w3 needs no rows: they were matched against the request a cycle earlier, as w2's
     // (`same3`).
     w3_en: DFF<bool>,
-    w3_way: DFF<Bits<WAYS>>,
+    w3_way: DFF<Bits<SLOTS>>,
     w3_class: DFF<Bits<2>>,
     w3_digest: DFF<Bits<64>>,
     w3_backend: DFF<Bits<16>>,
     w3_seen: DFF<Bits<32>>,
 }
 
-/// The 16 K-entry profile for an ECP5-85F: 4096 sets × 4 ways.
-pub type FlowTable16K = FlowTable<12, 4>;
+/// The 16 K-entry profile for an ECP5-85F: 4096 sets × 4 ways, two banks of 2048 rows.
+pub type FlowTable16K = FlowTable<12, 11, 4, 8>;
 
 /// Clock cycles from a request to its `res_*` outputs.
 pub const LATENCY: usize = 4;
 /// Clock cycles from a request to its backend-up query.
 pub const QUERY_LATENCY: usize = 2;
 
+/// The bank bit of a table of `2^set_bits` sets ([`flowgate_core::flow_table::Geometry::bank_bit`]).
+pub const fn bank_bit(set_bits: usize) -> usize {
+    let b = set_bits.saturating_sub(6);
+    if b > MAX_BANK_BIT as usize {
+        MAX_BANK_BIT as usize
+    } else {
+        b
+    }
+}
+
 fn array<T, const N: usize>(f: impl FnMut(usize) -> T) -> [T; N] {
     std::array::from_fn(f)
 }
 
-impl<const SET_BITS: usize, const WAYS: usize> Default for FlowTable<SET_BITS, WAYS> {
+impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOTS: usize> Default
+    for FlowTable<SET_BITS, ROW_BITS, WAYS, SLOTS>
+{
     fn default() -> Self {
-        assert!((1..=24).contains(&SET_BITS), "SET_BITS must be in 1..=24");
-        assert!((1..=32).contains(&WAYS), "WAYS must be in 1..=32");
-        let all = (1u64 << WAYS) - 1;
+        assert!((2..=24).contains(&SET_BITS), "SET_BITS must be in 2..=24");
+        assert!(ROW_BITS + 1 == SET_BITS, "ROW_BITS must be SET_BITS - 1");
+        assert!((1..=16).contains(&WAYS), "WAYS must be in 1..=16");
+        assert!(SLOTS == 2 * WAYS, "SLOTS must be 2 × WAYS");
+        let b = bank_bit(SET_BITS);
+        let bank_ways = (1u64 << WAYS) - 1;
+        // Slot p is way p % WAYS of bank p / WAYS.
+        let bank_of = |p: usize| bank_ways << (WAYS * (p / WAYS));
+        let higher = |p: usize| bank_of(p) & !((2u64 << p) - 1);
+        let lower = |p: usize| bank_of(p) & ((1u64 << p) - 1);
+        let other = |p: usize| ((1u64 << SLOTS) - 1) & !bank_of(p);
         Self {
             clock: Default::default(),
+            two_choice: Default::default(),
             req_valid: Default::default(),
             req_set: Default::default(),
             req_digest: Default::default(),
@@ -447,6 +583,7 @@ impl<const SET_BITS: usize, const WAYS: usize> Default for FlowTable<SET_BITS, W
             peek_last_seen: array(|_| Default::default()),
             res_valid: Default::default(),
             res_hit: Default::default(),
+            res_set: Default::default(),
             res_way: Default::default(),
             res_stored_class: Default::default(),
             res_stored_backend: Default::default(),
@@ -460,11 +597,21 @@ impl<const SET_BITS: usize, const WAYS: usize> Default for FlowTable<SET_BITS, W
             seen_ram: array(|_| Default::default()),
             no_ways: constant(0),
             one_way: constant(1),
-            onehot: array(|w| constant(1 << w)),
-            above: array(|w| constant(all & !((2u64 << w) - 1))),
-            below: array(|w| constant((1u64 << w) - 1)),
-            way_id: array(|w| constant(w as u64)),
+            bank0: constant(bank_ways),
+            bank1: constant(bank_ways << WAYS),
+            onehot: array(|p| constant(1 << p)),
+            after_first: array(|p| constant(higher(p) | other(p))),
+            after_second: array(|p| constant(higher(p))),
+            before_first: array(|p| constant(lower(p))),
+            before_second: array(|p| constant(lower(p) | other(p))),
+            way_id: array(|p| constant((p % WAYS) as u64)),
             no_way: constant(0),
+            no_set: constant(0),
+            bank_bit: constant(1 << b),
+            row_low: constant((1 << b) - 1),
+            high_bits: constant(((1u64 << SET_BITS) - 1) & !((2u64 << b) - 1)),
+            count_zero: constant(0),
+            count_one: constant(1),
             no_backend: constant(0),
             class_none: constant(0),
             class_embryonic: constant(FlowClass::Embryonic as u64),
@@ -475,8 +622,20 @@ impl<const SET_BITS: usize, const WAYS: usize> Default for FlowTable<SET_BITS, W
             insert_expired: constant(InsertOutcome::Expired as u64),
             insert_evicted: constant(InsertOutcome::Evicted as u64),
             insert_refused: constant(InsertOutcome::Refused as u64),
+            mix: Default::default(),
+            set2: Default::default(),
+            first_bank: Default::default(),
+            row_of1: Default::default(),
+            row_of2: Default::default(),
+            row0: Default::default(),
+            row1: Default::default(),
             r1_valid: Default::default(),
+            r1_two: Default::default(),
+            r1_first: Default::default(),
             r1_set: Default::default(),
+            r1_set2: Default::default(),
+            r1_row0: Default::default(),
+            r1_row1: Default::default(),
             r1_digest: Default::default(),
             r1_now: Default::default(),
             r1_class: Default::default(),
@@ -484,7 +643,12 @@ impl<const SET_BITS: usize, const WAYS: usize> Default for FlowTable<SET_BITS, W
             r1_select_ok: Default::default(),
             r1_select: Default::default(),
             r2_valid: Default::default(),
+            r2_two: Default::default(),
+            r2_first: Default::default(),
             r2_set: Default::default(),
+            r2_set2: Default::default(),
+            r2_row0: Default::default(),
+            r2_row1: Default::default(),
             r2_digest: Default::default(),
             r2_now: Default::default(),
             r2_class: Default::default(),
@@ -498,6 +662,10 @@ impl<const SET_BITS: usize, const WAYS: usize> Default for FlowTable<SET_BITS, W
             same1: Default::default(),
             same2: Default::default(),
             same3: Default::default(),
+            same1_n: Default::default(),
+            same2_n: Default::default(),
+            same3_n: Default::default(),
+            prev_same_n: Default::default(),
             ram_age: array(|_| Default::default()),
             ram_dmatch: Default::default(),
             ram_live: Default::default(),
@@ -527,7 +695,12 @@ impl<const SET_BITS: usize, const WAYS: usize> Default for FlowTable<SET_BITS, W
             m_prev_ge: Default::default(),
             m_ge_prev: Default::default(),
             r3_valid: Default::default(),
+            r3_two: Default::default(),
+            r3_first: Default::default(),
             r3_set: Default::default(),
+            r3_set2: Default::default(),
+            r3_row0: Default::default(),
+            r3_row1: Default::default(),
             r3_digest: Default::default(),
             r3_now: Default::default(),
             r3_class: Default::default(),
@@ -543,7 +716,7 @@ impl<const SET_BITS: usize, const WAYS: usize> Default for FlowTable<SET_BITS, W
             s_ge: array(|_| Default::default()),
             s_prev_ge: Default::default(),
             s_ge_prev: Default::default(),
-            s_prev_same_set: Default::default(),
+            s_prev_same: Default::default(),
             s_prev_dmatch: Default::default(),
             s_prev_live_embryonic: Default::default(),
             s_prev_live_tcp: Default::default(),
@@ -559,15 +732,29 @@ impl<const SET_BITS: usize, const WAYS: usize> Default for FlowTable<SET_BITS, W
             e_backend: array(|_| Default::default()),
             e_ge: array(|_| Default::default()),
             e_gt: array(|_| Default::default()),
+            avail: Default::default(),
+            s1_slots: Default::default(),
+            load1: Default::default(),
+            load2: Default::default(),
+            ins_first: Default::default(),
             beats: array(|_| Default::default()),
+            emb_cand: Default::default(),
             oldest_embryonic: Default::default(),
             oldest: Default::default(),
             hits: Default::default(),
+            hits_first: Default::default(),
             hit_way: Default::default(),
+            same_cand: Default::default(),
+            empty_cand: Default::default(),
+            expired_cand: Default::default(),
+            pick_in: Default::default(),
+            pick_part: Default::default(),
+            pick: Default::default(),
             stored_class: Default::default(),
             stored_backend: Default::default(),
             chosen: Default::default(),
             chosen_id: Default::default(),
+            chosen_set: Default::default(),
             new_class: Default::default(),
             backend: Default::default(),
             insert: Default::default(),
@@ -576,6 +763,7 @@ impl<const SET_BITS: usize, const WAYS: usize> Default for FlowTable<SET_BITS, W
             write: Default::default(),
             o_valid: Default::default(),
             o_hit: Default::default(),
+            o_set: Default::default(),
             o_way: Default::default(),
             o_stored_class: Default::default(),
             o_stored_backend: Default::default(),
@@ -584,14 +772,16 @@ impl<const SET_BITS: usize, const WAYS: usize> Default for FlowTable<SET_BITS, W
             o_forward: Default::default(),
             o_backend: Default::default(),
             w1_en: Default::default(),
-            w1_set: Default::default(),
+            w1_row0: Default::default(),
+            w1_row1: Default::default(),
             w1_way: Default::default(),
             w1_class: Default::default(),
             w1_digest: Default::default(),
             w1_backend: Default::default(),
             w1_seen: Default::default(),
             w2_en: Default::default(),
-            w2_set: Default::default(),
+            w2_row0: Default::default(),
+            w2_row1: Default::default(),
             w2_way: Default::default(),
             w2_class: Default::default(),
             w2_digest: Default::default(),
@@ -607,7 +797,17 @@ impl<const SET_BITS: usize, const WAYS: usize> Default for FlowTable<SET_BITS, W
     }
 }
 
-impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAYS> {
+impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOTS: usize>
+    FlowTable<SET_BITS, ROW_BITS, WAYS, SLOTS>
+{
+    const WAYS_PLUS_ONE: usize = WAYS + 1;
+    const MIX_FROM: usize = 32 - bank_bit(SET_BITS);
+    const MIX_TO: usize = Self::MIX_FROM + 1;
+}
+
+impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOTS: usize> Logic
+    for FlowTable<SET_BITS, ROW_BITS, WAYS, SLOTS>
+{
     #[hdl_gen]
     fn update(&mut self) {
         // Every register below is assigned on every path, so no hold (`d = q`) is needed.
@@ -615,7 +815,12 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
             self,
             clock,
             r1_valid,
+            r1_two,
+            r1_first,
             r1_set,
+            r1_set2,
+            r1_row0,
+            r1_row1,
             r1_digest,
             r1_now,
             r1_class,
@@ -623,7 +828,12 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
             r1_select_ok,
             r1_select,
             r2_valid,
+            r2_two,
+            r2_first,
             r2_set,
+            r2_set2,
+            r2_row0,
+            r2_row1,
             r2_digest,
             r2_now,
             r2_class,
@@ -634,7 +844,12 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
             same2,
             same3,
             r3_valid,
+            r3_two,
+            r3_first,
             r3_set,
+            r3_set2,
+            r3_row0,
+            r3_row1,
             r3_digest,
             r3_now,
             r3_class,
@@ -647,13 +862,14 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
             s_up,
             s_prev_ge,
             s_ge_prev,
-            s_prev_same_set,
+            s_prev_same,
             s_prev_dmatch,
             s_prev_live_embryonic,
             s_prev_live_tcp,
             s_prev_live_udp,
             o_valid,
             o_hit,
+            o_set,
             o_way,
             o_stored_class,
             o_stored_backend,
@@ -662,14 +878,16 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
             o_forward,
             o_backend,
             w1_en,
-            w1_set,
+            w1_row0,
+            w1_row1,
             w1_way,
             w1_class,
             w1_digest,
             w1_backend,
             w1_seen,
             w2_en,
-            w2_set,
+            w2_row0,
+            w2_row1,
             w2_way,
             w2_class,
             w2_digest,
@@ -682,33 +900,69 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
             w3_backend,
             w3_seen
         );
-        for w in 0..WAYS {
-            self.class_ram[w].read_clock.next = self.clock.val();
-            self.digest_ram[w].read_clock.next = self.clock.val();
-            self.backend_ram[w].read_clock.next = self.clock.val();
-            self.seen_ram[w].read_clock.next = self.clock.val();
-            self.class_ram[w].write_clock.next = self.clock.val();
-            self.digest_ram[w].write_clock.next = self.clock.val();
-            self.backend_ram[w].write_clock.next = self.clock.val();
-            self.seen_ram[w].write_clock.next = self.clock.val();
-            self.q2_class[w].clock.next = self.clock.val();
-            self.q2_digest[w].clock.next = self.clock.val();
-            self.q2_backend[w].clock.next = self.clock.val();
-            self.q2_seen[w].clock.next = self.clock.val();
-            self.s_class[w].clock.next = self.clock.val();
-            self.s_backend[w].clock.next = self.clock.val();
-            self.s_ge[w].clock.next = self.clock.val();
+        for p in 0..SLOTS {
+            self.class_ram[p].read_clock.next = self.clock.val();
+            self.digest_ram[p].read_clock.next = self.clock.val();
+            self.backend_ram[p].read_clock.next = self.clock.val();
+            self.seen_ram[p].read_clock.next = self.clock.val();
+            self.class_ram[p].write_clock.next = self.clock.val();
+            self.digest_ram[p].write_clock.next = self.clock.val();
+            self.backend_ram[p].write_clock.next = self.clock.val();
+            self.seen_ram[p].write_clock.next = self.clock.val();
+            self.q2_class[p].clock.next = self.clock.val();
+            self.q2_digest[p].clock.next = self.clock.val();
+            self.q2_backend[p].clock.next = self.clock.val();
+            self.q2_seen[p].clock.next = self.clock.val();
+            self.s_class[p].clock.next = self.clock.val();
+            self.s_backend[p].clock.next = self.clock.val();
+            self.s_ge[p].clock.next = self.clock.val();
         }
 
-        // ---- Stage 0: read the set; register the request.
-        for w in 0..WAYS {
-            self.class_ram[w].read_address.next = self.req_set.val();
-            self.digest_ram[w].read_address.next = self.req_set.val();
-            self.backend_ram[w].read_address.next = self.req_set.val();
-            self.seen_ram[w].read_address.next = self.req_set.val();
+        // ---- Stage 0: the second candidate set, s1 ^ (((h2 | 1) << B) & (S - 1)), and
+        // each bank's row (the set without its bank bit); read both rows.
+        // `from` is a one-iteration loop: the code generator evaluates a slice offset over
+        // loop variables only. Bits 32 − B .. of the digest are `h2 << B`.
+        self.mix.next = self.bank_bit.val();
+        for from in Self::MIX_FROM..Self::MIX_TO {
+            self.mix.next = (self.req_digest.val().get_bits::<SET_BITS>(from)
+                & self.high_bits.val())
+                | self.bank_bit.val();
+        }
+        self.set2.next = self.req_set.val();
+        if self.two_choice.val() {
+            self.set2.next = self.req_set.val() ^ self.mix.val();
+        }
+        self.first_bank.next = (self.req_set.val() & self.bank_bit.val()).any();
+        self.row_of1.next = (self.req_set.val().get_bits::<ROW_BITS>(0) & self.row_low.val())
+            | (self.req_set.val().get_bits::<ROW_BITS>(1) & !self.row_low.val());
+        self.row_of2.next = (self.set2.val().get_bits::<ROW_BITS>(0) & self.row_low.val())
+            | (self.set2.val().get_bits::<ROW_BITS>(1) & !self.row_low.val());
+        // With one choice both rows are the first set's; the other bank's is unused.
+        self.row0.next = self.row_of1.val();
+        self.row1.next = self.row_of2.val();
+        if self.first_bank.val() {
+            self.row0.next = self.row_of2.val();
+            self.row1.next = self.row_of1.val();
+        }
+        for p in 0..WAYS {
+            self.class_ram[p].read_address.next = self.row0.val();
+            self.digest_ram[p].read_address.next = self.row0.val();
+            self.backend_ram[p].read_address.next = self.row0.val();
+            self.seen_ram[p].read_address.next = self.row0.val();
+        }
+        for p in WAYS..SLOTS {
+            self.class_ram[p].read_address.next = self.row1.val();
+            self.digest_ram[p].read_address.next = self.row1.val();
+            self.backend_ram[p].read_address.next = self.row1.val();
+            self.seen_ram[p].read_address.next = self.row1.val();
         }
         self.r1_valid.d.next = self.req_valid.val();
+        self.r1_two.d.next = self.two_choice.val();
+        self.r1_first.d.next = self.first_bank.val();
         self.r1_set.d.next = self.req_set.val();
+        self.r1_set2.d.next = self.set2.val();
+        self.r1_row0.d.next = self.row0.val();
+        self.r1_row1.d.next = self.row1.val();
         self.r1_digest.d.next = self.req_digest.val();
         self.r1_now.d.next = self.req_now.val();
         self.r1_class.d.next = self.req_class.val();
@@ -717,31 +971,67 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
         self.r1_select.d.next = self.req_select.val();
 
         // ---- Stage 1: the RAM outputs go into registers (block RAM output registers).
-        for w in 0..WAYS {
-            self.q2_class[w].d.next = self.class_ram[w].read_data.val();
-            self.q2_digest[w].d.next = self.digest_ram[w].read_data.val();
-            self.q2_backend[w].d.next = self.backend_ram[w].read_data.val();
-            self.q2_seen[w].d.next = self.seen_ram[w].read_data.val();
+        for p in 0..SLOTS {
+            self.q2_class[p].d.next = self.class_ram[p].read_data.val();
+            self.q2_digest[p].d.next = self.digest_ram[p].read_data.val();
+            self.q2_backend[p].d.next = self.backend_ram[p].read_data.val();
+            self.q2_seen[p].d.next = self.seen_ram[p].read_data.val();
         }
         self.r2_valid.d.next = self.r1_valid.q.val();
+        self.r2_two.d.next = self.r1_two.q.val();
+        self.r2_first.d.next = self.r1_first.q.val();
         self.r2_set.d.next = self.r1_set.q.val();
+        self.r2_set2.d.next = self.r1_set2.q.val();
+        self.r2_row0.d.next = self.r1_row0.q.val();
+        self.r2_row1.d.next = self.r1_row1.q.val();
         self.r2_digest.d.next = self.r1_digest.q.val();
         self.r2_now.d.next = self.r1_now.q.val();
         self.r2_class.d.next = self.r1_class.q.val();
         self.r2_vip.d.next = self.r1_vip.q.val();
         self.r2_select_ok.d.next = self.r1_select_ok.q.val();
         self.r2_select.d.next = self.r1_select.q.val();
-        // Next cycle w1 holds what stage 3 decides now (r3's set), w2 what w1 holds now,
-        // w3 what w2 holds now; r2 holds r1.
-        self.same1.d.next = self.r3_set.q.val() == self.r1_set.q.val();
-        self.same2.d.next = self.w1_set.q.val() == self.r1_set.q.val();
-        self.same3.d.next = self.w2_set.q.val() == self.r1_set.q.val();
+        // Next cycle w1 holds what stage 3 decides now (r3's rows), w2 what w1 holds now,
+        // w3 what w2 holds now; r2 holds r1. Per bank: the slots a write there would hit.
+        self.same1_n.next = self.no_ways.val();
+        self.same2_n.next = self.no_ways.val();
+        self.same3_n.next = self.no_ways.val();
+        if self.r3_row0.q.val() == self.r1_row0.q.val() {
+            self.same1_n.next = self.bank0.val();
+        }
+        if self.r3_row1.q.val() == self.r1_row1.q.val() {
+            self.same1_n.next = self.same1_n.val() | self.bank1.val();
+        }
+        if self.w1_row0.q.val() == self.r1_row0.q.val() {
+            self.same2_n.next = self.bank0.val();
+        }
+        if self.w1_row1.q.val() == self.r1_row1.q.val() {
+            self.same2_n.next = self.same2_n.val() | self.bank1.val();
+        }
+        if self.w2_row0.q.val() == self.r1_row0.q.val() {
+            self.same3_n.next = self.bank0.val();
+        }
+        if self.w2_row1.q.val() == self.r1_row1.q.val() {
+            self.same3_n.next = self.same3_n.val() | self.bank1.val();
+        }
+
+        self.same1.d.next = self.same1_n.val();
+        self.same2.d.next = self.same2_n.val();
+        self.same3.d.next = self.same3_n.val();
 
         // ---- Stage 2: apply the writes of requests k-4, k-3, k-2 (newest last, so it
-        // wins), then reduce each way to the facts the decision needs.
-        self.w1_pending.next = self.w1_en.q.val() && self.same1.q.val();
-        self.w2_pending.next = self.w2_en.q.val() && self.same2.q.val();
-        self.w3_pending.next = self.w3_en.q.val() && self.same3.q.val();
+        // wins), then reduce each slot to the facts the decision needs.
+        self.w1_pending.next = self.no_ways.val();
+        self.w2_pending.next = self.no_ways.val();
+        self.w3_pending.next = self.no_ways.val();
+        if self.w1_en.q.val() {
+            self.w1_pending.next = self.w1_way.q.val() & self.same1.q.val();
+        }
+        if self.w2_en.q.val() {
+            self.w2_pending.next = self.w2_way.q.val() & self.same2.q.val();
+        }
+        if self.w3_en.q.val() {
+            self.w3_pending.next = self.w3_way.q.val() & self.same3.q.val();
+        }
         self.m_valid.next = self.no_ways.val();
         self.m_dmatch.next = self.no_ways.val();
         self.m_live.next = self.no_ways.val();
@@ -751,7 +1041,7 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
         // Age of an entry the previous request (k-1) writes: it carries k-1's tick.
         self.prev_age.next = self.r2_now.q.val() - self.r3_now.q.val();
         // Digest match, age and liveness of each source before the overlay picks one:
-        // the subtracts and compares run beside the set match instead of after the mux.
+        // the subtracts and compares run beside the row match instead of after the mux.
         self.w1_age.next = self.r2_now.q.val() - self.w1_seen.q.val();
         self.w2_age.next = self.r2_now.q.val() - self.w2_seen.q.val();
         self.w3_age.next = self.r2_now.q.val() - self.w3_seen.q.val();
@@ -778,83 +1068,96 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
                 && self.w3_age.val() <= self.timeout_udp.val());
         self.ram_dmatch.next = self.no_ways.val();
         self.ram_live.next = self.no_ways.val();
-        for w in 0..WAYS {
-            self.ram_age[w].next = self.r2_now.q.val() - self.q2_seen[w].q.val();
-            if self.q2_digest[w].q.val() == self.r2_digest.q.val() {
-                self.ram_dmatch.next = self.ram_dmatch.val() | self.onehot[w].val();
+        for p in 0..SLOTS {
+            self.ram_age[p].next = self.r2_now.q.val() - self.q2_seen[p].q.val();
+            if self.q2_digest[p].q.val() == self.r2_digest.q.val() {
+                self.ram_dmatch.next = self.ram_dmatch.val() | self.onehot[p].val();
             }
-            if (self.q2_class[w].q.val() == self.class_embryonic.val()
-                && self.ram_age[w].val() <= self.timeout_embryonic.val())
-                || (self.q2_class[w].q.val() == self.class_tcp.val()
-                    && self.ram_age[w].val() <= self.timeout_tcp.val())
-                || (self.q2_class[w].q.val() == self.class_udp.val()
-                    && self.ram_age[w].val() <= self.timeout_udp.val())
+            if (self.q2_class[p].q.val() == self.class_embryonic.val()
+                && self.ram_age[p].val() <= self.timeout_embryonic.val())
+                || (self.q2_class[p].q.val() == self.class_tcp.val()
+                    && self.ram_age[p].val() <= self.timeout_tcp.val())
+                || (self.q2_class[p].q.val() == self.class_udp.val()
+                    && self.ram_age[p].val() <= self.timeout_udp.val())
             {
-                self.ram_live.next = self.ram_live.val() | self.onehot[w].val();
+                self.ram_live.next = self.ram_live.val() | self.onehot[p].val();
             }
         }
+        for p in 0..SLOTS {
+            self.m_class[p].next = self.q2_class[p].q.val();
+            self.m_backend[p].next = self.q2_backend[p].q.val();
+            self.age[p].next = self.ram_age[p].val();
+            self.m_dmatch_w[p].next = self.ram_dmatch.val().get_bit(p);
+            self.m_live_w[p].next = self.ram_live.val().get_bit(p);
+            if self.w3_pending.val().get_bit(p) {
+                self.m_class[p].next = self.w3_class.q.val();
+                self.m_backend[p].next = self.w3_backend.q.val();
+                self.age[p].next = self.w3_age.val();
+                self.m_dmatch_w[p].next = self.w3_dmatch.val();
+                self.m_live_w[p].next = self.w3_live.val();
+            }
+            if self.w2_pending.val().get_bit(p) {
+                self.m_class[p].next = self.w2_class.q.val();
+                self.m_backend[p].next = self.w2_backend.q.val();
+                self.age[p].next = self.w2_age.val();
+                self.m_dmatch_w[p].next = self.w2_dmatch.val();
+                self.m_live_w[p].next = self.w2_live.val();
+            }
+            if self.w1_pending.val().get_bit(p) {
+                self.m_class[p].next = self.w1_class.q.val();
+                self.m_backend[p].next = self.w1_backend.q.val();
+                self.age[p].next = self.w1_age.val();
+                self.m_dmatch_w[p].next = self.w1_dmatch.val();
+                self.m_live_w[p].next = self.w1_live.val();
+            }
+            self.query_backend[p].next = self.m_backend[p].val();
+
+            if self.m_class[p].val() != self.class_none.val() {
+                self.m_valid.next = self.m_valid.val() | self.onehot[p].val();
+                if self.m_dmatch_w[p].val() {
+                    self.m_dmatch.next = self.m_dmatch.val() | self.onehot[p].val();
+                }
+            }
+            if self.m_class[p].val() == self.class_embryonic.val() {
+                self.m_emb.next = self.m_emb.val() | self.onehot[p].val();
+            }
+            if self.m_live_w[p].val() {
+                self.m_live.next = self.m_live.val() | self.onehot[p].val();
+            }
+            if self.prev_age.val() >= self.age[p].val() {
+                self.m_prev_ge.next = self.m_prev_ge.val() | self.onehot[p].val();
+            }
+            if self.age[p].val() >= self.prev_age.val() {
+                self.m_ge_prev.next = self.m_ge_prev.val() | self.onehot[p].val();
+            }
+        }
+        // The dump: set `r2_set`'s ways, from its bank.
         for w in 0..WAYS {
-            self.m_class[w].next = self.q2_class[w].q.val();
-            self.m_backend[w].next = self.q2_backend[w].q.val();
-            self.age[w].next = self.ram_age[w].val();
-            self.m_dmatch_w[w].next = self.ram_dmatch.val().get_bit(w);
-            self.m_live_w[w].next = self.ram_live.val().get_bit(w);
-            if self.w3_pending.val() && self.w3_way.q.val().get_bit(w) {
-                self.m_class[w].next = self.w3_class.q.val();
-                self.m_backend[w].next = self.w3_backend.q.val();
-                self.age[w].next = self.w3_age.val();
-                self.m_dmatch_w[w].next = self.w3_dmatch.val();
-                self.m_live_w[w].next = self.w3_live.val();
-            }
-            if self.w2_pending.val() && self.w2_way.q.val().get_bit(w) {
-                self.m_class[w].next = self.w2_class.q.val();
-                self.m_backend[w].next = self.w2_backend.q.val();
-                self.age[w].next = self.w2_age.val();
-                self.m_dmatch_w[w].next = self.w2_dmatch.val();
-                self.m_live_w[w].next = self.w2_live.val();
-            }
-            if self.w1_pending.val() && self.w1_way.q.val().get_bit(w) {
-                self.m_class[w].next = self.w1_class.q.val();
-                self.m_backend[w].next = self.w1_backend.q.val();
-                self.age[w].next = self.w1_age.val();
-                self.m_dmatch_w[w].next = self.w1_dmatch.val();
-                self.m_live_w[w].next = self.w1_live.val();
-            }
-            self.query_backend[w].next = self.m_backend[w].val();
             self.peek_class[w].next = self.q2_class[w].q.val();
             self.peek_digest[w].next = self.q2_digest[w].q.val();
             self.peek_backend[w].next = self.q2_backend[w].q.val();
             self.peek_last_seen[w].next = self.q2_seen[w].q.val();
-
-            if self.m_class[w].val() != self.class_none.val() {
-                self.m_valid.next = self.m_valid.val() | self.onehot[w].val();
-                if self.m_dmatch_w[w].val() {
-                    self.m_dmatch.next = self.m_dmatch.val() | self.onehot[w].val();
+            // `bank1` is a one-iteration loop: the code generator evaluates array indices
+            // over loop variables only.
+            for bank1 in WAYS..Self::WAYS_PLUS_ONE {
+                if self.r2_first.q.val() {
+                    self.peek_class[w].next = self.q2_class[w + bank1].q.val();
+                    self.peek_digest[w].next = self.q2_digest[w + bank1].q.val();
+                    self.peek_backend[w].next = self.q2_backend[w + bank1].q.val();
+                    self.peek_last_seen[w].next = self.q2_seen[w + bank1].q.val();
                 }
-            }
-            if self.m_class[w].val() == self.class_embryonic.val() {
-                self.m_emb.next = self.m_emb.val() | self.onehot[w].val();
-            }
-            if self.m_live_w[w].val() {
-                self.m_live.next = self.m_live.val() | self.onehot[w].val();
-            }
-            if self.prev_age.val() >= self.age[w].val() {
-                self.m_prev_ge.next = self.m_prev_ge.val() | self.onehot[w].val();
-            }
-            if self.age[w].val() >= self.prev_age.val() {
-                self.m_ge_prev.next = self.m_ge_prev.val() | self.onehot[w].val();
             }
         }
-        for w in 0..WAYS {
-            self.m_ge[w].next = self.no_ways.val();
-            for v in 0..WAYS {
-                if self.age[w].val() >= self.age[v].val() {
-                    self.m_ge[w].next = self.m_ge[w].val() | self.onehot[v].val();
+        for p in 0..SLOTS {
+            self.m_ge[p].next = self.no_ways.val();
+            for v in 0..SLOTS {
+                if self.age[p].val() >= self.age[v].val() {
+                    self.m_ge[p].next = self.m_ge[p].val() | self.onehot[v].val();
                 }
             }
-            self.s_ge[w].d.next = self.m_ge[w].val();
-            self.s_class[w].d.next = self.m_class[w].val();
-            self.s_backend[w].d.next = self.m_backend[w].val();
+            self.s_ge[p].d.next = self.m_ge[p].val();
+            self.s_class[p].d.next = self.m_class[p].val();
+            self.s_backend[p].d.next = self.m_backend[p].val();
         }
         self.query_vip.next = self.r2_vip.q.val();
         self.s_valid.d.next = self.m_valid.val();
@@ -864,14 +1167,25 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
         self.s_up.d.next = self.query_up.val();
         self.s_prev_ge.d.next = self.m_prev_ge.val();
         self.s_ge_prev.d.next = self.m_ge_prev.val();
-        self.s_prev_same_set.d.next =
-            self.r3_valid.q.val() && self.r3_set.q.val() == self.r2_set.q.val();
+        self.prev_same_n.next = self.no_ways.val();
+        if self.r3_valid.q.val() && self.r3_row0.q.val() == self.r2_row0.q.val() {
+            self.prev_same_n.next = self.bank0.val();
+        }
+        if self.r3_valid.q.val() && self.r3_row1.q.val() == self.r2_row1.q.val() {
+            self.prev_same_n.next = self.prev_same_n.val() | self.bank1.val();
+        }
+        self.s_prev_same.d.next = self.prev_same_n.val();
         self.s_prev_dmatch.d.next = self.r3_digest.q.val() == self.r2_digest.q.val();
         self.s_prev_live_embryonic.d.next = self.prev_age.val() <= self.timeout_embryonic.val();
         self.s_prev_live_tcp.d.next = self.prev_age.val() <= self.timeout_tcp.val();
         self.s_prev_live_udp.d.next = self.prev_age.val() <= self.timeout_udp.val();
         self.r3_valid.d.next = self.r2_valid.q.val();
+        self.r3_two.d.next = self.r2_two.q.val();
+        self.r3_first.d.next = self.r2_first.q.val();
         self.r3_set.d.next = self.r2_set.q.val();
+        self.r3_set2.d.next = self.r2_set2.q.val();
+        self.r3_row0.d.next = self.r2_row0.q.val();
+        self.r3_row1.d.next = self.r2_row1.q.val();
         self.r3_digest.d.next = self.r2_digest.q.val();
         self.r3_now.d.next = self.r2_now.q.val();
         self.r3_class.d.next = self.r2_class.q.val();
@@ -880,8 +1194,8 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
 
         // ---- Stage 3: apply the write of request k-1 (in w1 now), then decide.
         self.fwd.next = self.no_ways.val();
-        if self.s_prev_same_set.q.val() && self.w1_en.q.val() {
-            self.fwd.next = self.w1_way.q.val();
+        if self.w1_en.q.val() {
+            self.fwd.next = self.w1_way.q.val() & self.s_prev_same.q.val();
         }
         self.fwd_live.next = (self.w1_class.q.val() == self.class_embryonic.val()
             && self.s_prev_live_embryonic.q.val())
@@ -902,58 +1216,109 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
         }
         // k-1 chose its backend up a cycle ago (see the module doc).
         self.e_up.next = self.s_up.q.val() | self.fwd.val();
-        for w in 0..WAYS {
-            self.e_class[w].next = self.s_class[w].q.val();
-            self.e_backend[w].next = self.s_backend[w].q.val();
-            if self.fwd.val().get_bit(w) {
-                self.e_class[w].next = self.w1_class.q.val();
-                self.e_backend[w].next = self.w1_backend.q.val();
+        for p in 0..SLOTS {
+            self.e_class[p].next = self.s_class[p].q.val();
+            self.e_backend[p].next = self.s_backend[p].q.val();
+            if self.fwd.val().get_bit(p) {
+                self.e_class[p].next = self.w1_class.q.val();
+                self.e_backend[p].next = self.w1_backend.q.val();
             }
-            // Age order with k-1's entry in the way it wrote.
-            if self.fwd.val().get_bit(w) {
-                self.e_ge[w].next = self.s_prev_ge.q.val();
-            } else if self.s_ge_prev.q.val().get_bit(w) {
-                self.e_ge[w].next = self.s_ge[w].q.val() | self.fwd.val();
+            // Age order with k-1's entry in the slot it wrote.
+            if self.fwd.val().get_bit(p) {
+                self.e_ge[p].next = self.s_prev_ge.q.val();
+            } else if self.s_ge_prev.q.val().get_bit(p) {
+                self.e_ge[p].next = self.s_ge[p].q.val() | self.fwd.val();
             } else {
-                self.e_ge[w].next = self.s_ge[w].q.val() & !self.fwd.val();
+                self.e_ge[p].next = self.s_ge[p].q.val() & !self.fwd.val();
             }
         }
-        for w in 0..WAYS {
-            // age[w] > age[v] is !(age[v] >= age[w]).
-            self.e_gt[w].next = self.no_ways.val();
-            for v in 0..WAYS {
-                if !self.e_ge[v].val().get_bit(w) {
-                    self.e_gt[w].next = self.e_gt[w].val() | self.onehot[v].val();
+        // The candidate sets' slots and their loads; the insert order.
+        self.s1_slots.next = self.bank0.val();
+        if self.r3_first.q.val() {
+            self.s1_slots.next = self.bank1.val();
+        }
+        self.avail.next = self.s1_slots.val();
+        if self.r3_two.q.val() {
+            self.avail.next = self.bank0.val() | self.bank1.val();
+        }
+        self.load1.next = self.count_zero.val();
+        self.load2.next = self.count_zero.val();
+        for p in 0..SLOTS {
+            if self.e_live.val().get_bit(p) {
+                if self.s1_slots.val().get_bit(p) {
+                    self.load1.next = self.load1.val() + self.count_one.val();
+                } else {
+                    self.load2.next = self.load2.val() + self.count_one.val();
                 }
             }
-            self.beats[w].next = (self.e_ge[w].val() & self.above[w].val())
-                | (self.e_gt[w].val() & self.below[w].val());
         }
-        // The least recently seen embryonic way, and of all ways (the set is full when
-        // these matter); ties go to the lowest way by `beats`.
+        self.ins_first.next = self.s1_slots.val();
+        if self.r3_two.q.val() && self.load2.val() < self.load1.val() {
+            self.ins_first.next = !self.s1_slots.val() & self.avail.val();
+        }
+        for p in 0..SLOTS {
+            // age[p] > age[v] is !(age[v] >= age[p]).
+            self.e_gt[p].next = self.no_ways.val();
+            for v in 0..SLOTS {
+                if !self.e_ge[v].val().get_bit(p) {
+                    self.e_gt[p].next = self.e_gt[p].val() | self.onehot[v].val();
+                }
+            }
+            if self.ins_first.val().get_bit(p) {
+                self.beats[p].next = (self.e_ge[p].val() & self.after_first[p].val())
+                    | (self.e_gt[p].val() & self.before_first[p].val());
+            } else {
+                self.beats[p].next = (self.e_ge[p].val() & self.after_second[p].val())
+                    | (self.e_gt[p].val() & self.before_second[p].val());
+            }
+        }
+        // The least recently seen embryonic slot, and of all slots (both sets are full
+        // when these matter); ties go to the earliest in the insert order by `beats`.
+        self.emb_cand.next = self.e_emb.val() & self.avail.val();
         self.oldest_embryonic.next = self.no_ways.val();
         self.oldest.next = self.no_ways.val();
-        for w in 0..WAYS {
-            if self.e_emb.val().get_bit(w)
-                && (self.beats[w].val() | !self.e_emb.val() | self.onehot[w].val()).all()
+        for p in 0..SLOTS {
+            if self.emb_cand.val().get_bit(p)
+                && (self.beats[p].val() | !self.emb_cand.val() | self.onehot[p].val()).all()
             {
-                self.oldest_embryonic.next = self.oldest_embryonic.val() | self.onehot[w].val();
+                self.oldest_embryonic.next = self.oldest_embryonic.val() | self.onehot[p].val();
             }
-            if (self.beats[w].val() | self.onehot[w].val()).all() {
-                self.oldest.next = self.oldest.val() | self.onehot[w].val();
+            if self.avail.val().get_bit(p)
+                && (self.beats[p].val() | !self.avail.val() | self.onehot[p].val()).all()
+            {
+                self.oldest.next = self.oldest.val() | self.onehot[p].val();
             }
         }
-        self.hits.next = self.e_dmatch.val() & self.e_live.val();
-        // Lowest set bit: x & (!x + 1).
-        self.hit_way.next = self.hits.val() & (!self.hits.val() + self.one_way.val());
+        // A hit: the first set's ways before the second's. Lowest set bit: x & (!x + 1).
+        self.hits.next = self.e_dmatch.val() & self.e_live.val() & self.avail.val();
+        self.hits_first.next = self.hits.val() & self.s1_slots.val();
+        if !self.hits_first.val().any() {
+            self.hits_first.next = self.hits.val();
+        }
+        self.hit_way.next = self.hits_first.val() & (!self.hits_first.val() + self.one_way.val());
         self.stored_class.next = self.class_none.val();
         self.stored_backend.next = self.no_backend.val();
-        for w in 0..WAYS {
-            if self.hit_way.val().get_bit(w) {
-                self.stored_class.next = self.e_class[w].val();
-                self.stored_backend.next = self.e_backend[w].val();
+        for p in 0..SLOTS {
+            if self.hit_way.val().get_bit(p) {
+                self.stored_class.next = self.e_class[p].val();
+                self.stored_backend.next = self.e_backend[p].val();
             }
         }
+        // Insert rules 1–3: the first candidate in the insert order.
+        self.same_cand.next = self.e_dmatch.val() & self.avail.val();
+        self.empty_cand.next = !self.e_valid.val() & self.avail.val();
+        self.expired_cand.next = !self.e_live.val() & self.avail.val();
+        self.pick_in.next = self.expired_cand.val();
+        if self.same_cand.val().any() {
+            self.pick_in.next = self.same_cand.val();
+        } else if self.empty_cand.val().any() {
+            self.pick_in.next = self.empty_cand.val();
+        }
+        self.pick_part.next = self.pick_in.val() & self.ins_first.val();
+        if !self.pick_part.val().any() {
+            self.pick_part.next = self.pick_in.val();
+        }
+        self.pick.next = self.pick_part.val() & (!self.pick_part.val() + self.one_way.val());
 
         self.chosen.next = self.no_ways.val();
         self.new_class.next = self.r3_class.q.val();
@@ -983,22 +1348,18 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
                     self.write.next = true;
                 }
             } else if self.r3_select_ok.q.val() {
-                // Miss: insert, choosing the way in the contract's order.
+                // Miss: insert, choosing the slot in the contract's order.
                 self.backend.next = self.r3_select.q.val();
                 self.forward.next = true;
                 self.write.next = true;
-                if self.e_dmatch.val().any() {
-                    self.chosen.next =
-                        self.e_dmatch.val() & (!self.e_dmatch.val() + self.one_way.val());
+                if self.same_cand.val().any() {
+                    self.chosen.next = self.pick.val();
                     self.insert.next = self.insert_expired.val();
-                } else if (!self.e_valid.val()).any() {
-                    // Lowest clear bit: !x & (x + 1).
-                    self.chosen.next =
-                        !self.e_valid.val() & (self.e_valid.val() + self.one_way.val());
+                } else if self.empty_cand.val().any() {
+                    self.chosen.next = self.pick.val();
                     self.insert.next = self.insert_empty.val();
-                } else if (!self.e_live.val()).any() {
-                    self.chosen.next =
-                        !self.e_live.val() & (self.e_live.val() + self.one_way.val());
+                } else if self.expired_cand.val().any() {
+                    self.chosen.next = self.pick.val();
                     self.insert.next = self.insert_expired.val();
                 } else if self.oldest_embryonic.val().any() {
                     self.chosen.next = self.oldest_embryonic.val();
@@ -1013,13 +1374,20 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
             }
         }
         self.chosen_id.next = self.no_way.val();
-        for w in 0..WAYS {
-            if self.chosen.val().get_bit(w) {
-                self.chosen_id.next = self.way_id[w].val();
+        for p in 0..SLOTS {
+            if self.chosen.val().get_bit(p) {
+                self.chosen_id.next = self.way_id[p].val();
             }
+        }
+        self.chosen_set.next = self.no_set.val();
+        if (self.chosen.val() & self.s1_slots.val()).any() {
+            self.chosen_set.next = self.r3_set.q.val();
+        } else if self.chosen.val().any() {
+            self.chosen_set.next = self.r3_set2.q.val();
         }
         self.o_valid.d.next = self.r3_valid.q.val();
         self.o_hit.d.next = self.r3_valid.q.val() && self.hits.val().any();
+        self.o_set.d.next = self.chosen_set.val();
         self.o_way.d.next = self.chosen_id.val();
         self.o_stored_class.d.next = self.stored_class.val();
         self.o_stored_backend.d.next = self.stored_backend.val();
@@ -1028,7 +1396,8 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
         self.o_forward.d.next = self.forward.val();
         self.o_backend.d.next = self.backend.val();
         self.w1_en.d.next = self.write.val();
-        self.w1_set.d.next = self.r3_set.q.val();
+        self.w1_row0.d.next = self.r3_row0.q.val();
+        self.w1_row1.d.next = self.r3_row1.q.val();
         self.w1_way.d.next = self.chosen.val();
         self.w1_class.d.next = self.new_class.val();
         self.w1_digest.d.next = self.r3_digest.q.val();
@@ -1038,6 +1407,7 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
         // ---- Stage 4: results out; w1 writes RAM; the history shifts.
         self.res_valid.next = self.o_valid.q.val();
         self.res_hit.next = self.o_hit.q.val();
+        self.res_set.next = self.o_set.q.val();
         self.res_way.next = self.o_way.q.val();
         self.res_stored_class.next = self.o_stored_class.q.val();
         self.res_stored_backend.next = self.o_stored_backend.q.val();
@@ -1045,26 +1415,35 @@ impl<const SET_BITS: usize, const WAYS: usize> Logic for FlowTable<SET_BITS, WAY
         self.res_reselect.next = self.o_reselect.q.val();
         self.res_forward.next = self.o_forward.q.val();
         self.res_backend.next = self.o_backend.q.val();
-        for w in 0..WAYS {
-            self.class_ram[w].write_enable.next =
-                self.w1_en.q.val() && self.w1_way.q.val().get_bit(w);
-            self.digest_ram[w].write_enable.next =
-                self.w1_en.q.val() && self.w1_way.q.val().get_bit(w);
-            self.backend_ram[w].write_enable.next =
-                self.w1_en.q.val() && self.w1_way.q.val().get_bit(w);
-            self.seen_ram[w].write_enable.next =
-                self.w1_en.q.val() && self.w1_way.q.val().get_bit(w);
-            self.class_ram[w].write_address.next = self.w1_set.q.val();
-            self.digest_ram[w].write_address.next = self.w1_set.q.val();
-            self.backend_ram[w].write_address.next = self.w1_set.q.val();
-            self.seen_ram[w].write_address.next = self.w1_set.q.val();
-            self.class_ram[w].write_data.next = self.w1_class.q.val();
-            self.digest_ram[w].write_data.next = self.w1_digest.q.val();
-            self.backend_ram[w].write_data.next = self.w1_backend.q.val();
-            self.seen_ram[w].write_data.next = self.w1_seen.q.val();
+        for p in 0..SLOTS {
+            self.class_ram[p].write_enable.next =
+                self.w1_en.q.val() && self.w1_way.q.val().get_bit(p);
+            self.digest_ram[p].write_enable.next =
+                self.w1_en.q.val() && self.w1_way.q.val().get_bit(p);
+            self.backend_ram[p].write_enable.next =
+                self.w1_en.q.val() && self.w1_way.q.val().get_bit(p);
+            self.seen_ram[p].write_enable.next =
+                self.w1_en.q.val() && self.w1_way.q.val().get_bit(p);
+            self.class_ram[p].write_data.next = self.w1_class.q.val();
+            self.digest_ram[p].write_data.next = self.w1_digest.q.val();
+            self.backend_ram[p].write_data.next = self.w1_backend.q.val();
+            self.seen_ram[p].write_data.next = self.w1_seen.q.val();
+        }
+        for p in 0..WAYS {
+            self.class_ram[p].write_address.next = self.w1_row0.q.val();
+            self.digest_ram[p].write_address.next = self.w1_row0.q.val();
+            self.backend_ram[p].write_address.next = self.w1_row0.q.val();
+            self.seen_ram[p].write_address.next = self.w1_row0.q.val();
+        }
+        for p in WAYS..SLOTS {
+            self.class_ram[p].write_address.next = self.w1_row1.q.val();
+            self.digest_ram[p].write_address.next = self.w1_row1.q.val();
+            self.backend_ram[p].write_address.next = self.w1_row1.q.val();
+            self.seen_ram[p].write_address.next = self.w1_row1.q.val();
         }
         self.w2_en.d.next = self.w1_en.q.val();
-        self.w2_set.d.next = self.w1_set.q.val();
+        self.w2_row0.d.next = self.w1_row0.q.val();
+        self.w2_row1.d.next = self.w1_row1.q.val();
         self.w2_way.d.next = self.w1_way.q.val();
         self.w2_class.d.next = self.w1_class.q.val();
         self.w2_digest.d.next = self.w1_digest.q.val();
@@ -1102,14 +1481,18 @@ pub struct Trace {
     pub entries: Vec<FlowEntry>,
 }
 
-/// The sequential model's trace for `steps` (`None` = bubble) on an empty table.
-pub fn model_trace(sets: u32, ways: u32, steps: &[Option<Step>], timeouts: &Timeouts) -> Trace {
-    let mut table = flowgate_core::flow_table::FlowTable::new(sets, ways);
+/// The sequential model's trace for `steps` (`None` = bubble) on an empty table of
+/// `geometry`.
+pub fn model_trace(geometry: &Geometry, steps: &[Option<Step>], timeouts: &Timeouts) -> Trace {
+    let mut table = flowgate_core::flow_table::FlowTable::new(geometry.sets, geometry.ways);
     let outcomes = steps
         .iter()
         .map(|step| {
-            step.as_ref()
-                .map(|s| decide_model(&mut table, &s.req, timeouts, |b| s.backend_is_up(b)))
+            step.as_ref().map(|s| {
+                decide_model(&mut table, geometry, &s.req, timeouts, |b| {
+                    s.backend_is_up(b)
+                })
+            })
         })
         .collect();
     Trace {
@@ -1130,7 +1513,13 @@ fn class_of_bits(bits: u32) -> Option<FlowClass> {
 ///
 /// Fails if the simulation does (a request whose set does not fit, a query whose VIP is
 /// not the request's — the testbench halts on either).
-pub fn simulate<const SET_BITS: usize, const WAYS: usize>(
+pub fn simulate<
+    const SET_BITS: usize,
+    const ROW_BITS: usize,
+    const WAYS: usize,
+    const SLOTS: usize,
+>(
+    choices: u32,
     steps: &[Option<Step>],
     timeouts: &Timeouts,
 ) -> Result<Trace, SimError> {
@@ -1147,81 +1536,88 @@ pub fn simulate<const SET_BITS: usize, const WAYS: usize>(
     // of cycle n-1 + LATENCY).
     let dump_start = n + LATENCY + 1;
     let cycles = dump_start + sets + QUERY_LATENCY + 1;
-    let mut uut = FlowTable::<SET_BITS, WAYS>::default();
+    let mut uut = FlowTable::<SET_BITS, ROW_BITS, WAYS, SLOTS>::default();
     uut.connect_all();
     let mut sim = Simulation::new();
-    sim.add_clock(5, |x: &mut Box<FlowTable<SET_BITS, WAYS>>| {
-        x.clock.next = !x.clock.val()
-    });
+    sim.add_clock(
+        5,
+        |x: &mut Box<FlowTable<SET_BITS, ROW_BITS, WAYS, SLOTS>>| x.clock.next = !x.clock.val(),
+    );
     let (out_tb, entries_tb) = (outcomes.clone(), entries.clone());
-    sim.add_testbench(move |mut sim: Sim<FlowTable<SET_BITS, WAYS>>| {
-        let mut x = sim.init()?;
-        x.timeout_embryonic.next = (timeouts.tcp_embryonic_ms as u64).into();
-        x.timeout_tcp.next = (timeouts.tcp_ms as u64).into();
-        x.timeout_udp.next = (timeouts.udp_ms as u64).into();
-        for cycle in 0..cycles {
-            wait_clock_false!(sim, clock, x);
-            if let Some(Some(_)) = cycle.checked_sub(LATENCY).and_then(|i| steps.get(i)) {
-                sim_assert!(sim, x.res_valid.val(), x);
-                out_tb.lock().unwrap()[cycle - LATENCY] = Some(Outcome {
-                    hit: x.res_hit.val(),
-                    way: x.res_way.val().to_u32(),
-                    stored_class: x.res_stored_class.val().to_u32(),
-                    stored_backend: x.res_stored_backend.val().to_u16(),
-                    insert: x.res_insert.val().to_u32(),
-                    reselect: x.res_reselect.val(),
-                    forward: x.res_forward.val(),
-                    backend: x.res_backend.val().to_u16(),
-                });
-            }
-            if let Some(Some(step)) = cycle.checked_sub(QUERY_LATENCY).and_then(|i| steps.get(i)) {
-                sim_assert_eq!(sim, x.query_vip.val().to_u16(), step.req.vip, x);
-                let mut up = 0u64;
-                for w in 0..WAYS {
-                    if step.backend_is_up(x.query_backend[w].val().to_u16()) {
-                        up |= 1 << w;
+    sim.add_testbench(
+        move |mut sim: Sim<FlowTable<SET_BITS, ROW_BITS, WAYS, SLOTS>>| {
+            let mut x = sim.init()?;
+            x.two_choice.next = choices == 2;
+            x.timeout_embryonic.next = (timeouts.tcp_embryonic_ms as u64).into();
+            x.timeout_tcp.next = (timeouts.tcp_ms as u64).into();
+            x.timeout_udp.next = (timeouts.udp_ms as u64).into();
+            for cycle in 0..cycles {
+                wait_clock_false!(sim, clock, x);
+                if let Some(Some(_)) = cycle.checked_sub(LATENCY).and_then(|i| steps.get(i)) {
+                    sim_assert!(sim, x.res_valid.val(), x);
+                    out_tb.lock().unwrap()[cycle - LATENCY] = Some(Outcome {
+                        hit: x.res_hit.val(),
+                        set: x.res_set.val().to_u32(),
+                        way: x.res_way.val().to_u32(),
+                        stored_class: x.res_stored_class.val().to_u32(),
+                        stored_backend: x.res_stored_backend.val().to_u16(),
+                        insert: x.res_insert.val().to_u32(),
+                        reselect: x.res_reselect.val(),
+                        forward: x.res_forward.val(),
+                        backend: x.res_backend.val().to_u16(),
+                    });
+                }
+                if let Some(Some(step)) =
+                    cycle.checked_sub(QUERY_LATENCY).and_then(|i| steps.get(i))
+                {
+                    sim_assert_eq!(sim, x.query_vip.val().to_u16(), step.req.vip, x);
+                    let mut up = 0u64;
+                    for w in 0..SLOTS {
+                        if step.backend_is_up(x.query_backend[w].val().to_u16()) {
+                            up |= 1 << w;
+                        }
+                    }
+                    x.query_up.next = up.into();
+                }
+                if let Some(dumped) = cycle.checked_sub(dump_start + QUERY_LATENCY) {
+                    if dumped < sets {
+                        let mut entries = entries_tb.lock().unwrap();
+                        for w in 0..WAYS {
+                            entries[dumped * WAYS + w] = FlowEntry {
+                                class: class_of_bits(x.peek_class[w].val().to_u32()),
+                                digest: x.peek_digest[w].val().to_u64(),
+                                backend: x.peek_backend[w].val().to_u16(),
+                                last_seen: x.peek_last_seen[w].val().to_u32(),
+                            };
+                        }
                     }
                 }
-                x.query_up.next = up.into();
-            }
-            if let Some(dumped) = cycle.checked_sub(dump_start + QUERY_LATENCY) {
-                if dumped < sets {
-                    let mut entries = entries_tb.lock().unwrap();
-                    for w in 0..WAYS {
-                        entries[dumped * WAYS + w] = FlowEntry {
-                            class: class_of_bits(x.peek_class[w].val().to_u32()),
-                            digest: x.peek_digest[w].val().to_u64(),
-                            backend: x.peek_backend[w].val().to_u16(),
-                            last_seen: x.peek_last_seen[w].val().to_u32(),
-                        };
+                x.req_valid.next = false;
+                match steps.get(cycle) {
+                    Some(Some(step)) => {
+                        let r = &step.req;
+                        sim_assert!(sim, (r.set as usize) < sets, x);
+                        x.req_valid.next = true;
+                        x.req_set.next = (r.set as u64).into();
+                        x.req_digest.next = r.digest.into();
+                        x.req_now.next = (r.now as u64).into();
+                        x.req_class.next = (r.class as u64).into();
+                        x.req_vip.next = (r.vip as u64).into();
+                        x.req_select_ok.next = r.select.is_some();
+                        x.req_select.next = (r.select.unwrap_or(0) as u64).into();
+                    }
+                    Some(None) => {}
+                    None => {
+                        if let Some(set) = cycle.checked_sub(dump_start) {
+                            x.req_set.next = ((set % sets) as u64).into();
+                        }
                     }
                 }
+                wait_clock_true!(sim, clock, x);
             }
-            x.req_valid.next = false;
-            match steps.get(cycle) {
-                Some(Some(step)) => {
-                    let r = &step.req;
-                    sim_assert!(sim, (r.set as usize) < sets, x);
-                    x.req_valid.next = true;
-                    x.req_set.next = (r.set as u64).into();
-                    x.req_digest.next = r.digest.into();
-                    x.req_now.next = (r.now as u64).into();
-                    x.req_class.next = (r.class as u64).into();
-                    x.req_vip.next = (r.vip as u64).into();
-                    x.req_select_ok.next = r.select.is_some();
-                    x.req_select.next = (r.select.unwrap_or(0) as u64).into();
-                }
-                Some(None) => {}
-                None => {
-                    if let Some(set) = cycle.checked_sub(dump_start) {
-                        x.req_set.next = ((set % sets) as u64).into();
-                    }
-                }
-            }
-            wait_clock_true!(sim, clock, x);
-        }
-        sim.done(x)
-    });
+            sim.done(x)
+        },
+    );
     sim.run(Box::new(uut), 10 * (cycles as u64 + 2))?;
     let outcomes = outcomes.lock().unwrap().clone();
     let entries = entries.lock().unwrap().clone();
@@ -1383,21 +1779,41 @@ mod tests {
         steps
     }
 
-    fn check<const SET_BITS: usize, const WAYS: usize>(steps: &[Option<Step>]) -> Tally {
-        let model = model_trace(1 << SET_BITS, WAYS as u32, steps, &TINY);
-        let hardware = simulate::<SET_BITS, WAYS>(steps, &TINY).expect("simulation halted");
+    fn geometry(set_bits: usize, ways: usize, choices: u32) -> Geometry {
+        Geometry {
+            sets: 1 << set_bits,
+            ways: ways as u32,
+            choices,
+        }
+    }
+
+    fn check<
+        const SET_BITS: usize,
+        const ROW_BITS: usize,
+        const WAYS: usize,
+        const SLOTS: usize,
+    >(
+        choices: u32,
+        steps: &[Option<Step>],
+    ) -> Tally {
+        let model = model_trace(&geometry(SET_BITS, WAYS, choices), steps, &TINY);
+        let hardware = simulate::<SET_BITS, ROW_BITS, WAYS, SLOTS>(choices, steps, &TINY)
+            .expect("simulation halted");
         assert_same_trace(&hardware, &model, steps);
         Tally::of(&model.outcomes)
     }
 
     #[test]
     fn tiny_table_matches_core_on_hazard_streams() {
-        // 4 sets × 2 ways: most requests hit the set the previous one wrote.
-        for seed in 0..3 {
-            let steps = hazard_stream(seed, 3000, 4);
-            let tally = check::<2, 2>(&steps);
-            println!("seed {seed}: {tally:?}");
-            assert!(tally.covers_everything(), "seed {seed}: {tally:?}");
+        // 4 sets × 2 ways, one and two candidate sets: most requests hit the set (or
+        // the bank row) the previous one wrote.
+        for choices in [1, 2] {
+            for seed in 0..3 {
+                let steps = hazard_stream(seed, 3000, 4);
+                let tally = check::<2, 1, 2, 4>(choices, &steps);
+                println!("choices {choices}, seed {seed}: {tally:?}");
+                assert!(tally.covers_everything(), "seed {seed}: {tally:?}");
+            }
         }
     }
 
@@ -1405,9 +1821,27 @@ mod tests {
     fn three_ways_and_one_set_match_core() {
         // Every request in one set: each one depends on the one before. Three ways
         // (not a power of two) exercise LRU order with ties among more than two ways.
-        let steps = hazard_stream(7, 3000, 2);
-        let tally = check::<1, 3>(&steps);
-        assert!(tally.covers_everything(), "{tally:?}");
+        // With two choices the first set is always 0 and the second varies with the
+        // digest.
+        for choices in [1, 2] {
+            let steps = hazard_stream(7, 3000, 1);
+            let tally = check::<2, 1, 3, 6>(choices, &steps);
+            // Two sets of three ways for six digests: nothing is evicted.
+            if choices == 1 {
+                assert!(tally.covers_everything(), "{tally:?}");
+            } else {
+                assert!(tally.hits > 0 && tally.expirations > 0, "{tally:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn two_choices_with_a_bank_bit_above_zero_match_core() {
+        // 128 sets: the bank bit is 1, so a row keeps set bit 0 and the bits above bit 1,
+        // and the second set mixes the digest's high half into bits 2..6.
+        let steps = hazard_stream(11, 3000, 128);
+        let tally = check::<7, 6, 2, 4>(2, &steps);
+        assert!(tally.hits > 0 && tally.expirations > 0, "{tally:?}");
     }
 
     #[test]
@@ -1436,8 +1870,8 @@ mod tests {
             // 30 ticks later: beyond the embryonic timeout (8), within TCP's (40).
             step(132, FlowClass::Tcp),
         ];
-        let hardware = simulate::<2, 2>(&steps, &TINY).unwrap();
-        let model = model_trace(4, 2, &steps, &TINY);
+        let hardware = simulate::<2, 1, 2, 4>(2, &steps, &TINY).unwrap();
+        let model = model_trace(&geometry(2, 2, 2), &steps, &TINY);
         assert_same_trace(&hardware, &model, &steps);
         let o = &hardware.outcomes;
         assert_eq!(o[0].unwrap().insert, InsertOutcome::Empty as u32);
@@ -1447,8 +1881,13 @@ mod tests {
         assert!(o[3].unwrap().hit, "promoted on the first ACK");
     }
 
-    fn verilog<const SET_BITS: usize, const WAYS: usize>() -> String {
-        let mut uut = FlowTable::<SET_BITS, WAYS>::default();
+    fn verilog<
+        const SET_BITS: usize,
+        const ROW_BITS: usize,
+        const WAYS: usize,
+        const SLOTS: usize,
+    >() -> String {
+        let mut uut = FlowTable::<SET_BITS, ROW_BITS, WAYS, SLOTS>::default();
         uut.connect_all();
         generate_verilog(&uut)
     }
@@ -1457,29 +1896,32 @@ mod tests {
     /// itself, the RAM read registers, and the pipeline.
     fn register_bits(set_bits: u64, ways: u64) -> (u64, u64) {
         let entry = 2 + 64 + 16 + 32;
+        let slots = 2 * ways;
+        let rows = 2 * (set_bits - 1);
         let table = (1 << set_bits) * ways * entry;
-        let request = 1 + set_bits + 64 + 32 + 2 + 16 + 1 + 16;
-        let stage3 = (request - 16) + 5 * ways + ways * (2 + 16) + ways * ways + 2 * ways + 5;
-        let result = 1 + 1 + 8 + 2 + 16 + 3 + 1 + 1 + 16;
-        let history = 3 * (1 + set_bits + ways + entry);
-        let pipeline = 2 * request + 2 * ways * entry + stage3 + result + history;
+        // valid, two, first, both sets, both rows, digest, now, class, vip, select.
+        let request = 3 + 2 * set_bits + rows + 64 + 32 + 2 + 16 + 1 + 16;
+        let stage3 = (request - 16) + 5 * slots + slots * (2 + 16) + slots * slots + 3 * slots + 4;
+        let result = 1 + 1 + set_bits + 8 + 2 + 16 + 3 + 1 + 1 + 16;
+        let history = 2 * (1 + rows + slots + entry) + (1 + slots + entry) + 3 * slots;
+        let pipeline = 2 * request + 2 * slots * entry + stage3 + result + history;
         (table, pipeline)
     }
 
     #[test]
     fn flow_table_synthesizes() {
-        // Generic synthesis maps RAM to flip-flops, so a small table: 2 sets × 4 ways.
-        let verilog = verilog::<1, 4>();
+        // Generic synthesis maps RAM to flip-flops, so a small table: 4 sets × 4 ways.
+        let verilog = verilog::<2, 1, 4, 8>();
         yosys_validate("flowgate_hdl_flow_table", &verilog)
             .unwrap_or_else(|e| panic!("yosys_validate: {e:?}"));
         let report = yosys_synth(&verilog, "top", SynthFlow::Generic).unwrap();
-        println!("generic synth, 2 sets x 4 ways: {report}");
+        println!("generic synth, 4 sets x 4 ways: {report}");
         let flops = report.flip_flops();
         // The whole table and its read registers survive (a write path that synthesis
         // found dead would drop them), and nothing beyond the declared registers appears
         // (yosys only removes constant bits, such as the unused top bits of `res_way`).
-        let (table, pipeline) = register_bits(1, 4);
-        assert!(flops >= table + 4 * 114, "{report}");
+        let (table, pipeline) = register_bits(2, 4);
+        assert!(flops >= table + 8 * 114, "{report}");
         assert!(flops <= table + pipeline, "{report}");
     }
 

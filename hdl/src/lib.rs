@@ -156,6 +156,7 @@ impl Design {
             Design::FlowTable16K => json!({
                 "sets": 4096,
                 "ways": 4,
+                "banks": 2,
                 "latency": 4,
             }),
             Design::FlowHeaderCapture => json!({

@@ -109,7 +109,9 @@ pub struct Top<
     const MAGLEV_BITS: usize,
     const UP_WORDS: usize,
     const SET_BITS: usize,
+    const ROW_BITS: usize,
     const WAYS: usize,
+    const PAIR_WAYS: usize,
     const CHUNK: usize,
     const WIN: usize,
     const HLAT: usize,
@@ -150,8 +152,20 @@ pub struct Top<
     // ---- Blocks.
     parser: AxisParser<D, K>,
     fifo: FrameFifo<D, K, FB, FB1>,
-    decide:
-        Decide<VIPS, VIP_BITS, BACKENDS, SLOT_BITS, MAGLEV_BITS, SET_BITS, WAYS, CHUNK, WIN, HLAT>,
+    decide: Decide<
+        VIPS,
+        VIP_BITS,
+        BACKENDS,
+        SLOT_BITS,
+        MAGLEV_BITS,
+        SET_BITS,
+        ROW_BITS,
+        WAYS,
+        PAIR_WAYS,
+        CHUNK,
+        WIN,
+        HLAT,
+    >,
     csr: Csr<VIPS, BACKEND_BITS, SLOT_BITS, MAGLEV_BITS, UP_WORDS>,
     counters: CounterBlock<VIP_BITS, BACKEND_BITS>,
     act: ActionFifo<AB, AB1>,
@@ -286,7 +300,9 @@ impl<
         const MAGLEV_BITS: usize,
         const UP_WORDS: usize,
         const SET_BITS: usize,
+        const ROW_BITS: usize,
         const WAYS: usize,
+        const PAIR_WAYS: usize,
         const CHUNK: usize,
         const WIN: usize,
         const HLAT: usize,
@@ -306,7 +322,9 @@ impl<
         MAGLEV_BITS,
         UP_WORDS,
         SET_BITS,
+        ROW_BITS,
         WAYS,
+        PAIR_WAYS,
         CHUNK,
         WIN,
         HLAT,
@@ -532,7 +550,9 @@ impl<
         const MAGLEV_BITS: usize,
         const UP_WORDS: usize,
         const SET_BITS: usize,
+        const ROW_BITS: usize,
         const WAYS: usize,
+        const PAIR_WAYS: usize,
         const CHUNK: usize,
         const WIN: usize,
         const HLAT: usize,
@@ -552,7 +572,9 @@ impl<
         MAGLEV_BITS,
         UP_WORDS,
         SET_BITS,
+        ROW_BITS,
         WAYS,
+        PAIR_WAYS,
         CHUNK,
         WIN,
         HLAT,
@@ -699,6 +721,7 @@ impl<
         self.decide.key_digest_hi.next = self.csr.digest_hi_key.val();
         self.decide.key_digest_lo.next = self.csr.digest_lo_key.val();
         self.decide.timeout_embryonic.next = self.csr.timeout_embryonic_ms.val();
+        self.decide.two_choice.next = false;
         self.decide.timeout_tcp.next = self.csr.timeout_tcp_ms.val();
         self.decide.timeout_udp.next = self.csr.timeout_udp_ms.val();
 

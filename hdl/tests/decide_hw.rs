@@ -32,11 +32,13 @@ const M: u32 = 251;
 const SLOT_BITS: usize = 8;
 type TestDecide<
     const SB: usize,
+    const RB: usize,
     const W: usize,
+    const PW: usize,
     const CH: usize,
     const WN: usize,
     const HL: usize,
-> = Decide<8, 3, 64, SLOT_BITS, 11, SB, W, CH, WN, HL>;
+> = Decide<8, 3, 64, SLOT_BITS, 11, SB, RB, W, PW, CH, WN, HL>;
 
 /// Parser + decision block, with the block's table ports and scalars brought out.
 #[derive(LogicBlock)]
@@ -44,7 +46,9 @@ struct Harness<
     const D: usize,
     const K: usize,
     const SB: usize,
+    const RB: usize,
     const W: usize,
+    const PW: usize,
     const CH: usize,
     const WN: usize,
     const HL: usize,
@@ -84,18 +88,20 @@ struct Harness<
     /// The flow table's read-back set (idle here: the top's FLOW window reads drive it).
     peek_set: Signal<In, Bits<SB>>,
     parser: AxisParser<D, K>,
-    decide: TestDecide<SB, W, CH, WN, HL>,
+    decide: TestDecide<SB, RB, W, PW, CH, WN, HL>,
 }
 
 impl<
         const D: usize,
         const K: usize,
         const SB: usize,
+        const RB: usize,
         const W: usize,
+        const PW: usize,
         const CH: usize,
         const WN: usize,
         const HL: usize,
-    > Default for Harness<D, K, SB, W, CH, WN, HL>
+    > Default for Harness<D, K, SB, RB, W, PW, CH, WN, HL>
 {
     fn default() -> Self {
         Self {
@@ -141,11 +147,13 @@ impl<
         const D: usize,
         const K: usize,
         const SB: usize,
+        const RB: usize,
         const W: usize,
+        const PW: usize,
         const CH: usize,
         const WN: usize,
         const HL: usize,
-    > Logic for Harness<D, K, SB, W, CH, WN, HL>
+    > Logic for Harness<D, K, SB, RB, W, PW, CH, WN, HL>
 {
     #[hdl_gen]
     fn update(&mut self) {
@@ -413,12 +421,14 @@ fn set_write<
     const D: usize,
     const K: usize,
     const SB: usize,
+    const RB: usize,
     const W: usize,
+    const PW: usize,
     const CH: usize,
     const WN: usize,
     const HL: usize,
 >(
-    x: &mut Harness<D, K, SB, W, CH, WN, HL>,
+    x: &mut Harness<D, K, SB, RB, W, PW, CH, WN, HL>,
     w: Option<Write>,
 ) {
     x.vip_we.next = false;
@@ -465,8 +475,16 @@ fn set_write<
     }
 }
 
-fn read_out<const SB: usize, const W: usize, const CH: usize, const WN: usize, const HL: usize>(
-    d: &TestDecide<SB, W, CH, WN, HL>,
+fn read_out<
+    const SB: usize,
+    const RB: usize,
+    const W: usize,
+    const PW: usize,
+    const CH: usize,
+    const WN: usize,
+    const HL: usize,
+>(
+    d: &TestDecide<SB, RB, W, PW, CH, WN, HL>,
     cycle: u64,
 ) -> HwOut {
     HwOut {
@@ -495,7 +513,9 @@ fn run_hardware<
     const D: usize,
     const K: usize,
     const SB: usize,
+    const RB: usize,
     const W: usize,
+    const PW: usize,
     const CH: usize,
     const WN: usize,
     const HL: usize,
@@ -505,15 +525,16 @@ fn run_hardware<
     changes: &[UpChange],
     gaps: bool,
 ) -> Run {
-    let mut uut = Harness::<D, K, SB, W, CH, WN, HL>::default();
+    let mut uut = Harness::<D, K, SB, RB, W, PW, CH, WN, HL>::default();
     uut.connect_all();
     let mut sim = Simulation::new();
-    sim.add_clock(5, |x: &mut Box<Harness<D, K, SB, W, CH, WN, HL>>| {
-        x.clock.next = !x.clock.val()
-    });
+    sim.add_clock(
+        5,
+        |x: &mut Box<Harness<D, K, SB, RB, W, PW, CH, WN, HL>>| x.clock.next = !x.clock.val(),
+    );
     let writes = program(tables);
     let beats: usize = frames.iter().map(|f| f.0.len().div_ceil(K).max(1)).sum();
-    let gap = TestDecide::<SB, W, CH, WN, HL>::MIN_GAP;
+    let gap = TestDecide::<SB, RB, W, PW, CH, WN, HL>::MIN_GAP;
     let budget = (writes.len() + beats * if gaps { 2 } else { 1 } + frames.len() * gap + 64) as u64;
     let keys = tables.keys.clone();
     let timeouts = tables.timeouts;
@@ -525,95 +546,98 @@ fn run_hardware<
         written: Vec::new(),
     }));
     let run_tb = run.clone();
-    sim.add_testbench(move |mut sim: Sim<Harness<D, K, SB, W, CH, WN, HL>>| {
-        let mut x = sim.init()?;
-        x.key_rss.next = left_aligned(&keys.rss).unwrap();
-        x.key_digest_hi.next = left_aligned(&keys.digest_hi).unwrap();
-        x.key_digest_lo.next = left_aligned(&keys.digest_lo).unwrap();
-        x.timeout_embryonic.next = u64::from(timeouts.tcp_embryonic_ms).into();
-        x.timeout_tcp.next = u64::from(timeouts.tcp_ms).into();
-        x.timeout_udp.next = u64::from(timeouts.udp_ms).into();
-        x.tvalid.next = false;
-        let mut cycle = 0u64;
-        let mut parsed = 0usize;
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut gap = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng & 7 == 0
-        };
-        // Every clock: watch the parser and the block, then drive this clock's inputs.
-        macro_rules! clock {
-            ($beat:expr, $write:expr) => {{
-                wait_clock_false!(sim, clock, x);
-                {
-                    let mut r = run_tb.lock().unwrap();
-                    if x.parser.valid.val() {
-                        x.tick.next = u64::from(frames_tb.get(parsed).map_or(0, |f| f.1)).into();
-                        r.entered.push(cycle);
-                        parsed += 1;
+    sim.add_testbench(
+        move |mut sim: Sim<Harness<D, K, SB, RB, W, PW, CH, WN, HL>>| {
+            let mut x = sim.init()?;
+            x.key_rss.next = left_aligned(&keys.rss).unwrap();
+            x.key_digest_hi.next = left_aligned(&keys.digest_hi).unwrap();
+            x.key_digest_lo.next = left_aligned(&keys.digest_lo).unwrap();
+            x.timeout_embryonic.next = u64::from(timeouts.tcp_embryonic_ms).into();
+            x.timeout_tcp.next = u64::from(timeouts.tcp_ms).into();
+            x.timeout_udp.next = u64::from(timeouts.udp_ms).into();
+            x.tvalid.next = false;
+            let mut cycle = 0u64;
+            let mut parsed = 0usize;
+            let mut rng = 0x2545_f491_4f6c_dd1du64;
+            let mut gap = move || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng & 7 == 0
+            };
+            // Every clock: watch the parser and the block, then drive this clock's inputs.
+            macro_rules! clock {
+                ($beat:expr, $write:expr) => {{
+                    wait_clock_false!(sim, clock, x);
+                    {
+                        let mut r = run_tb.lock().unwrap();
+                        if x.parser.valid.val() {
+                            x.tick.next =
+                                u64::from(frames_tb.get(parsed).map_or(0, |f| f.1)).into();
+                            r.entered.push(cycle);
+                            parsed += 1;
+                        }
+                        if x.decide.out_valid.val() {
+                            r.outs.push(read_out(&x.decide, cycle));
+                        }
                     }
-                    if x.decide.out_valid.val() {
-                        r.outs.push(read_out(&x.decide, cycle));
+                    match $beat {
+                        Some((data, keep, last)) => {
+                            x.tdata.next = data;
+                            x.tkeep.next = keep;
+                            x.tlast.next = last;
+                            x.tvalid.next = true;
+                        }
+                        None => x.tvalid.next = false,
                     }
-                }
-                match $beat {
-                    Some((data, keep, last)) => {
-                        x.tdata.next = data;
-                        x.tkeep.next = keep;
-                        x.tlast.next = last;
-                        x.tvalid.next = true;
-                    }
-                    None => x.tvalid.next = false,
-                }
-                set_write(&mut x, $write);
-                wait_clock_true!(sim, clock, x);
-                cycle += 1;
-            }};
-        }
-        for w in &writes {
-            clock!(None, Some(*w));
-        }
-        let mut next_change = 0;
-        // The block takes a frame every `MIN_GAP` clocks at most (the top holds a `tlast`
-        // that comes sooner; here the testbench waits).
-        let min_gap = TestDecide::<SB, W, CH, WN, HL>::MIN_GAP as u64;
-        let mut last_tlast: Option<u64> = None;
-        for (n, (frame, _)) in frames_tb.iter().enumerate() {
-            let chunks: Vec<&[u8]> = frame.chunks(K).collect();
-            for (i, chunk) in chunks.iter().enumerate() {
-                while gaps && gap() {
-                    clock!(None, None);
-                }
-                if i + 1 == chunks.len() {
-                    while last_tlast.is_some_and(|l| cycle - l < min_gap) {
+                    set_write(&mut x, $write);
+                    wait_clock_true!(sim, clock, x);
+                    cycle += 1;
+                }};
+            }
+            for w in &writes {
+                clock!(None, Some(*w));
+            }
+            let mut next_change = 0;
+            // The block takes a frame every `MIN_GAP` clocks at most (the top holds a `tlast`
+            // that comes sooner; here the testbench waits).
+            let min_gap = TestDecide::<SB, RB, W, PW, CH, WN, HL>::MIN_GAP as u64;
+            let mut last_tlast: Option<u64> = None;
+            for (n, (frame, _)) in frames_tb.iter().enumerate() {
+                let chunks: Vec<&[u8]> = frame.chunks(K).collect();
+                for (i, chunk) in chunks.iter().enumerate() {
+                    while gaps && gap() {
                         clock!(None, None);
                     }
-                    last_tlast = Some(cycle);
-                }
-                let mut write = None;
-                if i == 0 {
-                    if let Some(c) = changes_tb.get(next_change).filter(|c| c.before == n) {
-                        let bit = 1u32 << (c.backend % 32);
-                        write = Some(Write::Up {
-                            word: c.backend / 32,
-                            data: if c.up { bit } else { 0 },
-                            mask: bit,
-                        });
-                        run_tb.lock().unwrap().written.push(cycle);
-                        next_change += 1;
+                    if i + 1 == chunks.len() {
+                        while last_tlast.is_some_and(|l| cycle - l < min_gap) {
+                            clock!(None, None);
+                        }
+                        last_tlast = Some(cycle);
                     }
+                    let mut write = None;
+                    if i == 0 {
+                        if let Some(c) = changes_tb.get(next_change).filter(|c| c.before == n) {
+                            let bit = 1u32 << (c.backend % 32);
+                            write = Some(Write::Up {
+                                word: c.backend / 32,
+                                data: if c.up { bit } else { 0 },
+                                mask: bit,
+                            });
+                            run_tb.lock().unwrap().written.push(cycle);
+                            next_change += 1;
+                        }
+                    }
+                    let (data, keep) = lanes::<D, K>(chunk);
+                    clock!(Some((data, keep, i + 1 == chunks.len())), write);
                 }
-                let (data, keep) = lanes::<D, K>(chunk);
-                clock!(Some((data, keep, i + 1 == chunks.len())), write);
             }
-        }
-        for _ in 0..(PARSE_LATENCY + TestDecide::<SB, W, CH, WN, HL>::LATENCY + 8) {
-            clock!(None, None);
-        }
-        sim.done(x)
-    });
+            for _ in 0..(PARSE_LATENCY + TestDecide::<SB, RB, W, PW, CH, WN, HL>::LATENCY + 8) {
+                clock!(None, None);
+            }
+            sim.done(x)
+        },
+    );
     sim.run(Box::new(uut), 10 * budget + 200)
         .expect("simulation ended early");
     let run = std::mem::replace(
@@ -696,7 +720,9 @@ fn compare<
     const D: usize,
     const K: usize,
     const SB: usize,
+    const RB: usize,
     const W: usize,
+    const PW: usize,
     const CH: usize,
     const WN: usize,
     const HL: usize,
@@ -707,7 +733,7 @@ fn compare<
     gaps: bool,
 ) -> (Vec<String>, Tally) {
     let start = Instant::now();
-    let run = run_hardware::<D, K, SB, W, CH, WN, HL>(tables, frames, changes, gaps);
+    let run = run_hardware::<D, K, SB, RB, W, PW, CH, WN, HL>(tables, frames, changes, gaps);
     eprintln!(
         "simulated {} frames ({}-bit stream) in {:.1} s",
         frames.len(),
@@ -724,7 +750,7 @@ fn compare<
         .iter()
         .map(|(f, _)| matches!(prepare(f, tables, &hasher), Prepared::Balance(_)))
         .collect();
-    let latency = TestDecide::<SB, W, CH, WN, HL>::LATENCY;
+    let latency = TestDecide::<SB, RB, W, PW, CH, WN, HL>::LATENCY;
     let effective = effective_frames(&run, &balanced, changes, latency);
     tally.deferred = effective.iter().filter(|(_, waited)| *waited).count() as u64;
 
@@ -940,7 +966,7 @@ fn trace_decisions_match_core_with_backends_going_down_and_up() {
     changes.push(change(burst + 40, 1, true));
     changes.push(change(burst + 41, 3, true));
     changes.sort_by_key(|c| c.before);
-    let (bad, tally) = compare::<512, 64, 8, 4, WIDE_CHUNK, WIDE_WIN, WIDE_HLAT>(
+    let (bad, tally) = compare::<512, 64, 8, 7, 4, 8, WIDE_CHUNK, WIDE_WIN, WIDE_HLAT>(
         &tables, &frames, &changes, false,
     );
     assert_no_mismatch(&bad, n);
@@ -979,8 +1005,12 @@ fn table_overflow_evicts_expires_and_refuses_like_core() {
         timeouts,
     );
     let frames = trace(&tables, 1200);
-    let (bad, tally) =
-        compare::<512, 64, 2, 2, WIDE_CHUNK, WIDE_WIN, WIDE_HLAT>(&tables, &frames, &[], false);
+    let (bad, tally) = compare::<512, 64, 2, 1, 2, 4, WIDE_CHUNK, WIDE_WIN, WIDE_HLAT>(
+        &tables,
+        &frames,
+        &[],
+        false,
+    );
     assert_no_mismatch(&bad, frames.len());
     assert!(tally.evictions > 0, "{tally:?}");
     assert!(tally.expirations > 0, "{tally:?}");
@@ -1017,7 +1047,7 @@ fn narrow_stream_with_gaps_matches_core() {
             up: true,
         },
     ];
-    let (bad, tally) = compare::<64, 8, 6, 4, SERIAL_CHUNK, SERIAL_WIN, SERIAL_HLAT>(
+    let (bad, tally) = compare::<64, 8, 6, 5, 4, 8, SERIAL_CHUNK, SERIAL_WIN, SERIAL_HLAT>(
         &tables, &frames, &changes, true,
     );
     assert_no_mismatch(&bad, frames.len());
@@ -1031,7 +1061,7 @@ fn narrow_stream_with_gaps_matches_core() {
 #[test]
 fn narrow_runts_back_to_back_match_core() {
     use etherparse::PacketBuilder;
-    type Serial = TestDecide<6, 4, SERIAL_CHUNK, SERIAL_WIN, SERIAL_HLAT>;
+    type Serial = TestDecide<6, 5, 4, 8, SERIAL_CHUNK, SERIAL_WIN, SERIAL_HLAT>;
     let tables = test_tables(
         Geometry {
             sets: 64,
@@ -1054,8 +1084,12 @@ fn narrow_runts_back_to_back_match_core() {
     assert!(frames
         .iter()
         .all(|f| f.0.len().div_ceil(8) < Serial::MIN_GAP));
-    let (bad, tally) =
-        compare::<64, 8, 6, 4, SERIAL_CHUNK, SERIAL_WIN, SERIAL_HLAT>(&tables, &frames, &[], false);
+    let (bad, tally) = compare::<64, 8, 6, 5, 4, 8, SERIAL_CHUNK, SERIAL_WIN, SERIAL_HLAT>(
+        &tables,
+        &frames,
+        &[],
+        false,
+    );
     assert_no_mismatch(&bad, frames.len());
     assert_eq!(tally.forward, frames.len() as u64, "{tally:?}");
     assert!(tally.hits > 0 && tally.inserts > 0, "{tally:?}");
@@ -1064,8 +1098,9 @@ fn narrow_runts_back_to_back_match_core() {
 // ---- Synthesis and lint ----
 
 /// A geometry small enough for generic synthesis (which maps every RAM to flip-flops):
-/// 2 VIPs, 32 backends, M = 13, 2 sets × 2 ways. The three hash trees dominate.
-type SynthDecide = Decide<2, 1, 32, 4, 5, 1, 2, WIDE_CHUNK, WIDE_WIN, WIDE_HLAT>;
+/// 2 VIPs, 32 backends, M = 13, 4 sets × 2 ways (two banks of 2 rows). The three hash
+/// trees dominate.
+type SynthDecide = Decide<2, 1, 32, 4, 5, 2, 1, 2, 4, WIDE_CHUNK, WIDE_WIN, WIDE_HLAT>;
 
 #[test]
 fn decide_synthesizes() {
@@ -1078,9 +1113,9 @@ fn decide_synthesizes() {
     // few with the surrounding logic, never drop a tree).
     let xors = report.cell_count("$_XOR_") + report.cell_count("$_XNOR_");
     assert!(xors >= 3 * 32 * 300, "{report}");
-    // Registers: the Maglev RAM (2 × 16 rows × 32 bits), the flow table (2 × 2 × 114 bits)
+    // Registers: the Maglev RAM (2 × 16 rows × 32 bits), the flow table (4 × 2 × 114 bits)
     // and the pipeline are all there.
-    assert!(report.flip_flops() > 2 * 16 * 32 + 4 * 114, "{report}");
+    assert!(report.flip_flops() > 2 * 16 * 32 + 8 * 114, "{report}");
 }
 
 /// The emitted profile lints clean but for the warnings rust-hdl's idioms cause: WIDTH

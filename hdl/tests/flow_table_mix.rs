@@ -1,14 +1,22 @@
 //! The flow-table block against `flowgate_core`'s `FlowTable` on a realistic request mix:
-//! 20 000 requests (and bubbles) through 64 sets × 4 ways, every result and the final table compared.
+//! 20 000 requests (and bubbles) through 64 sets × 4 ways with two candidate sets per flow
+//! (two banks of 32 rows), every result and the final table compared.
 
-use flowgate_core::flow_table::{FlowClass, Timeouts};
+use flowgate_core::flow_table::{FlowClass, Geometry, Timeouts};
 use flowgate_hdl::flow_table::{assert_same_trace, model_trace, simulate, Request, Step, Tally};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
 
 const SET_BITS: usize = 6;
+const ROW_BITS: usize = SET_BITS - 1;
 const WAYS: usize = 4;
+const SLOTS: usize = 2 * WAYS;
+const GEOMETRY: Geometry = Geometry {
+    sets: 1 << SET_BITS,
+    ways: WAYS as u32,
+    choices: 2,
+};
 const BACKENDS: u16 = 16;
 
 /// The contract's default timeouts scaled down 100× (the run spans ~20 s of ticks).
@@ -119,9 +127,10 @@ fn realistic_mix(seed: u64, requests: usize) -> Vec<Option<Step>> {
 fn flow_table_matches_core_on_20k_realistic_requests() {
     let steps = realistic_mix(0x5eed_f10e, 20_000);
     let requests = steps.iter().flatten().count();
-    let model = model_trace(1 << SET_BITS, WAYS as u32, &steps, &TIMEOUTS);
+    let model = model_trace(&GEOMETRY, &steps, &TIMEOUTS);
     let started = std::time::Instant::now();
-    let hardware = simulate::<SET_BITS, WAYS>(&steps, &TIMEOUTS).expect("simulation halted");
+    let hardware = simulate::<SET_BITS, ROW_BITS, WAYS, SLOTS>(GEOMETRY.choices, &steps, &TIMEOUTS)
+        .expect("simulation halted");
     println!(
         "{} clocks ({requests} requests) simulated in {:.1?}",
         steps.len(),

@@ -115,11 +115,11 @@ impl_top_ports!([
     const D: usize, const K: usize, const FB: usize, const FB1: usize, const AB: usize,
     const AB1: usize, const VIPS: usize, const VIP_BITS: usize, const BACKENDS: usize,
     const BACKEND_BITS: usize, const SLOT_BITS: usize, const MAGLEV_BITS: usize,
-    const UP_WORDS: usize, const SET_BITS: usize, const WAYS: usize, const CHUNK: usize,
-    const WIN: usize, const HLAT: usize
+    const UP_WORDS: usize, const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize,
+    const PAIR_WAYS: usize, const CHUNK: usize, const WIN: usize, const HLAT: usize
 ] flowgate_hdl::top::Top<
     D, K, FB, FB1, AB, AB1, VIPS, VIP_BITS, BACKENDS, BACKEND_BITS, SLOT_BITS, MAGLEV_BITS,
-    UP_WORDS, SET_BITS, WAYS, CHUNK, WIN, HLAT
+    UP_WORDS, SET_BITS, ROW_BITS, WAYS, PAIR_WAYS, CHUNK, WIN, HLAT
 >);
 
 enum Command {
