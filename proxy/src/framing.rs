@@ -492,7 +492,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for FramingIo<T> {
                             "request head not complete in time",
                         )));
                     }
-                    self.deadline.as_mut().reset(due.max(now + Duration::from_millis(1)));
+                    self.deadline
+                        .as_mut()
+                        .reset(due.max(now + Duration::from_millis(1)));
                 }
             }
             Poll::Ready(Err(_)) => {}
