@@ -21,12 +21,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// mimalloc rather than glibc's malloc: the L7 proxy allocates per request (header maps,
-/// bodies, futures), and glibc's `malloc`/`free`/`malloc_consolidate` were ~14 % of its
-/// CPU time under load (docs/BENCHMARKS.md, "Per-request costs cut").
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "flowgate",
