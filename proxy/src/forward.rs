@@ -70,7 +70,7 @@ pub async fn handle(
     req: Request<Incoming>,
     conn: Arc<ConnInfo>,
     shared: Arc<Shared>,
-) -> Response<ProxyBody> {
+) -> Response<ClientBody> {
     let started = Instant::now();
     let busy = Busy::new(conn.in_flight.clone());
     // Requests that started under a config finish under it, whatever reloads meanwhile.
@@ -145,26 +145,48 @@ pub async fn handle(
     // The connection counts as busy until the body has been sent, so a long download is
     // not cut by the idle timeout.
     let (parts, body) = response.into_parts();
-    let body = body
-        .map_frame(move |frame| {
-            let _ = &busy;
-            frame
-        })
-        .boxed_unsync();
-    Response::from_parts(parts, body)
+    Response::from_parts(parts, ClientBody { body, _busy: busy })
+}
+
+/// A response body on its way to the client, holding its connection busy until dropped.
+/// A struct rather than `map_frame(..).boxed_unsync()`: that was a second boxed layer
+/// (an allocation and a dynamic call per frame) on every response.
+pub struct ClientBody {
+    body: ProxyBody,
+    _busy: Busy,
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// The host a request is for: the URI's authority (HTTP/2, absolute form) or `Host`,
 /// lower case, without a port.
 pub fn request_host<B>(req: &Request<B>) -> Option<String> {
     let raw = match req.uri().authority() {
-        Some(a) => a.as_str().to_string(),
-        None => req.headers().get(header::HOST)?.to_str().ok()?.to_string(),
+        Some(a) => a.as_str(),
+        None => req.headers().get(header::HOST)?.to_str().ok()?,
     };
     let host = match raw.rsplit_once(':') {
         // "[::1]:80" or "a:80", but not a bare IPv6 "[::1]".
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.is_empty() => h,
-        _ => raw.as_str(),
+        _ => raw,
     };
     Some(host.to_ascii_lowercase())
 }
@@ -300,11 +322,11 @@ async fn respond(
         return answer(generation, StatusCode::PAYLOAD_TOO_LARGE);
     }
     let host = request_host(req);
-    let path = req.uri().path().to_string();
-    let Some(route) = find_route(&config.routes, host.as_deref(), &path) else {
+    let Some(route) = find_route(&config.routes, host.as_deref(), req.uri().path()) else {
         return answer(generation, StatusCode::NOT_FOUND);
     };
     let upstream = Upstream {
+        host,
         conn: conn.clone(),
         shared: shared.clone(),
         generation: generation.clone(),
@@ -342,6 +364,8 @@ async fn respond(
 /// a background revalidation can outlive the request that started it.
 #[derive(Clone)]
 pub struct Upstream {
+    /// The request's host ([`request_host`]), found once per request.
+    pub host: Option<String>,
     pub conn: Arc<ConnInfo>,
     pub shared: Arc<Shared>,
     pub generation: Arc<Generation>,
@@ -388,7 +412,6 @@ async fn forward(
     let limits = &config.limits;
     let pool = &generation.pools[route.pool];
     let client = &generation.clients[route.pool];
-    let host = request_host(req);
     note.pool = Some(route.pool);
 
     // Persistence: a valid cookie naming a usable backend wins; otherwise the balancer
@@ -411,25 +434,30 @@ async fn forward(
     let body_is_empty = body.as_ref().is_none_or(|b| b.is_end_stream());
     let retryable = is_idempotent(req.method()) && body_is_empty && !upgrade;
 
-    // The request as it goes to every backend tried.
-    let mut out_headers = req.headers().clone();
-    headers::strip_hop_by_hop(&mut out_headers, upgrade);
-    if req.version() == Version::HTTP_2 && !out_headers.contains_key(header::HOST) {
-        if let Some(authority) = req.uri().authority() {
-            if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
-                out_headers.insert(header::HOST, v);
+    // The request's fields as they go to a backend, made again for each retry: a retry is
+    // rare, where keeping a spare copy for one cost a header-map clone on every request.
+    let outgoing = |req: &Request<()>| {
+        let mut out = req.headers().clone();
+        headers::strip_hop_by_hop(&mut out, upgrade);
+        if req.version() == Version::HTTP_2 && !out.contains_key(header::HOST) {
+            if let Some(authority) = req.uri().authority() {
+                if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+                    out.insert(header::HOST, v);
+                }
             }
         }
-    }
-    headers::add_forwarding(
-        &mut out_headers,
-        &Hop {
-            client: conn.client,
-            tls: conn.tls,
-            host: host.clone(),
-            version: req.version(),
-        },
-    );
+        headers::add_forwarding(
+            &mut out,
+            &Hop {
+                client: conn.client,
+                tls: conn.tls,
+                host: upstream.host.as_deref(),
+                version: req.version(),
+            },
+        );
+        out
+    };
+    let mut first_headers = Some(outgoing(req));
     // An origin-form target (asterisk and authority forms have no place behind a proxy).
     let path_and_query = match req.uri().path_and_query() {
         Some(p) if p.as_str().starts_with('/') => p.clone(),
@@ -480,17 +508,17 @@ async fn forward(
         let mut out = Request::new(body.take().unwrap_or_else(empty));
         *out.method_mut() = method.clone();
         *out.uri_mut() = uri;
-        // Kept for a retry only when there can be one.
-        *out.headers_mut() = if retryable {
-            out_headers.clone()
-        } else {
-            std::mem::take(&mut out_headers)
-        };
+        *out.headers_mut() = first_headers.take().unwrap_or_else(|| outgoing(req));
         let in_flight = InFlight::new(state.clone());
         let sent = tokio::time::timeout(response_timeout, client.request(out)).await;
         let failure = match sent {
             Ok(Ok(response)) => {
                 let status = response.status();
+                if status == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_some() {
+                    if let Some(framing) = &conn.framing {
+                        framing.upgraded();
+                    }
+                }
                 if status.is_server_error() {
                     eject_on_failure(shared, pool, i);
                 } else {

@@ -15,6 +15,11 @@
 //! A chunked body whose framing is already broken in the bytes read with its head is
 //! marked too, so that such a request is refused before it is forwarded.
 //!
+//! The same reader bounds the time a request head takes to arrive (slowloris): it knows
+//! where a head starts and ends, so the bound costs one timer per connection, moved only
+//! when it fires, where hyper's `header_read_timeout` made and dropped a timer per
+//! request (see [`FramingIo`]).
+//!
 //! When this tracking loses step with hyper (a head it cannot parse, an upgrade, a bound
 //! passed, an entry that does not match the request), it stops for the rest of the
 //! connection and every request there is treated as unchecked: hyper's own rules (reading
@@ -22,12 +27,16 @@
 //! request from being read, only without the 400.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 /// Header fields a head may have for this tracking; hyper's `max_headers` defaults to 100.
 const MAX_FIELDS: usize = 128;
@@ -68,6 +77,9 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct FramingLog {
     inner: Mutex<LogState>,
+    /// The connection switched protocols (101): its bytes are no longer HTTP/1, so
+    /// neither framing nor the head-read bound applies to them.
+    upgraded: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -120,6 +132,12 @@ impl FramingLog {
         if let Some(e) = state.entries.back_mut().filter(|e| e.key == key) {
             e.problem.get_or_insert(problem);
         }
+    }
+
+    /// The service answered 101: the connection carries another protocol from now on, so
+    /// neither framing nor the head-read bound applies to its bytes.
+    pub fn upgraded(&self) {
+        self.upgraded.store(true, Ordering::Relaxed);
     }
 
     /// The reader stops: entries already logged stay good (their heads were read in step),
@@ -189,6 +207,8 @@ struct Tracker {
     /// An incomplete head, chunk-size line or trailer section, carried to the next read.
     pending: Vec<u8>,
     max_head: usize,
+    /// The most header fields hyper takes (its `max_headers`).
+    max_fields: usize,
     /// Key of the head whose body is being read, if it has an entry.
     current: Option<u64>,
     log: Arc<FramingLog>,
@@ -307,16 +327,35 @@ impl Tracker {
         }
     }
 
+    /// Whether a request head has begun and not ended.
+    fn in_head(&self) -> bool {
+        self.step == Step::Head && !self.pending.is_empty()
+    }
+
     fn head(&mut self, buf: &[u8]) -> Parsed {
         // Uninitialised: this runs for every request, and 128 empty fields are 4 KiB to fill.
         let mut fields =
             [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_FIELDS];
         let mut req = httparse::Request::new(&mut []);
-        let used = match req.parse_with_uninit_headers(buf, &mut fields) {
-            Ok(httparse::Status::Complete(used)) => used,
-            Ok(httparse::Status::Partial) => return Parsed::Partial,
-            Err(_) => return Parsed::Bad,
-        };
+        match req.parse_with_uninit_headers(buf, &mut fields) {
+            Ok(httparse::Status::Complete(used)) => self.head_parsed(&req, used),
+            Ok(httparse::Status::Partial) => Parsed::Partial,
+            // More fields than the stack holds but as many as hyper takes: once more with
+            // room for them all (rare: only where `max_headers` is raised above 128).
+            Err(httparse::Error::TooManyHeaders) if self.max_fields > MAX_FIELDS => {
+                let mut fields = vec![httparse::EMPTY_HEADER; self.max_fields];
+                let mut req = httparse::Request::new(&mut fields);
+                match req.parse(buf) {
+                    Ok(httparse::Status::Complete(used)) => self.head_parsed(&req, used),
+                    Ok(httparse::Status::Partial) => Parsed::Partial,
+                    Err(_) => Parsed::Bad,
+                }
+            }
+            Err(_) => Parsed::Bad,
+        }
+    }
+
+    fn head_parsed(&mut self, req: &httparse::Request<'_, '_>, used: usize) -> Parsed {
         let mut lengths = 0;
         let mut length = None;
         let mut listed = false;
@@ -362,25 +401,54 @@ impl Tracker {
     }
 }
 
+/// The bounds of a connection's request heads.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    /// The longest request head hyper accepts (its `max_buf_size`).
+    pub max_bytes: usize,
+    /// The most header fields hyper accepts (its `max_headers`).
+    pub max_fields: usize,
+    /// A head must be complete this long after its first byte (the connection's first
+    /// head: after the connection starts).
+    pub read_time: Duration,
+}
+
 /// A client connection's reader that follows its HTTP/1 request framing (see the module
-/// doc); writes pass through.
+/// doc) and fails its reads with `TimedOut` when a request head takes longer than
+/// [`HeadLimits::read_time`]; writes pass through.
+///
+/// The head-read bound is this reader's rather than hyper's `header_read_timeout`
+/// because hyper makes a timer for every request and drops it when the head is in (an
+/// allocation and two timer-wheel updates per request). Here one timer per connection is
+/// moved only when it fires: it is always due no later than the end of the current head's
+/// time (it is set to "now + read_time" when no head is under way, and a head starting
+/// later ends later), so when it fires it either cuts the connection or moves to the end
+/// of the head under way, or a `read_time` on.
 pub struct FramingIo<T> {
     inner: T,
     tracker: Tracker,
+    read_time: Duration,
+    deadline: Pin<Box<Sleep>>,
+    /// When the head under way started.
+    head_since: Option<Instant>,
 }
 
 impl<T> FramingIo<T> {
-    /// `max_head`: the longest request head hyper accepts (its `max_buf_size`).
-    pub fn new(inner: T, max_head: usize, log: Arc<FramingLog>) -> Self {
+    pub fn new(inner: T, limits: HeadLimits, log: Arc<FramingLog>) -> Self {
+        let now = Instant::now();
         FramingIo {
             inner,
             tracker: Tracker {
                 step: Step::Head,
                 pending: Vec::new(),
-                max_head,
+                max_head: limits.max_bytes,
+                max_fields: limits.max_fields,
                 current: None,
                 log,
             },
+            read_time: limits.read_time,
+            deadline: Box::pin(tokio::time::sleep_until(now + limits.read_time)),
+            head_since: Some(now),
         }
     }
 }
@@ -393,10 +461,43 @@ impl<T: AsyncRead + Unpin> AsyncRead for FramingIo<T> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = result {
-            if self.tracker.step != Step::Lost {
-                self.tracker.feed(&buf.filled()[before..]);
+        match result {
+            Poll::Ready(Ok(())) => {
+                let this = &mut *self;
+                if this.tracker.step != Step::Lost {
+                    if this.tracker.log.upgraded.load(Ordering::Relaxed) {
+                        this.tracker.lose();
+                    } else {
+                        this.tracker.feed(&buf.filled()[before..]);
+                    }
+                }
+                if !this.tracker.in_head() {
+                    this.head_since = None;
+                } else if this.head_since.is_none() {
+                    this.head_since = Some(Instant::now());
+                }
             }
+            Poll::Pending => {
+                while self.deadline.as_mut().poll(cx).is_ready() {
+                    let now = Instant::now();
+                    let due = match self.head_since {
+                        // A tracking that lost step knows no heads: hyper's rules and the
+                        // idle timeout are what is left (see the module doc).
+                        Some(since) if self.tracker.step != Step::Lost => since + self.read_time,
+                        _ => now + self.read_time,
+                    };
+                    if due <= now {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "request head not complete in time",
+                        )));
+                    }
+                    self.deadline
+                        .as_mut()
+                        .reset(due.max(now + Duration::from_millis(1)));
+                }
+            }
+            Poll::Ready(Err(_)) => {}
         }
         result
     }
@@ -414,6 +515,7 @@ mod tests {
             step: Step::Head,
             pending: Vec::new(),
             max_head: 8192,
+            max_fields: 100,
             current: None,
             log: log.clone(),
         };
@@ -491,6 +593,108 @@ mod tests {
         ]);
         assert_eq!(log.take("POST", "/other"), Framing::Unknown);
         assert_eq!(log.take("POST", "/b"), Framing::Unknown);
+    }
+
+    #[test]
+    fn more_fields_than_the_stack_holds_are_followed_when_hyper_takes_them() {
+        let mut head = b"POST /a HTTP/1.1\r\n".to_vec();
+        for i in 0..MAX_FIELDS + 10 {
+            head.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"Content-Length: 1\r\nContent-Length: 1\r\n\r\nx");
+        let log = Arc::new(FramingLog::default());
+        let mut t = Tracker {
+            step: Step::Head,
+            pending: Vec::new(),
+            max_head: 65536,
+            max_fields: 200,
+            current: None,
+            log: log.clone(),
+        };
+        t.feed(&head);
+        assert_eq!(
+            log.take("POST", "/a"),
+            Framing::Refused(Smuggling::RepeatedContentLength)
+        );
+    }
+
+    const READ_TIME: Duration = Duration::from_secs(10);
+
+    /// A `FramingIo` over one end of a pipe, and the other end as the client.
+    fn connection() -> (FramingIo<tokio::io::DuplexStream>, tokio::io::DuplexStream) {
+        let (server, client) = tokio::io::duplex(4096);
+        let limits = HeadLimits {
+            max_bytes: 8192,
+            max_fields: 100,
+            read_time: READ_TIME,
+        };
+        let io = FramingIo::new(server, limits, Arc::new(FramingLog::default()));
+        (io, client)
+    }
+
+    /// Read what the client sent, or the error, or nothing within `wait` (test time).
+    async fn read_within(
+        io: &mut FramingIo<tokio::io::DuplexStream>,
+        wait: Duration,
+    ) -> Option<io::Result<usize>> {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 256];
+        tokio::time::timeout(wait, io.read(&mut buf)).await.ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickled_head_is_cut_at_its_read_time() {
+        use tokio::io::AsyncWriteExt;
+        let (mut io, mut client) = connection();
+        // A whole head, then the connection waits longer than the head time between
+        // requests: that wait is the idle timeout's, not this bound's.
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        assert!(matches!(read_within(&mut io, READ_TIME).await, Some(Ok(_))));
+        assert!(read_within(&mut io, READ_TIME * 3).await.is_none());
+        // Then a head trickled a byte a second: cut 10 s after its first byte.
+        let started = Instant::now();
+        for b in b"GET / HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaa" {
+            client.write_all(&[*b]).await.unwrap();
+            // The byte, then a second's wait for the next (as hyper reads until pending).
+            for expected in [Some(1), None] {
+                match read_within(&mut io, Duration::from_secs(1)).await {
+                    Some(Err(e)) => {
+                        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+                        let held = started.elapsed();
+                        assert!(held >= READ_TIME && held <= READ_TIME + Duration::from_secs(2));
+                        return;
+                    }
+                    got => assert_eq!(got.map(|r| r.unwrap()), expected),
+                }
+            }
+        }
+        panic!("the trickled head was never cut");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_head_counts_from_the_connection_start() {
+        let (mut io, _client) = connection();
+        let got = read_within(&mut io, READ_TIME * 2).await;
+        assert!(
+            matches!(&got, Some(Err(e)) if e.kind() == io::ErrorKind::TimedOut),
+            "{got:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_upgraded_connection_has_no_head_bound() {
+        use tokio::io::AsyncWriteExt;
+        let (mut io, mut client) = connection();
+        client
+            .write_all(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(matches!(read_within(&mut io, READ_TIME).await, Some(Ok(_))));
+        io.tracker.log.upgraded();
+        // Text that would be the start of a head, and then nothing for a long time.
+        client.write_all(b"hello").await.unwrap();
+        assert!(matches!(read_within(&mut io, READ_TIME).await, Some(Ok(5))));
+        assert!(read_within(&mut io, READ_TIME * 3).await.is_none());
     }
 
     #[test]

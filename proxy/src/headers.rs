@@ -84,17 +84,17 @@ fn forwarded_node(ip: IpAddr) -> String {
 }
 
 /// Where a request came from, for the forwarding headers.
-pub struct Hop {
+pub struct Hop<'a> {
     pub client: SocketAddr,
     pub tls: bool,
     /// The request's host (authority), if it named one.
-    pub host: Option<String>,
+    pub host: Option<&'a str>,
     pub version: Version,
 }
 
 /// Add the forwarding fields to a request going to a backend. Existing values from
 /// earlier proxies are kept and this hop is appended.
-pub fn add_forwarding(headers: &mut HeaderMap, hop: &Hop) {
+pub fn add_forwarding(headers: &mut HeaderMap, hop: &Hop<'_>) {
     let proto = if hop.tls { "https" } else { "http" };
     let ip = hop.client.ip().to_canonical();
     let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
@@ -106,7 +106,7 @@ pub fn add_forwarding(headers: &mut HeaderMap, hop: &Hop) {
     }
     headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
     let mut forwarded = format!("for={};proto={proto}", forwarded_node(ip));
-    if let Some(host) = &hop.host {
+    if let Some(host) = hop.host {
         // A host is a token or a quoted string (RFC 7239 §4); quote it.
         if host
             .bytes()
@@ -170,7 +170,7 @@ mod tests {
             &Hop {
                 client: "[2001:db8::1]:5000".parse().unwrap(),
                 tls: true,
-                host: Some("example.com".into()),
+                host: Some("example.com"),
                 version: Version::HTTP_2,
             },
         );

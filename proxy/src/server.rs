@@ -3,15 +3,16 @@
 //! connection preface on plain listeners (h2c prior knowledge).
 //!
 //! Limits that hyper enforces itself: a request head larger than `max_header_bytes` gets
-//! 431 and more than `max_headers` fields 431, a head not complete within
-//! `header_read_ms` closes the connection (slowloris), and requests with a
-//! `Transfer-Encoding` that does not end in `chunked`, differing `Content-Length`s, or a
-//! bad chunk are refused (400, or the connection closed mid-body). What hyper lets
-//! through (`Content-Length` with `Transfer-Encoding`, a repeated `Content-Length`) the
-//! [`framing`](crate::framing) reader under every HTTP/1 connection finds, and
-//! `forward` answers 400 and closes.
+//! 431 and more than `max_headers` fields 431, and requests with a `Transfer-Encoding`
+//! that does not end in `chunked`, differing `Content-Length`s, or a bad chunk are refused
+//! (400, or the connection closed mid-body). What hyper lets through (`Content-Length`
+//! with `Transfer-Encoding`, a repeated `Content-Length`) the [`framing`](crate::framing)
+//! reader under every HTTP/1 connection finds, and `forward` answers 400 and closes. The
+//! same reader closes an HTTP/1 connection whose request head is not complete within
+//! `header_read_ms` of its first byte (the first head: of the connection's start), the
+//! slowloris bound; between requests a keep-alive connection is bounded by `idle_ms`.
 
-use crate::framing::{FramingIo, FramingLog};
+use crate::framing::{FramingIo, FramingLog, HeadLimits};
 use crate::{forward, Generation, Shared};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -124,7 +125,11 @@ async fn serve_connection(
             framing,
         })
     };
-    let max_head = generation.config.limits.max_header_bytes;
+    let head = HeadLimits {
+        max_bytes: generation.config.limits.max_header_bytes,
+        max_fields: generation.config.limits.max_headers,
+        read_time: Duration::from_millis(u64::from(timeouts.header_read_ms)),
+    };
     let tls = generation
         .config
         .listeners
@@ -133,7 +138,7 @@ async fn serve_connection(
     let Some(tls) = tls else {
         let framing = Arc::new(FramingLog::default());
         serve_http(
-            FramingIo::new(io, max_head, framing.clone()),
+            FramingIo::new(io, head, framing.clone()),
             info(false, Some(framing)),
             Protocol::Auto,
             &generation,
@@ -172,7 +177,7 @@ async fn serve_connection(
     } else {
         let framing = Arc::new(FramingLog::default());
         Box::pin(serve_http(
-            FramingIo::new(stream, max_head, framing.clone()),
+            FramingIo::new(stream, head, framing.clone()),
             info(true, Some(framing)),
             Protocol::Http1,
             &generation,
@@ -205,12 +210,12 @@ async fn serve_http<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = &generation.config.limits;
-    let header_read = Duration::from_millis(u64::from(generation.config.timeouts.header_read_ms));
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // No timer and no `header_read_timeout` for HTTP/1: `FramingIo` bounds the head's
+    // time (hyper's timer cost an allocation and two timer updates per request).
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read)
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes)
         .max_headers(limits.max_headers)
         .keep_alive(true);
