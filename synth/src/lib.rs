@@ -185,13 +185,13 @@ pub static DESIGNS: &[DesignSpec] = &[
         name: "flow-table-1k",
         about: "flow table, 256 sets × 4 ways (fast flow check)",
         flow_entries: 1024,
-        source: Source::Block(|| emit(FlowTable::<8, 4>::default())),
+        source: Source::Block(|| emit(FlowTable::<8, 7, 4, 8>::default())),
     },
     DesignSpec {
         name: "flow-table-16",
         about: "flow table, 16 sets × 1 way (scripts/test's smoke bitstream)",
         flow_entries: 16,
-        source: Source::Block(|| emit(FlowTable::<4, 1>::default())),
+        source: Source::Block(|| emit(FlowTable::<4, 3, 1, 2>::default())),
     },
     DesignSpec {
         name: "toeplitz",
