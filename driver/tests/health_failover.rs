@@ -67,6 +67,22 @@ async fn wait_up(control: &ControlPlane, index: u16, up: bool, limit: Duration) 
     .unwrap_or_else(|| panic!("backend {index} did not become up={up} within {limit:?}"))
 }
 
+/// Waits for the second publish of a health verdict: `set_up` publishes the flipped `up`
+/// bit first (flows move to their slots' secondaries at once) and the rebuilt Maglev table
+/// after it, so a reader that saw the bit may still see the old table.
+async fn wait_rebuilt(control: &ControlPlane, index: u16, up: bool, limit: Duration) {
+    wait_until_async(limit, || async {
+        let has = control.tables().vips[0]
+            .maglev
+            .slots()
+            .iter()
+            .any(|s| s.primary == index);
+        has == up
+    })
+    .await
+    .unwrap_or_else(|| panic!("VIP 0's Maglev table was not rebuilt around backend {index} (up={up}) within {limit:?}"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_check_failover_moves_only_the_failed_backends_flows() {
     let ips = [
@@ -272,6 +288,7 @@ async fn http_check_follows_the_expected_status() {
         "the other backend stays up"
     );
     // The whole VIP's new flows now go to the other backend.
+    wait_rebuilt(&control, b0, false, Duration::from_secs(10)).await;
     assert!(control.tables().vips[0]
         .maglev
         .slots()
@@ -282,6 +299,7 @@ async fn http_check_follows_the_expected_status() {
     let up_after = wait_up(&control, b0, true, Duration::from_secs(10)).await;
     assert!(up_after <= Duration::from_millis(INTERVAL_MS * RISE + TIMEOUT_MS) + SLACK);
     eprintln!("http: up {up_after:?} after the status became 200");
+    wait_rebuilt(&control, b0, true, Duration::from_secs(10)).await;
     let share: HashMap<u16, usize> =
         control.tables().vips[0]
             .maglev

@@ -66,6 +66,8 @@ struct Harness<
     timeout_embryonic: Signal<In, Bits<32>>,
     timeout_tcp: Signal<In, Bits<32>>,
     timeout_udp: Signal<In, Bits<32>>,
+    /// Two candidate sets per flow (the tables' `geometry.choices == 2`).
+    two_choice: Signal<In, Bit>,
     vip_we: Signal<In, Bit>,
     vip_index: Signal<In, Bits<16>>,
     vip_address: Signal<In, Bits<128>>,
@@ -117,6 +119,7 @@ impl<
             timeout_embryonic: Default::default(),
             timeout_tcp: Default::default(),
             timeout_udp: Default::default(),
+            two_choice: Default::default(),
             vip_we: Default::default(),
             vip_index: Default::default(),
             vip_address: Default::default(),
@@ -185,6 +188,7 @@ impl<
         self.decide.timeout_embryonic.next = self.timeout_embryonic.val();
         self.decide.timeout_tcp.next = self.timeout_tcp.val();
         self.decide.timeout_udp.next = self.timeout_udp.val();
+        self.decide.two_choice.next = self.two_choice.val();
         self.decide.vip_we.next = self.vip_we.val();
         self.decide.vip_index.next = self.vip_index.val();
         self.decide.vip_address.next = self.vip_address.val();
@@ -538,6 +542,7 @@ fn run_hardware<
     let budget = (writes.len() + beats * if gaps { 2 } else { 1 } + frames.len() * gap + 64) as u64;
     let keys = tables.keys.clone();
     let timeouts = tables.timeouts;
+    let two_choice = tables.geometry.choices == 2;
     let frames_tb = frames.to_vec();
     let changes_tb = changes.to_vec();
     let run = Arc::new(Mutex::new(Run {
@@ -555,6 +560,7 @@ fn run_hardware<
             x.timeout_embryonic.next = u64::from(timeouts.tcp_embryonic_ms).into();
             x.timeout_tcp.next = u64::from(timeouts.tcp_ms).into();
             x.timeout_udp.next = u64::from(timeouts.udp_ms).into();
+            x.two_choice.next = two_choice;
             x.tvalid.next = false;
             let mut cycle = 0u64;
             let mut parsed = 0usize;
