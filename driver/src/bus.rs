@@ -116,6 +116,7 @@ pub mod regs {
     pub const TIMEOUT_TCP_MS: Register = by_name("TIMEOUT_TCP_MS");
     pub const TIMEOUT_TCP_EMBRYONIC_MS: Register = by_name("TIMEOUT_TCP_EMBRYONIC_MS");
     pub const TIMEOUT_UDP_MS: Register = by_name("TIMEOUT_UDP_MS");
+    pub const FLOW_CHOICES: Register = by_name("FLOW_CHOICES");
     pub const UP_SET: Register = by_name("UP_SET");
     pub const UP_CLEAR: Register = by_name("UP_CLEAR");
     pub const SCRATCH: Register = by_name("SCRATCH");

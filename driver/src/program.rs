@@ -38,11 +38,11 @@ pub const KNOWN_MAJOR: u32 = regmap::BLOCK_VERSION >> 24;
 /// allows at most 65534 VIPs), so the data path treats a slot naming it as down.
 pub const NO_VIP: u16 = u16::MAX;
 
-/// Candidate sets per flow in the hardware's flow table: one (a two-choice config is
-/// refused by [`ProgramError::Geometry`]). The flow-table block reads two banks and takes
-/// one or two choices at run time (`hdl::flow_table`'s `two_choice`), but the top ties that
-/// input to one until a register (`FLOW_CHOICES`) carries the config's value to it.
-pub const HW_CHOICES: u32 = 1;
+/// The most candidate sets per flow the hardware's flow table takes: two (two RAM banks,
+/// one read each; `hdl::flow_table`'s `two_choice`, driven by the `FLOW_CHOICES` register,
+/// which [`program`] writes from the config). A device older than register-map minor
+/// [`regmap::FLOW_CHOICES_MINOR`] has one.
+pub const HW_CHOICES: u32 = 2;
 
 /// Why a device could not be programmed (or read). Every check that can fail is made
 /// before the first write, except the device refusing a write, which is caught before
@@ -62,7 +62,7 @@ pub enum ProgramError {
     TooManyBackends { needed: usize, capacity: u32 },
     #[error("VIP {vip} has a Maglev table of {slots} slots; the device has MAGLEV_M = {device}")]
     MaglevSize { vip: usize, slots: u32, device: u32 },
-    #[error("flow table of {}×{} entries with {} choice(s) configured; the device is built with {}×{} and {} choice(s) (the hardware looks flows up in one set yet: set flow_table.choices = 1, as examples/hw-*.toml do)", config.sets, config.ways, config.choices, device.sets, device.ways, device.choices)]
+    #[error("flow table of {}×{} entries with {} choice(s) configured; the device is built with {}×{} and {} choice(s) (sets and ways are the build's; choices may be 1 up to the device's)", config.sets, config.ways, config.choices, device.sets, device.ways, device.choices)]
     Geometry { config: Geometry, device: Geometry },
     #[error("backend {backend}: weight {weight} does not fit the 16-bit weight field")]
     WeightTooLarge { backend: usize, weight: u32 },
@@ -140,7 +140,11 @@ pub fn probe(bus: &mut dyn RegisterBus) -> Result<DeviceInfo, ProgramError> {
             // FLOW_SETS_LOG2 is 5 bits wide, so the shift cannot overflow.
             sets: 1 << bus.read_reg(&regs::FLOW_SETS_LOG2),
             ways: bus.read_reg(&regs::FLOW_WAYS),
-            choices: HW_CHOICES,
+            choices: if (version >> 16) & 0xff >= regmap::FLOW_CHOICES_MINOR {
+                HW_CHOICES
+            } else {
+                1
+            },
         },
     })
 }
@@ -201,6 +205,9 @@ impl Image {
             u32::MAX,
         )?;
         put(&regs::TIMEOUT_UDP_MS, t.udp_ms, u32::MAX)?;
+        if device.geometry.choices > 1 {
+            put(&regs::FLOW_CHOICES, tables.geometry.choices, HW_CHOICES)?;
+        }
         for (key_regs, key) in key_registers(&tables.keys) {
             for (reg, word) in key_regs.iter().zip(regmap::key_words(key)) {
                 put(reg, word, u32::MAX)?;
@@ -349,7 +356,14 @@ impl Image {
                 tcp_embryonic_ms: reg(&regs::TIMEOUT_TCP_EMBRYONIC_MS),
                 udp_ms: reg(&regs::TIMEOUT_UDP_MS),
             },
-            geometry: device.geometry,
+            geometry: Geometry {
+                choices: if device.geometry.choices > 1 && reg(&regs::FLOW_CHOICES) == 2 {
+                    2
+                } else {
+                    1
+                },
+                ..device.geometry
+            },
             vips,
             backends,
         })
@@ -390,7 +404,12 @@ fn check_fit(tables: &Tables, device: &DeviceInfo) -> Result<(), ProgramError> {
             capacity: device.backend_capacity,
         });
     }
-    if tables.geometry != device.geometry {
+    // Sets and ways are the build's; the choice count is the device's to take, up to what
+    // it reads (`device.geometry.choices`).
+    if tables.geometry.sets != device.geometry.sets
+        || tables.geometry.ways != device.geometry.ways
+        || !(1..=device.geometry.choices).contains(&tables.geometry.choices)
+    {
         return Err(ProgramError::Geometry {
             config: tables.geometry,
             device: device.geometry,

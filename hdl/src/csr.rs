@@ -275,6 +275,8 @@ pub struct Csr<
     pub timeout_tcp_ms: Signal<Out, Bits<32>>,
     pub timeout_embryonic_ms: Signal<Out, Bits<32>>,
     pub timeout_udp_ms: Signal<Out, Bits<32>>,
+    /// Candidate sets per flow (FLOW_CHOICES): 1 or 2.
+    pub flow_choices: Signal<Out, Bits<32>>,
     /// Key byte 0 in the top 8 bits.
     pub rss_key: Signal<Out, Bits<KEY_BITS>>,
     pub digest_hi_key: Signal<Out, Bits<KEY_BITS>>,
@@ -315,6 +317,7 @@ pub struct Csr<
     r_timeout_tcp: ShadowReg,
     r_timeout_embryonic: ShadowReg,
     r_timeout_udp: ShadowReg,
+    r_flow_choices: ShadowReg,
     r_rss: [ShadowReg; KEY_WORDS],
     r_digest_hi: [ShadowReg; KEY_WORDS],
     r_digest_lo: [ShadowReg; KEY_WORDS],
@@ -593,6 +596,7 @@ impl<
         let r_timeout_tcp = shadow(take("TIMEOUT_TCP_MS")?)?;
         let r_timeout_embryonic = shadow(take("TIMEOUT_TCP_EMBRYONIC_MS")?)?;
         let r_timeout_udp = shadow(take("TIMEOUT_UDP_MS")?)?;
+        let r_flow_choices = shadow(take("FLOW_CHOICES")?)?;
         let mut key = |prefix: &str| -> Result<Vec<ShadowReg>, CsrError> {
             (0..KEY_WORDS)
                 .map(|w| shadow(take(&format!("{prefix}_{w}"))?))
@@ -727,6 +731,7 @@ impl<
             timeout_tcp_ms: Default::default(),
             timeout_embryonic_ms: Default::default(),
             timeout_udp_ms: Default::default(),
+            flow_choices: Default::default(),
             rss_key: Default::default(),
             digest_hi_key: Default::default(),
             digest_lo_key: Default::default(),
@@ -756,6 +761,7 @@ impl<
             r_timeout_tcp,
             r_timeout_embryonic,
             r_timeout_udp,
+            r_flow_choices,
             r_rss: into_array(rss),
             r_digest_hi: into_array(hi),
             r_digest_lo: into_array(lo),
@@ -1085,6 +1091,11 @@ impl<
         self.r_timeout_udp.wdata.next = self.wd.q.val();
         self.r_timeout_udp.write.next = self.sh_we.val();
         self.r_timeout_udp.flip.next = self.flip.val();
+        self.r_flow_choices.clock.next = self.clock.val();
+        self.r_flow_choices.addr.next = self.a.q.val();
+        self.r_flow_choices.wdata.next = self.wd.q.val();
+        self.r_flow_choices.write.next = self.sh_we.val();
+        self.r_flow_choices.flip.next = self.flip.val();
         for k in 0..V6_PREFIX_WORDS {
             self.r_encap_v6_prefix[k].clock.next = self.clock.val();
             self.r_encap_v6_prefix[k].addr.next = self.a.q.val();
@@ -1116,7 +1127,8 @@ impl<
             || self.r_encap_v6_len.hit.val()
             || self.r_timeout_tcp.hit.val()
             || self.r_timeout_embryonic.hit.val()
-            || self.r_timeout_udp.hit.val();
+            || self.r_timeout_udp.hit.val()
+            || self.r_flow_choices.hit.val();
         for k in 0..V6_PREFIX_WORDS {
             self.sh_hit.next = self.sh_hit.val() || self.r_encap_v6_prefix[k].hit.val();
         }
@@ -1495,7 +1507,8 @@ impl<
             | self.r_encap_v6_len.rd.val()
             | self.r_timeout_tcp.rd.val()
             | self.r_timeout_embryonic.rd.val()
-            | self.r_timeout_udp.rd.val();
+            | self.r_timeout_udp.rd.val()
+            | self.r_flow_choices.rd.val();
         for k in 0..V6_PREFIX_WORDS {
             self.rd.next = self.rd.val() | self.r_encap_v6_prefix[k].rd.val();
         }
@@ -1590,6 +1603,7 @@ impl<
         self.timeout_tcp_ms.next = self.r_timeout_tcp.active.val();
         self.timeout_embryonic_ms.next = self.r_timeout_embryonic.active.val();
         self.timeout_udp_ms.next = self.r_timeout_udp.active.val();
+        self.flow_choices.next = self.r_flow_choices.active.val();
         for k in 0..KEY_WORDS {
             self.rss_cat.words[k].next = self.r_rss[k].active.val();
             self.hi_cat.words[k].next = self.r_digest_hi[k].active.val();

@@ -721,7 +721,7 @@ impl<
         self.decide.key_digest_hi.next = self.csr.digest_hi_key.val();
         self.decide.key_digest_lo.next = self.csr.digest_lo_key.val();
         self.decide.timeout_embryonic.next = self.csr.timeout_embryonic_ms.val();
-        self.decide.two_choice.next = false;
+        self.decide.two_choice.next = self.csr.flow_choices.val() == 2;
         self.decide.timeout_tcp.next = self.csr.timeout_tcp_ms.val();
         self.decide.timeout_udp.next = self.csr.timeout_udp_ms.val();
 

@@ -49,7 +49,7 @@ fn device() -> DeviceInfo {
         geometry: Geometry {
             sets: 1 << 14,
             ways: 4,
-            choices: 1,
+            choices: flowgate_driver::program::HW_CHOICES,
         },
     }
 }
@@ -57,9 +57,7 @@ fn device() -> DeviceInfo {
 /// `examples/basic.toml` with a Maglev size that fits the shrunk build.
 fn example_tables(edit: impl Fn(String) -> String) -> Tables {
     let text = include_str!("../../examples/basic.toml")
-        .replace("maglev_m = 65537", "maglev_m = 13")
-        // The hardware looks flows up in one set.
-        .replacen("choices = 2", "choices = 1", 1);
+        .replace("maglev_m = 65537", "maglev_m = 13");
     let config = flowgate_driver::parse_str(&edit(text), "basic.toml").expect("example parses");
     flowgate_driver::compile(&config)
 }

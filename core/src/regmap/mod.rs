@@ -302,8 +302,11 @@ impl Window {
 
 /// `BLOCK_TYPE`: "FLGT" in ASCII.
 pub const BLOCK_TYPE: u32 = 0x464C_4754;
-/// `BLOCK_VERSION`: major.minor.patch.meta, one byte each (0.1.0.0).
-pub const BLOCK_VERSION: u32 = 0x0001_0000;
+/// `BLOCK_VERSION`: major.minor.patch.meta, one byte each (0.2.0.0). Minor 2 added
+/// `FLOW_CHOICES` (a device of minor 1 has one candidate set per flow).
+pub const BLOCK_VERSION: u32 = 0x0002_0000;
+/// The first `BLOCK_VERSION` minor with `FLOW_CHOICES`.
+pub const FLOW_CHOICES_MINOR: u32 = 2;
 /// Bytes of address space the block decodes (AXI4-Lite address width 14).
 pub const MAP_SIZE: u32 = 0x4000;
 /// 32-bit registers per hash key.
@@ -443,7 +446,7 @@ pub const DIGEST_HI_KEY_BASE: u32 = 0x140;
 /// Base of the DIGEST_LO key registers.
 pub const DIGEST_LO_KEY_BASE: u32 = 0x180;
 
-const SCALAR_REGISTERS: [Register; 28] = [
+const SCALAR_REGISTERS: [Register; 29] = [
     // Block header (Corundum-style): lets a driver find and check the block.
     Register::new(
         "BLOCK_TYPE",
@@ -664,6 +667,16 @@ const SCALAR_REGISTERS: [Register; 28] = [
         Access::Rw,
         30_000,
         "Idle timeout of a UDP (or other non-TCP) flow, in milliseconds.",
+    )
+    .shadowed(),
+    Register::new(
+        "FLOW_CHOICES",
+        0x0AC,
+        2,
+        Access::Rw,
+        1,
+        "Candidate sets per flow (flow_table.choices): 1, or 2 for a second set in the other \
+         RAM bank (docs/CONTRACT.md §4). Other values act as 1.",
     )
     .shadowed(),
     // The health fast path: one write flips one backend, with no read-modify-write of

@@ -148,7 +148,7 @@ fn config(rng: &mut ChaCha8Rng, profile: &HwProfile, next: &mut u32) -> ConfigSp
         flow_table: FlowTableSpec {
             sets: profile.sets,
             ways: profile.ways,
-            choices: flowgate_driver::program::HW_CHOICES,
+            choices: rng.gen_range(1..=flowgate_driver::program::HW_CHOICES),
         },
         timeouts: TimeoutsSpec {
             tcp,
