@@ -61,6 +61,14 @@ uint64_t fg_mbuf_rx_timestamp(const struct rte_mbuf *m, int offset, uint64_t fla
 	return *RTE_MBUF_DYNFIELD(m, offset, const rte_mbuf_timestamp_t *);
 }
 
+void fg_mbuf_set_rx_timestamp(struct rte_mbuf *m, int offset, uint64_t flag, uint64_t ts)
+{
+	if (offset < 0)
+		return;
+	*RTE_MBUF_DYNFIELD(m, offset, rte_mbuf_timestamp_t *) = ts;
+	m->ol_flags |= flag;
+}
+
 uint32_t fg_mbuf_rss_hash(const struct rte_mbuf *m, int *present)
 {
 	*present = (m->ol_flags & RTE_MBUF_F_RX_RSS_HASH) != 0;

@@ -35,6 +35,8 @@ const uint8_t *fg_pktmbuf_read(const struct rte_mbuf *m, uint32_t off, uint32_t 
 /* The RX timestamp dynamic field at `offset` if `flag` is set in ol_flags; else 0 and
  * *present = 0. */
 uint64_t fg_mbuf_rx_timestamp(const struct rte_mbuf *m, int offset, uint64_t flag, int *present);
+/* Store `ts` in the RX timestamp dynamic field at `offset` and set `flag`, as a PMD does. */
+void fg_mbuf_set_rx_timestamp(struct rte_mbuf *m, int offset, uint64_t flag, uint64_t ts);
 /* NIC RSS hash if the PMD set RTE_MBUF_F_RX_RSS_HASH. */
 uint32_t fg_mbuf_rss_hash(const struct rte_mbuf *m, int *present);
 

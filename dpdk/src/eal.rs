@@ -32,6 +32,8 @@ pub enum DpdkError {
     WorkerPanicked,
     #[error("the mbuf pool of port {0} has no private area for handing frames to workers (create it with Mempool::new)")]
     NoPrivArea(u16),
+    #[error("registering the RX timestamp field: {0}")]
+    RxTimestamp(String),
     #[error("the EAL found no port: give --vdev or PCI devices after `--`")]
     NoPort,
     #[error("port {0} does not exist (the EAL found {1} ports; give --vdev or PCI devices)")]

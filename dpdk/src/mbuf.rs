@@ -4,6 +4,7 @@
 //! count) are accessed directly through [`MbufHead`], whose layout `shim.c` checks against
 //! DPDK's `struct rte_mbuf` at build time; everything else goes through the shim.
 
+use crate::port::RxTimestampField;
 use dpdk_sys as sys;
 use flowgate_core::pipeline::Prepared;
 use flowgate_core::rewrite::{rewrite_in_place, Datagram, InPlace, Mode, RewriteParams};
@@ -239,6 +240,16 @@ impl Mbuf {
         // SAFETY: the shim checks the flag before reading the field.
         let ts = unsafe { sys::fg_mbuf_rx_timestamp(self.ptr(), offset, flag, &mut present) };
         (present != 0).then_some(ts)
+    }
+
+    /// Stamp the frame with an RX time of `ns` nanoseconds in `field`, as a PMD with RX
+    /// timestamps does: for frames a program makes itself (a test feeding a ring port)
+    /// that the data path should age by their own clock ([`crate::datapath::Clock`]).
+    pub fn set_rx_timestamp(&mut self, field: RxTimestampField, ns: u64) {
+        // SAFETY: `field` was registered (RxTimestampField comes from a port or from
+        // `RxTimestampField::register`), so its offset lies in every mbuf's dynamic area;
+        // the shim refuses a negative one.
+        unsafe { sys::fg_mbuf_set_rx_timestamp(self.ptr(), field.offset, field.flag, ns) }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Packet-buffer pools (`rte_pktmbuf_pool_create`).
 
 use crate::eal::{error_text, DpdkError, Eal};
-use crate::mbuf::PRIV_SIZE;
+use crate::mbuf::{Mbuf, PRIV_SIZE};
 use dpdk_sys as sys;
 use std::ffi::CString;
 use std::ptr::NonNull;
@@ -61,6 +61,26 @@ impl Mempool {
     /// Private bytes per mbuf.
     pub fn priv_size(&self) -> u16 {
         self.priv_size
+    }
+
+    /// A new mbuf from the pool holding a copy of `frame` behind the default headroom, as
+    /// a PMD hands a received frame over: for frames a program makes itself (a test
+    /// feeding a ring port). `None` when the pool is empty or `frame` does not fit one
+    /// buffer.
+    pub fn frame(&self, frame: &[u8]) -> Option<Mbuf> {
+        let len = u16::try_from(frame.len()).ok()?;
+        // SAFETY: the pool is alive; a fresh mbuf belongs to us alone, and `Mbuf` frees it
+        // on every path below.
+        let raw = NonNull::new(unsafe { sys::fg_pktmbuf_alloc(self.as_ptr()) })?;
+        let m = unsafe { Mbuf::from_raw(raw) };
+        // SAFETY: `m` is a valid empty mbuf; append returns room for `len` bytes or null.
+        let data = unsafe { sys::fg_pktmbuf_append(raw.as_ptr(), len) };
+        if data.is_null() {
+            return None;
+        }
+        // SAFETY: `data` has room for `len` = frame.len() bytes; the two do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(frame.as_ptr(), data, frame.len()) };
+        Some(m)
     }
 
     /// Free mbufs in the pool (caches included).

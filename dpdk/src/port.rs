@@ -120,6 +120,24 @@ pub struct RxTimestampField {
     pub flag: u64,
 }
 
+impl RxTimestampField {
+    /// DPDK's RX timestamp field and flag, registered (once per process; later calls get
+    /// the same): for a program that stamps the frames it feeds in itself
+    /// ([`Mbuf::set_rx_timestamp`]) on a port whose PMD has no timestamps (net_ring).
+    pub fn register(_eal: &Eal) -> Result<RxTimestampField, DpdkError> {
+        let (mut offset, mut flag) = (-1, 0u64);
+        // SAFETY: the EAL is up; both outputs live across the call.
+        let rc = unsafe { sys::rte_mbuf_dyn_rx_timestamp_register(&mut offset, &mut flag) };
+        if rc < 0 || offset < 0 {
+            // SAFETY: plain read of the per-lcore errno.
+            return Err(DpdkError::RxTimestamp(error_text(unsafe {
+                sys::fg_errno()
+            })));
+        }
+        Ok(RxTimestampField { offset, flag })
+    }
+}
+
 /// Packet and byte counts of a port (`rte_eth_stats`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PortStats {
