@@ -1,110 +1,32 @@
 //! Churn without broken flows (issue 24 item 3), through the replay engine with 1, 2 and 3
-//! workers: long-lived TCP flows fill a 1,024-entry flow table (256 sets × 4 ways as the
-//! issue's user had, or 128 sets × 8 ways) to a
-//! given load while the control plane adds, removes, drains, undrains and re-weights
-//! backends many times. A flow whose backend is still a live member of its VIP after an
-//! event (drained ones included: draining keeps established flows) must keep its backend;
-//! a flow moved anyway is *broken*. With one candidate set per flow, sets holding more than
-//! four live flows evict established flows, which re-select through the changed Maglev
-//! table; with two choices they do not, up to the load asserted here.
+//! workers and through the Verilator build of the hardware top: long-lived TCP flows fill
+//! a flow table (1,024 entries, 256 sets × 4 ways as the issue's user had, or 128 sets × 8
+//! ways; the hardware's own 4096 × 4) to a given load while the control plane adds,
+//! removes, drains, undrains and re-weights backends many times. A flow whose backend is
+//! still a live member of its VIP after an event (drained ones included: draining keeps
+//! established flows) must keep its backend; a flow moved anyway is *broken*. With one
+//! candidate set per flow, sets holding more than their ways of live flows evict
+//! established flows, which re-select through the changed Maglev table; with two choices
+//! they do not, up to the load asserted here. The DPDK engine runs the same scenario in
+//! `dpdk/tests/churn.rs`.
 //!
 //! Run with `--nocapture` for the curve of broken flows against load (docs/RELIABILITY.md).
 
-use flowgate_core::Verdict;
-use flowgate_driver::{parse_str, BackendKey, ControlPlane};
-use flowgate_host::{Frame, ShardedEngine};
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+#[path = "common/churn.rs"]
+mod scenario;
+
+use flowgate_core::counters::Counters;
+use flowgate_core::{Tables, Verdict};
+use flowgate_host::engine::{Engine, Leaving};
+use flowgate_host::ShardedEngine;
+use flowgate_sim::hw::engine::HwEngine;
+use flowgate_sim::hw::Simulator;
+use scenario::{flows_at, Scenario, Table, Tally, EVENTS, HARDWARE};
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
-
-const ENTRIES: usize = 1024;
-const VIP: [u8; 4] = [192, 0, 2, 10];
-/// Control events over the run; every flow sends a packet between two events.
-const EVENTS: usize = 40;
-/// The backends the VIP starts with.
-const FIRST_BACKENDS: u8 = 8;
-
-/// A backend of the evolving config: its last address byte and weight (0 = draining).
-#[derive(Debug, Clone, Copy)]
-struct Member {
-    host: u8,
-    weight: u32,
-}
-
-fn address(host: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(198, 51, 100, host))
-}
-
-/// A flow table of `ENTRIES` entries: `ways` ways per set, `choices` candidate sets per flow.
-#[derive(Debug, Clone, Copy)]
-struct Table {
-    ways: usize,
-    choices: u32,
-}
-
-impl Table {
-    const fn new(ways: usize, choices: u32) -> Table {
-        Table { ways, choices }
-    }
-}
+use std::sync::Arc;
 
 /// The table the user tried: 256 sets × 4 ways.
 const FOUR_WAYS: usize = 4;
-
-/// The config: the 1,024-entry table, a TCP timeout far beyond the run (nothing expires:
-/// every move is an eviction's or an event's).
-fn config(table: Table, members: &[Member]) -> String {
-    let (ways, choices) = (table.ways, table.choices);
-    let sets = ENTRIES / ways;
-    let mut s = format!(
-        "maglev_m = 4099\n\
-         [flow_table]\nsets = {sets}\nways = {ways}\nchoices = {choices}\n\
-         [timeouts]\ntcp = 600000\n\
-         [[vip]]\nname = \"web\"\naddress = \"192.0.2.10\"\nport = 80\nprotocol = \"tcp\"\n"
-    );
-    for m in members {
-        write!(
-            s,
-            "  [[vip.backend]]\n  address = \"{}\"\n  mac = \"02:00:00:00:00:{:02x}\"\n  weight = {}\n",
-            address(m.host),
-            m.host,
-            m.weight
-        )
-        .unwrap();
-    }
-    s
-}
-
-/// A client: a random address in 10.0.0.0/8 and port (random, not sequential: the Toeplitz
-/// hash is linear, so sequential tuples would fill the sets perfectly evenly, which real
-/// clients do not).
-fn clients(flows: usize, rng: &mut impl Rng) -> Vec<([u8; 4], u16)> {
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::with_capacity(flows);
-    while out.len() < flows {
-        let c = (
-            [10, rng.gen(), rng.gen(), rng.gen()],
-            rng.gen_range(1024..=65535),
-        );
-        if seen.insert(c) {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// A TCP frame from `client` to the VIP.
-fn frame(client: ([u8; 4], u16), syn: bool, ts: Duration) -> Frame {
-    let builder = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 0xfe])
-        .ipv4(client.0, VIP, 64)
-        .tcp(client.1, 80, 1, 64_000);
-    let builder = if syn { builder.syn() } else { builder.ack(1) };
-    let mut data = Vec::new();
-    builder.write(&mut data, &[]).unwrap();
-    Frame { ts, data }
-}
 
 /// What one run saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,146 +36,98 @@ struct Churn {
     broken: usize,
     /// Moves of flows whose backend had gone (removed): allowed, counted for the record.
     moved_off_removed: usize,
-    /// Every frame's verdict, to compare engines.
-    verdicts: Vec<Verdict>,
+    /// Every frame that left, in input order (`None`: dropped; else the bytes sent), to
+    /// compare engines.
+    out: Vec<Option<Vec<u8>>>,
+    /// The engine's counters at the end.
+    counters: Counters,
 }
 
-/// `flows` long-lived flows through `EVENTS` random control events (seeded: every engine
-/// and table sees the same sequence), on the replay engine with `workers` workers.
-fn churn(table: Table, flows: usize, workers: usize, seed: u64) -> Churn {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut members: Vec<Member> = (1..=FIRST_BACKENDS)
-        .map(|host| Member { host, weight: 1 })
-        .collect();
-    let mut next_host = FIRST_BACKENDS + 1;
-    let control = ControlPlane::new(
-        parse_str(&config(table, &members), "churn.toml").unwrap(),
-        None,
-    );
-    let mut engine = ShardedEngine::new((*control.tables()).clone(), workers);
-    let clients = clients(flows, &mut rng);
+/// An engine for the churn: the replay engine with `workers` workers, or the Verilator
+/// build of the hardware top.
+#[derive(Debug, Clone, Copy)]
+enum Run {
+    Replay { workers: usize },
+    Hardware,
+}
 
-    let mut ts = Duration::ZERO;
-    let mut verdicts = Vec::new();
-    // Each flow's backend, from its last forwarded frame.
-    let mut backend: Vec<Option<u16>> = vec![None; flows];
-    let mut broken = vec![false; flows];
-    let mut moved_off_removed = 0;
-    let mut order: Vec<usize> = (0..flows).collect();
-    for round in 0..=EVENTS {
-        if round > 0 {
-            event(&control, &mut members, &mut next_host, table, &mut rng);
-            engine.update_tables((*control.tables()).clone());
+impl Run {
+    fn open(self, tables: Arc<Tables>) -> Box<dyn Engine> {
+        match self {
+            Run::Replay { workers } => Box::new(ShardedEngine::new((*tables).clone(), workers)),
+            Run::Hardware => Box::new(
+                HwEngine::open(Simulator::Verilator, flowgate_hdl::Design::Top, tables).expect(
+                    "the Verilator build of the hardware top (scripts/setup installs verilator)",
+                ),
+            ),
         }
-        // Every flow once (SYN then ACK in the first round), in a new order each round.
-        order.shuffle(&mut rng);
-        let mut frames = Vec::with_capacity(2 * flows);
-        let mut who = Vec::with_capacity(2 * flows);
-        for &i in &order {
-            ts += Duration::from_micros(50);
-            if round == 0 {
-                frames.push(frame(clients[i], true, ts));
-                who.push(i);
-            }
-            frames.push(frame(clients[i], false, ts));
-            who.push(i);
-        }
-        let tables = control.tables();
-        for (out, &i) in engine.process_burst(&frames).iter().zip(&who) {
-            verdicts.push(out.verdict);
-            let Verdict::Forward { backend: now, .. } = out.verdict else {
-                panic!("flow {i}: {:?}", out.verdict);
-            };
-            if let Some(before) = backend[i] {
-                if before != now {
-                    // The contract's "still a backend of this VIP": up and a member.
-                    let b = &tables.backends[before as usize];
-                    if b.up && b.vip == 0 {
-                        broken[i] = true;
-                    } else {
-                        moved_off_removed += 1;
-                    }
-                }
-            }
-            backend[i] = Some(now);
-        }
-        ts += Duration::from_millis(100);
     }
+}
+
+/// `flows` long-lived flows through `events` seeded control events (the scenario of
+/// `common/churn.rs`: every engine and table sees the same sequence), on the engine `run`
+/// opens. Every engine is judged by what it sent: a forwarded frame's backend is the one
+/// whose MAC it is addressed to (DSR).
+fn churn(table: Table, flows: usize, events: usize, run: Run, seed: u64) -> Churn {
+    let mut scenario = Scenario::with_events(table, flows, events, seed);
+    let mut engine = run.open(scenario.control().tables());
+    let mut tally = Tally::new(flows);
+    let mut out = Vec::new();
+    let mut first = true;
+    while let Some(round) = scenario.next_round() {
+        let tables = scenario.control().tables();
+        if !std::mem::take(&mut first) {
+            engine.program(tables.clone()).unwrap();
+        }
+        let mut left: Vec<Option<Vec<u8>>> = vec![None; round.frames.len()];
+        engine
+            .process(&round.frames, &mut |k, leaving| {
+                let Leaving::Forwarded(data) = leaving else {
+                    panic!("frame {k} to the VIP was passed");
+                };
+                left[k] = Some(data.to_vec());
+                Ok(())
+            })
+            .unwrap();
+        let verdicts: Vec<Verdict> = left
+            .iter()
+            .enumerate()
+            .map(|(k, data)| {
+                let data = data
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("frame {k} of a round was dropped"));
+                let backend = tables
+                    .backends
+                    .iter()
+                    .position(|b| b.mac[..] == data[..6])
+                    .unwrap_or_else(|| panic!("frame {k} went to no backend's MAC"));
+                Verdict::Forward {
+                    vip: 0,
+                    backend: backend as u16,
+                }
+            })
+            .collect();
+        tally.record(&round, &verdicts, &tables);
+        out.extend(left);
+    }
+    let counters = engine.counters().unwrap();
     if std::env::var("CHURN_DEBUG").is_ok() {
-        eprintln!("{:?}", engine.counters().flow);
+        eprintln!("{:?}", counters.flow);
     }
     Churn {
         flows,
-        broken: broken.iter().filter(|&&b| b).count(),
-        moved_off_removed,
-        verdicts,
+        broken: tally.broken(),
+        moved_off_removed: tally.moved_off_removed,
+        out,
+        counters,
     }
-}
-
-/// One random event through the control plane: a weight change, a new backend, a removal
-/// (a drained backend first, as operators do), a drain or an undrain.
-fn event(
-    control: &ControlPlane,
-    members: &mut Vec<Member>,
-    next_host: &mut u8,
-    table: Table,
-    rng: &mut impl Rng,
-) {
-    let key = |host| BackendKey {
-        vip: "web".into(),
-        address: address(host),
-    };
-    let serving = members.iter().filter(|m| m.weight > 0).count();
-    match rng.gen_range(0..5) {
-        0 => {
-            let m = members.choose_mut(rng).unwrap();
-            m.weight = rng.gen_range(1..=4);
-            control.set_weight(&key(m.host), m.weight).unwrap();
-            return;
-        }
-        1 if *next_host < 250 => {
-            members.push(Member {
-                host: *next_host,
-                weight: 1,
-            });
-            *next_host += 1;
-        }
-        2 if members.len() > 4 => {
-            let at = members
-                .iter()
-                .position(|m| m.weight == 0)
-                .unwrap_or_else(|| rng.gen_range(0..members.len()));
-            if serving > 3 || members[at].weight == 0 {
-                members.remove(at);
-            }
-        }
-        3 if serving > 3 => {
-            let m = members.choose_mut(rng).unwrap();
-            m.weight = 0;
-            control.set_weight(&key(m.host), 0).unwrap();
-            return;
-        }
-        _ => {
-            if let Some(m) = members.iter_mut().find(|m| m.weight == 0) {
-                m.weight = 1;
-                control.set_weight(&key(m.host), 1).unwrap();
-                return;
-            }
-        }
-    }
-    control
-        .reload_str(&config(table, members), "churn.toml")
-        .unwrap();
-}
-
-fn flows_at(load_percent: usize) -> usize {
-    ENTRIES * load_percent / 100
 }
 
 /// Runs `table` at `load` % for `seed` on 1, 2 and 3 workers (every worker count gives the
 /// same frames) and returns the one-worker run.
 fn churn_on_every_worker_count(table: Table, load: usize, seed: u64) -> Churn {
-    let one = churn(table, flows_at(load), 1, seed);
+    let flows = table.flows_at(load);
+    let one = churn(table, flows, EVENTS, Run::Replay { workers: 1 }, seed);
     eprintln!(
         "{table:?}, {load} %: {} flows, {} broken, {} moved off removed backends (seed {seed})",
         one.flows, one.broken, one.moved_off_removed
@@ -263,7 +137,7 @@ fn churn_on_every_worker_count(table: Table, load: usize, seed: u64) -> Churn {
         "the events removed backends with flows"
     );
     for workers in [2, 3] {
-        let many = churn(table, flows_at(load), workers, seed);
+        let many = churn(table, flows, EVENTS, Run::Replay { workers }, seed);
         assert!(
             many == one,
             "{workers} workers differ from one ({table:?}, seed {seed})"
@@ -317,7 +191,7 @@ fn one_choice_breaks_flows_at_load_and_the_curve() {
         let mut broken = [0usize; 4];
         for seed in seeds {
             for (t, table) in tables.into_iter().enumerate() {
-                broken[t] += churn(table, flows, 2, seed).broken;
+                broken[t] += churn(table, flows, EVENTS, Run::Replay { workers: 2 }, seed).broken;
             }
         }
         let mut line = format!(
@@ -346,4 +220,67 @@ fn one_choice_breaks_flows_at_load_and_the_curve() {
     );
     assert!(at(50)[1] == 0 && at(25)[1] == 0);
     assert!(at(75)[3] == 0 && at(50)[3] == 0 && at(25)[3] == 0);
+}
+
+/// Control events in the hardware run: each round is one frame per flow through the
+/// Verilator build (about 0.2 ms of CPU a frame), so fewer than the software runs' 40.
+const HARDWARE_EVENTS: usize = 12;
+
+/// The hardware: the Verilator build of the top (4096 × 4 in two RAM banks, two choices
+/// through the `FLOW_CHOICES` register) sends every frame of a churn run at 75 % of its
+/// entries exactly as the replay engine does, with the same counters; so what the model
+/// shows for the hardware's geometry (below) holds for the hardware.
+/// `CHURN_HW_LOAD` and `CHURN_HW_EVENTS` run it longer (docs/RELIABILITY.md's figures).
+#[test]
+fn the_hardware_top_churns_exactly_as_the_model() {
+    let load: usize = std::env::var("CHURN_HW_LOAD").map_or(75, |v| v.parse().unwrap());
+    let events: usize =
+        std::env::var("CHURN_HW_EVENTS").map_or(HARDWARE_EVENTS, |v| v.parse().unwrap());
+    let flows = HARDWARE.flows_at(load);
+    let model = churn(HARDWARE, flows, events, Run::Replay { workers: 2 }, 1);
+    let t = std::time::Instant::now();
+    let hw = churn(HARDWARE, flows, events, Run::Hardware, 1);
+    eprintln!(
+        "hardware top, {load} %: {flows} flows, {events} events, {} frames; {} broken, {} moves off removed backends; Verilator {:.1?}",
+        hw.out.len(),
+        hw.broken,
+        hw.moved_off_removed,
+        t.elapsed()
+    );
+    if let Some(k) = (0..model.out.len()).find(|&k| model.out[k] != hw.out[k]) {
+        panic!(
+            "frame {k} differs: model {:02x?}, hardware {:02x?}",
+            model.out[k], hw.out[k]
+        );
+    }
+    assert_eq!(hw.counters, model.counters, "counters");
+    assert_eq!(hw, model);
+    assert!(
+        hw.moved_off_removed > 0,
+        "the events removed backends with flows"
+    );
+    assert!(hw.broken <= flows / 200, "{} broken", hw.broken);
+}
+
+/// The hardware's geometry through the model (which the hardware equals, above), with the
+/// software runs' 40 events on 3 seeds: no established flow moves at 50 % of the entries,
+/// at most 0.5 % at 75 % (4-way sets: see docs/RELIABILITY.md).
+#[test]
+fn the_hardware_geometry_keeps_established_flows_at_load() {
+    for seed in [1, 2, 3] {
+        for (load, most) in [(50, 0), (75, HARDWARE.flows_at(75) / 200)] {
+            let flows = HARDWARE.flows_at(load);
+            let run = churn(HARDWARE, flows, EVENTS, Run::Replay { workers: 2 }, seed);
+            eprintln!(
+                "{HARDWARE:?}, {load} %: {flows} flows, {} broken (seed {seed})",
+                run.broken
+            );
+            assert!(run.moved_off_removed > 0);
+            assert!(
+                run.broken <= most,
+                "{load} %, seed {seed}: {} broken",
+                run.broken
+            );
+        }
+    }
 }

@@ -27,21 +27,43 @@ pub const EVENTS: usize = 40;
 /// The backends the VIP starts with.
 const FIRST_BACKENDS: u8 = 8;
 
-/// A flow table of [`ENTRIES`] entries: `ways` ways per set, `choices` candidate sets per
-/// flow.
+/// A flow table of `entries` entries: `ways` ways per set, `choices` candidate sets per
+/// flow; and the Maglev table size of the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Table {
+    pub entries: usize,
     pub ways: usize,
     pub choices: u32,
+    pub maglev_m: u32,
 }
 
 impl Table {
+    /// [`ENTRIES`] entries in sets of `ways`.
     pub const fn new(ways: usize, choices: u32) -> Table {
-        Table { ways, choices }
+        Table {
+            entries: ENTRIES,
+            ways,
+            choices,
+            maglev_m: 4099,
+        }
+    }
+
+    /// Flows that fill `load_percent` % of the entries.
+    pub fn flows_at(self, load_percent: usize) -> usize {
+        self.entries * load_percent / 100
     }
 }
 
-/// Flows that fill `load_percent` % of the entries.
+/// The hardware top's table (`examples/hw-small.toml`: 4096 sets × 4 ways in two RAM
+/// banks, two choices, Maglev M = 251), the geometry the Verilator build of `top` has.
+pub const HARDWARE: Table = Table {
+    entries: 4096 * 4,
+    ways: 4,
+    choices: 2,
+    maglev_m: 251,
+};
+
+/// Flows that fill `load_percent` % of [`ENTRIES`].
 pub fn flows_at(load_percent: usize) -> usize {
     ENTRIES * load_percent / 100
 }
@@ -60,10 +82,10 @@ fn address(host: u8) -> IpAddr {
 /// The config: the table, a TCP timeout far beyond the run (nothing expires: every move is
 /// an eviction's or an event's).
 fn config(table: Table, members: &[Member]) -> String {
-    let (ways, choices) = (table.ways, table.choices);
-    let sets = ENTRIES / ways;
+    let (ways, choices, m) = (table.ways, table.choices, table.maglev_m);
+    let sets = table.entries / ways;
     let mut s = format!(
-        "maglev_m = 4099\n\
+        "maglev_m = {m}\n\
          [flow_table]\nsets = {sets}\nways = {ways}\nchoices = {choices}\n\
          [timeouts]\ntcp = 600000\n\
          [[vip]]\nname = \"web\"\naddress = \"192.0.2.10\"\nport = 80\nprotocol = \"tcp\"\n"
@@ -131,10 +153,17 @@ pub struct Scenario {
     order: Vec<usize>,
     ts: Duration,
     round: usize,
+    events: usize,
 }
 
 impl Scenario {
+    /// A run of [`EVENTS`] events.
     pub fn new(table: Table, flows: usize, seed: u64) -> Scenario {
+        Scenario::with_events(table, flows, EVENTS, seed)
+    }
+
+    /// A run of `events` events (the first `events` of the longer runs' sequence).
+    pub fn with_events(table: Table, flows: usize, events: usize, seed: u64) -> Scenario {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let members: Vec<Member> = (1..=FIRST_BACKENDS)
             .map(|host| Member { host, weight: 1 })
@@ -154,6 +183,7 @@ impl Scenario {
             order: (0..flows).collect(),
             ts: Duration::ZERO,
             round: 0,
+            events,
         }
     }
 
@@ -170,11 +200,11 @@ impl Scenario {
         &self.clients
     }
 
-    /// The next of the run's `EVENTS + 1` rounds, `None` after the last. Before every
+    /// The next of the run's `events + 1` rounds, `None` after the last. Before every
     /// round but the first, one control event goes through the control plane, so the
     /// round runs under the tables it published.
     pub fn next_round(&mut self) -> Option<Round> {
-        if self.round > EVENTS {
+        if self.round > self.events {
             return None;
         }
         if self.round > 0 {
