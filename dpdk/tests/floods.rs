@@ -536,12 +536,24 @@ fn floods_through_two_worker_lcores_keep_memory_flat_flows_kept_and_every_frame_
         "floods, backend added",
     );
     let (changed, n2) = kept(&attack, &backend);
+    // Without the UDP flood: the embryonic rule keeps the SYNs from evicting established
+    // flows, so they keep their backends through a change too.
+    let mut syn_bad = floods(&t);
+    syn_bad.remove(1);
+    let syn_bad = merge(&base, &syn_bad);
+    let (_, backend) = checked(
+        &eal,
+        &rig,
+        &Case::new(&syn_bad, true),
+        "SYN + malformed floods, backend added",
+    );
+    let (syn_kept, n3) = kept(&syn_bad, &backend);
     let (d, dropped) = (
         &flooded.report.counters,
         flooded.report.counters.total_dropped(),
     );
     eprintln!(
-        "DPDK floods, {WORKERS} worker lcores: {} frames ({flood_frames} of them floods) = forwarded {} + passed {} + dropped {dropped}, equal to replay; evictions {}; lcores' heap peak {} KiB without the floods, {} KiB with; mbufs free {} before each run and after; established flows kept: {same}/{n1} (tables unchanged), {changed}/{n2} (backend added after the floods, evictions {})",
+        "DPDK floods, {WORKERS} worker lcores: {} frames ({flood_frames} of them floods) = forwarded {} + passed {} + dropped {dropped}, equal to replay; evictions {}; lcores' heap peak {} KiB without the floods, {} KiB with; mbufs free {} before each run and after; established flows kept: {same}/{n1} (tables unchanged), {changed}/{n2} (backend added after the floods, evictions {}); SYN + malformed floods only: {syn_kept}/{n3} (backend added)",
         attack.len(),
         d.forwarded,
         d.passed,
@@ -563,6 +575,10 @@ fn floods_through_two_worker_lcores_keep_memory_flat_flows_kept_and_every_frame_
     assert_eq!(pool.available(), start_free, "no mbuf held after the runs");
     assert!(n1 >= 150 && n2 >= 150, "only {n1} flows span the floods");
     assert_eq!(same, n1, "nothing changed, so nothing may move");
+    assert!(
+        n3 >= 150 && syn_kept * 100 >= n3 * 99,
+        "SYN + malformed floods, backend added: {syn_kept} of {n3} kept"
+    );
     drop((input, output, pass, pool));
     drop(eal);
 }
