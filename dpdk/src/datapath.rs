@@ -1125,3 +1125,51 @@ fn supervise(
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(max_frames: u64) -> Shared {
+        Shared {
+            rx_stop: AtomicBool::new(false),
+            rx_done: AtomicU32::new(0),
+            failed: AtomicBool::new(false),
+            budget: Some(AtomicU64::new(max_frames)),
+            unreceived: Some(AtomicU64::new(max_frames)),
+        }
+    }
+
+    /// The bug the flood test found: worker 1 found the budget spent while worker 0 held
+    /// a reservation it was about to give back in part, and stopped receiving for good,
+    /// leaving frames on its queue. The budget being spent is not every frame received.
+    #[test]
+    fn max_frames_budget_held_by_another_worker_does_not_stop_receiving() {
+        let s = shared(40);
+        // Worker 0 reserves a burst; its queue holds 8 frames.
+        assert_eq!(s.reserve(32), Some(32));
+        // Worker 1 takes the rest, receives all 8, and finds the budget spent.
+        assert_eq!(s.reserve(32), Some(8));
+        s.unreserve(0, 8);
+        assert_eq!(s.reserve(32), None);
+        assert!(!s.all_received(), "24 frames are still to be received");
+        // Worker 0 received 8 of its 32 and gives 24 back: worker 1 can receive them.
+        s.unreserve(24, 8);
+        assert_eq!(s.reserve(32), Some(24));
+        s.unreserve(0, 24);
+        assert_eq!(s.reserve(32), None);
+        assert!(s.all_received());
+    }
+
+    #[test]
+    fn without_max_frames_nothing_is_ever_all_received() {
+        let s = Shared {
+            budget: None,
+            unreceived: None,
+            ..shared(0)
+        };
+        assert_eq!(s.reserve(32), Some(32));
+        s.unreserve(0, 32);
+        assert!(!s.all_received());
+    }
+}
