@@ -5,170 +5,20 @@
 //! established flows keep their backends. The figures go to docs/RELIABILITY.md (run with
 //! `--nocapture` to see them).
 
-use flowgate_core::{Tables, Verdict};
+#[path = "common/floods.rs"]
+mod trace;
+
 use flowgate_host::{Frame, ShardedEngine};
-use flowgate_traces::gen::FrameKind;
-use flowgate_traces::{generate_trace, SynFlood, Trace, TraceSpec, VipTarget};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use trace::{
+    backends, established, floods, kept, merge, replay, tables, Tagged, CAPACITY, CONFIG,
+    FLOOD_FACTOR,
+};
 
 const FLOWGATE: &str = env!("CARGO_BIN_EXE_flowgate");
-
-/// A 1,024-entry flow table (256 sets × 4 ways); a TCP service and a UDP one.
-const CONFIG: &str = r#"
-maglev_m = 4099
-[flow_table]
-sets = 256
-ways = 4
-[timeouts]
-tcp = 20000
-tcp_embryonic = 2000
-udp = 5000
-
-[[vip]]
-name = "web"
-address = "192.0.2.10"
-port = 80
-protocol = "tcp"
-  [[vip.backend]]
-  address = "198.51.100.1"
-  mac = "02:00:00:00:00:01"
-  [[vip.backend]]
-  address = "198.51.100.2"
-  mac = "02:00:00:00:00:02"
-  [[vip.backend]]
-  address = "198.51.100.3"
-  mac = "02:00:00:00:00:03"
-
-[[vip]]
-name = "dns"
-address = "192.0.2.53"
-port = 53
-protocol = "udp"
-  [[vip.backend]]
-  address = "198.51.100.11"
-  mac = "02:00:00:00:00:11"
-  [[vip.backend]]
-  address = "198.51.100.12"
-  mac = "02:00:00:00:00:12"
-"#;
-
-const CAPACITY: u32 = 1024;
-const FLOOD_FACTOR: u32 = 20;
-/// When the floods start, after the established flows' first packets.
-const ATTACK_AT: Duration = Duration::from_millis(1500);
-
-/// A frame of the merged trace; `flow` is set for the established flows' packets.
-struct Tagged {
-    frame: Frame,
-    flow: Option<u32>,
-}
-
-fn tables() -> Tables {
-    flowgate_driver::compile(&flowgate_driver::parse_str(CONFIG, "floods.toml").unwrap())
-}
-
-fn quiet(mut spec: TraceSpec, seed: u64) -> TraceSpec {
-    spec.seed = seed;
-    spec.malformed = 0;
-    spec.passthrough = 0;
-    spec.syn_flood = None;
-    spec.vlan_fraction = 0.0;
-    spec.fragment_fraction = 0.0;
-    spec
-}
-
-/// 250 long-lived TCP flows over about ten seconds (a packet every 50 ms or so).
-fn established(t: &Tables) -> Trace {
-    let mut spec = quiet(
-        TraceSpec::mixed(vec![VipTarget::tcp(t.vips[0].address, 80)], 50_000),
-        21,
-    );
-    spec.flows = 250;
-    spec.clients = 250;
-    spec.zipf_exponent = 0.0;
-    spec.max_packets_per_flow = 200;
-    spec.duration_us = 1_000_000;
-    spec.mean_gap_us = 50_000;
-    generate_trace(&spec).unwrap()
-}
-
-/// The floods: spoofed SYNs to the TCP VIP, one datagram from each of 20 × capacity
-/// sources to the UDP VIP, and malformed frames of every kind the generator makes.
-fn floods(t: &Tables) -> Vec<Trace> {
-    let packets = FLOOD_FACTOR * CAPACITY;
-    let mut syn = quiet(
-        TraceSpec::mixed(vec![VipTarget::tcp(t.vips[0].address, 80)], 1_000),
-        22,
-    );
-    syn.flows = 1;
-    syn.max_packets_per_flow = 1;
-    syn.duration_us = 1;
-    syn.syn_flood = Some(SynFlood {
-        vip: 0,
-        packets,
-        start_us: 0,
-        rate_pps: 50_000,
-    });
-    let mut udp = quiet(
-        TraceSpec::mixed(vec![VipTarget::udp(t.vips[1].address, 53)], 1_000),
-        23,
-    );
-    udp.flows = packets;
-    udp.clients = packets;
-    udp.max_packets_per_flow = 1;
-    udp.zipf_exponent = 0.0;
-    udp.duration_us = 400_000;
-    let mut bad = quiet(
-        TraceSpec::mixed(vec![VipTarget::tcp(t.vips[0].address, 80)], 1_000),
-        24,
-    );
-    bad.flows = 1;
-    bad.max_packets_per_flow = 1;
-    bad.malformed = 10_000;
-    bad.duration_us = 400_000;
-    [syn, udp, bad]
-        .iter()
-        .map(|s| generate_trace(s).unwrap())
-        .collect()
-}
-
-/// `base` with `extra`'s frames moved to start at `ATTACK_AT` after `base`'s first frame,
-/// merged in time order; only `base`'s flow packets are tagged.
-fn merge(base: &Trace, extra: &[Trace]) -> Vec<Tagged> {
-    let t0 = base.frames[0].ts;
-    let mut all: Vec<Tagged> = base
-        .frames
-        .iter()
-        .zip(&base.kinds)
-        .map(|(f, k)| Tagged {
-            frame: Frame {
-                ts: f.ts,
-                data: f.data.clone(),
-            },
-            flow: match k {
-                FrameKind::Flow(n) => Some(*n),
-                _ => None,
-            },
-        })
-        .collect();
-    for trace in extra {
-        let e0 = trace.frames[0].ts;
-        all.extend(trace.frames.iter().map(|f| Tagged {
-            frame: Frame {
-                ts: f.ts - e0 + t0 + ATTACK_AT,
-                data: f.data.clone(),
-            },
-            flow: None,
-        }));
-    }
-    all.sort_by_key(|t| t.frame.ts);
-    all
-}
 
 fn write(path: &Path, frames: &[Tagged]) {
     let frames: Vec<flowgate_traces::Frame> = frames
@@ -229,7 +79,7 @@ fn replay_heap_peak(frames: &[Tagged]) -> usize {
 }
 
 /// `flowgate replay --json` of `input`: its summary.
-fn replay(config: &Path, input: &Path, output: &Path) -> serde_json::Value {
+fn replay_cli(config: &Path, input: &Path, output: &Path) -> serde_json::Value {
     let out = Command::new(FLOWGATE)
         .args(["replay", "--json", "--workers", "2", "--config"])
         .arg(config)
@@ -266,7 +116,7 @@ fn floods_at_twenty_times_capacity_keep_memory_flat_and_every_frame_counted() {
     );
     write(&quiet_pcap, &quiet_only);
     write(&attack_pcap, &attack);
-    let summary = replay(&config, &attack_pcap, &dir.path().join("out.pcap"));
+    let summary = replay_cli(&config, &attack_pcap, &dir.path().join("out.pcap"));
     let quiet_heap = replay_heap_peak(&quiet_only);
     let attack_heap = replay_heap_peak(&attack);
     eprintln!(
@@ -300,52 +150,11 @@ fn floods_at_twenty_times_capacity_keep_memory_flat_and_every_frame_counted() {
     );
 }
 
-/// Established flows through `floods`: the backend each had before the attack against the
-/// one it has after, once with the tables unchanged and once with a backend added right
-/// after the attack (Maglev then moves about a quarter of the slots, so a flow that lost
-/// its flow-table entry to the flood would likely change backend). (kept, spanning) each.
-fn kept_through(floods: &[Trace]) -> [(usize, usize); 2] {
-    let t = tables();
-    let base = established(&t);
-    let all = merge(&base, floods);
-    let end = all
-        .iter()
-        .rposition(|f| f.flow.is_none())
-        .expect("flood frames");
-    let frames: Vec<Frame> = all.iter().map(|t| t.frame.clone()).collect();
-    let before_at = |i: usize| all[i].frame.ts < all[0].frame.ts + ATTACK_AT;
-    [false, true].map(|change| {
-        let mut tables = t.clone();
-        let mut engine = ShardedEngine::new(tables.clone(), 2);
-        let mut out = engine.process_burst(&frames[..=end]);
-        if change {
-            tables.backends.push(flowgate_core::tables::Backend {
-                address: "198.51.100.4".parse().unwrap(),
-                mac: [2, 0, 0, 0, 0, 4],
-                weight: 1,
-                up: true,
-                vip: 0,
-            });
-            let new_index = (tables.backends.len() - 1) as u16;
-            tables.vips[0].backends.push(new_index);
-            tables.rebuild_maglev(0, 4099);
-            engine.update_tables(tables);
-        }
-        out.extend(engine.process_burst(&frames[end + 1..]));
-        let mut first: HashMap<u32, u16> = HashMap::new();
-        let mut last: HashMap<u32, u16> = HashMap::new();
-        for (i, o) in out.iter().enumerate() {
-            if let (Some(f), Verdict::Forward { backend, .. }) = (all[i].flow, o.verdict) {
-                if before_at(i) {
-                    first.entry(f).or_insert(backend);
-                } else if i > end && first.contains_key(&f) {
-                    last.insert(f, backend);
-                }
-            }
-        }
-        let kept = last.iter().filter(|(f, b)| first[f] == **b).count();
-        (kept, last.len())
-    })
+/// Established flows through `floods`, (kept, spanning) once with the tables unchanged and
+/// once with a backend added right after the attack (`trace::with_backend_added`).
+fn kept_through(floods: &[flowgate_traces::Trace]) -> [(usize, usize); 2] {
+    let all = merge(&established(&tables()), floods);
+    [false, true].map(|change| kept(&all, &backends(&replay(&all, change).0)))
 }
 
 #[test]

@@ -585,6 +585,10 @@ struct Shared {
     /// Frames still to receive with `max_frames` (taken per burst, the unused part of a
     /// reservation given back).
     budget: Option<AtomicU64>,
+    /// Frames of `max_frames` not received yet. The budget can be 0 while another worker
+    /// holds a reservation it will partly give back: a worker stops receiving only once
+    /// this is 0, else the frames on its queues would never be received.
+    unreceived: Option<AtomicU64>,
 }
 
 impl Shared {
@@ -611,11 +615,21 @@ impl Shared {
         }
     }
 
-    /// Give back the part of a reservation that was not received.
-    fn unreserve(&self, unused: u16) {
+    /// Give back the part of a reservation that was not received (`received` of it were).
+    fn unreserve(&self, unused: u16, received: usize) {
         if let (Some(budget), true) = (&self.budget, unused > 0) {
             budget.fetch_add(u64::from(unused), Ordering::Relaxed);
         }
+        if let (Some(unreceived), true) = (&self.unreceived, received > 0) {
+            unreceived.fetch_sub(received as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Every frame of `max_frames` was received.
+    fn all_received(&self) -> bool {
+        self.unreceived
+            .as_ref()
+            .is_some_and(|u| u.load(Ordering::Relaxed) == 0)
     }
 }
 
@@ -732,11 +746,14 @@ impl<'a> Worker<'a> {
     fn receive(&mut self) -> usize {
         let ctx = self.ctx;
         let Some(want) = ctx.shared.reserve(self.burst) else {
-            self.stop_receiving();
+            // The budget is spent, or held by another worker for now.
+            if ctx.shared.all_received() {
+                self.stop_receiving();
+            }
             return 0;
         };
         let n = self.rx_queues.burst(&mut self.rx, want);
-        ctx.shared.unreserve(want - n as u16);
+        ctx.shared.unreserve(want - n as u16, n);
         if n == 0 {
             return 0;
         }
@@ -965,6 +982,7 @@ fn run_workers(
         rx_done: AtomicU32::new(0),
         failed: AtomicBool::new(false),
         budget: config.max_frames.map(AtomicU64::new),
+        unreceived: config.max_frames.map(AtomicU64::new),
     };
     let txq = TxQueues::new(ports, count);
     let contexts: Vec<WorkerCtx<'_>> = (0..count)
@@ -1105,5 +1123,53 @@ fn supervise(
             }
         }
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(max_frames: u64) -> Shared {
+        Shared {
+            rx_stop: AtomicBool::new(false),
+            rx_done: AtomicU32::new(0),
+            failed: AtomicBool::new(false),
+            budget: Some(AtomicU64::new(max_frames)),
+            unreceived: Some(AtomicU64::new(max_frames)),
+        }
+    }
+
+    /// The bug the flood test found: worker 1 found the budget spent while worker 0 held
+    /// a reservation it was about to give back in part, and stopped receiving for good,
+    /// leaving frames on its queue. The budget being spent is not every frame received.
+    #[test]
+    fn max_frames_budget_held_by_another_worker_does_not_stop_receiving() {
+        let s = shared(40);
+        // Worker 0 reserves a burst; its queue holds 8 frames.
+        assert_eq!(s.reserve(32), Some(32));
+        // Worker 1 takes the rest, receives all 8, and finds the budget spent.
+        assert_eq!(s.reserve(32), Some(8));
+        s.unreserve(0, 8);
+        assert_eq!(s.reserve(32), None);
+        assert!(!s.all_received(), "24 frames are still to be received");
+        // Worker 0 received 8 of its 32 and gives 24 back: worker 1 can receive them.
+        s.unreserve(24, 8);
+        assert_eq!(s.reserve(32), Some(24));
+        s.unreserve(0, 24);
+        assert_eq!(s.reserve(32), None);
+        assert!(s.all_received());
+    }
+
+    #[test]
+    fn without_max_frames_nothing_is_ever_all_received() {
+        let s = Shared {
+            budget: None,
+            unreceived: None,
+            ..shared(0)
+        };
+        assert_eq!(s.reserve(32), Some(32));
+        s.unreserve(0, 32);
+        assert!(!s.all_received());
     }
 }
