@@ -77,18 +77,34 @@ pub struct HeaderCapture<const DATA_BITS: usize, const KEEP_BITS: usize, const H
     zero: Constant<Bits<32>>,
     len_max: Constant<Bits<32>>,
     data_bits: Constant<Bits<32>>,
+    slot_mask: Constant<Bits<DATA_BITS>>,
+    one_slot: Constant<Bits<DATA_BITS>>,
+    zero_pop: Constant<Bits<DATA_BITS>>,
+    len_mask: Constant<Bits<32>>,
+    count_mask: Constant<Bits<32>>,
     /// The beat, null bytes zeroed and byte order reversed (lane 0 on top).
     beat_bytes: Signal<Local, Bits<DATA_BITS>>,
     /// The beat in the top bits of a header-wide vector.
     beat_wide: Signal<Local, Bits<HEADER_BITS>>,
+    /// The bytes kept in this beat, counted as a tree of adds: lane `j`'s bit starts in
+    /// the 8-bit slot `j`, and each level adds slots `2j` and `2j + 1` into slot `j`, so
+    /// the count is slot 0 after log2(`KEEP_BITS`) levels of narrow adds (a chain of
+    /// `KEEP_BITS` increments on 32 bits was the capture's critical path).
+    pop: Signal<Local, Bits<DATA_BITS>>,
     kept: Signal<Local, Bits<32>>,
     /// Header and length before this beat: zero on a frame's first beat.
     header_so_far: Signal<Local, Bits<HEADER_BITS>>,
     len_so_far: Signal<Local, Bits<32>>,
+    sat_so_far: Signal<Local, Bit>,
     beat_index: Signal<Local, Bits<32>>,
+    /// Bit 16 says the frame has passed 65 535 bytes. (32 bits wide as every length here,
+    /// but only 17 are live: `len_reg` keeps 16, so yosys drops the constant rest.)
     len_sum: Signal<Local, Bits<32>>,
     header_reg: DFF<Bits<HEADER_BITS>>,
+    /// The length so far, modulo 2^16, and whether it ever passed 65 535 (sticky): the
+    /// saturation is a flag beside the sum, not a compare after it.
     len_reg: DFF<Bits<32>>,
+    sat_reg: DFF<Bit>,
     /// Beats of the current frame so far, saturating at `beats_in_header`.
     beat_reg: DFF<Bits<32>>,
     /// A frame has started and not yet ended.
@@ -111,6 +127,10 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> D
             HEADER_BITS / DATA_BITS * DATA_BITS == HEADER_BITS,
             "the header must be whole beats"
         );
+        assert!(
+            KEEP_BITS.is_power_of_two() && (4..=64).contains(&KEEP_BITS),
+            "the byte count's adder tree: 4 to 64 lanes (a 32-bit slot 0, six levels), a power of two"
+        );
 
         Self {
             clock: Default::default(),
@@ -131,15 +151,23 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> D
             zero: Constant::new(Bits::default()),
             len_max: Constant::new(0xffff_u64.into()),
             data_bits: Constant::new((DATA_BITS as u64).into()),
+            slot_mask: Constant::new(0xff_u64.into()),
+            one_slot: Constant::new(1_u64.into()),
+            zero_pop: Constant::new(Bits::default()),
+            len_mask: Constant::new(0xffff_u64.into()),
+            count_mask: Constant::new(0xff_u64.into()),
             beat_bytes: Default::default(),
             beat_wide: Default::default(),
+            pop: Default::default(),
             kept: Default::default(),
             header_so_far: Default::default(),
             len_so_far: Default::default(),
+            sat_so_far: Default::default(),
             beat_index: Default::default(),
             len_sum: Default::default(),
             header_reg: Default::default(),
             len_reg: Default::default(),
+            sat_reg: Default::default(),
             beat_reg: Default::default(),
             in_frame: Default::default(),
             valid_reg: Default::default(),
@@ -152,28 +180,73 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> L
 {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, header_reg, len_reg, beat_reg, in_frame, valid_reg);
+        dff_setup!(self, clock, header_reg, len_reg, sat_reg, beat_reg, in_frame, valid_reg);
         self.tready.next = true;
         self.valid_reg.d.next = false;
         // Defaults first: every local is assigned on every path (no latches).
         self.beat_bytes.next = self.zero_data.val();
         self.beat_wide.next = self.zero_header.val();
+        self.pop.next = self.zero_pop.val();
         self.kept.next = self.zero.val();
         self.header_so_far.next = self.header_reg.q.val();
         self.len_so_far.next = self.len_reg.q.val();
+        self.sat_so_far.next = self.sat_reg.q.val();
         self.beat_index.next = self.beat_reg.q.val();
         self.len_sum.next = self.zero.val();
         if self.tvalid.val() {
             if !self.in_frame.q.val() {
                 self.header_so_far.next = self.zero_header.val();
                 self.len_so_far.next = self.zero.val();
+                self.sat_so_far.next = false;
                 self.beat_index.next = self.zero.val();
             }
+            // The popcount tree (see `pop`): level 0 spreads the keep bits into slots,
+            // then each level halves the slots. Slots are written in ascending order, so
+            // slot `j` is overwritten only after slots `2j` and `2j + 1` were read.
             for j in 0..(KEEP_BITS as u64) {
                 if self.tkeep.val().get_bit((self.zero.val() + j).index()) {
-                    self.kept.next = self.kept.val() + 1;
+                    self.pop.next = self.pop.val() | (self.one_slot.val() << (8 * j));
                 }
             }
+            // Six levels cover 64 lanes (512 bits); a level past log2(KEEP_BITS) runs
+            // no iteration. (hdl_gen takes no loop bound that names another loop index.)
+            for j in 0..((KEEP_BITS as u64) >> 1) {
+                self.pop.next = (self.pop.val() & !(self.slot_mask.val() << (8 * j)))
+                    | ((((self.pop.val() >> (16 * j)) & self.slot_mask.val())
+                        + ((self.pop.val() >> (16 * j + 8)) & self.slot_mask.val()))
+                        << (8 * j));
+            }
+            for j in 0..((KEEP_BITS as u64) >> 2) {
+                self.pop.next = (self.pop.val() & !(self.slot_mask.val() << (8 * j)))
+                    | ((((self.pop.val() >> (16 * j)) & self.slot_mask.val())
+                        + ((self.pop.val() >> (16 * j + 8)) & self.slot_mask.val()))
+                        << (8 * j));
+            }
+            for j in 0..((KEEP_BITS as u64) >> 3) {
+                self.pop.next = (self.pop.val() & !(self.slot_mask.val() << (8 * j)))
+                    | ((((self.pop.val() >> (16 * j)) & self.slot_mask.val())
+                        + ((self.pop.val() >> (16 * j + 8)) & self.slot_mask.val()))
+                        << (8 * j));
+            }
+            for j in 0..((KEEP_BITS as u64) >> 4) {
+                self.pop.next = (self.pop.val() & !(self.slot_mask.val() << (8 * j)))
+                    | ((((self.pop.val() >> (16 * j)) & self.slot_mask.val())
+                        + ((self.pop.val() >> (16 * j + 8)) & self.slot_mask.val()))
+                        << (8 * j));
+            }
+            for j in 0..((KEEP_BITS as u64) >> 5) {
+                self.pop.next = (self.pop.val() & !(self.slot_mask.val() << (8 * j)))
+                    | ((((self.pop.val() >> (16 * j)) & self.slot_mask.val())
+                        + ((self.pop.val() >> (16 * j + 8)) & self.slot_mask.val()))
+                        << (8 * j));
+            }
+            for j in 0..((KEEP_BITS as u64) >> 6) {
+                self.pop.next = (self.pop.val() & !(self.slot_mask.val() << (8 * j)))
+                    | ((((self.pop.val() >> (16 * j)) & self.slot_mask.val())
+                        + ((self.pop.val() >> (16 * j + 8)) & self.slot_mask.val()))
+                        << (8 * j));
+            }
+            self.kept.next = self.pop.val().get_bits::<32>(0) & self.count_mask.val();
             self.header_reg.d.next = self.header_so_far.val();
             // Beat b goes to bytes [b × D, (b + 1) × D): one fixed shift per position, so
             // each header bit is a 2-input choice, not a barrel shifter. (The guard also
@@ -197,19 +270,9 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> L
                 }
             }
             self.len_sum.next = self.len_so_far.val() + self.kept.val();
-            if self.len_sum.val() > self.len_max.val() {
-                self.len_sum.next = self.len_max.val();
-            }
-            self.len_reg.d.next = self.len_sum.val();
+            self.len_reg.d.next = self.len_sum.val() & self.len_mask.val();
+            self.sat_reg.d.next = self.sat_so_far.val() | self.len_sum.val().get_bit(16);
             if self.beat_index.val() < self.beats_in_header.val() {
-                // Kept lanes, reversed so that lane 0 (the earliest byte) is on top.
-                for j in 0..(KEEP_BITS as u64) {
-                    if self.tkeep.val().get_bit((self.zero.val() + j).index()) {
-                        self.beat_bytes.next = self.beat_bytes.val()
-                            | (((self.tdata.val() >> (8 * j)) & self.byte_mask.val())
-                                << (self.lane_top.val() - 8 * j));
-                    }
-                }
                 self.beat_reg.d.next = self.beat_index.val() + 1;
             } else {
                 self.beat_reg.d.next = self.beat_index.val();
@@ -219,6 +282,9 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> L
         }
         self.header.next = self.header_reg.q.val();
         self.frame_len.next = self.len_reg.q.val();
+        if self.sat_reg.q.val() {
+            self.frame_len.next = self.len_max.val();
+        }
         self.header_valid.next = self.valid_reg.q.val();
     }
 }
