@@ -570,8 +570,7 @@ async fn forward(
                     });
                 return finish_response(
                     response,
-                    in_flight,
-                    lease,
+                    Held { in_flight, lease },
                     route,
                     pool,
                     generation,
@@ -630,13 +629,19 @@ fn cookie_missing_or_stale<B>(req: &Request<B>, pool: &Pool, i: usize) -> bool {
         .unwrap_or(true)
 }
 
+/// What a response holds of its backend until its body is through: the request's count
+/// as outstanding, and the connection it came on (HTTP/1.1).
+struct Held {
+    in_flight: InFlight,
+    lease: Option<Lease>,
+}
+
 /// The backend's response on its way to the client: hop-by-hop fields dropped, the backend
 /// hidden, the persistence cookie set, the proxy's error page in place of the backend's
 /// where the route says so, and a WebSocket upgrade bridged.
 fn finish_response(
     response: Response<Incoming>,
-    in_flight: InFlight,
-    lease: Option<Lease>,
+    held: Held,
     route: &RouteConfig,
     pool: &Pool,
     generation: &Generation,
@@ -647,11 +652,11 @@ fn finish_response(
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching {
         if let Some(client_upgrade) = client_upgrade {
-            // The backend connection is the tunnel's now, never to be pooled again.
-            drop(lease);
             let backend_upgrade = hyper::upgrade::on(&mut response);
             tokio::spawn(async move {
-                let _in_flight = in_flight;
+                // The backend connection is the tunnel's now: its lease is dropped with
+                // the tunnel, never given back to the pool.
+                let _held = held;
                 match tokio::try_join!(client_upgrade, backend_upgrade) {
                     Ok((client, backend)) => {
                         let mut client = hyper_util::rt::TokioIo::new(client);
@@ -685,8 +690,8 @@ fn finish_response(
     let body = BackendBody {
         body,
         done: false,
-        _in_flight: in_flight,
-        lease,
+        _in_flight: held.in_flight,
+        lease: held.lease,
     }
     .boxed_unsync();
     Response::from_parts(parts, body)

@@ -113,7 +113,7 @@ pub enum PoolClient {
     Http1(Vec<Arc<backend_conn::Conns>>),
     /// HTTP/2 with prior knowledge: hyper-util's client, one multiplexed connection per
     /// backend.
-    Http2(UpstreamClient),
+    Http2(Box<UpstreamClient>),
 }
 
 /// Why the proxy could not start or reload.
@@ -234,7 +234,7 @@ impl Shared {
                     builder
                         .pool_idle_timeout(Duration::from_secs(60))
                         .http2_only(true);
-                    PoolClient::Http2(builder.build(connector))
+                    PoolClient::Http2(Box::new(builder.build(connector)))
                 }
             });
         }
