@@ -7,13 +7,15 @@
 //! `retries`. Everything else that fails is answered 502 (504 when the backend did not
 //! answer in time); a pool with no usable backend answers 503 with `Retry-After`.
 
+use crate::backend_conn::Lease;
 use crate::config::RouteConfig;
 use crate::framing::Framing;
 use crate::headers::{self, Hop};
 use crate::pool::{InFlight, PickKey, Pool};
 use crate::server::ConnInfo;
 use crate::{
-    access_log, cache, compress, cookie, metrics, BoxError, Generation, ProxyBody, Shared,
+    access_log, cache, compress, cookie, metrics, BoxError, Generation, PoolClient, ProxyBody,
+    Shared,
 };
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -498,21 +500,50 @@ async fn forward(
         let backend = &pool.config.backends[i];
         let state = pool.backends[i].clone();
         note.backend = Some(i);
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(Scheme::HTTP);
-        uri.authority = Some(pool.authorities[i].clone());
-        uri.path_and_query = Some(path_and_query.clone());
-        let Ok(uri) = Uri::from_parts(uri) else {
-            return answer(generation, StatusCode::BAD_REQUEST);
+        let mut headers = first_headers.take().unwrap_or_else(|| outgoing(req));
+        // HTTP/1.1 to the proxy's own connections takes the origin form and needs `Host`
+        // (an HTTP/1.0 client may have sent none); hyper-util's HTTP/2 client takes the
+        // absolute form.
+        let uri = match client {
+            PoolClient::Http1(_) => {
+                if !headers.contains_key(header::HOST) {
+                    if let Ok(v) = HeaderValue::from_str(pool.authorities[i].as_str()) {
+                        headers.insert(header::HOST, v);
+                    }
+                }
+                Uri::from(path_and_query.clone())
+            }
+            PoolClient::Http2(_) => {
+                let mut uri = http::uri::Parts::default();
+                uri.scheme = Some(Scheme::HTTP);
+                uri.authority = Some(pool.authorities[i].clone());
+                uri.path_and_query = Some(path_and_query.clone());
+                let Ok(uri) = Uri::from_parts(uri) else {
+                    return answer(generation, StatusCode::BAD_REQUEST);
+                };
+                uri
+            }
         };
         let mut out = Request::new(body.take().unwrap_or_else(empty));
         *out.method_mut() = method.clone();
         *out.uri_mut() = uri;
-        *out.headers_mut() = first_headers.take().unwrap_or_else(|| outgoing(req));
+        *out.headers_mut() = headers;
         let in_flight = InFlight::new(state.clone());
-        let sent = tokio::time::timeout(response_timeout, client.request(out)).await;
+        let send = async {
+            match client {
+                PoolClient::Http1(conns) => conns[i]
+                    .send(out)
+                    .await
+                    .map(|(response, lease)| (response, Some(lease))),
+                PoolClient::Http2(client) => match client.request(out).await {
+                    Ok(response) => Ok((response, None)),
+                    Err(e) => Err(Box::new(e) as BoxError),
+                },
+            }
+        };
+        let sent = tokio::time::timeout(response_timeout, send).await;
         let failure = match sent {
-            Ok(Ok(response)) => {
+            Ok(Ok((response, lease))) => {
                 let status = response.status();
                 if status == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_some() {
                     if let Some(framing) = &conn.framing {
@@ -539,7 +570,7 @@ async fn forward(
                     });
                 return finish_response(
                     response,
-                    in_flight,
+                    Held { in_flight, lease },
                     route,
                     pool,
                     generation,
@@ -548,10 +579,10 @@ async fn forward(
                 );
             }
             Ok(Err(e)) => {
-                if error_chain_has::<http_body_util::LengthLimitError>(&e) {
+                if error_chain_has::<http_body_util::LengthLimitError>(&*e) {
                     return answer(generation, StatusCode::PAYLOAD_TOO_LARGE);
                 }
-                if error_chain_has::<ClientBodyError>(&e) {
+                if error_chain_has::<ClientBodyError>(&*e) {
                     return answer(generation, StatusCode::BAD_REQUEST);
                 }
                 tracing::debug!(backend = %backend.address, error = %e, "forward failed");
@@ -598,12 +629,19 @@ fn cookie_missing_or_stale<B>(req: &Request<B>, pool: &Pool, i: usize) -> bool {
         .unwrap_or(true)
 }
 
+/// What a response holds of its backend until its body is through: the request's count
+/// as outstanding, and the connection it came on (HTTP/1.1).
+struct Held {
+    in_flight: InFlight,
+    lease: Option<Lease>,
+}
+
 /// The backend's response on its way to the client: hop-by-hop fields dropped, the backend
 /// hidden, the persistence cookie set, the proxy's error page in place of the backend's
 /// where the route says so, and a WebSocket upgrade bridged.
 fn finish_response(
     response: Response<Incoming>,
-    in_flight: InFlight,
+    held: Held,
     route: &RouteConfig,
     pool: &Pool,
     generation: &Generation,
@@ -616,7 +654,9 @@ fn finish_response(
         if let Some(client_upgrade) = client_upgrade {
             let backend_upgrade = hyper::upgrade::on(&mut response);
             tokio::spawn(async move {
-                let _in_flight = in_flight;
+                // The backend connection is the tunnel's now: its lease is dropped with
+                // the tunnel, never given back to the pool.
+                let _held = held;
                 match tokio::try_join!(client_upgrade, backend_upgrade) {
                     Ok((client, backend)) => {
                         let mut client = hyper_util::rt::TokioIo::new(client);
@@ -647,15 +687,68 @@ fn finish_response(
         parts.headers.append(header::SET_COOKIE, cookie);
     }
     parts.version = Version::HTTP_11;
-    // The request counts as outstanding on its backend until its body is through.
-    let body = body
-        .map_err(|e| Box::new(e) as BoxError)
-        .map_frame(move |frame| {
-            let _ = &in_flight;
-            frame
-        })
-        .boxed_unsync();
+    let body = BackendBody {
+        body,
+        done: false,
+        _in_flight: held.in_flight,
+        lease: held.lease,
+    }
+    .boxed_unsync();
     Response::from_parts(parts, body)
+}
+
+/// A backend's response body on its way: the request counts as outstanding on its
+/// backend until the body is through, and the backend connection goes back to its pool
+/// only when the body was read to its end (dropped earlier, the connection is closed).
+/// A struct rather than `map_err` + `map_frame`: one layer, no closure per frame.
+struct BackendBody {
+    body: Incoming,
+    done: bool,
+    _in_flight: InFlight,
+    lease: Option<Lease>,
+}
+
+impl Body for BackendBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        match polled {
+            std::task::Poll::Ready(None) => {
+                self.done = true;
+                std::task::Poll::Ready(None)
+            }
+            std::task::Poll::Ready(Some(Err(e))) => {
+                // A broken body leaves the connection in no state to reuse.
+                self.lease = None;
+                std::task::Poll::Ready(Some(Err(Box::new(e))))
+            }
+            std::task::Poll::Ready(Some(Ok(frame))) => std::task::Poll::Ready(Some(Ok(frame))),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for BackendBody {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            if self.done || self.body.is_end_stream() {
+                lease.give_back();
+            }
+        }
+    }
 }
 
 #[cfg(test)]

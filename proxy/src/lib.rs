@@ -63,6 +63,7 @@ macro_rules! write_through {
 
 pub mod access_log;
 pub mod admin;
+pub mod backend_conn;
 pub mod cache;
 pub mod compress;
 pub mod config;
@@ -103,8 +104,17 @@ use tokio::task::JoinHandle;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type of everything the proxy sends (to clients and to backends).
 pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
-/// The connection-pooling client to one pool's backends.
+/// The connection-pooling client to an HTTP/2 pool's backends.
 pub type UpstreamClient = Client<HttpConnector, ProxyBody>;
+
+/// How a pool's requests reach its backends.
+pub enum PoolClient {
+    /// HTTP/1.1: the proxy's own connections, per backend (parallel to its backends).
+    Http1(Vec<Arc<backend_conn::Conns>>),
+    /// HTTP/2 with prior knowledge: hyper-util's client, one multiplexed connection per
+    /// backend.
+    Http2(Box<UpstreamClient>),
+}
 
 /// Why the proxy could not start or reload.
 #[derive(Debug, Error)]
@@ -132,7 +142,7 @@ pub struct Generation {
     /// Parallel to `config.pools`.
     pub pools: Vec<Arc<Pool>>,
     /// Parallel to `config.pools`.
-    pub clients: Vec<UpstreamClient>,
+    pub clients: Vec<PoolClient>,
     pub access_log: Option<AccessLog>,
 }
 
@@ -209,15 +219,24 @@ impl Shared {
                 })
                 .collect();
             pools.push(Arc::new(Pool::new(p.clone(), states)));
-            let mut connector = HttpConnector::new();
-            connector.set_connect_timeout(Some(connect));
-            connector.set_nodelay(true);
-            let mut builder = Client::builder(TokioExecutor::new());
-            builder
-                .pool_idle_timeout(Duration::from_secs(60))
-                .pool_max_idle_per_host(1024)
-                .http2_only(p.upstream == Upstream::H2);
-            clients.push(builder.build(connector));
+            clients.push(match p.upstream {
+                Upstream::Http1 => PoolClient::Http1(
+                    p.backends
+                        .iter()
+                        .map(|b| backend_conn::Conns::new(b.address, connect))
+                        .collect(),
+                ),
+                Upstream::H2 => {
+                    let mut connector = HttpConnector::new();
+                    connector.set_connect_timeout(Some(connect));
+                    connector.set_nodelay(true);
+                    let mut builder = Client::builder(TokioExecutor::new());
+                    builder
+                        .pool_idle_timeout(Duration::from_secs(60))
+                        .http2_only(true);
+                    PoolClient::Http2(Box::new(builder.build(connector)))
+                }
+            });
         }
         let access_log = match &config.access_log {
             Some(c) => Some(AccessLog::open(c).await.map_err(ProxyError::AccessLog)?),
