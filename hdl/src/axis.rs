@@ -77,6 +77,18 @@ pub struct HeaderCapture<const DATA_BITS: usize, const KEEP_BITS: usize, const H
     zero: Constant<Bits<32>>,
     len_max: Constant<Bits<32>>,
     data_bits: Constant<Bits<32>>,
+    /// Bit `n` of `pop*`: bit 0, 1, 2 of the number of ones in the nibble `n` (a lookup of
+    /// four `tkeep` bits: one LUT4 per bit, where eight chained `+ 1` were eight carry
+    /// chains).
+    pop0: Constant<Bits<16>>,
+    pop1: Constant<Bits<16>>,
+    pop2: Constant<Bits<16>>,
+    one: Constant<Bits<32>>,
+    two: Constant<Bits<32>>,
+    four: Constant<Bits<32>>,
+    /// `tkeep` nibble by nibble, and its byte count.
+    nibble: Signal<Local, Bits<4>>,
+    nibble_count: Signal<Local, Bits<32>>,
     /// The beat, null bytes zeroed and byte order reversed (lane 0 on top).
     beat_bytes: Signal<Local, Bits<DATA_BITS>>,
     /// The beat in the top bits of a header-wide vector.
@@ -111,6 +123,10 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> D
             HEADER_BITS / DATA_BITS * DATA_BITS == HEADER_BITS,
             "the header must be whole beats"
         );
+        assert!(
+            KEEP_BITS % 4 == 0,
+            "the byte count reads tkeep a nibble at a time"
+        );
 
         Self {
             clock: Default::default(),
@@ -131,6 +147,14 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> D
             zero: Constant::new(Bits::default()),
             len_max: Constant::new(0xffff_u64.into()),
             data_bits: Constant::new((DATA_BITS as u64).into()),
+            pop0: Constant::new(popcount_bit(0).into()),
+            pop1: Constant::new(popcount_bit(1).into()),
+            pop2: Constant::new(popcount_bit(2).into()),
+            one: Constant::new(1_u64.into()),
+            two: Constant::new(2_u64.into()),
+            four: Constant::new(4_u64.into()),
+            nibble: Default::default(),
+            nibble_count: Default::default(),
             beat_bytes: Default::default(),
             beat_wide: Default::default(),
             kept: Default::default(),
@@ -145,6 +169,11 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> D
             valid_reg: Default::default(),
         }
     }
+}
+
+/// Bit `bit` of the number of ones in `n`, for every nibble `n` (bit `n` of the result).
+fn popcount_bit(bit: u32) -> u64 {
+    (0..16u64).fold(0, |t, n| t | ((((n.count_ones() >> bit) & 1) as u64) << n))
 }
 
 impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> Logic
@@ -169,10 +198,24 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> L
                 self.len_so_far.next = self.zero.val();
                 self.beat_index.next = self.zero.val();
             }
-            for j in 0..(KEEP_BITS as u64) {
-                if self.tkeep.val().get_bit((self.zero.val() + j).index()) {
-                    self.kept.next = self.kept.val() + 1;
+            // The beat's bytes: a lookup per nibble of `tkeep`, then one small sum (the
+            // upper bits are constant zero, so synthesis narrows the adders).
+            for i in 0..((KEEP_BITS / 4) as u64) {
+                self.nibble.next = self
+                    .tkeep
+                    .val()
+                    .get_bits::<4>((self.zero.val() + 4 * i).index());
+                self.nibble_count.next = self.zero.val();
+                if self.pop0.val().get_bit(self.nibble.val().index()) {
+                    self.nibble_count.next = self.nibble_count.val() | self.one.val();
                 }
+                if self.pop1.val().get_bit(self.nibble.val().index()) {
+                    self.nibble_count.next = self.nibble_count.val() | self.two.val();
+                }
+                if self.pop2.val().get_bit(self.nibble.val().index()) {
+                    self.nibble_count.next = self.nibble_count.val() | self.four.val();
+                }
+                self.kept.next = self.kept.val() + self.nibble_count.val();
             }
             self.header_reg.d.next = self.header_so_far.val();
             // Beat b goes to bytes [b × D, (b + 1) × D): one fixed shift per position, so
@@ -196,11 +239,15 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> L
                     self.beat_wide.next = self.beat_wide.val() >> self.data_bits.val();
                 }
             }
+            // The length so far is at most 65 535 and a beat adds at most `KEEP_BITS`, so
+            // the sum is past 65 535 exactly when its bit 16 is set: saturation is that
+            // carry, not a 32-bit compare after the sum. The register keeps 16 bits (the
+            // bits above are constant zero).
             self.len_sum.next = self.len_so_far.val() + self.kept.val();
-            if self.len_sum.val() > self.len_max.val() {
-                self.len_sum.next = self.len_max.val();
+            self.len_reg.d.next = self.len_sum.val() & self.len_max.val();
+            if self.len_sum.val().get_bit(16) {
+                self.len_reg.d.next = self.len_max.val();
             }
-            self.len_reg.d.next = self.len_sum.val();
             if self.beat_index.val() < self.beats_in_header.val() {
                 // Kept lanes, reversed so that lane 0 (the earliest byte) is on top.
                 for j in 0..(KEEP_BITS as u64) {
