@@ -56,8 +56,8 @@ fn device() -> DeviceInfo {
 
 /// `examples/basic.toml` with a Maglev size that fits the shrunk build.
 fn example_tables(edit: impl Fn(String) -> String) -> Tables {
-    let text = include_str!("../../examples/basic.toml")
-        .replace("maglev_m = 65537", "maglev_m = 13");
+    let text =
+        include_str!("../../examples/basic.toml").replace("maglev_m = 65537", "maglev_m = 13");
     let config = flowgate_driver::parse_str(&edit(text), "basic.toml").expect("example parses");
     flowgate_driver::compile(&config)
 }
