@@ -56,12 +56,19 @@
 //! * in stage 2 the RAM data of `k` is overlaid with the writes of `k-4`, `k-3`, `k-2`
 //!   (older first, so the newest wins per slot) — plain muxes on registered data;
 //! * the write of `k-1` is decided in the very cycle `k` is in stage 2, so it is applied in
-//!   stage 3 instead, from its register. To keep that one-cycle loop short, stage 2
-//!   precomputes everything about "way `w` holds `k-1`'s entry" that does not depend on
-//!   `k-1`'s decision: `k-1`'s entry always carries `k-1`'s digest and tick, so digest
-//!   equality, age, liveness for each of the three classes and age order against the
-//!   other ways are known a cycle early; stage 3 only muxes them in by `k-1`'s written way
-//!   and class, then picks the way.
+//!   stage 3 instead, from its register. Stage 2 precomputes everything about "slot `w`
+//!   holds `k-1`'s entry" that does not depend on `k-1`'s decision: `k-1`'s entry always
+//!   carries `k-1`'s digest and tick, so digest equality, age, liveness for each of the
+//!   three classes and age order against the other slots are known a cycle early.
+//! * Stage 3 then decides for every assumption about `k-1`'s write at once, from
+//!   registers only: `k-1` wrote none of this request's slots, or slot `j` with an entry
+//!   that is dead or live by this request's tick (one [`SlotChoice`] each, `2 × SLOTS +
+//!   1`), each with the miss choice for an embryonic and a non-embryonic entry in `j`.
+//!   The LRU picks those need (the oldest slot, the oldest embryonic slot, for either
+//!   set first in the insert order) are computed per assumption beside them. Only then
+//!   does `k-1`'s written slot (`w1_way` and the row match) and class pick one of them:
+//!   the one-cycle loop `w1` → `w1` is that mux, a hit's class and backend taken from
+//!   `w1` when the hit is `k-1`'s slot, and the promotion (f(mux(x)) = mux(f(x))).
 //!
 //! The one thing stage 3 cannot ask the top level about is whether `k-1`'s freshly written
 //! backend is up: it was chosen up one cycle earlier (a stored backend that answered up,
@@ -292,7 +299,6 @@ pub struct FlowTable<
 
     // Constants (sized, so that Verilator sees no width mismatch).
     no_ways: Constant<Bits<SLOTS>>,
-    one_way: Constant<Bits<SLOTS>>,
     bank0: Constant<Bits<SLOTS>>,
     bank1: Constant<Bits<SLOTS>>,
     onehot: [Constant<Bits<SLOTS>>; SLOTS],
@@ -300,8 +306,6 @@ pub struct FlowTable<
     /// its bank and the whole other bank), and when it comes second (its higher ways).
     after_first: [Constant<Bits<SLOTS>>; SLOTS],
     after_second: [Constant<Bits<SLOTS>>; SLOTS],
-    before_first: [Constant<Bits<SLOTS>>; SLOTS],
-    before_second: [Constant<Bits<SLOTS>>; SLOTS],
     way_id: [Constant<Bits<8>>; SLOTS],
     no_way: Constant<Bits<8>>,
     no_set: Constant<Bits<SET_BITS>>,
@@ -310,17 +314,12 @@ pub struct FlowTable<
     high_bits: Constant<Bits<SET_BITS>>,
     /// The bits of a row below the bank bit (the set's own; the rest is the set >> 1).
     row_low: Constant<Bits<ROW_BITS>>,
-    count_zero: Constant<Bits<8>>,
-    count_one: Constant<Bits<8>>,
     no_backend: Constant<Bits<16>>,
     class_none: Constant<Bits<2>>,
     class_embryonic: Constant<Bits<2>>,
     class_tcp: Constant<Bits<2>>,
     class_udp: Constant<Bits<2>>,
     insert_none: Constant<Bits<3>>,
-    insert_empty: Constant<Bits<3>>,
-    insert_expired: Constant<Bits<3>>,
-    insert_evicted: Constant<Bits<3>>,
     insert_refused: Constant<Bits<3>>,
 
     // Stage 0 logic: the second candidate set and each bank's row.
@@ -435,45 +434,64 @@ pub struct FlowTable<
     s_prev_live_embryonic: DFF<bool>,
     s_prev_live_tcp: DFF<bool>,
     s_prev_live_udp: DFF<bool>,
-    // Stage 3 logic: apply k-1's write, then decide.
+    // Stage 3 logic: decide under every assumption about k-1's write (one `SlotChoice`
+    // per slot it may have written and that entry's liveness, and one for none of this
+    // request's slots), from registers only; then mux by k-1's written slot.
+    choice_none: SlotChoice<SLOTS>,
+    /// k-1 wrote slot `j` and its entry is dead (`choice0[j]`) or live (`choice1[j]`)
+    /// by this request's tick.
+    choice0: [SlotChoice<SLOTS>; SLOTS],
+    choice1: [SlotChoice<SLOTS>; SLOTS],
+    /// The slot k-1 wrote, if it is one of this request's (one-hot or none).
     fwd: Signal<Local, Bits<SLOTS>>,
+    /// k-1's entry is live by this request's tick; it is embryonic.
     fwd_live: Signal<Local, bool>,
-    e_valid: Signal<Local, Bits<SLOTS>>,
-    e_dmatch: Signal<Local, Bits<SLOTS>>,
-    e_live: Signal<Local, Bits<SLOTS>>,
-    e_emb: Signal<Local, Bits<SLOTS>>,
-    e_up: Signal<Local, Bits<SLOTS>>,
-    e_class: [Signal<Local, Bits<2>>; SLOTS],
-    e_backend: [Signal<Local, Bits<16>>; SLOTS],
-    e_ge: [Signal<Local, Bits<SLOTS>>; SLOTS],
-    e_gt: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    fwd_emb: Signal<Local, bool>,
     /// The slots of the request's candidate sets (both banks with two choices, else the
     /// first set's bank), and of its first set's bank.
     avail: Signal<Local, Bits<SLOTS>>,
     s1_slots: Signal<Local, Bits<SLOTS>>,
-    /// Live ways of the first and second candidate set (their loads).
-    load1: Signal<Local, Bits<8>>,
-    load2: Signal<Local, Bits<8>>,
-    /// The slots that come first in the insert order (the less loaded set's; ties → the
-    /// first set's).
-    ins_first: Signal<Local, Bits<SLOTS>>,
-    /// Bit `v` of `beats[w]`: slot `w` goes before slot `v` in LRU order (older, or as
-    /// old and earlier in the insert order).
-    beats: [Signal<Local, Bits<SLOTS>>; SLOTS],
-    emb_cand: Signal<Local, Bits<SLOTS>>,
-    oldest_embryonic: Signal<Local, Bits<SLOTS>>,
-    oldest: Signal<Local, Bits<SLOTS>>,
-    /// Rule candidates and their first slot in the insert order (`pick_*`: the first
-    /// bank's part, then the other's).
-    hits: Signal<Local, Bits<SLOTS>>,
-    hits_first: Signal<Local, Bits<SLOTS>>,
-    hit_way: Signal<Local, Bits<SLOTS>>,
-    same_cand: Signal<Local, Bits<SLOTS>>,
-    empty_cand: Signal<Local, Bits<SLOTS>>,
-    expired_cand: Signal<Local, Bits<SLOTS>>,
-    pick_in: Signal<Local, Bits<SLOTS>>,
-    pick_part: Signal<Local, Bits<SLOTS>>,
-    pick: Signal<Local, Bits<SLOTS>>,
+    /// Stage 3's LRU order and picks (see the stage's comments).
+    embc: Signal<Local, Bits<SLOTS>>,
+    gt: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    aft_a: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    aft_b: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    bt_a: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    bt_b: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    ok_a: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    ok_b: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    oke_a: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    oke_b: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    rel_a: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    rel_b: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    prow_a: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    prow_b: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    old_a_n: Signal<Local, Bits<SLOTS>>,
+    old_b_n: Signal<Local, Bits<SLOTS>>,
+    oe_a_n: Signal<Local, Bits<SLOTS>>,
+    oe_b_n: Signal<Local, Bits<SLOTS>>,
+    old_a: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    old_b: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    oe0_a: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    oe0_b: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    oe1_a: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    oe1_b: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    /// The hit slot's class and backend per assumption, from the registers.
+    hc_n: Signal<Local, Bits<2>>,
+    hb_n: Signal<Local, Bits<16>>,
+    hc0: [Signal<Local, Bits<2>>; SLOTS],
+    hc1: [Signal<Local, Bits<2>>; SLOTS],
+    hb0: [Signal<Local, Bits<16>>; SLOTS],
+    hb1: [Signal<Local, Bits<16>>; SLOTS],
+    /// The choice that holds (the `SlotChoice` outputs, muxed).
+    c_hit: Signal<Local, bool>,
+    c_hit_way: Signal<Local, Bits<SLOTS>>,
+    c_hit_slot: Signal<Local, bool>,
+    c_hit_class: Signal<Local, Bits<2>>,
+    c_hit_backend: Signal<Local, Bits<16>>,
+    c_hit_up: Signal<Local, bool>,
+    c_miss_way: Signal<Local, Bits<SLOTS>>,
+    c_miss_insert: Signal<Local, Bits<3>>,
     stored_class: Signal<Local, Bits<2>>,
     stored_backend: Signal<Local, Bits<16>>,
     chosen: Signal<Local, Bits<SLOTS>>,
@@ -558,7 +576,6 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         // Slot p is way p % WAYS of bank p / WAYS.
         let bank_of = |p: usize| bank_ways << (WAYS * (p / WAYS));
         let higher = |p: usize| bank_of(p) & !((2u64 << p) - 1);
-        let lower = |p: usize| bank_of(p) & ((1u64 << p) - 1);
         let other = |p: usize| ((1u64 << SLOTS) - 1) & !bank_of(p);
         Self {
             clock: Default::default(),
@@ -596,31 +613,23 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             backend_ram: array(|_| Default::default()),
             seen_ram: array(|_| Default::default()),
             no_ways: constant(0),
-            one_way: constant(1),
             bank0: constant(bank_ways),
             bank1: constant(bank_ways << WAYS),
             onehot: array(|p| constant(1 << p)),
             after_first: array(|p| constant(higher(p) | other(p))),
             after_second: array(|p| constant(higher(p))),
-            before_first: array(|p| constant(lower(p))),
-            before_second: array(|p| constant(lower(p) | other(p))),
             way_id: array(|p| constant((p % WAYS) as u64)),
             no_way: constant(0),
             no_set: constant(0),
             bank_bit: constant(1 << b),
             row_low: constant((1 << b) - 1),
             high_bits: constant(((1u64 << SET_BITS) - 1) & !((2u64 << b) - 1)),
-            count_zero: constant(0),
-            count_one: constant(1),
             no_backend: constant(0),
             class_none: constant(0),
             class_embryonic: constant(FlowClass::Embryonic as u64),
             class_tcp: constant(FlowClass::Tcp as u64),
             class_udp: constant(FlowClass::Udp as u64),
             insert_none: constant(InsertOutcome::None as u64),
-            insert_empty: constant(InsertOutcome::Empty as u64),
-            insert_expired: constant(InsertOutcome::Expired as u64),
-            insert_evicted: constant(InsertOutcome::Evicted as u64),
             insert_refused: constant(InsertOutcome::Refused as u64),
             mix: Default::default(),
             set2: Default::default(),
@@ -721,35 +730,52 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             s_prev_live_embryonic: Default::default(),
             s_prev_live_tcp: Default::default(),
             s_prev_live_udp: Default::default(),
+            choice_none: Default::default(),
+            choice0: array(|_| Default::default()),
+            choice1: array(|_| Default::default()),
             fwd: Default::default(),
             fwd_live: Default::default(),
-            e_valid: Default::default(),
-            e_dmatch: Default::default(),
-            e_live: Default::default(),
-            e_emb: Default::default(),
-            e_up: Default::default(),
-            e_class: array(|_| Default::default()),
-            e_backend: array(|_| Default::default()),
-            e_ge: array(|_| Default::default()),
-            e_gt: array(|_| Default::default()),
+            fwd_emb: Default::default(),
             avail: Default::default(),
             s1_slots: Default::default(),
-            load1: Default::default(),
-            load2: Default::default(),
-            ins_first: Default::default(),
-            beats: array(|_| Default::default()),
-            emb_cand: Default::default(),
-            oldest_embryonic: Default::default(),
-            oldest: Default::default(),
-            hits: Default::default(),
-            hits_first: Default::default(),
-            hit_way: Default::default(),
-            same_cand: Default::default(),
-            empty_cand: Default::default(),
-            expired_cand: Default::default(),
-            pick_in: Default::default(),
-            pick_part: Default::default(),
-            pick: Default::default(),
+            embc: Default::default(),
+            gt: array(|_| Default::default()),
+            aft_a: array(|_| Default::default()),
+            aft_b: array(|_| Default::default()),
+            bt_a: array(|_| Default::default()),
+            bt_b: array(|_| Default::default()),
+            ok_a: array(|_| Default::default()),
+            ok_b: array(|_| Default::default()),
+            oke_a: array(|_| Default::default()),
+            oke_b: array(|_| Default::default()),
+            rel_a: array(|_| Default::default()),
+            rel_b: array(|_| Default::default()),
+            prow_a: array(|_| Default::default()),
+            prow_b: array(|_| Default::default()),
+            old_a_n: Default::default(),
+            old_b_n: Default::default(),
+            oe_a_n: Default::default(),
+            oe_b_n: Default::default(),
+            old_a: array(|_| Default::default()),
+            old_b: array(|_| Default::default()),
+            oe0_a: array(|_| Default::default()),
+            oe0_b: array(|_| Default::default()),
+            oe1_a: array(|_| Default::default()),
+            oe1_b: array(|_| Default::default()),
+            hc_n: Default::default(),
+            hb_n: Default::default(),
+            hc0: array(|_| Default::default()),
+            hc1: array(|_| Default::default()),
+            hb0: array(|_| Default::default()),
+            hb1: array(|_| Default::default()),
+            c_hit: Default::default(),
+            c_hit_way: Default::default(),
+            c_hit_slot: Default::default(),
+            c_hit_class: Default::default(),
+            c_hit_backend: Default::default(),
+            c_hit_up: Default::default(),
+            c_miss_way: Default::default(),
+            c_miss_insert: Default::default(),
             stored_class: Default::default(),
             stored_backend: Default::default(),
             chosen: Default::default(),
@@ -1192,47 +1218,9 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.r3_select_ok.d.next = self.r2_select_ok.q.val();
         self.r3_select.d.next = self.r2_select.q.val();
 
-        // ---- Stage 3: apply the write of request k-1 (in w1 now), then decide.
-        self.fwd.next = self.no_ways.val();
-        if self.w1_en.q.val() {
-            self.fwd.next = self.w1_way.q.val() & self.s_prev_same.q.val();
-        }
-        self.fwd_live.next = (self.w1_class.q.val() == self.class_embryonic.val()
-            && self.s_prev_live_embryonic.q.val())
-            || (self.w1_class.q.val() == self.class_tcp.val() && self.s_prev_live_tcp.q.val())
-            || (self.w1_class.q.val() == self.class_udp.val() && self.s_prev_live_udp.q.val());
-        self.e_valid.next = self.s_valid.q.val() | self.fwd.val();
-        self.e_dmatch.next = self.s_dmatch.q.val() & !self.fwd.val();
-        if self.s_prev_dmatch.q.val() {
-            self.e_dmatch.next = self.s_dmatch.q.val() | self.fwd.val();
-        }
-        self.e_live.next = self.s_live.q.val() & !self.fwd.val();
-        if self.fwd_live.val() {
-            self.e_live.next = self.s_live.q.val() | self.fwd.val();
-        }
-        self.e_emb.next = self.s_emb.q.val() & !self.fwd.val();
-        if self.w1_class.q.val() == self.class_embryonic.val() {
-            self.e_emb.next = self.s_emb.q.val() | self.fwd.val();
-        }
-        // k-1 chose its backend up a cycle ago (see the module doc).
-        self.e_up.next = self.s_up.q.val() | self.fwd.val();
-        for p in 0..SLOTS {
-            self.e_class[p].next = self.s_class[p].q.val();
-            self.e_backend[p].next = self.s_backend[p].q.val();
-            if self.fwd.val().get_bit(p) {
-                self.e_class[p].next = self.w1_class.q.val();
-                self.e_backend[p].next = self.w1_backend.q.val();
-            }
-            // Age order with k-1's entry in the slot it wrote.
-            if self.fwd.val().get_bit(p) {
-                self.e_ge[p].next = self.s_prev_ge.q.val();
-            } else if self.s_ge_prev.q.val().get_bit(p) {
-                self.e_ge[p].next = self.s_ge[p].q.val() | self.fwd.val();
-            } else {
-                self.e_ge[p].next = self.s_ge[p].q.val() & !self.fwd.val();
-            }
-        }
-        // The candidate sets' slots and their loads; the insert order.
+        // ---- Stage 3: the write of request k-1 (in w1 now) is known only now, so the
+        // choice was made for every slot it may have written (`choice0/1[j]`) and for
+        // none (`choice_none`), from registers; here the one that holds is muxed in.
         self.s1_slots.next = self.bank0.val();
         if self.r3_first.q.val() {
             self.s1_slots.next = self.bank1.val();
@@ -1241,84 +1229,293 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         if self.r3_two.q.val() {
             self.avail.next = self.bank0.val() | self.bank1.val();
         }
-        self.load1.next = self.count_zero.val();
-        self.load2.next = self.count_zero.val();
-        for p in 0..SLOTS {
-            if self.e_live.val().get_bit(p) {
-                if self.s1_slots.val().get_bit(p) {
-                    self.load1.next = self.load1.val() + self.count_one.val();
-                } else {
-                    self.load2.next = self.load2.val() + self.count_one.val();
-                }
-            }
-        }
-        self.ins_first.next = self.s1_slots.val();
-        if self.r3_two.q.val() && self.load2.val() < self.load1.val() {
-            self.ins_first.next = !self.s1_slots.val() & self.avail.val();
-        }
+        // LRU order from the registered age compares, for both insert orders (`_a`: the
+        // first set first, `_b`: the second), and the least recently seen slots (of all,
+        // of the embryonic ones) for each assumption about k-1's write. Bit `v` of
+        // `bt_*[p]`: slot p goes before slot v (older, or as old and earlier in the order).
+        self.embc.next = self.s_emb.q.val() & self.avail.val();
         for p in 0..SLOTS {
             // age[p] > age[v] is !(age[v] >= age[p]).
-            self.e_gt[p].next = self.no_ways.val();
+            self.gt[p].next = self.no_ways.val();
             for v in 0..SLOTS {
-                if !self.e_ge[v].val().get_bit(p) {
-                    self.e_gt[p].next = self.e_gt[p].val() | self.onehot[v].val();
+                if !self.s_ge[v].q.val().get_bit(p) {
+                    self.gt[p].next = self.gt[p].val() | self.onehot[v].val();
                 }
             }
-            if self.ins_first.val().get_bit(p) {
-                self.beats[p].next = (self.e_ge[p].val() & self.after_first[p].val())
-                    | (self.e_gt[p].val() & self.before_first[p].val());
-            } else {
-                self.beats[p].next = (self.e_ge[p].val() & self.after_second[p].val())
-                    | (self.e_gt[p].val() & self.before_second[p].val());
+            self.aft_a[p].next = self.after_second[p].val();
+            self.aft_b[p].next = self.after_first[p].val();
+            if self.s1_slots.val().get_bit(p) {
+                self.aft_a[p].next = self.after_first[p].val();
+                self.aft_b[p].next = self.after_second[p].val();
             }
+            self.bt_a[p].next = (self.s_ge[p].q.val() & self.aft_a[p].val())
+                | (self.gt[p].val() & !self.aft_a[p].val());
+            self.bt_b[p].next = (self.s_ge[p].q.val() & self.aft_b[p].val())
+                | (self.gt[p].val() & !self.aft_b[p].val());
+            self.ok_a[p].next = self.bt_a[p].val() | !self.avail.val() | self.onehot[p].val();
+            self.ok_b[p].next = self.bt_b[p].val() | !self.avail.val() | self.onehot[p].val();
+            self.oke_a[p].next = self.bt_a[p].val() | !self.embc.val() | self.onehot[p].val();
+            self.oke_b[p].next = self.bt_b[p].val() | !self.embc.val() | self.onehot[p].val();
+            // Bit j: slot p goes before k-1's entry in slot j (at least as old and before
+            // it in the order, or older).
+            self.rel_a[p].next = self.no_ways.val();
+            self.rel_b[p].next = self.no_ways.val();
+            if self.s_ge_prev.q.val().get_bit(p) {
+                self.rel_a[p].next = self.aft_a[p].val();
+                self.rel_b[p].next = self.aft_b[p].val();
+            }
+            if !self.s_prev_ge.q.val().get_bit(p) {
+                self.rel_a[p].next = !self.no_ways.val();
+                self.rel_b[p].next = !self.no_ways.val();
+            }
+            // Bit v: k-1's entry in slot p goes before slot v.
+            self.prow_a[p].next = (self.s_prev_ge.q.val() & self.aft_a[p].val())
+                | (!self.s_ge_prev.q.val() & !self.aft_a[p].val());
+            self.prow_b[p].next = (self.s_prev_ge.q.val() & self.aft_b[p].val())
+                | (!self.s_ge_prev.q.val() & !self.aft_b[p].val());
         }
-        // The least recently seen embryonic slot, and of all slots (both sets are full
-        // when these matter); ties go to the earliest in the insert order by `beats`.
-        self.emb_cand.next = self.e_emb.val() & self.avail.val();
-        self.oldest_embryonic.next = self.no_ways.val();
-        self.oldest.next = self.no_ways.val();
+        self.old_a_n.next = self.no_ways.val();
+        self.old_b_n.next = self.no_ways.val();
+        self.oe_a_n.next = self.no_ways.val();
+        self.oe_b_n.next = self.no_ways.val();
         for p in 0..SLOTS {
-            if self.emb_cand.val().get_bit(p)
-                && (self.beats[p].val() | !self.emb_cand.val() | self.onehot[p].val()).all()
-            {
-                self.oldest_embryonic.next = self.oldest_embryonic.val() | self.onehot[p].val();
+            if self.avail.val().get_bit(p) && self.ok_a[p].val().all() {
+                self.old_a_n.next = self.old_a_n.val() | self.onehot[p].val();
             }
-            if self.avail.val().get_bit(p)
-                && (self.beats[p].val() | !self.avail.val() | self.onehot[p].val()).all()
-            {
-                self.oldest.next = self.oldest.val() | self.onehot[p].val();
+            if self.avail.val().get_bit(p) && self.ok_b[p].val().all() {
+                self.old_b_n.next = self.old_b_n.val() | self.onehot[p].val();
+            }
+            if self.embc.val().get_bit(p) && self.oke_a[p].val().all() {
+                self.oe_a_n.next = self.oe_a_n.val() | self.onehot[p].val();
+            }
+            if self.embc.val().get_bit(p) && self.oke_b[p].val().all() {
+                self.oe_b_n.next = self.oe_b_n.val() | self.onehot[p].val();
             }
         }
-        // A hit: the first set's ways before the second's. Lowest set bit: x & (!x + 1).
-        self.hits.next = self.e_dmatch.val() & self.e_live.val() & self.avail.val();
-        self.hits_first.next = self.hits.val() & self.s1_slots.val();
-        if !self.hits_first.val().any() {
-            self.hits_first.next = self.hits.val();
+        for j in 0..SLOTS {
+            self.old_a[j].next = self.no_ways.val();
+            self.old_b[j].next = self.no_ways.val();
+            self.oe0_a[j].next = self.no_ways.val();
+            self.oe0_b[j].next = self.no_ways.val();
+            self.oe1_a[j].next = self.no_ways.val();
+            self.oe1_b[j].next = self.no_ways.val();
+            // Slots p other than j: against the others as before, and against k-1's
+            // entry in j if j is a candidate (for `oe1`: an embryonic candidate).
+            for p in 0..SLOTS {
+                if self.avail.val().get_bit(p)
+                    && (self.ok_a[p].val() | self.onehot[j].val()).all()
+                    && (self.rel_a[p].val().get_bit(j) || !self.avail.val().get_bit(j))
+                {
+                    self.old_a[j].next = self.old_a[j].val() | self.onehot[p].val();
+                }
+                if self.avail.val().get_bit(p)
+                    && (self.ok_b[p].val() | self.onehot[j].val()).all()
+                    && (self.rel_b[p].val().get_bit(j) || !self.avail.val().get_bit(j))
+                {
+                    self.old_b[j].next = self.old_b[j].val() | self.onehot[p].val();
+                }
+                if self.embc.val().get_bit(p) && (self.oke_a[p].val() | self.onehot[j].val()).all()
+                {
+                    self.oe0_a[j].next = self.oe0_a[j].val() | self.onehot[p].val();
+                    if self.rel_a[p].val().get_bit(j) || !self.avail.val().get_bit(j) {
+                        self.oe1_a[j].next = self.oe1_a[j].val() | self.onehot[p].val();
+                    }
+                }
+                if self.embc.val().get_bit(p) && (self.oke_b[p].val() | self.onehot[j].val()).all()
+                {
+                    self.oe0_b[j].next = self.oe0_b[j].val() | self.onehot[p].val();
+                    if self.rel_b[p].val().get_bit(j) || !self.avail.val().get_bit(j) {
+                        self.oe1_b[j].next = self.oe1_b[j].val() | self.onehot[p].val();
+                    }
+                }
+            }
+            // Slot j itself, holding k-1's entry.
+            self.old_a[j].next = self.old_a[j].val() & !self.onehot[j].val();
+            self.old_b[j].next = self.old_b[j].val() & !self.onehot[j].val();
+            self.oe0_a[j].next = self.oe0_a[j].val() & !self.onehot[j].val();
+            self.oe0_b[j].next = self.oe0_b[j].val() & !self.onehot[j].val();
+            self.oe1_a[j].next = self.oe1_a[j].val() & !self.onehot[j].val();
+            self.oe1_b[j].next = self.oe1_b[j].val() & !self.onehot[j].val();
+            if self.avail.val().get_bit(j)
+                && (self.prow_a[j].val() | !self.avail.val() | self.onehot[j].val()).all()
+            {
+                self.old_a[j].next = self.old_a[j].val() | self.onehot[j].val();
+            }
+            if self.avail.val().get_bit(j)
+                && (self.prow_b[j].val() | !self.avail.val() | self.onehot[j].val()).all()
+            {
+                self.old_b[j].next = self.old_b[j].val() | self.onehot[j].val();
+            }
+            if self.avail.val().get_bit(j)
+                && (self.prow_a[j].val() | !self.embc.val() | self.onehot[j].val()).all()
+            {
+                self.oe1_a[j].next = self.oe1_a[j].val() | self.onehot[j].val();
+            }
+            if self.avail.val().get_bit(j)
+                && (self.prow_b[j].val() | !self.embc.val() | self.onehot[j].val()).all()
+            {
+                self.oe1_b[j].next = self.oe1_b[j].val() | self.onehot[j].val();
+            }
         }
-        self.hit_way.next = self.hits_first.val() & (!self.hits_first.val() + self.one_way.val());
+        self.hc_n.next = self.class_none.val();
+        self.hb_n.next = self.no_backend.val();
+        for p in 0..SLOTS {
+            if self.choice_none.hit_way.val().get_bit(p) {
+                self.hc_n.next = self.hc_n.val() | self.s_class[p].q.val();
+                self.hb_n.next = self.hb_n.val() | self.s_backend[p].q.val();
+            }
+        }
+        self.choice_none.valid.next = self.s_valid.q.val();
+        self.choice_none.dmatch.next = self.s_dmatch.q.val();
+        self.choice_none.live.next = self.s_live.q.val();
+        self.choice_none.up.next = self.s_up.q.val();
+        self.choice_none.slot.next = self.no_ways.val();
+        self.choice_none.avail.next = self.avail.val();
+        self.choice_none.s1_slots.next = self.s1_slots.val();
+        self.choice_none.two.next = self.r3_two.q.val();
+        self.choice_none.req_embryonic.next = self.r3_class.q.val() == self.class_embryonic.val();
+        self.choice_none.oldest_a.next = self.old_a_n.val();
+        self.choice_none.oldest_b.next = self.old_b_n.val();
+        self.choice_none.oldest_emb0_a.next = self.oe_a_n.val();
+        self.choice_none.oldest_emb0_b.next = self.oe_b_n.val();
+        self.choice_none.oldest_emb1_a.next = self.oe_a_n.val();
+        self.choice_none.oldest_emb1_b.next = self.oe_b_n.val();
+        // Slot j holding k-1's entry: valid, k-1's digest, taken as up (see the module
+        // doc), dead or live; embryonic or not per `SlotChoice`'s two miss versions.
+        for j in 0..SLOTS {
+            self.choice0[j].valid.next = self.s_valid.q.val() | self.onehot[j].val();
+            self.choice1[j].valid.next = self.s_valid.q.val() | self.onehot[j].val();
+            self.choice0[j].dmatch.next = self.s_dmatch.q.val() & !self.onehot[j].val();
+            self.choice1[j].dmatch.next = self.s_dmatch.q.val() & !self.onehot[j].val();
+            if self.s_prev_dmatch.q.val() {
+                self.choice0[j].dmatch.next = self.s_dmatch.q.val() | self.onehot[j].val();
+                self.choice1[j].dmatch.next = self.s_dmatch.q.val() | self.onehot[j].val();
+            }
+            self.choice0[j].live.next = self.s_live.q.val() & !self.onehot[j].val();
+            self.choice1[j].live.next = self.s_live.q.val() | self.onehot[j].val();
+            self.choice0[j].up.next = self.s_up.q.val() | self.onehot[j].val();
+            self.choice1[j].up.next = self.s_up.q.val() | self.onehot[j].val();
+            self.choice0[j].slot.next = self.onehot[j].val();
+            self.choice1[j].slot.next = self.onehot[j].val();
+            self.choice0[j].avail.next = self.avail.val();
+            self.choice1[j].avail.next = self.avail.val();
+            self.choice0[j].s1_slots.next = self.s1_slots.val();
+            self.choice1[j].s1_slots.next = self.s1_slots.val();
+            self.choice0[j].two.next = self.r3_two.q.val();
+            self.choice1[j].two.next = self.r3_two.q.val();
+            self.choice0[j].req_embryonic.next =
+                self.r3_class.q.val() == self.class_embryonic.val();
+            self.choice1[j].req_embryonic.next =
+                self.r3_class.q.val() == self.class_embryonic.val();
+            self.choice0[j].oldest_a.next = self.old_a[j].val();
+            self.choice1[j].oldest_a.next = self.old_a[j].val();
+            self.choice0[j].oldest_b.next = self.old_b[j].val();
+            self.choice1[j].oldest_b.next = self.old_b[j].val();
+            self.choice0[j].oldest_emb0_a.next = self.oe0_a[j].val();
+            self.choice1[j].oldest_emb0_a.next = self.oe0_a[j].val();
+            self.choice0[j].oldest_emb0_b.next = self.oe0_b[j].val();
+            self.choice1[j].oldest_emb0_b.next = self.oe0_b[j].val();
+            self.choice0[j].oldest_emb1_a.next = self.oe1_a[j].val();
+            self.choice1[j].oldest_emb1_a.next = self.oe1_a[j].val();
+            self.choice0[j].oldest_emb1_b.next = self.oe1_b[j].val();
+            self.choice1[j].oldest_emb1_b.next = self.oe1_b[j].val();
+            // The hit slot's class and backend as the registers hold them.
+            self.hc0[j].next = self.class_none.val();
+            self.hc1[j].next = self.class_none.val();
+            self.hb0[j].next = self.no_backend.val();
+            self.hb1[j].next = self.no_backend.val();
+            for p in 0..SLOTS {
+                if self.choice0[j].hit_way.val().get_bit(p) {
+                    self.hc0[j].next = self.hc0[j].val() | self.s_class[p].q.val();
+                    self.hb0[j].next = self.hb0[j].val() | self.s_backend[p].q.val();
+                }
+                if self.choice1[j].hit_way.val().get_bit(p) {
+                    self.hc1[j].next = self.hc1[j].val() | self.s_class[p].q.val();
+                    self.hb1[j].next = self.hb1[j].val() | self.s_backend[p].q.val();
+                }
+            }
+        }
+        // The loop: k-1's written slot and class pick one choice.
+        self.fwd.next = self.no_ways.val();
+        if self.w1_en.q.val() {
+            self.fwd.next = self.w1_way.q.val() & self.s_prev_same.q.val();
+        }
+        self.fwd_live.next = (self.w1_class.q.val() == self.class_embryonic.val()
+            && self.s_prev_live_embryonic.q.val())
+            || (self.w1_class.q.val() == self.class_tcp.val() && self.s_prev_live_tcp.q.val())
+            || (self.w1_class.q.val() == self.class_udp.val() && self.s_prev_live_udp.q.val());
+        self.fwd_emb.next = self.w1_class.q.val() == self.class_embryonic.val();
+        self.c_hit.next = false;
+        self.c_hit_way.next = self.no_ways.val();
+        self.c_hit_slot.next = false;
+        self.c_hit_class.next = self.class_none.val();
+        self.c_hit_backend.next = self.no_backend.val();
+        self.c_hit_up.next = false;
+        self.c_miss_way.next = self.no_ways.val();
+        self.c_miss_insert.next = self.insert_none.val();
+        if !self.fwd.val().any() {
+            self.c_hit.next = self.choice_none.hit.val();
+            self.c_hit_way.next = self.choice_none.hit_way.val();
+            self.c_hit_class.next = self.hc_n.val();
+            self.c_hit_backend.next = self.hb_n.val();
+            self.c_hit_slot.next = self.choice_none.hit_slot.val();
+            self.c_hit_up.next = self.choice_none.hit_up.val();
+            // With no slot written both miss versions are the same.
+            self.c_miss_way.next = self.choice_none.miss_way0.val();
+            self.c_miss_insert.next = self.choice_none.miss_insert0.val();
+            if self.fwd_emb.val() {
+                self.c_miss_way.next = self.choice_none.miss_way1.val();
+                self.c_miss_insert.next = self.choice_none.miss_insert1.val();
+            }
+        }
+        // One-hot: at most one term below is on, so ORs, not a priority chain.
+        for j in 0..SLOTS {
+            if self.fwd.val().get_bit(j) && !self.fwd_live.val() {
+                self.c_hit.next = self.c_hit.val() || self.choice0[j].hit.val();
+                self.c_hit_way.next = self.c_hit_way.val() | self.choice0[j].hit_way.val();
+                self.c_hit_slot.next = self.c_hit_slot.val() || self.choice0[j].hit_slot.val();
+                self.c_hit_class.next = self.c_hit_class.val() | self.hc0[j].val();
+                self.c_hit_backend.next = self.c_hit_backend.val() | self.hb0[j].val();
+                self.c_hit_up.next = self.c_hit_up.val() || self.choice0[j].hit_up.val();
+                if self.fwd_emb.val() {
+                    self.c_miss_way.next = self.c_miss_way.val() | self.choice0[j].miss_way1.val();
+                    self.c_miss_insert.next =
+                        self.c_miss_insert.val() | self.choice0[j].miss_insert1.val();
+                } else {
+                    self.c_miss_way.next = self.c_miss_way.val() | self.choice0[j].miss_way0.val();
+                    self.c_miss_insert.next =
+                        self.c_miss_insert.val() | self.choice0[j].miss_insert0.val();
+                }
+            }
+            if self.fwd.val().get_bit(j) && self.fwd_live.val() {
+                self.c_hit.next = self.c_hit.val() || self.choice1[j].hit.val();
+                self.c_hit_way.next = self.c_hit_way.val() | self.choice1[j].hit_way.val();
+                self.c_hit_slot.next = self.c_hit_slot.val() || self.choice1[j].hit_slot.val();
+                self.c_hit_class.next = self.c_hit_class.val() | self.hc1[j].val();
+                self.c_hit_backend.next = self.c_hit_backend.val() | self.hb1[j].val();
+                self.c_hit_up.next = self.c_hit_up.val() || self.choice1[j].hit_up.val();
+                if self.fwd_emb.val() {
+                    self.c_miss_way.next = self.c_miss_way.val() | self.choice1[j].miss_way1.val();
+                    self.c_miss_insert.next =
+                        self.c_miss_insert.val() | self.choice1[j].miss_insert1.val();
+                } else {
+                    self.c_miss_way.next = self.c_miss_way.val() | self.choice1[j].miss_way0.val();
+                    self.c_miss_insert.next =
+                        self.c_miss_insert.val() | self.choice1[j].miss_insert0.val();
+                }
+            }
+        }
+        // A hit on k-1's slot: its class and backend are k-1's.
         self.stored_class.next = self.class_none.val();
         self.stored_backend.next = self.no_backend.val();
-        for p in 0..SLOTS {
-            if self.hit_way.val().get_bit(p) {
-                self.stored_class.next = self.e_class[p].val();
-                self.stored_backend.next = self.e_backend[p].val();
+        if self.c_hit.val() {
+            self.stored_class.next = self.c_hit_class.val();
+            self.stored_backend.next = self.c_hit_backend.val();
+            if self.c_hit_slot.val() {
+                self.stored_class.next = self.w1_class.q.val();
+                self.stored_backend.next = self.w1_backend.q.val();
             }
         }
-        // Insert rules 1–3: the first candidate in the insert order.
-        self.same_cand.next = self.e_dmatch.val() & self.avail.val();
-        self.empty_cand.next = !self.e_valid.val() & self.avail.val();
-        self.expired_cand.next = !self.e_live.val() & self.avail.val();
-        self.pick_in.next = self.expired_cand.val();
-        if self.same_cand.val().any() {
-            self.pick_in.next = self.same_cand.val();
-        } else if self.empty_cand.val().any() {
-            self.pick_in.next = self.empty_cand.val();
-        }
-        self.pick_part.next = self.pick_in.val() & self.ins_first.val();
-        if !self.pick_part.val().any() {
-            self.pick_part.next = self.pick_in.val();
-        }
-        self.pick.next = self.pick_part.val() & (!self.pick_part.val() + self.one_way.val());
 
         self.chosen.next = self.no_ways.val();
         self.new_class.next = self.r3_class.q.val();
@@ -1328,16 +1525,16 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.forward.next = false;
         self.write.next = false;
         if self.r3_valid.q.val() {
-            if self.hits.val().any() {
+            if self.c_hit.val() {
                 // Hit: touch, promoting an embryonic entry, re-selecting a down backend.
-                self.chosen.next = self.hit_way.val();
+                self.chosen.next = self.c_hit_way.val();
                 self.new_class.next = self.stored_class.val();
                 if self.stored_class.val() == self.class_embryonic.val()
                     && self.r3_class.q.val() != self.class_embryonic.val()
                 {
                     self.new_class.next = self.r3_class.q.val();
                 }
-                if (self.e_up.val() & self.hit_way.val()).any() {
+                if self.c_hit_up.val() {
                     self.backend.next = self.stored_backend.val();
                     self.forward.next = true;
                     self.write.next = true;
@@ -1348,29 +1545,12 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
                     self.write.next = true;
                 }
             } else if self.r3_select_ok.q.val() {
-                // Miss: insert, choosing the slot in the contract's order.
+                // Miss: insert where the choice says (nowhere when refused).
                 self.backend.next = self.r3_select.q.val();
                 self.forward.next = true;
-                self.write.next = true;
-                if self.same_cand.val().any() {
-                    self.chosen.next = self.pick.val();
-                    self.insert.next = self.insert_expired.val();
-                } else if self.empty_cand.val().any() {
-                    self.chosen.next = self.pick.val();
-                    self.insert.next = self.insert_empty.val();
-                } else if self.expired_cand.val().any() {
-                    self.chosen.next = self.pick.val();
-                    self.insert.next = self.insert_expired.val();
-                } else if self.oldest_embryonic.val().any() {
-                    self.chosen.next = self.oldest_embryonic.val();
-                    self.insert.next = self.insert_evicted.val();
-                } else if self.r3_class.q.val() != self.class_embryonic.val() {
-                    self.chosen.next = self.oldest.val();
-                    self.insert.next = self.insert_evicted.val();
-                } else {
-                    self.insert.next = self.insert_refused.val();
-                    self.write.next = false;
-                }
+                self.chosen.next = self.c_miss_way.val();
+                self.insert.next = self.c_miss_insert.val();
+                self.write.next = self.c_miss_insert.val() != self.insert_refused.val();
             }
         }
         self.chosen_id.next = self.no_way.val();
@@ -1386,7 +1566,7 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             self.chosen_set.next = self.r3_set2.q.val();
         }
         self.o_valid.d.next = self.r3_valid.q.val();
-        self.o_hit.d.next = self.r3_valid.q.val() && self.hits.val().any();
+        self.o_hit.d.next = self.r3_valid.q.val() && self.c_hit.val();
         self.o_set.d.next = self.chosen_set.val();
         self.o_way.d.next = self.chosen_id.val();
         self.o_stored_class.d.next = self.stored_class.val();
@@ -1455,6 +1635,255 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.w3_digest.d.next = self.w2_digest.q.val();
         self.w3_backend.d.next = self.w2_backend.q.val();
         self.w3_seen.d.next = self.w2_seen.q.val();
+    }
+}
+
+/// Stage 3's choice for one assumption about the write of request k-1: the slot it wrote
+/// (`slot`, one-hot, or none) and that entry's liveness are already folded into the facts
+/// on its inputs, and the LRU picks (`oldest*`) come computed for that assumption (the
+/// parent feeds one copy per slot and liveness, and one for "k-1 wrote none of this
+/// request's slots"). Everything here depends only on registers, so the parent's one-cycle
+/// loop is the mux over these copies by k-1's written slot, not this logic (f(mux(x)) =
+/// mux(f(x)), as stage 2 does for the overlay of k-2..k-4). Purely combinational.
+///
+/// The miss choice comes in two versions, `miss_*0` and `miss_*1`: k-1's entry not
+/// embryonic, or embryonic (it only matters to rule 4, the oldest embryonic slot).
+#[derive(LogicBlock)]
+pub struct SlotChoice<const SLOTS: usize> {
+    /// Per slot: holds an entry, its digest equals the request's, it is live, its backend
+    /// is up.
+    pub valid: Signal<In, Bits<SLOTS>>,
+    pub dmatch: Signal<In, Bits<SLOTS>>,
+    pub live: Signal<In, Bits<SLOTS>>,
+    pub up: Signal<In, Bits<SLOTS>>,
+    /// The slot k-1 wrote under this assumption (one-hot), or none.
+    pub slot: Signal<In, Bits<SLOTS>>,
+    /// The least recently seen slot with the first set first in the insert order (`_a`)
+    /// or the second (`_b`): of all slots, of the embryonic ones with k-1's entry not
+    /// embryonic (`emb0`) or embryonic (`emb1`).
+    pub oldest_a: Signal<In, Bits<SLOTS>>,
+    pub oldest_b: Signal<In, Bits<SLOTS>>,
+    pub oldest_emb0_a: Signal<In, Bits<SLOTS>>,
+    pub oldest_emb0_b: Signal<In, Bits<SLOTS>>,
+    pub oldest_emb1_a: Signal<In, Bits<SLOTS>>,
+    pub oldest_emb1_b: Signal<In, Bits<SLOTS>>,
+    /// The request's candidate slots, its first set's slots, two choices, an embryonic
+    /// request.
+    pub avail: Signal<In, Bits<SLOTS>>,
+    pub s1_slots: Signal<In, Bits<SLOTS>>,
+    pub two: Signal<In, bool>,
+    pub req_embryonic: Signal<In, bool>,
+    /// A hit, its slot (one-hot), whether that is `slot`, and its backend-up bit.
+    pub hit: Signal<Out, bool>,
+    pub hit_way: Signal<Out, Bits<SLOTS>>,
+    pub hit_slot: Signal<Out, bool>,
+    pub hit_up: Signal<Out, bool>,
+    /// A miss: the slot to insert into (none when refused) and the [`InsertOutcome`].
+    pub miss_way0: Signal<Out, Bits<SLOTS>>,
+    pub miss_insert0: Signal<Out, Bits<3>>,
+    pub miss_way1: Signal<Out, Bits<SLOTS>>,
+    pub miss_insert1: Signal<Out, Bits<3>>,
+
+    no_ways: Constant<Bits<SLOTS>>,
+    one_way: Constant<Bits<SLOTS>>,
+    onehot: [Constant<Bits<SLOTS>>; SLOTS],
+    /// The slots below `p` (the lowest-set-bit picks, without a carry chain).
+    below: [Constant<Bits<SLOTS>>; SLOTS],
+    insert_empty: Constant<Bits<3>>,
+    insert_expired: Constant<Bits<3>>,
+    insert_evicted: Constant<Bits<3>>,
+    insert_refused: Constant<Bits<3>>,
+
+    /// Live slots of the first and second set as thermometer codes (bit `i`: more than
+    /// `i` live), so "the second set is less loaded" is logic, not adders.
+    therm1: Signal<Local, Bits<SLOTS>>,
+    therm2: Signal<Local, Bits<SLOTS>>,
+    /// The second set comes first in the insert order.
+    second_first: Signal<Local, bool>,
+    oldest: Signal<Local, Bits<SLOTS>>,
+    oldest_emb0: Signal<Local, Bits<SLOTS>>,
+    oldest_emb1: Signal<Local, Bits<SLOTS>>,
+    hits: Signal<Local, Bits<SLOTS>>,
+    hits_first: Signal<Local, Bits<SLOTS>>,
+    same_cand: Signal<Local, Bits<SLOTS>>,
+    empty_cand: Signal<Local, Bits<SLOTS>>,
+    expired_cand: Signal<Local, Bits<SLOTS>>,
+    pick_in: Signal<Local, Bits<SLOTS>>,
+    /// `pick_in` in the insert order's first part, else all of it; per order.
+    part_a: Signal<Local, Bits<SLOTS>>,
+    part_b: Signal<Local, Bits<SLOTS>>,
+    pick_a: Signal<Local, Bits<SLOTS>>,
+    pick_b: Signal<Local, Bits<SLOTS>>,
+    pick: Signal<Local, Bits<SLOTS>>,
+    rule_insert: Signal<Local, Bits<3>>,
+    /// Rules 1–3 apply (a same-digest, empty or expired candidate).
+    rule: Signal<Local, bool>,
+}
+
+impl<const SLOTS: usize> Default for SlotChoice<SLOTS> {
+    fn default() -> Self {
+        Self {
+            valid: Default::default(),
+            dmatch: Default::default(),
+            live: Default::default(),
+            up: Default::default(),
+            slot: Default::default(),
+            oldest_a: Default::default(),
+            oldest_b: Default::default(),
+            oldest_emb0_a: Default::default(),
+            oldest_emb0_b: Default::default(),
+            oldest_emb1_a: Default::default(),
+            oldest_emb1_b: Default::default(),
+            avail: Default::default(),
+            s1_slots: Default::default(),
+            two: Default::default(),
+            req_embryonic: Default::default(),
+            hit: Default::default(),
+            hit_way: Default::default(),
+            hit_slot: Default::default(),
+            hit_up: Default::default(),
+            miss_way0: Default::default(),
+            miss_insert0: Default::default(),
+            miss_way1: Default::default(),
+            miss_insert1: Default::default(),
+            no_ways: constant(0),
+            one_way: constant(1),
+            onehot: array(|p| constant(1 << p)),
+            below: array(|p| constant((1 << p) - 1)),
+            insert_empty: constant(InsertOutcome::Empty as u64),
+            insert_expired: constant(InsertOutcome::Expired as u64),
+            insert_evicted: constant(InsertOutcome::Evicted as u64),
+            insert_refused: constant(InsertOutcome::Refused as u64),
+            therm1: Default::default(),
+            therm2: Default::default(),
+            second_first: Default::default(),
+            oldest: Default::default(),
+            oldest_emb0: Default::default(),
+            oldest_emb1: Default::default(),
+            hits: Default::default(),
+            hits_first: Default::default(),
+            same_cand: Default::default(),
+            empty_cand: Default::default(),
+            expired_cand: Default::default(),
+            pick_in: Default::default(),
+            part_a: Default::default(),
+            part_b: Default::default(),
+            pick_a: Default::default(),
+            pick_b: Default::default(),
+            pick: Default::default(),
+            rule_insert: Default::default(),
+            rule: Default::default(),
+        }
+    }
+}
+
+impl<const SLOTS: usize> Logic for SlotChoice<SLOTS> {
+    #[hdl_gen]
+    fn update(&mut self) {
+        // The loads as thermometer codes; the second set goes first when it has fewer
+        // live ways (ties → the first set): the first's code has a bit the second's lacks.
+        self.therm1.next = self.no_ways.val();
+        self.therm2.next = self.no_ways.val();
+        for p in 0..SLOTS {
+            if self.live.val().get_bit(p) {
+                if self.s1_slots.val().get_bit(p) {
+                    self.therm1.next =
+                        (self.therm1.val() << self.one_way.val()) | self.one_way.val();
+                } else {
+                    self.therm2.next =
+                        (self.therm2.val() << self.one_way.val()) | self.one_way.val();
+                }
+            }
+        }
+        self.second_first.next = self.two.val() && (self.therm1.val() & !self.therm2.val()).any();
+        self.oldest.next = self.oldest_a.val();
+        self.oldest_emb0.next = self.oldest_emb0_a.val();
+        self.oldest_emb1.next = self.oldest_emb1_a.val();
+        if self.second_first.val() {
+            self.oldest.next = self.oldest_b.val();
+            self.oldest_emb0.next = self.oldest_emb0_b.val();
+            self.oldest_emb1.next = self.oldest_emb1_b.val();
+        }
+        // A hit: the first set's slots before the second's, the lowest of them.
+        self.hits.next = self.dmatch.val() & self.live.val() & self.avail.val();
+        self.hits_first.next = self.hits.val() & self.s1_slots.val();
+        if !self.hits_first.val().any() {
+            self.hits_first.next = self.hits.val();
+        }
+        self.hit_way.next = self.no_ways.val();
+        for p in 0..SLOTS {
+            if self.hits_first.val().get_bit(p)
+                && !(self.hits_first.val() & self.below[p].val()).any()
+            {
+                self.hit_way.next = self.onehot[p].val();
+            }
+        }
+        self.hit.next = self.hits.val().any();
+        self.hit_slot.next = (self.hit_way.val() & self.slot.val()).any();
+        self.hit_up.next = (self.hit_way.val() & self.up.val()).any();
+        // Insert rules 1–3: the first candidate in the insert order.
+        self.same_cand.next = self.dmatch.val() & self.avail.val();
+        self.empty_cand.next = !self.valid.val() & self.avail.val();
+        self.expired_cand.next = !self.live.val() & self.avail.val();
+        self.rule.next = true;
+        self.rule_insert.next = self.insert_expired.val();
+        self.pick_in.next = self.expired_cand.val();
+        if self.same_cand.val().any() {
+            self.pick_in.next = self.same_cand.val();
+        } else if self.empty_cand.val().any() {
+            self.pick_in.next = self.empty_cand.val();
+            self.rule_insert.next = self.insert_empty.val();
+        } else if !self.expired_cand.val().any() {
+            self.rule.next = false;
+        }
+        self.part_a.next = self.pick_in.val() & self.s1_slots.val();
+        if !self.part_a.val().any() {
+            self.part_a.next = self.pick_in.val();
+        }
+        self.part_b.next = self.pick_in.val() & !self.s1_slots.val();
+        if !self.part_b.val().any() {
+            self.part_b.next = self.pick_in.val();
+        }
+        self.pick_a.next = self.no_ways.val();
+        self.pick_b.next = self.no_ways.val();
+        for p in 0..SLOTS {
+            if self.part_a.val().get_bit(p) && !(self.part_a.val() & self.below[p].val()).any() {
+                self.pick_a.next = self.onehot[p].val();
+            }
+            if self.part_b.val().get_bit(p) && !(self.part_b.val() & self.below[p].val()).any() {
+                self.pick_b.next = self.onehot[p].val();
+            }
+        }
+        self.pick.next = self.pick_a.val();
+        if self.second_first.val() {
+            self.pick.next = self.pick_b.val();
+        }
+        // Rules 4–5 (eviction), or a refusal: an embryonic request evicts only an
+        // embryonic entry.
+        self.miss_way0.next = self.pick.val();
+        self.miss_insert0.next = self.rule_insert.val();
+        self.miss_way1.next = self.pick.val();
+        self.miss_insert1.next = self.rule_insert.val();
+        if !self.rule.val() {
+            self.miss_insert0.next = self.insert_evicted.val();
+            self.miss_insert1.next = self.insert_evicted.val();
+            if self.oldest_emb0.val().any() {
+                self.miss_way0.next = self.oldest_emb0.val();
+            } else if !self.req_embryonic.val() {
+                self.miss_way0.next = self.oldest.val();
+            } else {
+                self.miss_way0.next = self.no_ways.val();
+                self.miss_insert0.next = self.insert_refused.val();
+            }
+            if self.oldest_emb1.val().any() {
+                self.miss_way1.next = self.oldest_emb1.val();
+            } else if !self.req_embryonic.val() {
+                self.miss_way1.next = self.oldest.val();
+            } else {
+                self.miss_way1.next = self.no_ways.val();
+                self.miss_insert1.next = self.insert_refused.val();
+            }
+        }
     }
 }
 
@@ -1927,10 +2356,16 @@ mod tests {
 
     #[test]
     fn flow_table_passes_verilator_lint() {
+        // Waived: UNOPTFLAT. The block's one always block drives the `SlotChoice` copies'
+        // inputs and reads their outputs, a loop only at Verilator's always-block
+        // granularity; yosys `check -assert` (`flow_table_synthesizes`) finds no logic
+        // loop.
+        let mut waivers = RUST_HDL_LINT_WAIVERS.to_vec();
+        waivers.push("UNOPTFLAT");
         verilator_lint(
             &crate::emit_verilog(crate::Design::FlowTable16K),
             "top",
-            RUST_HDL_LINT_WAIVERS,
+            &waivers,
         )
         .unwrap();
     }
