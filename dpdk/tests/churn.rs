@@ -16,6 +16,9 @@
 //!
 //! In-process: one EAL per process, so one test in this file.
 
+mod common;
+use common::eal_args_on;
+
 #[path = "../../tests/common/churn.rs"]
 mod scenario;
 
@@ -209,27 +212,11 @@ fn churn(eal: &Eal, rig: &Rig<'_>, table: Table, flows: usize, seed: u64) -> Run
 
 #[test]
 fn churn_through_two_worker_lcores_breaks_no_flow_and_equals_replay() {
-    let args: Vec<String> = [
-        "--lcores",
+    let args = eal_args_on(
         LCORES,
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-pci",
-        "--log-level",
-        "lib.*:notice",
-        "--file-prefix",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([
-        format!("fg-churn-{}", std::process::id()),
-        "--vdev".into(),
-        "net_ring0".into(),
-        "--vdev".into(),
-        "net_ring1".into(),
-    ])
-    .collect();
+        "fg-churn",
+        &["net_ring0", "net_ring1"].map(String::from),
+    );
     let (eal, _) = Eal::init(&args).expect("EAL");
     let pool = Arc::new(Mempool::new(&eal, "churn", 8191, 256).expect("mempool"));
     let queues = PortConfig {

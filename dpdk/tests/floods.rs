@@ -26,6 +26,9 @@
 //!
 //! In-process: one EAL per process, so one test in this file.
 
+mod common;
+use common::eal_args_on;
+
 #[path = "../../tests/common/floods.rs"]
 mod trace;
 
@@ -474,29 +477,11 @@ fn checked(eal: &Eal, rig: &Rig<'_>, case: &Case<'_>, what: &str) -> (Run, Vec<O
 
 #[test]
 fn floods_through_two_worker_lcores_keep_memory_flat_flows_kept_and_every_frame_counted() {
-    let args: Vec<String> = [
-        "--lcores",
+    let args = eal_args_on(
         LCORES,
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-pci",
-        "--log-level",
-        "lib.*:notice",
-        "--file-prefix",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([
-        format!("fg-floods-{}", std::process::id()),
-        "--vdev".into(),
-        "net_ring0".into(),
-        "--vdev".into(),
-        "net_ring1".into(),
-        "--vdev".into(),
-        "net_ring2".into(),
-    ])
-    .collect();
+        "fg-floods",
+        &["net_ring0", "net_ring1", "net_ring2"].map(String::from),
+    );
     let (eal, _) = Eal::init(&args).expect("EAL");
     let pool = Arc::new(Mempool::new(&eal, "floods", POOL, 256).expect("mempool"));
     let queues = PortConfig {

@@ -16,6 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::eal_args_on;
+
 #[test]
 fn a_backend_marked_down_gets_no_more_frames() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/basic.toml");
@@ -32,25 +35,14 @@ fn a_backend_marked_down_gets_no_more_frames() {
         address: "198.51.100.1".parse().unwrap(),
     };
     let b0 = control.index_of(&web0).expect("web's first backend") as usize;
-    let args: Vec<String> = [
-        "--lcores",
+    let args = eal_args_on(
         "0@0,1@1",
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-pci",
-        "--log-level",
-        "lib.*:notice",
-        "--file-prefix",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([
-        format!("fg-follow-{}", std::process::id()),
-        "--vdev".into(),
-        format!("net_pcap0,rx_pcap={},infinite_rx=1", trace.display()),
-    ])
-    .collect();
+        "fg-follow",
+        &[format!(
+            "net_pcap0,rx_pcap={},infinite_rx=1",
+            trace.display()
+        )],
+    );
     let (eal, _) = Eal::init(&args).expect("EAL");
     let pool = Arc::new(Mempool::new(&eal, "follow", 8191, 256).unwrap());
     let port = Port::configure(&eal, 0, &PortConfig::default(), &pool).unwrap();

@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+mod common;
+use common::eal_args_on;
+
 #[allow(dead_code)]
 #[path = "../../src/report.rs"]
 mod report;
@@ -82,31 +85,6 @@ fn oracle_sharded(tables: &Tables, frames: &[Frame], workers: usize) -> Oracle {
 
 fn eal_args(prefix: &str, vdevs: &[String]) -> Vec<String> {
     eal_args_on("0", prefix, vdevs)
-}
-
-/// EAL arguments with `--lcores LCORES` (e.g. `0@0,1@1,2@1`: main lcore 0 and two workers,
-/// more lcores than this machine's CPUs if need be).
-fn eal_args_on(lcores: &str, prefix: &str, vdevs: &[String]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--lcores",
-        lcores,
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-pci",
-        "--log-level",
-        "lib.*:notice",
-        "--file-prefix",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.push(format!("{prefix}-{}", std::process::id()));
-    for v in vdevs {
-        args.push("--vdev".into());
-        args.push(v.clone());
-    }
-    args
 }
 
 fn run_dpdk(flowgate_args: &[&str], eal: &[String]) -> Output {
