@@ -55,7 +55,7 @@ pub fn prepare(frame: &[u8], tables: &Tables, hasher: &FlowHasher) -> Prepared {
         "the hasher must be built from these tables' keys"
     );
     // The parsed frame is borrowed from `parse`'s result, not moved out of it: the move
-    // copied the whole `ParsedFrame` (two `IpAddr`s) a second time, about 30 instructions
+    // copied the whole `ParsedFrame` (two `IpAddr`s) a second time, 16 to 23 instructions
     // a frame in flowgate-dpdk.
     let result = parse(frame);
     let parsed = match &result {
