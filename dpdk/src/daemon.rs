@@ -17,10 +17,10 @@
 use crate::datapath::{self, IoCounters, LoopConfig, WorkerReport};
 use crate::eal::{DpdkError, Eal};
 use crate::mempool::Mempool;
-use crate::steer::{VipRule, VipSteering};
 use crate::port::{
     open_ports, rss_name, run_port_config, Port, PortRoles, PortStats, Reta, RssMode,
 };
+use crate::steer::{VipRule, VipSteering};
 use flowgate_core::counters::Counters;
 use flowgate_core::Tables;
 use flowgate_host::datapath::{DataPath, Finished, IoReport};

@@ -527,10 +527,15 @@ pub fn rss_name(rss: RssMode) -> &'static str {
 
 impl Drop for Port {
     fn drop(&mut self) {
-        // SAFETY: the port was started by us; no queue is used after this.
-        if self.vip_rules.iter().any(|r| r.steering == VipSteering::Nic) {
+        // The rules go before the port stops (drivers free their resources with it).
+        if self
+            .vip_rules
+            .iter()
+            .any(|r| r.steering == VipSteering::Nic)
+        {
             steer::flush(self.id);
         }
+        // SAFETY: the port was started by us; no queue is used after this.
         unsafe {
             sys::rte_eth_dev_stop(self.id);
             sys::rte_eth_dev_close(self.id);

@@ -160,25 +160,13 @@ fn install(port: u16, address: IpAddr, key: &[u8], queues: &[u16]) -> Result<(),
     ];
     let mut error = sys::rte_flow_error::default();
     let rc = unsafe {
-        sys::rte_flow_validate(
-            port,
-            &attr,
-            pattern.as_ptr(),
-            actions.as_ptr(),
-            &mut error,
-        )
+        sys::rte_flow_validate(port, &attr, pattern.as_ptr(), actions.as_ptr(), &mut error)
     };
     if rc != 0 {
         return Err(refusal("rte_flow_validate", rc, &error));
     }
     let flow = unsafe {
-        sys::rte_flow_create(
-            port,
-            &attr,
-            pattern.as_ptr(),
-            actions.as_ptr(),
-            &mut error,
-        )
+        sys::rte_flow_create(port, &attr, pattern.as_ptr(), actions.as_ptr(), &mut error)
     };
     if flow.is_null() {
         return Err(refusal(

@@ -576,7 +576,11 @@ fn multi_queue_identity(lcores: &str, workers: usize, queues: usize, split: Spli
         let reason = vips[0]["reason"].as_str().unwrap_or_default();
         assert!(reason.starts_with("rte_flow_validate: "), "{reason}");
     } else {
-        assert_eq!(rss["vips"], serde_json::json!([]), "one queue: nothing to steer");
+        assert_eq!(
+            rss["vips"],
+            serde_json::json!([]),
+            "one queue: nothing to steer"
+        );
     }
     let (steered, handed_off) = (
         rss["steered"].as_u64().unwrap(),
