@@ -168,7 +168,9 @@ impl Shard {
     /// loading what it will read: its flow-table sets and its Maglev slot (read on a
     /// miss). A burst is located as a whole before it is balanced, so these cache misses
     /// overlap instead of following one another. The prefetches are only hints.
-    #[inline]
+    // Always inlined: called once per frame, and left to itself the compiler keeps it a
+    // call (saving registers, `Located` returned in memory).
+    #[inline(always)]
     pub fn locate(&self, b: &Balance, tables: &Tables) -> Located {
         let ways = self.flows.ways() as usize;
         let locals = self.split.local_pair(b.sets);
