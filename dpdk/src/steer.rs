@@ -203,3 +203,36 @@ pub fn flush(port: u16) {
     // which changes nothing.
     unsafe { sys::rte_flow_flush(port, &mut error) };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowgate_core::flow_table::Geometry;
+    use flowgate_host::shard::SetSplit;
+
+    /// What a driver that indexes the action's queue list with the hash's low bits (mlx5)
+    /// does with the rule: every hash reaches the queue of the worker owning its set, for
+    /// any number of workers, so a steered VIP takes no hand-off.
+    #[test]
+    fn the_rules_queue_list_sends_every_hash_to_its_owner() {
+        for (sets, workers) in [(16384, 1), (16384, 2), (16384, 3), (1024, 5), (64, 3), (8, 3)] {
+            let layout = RetaLayout { sets, workers };
+            let queues = workers as u16;
+            let list: Vec<u16> = (0..RULE_QUEUES).map(|i| layout.queue(i, queues)).collect();
+            let geometry = Geometry {
+                sets,
+                ..Geometry::DEFAULT
+            };
+            let split = SetSplit::new(workers, &geometry);
+            let mut h = 0x9e37_79b9u32;
+            for _ in 0..50_000 {
+                h = h.wrapping_mul(0x0019_660d).wrapping_add(0x3c6e_f35f);
+                assert_eq!(
+                    u32::from(list[(h % RULE_QUEUES) as usize]),
+                    split.owner(h & (sets - 1)),
+                    "sets {sets}, workers {workers}, hash {h:#x}"
+                );
+            }
+        }
+    }
+}
