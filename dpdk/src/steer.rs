@@ -215,7 +215,14 @@ mod tests {
     /// any number of workers, so a steered VIP takes no hand-off.
     #[test]
     fn the_rules_queue_list_sends_every_hash_to_its_owner() {
-        for (sets, workers) in [(16384, 1), (16384, 2), (16384, 3), (1024, 5), (64, 3), (8, 3)] {
+        for (sets, workers) in [
+            (16384, 1),
+            (16384, 2),
+            (16384, 3),
+            (1024, 5),
+            (64, 3),
+            (8, 3),
+        ] {
             let layout = RetaLayout { sets, workers };
             let queues = workers as u16;
             let list: Vec<u16> = (0..RULE_QUEUES).map(|i| layout.queue(i, queues)).collect();
