@@ -84,6 +84,10 @@ mod dpdk {
             .allowlist_function("rte_pktmbuf_pool_create|rte_mempool_(free|avail_count|in_use_count)")
             .allowlist_function("rte_socket_id|rte_lcore_count|rte_strerror|rte_mbuf_dyn_rx_timestamp_register")
             .allowlist_function("fg_.*")
+            // rte_flow: one RSS rule per src-IP-persistence VIP (flowgate-dpdk's `steer`).
+            .allowlist_function("rte_flow_(validate|create|destroy|flush)")
+            .allowlist_type("rte_flow_(attr|item|item_eth|item_ipv4|item_ipv6|action|action_rss|error)")
+            .allowlist_type("rte_flow_(item|action)_type|rte_eth_hash_function")
             .allowlist_type("rte_eth_(conf|dev_info|stats|rss_conf|rxconf|txconf|link)")
             .allowlist_type("rte_ether_addr")
             .allowlist_var("RTE_MAX_ETHPORTS|RTE_ETH_NAME_MAX_LEN|RTE_MAX_LCORE")

@@ -107,6 +107,8 @@ int fg_errno(void) { return rte_errno; }
 uint64_t fg_eth_rss_ip(void) { return RTE_ETH_RSS_IP; }
 uint64_t fg_eth_rss_tcp(void) { return RTE_ETH_RSS_TCP; }
 uint64_t fg_eth_rss_udp(void) { return RTE_ETH_RSS_UDP; }
+uint64_t fg_eth_rss_ipv4(void) { return RTE_ETH_RSS_IPV4; }
+uint64_t fg_eth_rss_ipv6(void) { return RTE_ETH_RSS_IPV6; }
 uint64_t fg_eth_rx_offload_timestamp(void) { return RTE_ETH_RX_OFFLOAD_TIMESTAMP; }
 uint16_t fg_mbuf_default_buf_size(void) { return RTE_MBUF_DEFAULT_BUF_SIZE; }
 uint16_t fg_pktmbuf_headroom_default(void) { return RTE_PKTMBUF_HEADROOM; }

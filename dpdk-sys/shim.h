@@ -64,6 +64,8 @@ int fg_errno(void);
 uint64_t fg_eth_rss_ip(void);
 uint64_t fg_eth_rss_tcp(void);
 uint64_t fg_eth_rss_udp(void);
+uint64_t fg_eth_rss_ipv4(void);
+uint64_t fg_eth_rss_ipv6(void);
 uint64_t fg_eth_rx_offload_timestamp(void);
 uint16_t fg_mbuf_default_buf_size(void);
 uint16_t fg_pktmbuf_headroom_default(void);

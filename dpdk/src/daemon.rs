@@ -20,6 +20,7 @@ use crate::mempool::Mempool;
 use crate::port::{
     open_ports, rss_name, run_port_config, Port, PortRoles, PortStats, Reta, RssMode,
 };
+use crate::steer::{VipRule, VipSteering};
 use flowgate_core::counters::Counters;
 use flowgate_core::Tables;
 use flowgate_host::datapath::{DataPath, Finished, IoReport};
@@ -88,6 +89,8 @@ pub struct PortReport {
     pub stats: PortStats,
     pub rss: RssMode,
     pub reta: Option<Reta>,
+    /// The src-IP-persistence VIPs and how each is steered (none with one RX queue).
+    pub vips: Vec<VipRule>,
     pub rx_queues: u16,
     /// For the RX port: (balanced frames that arrived on their owner's queue, balanced
     /// frames handed off in software).
@@ -101,6 +104,7 @@ impl PortReport {
             stats: port.stats(),
             rss: port.rss(),
             reta: port.reta(),
+            vips: port.vip_rules().to_vec(),
             rx_queues: port.rx_queue_count(),
             steering: None,
         }
@@ -119,7 +123,9 @@ impl PortReport {
     /// (`mode`: single-queue, hardware, software), the hash types and redirection table
     /// for hardware RSS, and for the RX port how many balanced frames arrived on the
     /// queue of the lcore owning them (`steered`) and how many took the software
-    /// hand-off (`handed_off`).
+    /// hand-off (`handed_off`); `vips`: each src-IP-persistence VIP (its name, address) and
+    /// whether an rte_flow rule steers it in the NIC (`steering`: `nic`) or the driver
+    /// refused one (`software`, with the driver's `reason`).
     pub fn rss_json(&self) -> Value {
         let mut v = json!({ "mode": rss_name(self.rss) });
         if let RssMode::Hardware { rss_hf } = self.rss {
@@ -133,6 +139,22 @@ impl PortReport {
             v["steered"] = json!(steered);
             v["handed_off"] = json!(handed_off);
         }
+        let vips: Vec<Value> = self
+            .vips
+            .iter()
+            .map(|r| {
+                let mut vip = json!({ "vip": r.name, "address": r.address.to_string() });
+                match &r.steering {
+                    VipSteering::Nic => vip["steering"] = json!("nic"),
+                    VipSteering::Software { reason } => {
+                        vip["steering"] = json!("software");
+                        vip["reason"] = json!(reason);
+                    }
+                }
+                vip
+            })
+            .collect();
+        v["vips"] = json!(vips);
         v
     }
 
@@ -243,13 +265,7 @@ pub fn run(
     let (eal, _) = Eal::init(&config.eal_args)?;
     let pool = Arc::new(Mempool::new(&eal, "flowgate_mbufs", config.mbufs, 256)?);
     let tables = watch.load();
-    let port_config = run_port_config(
-        &eal,
-        &tables.keys,
-        tables.geometry.sets,
-        config.rx_queues,
-        false,
-    );
+    let port_config = run_port_config(&eal, &tables, config.rx_queues, false);
     let roles = PortRoles {
         rx: config.rx_port,
         tx: config.tx_port,

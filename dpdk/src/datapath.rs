@@ -18,7 +18,7 @@
 //! a worker. The port's RSS redirection table is laid out so that a frame arrives on the
 //! queue of the worker that owns its set ([`crate::port::RetaLayout`]); what the NIC
 //! cannot steer — a port without RSS (net_pcap, net_ring: one input per queue), a
-//! src-IP-persistence VIP (the NIC hashes the ports, the contract does not), a RETA that
+//! src-IP-persistence VIP whose rte_flow rule the driver refused ([`crate::steer`]), a RETA that
 //! cannot express the split — is handed off in software: the receiving worker stores the
 //! frame's `Prepared` in the mbuf's private area and passes it through a single-producer
 //! single-consumer `rte_ring` to the owner. Hand-offs are counted (`IoCounters`, the JSON's

@@ -24,6 +24,8 @@ pub mod mbuf;
 pub mod mempool;
 #[cfg(feature = "dpdk")]
 pub mod port;
+#[cfg(feature = "dpdk")]
+pub mod steer;
 
 #[cfg(feature = "dpdk")]
 pub use eal::{DpdkError, Eal};

@@ -5,10 +5,13 @@ use crate::datapath::Ports;
 use crate::eal::{error_text, DpdkError, Eal};
 use crate::mbuf::Mbuf;
 use crate::mempool::Mempool;
+use crate::steer::{self, VipRule, VipSteering};
 use dpdk_sys as sys;
 use flowgate_core::flow_table::Geometry;
-use flowgate_core::hash::{HashKeys, KEY_LEN};
+use flowgate_core::hash::KEY_LEN;
+use flowgate_core::Tables;
 use flowgate_host::shard::SetSplit;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Bytes of the RSS key most NICs take (Toeplitz over the IPv6 5-tuple needs 40); some
@@ -33,6 +36,10 @@ pub struct PortConfig {
     /// Lay the RSS redirection table out for these worker lcores (see [`RetaLayout`]);
     /// `None`: the PMD's default (queues in turn).
     pub reta: Option<RetaLayout>,
+    /// The src-IP-persistence VIPs (index, name, address) to steer with one rte_flow rule
+    /// each ([`crate::steer`]) when the port has several RX queues, an RSS key and a
+    /// `reta` layout; a refused rule leaves the VIP to the software hand-off.
+    pub src_ip_vips: Vec<(u16, String, IpAddr)>,
 }
 
 /// How the data path's workers share the flow table: worker `w` owns the sets whose
@@ -98,6 +105,7 @@ impl Default for PortConfig {
             rss_key: None,
             rx_timestamp: false,
             reta: None,
+            src_ip_vips: Vec::new(),
         }
     }
 }
@@ -159,6 +167,7 @@ pub struct Port {
     id: u16,
     rss: RssMode,
     reta: Option<Reta>,
+    vip_rules: Vec<VipRule>,
     timestamp: Option<RxTimestampField>,
     mac: [u8; 6],
     rx_queues: u16,
@@ -261,6 +270,17 @@ impl Port {
             }
             _ => None,
         };
+        let vip_rules = match (config.rss_key, config.reta) {
+            (Some(key), Some(layout)) if rx_queues > 1 && !config.src_ip_vips.is_empty() => {
+                let key_len = if (RSS_KEY_LEN..=KEY_LEN).contains(&key_len) {
+                    key_len
+                } else {
+                    RSS_KEY_LEN
+                };
+                steer::steer_src_ip_vips(id, &config.src_ip_vips, &key, key_len, layout, rx_queues)
+            }
+            _ => Vec::new(),
+        };
         // Some PMDs (net_pcap on files) have no promiscuous mode; that is not an error.
         unsafe { sys::rte_eth_promiscuous_enable(id) };
         let mut mac = sys::rte_ether_addr::default();
@@ -269,6 +289,7 @@ impl Port {
             id,
             rss,
             reta,
+            vip_rules,
             timestamp,
             mac: mac.addr_bytes,
             rx_queues,
@@ -289,6 +310,11 @@ impl Port {
     /// given a [`RetaLayout`].
     pub fn reta(&self) -> Option<Reta> {
         self.reta
+    }
+
+    /// The src-IP-persistence VIPs and how each is steered (empty with one RX queue).
+    pub fn vip_rules(&self) -> &[VipRule] {
+        &self.vip_rules
     }
 
     /// Where RX timestamps are, if the port was asked for them and its PMD provides them.
@@ -377,28 +403,29 @@ pub struct PortRoles {
     pub pass: Option<u16>,
 }
 
-/// The configuration every port of a run gets: the contract's RSS key and a redirection
-/// table laid out for the forwarding lcores (`sets`: the flow table's), one TX queue per
+/// The configuration every port of a run gets: the contract's RSS key, a redirection
+/// table laid out for the forwarding lcores (over the flow table's sets) and an rte_flow
+/// rule per src-IP-persistence VIP of `tables` where the driver takes one, one TX queue per
 /// forwarding lcore (none shares a queue where the port allows), `rx_queues` RX queues
 /// (`None`: one per forwarding lcore), RX timestamps if asked for. The forwarding lcores
 /// are the workers, or the main lcore alone when there are none.
 pub fn run_port_config(
     eal: &Eal,
-    keys: &HashKeys,
-    sets: u32,
+    tables: &Tables,
     rx_queues: Option<u16>,
     rx_timestamp: bool,
 ) -> PortConfig {
     let lcores = (crate::lcore::worker_lcores(eal).len() as u16).max(1);
     PortConfig {
-        rss_key: Some(keys.rss),
+        rss_key: Some(tables.keys.rss),
         rx_queues: rx_queues.unwrap_or(lcores).max(1),
         tx_queues: lcores,
         rx_timestamp,
         reta: Some(RetaLayout {
-            sets,
+            sets: tables.geometry.sets,
             workers: u32::from(lcores),
         }),
+        src_ip_vips: steer::src_ip_vips(tables),
         ..PortConfig::default()
     }
 }
@@ -500,6 +527,14 @@ pub fn rss_name(rss: RssMode) -> &'static str {
 
 impl Drop for Port {
     fn drop(&mut self) {
+        // The rules go before the port stops (drivers free their resources with it).
+        if self
+            .vip_rules
+            .iter()
+            .any(|r| r.steering == VipSteering::Nic)
+        {
+            steer::flush(self.id);
+        }
         // SAFETY: the port was started by us; no queue is used after this.
         unsafe {
             sys::rte_eth_dev_stop(self.id);

@@ -566,6 +566,21 @@ fn multi_queue_identity(lcores: &str, workers: usize, queues: usize, split: Spli
     let rss = &dpdk["ports"][0]["rss"];
     if queues > 1 {
         assert_eq!(rss["mode"], "software", "net_pcap has no RSS");
+        // The example's src-IP-persistence VIP: net_pcap has no rte_flow, so its rule is
+        // refused and the VIP reported as steered in software, with the driver's reason.
+        let vips = rss["vips"].as_array().expect("rss.vips");
+        assert_eq!(vips.len(), 1, "one src-IP VIP in the example: {vips:?}");
+        assert_eq!(vips[0]["vip"], "dns");
+        assert_eq!(vips[0]["address"], "2001:db8::53");
+        assert_eq!(vips[0]["steering"], "software");
+        let reason = vips[0]["reason"].as_str().unwrap_or_default();
+        assert!(reason.starts_with("rte_flow_validate: "), "{reason}");
+    } else {
+        assert_eq!(
+            rss["vips"],
+            serde_json::json!([]),
+            "one queue: nothing to steer"
+        );
     }
     let (steered, handed_off) = (
         rss["steered"].as_u64().unwrap(),

@@ -123,8 +123,7 @@ fn run(cli: Cli) -> Result<()> {
     let lcores = flowgate_dpdk::lcore::worker_lcores(&eal).len() + 1;
     let port_config = run_port_config(
         &eal,
-        &tables.keys,
-        tables.geometry.sets,
+        &tables,
         cli.rx_queues,
         matches!(cli.clock, ClockArg::RxTimestamp),
     );
