@@ -46,6 +46,7 @@
 //! rate_burst = 200.0
 //! [timeouts]                  # all optional, defaults below in `Timeouts`
 //! header_read_ms = 10000
+//! park_ms = 1000              # an idle plain HTTP/1 connection leaves hyper after this
 //! [cache]
 //! max_bytes = 268435456       # what the cache holds, in bytes
 //! max_object_bytes = 16777216 # larger responses are streamed, not stored
