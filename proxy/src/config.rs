@@ -46,6 +46,7 @@
 //! rate_burst = 200.0
 //! [timeouts]                  # all optional, defaults below in `Timeouts`
 //! header_read_ms = 10000
+//! park_ms = 1000              # an idle plain HTTP/1 connection leaves hyper after this
 //! [cache]
 //! max_bytes = 268435456       # what the cache holds, in bytes
 //! max_object_bytes = 16777216 # larger responses are streamed, not stored
@@ -297,6 +298,10 @@ pub struct Timeouts {
     pub response_ms: u32,
     /// Graceful shutdown: in-flight requests get this long to finish.
     pub shutdown_ms: u32,
+    /// A plain HTTP/1 connection with no request in flight and no byte received for this
+    /// long is parked: its HTTP state and buffers are freed and only the socket is kept
+    /// until its next request (or `idle_ms`).
+    pub park_ms: u32,
 }
 
 impl Default for Timeouts {
@@ -307,6 +312,7 @@ impl Default for Timeouts {
             connect_ms: 2_000,
             response_ms: 60_000,
             shutdown_ms: 10_000,
+            park_ms: 1_000,
         }
     }
 }
@@ -468,6 +474,7 @@ mod raw {
         pub connect_ms: Option<Spanned<u32>>,
         pub response_ms: Option<Spanned<u32>>,
         pub shutdown_ms: Option<Spanned<u32>>,
+        pub park_ms: Option<Spanned<u32>>,
     }
 
     #[derive(Deserialize)]
@@ -965,6 +972,7 @@ impl Validator<'_> {
             connect_ms: ms(&raw.connect_ms, "connect_ms", d.connect_ms)?,
             response_ms: ms(&raw.response_ms, "response_ms", d.response_ms)?,
             shutdown_ms: ms(&raw.shutdown_ms, "shutdown_ms", d.shutdown_ms)?,
+            park_ms: ms(&raw.park_ms, "park_ms", d.park_ms)?,
         })
     }
 }

@@ -11,6 +11,7 @@ use crate::backend_conn::Lease;
 use crate::config::RouteConfig;
 use crate::framing::Framing;
 use crate::headers::{self, Hop};
+use crate::limits::Activity;
 use crate::pool::{InFlight, PickKey, Pool};
 use crate::server::ConnInfo;
 use crate::{
@@ -20,10 +21,10 @@ use crate::{
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::body::{Body, Incoming};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,19 +35,28 @@ struct ClientBodyError(#[source] hyper::Error);
 
 /// Counts a request of a connection as in flight until dropped (the idle timeout leaves
 /// such connections alone).
-struct Busy(Arc<AtomicUsize>);
+struct Busy(Arc<Activity>);
 
 impl Busy {
-    fn new(counter: Arc<AtomicUsize>) -> Busy {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Busy(counter)
+    fn new(activity: Arc<Activity>) -> Busy {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        Busy(activity)
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Whether a `Connection` field lists `close` (RFC 9112 §9.6).
+fn says_close(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    })
 }
 
 /// What the access log and metrics say about a request, filled in on the way: indices
@@ -74,7 +84,11 @@ pub async fn handle(
     shared: Arc<Shared>,
 ) -> Response<ClientBody> {
     let started = Instant::now();
-    let busy = Busy::new(conn.in_flight.clone());
+    let busy = Busy::new(conn.activity.clone());
+    // hyper closes an HTTP/1 connection after this request: it must not be parked.
+    if conn.framing.is_some() && (req.version() != Version::HTTP_11 || says_close(req.headers())) {
+        conn.activity.no_park();
+    }
     // Requests that started under a config finish under it, whatever reloads meanwhile.
     let generation = shared.current();
     // What only the access log needs, taken only when there is one.
@@ -96,6 +110,9 @@ pub async fn handle(
     let mut req = Request::from_parts(parts, ());
     let response = respond(&mut req, body, &conn, &shared, &generation, &mut note).await;
     let status = response.status().as_u16();
+    if conn.framing.is_some() && (status == 101 || says_close(response.headers())) {
+        conn.activity.no_park();
+    }
     let pool = note.pool.and_then(|p| generation.pools.get(p));
     let backend = pool.and_then(|pool| {
         let i = note.backend?;

@@ -80,6 +80,8 @@ pub struct FramingLog {
     /// The connection switched protocols (101): its bytes are no longer HTTP/1, so
     /// neither framing nor the head-read bound applies to them.
     upgraded: AtomicBool,
+    /// A request head has begun and not ended (the connection is not parked then).
+    mid_head: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -138,6 +140,14 @@ impl FramingLog {
     /// neither framing nor the head-read bound applies to its bytes.
     pub fn upgraded(&self) {
         self.upgraded.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the connection may leave hyper now (see `server`): no request head under
+    /// way and the tracking in step, so that the next byte starts a request.
+    pub fn at_rest(&self) -> bool {
+        !self.mid_head.load(Ordering::Relaxed)
+            && !self.upgraded.load(Ordering::Relaxed)
+            && !self.inner.lock().unwrap_or_else(|p| p.into_inner()).lost
     }
 
     /// The reader stops: entries already logged stay good (their heads were read in step),
@@ -434,8 +444,18 @@ pub struct FramingIo<T> {
 }
 
 impl<T> FramingIo<T> {
-    pub fn new(inner: T, limits: HeadLimits, log: Arc<FramingLog>) -> Self {
-        let now = Instant::now();
+    /// Between requests: every byte read belonged to a whole request (head and body).
+    pub fn at_boundary(&self) -> bool {
+        self.tracker.step == Step::Head && self.tracker.pending.is_empty()
+    }
+
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+
+    /// `started`: when the connection (or its first head) started, from which the first
+    /// head's time counts.
+    pub fn new(inner: T, limits: HeadLimits, log: Arc<FramingLog>, started: Instant) -> Self {
         FramingIo {
             inner,
             tracker: Tracker {
@@ -447,8 +467,8 @@ impl<T> FramingIo<T> {
                 log,
             },
             read_time: limits.read_time,
-            deadline: Box::pin(tokio::time::sleep_until(now + limits.read_time)),
-            head_since: Some(now),
+            deadline: Box::pin(tokio::time::sleep_until(started + limits.read_time)),
+            head_since: Some(started),
         }
     }
 }
@@ -471,7 +491,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for FramingIo<T> {
                         this.tracker.feed(&buf.filled()[before..]);
                     }
                 }
-                if !this.tracker.in_head() {
+                let in_head = this.tracker.in_head();
+                if in_head != this.tracker.log.mid_head.load(Ordering::Relaxed) {
+                    this.tracker.log.mid_head.store(in_head, Ordering::Relaxed);
+                }
+                if !in_head {
                     this.head_since = None;
                 } else if this.head_since.is_none() {
                     this.head_since = Some(Instant::now());
@@ -628,7 +652,12 @@ mod tests {
             max_fields: 100,
             read_time: READ_TIME,
         };
-        let io = FramingIo::new(server, limits, Arc::new(FramingLog::default()));
+        let io = FramingIo::new(
+            server,
+            limits,
+            Arc::new(FramingLog::default()),
+            Instant::now(),
+        );
         (io, client)
     }
 

@@ -7,11 +7,11 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 /// Clients tracked before idle buckets are swept (a full bucket is as good as none).
@@ -146,8 +146,52 @@ impl Drop for ConnectionSlot {
     }
 }
 
+/// What a client connection's parts tell each other: its requests in flight (the idle
+/// timeout leaves a busy connection alone) and, on plain HTTP/1, whether it may be parked
+/// (see `server`: an idle connection leaves hyper and keeps only its socket).
+#[derive(Debug, Default)]
+pub struct Activity {
+    /// Requests of this connection being answered.
+    pub in_flight: AtomicUsize,
+    /// Set by [`IdleTimeoutIo`] when the connection has received nothing for its park time
+    /// with no request in flight; cleared by the next byte.
+    quiet: AtomicBool,
+    /// Set by the service when a request or its answer ends the connection after it
+    /// (`Connection: close`, HTTP/1.0, an upgrade): hyper closes it, it is not parked.
+    no_park: AtomicBool,
+    /// The connection is leaving hyper to be parked: its socket is not shut down.
+    parking: AtomicBool,
+}
+
+impl Activity {
+    /// This connection must not be parked (its current HTTP session ends with a close).
+    pub fn no_park(&self) {
+        self.no_park.store(true, Ordering::Relaxed);
+    }
+
+    /// Quiet for its park time, nothing in flight, and nothing against parking.
+    pub fn wants_park(&self) -> bool {
+        self.quiet.load(Ordering::Relaxed)
+            && self.in_flight.load(Ordering::Relaxed) == 0
+            && !self.no_park.load(Ordering::Relaxed)
+    }
+
+    /// The connection is asked to leave hyper: keep its socket open when hyper ends.
+    pub fn parking(&self) {
+        self.parking.store(true, Ordering::Relaxed);
+    }
+
+    /// A new HTTP session starts on the connection (after a park).
+    pub fn restart(&self) {
+        self.quiet.store(false, Ordering::Relaxed);
+        self.no_park.store(false, Ordering::Relaxed);
+        self.parking.store(false, Ordering::Relaxed);
+    }
+}
+
 /// A client connection that fails its reads with `TimedOut` once it has been idle (no
-/// byte received and no request in flight) for `idle`.
+/// byte received and no request in flight) for `idle`, and marks it quiet (parkable, see
+/// [`Activity`]) after `park` of the same.
 ///
 /// Hand-written because the timeouts hyper offers do not cover this: its
 /// `header_read_timeout` bounds one request head, and a per-request timeout (tower) would
@@ -155,23 +199,81 @@ impl Drop for ConnectionSlot {
 pub struct IdleTimeoutIo<T> {
     inner: T,
     idle: Duration,
+    /// `None`: never parked (TLS and HTTP/2 connections).
+    park: Option<Duration>,
     deadline: Pin<Box<Sleep>>,
     /// When the last byte came in. The timer is moved only when it fires, to this plus
-    /// `idle`: resetting it on every read cost a timer-wheel update per request.
+    /// `park` or `idle`: resetting it on every read cost a timer-wheel update per request.
     last_read: tokio::time::Instant,
-    in_flight: Arc<AtomicUsize>,
+    activity: Arc<Activity>,
 }
 
 impl<T> IdleTimeoutIo<T> {
-    /// `in_flight` counts the connection's requests being answered.
-    pub fn new(inner: T, idle: Duration, in_flight: Arc<AtomicUsize>) -> Self {
+    pub fn new(inner: T, idle: Duration, park: Option<Duration>, activity: Arc<Activity>) -> Self {
+        let first = park.map_or(idle, |p| p.min(idle));
         IdleTimeoutIo {
             inner,
             idle,
-            deadline: Box::pin(tokio::time::sleep(idle)),
+            park,
+            deadline: Box::pin(tokio::time::sleep(first)),
             last_read: tokio::time::Instant::now(),
-            in_flight,
+            activity,
         }
+    }
+
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// New timeouts (a reload), from the next time the timer fires.
+    pub fn set_timeouts(&mut self, idle: Duration, park: Option<Duration>) {
+        self.idle = idle;
+        self.park = park;
+    }
+
+    /// Poll the idle deadline: `Ready(Err(TimedOut))` once the connection has been idle for
+    /// its idle time (see the type's doc), `Pending` otherwise, with the timer set to wake
+    /// `cx` when it is next due.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.deadline.as_mut().poll(cx).is_ready() {
+            let now = tokio::time::Instant::now();
+            let quiet = self.activity.in_flight.load(Ordering::Relaxed) == 0;
+            let idle_due = self.last_read + self.idle;
+            let park_due = self.park.map(|p| self.last_read + p);
+            let next = if !quiet {
+                // Busy answering: look again one period later.
+                now + self.park.unwrap_or(self.idle).max(Duration::from_millis(1))
+            } else if idle_due <= now {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client connection idle",
+                )));
+            } else {
+                match park_due {
+                    Some(due) if due > now => due,
+                    Some(_) => {
+                        self.activity.quiet.store(true, Ordering::Relaxed);
+                        idle_due
+                    }
+                    // Bytes came since the timer was set: it fires again when idle.
+                    None => idle_due,
+                }
+            };
+            self.deadline.as_mut().reset(next);
+        }
+        Poll::Pending
+    }
+}
+
+impl IdleTimeoutIo<tokio::net::TcpStream> {
+    /// Wait, with no buffer, for the parked connection's next bytes (or its end):
+    /// `Ready(Ok(()))` when the socket is readable, `Ready(Err(TimedOut))` at the idle
+    /// timeout.
+    pub fn poll_parked(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Poll::Ready(r) = self.inner.poll_read_ready(cx) {
+            return Poll::Ready(r);
+        }
+        self.poll_deadline(cx)
     }
 }
 
@@ -186,34 +288,54 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeoutIo<T> {
             Poll::Ready(r) => {
                 if buf.filled().len() > before {
                     self.last_read = tokio::time::Instant::now();
+                    if self.park.is_some() && self.activity.quiet.load(Ordering::Relaxed) {
+                        self.activity.quiet.store(false, Ordering::Relaxed);
+                    }
                 }
                 Poll::Ready(r)
             }
-            Poll::Pending => {
-                while self.deadline.as_mut().poll(cx).is_ready() {
-                    let now = tokio::time::Instant::now();
-                    let due = self.last_read + self.idle;
-                    if due > now {
-                        // Bytes came since the timer was set: it fires again when idle.
-                        self.deadline.as_mut().reset(due);
-                    } else if self.in_flight.load(Ordering::Relaxed) == 0 {
-                        return Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "client connection idle",
-                        )));
-                    } else {
-                        // Busy answering: look again one idle period later.
-                        let again = now + self.idle;
-                        self.deadline.as_mut().reset(again);
-                    }
-                }
-                Poll::Pending
-            }
+            Poll::Pending => match self.poll_deadline(cx) {
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                _ => Poll::Pending,
+            },
         }
     }
 }
 
-write_through!(IdleTimeoutIo);
+impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeoutIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    /// hyper shuts its IO down when a session ends; a connection being parked keeps its
+    /// socket whole (nothing is buffered below this point, so there is nothing to flush).
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.activity.parking.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -17,6 +17,7 @@ pub struct Metrics {
     pub requests: Family<Labels, Counter>,
     pub latency: Family<Labels, Histogram>,
     pub active_connections: Gauge,
+    pub parked_connections: Gauge,
     pub connections: Counter,
     pub refused_connections: Family<Labels, Counter>,
     pub tls_handshakes: Family<Labels, Counter>,
@@ -37,6 +38,7 @@ impl Default for Metrics {
             Histogram::new(exponential_buckets(0.0001, 2.0, 17))
         });
         let active_connections = Gauge::default();
+        let parked_connections = Gauge::default();
         let connections = Counter::default();
         let refused_connections = Family::<Labels, Counter>::default();
         let tls_handshakes = Family::<Labels, Counter>::default();
@@ -59,6 +61,11 @@ impl Default for Metrics {
             "active_connections",
             "Client connections open",
             active_connections.clone(),
+        );
+        registry.register(
+            "parked_connections",
+            "Idle HTTP/1 client connections parked (held as a bare socket until their next request)",
+            parked_connections.clone(),
         );
         registry.register(
             "connections",
@@ -157,6 +164,7 @@ impl Default for Metrics {
             requests,
             latency,
             active_connections,
+            parked_connections,
             connections,
             refused_connections,
             tls_handshakes,

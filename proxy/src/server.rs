@@ -13,26 +13,29 @@
 //! slowloris bound; between requests a keep-alive connection is bounded by `idle_ms`.
 
 use crate::framing::{FramingIo, FramingLog, HeadLimits};
+use crate::limits::{Activity, IdleTimeoutIo};
 use crate::{forward, Generation, Shared};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// What a request knows of its connection.
 #[derive(Debug)]
 pub struct ConnInfo {
     pub client: SocketAddr,
     pub tls: bool,
-    /// Requests of this connection being answered (for the idle timeout).
-    pub in_flight: Arc<AtomicUsize>,
+    /// Its requests in flight, and whether it may be parked.
+    pub activity: Arc<Activity>,
     /// The request framing as received, on HTTP/1 connections.
     pub framing: Option<Arc<FramingLog>>,
 }
@@ -102,6 +105,18 @@ enum Protocol {
     Http2,
 }
 
+fn head_limits(generation: &Generation) -> HeadLimits {
+    HeadLimits {
+        max_bytes: generation.config.limits.max_header_bytes,
+        max_fields: generation.config.limits.max_headers,
+        read_time: ms(generation.config.timeouts.header_read_ms),
+    }
+}
+
+fn ms(n: u32) -> Duration {
+    Duration::from_millis(u64::from(n))
+}
+
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -110,50 +125,212 @@ async fn serve_connection(
     shared: &Arc<Shared>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let timeouts = generation.config.timeouts;
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let io = crate::limits::IdleTimeoutIo::new(
-        stream,
-        Duration::from_millis(u64::from(timeouts.idle_ms)),
-        in_flight.clone(),
-    );
-    let info = |tls, framing| {
-        Arc::new(ConnInfo {
-            client: SocketAddr::new(peer.ip().to_canonical(), peer.port()),
-            tls,
-            in_flight: in_flight.clone(),
-            framing,
-        })
-    };
-    let head = HeadLimits {
-        max_bytes: generation.config.limits.max_header_bytes,
-        max_fields: generation.config.limits.max_headers,
-        read_time: Duration::from_millis(u64::from(timeouts.header_read_ms)),
-    };
+    let client = SocketAddr::new(peer.ip().to_canonical(), peer.port());
     let tls = generation
         .config
         .listeners
         .get(index)
         .and_then(|l| l.tls.clone());
-    let Some(tls) = tls else {
+    match tls {
+        None => serve_plain(stream, client, generation, shared, shutdown).await,
+        // Boxed: a TLS session's room is not carried by every plain connection's task.
+        Some(tls) => Box::pin(serve_tls(stream, client, tls, generation, shared, shutdown)).await,
+    }
+}
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4), which opens an h2c prior-knowledge
+/// connection.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A plain connection: HTTP/1.1, parked while idle (see [`serve_h1`]), or h2c when it
+/// opens with the HTTP/2 preface.
+async fn serve_plain(
+    stream: TcpStream,
+    client: SocketAddr,
+    generation: Arc<Generation>,
+    shared: &Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let started = Instant::now();
+    let timeouts = generation.config.timeouts;
+    let activity = Arc::new(Activity::default());
+    // What the connection opens with, peeked (left in the socket for hyper): the first
+    // head's time counts from the connection's start, as `FramingIo` counts it.
+    let mut opening = [0u8; 24];
+    let peeked = tokio::time::timeout(ms(timeouts.header_read_ms), stream.peek(&mut opening));
+    let h2_maybe = match peeked.await {
+        Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+        Ok(Ok(n)) => H2_PREFACE.starts_with(&opening[..n]),
+    };
+    if h2_maybe {
+        // The preface, or too few bytes to tell: hyper-util's detection reads on and
+        // serves either protocol; such a connection is not parked.
+        let io = IdleTimeoutIo::new(stream, ms(timeouts.idle_ms), None, activity.clone());
         let framing = Arc::new(FramingLog::default());
-        serve_http(
-            FramingIo::new(io, head, framing.clone()),
-            info(false, Some(framing)),
+        let conn = Arc::new(ConnInfo {
+            client,
+            tls: false,
+            activity,
+            framing: Some(framing.clone()),
+        });
+        let io = FramingIo::new(io, head_limits(&generation), framing, started);
+        Box::pin(serve_http(
+            io,
+            conn,
             Protocol::Auto,
             &generation,
             shared,
             shutdown,
-        )
+        ))
         .await;
         return;
-    };
+    }
+    let mut io = IdleTimeoutIo::new(
+        stream,
+        ms(timeouts.idle_ms),
+        Some(ms(timeouts.park_ms)),
+        activity.clone(),
+    );
+    let mut first = Some((generation, started));
+    loop {
+        let (generation, started) = first
+            .take()
+            .unwrap_or_else(|| (shared.current(), Instant::now()));
+        let session = serve_h1(
+            io,
+            client,
+            &generation,
+            shared,
+            &activity,
+            started,
+            &mut shutdown,
+        );
+        let Some(parked) = Box::pin(session).await else {
+            return;
+        };
+        io = parked;
+        drop(generation);
+        // Parked: the socket, its idle timer and this task are all the connection holds.
+        shared.metrics.parked_connections.inc();
+        let woke = tokio::select! {
+            ready = std::future::poll_fn(|cx| io.poll_parked(cx)) => ready.is_ok(),
+            () = stopped(&mut shutdown) => false,
+        };
+        shared.metrics.parked_connections.dec();
+        if !woke {
+            return;
+        }
+        // The next request takes the config of its time.
+        let timeouts = shared.current().config.timeouts;
+        io.set_timeouts(ms(timeouts.idle_ms), Some(ms(timeouts.park_ms)));
+        activity.restart();
+    }
+}
+
+/// One hyper HTTP/1 session on a plain connection, until the connection closes (`None`)
+/// or is parked (`Some`, the socket given back with nothing read past the last request).
+///
+/// Parking: hyper's HTTP/1 server keeps an 8 KiB read buffer, a write buffer and its
+/// dispatcher for as long as a connection lives, idle or not, with no option to free
+/// them between requests. So once the connection has been quiet for `park_ms` (no byte
+/// received, no request in flight: [`IdleTimeoutIo`] marks it) with no request head under
+/// way, the session is ended with `graceful_shutdown`: on an idle hyper connection that
+/// closes its HTTP state at once (on one still flushing a response, once that is out;
+/// either way after the response head, so no `Connection: close` is written), and
+/// `IdleTimeoutIo` keeps hyper from shutting the socket down. The caller waits for the
+/// socket to be readable with no buffer held and starts a new session on it. Not parked:
+/// a session that hyper ends itself (`Connection: close`, HTTP/1.0, an error), one that
+/// a response marked (`Activity::no_park`), an upgrade, and one whose bytes read do not
+/// end on a request's end (which cannot happen on an idle connection; checked anyway).
+async fn serve_h1(
+    io: IdleTimeoutIo<TcpStream>,
+    client: SocketAddr,
+    generation: &Generation,
+    shared: &Arc<Shared>,
+    activity: &Arc<Activity>,
+    started: Instant,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<IdleTimeoutIo<TcpStream>> {
+    let limits = &generation.config.limits;
+    let framing = Arc::new(FramingLog::default());
+    let conn = Arc::new(ConnInfo {
+        client,
+        tls: false,
+        activity: activity.clone(),
+        framing: Some(framing.clone()),
+    });
+    let io = FramingIo::new(io, head_limits(generation), framing.clone(), started);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // No timer and no `header_read_timeout`: `FramingIo` bounds the head's time.
+    builder
+        .header_read_timeout(None)
+        .max_buf_size(limits.max_header_bytes)
+        .max_headers(limits.max_headers)
+        .keep_alive(true);
+    let shared_svc = shared.clone();
+    let service = service_fn(move |req| {
+        let shared = shared_svc.clone();
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(forward::handle(req, conn, shared).await) }
+    });
+    let mut connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    let mut stop = std::pin::pin!(stopped(shutdown));
+    let mut stopping = false;
+    let mut asked = false;
+    let ended = std::future::poll_fn(|cx| {
+        if !stopping && stop.as_mut().poll(cx).is_ready() {
+            // Finish the requests in flight, take no new ones.
+            stopping = true;
+            Pin::new(&mut connection).graceful_shutdown();
+        }
+        let polled = Pin::new(&mut connection).poll(cx);
+        if polled.is_pending() && !asked && !stopping && activity.wants_park() && framing.at_rest()
+        {
+            asked = true;
+            activity.parking();
+            Pin::new(&mut connection).graceful_shutdown();
+            return Pin::new(&mut connection).poll(cx);
+        }
+        polled
+    })
+    .await;
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "client connection ended with an error");
+        return None;
+    }
+    if !asked || stopping {
+        return None;
+    }
+    // `None`: upgraded, the connection is the tunnel's now.
+    let parts = connection.into_parts()?;
+    let io = parts.io.into_inner();
+    if !parts.read_buf.is_empty() || !io.at_boundary() {
+        return None;
+    }
+    Some(io.into_inner())
+}
+
+/// A TLS connection: handshake (bounded by the header-read timeout), then HTTP/2 or
+/// HTTP/1.1 by ALPN.
+async fn serve_tls(
+    stream: TcpStream,
+    client: SocketAddr,
+    tls: Arc<rustls::ServerConfig>,
+    generation: Arc<Generation>,
+    shared: &Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let started = Instant::now();
+    let timeouts = generation.config.timeouts;
+    let activity = Arc::new(Activity::default());
+    let io = IdleTimeoutIo::new(stream, ms(timeouts.idle_ms), None, activity.clone());
     let handshake = tokio_rustls::TlsAcceptor::from(tls).accept(io);
-    let header_read = Duration::from_millis(u64::from(timeouts.header_read_ms));
-    let stream = match tokio::time::timeout(header_read, handshake).await {
+    let stream = match tokio::time::timeout(ms(timeouts.header_read_ms), handshake).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            tracing::debug!(%client, error = %e, "TLS handshake failed");
             count_handshake(shared, "fail", "-");
             return;
         }
@@ -164,26 +341,34 @@ async fn serve_connection(
     };
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     count_handshake(shared, "ok", if h2 { "h2" } else { "http/1.1" });
+    let info = |framing| {
+        Arc::new(ConnInfo {
+            client,
+            tls: true,
+            activity: activity.clone(),
+            framing,
+        })
+    };
     if h2 {
-        Box::pin(serve_http(
+        serve_http(
             stream,
-            info(true, None),
+            info(None),
             Protocol::Http2,
             &generation,
             shared,
             shutdown,
-        ))
+        )
         .await;
     } else {
         let framing = Arc::new(FramingLog::default());
-        Box::pin(serve_http(
-            FramingIo::new(stream, head, framing.clone()),
-            info(true, Some(framing)),
+        serve_http(
+            FramingIo::new(stream, head_limits(&generation), framing.clone(), started),
+            info(Some(framing)),
             Protocol::Http1,
             &generation,
             shared,
             shutdown,
-        ))
+        )
         .await;
     }
 }

@@ -8,6 +8,7 @@ mod acceleration;
 mod forwarding;
 mod health;
 mod operations;
+mod parking;
 mod persistence;
 mod protection;
 mod tls;
