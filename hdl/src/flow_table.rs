@@ -1371,7 +1371,7 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.choice_none.up.next = self.s_up.q.val();
         self.choice_none.slot.next = self.no_ways.val();
         self.choice_none.avail.next = self.avail.val();
-        self.choice_none.s1_slots.next = self.s1_slots.val();
+        self.choice_none.first.next = self.r3_first.q.val();
         self.choice_none.two.next = self.r3_two.q.val();
         self.choice_none.req_embryonic.next = self.r3_class.q.val() == self.class_embryonic.val();
         self.choice_none.oldest_a.next = self.old_a_n.val();
@@ -1399,8 +1399,8 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             self.choice1[j].slot.next = self.onehot[j].val();
             self.choice0[j].avail.next = self.avail.val();
             self.choice1[j].avail.next = self.avail.val();
-            self.choice0[j].s1_slots.next = self.s1_slots.val();
-            self.choice1[j].s1_slots.next = self.s1_slots.val();
+            self.choice0[j].first.next = self.r3_first.q.val();
+            self.choice1[j].first.next = self.r3_first.q.val();
             self.choice0[j].two.next = self.r3_two.q.val();
             self.choice1[j].two.next = self.r3_two.q.val();
             self.choice0[j].req_embryonic.next =
@@ -1667,10 +1667,10 @@ pub struct SlotChoice<const SLOTS: usize> {
     pub oldest_emb0_b: Signal<In, Bits<SLOTS>>,
     pub oldest_emb1_a: Signal<In, Bits<SLOTS>>,
     pub oldest_emb1_b: Signal<In, Bits<SLOTS>>,
-    /// The request's candidate slots, its first set's slots, two choices, an embryonic
-    /// request.
+    /// The request's candidate slots; its first set is in bank 1 (else bank 0); two
+    /// choices; an embryonic request.
     pub avail: Signal<In, Bits<SLOTS>>,
-    pub s1_slots: Signal<In, Bits<SLOTS>>,
+    pub first: Signal<In, bool>,
     pub two: Signal<In, bool>,
     pub req_embryonic: Signal<In, bool>,
     /// A hit, its slot (one-hot), whether that is `slot`, and its backend-up bit.
@@ -1687,33 +1687,54 @@ pub struct SlotChoice<const SLOTS: usize> {
     no_ways: Constant<Bits<SLOTS>>,
     one_way: Constant<Bits<SLOTS>>,
     onehot: [Constant<Bits<SLOTS>>; SLOTS],
-    /// The slots below `p` (the lowest-set-bit picks, without a carry chain).
+    /// Each bank's slots (the first `SLOTS / 2`, the rest).
+    bank0: Constant<Bits<SLOTS>>,
+    bank1: Constant<Bits<SLOTS>>,
+    /// The slots below `p` in its own bank (the lowest-set-bit picks of both banks at
+    /// once, without a carry chain).
     below: [Constant<Bits<SLOTS>>; SLOTS],
     insert_empty: Constant<Bits<3>>,
     insert_expired: Constant<Bits<3>>,
     insert_evicted: Constant<Bits<3>>,
     insert_refused: Constant<Bits<3>>,
 
-    /// Live slots of the first and second set as thermometer codes (bit `i`: more than
-    /// `i` live), so "the second set is less loaded" is logic, not adders.
+    /// Live slots of bank 0 and bank 1 as thermometer codes (bit `i`: more than `i`
+    /// live), each from its own bank's bits only, so "the second set is less loaded" is
+    /// logic, not adders, and narrow.
+    therm0: Signal<Local, Bits<SLOTS>>,
     therm1: Signal<Local, Bits<SLOTS>>,
-    therm2: Signal<Local, Bits<SLOTS>>,
-    /// The second set comes first in the insert order.
+    /// The second set comes first in the insert order; the order's first bank is bank 1.
     second_first: Signal<Local, bool>,
+    lead1: Signal<Local, bool>,
     oldest: Signal<Local, Bits<SLOTS>>,
     oldest_emb0: Signal<Local, Bits<SLOTS>>,
     oldest_emb1: Signal<Local, Bits<SLOTS>>,
     hits: Signal<Local, Bits<SLOTS>>,
-    hits_first: Signal<Local, Bits<SLOTS>>,
+    /// The lowest hit of each bank; the hit is bank 1's.
+    hit_low: Signal<Local, Bits<SLOTS>>,
+    hit_b1: Signal<Local, bool>,
     same_cand: Signal<Local, Bits<SLOTS>>,
     empty_cand: Signal<Local, Bits<SLOTS>>,
     expired_cand: Signal<Local, Bits<SLOTS>>,
-    pick_in: Signal<Local, Bits<SLOTS>>,
-    /// `pick_in` in the insert order's first part, else all of it; per order.
-    part_a: Signal<Local, Bits<SLOTS>>,
-    part_b: Signal<Local, Bits<SLOTS>>,
-    pick_a: Signal<Local, Bits<SLOTS>>,
-    pick_b: Signal<Local, Bits<SLOTS>>,
+    /// Per rule: the lowest candidate of each bank, and whether each bank has one.
+    same_low: Signal<Local, Bits<SLOTS>>,
+    empty_low: Signal<Local, Bits<SLOTS>>,
+    expired_low: Signal<Local, Bits<SLOTS>>,
+    same_any: Signal<Local, bool>,
+    empty_any: Signal<Local, bool>,
+    expired_any: Signal<Local, bool>,
+    same_b0: Signal<Local, bool>,
+    same_b1: Signal<Local, bool>,
+    empty_b0: Signal<Local, bool>,
+    empty_b1: Signal<Local, bool>,
+    expired_b0: Signal<Local, bool>,
+    expired_b1: Signal<Local, bool>,
+    /// The applying rule's candidates: lowest per bank, and per bank whether any.
+    pick_low: Signal<Local, Bits<SLOTS>>,
+    pick_b0: Signal<Local, bool>,
+    pick_b1: Signal<Local, bool>,
+    /// The pick is bank 1's.
+    use_b1: Signal<Local, bool>,
     pick: Signal<Local, Bits<SLOTS>>,
     rule_insert: Signal<Local, Bits<3>>,
     /// Rules 1–3 apply (a same-digest, empty or expired candidate).
@@ -1722,6 +1743,9 @@ pub struct SlotChoice<const SLOTS: usize> {
 
 impl<const SLOTS: usize> Default for SlotChoice<SLOTS> {
     fn default() -> Self {
+        let ways = SLOTS / 2;
+        let bank0 = (1u64 << ways) - 1;
+        let bank_of = |p: usize| bank0 << (ways * (p / ways));
         Self {
             valid: Default::default(),
             dmatch: Default::default(),
@@ -1735,7 +1759,7 @@ impl<const SLOTS: usize> Default for SlotChoice<SLOTS> {
             oldest_emb1_a: Default::default(),
             oldest_emb1_b: Default::default(),
             avail: Default::default(),
-            s1_slots: Default::default(),
+            first: Default::default(),
             two: Default::default(),
             req_embryonic: Default::default(),
             hit: Default::default(),
@@ -1749,27 +1773,42 @@ impl<const SLOTS: usize> Default for SlotChoice<SLOTS> {
             no_ways: constant(0),
             one_way: constant(1),
             onehot: array(|p| constant(1 << p)),
-            below: array(|p| constant((1 << p) - 1)),
+            bank0: constant(bank0),
+            bank1: constant(bank0 << ways),
+            below: array(|p| constant(((1 << p) - 1) & bank_of(p))),
             insert_empty: constant(InsertOutcome::Empty as u64),
             insert_expired: constant(InsertOutcome::Expired as u64),
             insert_evicted: constant(InsertOutcome::Evicted as u64),
             insert_refused: constant(InsertOutcome::Refused as u64),
+            therm0: Default::default(),
             therm1: Default::default(),
-            therm2: Default::default(),
             second_first: Default::default(),
+            lead1: Default::default(),
             oldest: Default::default(),
             oldest_emb0: Default::default(),
             oldest_emb1: Default::default(),
             hits: Default::default(),
-            hits_first: Default::default(),
+            hit_low: Default::default(),
+            hit_b1: Default::default(),
             same_cand: Default::default(),
             empty_cand: Default::default(),
             expired_cand: Default::default(),
-            pick_in: Default::default(),
-            part_a: Default::default(),
-            part_b: Default::default(),
-            pick_a: Default::default(),
-            pick_b: Default::default(),
+            same_low: Default::default(),
+            empty_low: Default::default(),
+            expired_low: Default::default(),
+            same_any: Default::default(),
+            empty_any: Default::default(),
+            expired_any: Default::default(),
+            same_b0: Default::default(),
+            same_b1: Default::default(),
+            empty_b0: Default::default(),
+            empty_b1: Default::default(),
+            expired_b0: Default::default(),
+            expired_b1: Default::default(),
+            pick_low: Default::default(),
+            pick_b0: Default::default(),
+            pick_b1: Default::default(),
+            use_b1: Default::default(),
             pick: Default::default(),
             rule_insert: Default::default(),
             rule: Default::default(),
@@ -1780,22 +1819,38 @@ impl<const SLOTS: usize> Default for SlotChoice<SLOTS> {
 impl<const SLOTS: usize> Logic for SlotChoice<SLOTS> {
     #[hdl_gen]
     fn update(&mut self) {
+        // Everything below is written per bank: the first set is one whole bank, so each
+        // "first set's slots before the second's" is a choice between two banks' results,
+        // each a function of its own bank's bits only (narrow logic, few levels).
+        //
         // The loads as thermometer codes; the second set goes first when it has fewer
         // live ways (ties → the first set): the first's code has a bit the second's lacks.
+        self.therm0.next = self.no_ways.val();
         self.therm1.next = self.no_ways.val();
-        self.therm2.next = self.no_ways.val();
         for p in 0..SLOTS {
             if self.live.val().get_bit(p) {
-                if self.s1_slots.val().get_bit(p) {
+                if self.bank0.val().get_bit(p) {
+                    self.therm0.next =
+                        (self.therm0.val() << self.one_way.val()) | self.one_way.val();
+                } else {
                     self.therm1.next =
                         (self.therm1.val() << self.one_way.val()) | self.one_way.val();
-                } else {
-                    self.therm2.next =
-                        (self.therm2.val() << self.one_way.val()) | self.one_way.val();
                 }
             }
         }
-        self.second_first.next = self.two.val() && (self.therm1.val() & !self.therm2.val()).any();
+        self.second_first.next = false;
+        if self.two.val() {
+            if self.first.val() {
+                self.second_first.next = (self.therm1.val() & !self.therm0.val()).any();
+            } else {
+                self.second_first.next = (self.therm0.val() & !self.therm1.val()).any();
+            }
+        }
+        // The insert order's first bank: the first set's, or the other when it goes first.
+        self.lead1.next = self.first.val();
+        if self.second_first.val() {
+            self.lead1.next = !self.first.val();
+        }
         self.oldest.next = self.oldest_a.val();
         self.oldest_emb0.next = self.oldest_emb0_a.val();
         self.oldest_emb1.next = self.oldest_emb1_a.val();
@@ -1806,57 +1861,80 @@ impl<const SLOTS: usize> Logic for SlotChoice<SLOTS> {
         }
         // A hit: the first set's slots before the second's, the lowest of them.
         self.hits.next = self.dmatch.val() & self.live.val() & self.avail.val();
-        self.hits_first.next = self.hits.val() & self.s1_slots.val();
-        if !self.hits_first.val().any() {
-            self.hits_first.next = self.hits.val();
-        }
-        self.hit_way.next = self.no_ways.val();
-        for p in 0..SLOTS {
-            if self.hits_first.val().get_bit(p)
-                && !(self.hits_first.val() & self.below[p].val()).any()
-            {
-                self.hit_way.next = self.onehot[p].val();
-            }
-        }
-        self.hit.next = self.hits.val().any();
-        self.hit_slot.next = (self.hit_way.val() & self.slot.val()).any();
-        self.hit_up.next = (self.hit_way.val() & self.up.val()).any();
         // Insert rules 1–3: the first candidate in the insert order.
         self.same_cand.next = self.dmatch.val() & self.avail.val();
         self.empty_cand.next = !self.valid.val() & self.avail.val();
         self.expired_cand.next = !self.live.val() & self.avail.val();
+        self.hit_low.next = self.no_ways.val();
+        self.same_low.next = self.no_ways.val();
+        self.empty_low.next = self.no_ways.val();
+        self.expired_low.next = self.no_ways.val();
+        for p in 0..SLOTS {
+            if self.hits.val().get_bit(p) && !(self.hits.val() & self.below[p].val()).any() {
+                self.hit_low.next = self.hit_low.val() | self.onehot[p].val();
+            }
+            if self.same_cand.val().get_bit(p)
+                && !(self.same_cand.val() & self.below[p].val()).any()
+            {
+                self.same_low.next = self.same_low.val() | self.onehot[p].val();
+            }
+            if self.empty_cand.val().get_bit(p)
+                && !(self.empty_cand.val() & self.below[p].val()).any()
+            {
+                self.empty_low.next = self.empty_low.val() | self.onehot[p].val();
+            }
+            if self.expired_cand.val().get_bit(p)
+                && !(self.expired_cand.val() & self.below[p].val()).any()
+            {
+                self.expired_low.next = self.expired_low.val() | self.onehot[p].val();
+            }
+        }
+        self.hit_b1.next = (self.hits.val() & self.bank1.val()).any();
+        if !self.first.val() {
+            self.hit_b1.next = !(self.hits.val() & self.bank0.val()).any();
+        }
+        self.hit_way.next = self.hit_low.val() & self.bank0.val();
+        if self.hit_b1.val() {
+            self.hit_way.next = self.hit_low.val() & self.bank1.val();
+        }
+        self.hit.next = self.hits.val().any();
+        self.hit_slot.next = (self.hit_way.val() & self.slot.val()).any();
+        self.hit_up.next = (self.hit_way.val() & self.up.val()).any();
+
+        self.same_b0.next = (self.same_cand.val() & self.bank0.val()).any();
+        self.same_b1.next = (self.same_cand.val() & self.bank1.val()).any();
+        self.empty_b0.next = (self.empty_cand.val() & self.bank0.val()).any();
+        self.empty_b1.next = (self.empty_cand.val() & self.bank1.val()).any();
+        self.expired_b0.next = (self.expired_cand.val() & self.bank0.val()).any();
+        self.expired_b1.next = (self.expired_cand.val() & self.bank1.val()).any();
+        self.same_any.next = self.same_b0.val() || self.same_b1.val();
+        self.empty_any.next = self.empty_b0.val() || self.empty_b1.val();
+        self.expired_any.next = self.expired_b0.val() || self.expired_b1.val();
         self.rule.next = true;
         self.rule_insert.next = self.insert_expired.val();
-        self.pick_in.next = self.expired_cand.val();
-        if self.same_cand.val().any() {
-            self.pick_in.next = self.same_cand.val();
-        } else if self.empty_cand.val().any() {
-            self.pick_in.next = self.empty_cand.val();
+        self.pick_low.next = self.expired_low.val();
+        self.pick_b0.next = self.expired_b0.val();
+        self.pick_b1.next = self.expired_b1.val();
+        if self.same_any.val() {
+            self.pick_low.next = self.same_low.val();
+            self.pick_b0.next = self.same_b0.val();
+            self.pick_b1.next = self.same_b1.val();
+        } else if self.empty_any.val() {
+            self.pick_low.next = self.empty_low.val();
+            self.pick_b0.next = self.empty_b0.val();
+            self.pick_b1.next = self.empty_b1.val();
             self.rule_insert.next = self.insert_empty.val();
-        } else if !self.expired_cand.val().any() {
+        } else if !self.expired_any.val() {
             self.rule.next = false;
         }
-        self.part_a.next = self.pick_in.val() & self.s1_slots.val();
-        if !self.part_a.val().any() {
-            self.part_a.next = self.pick_in.val();
+        // The order's first bank if it has a candidate, else the other.
+        self.use_b1.next = !self.pick_b0.val();
+        if self.lead1.val() {
+            self.use_b1.next = self.pick_b1.val();
         }
-        self.part_b.next = self.pick_in.val() & !self.s1_slots.val();
-        if !self.part_b.val().any() {
-            self.part_b.next = self.pick_in.val();
-        }
-        self.pick_a.next = self.no_ways.val();
-        self.pick_b.next = self.no_ways.val();
-        for p in 0..SLOTS {
-            if self.part_a.val().get_bit(p) && !(self.part_a.val() & self.below[p].val()).any() {
-                self.pick_a.next = self.onehot[p].val();
-            }
-            if self.part_b.val().get_bit(p) && !(self.part_b.val() & self.below[p].val()).any() {
-                self.pick_b.next = self.onehot[p].val();
-            }
-        }
-        self.pick.next = self.pick_a.val();
-        if self.second_first.val() {
-            self.pick.next = self.pick_b.val();
+        self.pick.next = self.pick_low.val() & self.bank0.val();
+        if self.use_b1.val() {
+            self.pick.next = self.pick_low.val() & self.bank1.val();
         }
         // Rules 4–5 (eviction), or a refusal: an embryonic request evicts only an
         // embryonic entry.
