@@ -209,15 +209,15 @@ impl Port {
         // The key must outlive rte_eth_dev_configure, which copies it.
         let mut key = config.rss_key.unwrap_or([0; KEY_LEN]);
         let key_len = info.hash_key_size as usize;
+        // The PMD's key length is one the contract's key can fill (hash_key_size 0: the PMD
+        // does not say; the rte_flow rules then use the contract's 40 bytes).
+        let key_fits = (RSS_KEY_LEN..=KEY_LEN).contains(&key_len);
         let wanted_hf =
             unsafe { sys::fg_eth_rss_ip() | sys::fg_eth_rss_tcp() | sys::fg_eth_rss_udp() };
         let rss_hf = wanted_hf & info.flow_type_rss_offloads;
         let rss = if rx_queues <= 1 {
             RssMode::SingleQueue
-        } else if rss_hf != 0
-            && config.rss_key.is_some()
-            && (RSS_KEY_LEN..=KEY_LEN).contains(&key_len)
-        {
+        } else if rss_hf != 0 && config.rss_key.is_some() && key_fits {
             conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
             conf.rx_adv_conf.rss_conf.rss_key_len = key_len as u8;
@@ -272,11 +272,7 @@ impl Port {
         };
         let vip_rules = match (config.rss_key, config.reta) {
             (Some(key), Some(layout)) if rx_queues > 1 && !config.src_ip_vips.is_empty() => {
-                let key_len = if (RSS_KEY_LEN..=KEY_LEN).contains(&key_len) {
-                    key_len
-                } else {
-                    RSS_KEY_LEN
-                };
+                let key_len = if key_fits { key_len } else { RSS_KEY_LEN };
                 steer::steer_src_ip_vips(id, &config.src_ip_vips, &key, key_len, layout, rx_queues)
             }
             _ => Vec::new(),

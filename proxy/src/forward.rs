@@ -52,11 +52,7 @@ impl Drop for Busy {
 
 /// Whether a `Connection` field lists `close` (RFC 9112 §9.6).
 fn says_close(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-    })
+    headers::connection_lists(headers, "close")
 }
 
 /// What the access log and metrics say about a request, filled in on the way: indices

@@ -26,12 +26,8 @@ const HOP_BY_HOP: [&str; 7] = [
 /// header names. With `keep_upgrade`, a WebSocket handshake's `Connection: upgrade` and
 /// `Upgrade` stay, since the upgrade is passed through to the other side.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+    let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
         .collect();
     let upgrade = headers.get(header::UPGRADE).cloned();
     for name in named {
@@ -48,15 +44,25 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// The tokens of every `Connection` field of a message, trimmed (RFC 9110 §7.6.1: a
+/// comma-separated list of connection options). Split as bytes: the tokens are ASCII, and a
+/// field that also carries obs-text still names its options.
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+}
+
+/// Whether a message's `Connection` fields name `option` (ASCII case-insensitive).
+pub fn connection_lists(headers: &HeaderMap, option: &str) -> bool {
+    connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(option.as_bytes()))
+}
+
 /// Whether a request asks to switch protocols (WebSocket) over HTTP/1.1.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    headers.contains_key(header::UPGRADE) && connection_lists(headers, "upgrade")
 }
 
 /// `Via` of this proxy for a message of `version` (RFC 9110 §7.6.3: protocol version,
@@ -148,6 +154,22 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn connection_options_are_read_across_fields_and_beside_obs_text() {
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, "keep-alive".parse().unwrap());
+        h.append(
+            header::CONNECTION,
+            HeaderValue::from_bytes(b"x-\xe9t\xe9 , x-secret,  CLOSE").unwrap(),
+        );
+        h.insert("x-secret", "1".parse().unwrap());
+        assert!(connection_lists(&h, "close"));
+        assert!(!connection_lists(&h, "upgrade"));
+        assert!(!connection_lists(&h, "keep"));
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.is_empty(), "{h:?}");
     }
 
     #[test]
