@@ -5,7 +5,13 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Version;
+use std::fmt::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
+
+/// Names of fields that `http` has no constant for, made once (a name given as a `&str`
+/// is parsed and, not being a standard one, copied into a new allocation on every use).
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// The name this proxy gives itself in `Via`.
 pub const VIA_NAME: &str = "flowgate";
@@ -26,9 +32,22 @@ const HOP_BY_HOP: [&str; 7] = [
 /// header names. With `keep_upgrade`, a WebSocket handshake's `Connection: upgrade` and
 /// `Upgrade` stay, since the upgrade is passed through to the other side.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = connection_tokens(headers)
-        .filter_map(|t| HeaderName::from_bytes(t).ok())
-        .collect();
+    // Options that name a field beyond the fixed list (`Connection: keep-alive` names one
+    // already on it, `close` none): usually there are none, and then nothing is allocated.
+    let names_another = |t: &[u8]| {
+        !t.eq_ignore_ascii_case(b"close")
+            && !HOP_BY_HOP
+                .iter()
+                .any(|h| t.eq_ignore_ascii_case(h.as_bytes()))
+    };
+    let named: Vec<HeaderName> = if connection_tokens(headers).any(names_another) {
+        connection_tokens(headers)
+            .filter(|t| names_another(t))
+            .filter_map(|t| HeaderName::from_bytes(t).ok())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let upgrade = headers.get(header::UPGRADE).cloned();
     for name in named {
         headers.remove(name);
@@ -81,11 +100,49 @@ fn append_via(headers: &mut HeaderMap, version: Version) {
     headers.append(header::VIA, via(version));
 }
 
-/// RFC 7239 §6: an IPv6 node is quoted and bracketed.
-fn forwarded_node(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(a) => a.to_string(),
-        IpAddr::V6(a) => format!("\"[{a}]\""),
+/// A client address as an RFC 7239 node (§6: an IPv6 node is quoted and bracketed).
+struct ForwardedNode(IpAddr);
+
+impl fmt::Display for ForwardedNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V4(a) => write!(f, "{a}"),
+            IpAddr::V6(a) => write!(f, "\"[{a}]\""),
+        }
+    }
+}
+
+/// Room for a forwarding field's value on the stack: an address list of a few hops, or
+/// `for=...;proto=...;host="..."` with a host of ordinary length.
+const VALUE_ROOM: usize = 192;
+
+/// The field value `args` writes. Written on the stack and copied once into the value:
+/// `format!` grew a `String` piece by piece (an allocation and reallocations per field,
+/// per request, most of the proxy's allocations for these fields); a longer value takes
+/// that path.
+fn field_value(args: fmt::Arguments<'_>) -> Option<HeaderValue> {
+    struct Room {
+        buf: [u8; VALUE_ROOM],
+        len: usize,
+    }
+    impl fmt::Write for Room {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let end = self.len + s.len();
+            self.buf
+                .get_mut(self.len..end)
+                .ok_or(fmt::Error)?
+                .copy_from_slice(s.as_bytes());
+            self.len = end;
+            Ok(())
+        }
+    }
+    let mut room = Room {
+        buf: [0; VALUE_ROOM],
+        len: 0,
+    };
+    match room.write_fmt(args) {
+        Ok(()) => HeaderValue::from_bytes(&room.buf[..room.len]).ok(),
+        Err(_) => HeaderValue::from_str(&fmt::format(args)).ok(),
     }
 }
 
@@ -103,25 +160,25 @@ pub struct Hop<'a> {
 pub fn add_forwarding(headers: &mut HeaderMap, hop: &Hop<'_>) {
     let proto = if hop.tls { "https" } else { "http" };
     let ip = hop.client.ip().to_canonical();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {ip}"),
-        None => ip.to_string(),
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) => field_value(format_args!("{prior}, {ip}")),
+        None => field_value(format_args!("{ip}")),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
+    if let Some(v) = xff {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
-    let mut forwarded = format!("for={};proto={proto}", forwarded_node(ip));
-    if let Some(host) = hop.host {
-        // A host is a token or a quoted string (RFC 7239 §4); quote it.
-        if host
-            .bytes()
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    let node = ForwardedNode(ip);
+    // A host is a token or a quoted string (RFC 7239 §4); quote it, and leave out one
+    // that cannot be quoted.
+    let forwarded = match hop.host.filter(|host| {
+        host.bytes()
             .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-        {
-            forwarded += &format!(";host=\"{host}\"");
-        }
-    }
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+    }) {
+        Some(host) => field_value(format_args!("for={node};proto={proto};host=\"{host}\"")),
+        None => field_value(format_args!("for={node};proto={proto}")),
+    };
+    if let Some(v) = forwarded {
         headers.append(header::FORWARDED, v);
     }
     append_via(headers, hop.version);
@@ -203,6 +260,47 @@ mod tests {
             "for=\"[2001:db8::1]\";proto=https;host=\"example.com\""
         );
         assert_eq!(h[header::VIA], "2 flowgate");
+    }
+
+    #[test]
+    fn long_forwarding_values_are_written_whole() {
+        // Longer than the stack room: the values take the allocating path, unchanged.
+        let prior = (1..=40)
+            .map(|i| format!("198.51.100.{i}"))
+            .collect::<Vec<_>>();
+        let host = format!("{}.example", "a".repeat(300));
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", prior.join(", ").parse().unwrap());
+        add_forwarding(
+            &mut h,
+            &Hop {
+                client: "192.0.2.7:5000".parse().unwrap(),
+                tls: false,
+                host: Some(&host),
+                version: Version::HTTP_11,
+            },
+        );
+        assert_eq!(
+            h["x-forwarded-for"],
+            format!("{}, 192.0.2.7", prior.join(", ")).as_str()
+        );
+        assert_eq!(
+            h[header::FORWARDED],
+            format!("for=192.0.2.7;proto=http;host=\"{host}\"").as_str()
+        );
+        // A host that cannot be quoted is left out.
+        let mut h = HeaderMap::new();
+        add_forwarding(
+            &mut h,
+            &Hop {
+                client: "192.0.2.7:5000".parse().unwrap(),
+                tls: false,
+                host: Some("bad\"host"),
+                version: Version::HTTP_11,
+            },
+        );
+        assert_eq!(h["x-forwarded-for"], "192.0.2.7");
+        assert_eq!(h[header::FORWARDED], "for=192.0.2.7;proto=http");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::config::{Balance, HashOn, PoolConfig, POOL_MAGLEV_M};
 use flowgate_core::maglev::{MaglevBackend, MaglevTable, NO_BACKEND};
 use rand::Rng;
 use siphasher::sip::SipHasher24;
+use smallvec::SmallVec;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -207,7 +208,7 @@ impl Pool {
 
     /// Pick a usable backend not in `tried`, by the pool's balancer.
     pub fn pick(&self, key: &PickKey<'_>, tried: &[usize]) -> Option<usize> {
-        let candidates: Vec<usize> = (0..self.backends.len())
+        let candidates: SmallVec<[usize; 16]> = (0..self.backends.len())
             .filter(|i| !tried.contains(i) && self.usable(*i))
             .collect();
         if candidates.is_empty() {
