@@ -485,12 +485,12 @@ pub struct FlowTable<
     hb1: [Signal<Local, Bits<16>>; SLOTS],
     /// The choice that holds (the `SlotChoice` outputs, muxed).
     c_hit: Signal<Local, bool>,
-    c_hit_way: Signal<Local, Bits<SLOTS>>,
     c_hit_slot: Signal<Local, bool>,
     c_hit_class: Signal<Local, Bits<2>>,
     c_hit_backend: Signal<Local, Bits<16>>,
     c_hit_up: Signal<Local, bool>,
-    c_miss_way: Signal<Local, Bits<SLOTS>>,
+    /// The chosen copy's `way`: the hit's slot on a hit, else the miss's.
+    c_way: Signal<Local, Bits<SLOTS>>,
     c_miss_insert: Signal<Local, Bits<3>>,
     stored_class: Signal<Local, Bits<2>>,
     stored_backend: Signal<Local, Bits<16>>,
@@ -507,8 +507,12 @@ pub struct FlowTable<
     // writing RAM now; w2, w3 the two before it).
     o_valid: DFF<bool>,
     o_hit: DFF<bool>,
-    o_set: DFF<Bits<SET_BITS>>,
-    o_way: DFF<Bits<8>>,
+    /// The request's two candidate sets and its first set's bank: `res_set` and `res_way`
+    /// follow from these and `w1_way` (the slot chosen) after the register, so that
+    /// encoding the chosen slot is not in stage 3's path.
+    o_set1: DFF<Bits<SET_BITS>>,
+    o_set2: DFF<Bits<SET_BITS>>,
+    o_first: DFF<bool>,
     o_stored_class: DFF<Bits<2>>,
     o_stored_backend: DFF<Bits<16>>,
     o_insert: DFF<Bits<3>>,
@@ -769,12 +773,11 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             hb0: array(|_| Default::default()),
             hb1: array(|_| Default::default()),
             c_hit: Default::default(),
-            c_hit_way: Default::default(),
             c_hit_slot: Default::default(),
             c_hit_class: Default::default(),
             c_hit_backend: Default::default(),
             c_hit_up: Default::default(),
-            c_miss_way: Default::default(),
+            c_way: Default::default(),
             c_miss_insert: Default::default(),
             stored_class: Default::default(),
             stored_backend: Default::default(),
@@ -789,8 +792,9 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             write: Default::default(),
             o_valid: Default::default(),
             o_hit: Default::default(),
-            o_set: Default::default(),
-            o_way: Default::default(),
+            o_set1: Default::default(),
+            o_set2: Default::default(),
+            o_first: Default::default(),
             o_stored_class: Default::default(),
             o_stored_backend: Default::default(),
             o_insert: Default::default(),
@@ -895,8 +899,9 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             s_prev_live_udp,
             o_valid,
             o_hit,
-            o_set,
-            o_way,
+            o_set1,
+            o_set2,
+            o_first,
             o_stored_class,
             o_stored_backend,
             o_insert,
@@ -1445,26 +1450,28 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             || (self.w1_class.q.val() == self.class_tcp.val() && self.s_prev_live_tcp.q.val())
             || (self.w1_class.q.val() == self.class_udp.val() && self.s_prev_live_udp.q.val());
         self.fwd_emb.next = self.w1_class.q.val() == self.class_embryonic.val();
+        self.choice_none.slot_emb.next = self.fwd_emb.val();
+        for j in 0..SLOTS {
+            self.choice0[j].slot_emb.next = self.fwd_emb.val();
+            self.choice1[j].slot_emb.next = self.fwd_emb.val();
+        }
         self.c_hit.next = false;
-        self.c_hit_way.next = self.no_ways.val();
+        self.c_way.next = self.no_ways.val();
         self.c_hit_slot.next = false;
         self.c_hit_class.next = self.class_none.val();
         self.c_hit_backend.next = self.no_backend.val();
         self.c_hit_up.next = false;
-        self.c_miss_way.next = self.no_ways.val();
         self.c_miss_insert.next = self.insert_none.val();
         if !self.fwd.val().any() {
             self.c_hit.next = self.choice_none.hit.val();
-            self.c_hit_way.next = self.choice_none.hit_way.val();
+            self.c_way.next = self.choice_none.way.val();
             self.c_hit_class.next = self.hc_n.val();
             self.c_hit_backend.next = self.hb_n.val();
             self.c_hit_slot.next = self.choice_none.hit_slot.val();
             self.c_hit_up.next = self.choice_none.hit_up.val();
             // With no slot written both miss versions are the same.
-            self.c_miss_way.next = self.choice_none.miss_way0.val();
             self.c_miss_insert.next = self.choice_none.miss_insert0.val();
             if self.fwd_emb.val() {
-                self.c_miss_way.next = self.choice_none.miss_way1.val();
                 self.c_miss_insert.next = self.choice_none.miss_insert1.val();
             }
         }
@@ -1472,34 +1479,30 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         for j in 0..SLOTS {
             if self.fwd.val().get_bit(j) && !self.fwd_live.val() {
                 self.c_hit.next = self.c_hit.val() || self.choice0[j].hit.val();
-                self.c_hit_way.next = self.c_hit_way.val() | self.choice0[j].hit_way.val();
+                self.c_way.next = self.c_way.val() | self.choice0[j].way.val();
                 self.c_hit_slot.next = self.c_hit_slot.val() || self.choice0[j].hit_slot.val();
                 self.c_hit_class.next = self.c_hit_class.val() | self.hc0[j].val();
                 self.c_hit_backend.next = self.c_hit_backend.val() | self.hb0[j].val();
                 self.c_hit_up.next = self.c_hit_up.val() || self.choice0[j].hit_up.val();
                 if self.fwd_emb.val() {
-                    self.c_miss_way.next = self.c_miss_way.val() | self.choice0[j].miss_way1.val();
                     self.c_miss_insert.next =
                         self.c_miss_insert.val() | self.choice0[j].miss_insert1.val();
                 } else {
-                    self.c_miss_way.next = self.c_miss_way.val() | self.choice0[j].miss_way0.val();
                     self.c_miss_insert.next =
                         self.c_miss_insert.val() | self.choice0[j].miss_insert0.val();
                 }
             }
             if self.fwd.val().get_bit(j) && self.fwd_live.val() {
                 self.c_hit.next = self.c_hit.val() || self.choice1[j].hit.val();
-                self.c_hit_way.next = self.c_hit_way.val() | self.choice1[j].hit_way.val();
+                self.c_way.next = self.c_way.val() | self.choice1[j].way.val();
                 self.c_hit_slot.next = self.c_hit_slot.val() || self.choice1[j].hit_slot.val();
                 self.c_hit_class.next = self.c_hit_class.val() | self.hc1[j].val();
                 self.c_hit_backend.next = self.c_hit_backend.val() | self.hb1[j].val();
                 self.c_hit_up.next = self.c_hit_up.val() || self.choice1[j].hit_up.val();
                 if self.fwd_emb.val() {
-                    self.c_miss_way.next = self.c_miss_way.val() | self.choice1[j].miss_way1.val();
                     self.c_miss_insert.next =
                         self.c_miss_insert.val() | self.choice1[j].miss_insert1.val();
                 } else {
-                    self.c_miss_way.next = self.c_miss_way.val() | self.choice1[j].miss_way0.val();
                     self.c_miss_insert.next =
                         self.c_miss_insert.val() | self.choice1[j].miss_insert0.val();
                 }
@@ -1527,7 +1530,7 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         if self.r3_valid.q.val() {
             if self.c_hit.val() {
                 // Hit: touch, promoting an embryonic entry, re-selecting a down backend.
-                self.chosen.next = self.c_hit_way.val();
+                self.chosen.next = self.c_way.val();
                 self.new_class.next = self.stored_class.val();
                 if self.stored_class.val() == self.class_embryonic.val()
                     && self.r3_class.q.val() != self.class_embryonic.val()
@@ -1548,27 +1551,16 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
                 // Miss: insert where the choice says (nowhere when refused).
                 self.backend.next = self.r3_select.q.val();
                 self.forward.next = true;
-                self.chosen.next = self.c_miss_way.val();
+                self.chosen.next = self.c_way.val();
                 self.insert.next = self.c_miss_insert.val();
                 self.write.next = self.c_miss_insert.val() != self.insert_refused.val();
             }
         }
-        self.chosen_id.next = self.no_way.val();
-        for p in 0..SLOTS {
-            if self.chosen.val().get_bit(p) {
-                self.chosen_id.next = self.way_id[p].val();
-            }
-        }
-        self.chosen_set.next = self.no_set.val();
-        if (self.chosen.val() & self.s1_slots.val()).any() {
-            self.chosen_set.next = self.r3_set.q.val();
-        } else if self.chosen.val().any() {
-            self.chosen_set.next = self.r3_set2.q.val();
-        }
         self.o_valid.d.next = self.r3_valid.q.val();
         self.o_hit.d.next = self.r3_valid.q.val() && self.c_hit.val();
-        self.o_set.d.next = self.chosen_set.val();
-        self.o_way.d.next = self.chosen_id.val();
+        self.o_set1.d.next = self.r3_set.q.val();
+        self.o_set2.d.next = self.r3_set2.q.val();
+        self.o_first.d.next = self.r3_first.q.val();
         self.o_stored_class.d.next = self.stored_class.val();
         self.o_stored_backend.d.next = self.stored_backend.val();
         self.o_insert.d.next = self.insert.val();
@@ -1587,8 +1579,28 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         // ---- Stage 4: results out; w1 writes RAM; the history shifts.
         self.res_valid.next = self.o_valid.q.val();
         self.res_hit.next = self.o_hit.q.val();
-        self.res_set.next = self.o_set.q.val();
-        self.res_way.next = self.o_way.q.val();
+        // The chosen slot (`w1_way`, none when neither hit nor insert) as set and way.
+        self.chosen_id.next = self.no_way.val();
+        for p in 0..SLOTS {
+            if self.w1_way.q.val().get_bit(p) {
+                self.chosen_id.next = self.way_id[p].val();
+            }
+        }
+        self.chosen_set.next = self.no_set.val();
+        if (self.w1_way.q.val() & self.bank0.val()).any() {
+            self.chosen_set.next = self.o_set1.q.val();
+            if self.o_first.q.val() {
+                self.chosen_set.next = self.o_set2.q.val();
+            }
+        }
+        if (self.w1_way.q.val() & self.bank1.val()).any() {
+            self.chosen_set.next = self.o_set2.q.val();
+            if self.o_first.q.val() {
+                self.chosen_set.next = self.o_set1.q.val();
+            }
+        }
+        self.res_set.next = self.chosen_set.val();
+        self.res_way.next = self.chosen_id.val();
         self.res_stored_class.next = self.o_stored_class.q.val();
         self.res_stored_backend.next = self.o_stored_backend.q.val();
         self.res_insert.next = self.o_insert.q.val();
@@ -1673,16 +1685,20 @@ pub struct SlotChoice<const SLOTS: usize> {
     pub first: Signal<In, bool>,
     pub two: Signal<In, bool>,
     pub req_embryonic: Signal<In, bool>,
+    /// k-1's entry in `slot` is embryonic (picks the miss version for `way`).
+    pub slot_emb: Signal<In, bool>,
     /// A hit, its slot (one-hot), whether that is `slot`, and its backend-up bit.
     pub hit: Signal<Out, bool>,
     pub hit_way: Signal<Out, Bits<SLOTS>>,
     pub hit_slot: Signal<Out, bool>,
     pub hit_up: Signal<Out, bool>,
-    /// A miss: the slot to insert into (none when refused) and the [`InsertOutcome`].
-    pub miss_way0: Signal<Out, Bits<SLOTS>>,
+    /// A miss: the [`InsertOutcome`] (the slot is in `way`).
     pub miss_insert0: Signal<Out, Bits<3>>,
-    pub miss_way1: Signal<Out, Bits<SLOTS>>,
     pub miss_insert1: Signal<Out, Bits<3>>,
+    /// The slot the request touches or inserts into: the hit's, else the miss version's
+    /// by `slot_emb` (picked here, beside each copy, so that only one vector per copy
+    /// goes through the parent's mux by k-1's slot).
+    pub way: Signal<Out, Bits<SLOTS>>,
 
     no_ways: Constant<Bits<SLOTS>>,
     one_way: Constant<Bits<SLOTS>>,
@@ -1739,6 +1755,9 @@ pub struct SlotChoice<const SLOTS: usize> {
     rule_insert: Signal<Local, Bits<3>>,
     /// Rules 1–3 apply (a same-digest, empty or expired candidate).
     rule: Signal<Local, bool>,
+    /// A miss: the slot to insert into (none when refused).
+    miss_way0: Signal<Local, Bits<SLOTS>>,
+    miss_way1: Signal<Local, Bits<SLOTS>>,
 }
 
 impl<const SLOTS: usize> Default for SlotChoice<SLOTS> {
@@ -1762,6 +1781,7 @@ impl<const SLOTS: usize> Default for SlotChoice<SLOTS> {
             first: Default::default(),
             two: Default::default(),
             req_embryonic: Default::default(),
+            slot_emb: Default::default(),
             hit: Default::default(),
             hit_way: Default::default(),
             hit_slot: Default::default(),
@@ -1770,6 +1790,7 @@ impl<const SLOTS: usize> Default for SlotChoice<SLOTS> {
             miss_insert0: Default::default(),
             miss_way1: Default::default(),
             miss_insert1: Default::default(),
+            way: Default::default(),
             no_ways: constant(0),
             one_way: constant(1),
             onehot: array(|p| constant(1 << p)),
@@ -1961,6 +1982,13 @@ impl<const SLOTS: usize> Logic for SlotChoice<SLOTS> {
                 self.miss_way1.next = self.no_ways.val();
                 self.miss_insert1.next = self.insert_refused.val();
             }
+        }
+        self.way.next = self.miss_way0.val();
+        if self.slot_emb.val() {
+            self.way.next = self.miss_way1.val();
+        }
+        if self.hit.val() {
+            self.way.next = self.hit_way.val();
         }
     }
 }
@@ -2409,7 +2437,7 @@ mod tests {
         // valid, two, first, both sets, both rows, digest, now, class, vip, select.
         let request = 3 + 2 * set_bits + rows + 64 + 32 + 2 + 16 + 1 + 16;
         let stage3 = (request - 16) + 5 * slots + slots * (2 + 16) + slots * slots + 3 * slots + 4;
-        let result = 1 + 1 + set_bits + 8 + 2 + 16 + 3 + 1 + 1 + 16;
+        let result = 1 + 1 + 2 * set_bits + 1 + 2 + 16 + 3 + 1 + 1 + 16;
         let history = 2 * (1 + rows + slots + entry) + (1 + slots + entry) + 3 * slots;
         let pipeline = 2 * request + 2 * slots * entry + stage3 + result + history;
         (table, pipeline)
