@@ -88,8 +88,21 @@
 //!
 //! The RAMs start zeroed (every way invalid) as block RAM does after configuration; there
 //! is no clear sequence for a reset at run time yet.
+//!
+//! # Registered reads
+//!
+//! Every field RAM is a [`RegRam`] (read latency 2): the rows read at the end of stage 0
+//! arrive in stage 2 from the RAM's second read register, which on ECP5 the synth flow
+//! moves into the DP16KD's output register (0.9 ns clock-to-out instead of the array's
+//! 5.8 ns, with no fabric flip-flop to place beside the block RAM). `RegRam` leaves the
+//! read of an address written in the same clock undefined; here that read is never used:
+//! the only write landing at the edge that ends request `k`'s stage 0 is `k-4`'s (`w1` in
+//! stage 4), it writes RAM `p` only for its one-hot slot `p` and in the row of that
+//! slot's bank, and stage 2 overlays exactly that slot with `w3` (`k-4`'s write, `same3`)
+//! instead of the RAM data.
 
 use crate::constant;
+use crate::reg_ram::RegRam;
 use flowgate_core::flow_table::{
     FlowClass, FlowEntry, Geometry, Insert, Probe, Replaced, Timeouts, MAX_BANK_BIT,
 };
@@ -291,11 +304,13 @@ pub struct FlowTable<
     pub res_forward: Signal<Out, bool>,
     pub res_backend: Signal<Out, Bits<16>>,
 
-    // The table: per slot (bank × way), one RAM per field.
-    class_ram: [RAM<Bits<2>, ROW_BITS>; SLOTS],
-    digest_ram: [RAM<Bits<64>, ROW_BITS>; SLOTS],
-    backend_ram: [RAM<Bits<16>, ROW_BITS>; SLOTS],
-    seen_ram: [RAM<Bits<32>, ROW_BITS>; SLOTS],
+    // The table: per slot (bank × way), one RAM per field, read latency 2 (`RegRam`: the
+    // second read register is the DP16KD's output register on ECP5; see "Registered
+    // reads" in the module doc for why a colliding read never matters here).
+    class_ram: [RegRam<Bits<2>, ROW_BITS>; SLOTS],
+    digest_ram: [RegRam<Bits<64>, ROW_BITS>; SLOTS],
+    backend_ram: [RegRam<Bits<16>, ROW_BITS>; SLOTS],
+    seen_ram: [RegRam<Bits<32>, ROW_BITS>; SLOTS],
 
     // Constants (sized, so that Verilator sees no width mismatch).
     no_ways: Constant<Bits<SLOTS>>,
@@ -358,10 +373,6 @@ pub struct FlowTable<
     r2_vip: DFF<Bits<16>>,
     r2_select_ok: DFF<bool>,
     r2_select: DFF<Bits<16>>,
-    q2_class: [DFF<Bits<2>>; SLOTS],
-    q2_digest: [DFF<Bits<64>>; SLOTS],
-    q2_backend: [DFF<Bits<16>>; SLOTS],
-    q2_seen: [DFF<Bits<32>>; SLOTS],
     /// Registered in stage 1: the slots whose row equals this request's row in their
     /// bank, for the write that sits in `w1`/`w2`/`w3` when this request reaches stage 2
     /// (the row compares move out of stage 2; a write's one-hot slot then picks).
@@ -668,10 +679,6 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             r2_vip: Default::default(),
             r2_select_ok: Default::default(),
             r2_select: Default::default(),
-            q2_class: array(|_| Default::default()),
-            q2_digest: array(|_| Default::default()),
-            q2_backend: array(|_| Default::default()),
-            q2_seen: array(|_| Default::default()),
             same1: Default::default(),
             same2: Default::default(),
             same3: Default::default(),
@@ -932,18 +939,10 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             w3_seen
         );
         for p in 0..SLOTS {
-            self.class_ram[p].read_clock.next = self.clock.val();
-            self.digest_ram[p].read_clock.next = self.clock.val();
-            self.backend_ram[p].read_clock.next = self.clock.val();
-            self.seen_ram[p].read_clock.next = self.clock.val();
-            self.class_ram[p].write_clock.next = self.clock.val();
-            self.digest_ram[p].write_clock.next = self.clock.val();
-            self.backend_ram[p].write_clock.next = self.clock.val();
-            self.seen_ram[p].write_clock.next = self.clock.val();
-            self.q2_class[p].clock.next = self.clock.val();
-            self.q2_digest[p].clock.next = self.clock.val();
-            self.q2_backend[p].clock.next = self.clock.val();
-            self.q2_seen[p].clock.next = self.clock.val();
+            self.class_ram[p].clock.next = self.clock.val();
+            self.digest_ram[p].clock.next = self.clock.val();
+            self.backend_ram[p].clock.next = self.clock.val();
+            self.seen_ram[p].clock.next = self.clock.val();
             self.s_class[p].clock.next = self.clock.val();
             self.s_backend[p].clock.next = self.clock.val();
             self.s_ge[p].clock.next = self.clock.val();
@@ -1001,13 +1000,8 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.r1_select_ok.d.next = self.req_select_ok.val();
         self.r1_select.d.next = self.req_select.val();
 
-        // ---- Stage 1: the RAM outputs go into registers (block RAM output registers).
-        for p in 0..SLOTS {
-            self.q2_class[p].d.next = self.class_ram[p].read_data.val();
-            self.q2_digest[p].d.next = self.digest_ram[p].read_data.val();
-            self.q2_backend[p].d.next = self.backend_ram[p].read_data.val();
-            self.q2_seen[p].d.next = self.seen_ram[p].read_data.val();
-        }
+        // ---- Stage 1: the RAM reads land in their second read register (inside `RegRam`;
+        // the DP16KD's output register on ECP5).
         self.r2_valid.d.next = self.r1_valid.q.val();
         self.r2_two.d.next = self.r1_two.q.val();
         self.r2_first.d.next = self.r1_first.q.val();
@@ -1100,23 +1094,23 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.ram_dmatch.next = self.no_ways.val();
         self.ram_live.next = self.no_ways.val();
         for p in 0..SLOTS {
-            self.ram_age[p].next = self.r2_now.q.val() - self.q2_seen[p].q.val();
-            if self.q2_digest[p].q.val() == self.r2_digest.q.val() {
+            self.ram_age[p].next = self.r2_now.q.val() - self.seen_ram[p].read_data.val();
+            if self.digest_ram[p].read_data.val() == self.r2_digest.q.val() {
                 self.ram_dmatch.next = self.ram_dmatch.val() | self.onehot[p].val();
             }
-            if (self.q2_class[p].q.val() == self.class_embryonic.val()
+            if (self.class_ram[p].read_data.val() == self.class_embryonic.val()
                 && self.ram_age[p].val() <= self.timeout_embryonic.val())
-                || (self.q2_class[p].q.val() == self.class_tcp.val()
+                || (self.class_ram[p].read_data.val() == self.class_tcp.val()
                     && self.ram_age[p].val() <= self.timeout_tcp.val())
-                || (self.q2_class[p].q.val() == self.class_udp.val()
+                || (self.class_ram[p].read_data.val() == self.class_udp.val()
                     && self.ram_age[p].val() <= self.timeout_udp.val())
             {
                 self.ram_live.next = self.ram_live.val() | self.onehot[p].val();
             }
         }
         for p in 0..SLOTS {
-            self.m_class[p].next = self.q2_class[p].q.val();
-            self.m_backend[p].next = self.q2_backend[p].q.val();
+            self.m_class[p].next = self.class_ram[p].read_data.val();
+            self.m_backend[p].next = self.backend_ram[p].read_data.val();
             self.age[p].next = self.ram_age[p].val();
             self.m_dmatch_w[p].next = self.ram_dmatch.val().get_bit(p);
             self.m_live_w[p].next = self.ram_live.val().get_bit(p);
@@ -1164,18 +1158,18 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         }
         // The dump: set `r2_set`'s ways, from its bank.
         for w in 0..WAYS {
-            self.peek_class[w].next = self.q2_class[w].q.val();
-            self.peek_digest[w].next = self.q2_digest[w].q.val();
-            self.peek_backend[w].next = self.q2_backend[w].q.val();
-            self.peek_last_seen[w].next = self.q2_seen[w].q.val();
+            self.peek_class[w].next = self.class_ram[w].read_data.val();
+            self.peek_digest[w].next = self.digest_ram[w].read_data.val();
+            self.peek_backend[w].next = self.backend_ram[w].read_data.val();
+            self.peek_last_seen[w].next = self.seen_ram[w].read_data.val();
             // `bank1` is a one-iteration loop: the code generator evaluates array indices
             // over loop variables only.
             for bank1 in WAYS..Self::WAYS_PLUS_ONE {
                 if self.r2_first.q.val() {
-                    self.peek_class[w].next = self.q2_class[w + bank1].q.val();
-                    self.peek_digest[w].next = self.q2_digest[w + bank1].q.val();
-                    self.peek_backend[w].next = self.q2_backend[w + bank1].q.val();
-                    self.peek_last_seen[w].next = self.q2_seen[w + bank1].q.val();
+                    self.peek_class[w].next = self.class_ram[w + bank1].read_data.val();
+                    self.peek_digest[w].next = self.digest_ram[w + bank1].read_data.val();
+                    self.peek_backend[w].next = self.backend_ram[w + bank1].read_data.val();
+                    self.peek_last_seen[w].next = self.seen_ram[w + bank1].read_data.val();
                 }
             }
         }
