@@ -88,8 +88,21 @@
 //!
 //! The RAMs start zeroed (every way invalid) as block RAM does after configuration; there
 //! is no clear sequence for a reset at run time yet.
+//!
+//! # Registered reads
+//!
+//! Every field RAM is a [`RegRam`] (read latency 2): the rows read at the end of stage 0
+//! arrive in stage 2 from the RAM's second read register, which on ECP5 the synth flow
+//! moves into the DP16KD's output register (0.9 ns clock-to-out instead of the array's
+//! 5.8 ns, with no fabric flip-flop to place beside the block RAM). `RegRam` leaves the
+//! read of an address written in the same clock undefined; here that read is never used:
+//! the only write landing at the edge that ends request `k`'s stage 0 is `k-4`'s (`w1` in
+//! stage 4), it writes RAM `p` only for its one-hot slot `p` and in the row of that
+//! slot's bank, and stage 2 overlays exactly that slot with `w3` (`k-4`'s write, `same3`)
+//! instead of the RAM data.
 
 use crate::constant;
+use crate::reg_ram::RegRam;
 use flowgate_core::flow_table::{
     FlowClass, FlowEntry, Geometry, Insert, Probe, Replaced, Timeouts, MAX_BANK_BIT,
 };
@@ -291,11 +304,13 @@ pub struct FlowTable<
     pub res_forward: Signal<Out, bool>,
     pub res_backend: Signal<Out, Bits<16>>,
 
-    // The table: per slot (bank × way), one RAM per field.
-    class_ram: [RAM<Bits<2>, ROW_BITS>; SLOTS],
-    digest_ram: [RAM<Bits<64>, ROW_BITS>; SLOTS],
-    backend_ram: [RAM<Bits<16>, ROW_BITS>; SLOTS],
-    seen_ram: [RAM<Bits<32>, ROW_BITS>; SLOTS],
+    // The table: per slot (bank × way), one RAM per field, read latency 2 (`RegRam`: the
+    // second read register is the DP16KD's output register on ECP5; see "Registered
+    // reads" in the module doc for why a colliding read never matters here).
+    class_ram: [RegRam<Bits<2>, ROW_BITS>; SLOTS],
+    digest_ram: [RegRam<Bits<64>, ROW_BITS>; SLOTS],
+    backend_ram: [RegRam<Bits<16>, ROW_BITS>; SLOTS],
+    seen_ram: [RegRam<Bits<32>, ROW_BITS>; SLOTS],
 
     // Constants (sized, so that Verilator sees no width mismatch).
     no_ways: Constant<Bits<SLOTS>>,
@@ -358,10 +373,6 @@ pub struct FlowTable<
     r2_vip: DFF<Bits<16>>,
     r2_select_ok: DFF<bool>,
     r2_select: DFF<Bits<16>>,
-    q2_class: [DFF<Bits<2>>; SLOTS],
-    q2_digest: [DFF<Bits<64>>; SLOTS],
-    q2_backend: [DFF<Bits<16>>; SLOTS],
-    q2_seen: [DFF<Bits<32>>; SLOTS],
     /// Registered in stage 1: the slots whose row equals this request's row in their
     /// bank, for the write that sits in `w1`/`w2`/`w3` when this request reaches stage 2
     /// (the row compares move out of stage 2; a write's one-hot slot then picks).
@@ -485,12 +496,12 @@ pub struct FlowTable<
     hb1: [Signal<Local, Bits<16>>; SLOTS],
     /// The choice that holds (the `SlotChoice` outputs, muxed).
     c_hit: Signal<Local, bool>,
-    c_hit_way: Signal<Local, Bits<SLOTS>>,
     c_hit_slot: Signal<Local, bool>,
     c_hit_class: Signal<Local, Bits<2>>,
     c_hit_backend: Signal<Local, Bits<16>>,
     c_hit_up: Signal<Local, bool>,
-    c_miss_way: Signal<Local, Bits<SLOTS>>,
+    /// The chosen copy's `way`: the hit's slot on a hit, else the miss's.
+    c_way: Signal<Local, Bits<SLOTS>>,
     c_miss_insert: Signal<Local, Bits<3>>,
     stored_class: Signal<Local, Bits<2>>,
     stored_backend: Signal<Local, Bits<16>>,
@@ -507,8 +518,12 @@ pub struct FlowTable<
     // writing RAM now; w2, w3 the two before it).
     o_valid: DFF<bool>,
     o_hit: DFF<bool>,
-    o_set: DFF<Bits<SET_BITS>>,
-    o_way: DFF<Bits<8>>,
+    /// The request's two candidate sets and its first set's bank: `res_set` and `res_way`
+    /// follow from these and `w1_way` (the slot chosen) after the register, so that
+    /// encoding the chosen slot is not in stage 3's path.
+    o_set1: DFF<Bits<SET_BITS>>,
+    o_set2: DFF<Bits<SET_BITS>>,
+    o_first: DFF<bool>,
     o_stored_class: DFF<Bits<2>>,
     o_stored_backend: DFF<Bits<16>>,
     o_insert: DFF<Bits<3>>,
@@ -664,10 +679,6 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             r2_vip: Default::default(),
             r2_select_ok: Default::default(),
             r2_select: Default::default(),
-            q2_class: array(|_| Default::default()),
-            q2_digest: array(|_| Default::default()),
-            q2_backend: array(|_| Default::default()),
-            q2_seen: array(|_| Default::default()),
             same1: Default::default(),
             same2: Default::default(),
             same3: Default::default(),
@@ -769,12 +780,11 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             hb0: array(|_| Default::default()),
             hb1: array(|_| Default::default()),
             c_hit: Default::default(),
-            c_hit_way: Default::default(),
             c_hit_slot: Default::default(),
             c_hit_class: Default::default(),
             c_hit_backend: Default::default(),
             c_hit_up: Default::default(),
-            c_miss_way: Default::default(),
+            c_way: Default::default(),
             c_miss_insert: Default::default(),
             stored_class: Default::default(),
             stored_backend: Default::default(),
@@ -789,8 +799,9 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             write: Default::default(),
             o_valid: Default::default(),
             o_hit: Default::default(),
-            o_set: Default::default(),
-            o_way: Default::default(),
+            o_set1: Default::default(),
+            o_set2: Default::default(),
+            o_first: Default::default(),
             o_stored_class: Default::default(),
             o_stored_backend: Default::default(),
             o_insert: Default::default(),
@@ -895,8 +906,9 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             s_prev_live_udp,
             o_valid,
             o_hit,
-            o_set,
-            o_way,
+            o_set1,
+            o_set2,
+            o_first,
             o_stored_class,
             o_stored_backend,
             o_insert,
@@ -927,18 +939,10 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             w3_seen
         );
         for p in 0..SLOTS {
-            self.class_ram[p].read_clock.next = self.clock.val();
-            self.digest_ram[p].read_clock.next = self.clock.val();
-            self.backend_ram[p].read_clock.next = self.clock.val();
-            self.seen_ram[p].read_clock.next = self.clock.val();
-            self.class_ram[p].write_clock.next = self.clock.val();
-            self.digest_ram[p].write_clock.next = self.clock.val();
-            self.backend_ram[p].write_clock.next = self.clock.val();
-            self.seen_ram[p].write_clock.next = self.clock.val();
-            self.q2_class[p].clock.next = self.clock.val();
-            self.q2_digest[p].clock.next = self.clock.val();
-            self.q2_backend[p].clock.next = self.clock.val();
-            self.q2_seen[p].clock.next = self.clock.val();
+            self.class_ram[p].clock.next = self.clock.val();
+            self.digest_ram[p].clock.next = self.clock.val();
+            self.backend_ram[p].clock.next = self.clock.val();
+            self.seen_ram[p].clock.next = self.clock.val();
             self.s_class[p].clock.next = self.clock.val();
             self.s_backend[p].clock.next = self.clock.val();
             self.s_ge[p].clock.next = self.clock.val();
@@ -996,13 +1000,8 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.r1_select_ok.d.next = self.req_select_ok.val();
         self.r1_select.d.next = self.req_select.val();
 
-        // ---- Stage 1: the RAM outputs go into registers (block RAM output registers).
-        for p in 0..SLOTS {
-            self.q2_class[p].d.next = self.class_ram[p].read_data.val();
-            self.q2_digest[p].d.next = self.digest_ram[p].read_data.val();
-            self.q2_backend[p].d.next = self.backend_ram[p].read_data.val();
-            self.q2_seen[p].d.next = self.seen_ram[p].read_data.val();
-        }
+        // ---- Stage 1: the RAM reads land in their second read register (inside `RegRam`;
+        // the DP16KD's output register on ECP5).
         self.r2_valid.d.next = self.r1_valid.q.val();
         self.r2_two.d.next = self.r1_two.q.val();
         self.r2_first.d.next = self.r1_first.q.val();
@@ -1095,23 +1094,23 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.ram_dmatch.next = self.no_ways.val();
         self.ram_live.next = self.no_ways.val();
         for p in 0..SLOTS {
-            self.ram_age[p].next = self.r2_now.q.val() - self.q2_seen[p].q.val();
-            if self.q2_digest[p].q.val() == self.r2_digest.q.val() {
+            self.ram_age[p].next = self.r2_now.q.val() - self.seen_ram[p].read_data.val();
+            if self.digest_ram[p].read_data.val() == self.r2_digest.q.val() {
                 self.ram_dmatch.next = self.ram_dmatch.val() | self.onehot[p].val();
             }
-            if (self.q2_class[p].q.val() == self.class_embryonic.val()
+            if (self.class_ram[p].read_data.val() == self.class_embryonic.val()
                 && self.ram_age[p].val() <= self.timeout_embryonic.val())
-                || (self.q2_class[p].q.val() == self.class_tcp.val()
+                || (self.class_ram[p].read_data.val() == self.class_tcp.val()
                     && self.ram_age[p].val() <= self.timeout_tcp.val())
-                || (self.q2_class[p].q.val() == self.class_udp.val()
+                || (self.class_ram[p].read_data.val() == self.class_udp.val()
                     && self.ram_age[p].val() <= self.timeout_udp.val())
             {
                 self.ram_live.next = self.ram_live.val() | self.onehot[p].val();
             }
         }
         for p in 0..SLOTS {
-            self.m_class[p].next = self.q2_class[p].q.val();
-            self.m_backend[p].next = self.q2_backend[p].q.val();
+            self.m_class[p].next = self.class_ram[p].read_data.val();
+            self.m_backend[p].next = self.backend_ram[p].read_data.val();
             self.age[p].next = self.ram_age[p].val();
             self.m_dmatch_w[p].next = self.ram_dmatch.val().get_bit(p);
             self.m_live_w[p].next = self.ram_live.val().get_bit(p);
@@ -1159,18 +1158,18 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         }
         // The dump: set `r2_set`'s ways, from its bank.
         for w in 0..WAYS {
-            self.peek_class[w].next = self.q2_class[w].q.val();
-            self.peek_digest[w].next = self.q2_digest[w].q.val();
-            self.peek_backend[w].next = self.q2_backend[w].q.val();
-            self.peek_last_seen[w].next = self.q2_seen[w].q.val();
+            self.peek_class[w].next = self.class_ram[w].read_data.val();
+            self.peek_digest[w].next = self.digest_ram[w].read_data.val();
+            self.peek_backend[w].next = self.backend_ram[w].read_data.val();
+            self.peek_last_seen[w].next = self.seen_ram[w].read_data.val();
             // `bank1` is a one-iteration loop: the code generator evaluates array indices
             // over loop variables only.
             for bank1 in WAYS..Self::WAYS_PLUS_ONE {
                 if self.r2_first.q.val() {
-                    self.peek_class[w].next = self.q2_class[w + bank1].q.val();
-                    self.peek_digest[w].next = self.q2_digest[w + bank1].q.val();
-                    self.peek_backend[w].next = self.q2_backend[w + bank1].q.val();
-                    self.peek_last_seen[w].next = self.q2_seen[w + bank1].q.val();
+                    self.peek_class[w].next = self.class_ram[w + bank1].read_data.val();
+                    self.peek_digest[w].next = self.digest_ram[w + bank1].read_data.val();
+                    self.peek_backend[w].next = self.backend_ram[w + bank1].read_data.val();
+                    self.peek_last_seen[w].next = self.seen_ram[w + bank1].read_data.val();
                 }
             }
         }
@@ -1445,26 +1444,28 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             || (self.w1_class.q.val() == self.class_tcp.val() && self.s_prev_live_tcp.q.val())
             || (self.w1_class.q.val() == self.class_udp.val() && self.s_prev_live_udp.q.val());
         self.fwd_emb.next = self.w1_class.q.val() == self.class_embryonic.val();
+        self.choice_none.slot_emb.next = self.fwd_emb.val();
+        for j in 0..SLOTS {
+            self.choice0[j].slot_emb.next = self.fwd_emb.val();
+            self.choice1[j].slot_emb.next = self.fwd_emb.val();
+        }
         self.c_hit.next = false;
-        self.c_hit_way.next = self.no_ways.val();
+        self.c_way.next = self.no_ways.val();
         self.c_hit_slot.next = false;
         self.c_hit_class.next = self.class_none.val();
         self.c_hit_backend.next = self.no_backend.val();
         self.c_hit_up.next = false;
-        self.c_miss_way.next = self.no_ways.val();
         self.c_miss_insert.next = self.insert_none.val();
         if !self.fwd.val().any() {
             self.c_hit.next = self.choice_none.hit.val();
-            self.c_hit_way.next = self.choice_none.hit_way.val();
+            self.c_way.next = self.choice_none.way.val();
             self.c_hit_class.next = self.hc_n.val();
             self.c_hit_backend.next = self.hb_n.val();
             self.c_hit_slot.next = self.choice_none.hit_slot.val();
             self.c_hit_up.next = self.choice_none.hit_up.val();
             // With no slot written both miss versions are the same.
-            self.c_miss_way.next = self.choice_none.miss_way0.val();
             self.c_miss_insert.next = self.choice_none.miss_insert0.val();
             if self.fwd_emb.val() {
-                self.c_miss_way.next = self.choice_none.miss_way1.val();
                 self.c_miss_insert.next = self.choice_none.miss_insert1.val();
             }
         }
@@ -1472,34 +1473,30 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         for j in 0..SLOTS {
             if self.fwd.val().get_bit(j) && !self.fwd_live.val() {
                 self.c_hit.next = self.c_hit.val() || self.choice0[j].hit.val();
-                self.c_hit_way.next = self.c_hit_way.val() | self.choice0[j].hit_way.val();
+                self.c_way.next = self.c_way.val() | self.choice0[j].way.val();
                 self.c_hit_slot.next = self.c_hit_slot.val() || self.choice0[j].hit_slot.val();
                 self.c_hit_class.next = self.c_hit_class.val() | self.hc0[j].val();
                 self.c_hit_backend.next = self.c_hit_backend.val() | self.hb0[j].val();
                 self.c_hit_up.next = self.c_hit_up.val() || self.choice0[j].hit_up.val();
                 if self.fwd_emb.val() {
-                    self.c_miss_way.next = self.c_miss_way.val() | self.choice0[j].miss_way1.val();
                     self.c_miss_insert.next =
                         self.c_miss_insert.val() | self.choice0[j].miss_insert1.val();
                 } else {
-                    self.c_miss_way.next = self.c_miss_way.val() | self.choice0[j].miss_way0.val();
                     self.c_miss_insert.next =
                         self.c_miss_insert.val() | self.choice0[j].miss_insert0.val();
                 }
             }
             if self.fwd.val().get_bit(j) && self.fwd_live.val() {
                 self.c_hit.next = self.c_hit.val() || self.choice1[j].hit.val();
-                self.c_hit_way.next = self.c_hit_way.val() | self.choice1[j].hit_way.val();
+                self.c_way.next = self.c_way.val() | self.choice1[j].way.val();
                 self.c_hit_slot.next = self.c_hit_slot.val() || self.choice1[j].hit_slot.val();
                 self.c_hit_class.next = self.c_hit_class.val() | self.hc1[j].val();
                 self.c_hit_backend.next = self.c_hit_backend.val() | self.hb1[j].val();
                 self.c_hit_up.next = self.c_hit_up.val() || self.choice1[j].hit_up.val();
                 if self.fwd_emb.val() {
-                    self.c_miss_way.next = self.c_miss_way.val() | self.choice1[j].miss_way1.val();
                     self.c_miss_insert.next =
                         self.c_miss_insert.val() | self.choice1[j].miss_insert1.val();
                 } else {
-                    self.c_miss_way.next = self.c_miss_way.val() | self.choice1[j].miss_way0.val();
                     self.c_miss_insert.next =
                         self.c_miss_insert.val() | self.choice1[j].miss_insert0.val();
                 }
@@ -1527,7 +1524,7 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         if self.r3_valid.q.val() {
             if self.c_hit.val() {
                 // Hit: touch, promoting an embryonic entry, re-selecting a down backend.
-                self.chosen.next = self.c_hit_way.val();
+                self.chosen.next = self.c_way.val();
                 self.new_class.next = self.stored_class.val();
                 if self.stored_class.val() == self.class_embryonic.val()
                     && self.r3_class.q.val() != self.class_embryonic.val()
@@ -1548,27 +1545,16 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
                 // Miss: insert where the choice says (nowhere when refused).
                 self.backend.next = self.r3_select.q.val();
                 self.forward.next = true;
-                self.chosen.next = self.c_miss_way.val();
+                self.chosen.next = self.c_way.val();
                 self.insert.next = self.c_miss_insert.val();
                 self.write.next = self.c_miss_insert.val() != self.insert_refused.val();
             }
         }
-        self.chosen_id.next = self.no_way.val();
-        for p in 0..SLOTS {
-            if self.chosen.val().get_bit(p) {
-                self.chosen_id.next = self.way_id[p].val();
-            }
-        }
-        self.chosen_set.next = self.no_set.val();
-        if (self.chosen.val() & self.s1_slots.val()).any() {
-            self.chosen_set.next = self.r3_set.q.val();
-        } else if self.chosen.val().any() {
-            self.chosen_set.next = self.r3_set2.q.val();
-        }
         self.o_valid.d.next = self.r3_valid.q.val();
         self.o_hit.d.next = self.r3_valid.q.val() && self.c_hit.val();
-        self.o_set.d.next = self.chosen_set.val();
-        self.o_way.d.next = self.chosen_id.val();
+        self.o_set1.d.next = self.r3_set.q.val();
+        self.o_set2.d.next = self.r3_set2.q.val();
+        self.o_first.d.next = self.r3_first.q.val();
         self.o_stored_class.d.next = self.stored_class.val();
         self.o_stored_backend.d.next = self.stored_backend.val();
         self.o_insert.d.next = self.insert.val();
@@ -1587,8 +1573,28 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         // ---- Stage 4: results out; w1 writes RAM; the history shifts.
         self.res_valid.next = self.o_valid.q.val();
         self.res_hit.next = self.o_hit.q.val();
-        self.res_set.next = self.o_set.q.val();
-        self.res_way.next = self.o_way.q.val();
+        // The chosen slot (`w1_way`, none when neither hit nor insert) as set and way.
+        self.chosen_id.next = self.no_way.val();
+        for p in 0..SLOTS {
+            if self.w1_way.q.val().get_bit(p) {
+                self.chosen_id.next = self.way_id[p].val();
+            }
+        }
+        self.chosen_set.next = self.no_set.val();
+        if (self.w1_way.q.val() & self.bank0.val()).any() {
+            self.chosen_set.next = self.o_set1.q.val();
+            if self.o_first.q.val() {
+                self.chosen_set.next = self.o_set2.q.val();
+            }
+        }
+        if (self.w1_way.q.val() & self.bank1.val()).any() {
+            self.chosen_set.next = self.o_set2.q.val();
+            if self.o_first.q.val() {
+                self.chosen_set.next = self.o_set1.q.val();
+            }
+        }
+        self.res_set.next = self.chosen_set.val();
+        self.res_way.next = self.chosen_id.val();
         self.res_stored_class.next = self.o_stored_class.q.val();
         self.res_stored_backend.next = self.o_stored_backend.q.val();
         self.res_insert.next = self.o_insert.q.val();
@@ -1673,16 +1679,20 @@ pub struct SlotChoice<const SLOTS: usize> {
     pub first: Signal<In, bool>,
     pub two: Signal<In, bool>,
     pub req_embryonic: Signal<In, bool>,
+    /// k-1's entry in `slot` is embryonic (picks the miss version for `way`).
+    pub slot_emb: Signal<In, bool>,
     /// A hit, its slot (one-hot), whether that is `slot`, and its backend-up bit.
     pub hit: Signal<Out, bool>,
     pub hit_way: Signal<Out, Bits<SLOTS>>,
     pub hit_slot: Signal<Out, bool>,
     pub hit_up: Signal<Out, bool>,
-    /// A miss: the slot to insert into (none when refused) and the [`InsertOutcome`].
-    pub miss_way0: Signal<Out, Bits<SLOTS>>,
+    /// A miss: the [`InsertOutcome`] (the slot is in `way`).
     pub miss_insert0: Signal<Out, Bits<3>>,
-    pub miss_way1: Signal<Out, Bits<SLOTS>>,
     pub miss_insert1: Signal<Out, Bits<3>>,
+    /// The slot the request touches or inserts into: the hit's, else the miss version's
+    /// by `slot_emb` (picked here, beside each copy, so that only one vector per copy
+    /// goes through the parent's mux by k-1's slot).
+    pub way: Signal<Out, Bits<SLOTS>>,
 
     no_ways: Constant<Bits<SLOTS>>,
     one_way: Constant<Bits<SLOTS>>,
@@ -1739,6 +1749,9 @@ pub struct SlotChoice<const SLOTS: usize> {
     rule_insert: Signal<Local, Bits<3>>,
     /// Rules 1–3 apply (a same-digest, empty or expired candidate).
     rule: Signal<Local, bool>,
+    /// A miss: the slot to insert into (none when refused).
+    miss_way0: Signal<Local, Bits<SLOTS>>,
+    miss_way1: Signal<Local, Bits<SLOTS>>,
 }
 
 impl<const SLOTS: usize> Default for SlotChoice<SLOTS> {
@@ -1762,6 +1775,7 @@ impl<const SLOTS: usize> Default for SlotChoice<SLOTS> {
             first: Default::default(),
             two: Default::default(),
             req_embryonic: Default::default(),
+            slot_emb: Default::default(),
             hit: Default::default(),
             hit_way: Default::default(),
             hit_slot: Default::default(),
@@ -1770,6 +1784,7 @@ impl<const SLOTS: usize> Default for SlotChoice<SLOTS> {
             miss_insert0: Default::default(),
             miss_way1: Default::default(),
             miss_insert1: Default::default(),
+            way: Default::default(),
             no_ways: constant(0),
             one_way: constant(1),
             onehot: array(|p| constant(1 << p)),
@@ -1961,6 +1976,13 @@ impl<const SLOTS: usize> Logic for SlotChoice<SLOTS> {
                 self.miss_way1.next = self.no_ways.val();
                 self.miss_insert1.next = self.insert_refused.val();
             }
+        }
+        self.way.next = self.miss_way0.val();
+        if self.slot_emb.val() {
+            self.way.next = self.miss_way1.val();
+        }
+        if self.hit.val() {
+            self.way.next = self.hit_way.val();
         }
     }
 }
@@ -2409,7 +2431,7 @@ mod tests {
         // valid, two, first, both sets, both rows, digest, now, class, vip, select.
         let request = 3 + 2 * set_bits + rows + 64 + 32 + 2 + 16 + 1 + 16;
         let stage3 = (request - 16) + 5 * slots + slots * (2 + 16) + slots * slots + 3 * slots + 4;
-        let result = 1 + 1 + set_bits + 8 + 2 + 16 + 3 + 1 + 1 + 16;
+        let result = 1 + 1 + 2 * set_bits + 1 + 2 + 16 + 3 + 1 + 1 + 16;
         let history = 2 * (1 + rows + slots + entry) + (1 + slots + entry) + 3 * slots;
         let pipeline = 2 * request + 2 * slots * entry + stage3 + result + history;
         (table, pipeline)
