@@ -31,6 +31,10 @@ use tokio::time::Instant;
 
 /// Events taken from the epoll set per call.
 const EVENTS: usize = 256;
+/// Connections parked since the last heap trim before the lot trims again.
+const TRIM_AFTER_PARKED: usize = 256;
+/// The least time between two trims (a trim walks every arena's heap).
+const TRIM_EVERY: Duration = Duration::from_secs(1);
 
 /// One parked connection.
 struct Parked {
@@ -49,6 +53,8 @@ struct Lot {
     deadlines: BTreeSet<(Instant, usize)>,
     /// Shut down: a connection parked now is closed at once.
     closed: bool,
+    /// Connections parked since the last heap trim.
+    parked_since_trim: usize,
 }
 
 /// Idle plain HTTP/1 connections of one proxy (see the module doc).
@@ -57,7 +63,8 @@ pub struct ParkingLot {
     registry: mio::Registry,
     /// The epoll set, taken by [`ParkingLot::run`].
     poll: Mutex<Option<Poll>>,
-    /// Woken when a connection parks with the earliest deadline.
+    /// Woken when a connection parks with the earliest deadline, or when enough have
+    /// parked for a heap trim.
     earlier: Notify,
     /// `flowgate_proxy_parked_connections`, set under the lot's lock.
     gauge: Gauge,
@@ -107,6 +114,8 @@ impl ParkingLot {
             return;
         }
         let earliest = lot.deadlines.first().is_none_or(|&(d, _)| deadline < d);
+        lot.parked_since_trim += 1;
+        let trim = lot.parked_since_trim == TRIM_AFTER_PARKED;
         lot.deadlines.insert((deadline, id));
         lot.parked.insert(
             id,
@@ -119,7 +128,7 @@ impl ParkingLot {
         );
         self.gauge.set(lot.parked.len() as i64);
         drop(lot);
-        if earliest {
+        if earliest || trim {
             self.earlier.notify_one();
         }
     }
@@ -152,15 +161,17 @@ impl ParkingLot {
         let mut events = Events::with_capacity(EVENTS);
         // The woken connections' tasks get `shutdown`; the lot waits on its own copy.
         let mut stop = shutdown.clone();
+        let mut last_trim = Instant::now() - TRIM_EVERY;
         loop {
             let earlier = self.earlier.notified();
-            let earliest = self.lot().deadlines.first().map(|&(d, _)| d);
-            let expiry = async {
-                match earliest {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
+            let (earliest, trim_due) = {
+                let lot = self.lot();
+                let due = (lot.parked_since_trim >= TRIM_AFTER_PARKED)
+                    .then(|| last_trim + TRIM_EVERY);
+                (lot.deadlines.first().map(|&(d, _)| d), due)
             };
+            let expiry = at(earliest);
+            let trim = at(trim_due);
             tokio::select! {
                 ready = poll.readable_mut() => {
                     let Ok(mut ready) = ready else { break };
@@ -177,6 +188,11 @@ impl ParkingLot {
                     self.wake(&events, &shared, &shutdown);
                 }
                 () = expiry => self.expire(Instant::now()),
+                () = trim => {
+                    self.lot().parked_since_trim = 0;
+                    last_trim = Instant::now();
+                    trim_heap();
+                }
                 () = earlier => {}
                 _ = stop.wait_for(|stop| *stop) => break,
             }
@@ -227,3 +243,32 @@ impl ParkingLot {
         self.gauge.set(lot.parked.len() as i64);
     }
 }
+
+/// Sleep until `when`; forever if `None`.
+async fn at(when: Option<Instant>) {
+    match when {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Give the heap that served the parked connections back to the system.
+///
+/// glibc's malloc returns freed memory at the top of a heap only (and a thread arena's
+/// heap only when wholly free); the memory that served thousands of connections before
+/// they parked is free chunks scattered under live ones, kept for reuse, and stays
+/// resident. `malloc_trim(0)` releases the free pages inside every arena
+/// (`MADV_DONTNEED`) at the cost of one walk of the heaps, so the lot calls it rarely: at
+/// most once per [`TRIM_EVERY`], after [`TRIM_AFTER_PARKED`] more connections parked, in
+/// the blocking pool. (An allocator that decays its free pages itself, jemalloc or
+/// mimalloc, would do this without the call but changes every allocation's cost.)
+#[cfg(target_env = "gnu")]
+fn trim_heap() {
+    tokio::task::spawn_blocking(|| {
+        // SAFETY: malloc_trim takes the allocator's own locks and releases only free memory.
+        unsafe { libc::malloc_trim(0) };
+    });
+}
+
+#[cfg(not(target_env = "gnu"))]
+fn trim_heap() {}
