@@ -166,8 +166,8 @@ impl ParkingLot {
             let earlier = self.earlier.notified();
             let (earliest, trim_due) = {
                 let lot = self.lot();
-                let due = (lot.parked_since_trim >= TRIM_AFTER_PARKED)
-                    .then(|| last_trim + TRIM_EVERY);
+                let due =
+                    (lot.parked_since_trim >= TRIM_AFTER_PARKED).then(|| last_trim + TRIM_EVERY);
                 (lot.deadlines.first().map(|&(d, _)| d), due)
             };
             let expiry = at(earliest);
