@@ -73,6 +73,7 @@ pub mod framing;
 pub mod headers;
 pub mod limits;
 pub mod metrics;
+pub mod parking;
 pub mod pool;
 pub mod server;
 pub mod tls;
@@ -131,6 +132,8 @@ pub enum ProxyError {
     },
     #[error("access log: {0}")]
     AccessLog(#[source] std::io::Error),
+    #[error("parking lot (epoll): {0}")]
+    ParkingLot(#[source] std::io::Error),
 }
 
 /// One config as the proxy runs it: what every request that started under it uses until
@@ -167,6 +170,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub rate: RateLimiter,
     pub conns: Arc<ConnectionLimiter>,
+    /// Idle plain HTTP/1 connections, held as bare sockets.
+    pub parking: Arc<parking::ParkingLot>,
     /// Replaced (emptied) only when a reload changes `[cache]`.
     cache: ArcSwap<cache::Cache>,
     reloads: watch::Sender<u64>,
@@ -389,7 +394,10 @@ impl Proxy {
             access_log: None,
         };
         let metrics = Metrics::default();
+        let parking = parking::ParkingLot::new(metrics.parked_connections.clone())
+            .map_err(ProxyError::ParkingLot)?;
         let shared = Arc::new(Shared {
+            parking: Arc::new(parking),
             current: ArcSwap::from_pointee(placeholder),
             backends: Mutex::new(HashMap::new()),
             cache: ArcSwap::from_pointee(cache::Cache::new(config.cache, &metrics)),
@@ -450,6 +458,12 @@ impl Proxy {
                 }
             }
         }));
+        tasks.push(tokio::spawn(
+            shared
+                .parking
+                .clone()
+                .run(shared.clone(), shutdown_rx.clone()),
+        ));
         let mut checker_stop = shutdown_rx.clone();
         tasks.push(tokio::spawn(flowgate_driver::health::run_checks(
             Arc::new(ProxyChecks(shared.clone())),

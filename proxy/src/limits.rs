@@ -180,13 +180,6 @@ impl Activity {
     pub fn parking(&self) {
         self.parking.store(true, Ordering::Relaxed);
     }
-
-    /// A new HTTP session starts on the connection (after a park).
-    pub fn restart(&self) {
-        self.quiet.store(false, Ordering::Relaxed);
-        self.no_park.store(false, Ordering::Relaxed);
-        self.parking.store(false, Ordering::Relaxed);
-    }
 }
 
 /// A client connection that fails its reads with `TimedOut` once it has been idle (no
@@ -225,10 +218,13 @@ impl<T> IdleTimeoutIo<T> {
         &self.inner
     }
 
-    /// New timeouts (a reload), from the next time the timer fires.
-    pub fn set_timeouts(&mut self, idle: Duration, park: Option<Duration>) {
-        self.idle = idle;
-        self.park = park;
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+
+    /// When the connection times out if nothing more comes (idle from its last byte).
+    pub fn idle_deadline(&self) -> tokio::time::Instant {
+        self.last_read + self.idle
     }
 
     /// Poll the idle deadline: `Ready(Err(TimedOut))` once the connection has been idle for
@@ -262,18 +258,6 @@ impl<T> IdleTimeoutIo<T> {
             self.deadline.as_mut().reset(next);
         }
         Poll::Pending
-    }
-}
-
-impl IdleTimeoutIo<tokio::net::TcpStream> {
-    /// Wait, with no buffer, for the parked connection's next bytes (or its end):
-    /// `Ready(Ok(()))` when the socket is readable, `Ready(Err(TimedOut))` at the idle
-    /// timeout.
-    pub fn poll_parked(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Poll::Ready(r) = self.inner.poll_read_ready(cx) {
-            return Poll::Ready(r);
-        }
-        self.poll_deadline(cx)
     }
 }
 

@@ -13,11 +13,12 @@
 //! slowloris bound; between requests a keep-alive connection is bounded by `idle_ms`.
 
 use crate::framing::{FramingIo, FramingLog, HeadLimits};
-use crate::limits::{Activity, IdleTimeoutIo};
+use crate::limits::{Activity, ConnectionSlot, IdleTimeoutIo};
 use crate::{forward, Generation, Shared};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use prometheus_client::metrics::gauge::Gauge;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,6 +39,32 @@ pub struct ConnInfo {
     pub activity: Arc<Activity>,
     /// The request framing as received, on HTTP/1 connections.
     pub framing: Option<Arc<FramingLog>>,
+}
+
+/// An open client connection: its place under the connection limits and in the
+/// `active_connections` gauge, both given back when it is dropped (the connection's task
+/// ends, or the parking lot closes it).
+#[derive(Debug)]
+pub struct OpenConnection {
+    _slot: ConnectionSlot,
+    active: Gauge,
+}
+
+impl OpenConnection {
+    fn new(slot: ConnectionSlot, shared: &Shared) -> OpenConnection {
+        let active = shared.metrics.active_connections.clone();
+        active.inc();
+        OpenConnection {
+            _slot: slot,
+            active,
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.active.dec();
+    }
 }
 
 /// Accept on `listener` (the config's listener `index`) until `shutdown` turns true.
@@ -81,13 +108,11 @@ pub async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         shared.metrics.connections.inc();
+        let open = OpenConnection::new(slot, &shared);
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            shared.metrics.active_connections.inc();
-            serve_connection(stream, peer, index, generation, &shared, shutdown).await;
-            shared.metrics.active_connections.dec();
-            drop(slot);
+            serve_connection(stream, peer, index, generation, &shared, shutdown, open).await;
         });
     }
 }
@@ -124,6 +149,7 @@ async fn serve_connection(
     generation: Arc<Generation>,
     shared: &Arc<Shared>,
     shutdown: watch::Receiver<bool>,
+    open: OpenConnection,
 ) {
     let client = SocketAddr::new(peer.ip().to_canonical(), peer.port());
     let tls = generation
@@ -132,9 +158,12 @@ async fn serve_connection(
         .get(index)
         .and_then(|l| l.tls.clone());
     match tls {
-        None => serve_plain(stream, client, generation, shared, shutdown).await,
+        None => serve_plain(stream, client, generation, shared, shutdown, open).await,
         // Boxed: a TLS session's room is not carried by every plain connection's task.
-        Some(tls) => Box::pin(serve_tls(stream, client, tls, generation, shared, shutdown)).await,
+        Some(tls) => {
+            Box::pin(serve_tls(stream, client, tls, generation, shared, shutdown)).await;
+            drop(open);
+        }
     }
 }
 
@@ -149,11 +178,11 @@ async fn serve_plain(
     client: SocketAddr,
     generation: Arc<Generation>,
     shared: &Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+    open: OpenConnection,
 ) {
     let started = Instant::now();
     let timeouts = generation.config.timeouts;
-    let activity = Arc::new(Activity::default());
     // What the connection opens with, peeked (left in the socket for hyper): the first
     // head's time counts from the connection's start, as `FramingIo` counts it.
     let mut opening = [0u8; 24];
@@ -165,6 +194,7 @@ async fn serve_plain(
     if h2_maybe {
         // The preface, or too few bytes to tell: hyper-util's detection reads on and
         // serves either protocol; such a connection is not parked.
+        let activity = Arc::new(Activity::default());
         let io = IdleTimeoutIo::new(stream, ms(timeouts.idle_ms), None, activity.clone());
         let framing = Arc::new(FramingLog::default());
         let conn = Arc::new(ConnInfo {
@@ -185,46 +215,66 @@ async fn serve_plain(
         .await;
         return;
     }
-    let mut io = IdleTimeoutIo::new(
+    serve_h1_then_park(stream, client, generation, started, shared, shutdown, open).await;
+}
+
+/// A parked connection turned readable: serve it again (under the config current now,
+/// its first head timed from now), from the [`ParkingLot`](crate::parking::ParkingLot).
+pub async fn resume(
+    stream: TcpStream,
+    client: SocketAddr,
+    open: OpenConnection,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let generation = shared.current();
+    serve_h1_then_park(
+        stream,
+        client,
+        generation,
+        Instant::now(),
+        &shared,
+        shutdown,
+        open,
+    )
+    .await;
+}
+
+/// Serve HTTP/1 on a plain connection until it closes, or until it is idle: then it goes
+/// to the parking lot with its limit slot, and this task ends.
+async fn serve_h1_then_park(
+    stream: TcpStream,
+    client: SocketAddr,
+    generation: Arc<Generation>,
+    started: Instant,
+    shared: &Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    open: OpenConnection,
+) {
+    let timeouts = generation.config.timeouts;
+    let activity = Arc::new(Activity::default());
+    let io = IdleTimeoutIo::new(
         stream,
         ms(timeouts.idle_ms),
         Some(ms(timeouts.park_ms)),
         activity.clone(),
     );
-    let mut first = Some((generation, started));
-    loop {
-        let (generation, started) = first
-            .take()
-            .unwrap_or_else(|| (shared.current(), Instant::now()));
-        let session = serve_h1(
-            io,
-            client,
-            &generation,
-            shared,
-            &activity,
-            started,
-            &mut shutdown,
-        );
-        let Some(parked) = Box::pin(session).await else {
-            return;
-        };
-        io = parked;
-        drop(generation);
-        // Parked: the socket, its idle timer and this task are all the connection holds.
-        shared.metrics.parked_connections.inc();
-        let woke = tokio::select! {
-            ready = std::future::poll_fn(|cx| io.poll_parked(cx)) => ready.is_ok(),
-            () = stopped(&mut shutdown) => false,
-        };
-        shared.metrics.parked_connections.dec();
-        if !woke {
-            return;
-        }
-        // The next request takes the config of its time.
-        let timeouts = shared.current().config.timeouts;
-        io.set_timeouts(ms(timeouts.idle_ms), Some(ms(timeouts.park_ms)));
-        activity.restart();
-    }
+    let session = serve_h1(
+        io,
+        client,
+        &generation,
+        shared,
+        &activity,
+        started,
+        &mut shutdown,
+    );
+    let Some(parked) = Box::pin(session).await else {
+        return;
+    };
+    let deadline = parked.idle_deadline();
+    shared
+        .parking
+        .park(parked.into_inner(), deadline, client, open);
 }
 
 /// One hyper HTTP/1 session on a plain connection, until the connection closes (`None`)
@@ -237,8 +287,9 @@ async fn serve_plain(
 /// way, the session is ended with `graceful_shutdown`: on an idle hyper connection that
 /// closes its HTTP state at once (on one still flushing a response, once that is out;
 /// either way after the response head, so no `Connection: close` is written), and
-/// `IdleTimeoutIo` keeps hyper from shutting the socket down. The caller waits for the
-/// socket to be readable with no buffer held and starts a new session on it. Not parked:
+/// `IdleTimeoutIo` keeps hyper from shutting the socket down. The caller parks the
+/// socket ([`ParkingLot`](crate::parking::ParkingLot)), which starts a new session on it
+/// when it is readable. Not parked:
 /// a session that hyper ends itself (`Connection: close`, HTTP/1.0, an error), one that
 /// a response marked (`Activity::no_park`), an upgrade, and one whose bytes read do not
 /// end on a request's end (which cannot happen on an idle connection; checked anyway).
