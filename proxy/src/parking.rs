@@ -38,7 +38,8 @@ use tokio::time::Instant;
 const EVENTS: usize = 256;
 /// Connections parked since the last heap trim before the lot trims again.
 const TRIM_AFTER_PARKED: usize = 256;
-/// The least time between two trims (a trim walks every arena's heap).
+/// The least time between two trims (a trim walks every arena's heap), and the quiet
+/// after the last park that ends a burst of parking.
 const TRIM_EVERY: Duration = Duration::from_secs(1);
 /// An emptied lot keeps its tables' room up to this many entries (beyond, it frees them).
 const KEEP_EMPTY: usize = 1024;
@@ -58,6 +59,23 @@ struct Lot {
     closed: bool,
     /// Connections parked since the last heap trim.
     parked_since_trim: usize,
+    /// When the last connection parked.
+    last_park: Option<Instant>,
+}
+
+impl Lot {
+    /// When to trim the heap next, the last trim at `last_trim`: once [`TRIM_AFTER_PARKED`]
+    /// connections parked, at most once per [`TRIM_EVERY`]; and once parking has been
+    /// quiet for [`TRIM_EVERY`] after fewer (the end of a burst: the heap that served its
+    /// last connections would otherwise stay resident until the next burst).
+    fn trim_due(&self, last_trim: Instant) -> Option<Instant> {
+        let earliest = last_trim + TRIM_EVERY;
+        match self.parked_since_trim {
+            0 => None,
+            n if n >= TRIM_AFTER_PARKED => Some(earliest),
+            _ => self.last_park.map(|t| earliest.max(t + TRIM_EVERY)),
+        }
+    }
 }
 
 /// Values under `u32` keys (here: parked connections under their epoll tokens), each with
@@ -266,7 +284,10 @@ impl ParkingLot {
         }
         let earliest = lot.parked.earliest().is_none_or(|(d, _)| deadline < d);
         lot.parked_since_trim += 1;
-        let trim = lot.parked_since_trim == TRIM_AFTER_PARKED;
+        lot.last_park = Some(Instant::now());
+        // The trim's time changes with the first park after a trim and with the one
+        // that makes a batch.
+        let trim = matches!(lot.parked_since_trim, 1 | TRIM_AFTER_PARKED);
         lot.parked.insert(Parked { stream, open }, deadline);
         self.gauge.set(lot.parked.len() as i64);
         drop(lot);
@@ -307,9 +328,10 @@ impl ParkingLot {
             let earlier = self.earlier.notified();
             let (earliest, trim_due) = {
                 let lot = self.lot();
-                let due =
-                    (lot.parked_since_trim >= TRIM_AFTER_PARKED).then(|| last_trim + TRIM_EVERY);
-                (lot.parked.earliest().map(|(d, _)| d), due)
+                (
+                    lot.parked.earliest().map(|(d, _)| d),
+                    lot.trim_due(last_trim),
+                )
             };
             let expiry = at(earliest);
             let trim = at(trim_due);
@@ -330,9 +352,15 @@ impl ParkingLot {
                 }
                 () = expiry => self.expire(Instant::now()),
                 () = trim => {
-                    self.lot().parked_since_trim = 0;
-                    last_trim = Instant::now();
-                    trim_heap();
+                    let now = Instant::now();
+                    let mut lot = self.lot();
+                    // Parks since the sleep began may have moved the quiet's end.
+                    if lot.trim_due(last_trim).is_some_and(|due| due <= now) {
+                        lot.parked_since_trim = 0;
+                        drop(lot);
+                        last_trim = now;
+                        trim_heap();
+                    }
                 }
                 () = earlier => {}
                 _ = stop.wait_for(|stop| *stop) => break,
@@ -397,9 +425,8 @@ async fn at(when: Option<Instant>) {
 /// heap only when wholly free); the memory that served thousands of connections before
 /// they parked is free chunks scattered under live ones, kept for reuse, and stays
 /// resident. `malloc_trim(0)` releases the free pages inside every arena
-/// (`MADV_DONTNEED`) at the cost of one walk of the heaps, so the lot calls it rarely: at
-/// most once per [`TRIM_EVERY`], after [`TRIM_AFTER_PARKED`] more connections parked, in
-/// the blocking pool. (An allocator that decays its free pages itself, jemalloc or
+/// (`MADV_DONTNEED`) at the cost of one walk of the heaps, so the lot calls it rarely (see
+/// [`Lot::trim_due`]), in the blocking pool. (An allocator that decays its free pages itself, jemalloc or
 /// mimalloc, would do this without the call but changes every allocation's cost.)
 #[cfg(target_env = "gnu")]
 fn trim_heap() {
