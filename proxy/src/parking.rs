@@ -1,9 +1,9 @@
 //! The parking lot: idle plain HTTP/1 client connections held as bare sockets.
 //!
 //! A connection quiet for `timeouts.park_ms` leaves hyper (see `server`) and its task
-//! ends: what is left of it is a [`Parked`] entry here (the socket, its idle deadline, its
-//! connection-limit slot and the client's address: about a hundred bytes), in one map per
-//! proxy, watched by one epoll set and one timer. A socket that turns readable (bytes, or
+//! ends: what is left of it is a [`Parked`] entry here (the socket's descriptor, its
+//! connection-limit slot and its place in the deadline heap: 48 bytes, and 24 more in the
+//! heap), watched by one epoll set and one timer. A socket that turns readable (bytes, or
 //! the client's close) is taken out and a fresh connection task serves it under the config
 //! current then; a deadline closes it; shutdown closes them all at once.
 //!
@@ -11,17 +11,22 @@
 //! tokio's I/O registration cost about 2 KB per connection, scattered through the heap
 //! that served it so that glibc could not give it back. tokio offers no way to wait on
 //! many sockets from one task, so the lot holds its own `mio::Poll` (an epoll set:
-//! mio is tokio's own portable poller), itself registered in tokio with [`AsyncFd`]; the
-//! deadlines are an ordered set with one tokio sleep for the earliest.
+//! mio is tokio's own poller), itself registered in tokio with [`AsyncFd`].
+//!
+//! Why two flat tables (a slab of entries indexed by epoll token, and the deadlines as a
+//! binary min-heap in one `Vec`) rather than a map and an ordered set: what a parked
+//! connection keeps must not be scattered through the heap that served it. A B-tree node
+//! (or any small allocation) made while thousands of connections are being answered lands
+//! between their buffers, and after they are freed each such node holds a whole page
+//! resident that `malloc_trim` cannot give back: with a `BTreeSet` of deadlines, 0.5 MB
+//! of nodes held 6 MB of heap for 10,000 parked connections (docs/BENCHMARKS.md).
 
 use crate::server::OpenConnection;
 use crate::Shared;
 use mio::net::TcpStream as MioStream;
 use mio::{Events, Interest, Poll, Token};
 use prometheus_client::metrics::gauge::Gauge;
-use std::collections::{BTreeSet, HashMap};
 use std::io;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
@@ -33,28 +38,197 @@ use tokio::time::Instant;
 const EVENTS: usize = 256;
 /// Connections parked since the last heap trim before the lot trims again.
 const TRIM_AFTER_PARKED: usize = 256;
-/// The least time between two trims (a trim walks every arena's heap).
+/// The least time between two trims (a trim walks every arena's heap), and the quiet
+/// after the last park that ends a burst of parking.
 const TRIM_EVERY: Duration = Duration::from_secs(1);
+/// An emptied lot keeps its tables' room up to this many entries (beyond, it frees them).
+const KEEP_EMPTY: usize = 1024;
 
-/// One parked connection.
+/// One parked connection. The client's address is not kept: a woken connection asks its
+/// socket (`getpeername`).
 struct Parked {
     stream: MioStream,
-    deadline: Instant,
-    client: SocketAddr,
     /// Its place under the connection limits, held while parked.
     open: OpenConnection,
 }
 
 #[derive(Default)]
 struct Lot {
-    next_id: usize,
-    parked: HashMap<usize, Parked>,
-    /// (idle deadline, id) of every parked connection, earliest first.
-    deadlines: BTreeSet<(Instant, usize)>,
+    parked: TimedSlab<Parked>,
     /// Shut down: a connection parked now is closed at once.
     closed: bool,
     /// Connections parked since the last heap trim.
     parked_since_trim: usize,
+    /// When the last connection parked.
+    last_park: Option<Instant>,
+}
+
+impl Lot {
+    /// When to trim the heap next, the last trim at `last_trim`: once [`TRIM_AFTER_PARKED`]
+    /// connections parked, at most once per [`TRIM_EVERY`]; and once parking has been
+    /// quiet for [`TRIM_EVERY`] after fewer (the end of a burst: the heap that served its
+    /// last connections would otherwise stay resident until the next burst).
+    fn trim_due(&self, last_trim: Instant) -> Option<Instant> {
+        let earliest = last_trim + TRIM_EVERY;
+        match self.parked_since_trim {
+            0 => None,
+            n if n >= TRIM_AFTER_PARKED => Some(earliest),
+            _ => self.last_park.map(|t| earliest.max(t + TRIM_EVERY)),
+        }
+    }
+}
+
+/// Values under `u32` keys (here: parked connections under their epoll tokens), each with
+/// a deadline: a slab of slots, the vacant ones chained, and the deadlines as a binary
+/// min-heap of (deadline, key) whose entries the slots point back to, so that a value
+/// taken out early leaves the heap in O(log n). Two contiguous tables, whatever the count.
+struct TimedSlab<T> {
+    slots: Vec<Slot<T>>,
+    /// The first vacant slot, [`NO_SLOT`] if none.
+    vacant: u32,
+    len: usize,
+    deadlines: Vec<(Instant, u32)>,
+}
+
+enum Slot<T> {
+    Taken {
+        value: T,
+        /// The value's index in [`TimedSlab::deadlines`].
+        heap_index: u32,
+    },
+    /// The next vacant slot ([`NO_SLOT`] for none).
+    Vacant(u32),
+}
+
+const NO_SLOT: u32 = u32::MAX;
+
+impl<T> Default for TimedSlab<T> {
+    fn default() -> Self {
+        TimedSlab {
+            slots: Vec::new(),
+            vacant: NO_SLOT,
+            len: 0,
+            deadlines: Vec::new(),
+        }
+    }
+}
+
+impl<T> TimedSlab<T> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The key the next [`TimedSlab::insert`] takes; `None` when every key is in use.
+    fn next_key(&self) -> Option<u32> {
+        if self.vacant != NO_SLOT {
+            return Some(self.vacant);
+        }
+        u32::try_from(self.slots.len())
+            .ok()
+            .filter(|&key| key != NO_SLOT)
+    }
+
+    /// Put `value` under [`TimedSlab::next_key`]; `None` (and `value` dropped) when
+    /// there is none.
+    fn insert(&mut self, value: T, deadline: Instant) -> Option<u32> {
+        let key = self.next_key()?;
+        let heap_index = self.deadlines.len() as u32;
+        let slot = Slot::Taken { value, heap_index };
+        if key == self.vacant {
+            if let Slot::Vacant(next) = std::mem::replace(&mut self.slots[key as usize], slot) {
+                self.vacant = next;
+            }
+        } else {
+            self.slots.push(slot);
+        }
+        self.len += 1;
+        self.deadlines.push((deadline, key));
+        self.sift_up(heap_index as usize);
+        Some(key)
+    }
+
+    /// Take `key`'s value out, if there is one.
+    fn remove(&mut self, key: usize) -> Option<T> {
+        let slot = self.slots.get_mut(key)?;
+        let Slot::Taken { .. } = slot else {
+            return None;
+        };
+        let Slot::Taken { value, heap_index } = std::mem::replace(slot, Slot::Vacant(self.vacant))
+        else {
+            return None;
+        };
+        self.vacant = key as u32;
+        self.len -= 1;
+        self.remove_deadline(heap_index as usize);
+        if self.len == 0 && self.slots.capacity() > KEEP_EMPTY {
+            // A burst is over: give its tables back.
+            *self = TimedSlab::default();
+        }
+        Some(value)
+    }
+
+    /// The earliest deadline and its key.
+    fn earliest(&self) -> Option<(Instant, u32)> {
+        self.deadlines.first().copied()
+    }
+
+    /// Every key in use.
+    fn keys(&self) -> Vec<u32> {
+        self.deadlines.iter().map(|&(_, key)| key).collect()
+    }
+
+    fn remove_deadline(&mut self, i: usize) {
+        let last = self.deadlines.len() - 1;
+        self.swap(i, last);
+        self.deadlines.pop();
+        if i < self.deadlines.len() {
+            self.sift_down(i);
+            self.sift_up(i);
+        }
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.deadlines[parent].0 <= self.deadlines[i].0 {
+                break;
+            }
+            self.swap(i, parent);
+            i = parent;
+        }
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let n = self.deadlines.len();
+        loop {
+            let left = 2 * i + 1;
+            if left >= n {
+                break;
+            }
+            let right = left + 1;
+            let child = if right < n && self.deadlines[right].0 < self.deadlines[left].0 {
+                right
+            } else {
+                left
+            };
+            if self.deadlines[i].0 <= self.deadlines[child].0 {
+                break;
+            }
+            self.swap(i, child);
+            i = child;
+        }
+    }
+
+    /// Swap two heap entries and tell their slots.
+    fn swap(&mut self, a: usize, b: usize) {
+        self.deadlines.swap(a, b);
+        for i in [a, b] {
+            let key = self.deadlines[i].1 as usize;
+            if let Some(Slot::Taken { heap_index, .. }) = self.slots.get_mut(key) {
+                *heap_index = i as u32;
+            }
+        }
+    }
 }
 
 /// Idle plain HTTP/1 connections of one proxy (see the module doc).
@@ -88,13 +262,7 @@ impl ParkingLot {
 
     /// Park `stream` (nothing read past its last request) until it is readable or
     /// `deadline`. Closed at once after shutdown or on an error.
-    pub fn park(
-        &self,
-        stream: TcpStream,
-        deadline: Instant,
-        client: SocketAddr,
-        open: OpenConnection,
-    ) {
+    pub fn park(&self, stream: TcpStream, deadline: Instant, open: OpenConnection) {
         let Ok(stream) = stream.into_std() else {
             return;
         };
@@ -103,29 +271,24 @@ impl ParkingLot {
         if lot.closed {
             return;
         }
-        let id = lot.next_id;
-        lot.next_id = lot.next_id.wrapping_add(1);
+        let Some(token) = lot.parked.next_key() else {
+            return;
+        };
         // Registered under the lock, so the event cannot be handled before the entry is in.
-        if let Err(e) = self
-            .registry
-            .register(&mut stream, Token(id), Interest::READABLE)
+        if let Err(e) =
+            self.registry
+                .register(&mut stream, Token(token as usize), Interest::READABLE)
         {
             tracing::debug!(error = %e, "cannot park a connection; closing it");
             return;
         }
-        let earliest = lot.deadlines.first().is_none_or(|&(d, _)| deadline < d);
+        let earliest = lot.parked.earliest().is_none_or(|(d, _)| deadline < d);
         lot.parked_since_trim += 1;
-        let trim = lot.parked_since_trim == TRIM_AFTER_PARKED;
-        lot.deadlines.insert((deadline, id));
-        lot.parked.insert(
-            id,
-            Parked {
-                stream,
-                deadline,
-                client,
-                open,
-            },
-        );
+        lot.last_park = Some(Instant::now());
+        // The trim's time changes with the first park after a trim and with the one
+        // that makes a batch.
+        let trim = matches!(lot.parked_since_trim, 1 | TRIM_AFTER_PARKED);
+        lot.parked.insert(Parked { stream, open }, deadline);
         self.gauge.set(lot.parked.len() as i64);
         drop(lot);
         if earliest || trim {
@@ -133,10 +296,9 @@ impl ParkingLot {
         }
     }
 
-    /// Take `id` out (deregistered), if still parked.
-    fn take(&self, lot: &mut Lot, id: usize) -> Option<Parked> {
-        let mut parked = lot.parked.remove(&id)?;
-        lot.deadlines.remove(&(parked.deadline, id));
+    /// Take `token` out (deregistered), if still parked.
+    fn take(&self, lot: &mut Lot, token: usize) -> Option<Parked> {
+        let mut parked = lot.parked.remove(token)?;
         let _ = self.registry.deregister(&mut parked.stream);
         Some(parked)
     }
@@ -166,9 +328,10 @@ impl ParkingLot {
             let earlier = self.earlier.notified();
             let (earliest, trim_due) = {
                 let lot = self.lot();
-                let due =
-                    (lot.parked_since_trim >= TRIM_AFTER_PARKED).then(|| last_trim + TRIM_EVERY);
-                (lot.deadlines.first().map(|&(d, _)| d), due)
+                (
+                    lot.parked.earliest().map(|(d, _)| d),
+                    lot.trim_due(last_trim),
+                )
             };
             let expiry = at(earliest);
             let trim = at(trim_due);
@@ -189,9 +352,15 @@ impl ParkingLot {
                 }
                 () = expiry => self.expire(Instant::now()),
                 () = trim => {
-                    self.lot().parked_since_trim = 0;
-                    last_trim = Instant::now();
-                    trim_heap();
+                    let now = Instant::now();
+                    let mut lot = self.lot();
+                    // Parks since the sleep began may have moved the quiet's end.
+                    if lot.trim_due(last_trim).is_some_and(|due| due <= now) {
+                        lot.parked_since_trim = 0;
+                        drop(lot);
+                        last_trim = now;
+                        trim_heap();
+                    }
                 }
                 () = earlier => {}
                 _ = stop.wait_for(|stop| *stop) => break,
@@ -200,9 +369,8 @@ impl ParkingLot {
         // Shut down (or the epoll set failed): close every parked connection now.
         let mut lot = self.lot();
         lot.closed = true;
-        let all: Vec<usize> = lot.parked.keys().copied().collect();
-        for id in all {
-            drop(self.take(&mut lot, id));
+        for token in lot.parked.keys() {
+            drop(self.take(&mut lot, token as usize));
         }
         self.gauge.set(lot.parked.len() as i64);
     }
@@ -223,7 +391,6 @@ impl ParkingLot {
             };
             tokio::spawn(crate::server::resume(
                 stream,
-                parked.client,
                 parked.open,
                 shared.clone(),
                 shutdown.clone(),
@@ -234,11 +401,11 @@ impl ParkingLot {
     /// Close the connections whose idle deadline is `now` or past.
     fn expire(&self, now: Instant) {
         let mut lot = self.lot();
-        while let Some(&(deadline, id)) = lot.deadlines.first() {
+        while let Some((deadline, token)) = lot.parked.earliest() {
             if deadline > now {
                 break;
             }
-            drop(self.take(&mut lot, id));
+            drop(self.take(&mut lot, token as usize));
         }
         self.gauge.set(lot.parked.len() as i64);
     }
@@ -258,9 +425,8 @@ async fn at(when: Option<Instant>) {
 /// heap only when wholly free); the memory that served thousands of connections before
 /// they parked is free chunks scattered under live ones, kept for reuse, and stays
 /// resident. `malloc_trim(0)` releases the free pages inside every arena
-/// (`MADV_DONTNEED`) at the cost of one walk of the heaps, so the lot calls it rarely: at
-/// most once per [`TRIM_EVERY`], after [`TRIM_AFTER_PARKED`] more connections parked, in
-/// the blocking pool. (An allocator that decays its free pages itself, jemalloc or
+/// (`MADV_DONTNEED`) at the cost of one walk of the heaps, so the lot calls it rarely (see
+/// [`Lot::trim_due`]), in the blocking pool. (An allocator that decays its free pages itself, jemalloc or
 /// mimalloc, would do this without the call but changes every allocation's cost.)
 #[cfg(target_env = "gnu")]
 fn trim_heap() {
@@ -272,3 +438,70 @@ fn trim_heap() {
 
 #[cfg(not(target_env = "gnu"))]
 fn trim_heap() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use std::collections::BTreeSet;
+
+    /// Deadlines leave in order and values under their keys, through any mix of
+    /// inserts, early removals (a woken connection) and expiries, as in an ordered set.
+    #[test]
+    fn a_timed_slab_expires_in_deadline_order_like_an_ordered_set() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(20);
+        let start = Instant::now();
+        let mut slab = TimedSlab::default();
+        let mut model = BTreeSet::new();
+        for _ in 0..20_000 {
+            match rng.gen_range(0..10) {
+                0..=4 => {
+                    let deadline = start + Duration::from_millis(rng.gen_range(0..500));
+                    let key = slab.next_key().unwrap();
+                    assert_eq!(slab.insert(key * 7, deadline), Some(key));
+                    model.insert((deadline, key));
+                }
+                5..=7 if !model.is_empty() => {
+                    let &(deadline, key) = model.iter().nth(rng.gen_range(0..model.len())).unwrap();
+                    assert_eq!(slab.remove(key as usize), Some(key * 7));
+                    assert_eq!(slab.remove(key as usize), None);
+                    model.remove(&(deadline, key));
+                }
+                _ => {
+                    if let Some((deadline, key)) = slab.earliest() {
+                        // Equal deadlines may leave in either order.
+                        assert_eq!(Some(deadline), model.first().map(|&(d, _)| d));
+                        assert!(model.remove(&(deadline, key)));
+                        assert_eq!(slab.remove(key as usize), Some(key * 7));
+                    }
+                }
+            }
+            assert_eq!(slab.len(), model.len());
+            assert_eq!(
+                slab.earliest().map(|(d, _)| d),
+                model.first().map(|&(d, _)| d)
+            );
+        }
+    }
+
+    /// Keys are reused, so the epoll tokens and the slab stay as dense as the parked count;
+    /// an emptied large slab gives its room back.
+    #[test]
+    fn a_timed_slab_reuses_keys_and_frees_its_room_when_emptied() {
+        let now = Instant::now();
+        let mut slab = TimedSlab::default();
+        let keys: Vec<u32> = (0..5000).map(|i| slab.insert(i, now).unwrap()).collect();
+        assert_eq!(keys, (0..5000).collect::<Vec<_>>());
+        assert_eq!(slab.remove(17), Some(17));
+        assert_eq!(slab.remove(4000), Some(4000));
+        assert_eq!(slab.insert(1, now), Some(4000));
+        assert_eq!(slab.insert(2, now), Some(17));
+        assert_eq!(slab.insert(3, now), Some(5000));
+        for key in slab.keys() {
+            assert!(slab.remove(key as usize).is_some());
+        }
+        assert_eq!(slab.len(), 0);
+        assert_eq!(slab.slots.capacity() + slab.deadlines.capacity(), 0);
+        assert_eq!(slab.insert(9, now), Some(0));
+    }
+}

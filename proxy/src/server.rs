@@ -222,11 +222,16 @@ async fn serve_plain(
 /// its first head timed from now), from the [`ParkingLot`](crate::parking::ParkingLot).
 pub async fn resume(
     stream: TcpStream,
-    client: SocketAddr,
     open: OpenConnection,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
 ) {
+    // Not kept in the lot (32 bytes a connection); a socket whose client reset it has no
+    // peer any more and nothing to serve.
+    let Ok(peer) = stream.peer_addr() else {
+        return;
+    };
+    let client = SocketAddr::new(peer.ip().to_canonical(), peer.port());
     let generation = shared.current();
     serve_h1_then_park(
         stream,
@@ -272,9 +277,7 @@ async fn serve_h1_then_park(
         return;
     };
     let deadline = parked.idle_deadline();
-    shared
-        .parking
-        .park(parked.into_inner(), deadline, client, open);
+    shared.parking.park(parked.into_inner(), deadline, open);
 }
 
 /// One hyper HTTP/1 session on a plain connection, until the connection closes (`None`)
