@@ -37,16 +37,22 @@
 //! edges after `header_valid`, the parse of the header presented with it (`valid` marks
 //! that clock), with the frame length and the caller's `tag` presented with it. The work
 //! is cut into stages so that no clock holds more than one variable-offset read and a few
-//! 16-bit carry chains:
+//! 16-bit carry chains, and no carry chain depends on a variable-offset read in the same
+//! clock unless it feeds a register directly:
 //! 1. L2: the frame-length checks, the VLAN tags, the 3-way window select that puts the
 //!    IP header on top, and the length left for it;
 //! 2. the IP header's fixed fields and checks;
-//! 3. to 6. one IPv6 extension header each (an 8-byte-word read, the room, length and
-//!    window checks, the next offset);
-//! 7. the fifth-header check and the L4 header (a 4-byte-word read and its checks).
+//! 3. to 6. one IPv6 extension header each (an 8-byte-word read, the length and window
+//!    checks, the next offset);
+//! 7. the fifth-header check, the L4 header's read (a 4-byte-word read) and the checks
+//!    that need no field of it (room, window);
+//! 8. the checks on the L4 header's own fields (TCP data offset, UDP length).
 //!
 //! Between stages travel the walk's state (`code`, `proto`, `at`, `upper`, `fragment`),
-//! the fields read so far and the window. Offsets and lengths are computed in 32-bit
+//! the L4 header's offset from the IP header (`l4rel`) and the datagram bytes from there on
+//! (`avail`), both kept up to date by every extension step (for IPv6, `at + 40` and
+//! `payload - at`), so the L4 read's select and the room checks start from a register
+//! rather than behind an adder; the fields read so far and the window. Offsets and lengths are computed in 32-bit
 //! locals (rust-hdl emits literals 32 bits wide) but stored masked to their real width,
 //! so yosys drops the constant upper bits and narrows the arithmetic.
 
@@ -68,8 +74,9 @@ const STAGES: usize = 5;
 // `STAGES - 1`), and the steps are the contract's extension limit.
 const _: () = assert!(STAGES - 1 == flowgate_core::parse::MAX_IPV6_EXTENSIONS);
 
-/// Clocks from `header_valid` to the parse's `valid`.
-pub const LATENCY: usize = STAGES + 2;
+/// Clocks from `header_valid` to the parse's `valid`: the L2 stage, the stage registers,
+/// the L4 read's registers (`rd_*`) and the outputs.
+pub const LATENCY: usize = STAGES + 3;
 
 /// Parses a `HEADER_BITS`-wide header vector (byte 0 on top) and the frame's length.
 #[derive(LogicBlock)]
@@ -143,14 +150,12 @@ pub struct HeaderParse<const HEADER_BITS: usize> {
     /// IPv6 extension walk: offset into the payload of the header `proto` names.
     at: Signal<Local, Bits<32>>,
     is_ext: Signal<Local, Bit>,
-    /// Offset of the header being read, from the IP header.
-    rel: Signal<Local, Bits<32>>,
     /// `win` shifted up by the extension header's offset (see the read below).
     ext_win: Signal<Local, Bits<HEADER_BITS>>,
     ext_word: Signal<Local, Bits<32>>,
-    room: Signal<Local, Bits<32>>,
     ext_len: Signal<Local, Bits<32>>,
-    /// L4 header offset from the IP header, and the datagram bytes from it on.
+    /// L4 header offset from the IP header, and the datagram bytes from it on (during the
+    /// IPv6 walk: the offset of the header `proto` names, and the payload bytes left).
     l4rel: Signal<Local, Bits<32>>,
     avail: Signal<Local, Bits<32>>,
     l4abs: Signal<Local, Bits<32>>,
@@ -170,6 +175,9 @@ pub struct HeaderParse<const HEADER_BITS: usize> {
     sport: Signal<Local, Bits<32>>,
     dport: Signal<Local, Bits<32>>,
     flags: Signal<Local, Bits<32>>,
+    /// After stage 7: the TCP data offset, or the UDP length, is still to be checked.
+    check_tcp: Signal<Local, Bit>,
+    check_udp: Signal<Local, Bit>,
     // The L2 stage's registers: the header after stage 1 (see the module doc).
     l2_valid: DFF<Bit>,
     l2_code: DFF<Bits<32>>,
@@ -200,6 +208,29 @@ pub struct HeaderParse<const HEADER_BITS: usize> {
     s_win: [DFF<Bits<HEADER_BITS>>; STAGES],
     s_tag: [DFF<Bits<32>>; STAGES],
     s_len: [DFF<Bits<32>>; STAGES],
+    // The L4 read's registers: the header after stage 7 (see the module doc).
+    rd_valid: DFF<Bit>,
+    rd_code: DFF<Bits<32>>,
+    rd_check_tcp: DFF<Bit>,
+    rd_check_udp: DFF<Bit>,
+    rd_avail: DFF<Bits<32>>,
+    rd_doff4: DFF<Bits<32>>,
+    rd_ulen: DFF<Bits<32>>,
+    rd_flags: DFF<Bits<32>>,
+    rd_sport: DFF<Bits<32>>,
+    rd_dport: DFF<Bits<32>>,
+    rd_vlans: DFF<Bits<32>>,
+    rd_l3: DFF<Bits<32>>,
+    rd_l4abs: DFF<Bits<32>>,
+    rd_v6: DFF<Bit>,
+    rd_proto: DFF<Bits<32>>,
+    rd_frag: DFF<Bit>,
+    rd_ip_len: DFF<Bits<32>>,
+    rd_dscp: DFF<Bits<32>>,
+    rd_src: DFF<Bits<128>>,
+    rd_dst: DFF<Bits<128>>,
+    rd_tag: DFF<Bits<32>>,
+    rd_len: DFF<Bits<32>>,
     valid_reg: DFF<Bit>,
     result_reg: DFF<Bits<8>>,
     vlan_reg: DFF<Bits<2>>,
@@ -286,10 +317,8 @@ impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
             dst_l: Default::default(),
             at: Default::default(),
             is_ext: Default::default(),
-            rel: Default::default(),
             ext_win: Default::default(),
             ext_word: Default::default(),
-            room: Default::default(),
             ext_len: Default::default(),
             l4rel: Default::default(),
             avail: Default::default(),
@@ -307,6 +336,8 @@ impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
             sport: Default::default(),
             dport: Default::default(),
             flags: Default::default(),
+            check_tcp: Default::default(),
+            check_udp: Default::default(),
             l2_valid: Default::default(),
             l2_code: Default::default(),
             l2_vlans: Default::default(),
@@ -335,6 +366,28 @@ impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
             s_win: std::array::from_fn(|_| Default::default()),
             s_tag: std::array::from_fn(|_| Default::default()),
             s_len: std::array::from_fn(|_| Default::default()),
+            rd_valid: Default::default(),
+            rd_code: Default::default(),
+            rd_check_tcp: Default::default(),
+            rd_check_udp: Default::default(),
+            rd_avail: Default::default(),
+            rd_doff4: Default::default(),
+            rd_ulen: Default::default(),
+            rd_flags: Default::default(),
+            rd_sport: Default::default(),
+            rd_dport: Default::default(),
+            rd_vlans: Default::default(),
+            rd_l3: Default::default(),
+            rd_l4abs: Default::default(),
+            rd_v6: Default::default(),
+            rd_proto: Default::default(),
+            rd_frag: Default::default(),
+            rd_ip_len: Default::default(),
+            rd_dscp: Default::default(),
+            rd_src: Default::default(),
+            rd_dst: Default::default(),
+            rd_tag: Default::default(),
+            rd_len: Default::default(),
             valid_reg: Default::default(),
             result_reg: Default::default(),
             vlan_reg: Default::default(),
@@ -387,7 +440,29 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
             l2_plen,
             l2_win,
             l2_tag,
-            l2_len
+            l2_len,
+            rd_valid,
+            rd_code,
+            rd_check_tcp,
+            rd_check_udp,
+            rd_avail,
+            rd_doff4,
+            rd_ulen,
+            rd_flags,
+            rd_sport,
+            rd_dport,
+            rd_vlans,
+            rd_l3,
+            rd_l4abs,
+            rd_v6,
+            rd_proto,
+            rd_frag,
+            rd_ip_len,
+            rd_dscp,
+            rd_src,
+            rd_dst,
+            rd_tag,
+            rd_len
         );
         // Stage registers hold unless a header moves into them.
         for i in 0..5 {
@@ -458,10 +533,8 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
         self.dst_l.next = self.zero128.val();
         self.at.next = 0.into();
         self.is_ext.next = false;
-        self.rel.next = 0.into();
         self.ext_win.next = self.zero_header.val();
         self.ext_word.next = 0.into();
-        self.room.next = 0.into();
         self.ext_len.next = 0.into();
         self.l4rel.next = 0.into();
         self.avail.next = 0.into();
@@ -479,6 +552,8 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
         self.sport.next = 0.into();
         self.dport.next = 0.into();
         self.flags.next = 0.into();
+        self.check_tcp.next = false;
+        self.check_udp.next = false;
 
         // ---- Stage 1: L2. A header moves on only when presented (this
         // also keeps the simulation from parsing on every clock of a long frame).
@@ -608,6 +683,9 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                     // IPv6 (core: parse_ipv6).
                     self.v6.next = true;
                     self.v6_payload.next = self.w4.val() >> 16;
+                    // The walk starts at the first header after the fixed one.
+                    self.l4rel.next = 40.into();
+                    self.avail.next = self.v6_payload.val();
                     if self.plen.val() < 40 {
                         self.code.next = 8.into();
                     } else if (self.b0.val() >> 4) != 6 {
@@ -661,15 +739,18 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
             self.at.next = self.s_at[s].q.val();
             self.upper.next = self.s_upper[s].q.val();
             self.is_fragment.next = self.s_frag[s].q.val();
-            self.v6_payload.next = self.s_v6_payload[s].q.val();
             self.l3.next = self.s_l3[s].q.val();
+            // For IPv6: the header's offset from the IP header (`at + 40`) and the payload
+            // bytes from it on (`payload - at`, never negative: `at` only grows by what
+            // the room check let through).
+            self.l4rel.next = self.s_l4rel[s].q.val();
+            self.avail.next = self.s_avail[s].q.val();
             self.is_ext.next = self.proto.val() == 0
                 || self.proto.val() == 43
                 || self.proto.val() == 44
                 || self.proto.val() == 60;
             if self.s_v6[s].q.val() && self.code.val() == 0 && self.upper.val() && self.is_ext.val()
             {
-                self.rel.next = self.at.val() + 40;
                 // The read: every extension header is a multiple of 8
                 // bytes long, so `at` is, and the header sits at a 64-bit
                 // boundary of `win`. Shifting by `{at / 8, 6'b0}` lets yosys
@@ -682,35 +763,37 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                     .ext_win
                     .val()
                     .get_bits::<32>((self.hb.val() - 352).index());
-                // Payload bytes from this header on (at <= payload always).
-                self.room.next = (self.v6_payload.val() - self.at.val()) & 0xffff;
                 if self.proto.val() == 44 {
-                    if self.room.val() < 8 {
+                    if self.avail.val() < 8 {
                         self.code.next = 10.into();
-                    } else if self.l3.val() + self.rel.val() + 8 > self.hbytes.val() {
+                    } else if self.l3.val() + self.l4rel.val() + 8 > self.hbytes.val() {
                         // HeaderTooLong, see the module doc.
                         self.code.next = 19.into();
                     } else {
                         self.is_fragment.next = true;
                         self.proto.next = self.ext_word.val() >> 24;
                         self.at.next = self.at.val() + 8;
+                        self.l4rel.next = self.l4rel.val() + 8;
+                        self.avail.next = self.avail.val() - 8;
                         // Offset != 0: fragment data follows, not headers.
                         if (self.ext_word.val() & 0xfff8) != 0 {
                             self.upper.next = false;
                         }
                     }
-                } else if self.room.val() < 2 {
+                } else if self.avail.val() < 2 {
                     self.code.next = 10.into();
-                } else if self.l3.val() + self.rel.val() + 2 > self.hbytes.val() {
+                } else if self.l3.val() + self.l4rel.val() + 2 > self.hbytes.val() {
                     // HeaderTooLong, see the module doc.
                     self.code.next = 19.into();
                 } else {
                     self.ext_len.next = (((self.ext_word.val() >> 16) & 0xff) + 1) << 3;
-                    if self.ext_len.val() > self.room.val() {
+                    if self.ext_len.val() > self.avail.val() {
                         self.code.next = 10.into();
                     } else {
                         self.proto.next = self.ext_word.val() >> 24;
                         self.at.next = self.at.val() + self.ext_len.val();
+                        self.l4rel.next = self.l4rel.val() + self.ext_len.val();
+                        self.avail.next = self.avail.val() - self.ext_len.val();
                     }
                 }
             }
@@ -729,40 +812,36 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                 self.s_src[s + 1].d.next = self.s_src[s].q.val();
                 self.s_dst[s + 1].d.next = self.s_dst[s].q.val();
                 self.s_v6_payload[s + 1].d.next = self.s_v6_payload[s].q.val();
-                self.s_l4rel[s + 1].d.next = self.s_l4rel[s].q.val();
-                self.s_avail[s + 1].d.next = self.s_avail[s].q.val();
+                self.s_l4rel[s + 1].d.next = self.l4rel.val() & 0xffff;
+                self.s_avail[s + 1].d.next = self.avail.val() & 0xffff;
                 self.s_win[s + 1].d.next = self.s_win[s].q.val();
                 self.s_tag[s + 1].d.next = self.s_tag[s].q.val();
                 self.s_len[s + 1].d.next = self.s_len[s].q.val();
             }
         }
 
-        // ---- Stage 7: the end of the walk and the upper-layer header.
-        self.valid_reg.d.next = self.s_valid[4].q.val();
+        // ---- Stage 7: the end of the walk, the upper-layer header's read and the checks
+        // that need none of its fields.
+        self.rd_valid.d.next = self.s_valid[4].q.val();
         if self.s_valid[4].q.val() {
             self.code.next = self.s_code[4].q.val();
             self.proto.next = self.s_proto[4].q.val();
-            self.at.next = self.s_at[4].q.val();
             self.upper.next = self.s_upper[4].q.val();
             self.is_fragment.next = self.s_frag[4].q.val();
-            self.v6_payload.next = self.s_v6_payload[4].q.val();
             self.l3.next = self.s_l3[4].q.val();
             self.l4rel.next = self.s_l4rel[4].q.val();
             self.avail.next = self.s_avail[4].q.val();
-            if self.s_v6[4].q.val() {
-                // A fifth extension header is one too many (counted before its length is
-                // looked at).
-                if self.code.val() == 0
-                    && self.upper.val()
-                    && (self.proto.val() == 0
-                        || self.proto.val() == 43
-                        || self.proto.val() == 44
-                        || self.proto.val() == 60)
-                {
-                    self.code.next = 11.into();
-                }
-                self.l4rel.next = (self.at.val() + 40) & 0xffff;
-                self.avail.next = (self.v6_payload.val() - self.at.val()) & 0xffff;
+            // A fifth extension header is one too many (counted before its length is looked
+            // at).
+            if self.s_v6[4].q.val()
+                && self.code.val() == 0
+                && self.upper.val()
+                && (self.proto.val() == 0
+                    || self.proto.val() == 43
+                    || self.proto.val() == 44
+                    || self.proto.val() == 60)
+            {
+                self.code.next = 11.into();
             }
 
             // The upper-layer header (core: parse_l4), first fragments and whole datagrams.
@@ -784,16 +863,17 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                 self.dport.next = self.l4w0.val() & 0xffff;
                 self.ulen.next = self.l4w4.val() >> 16;
                 self.doff4.next = (self.l4w12.val() >> 28) << 2;
+                self.flags.next = (self.l4w12.val() >> 16) & 0xff;
+                // The read's own fields are checked in stage 8 (`check_*`), in the same
+                // order: a frame these checks drop never gets there.
                 if self.proto.val() == 6 {
                     if self.avail.val() < 20 {
                         self.code.next = 12.into();
                     } else if self.l3.val() + self.l4rel.val() + 20 > self.hbytes.val() {
                         // HeaderTooLong, see the module doc.
                         self.code.next = 19.into();
-                    } else if self.doff4.val() < 20 || self.doff4.val() > self.avail.val() {
-                        self.code.next = 13.into();
                     } else {
-                        self.flags.next = (self.l4w12.val() >> 16) & 0xff;
+                        self.check_tcp.next = true;
                     }
                 } else if self.proto.val() == 17 {
                     if self.avail.val() < 8 {
@@ -801,10 +881,8 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                     } else if self.l3.val() + self.l4rel.val() + 8 > self.hbytes.val() {
                         // HeaderTooLong, see the module doc.
                         self.code.next = 19.into();
-                    } else if !self.is_fragment.val()
-                        && (self.ulen.val() < 8 || self.ulen.val() > self.avail.val())
-                    {
-                        self.code.next = 15.into();
+                    } else if !self.is_fragment.val() {
+                        self.check_udp.next = true;
                     }
                 } else if (self.proto.val() == 1 || self.proto.val() == 58) && self.avail.val() < 4
                 {
@@ -815,28 +893,65 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                     self.sport.next = 0.into();
                     self.dport.next = 0.into();
                 }
-            } else {
-                self.sport.next = 0.into();
-                self.dport.next = 0.into();
             }
-
-            self.result_reg.d.next = self.code.val().get_bits::<8>(0);
-            self.vlan_reg.d.next = self.s_vlans[4].q.val().get_bits::<2>(0);
-            self.l3_reg.d.next = self.l3.val().get_bits::<16>(0);
-            self.v6_reg.d.next = self.s_v6[4].q.val();
-            self.src_reg.d.next = self.s_src[4].q.val();
-            self.dst_reg.d.next = self.s_dst[4].q.val();
-            self.ip_len_reg.d.next = self.s_ip_len[4].q.val().get_bits::<16>(0);
-            self.proto_reg.d.next = self.proto.val().get_bits::<8>(0);
             self.l4abs.next = self.l3.val() + self.l4rel.val();
-            self.l4_reg.d.next = self.l4abs.val().get_bits::<16>(0);
-            self.frag_reg.d.next = self.is_fragment.val();
-            self.sport_reg.d.next = self.sport.val().get_bits::<16>(0);
-            self.dport_reg.d.next = self.dport.val().get_bits::<16>(0);
+            self.rd_code.d.next = self.code.val();
+            self.rd_check_tcp.d.next = self.check_tcp.val();
+            self.rd_check_udp.d.next = self.check_udp.val();
+            self.rd_avail.d.next = self.avail.val() & 0xffff;
+            self.rd_doff4.d.next = self.doff4.val() & 0xff;
+            self.rd_ulen.d.next = self.ulen.val() & 0xffff;
+            self.rd_flags.d.next = self.flags.val() & 0xff;
+            self.rd_sport.d.next = self.sport.val() & 0xffff;
+            self.rd_dport.d.next = self.dport.val() & 0xffff;
+            self.rd_vlans.d.next = self.s_vlans[4].q.val();
+            self.rd_l3.d.next = self.l3.val();
+            self.rd_l4abs.d.next = self.l4abs.val() & 0xffff;
+            self.rd_v6.d.next = self.s_v6[4].q.val();
+            self.rd_proto.d.next = self.proto.val();
+            self.rd_frag.d.next = self.is_fragment.val();
+            self.rd_ip_len.d.next = self.s_ip_len[4].q.val();
+            self.rd_dscp.d.next = self.s_dscp[4].q.val();
+            self.rd_src.d.next = self.s_src[4].q.val();
+            self.rd_dst.d.next = self.s_dst[4].q.val();
+            self.rd_tag.d.next = self.s_tag[4].q.val();
+            self.rd_len.d.next = self.s_len[4].q.val();
+        }
+
+        // ---- Stage 8: the L4 header's own fields (core: parse_l4's checks after the
+        // room and window ones), from registers: a 16-bit compare and the result.
+        self.valid_reg.d.next = self.rd_valid.q.val();
+        if self.rd_valid.q.val() {
+            self.code.next = self.rd_code.q.val();
+            self.flags.next = 0.into();
+            if self.rd_check_tcp.q.val() {
+                if self.rd_doff4.q.val() < 20 || self.rd_doff4.q.val() > self.rd_avail.q.val() {
+                    self.code.next = 13.into();
+                } else {
+                    self.flags.next = self.rd_flags.q.val();
+                }
+            }
+            if self.rd_check_udp.q.val()
+                && (self.rd_ulen.q.val() < 8 || self.rd_ulen.q.val() > self.rd_avail.q.val())
+            {
+                self.code.next = 15.into();
+            }
+            self.result_reg.d.next = self.code.val().get_bits::<8>(0);
+            self.vlan_reg.d.next = self.rd_vlans.q.val().get_bits::<2>(0);
+            self.l3_reg.d.next = self.rd_l3.q.val().get_bits::<16>(0);
+            self.v6_reg.d.next = self.rd_v6.q.val();
+            self.src_reg.d.next = self.rd_src.q.val();
+            self.dst_reg.d.next = self.rd_dst.q.val();
+            self.ip_len_reg.d.next = self.rd_ip_len.q.val().get_bits::<16>(0);
+            self.proto_reg.d.next = self.rd_proto.q.val().get_bits::<8>(0);
+            self.l4_reg.d.next = self.rd_l4abs.q.val().get_bits::<16>(0);
+            self.frag_reg.d.next = self.rd_frag.q.val();
+            self.sport_reg.d.next = self.rd_sport.q.val().get_bits::<16>(0);
+            self.dport_reg.d.next = self.rd_dport.q.val().get_bits::<16>(0);
             self.flags_reg.d.next = self.flags.val().get_bits::<8>(0);
-            self.dscp_reg.d.next = self.s_dscp[4].q.val().get_bits::<8>(0);
-            self.len_reg.d.next = self.s_len[4].q.val().get_bits::<16>(0);
-            self.tag_reg.d.next = self.s_tag[4].q.val();
+            self.dscp_reg.d.next = self.rd_dscp.q.val().get_bits::<8>(0);
+            self.len_reg.d.next = self.rd_len.q.val().get_bits::<16>(0);
+            self.tag_reg.d.next = self.rd_tag.q.val();
         }
         self.busy.next = self.header_valid.val()
             || self.l2_valid.q.val()
@@ -845,6 +960,7 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
             || self.s_valid[2].q.val()
             || self.s_valid[3].q.val()
             || self.s_valid[4].q.val()
+            || self.rd_valid.q.val()
             || self.valid_reg.q.val();
         self.valid.next = self.valid_reg.q.val();
         self.result.next = self.result_reg.q.val();

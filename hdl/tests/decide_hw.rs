@@ -919,16 +919,22 @@ fn trace_decisions_match_core_with_backends_going_down_and_up() {
     let hasher = FlowHasher::new(&tables.keys);
     let one_beat =
         |f: &[u8]| f.len() <= 64 && matches!(prepare(f, &tables, &hasher), Prepared::Balance(_));
-    // The trace's runs of one-beat VIP frames can be shorter than the parser's latency
-    // plus 4 (see the burst below): put 16 of them back to back in the middle, at the
-    // tick of the frame before.
+    // With one-beat frames, stage h+4 (select) in the clock after the write holds the
+    // frame `PARSE_LATENCY + WIDE_HLAT + 6` before this one (the VIP compares, the pick's
+    // two halves and the hash inputs each take a clock before the hash, the slot, the
+    // Maglev read and its register three after it): those must all be busy for the
+    // change to wait (the burst below).
+    let back = PARSE_LATENCY + WIDE_HLAT + 7;
+    // The trace's runs of one-beat VIP frames can be shorter than that: put `back + 8` of
+    // them back to back in the middle, at the tick of the frame before (sized from the
+    // latencies, so a deeper parser or decide keeps the burst long enough).
     let run: Vec<Vec<u8>> = frames
         .iter()
         .filter(|f| one_beat(&f.0))
-        .take(16)
+        .take(back + 8)
         .map(|f| f.0.clone())
         .collect();
-    assert_eq!(run.len(), 16, "the trace has one-beat VIP frames");
+    assert_eq!(run.len(), back + 8, "the trace has one-beat VIP frames");
     let at = frames.len() / 2 + 5;
     let tick = frames[at - 1].1;
     frames.splice(at..at, run.into_iter().map(|f| (f, tick)));
@@ -958,12 +964,6 @@ fn trace_decisions_match_core_with_backends_going_down_and_up() {
     // Inside the SYN flood (one-beat frames for VIP 0, one per clock): a change written
     // there finds stage 4 busy and must wait for a frame boundary with an idle clock.
     let one_beat_for_vip = |i: usize| one_beat(&frames[i].0);
-    // With one-beat frames, stage h+4 (select) in the clock after the write holds the
-    // frame `PARSE_LATENCY + WIDE_HLAT + 6` before this one (the VIP compares, the pick's
-    // two halves and the hash inputs each take a clock before the hash, the slot, the
-    // Maglev read and its register three after it): those must all be busy for the
-    // change to wait.
-    let back = PARSE_LATENCY + WIDE_HLAT + 7;
     let burst = (back..n - 50)
         .find(|&i| (i - back..i).all(one_beat_for_vip))
         .expect("the trace has a SYN flood");
