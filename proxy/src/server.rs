@@ -142,6 +142,12 @@ fn ms(n: u32) -> Duration {
     Duration::from_millis(u64::from(n))
 }
 
+/// The client's address as the proxy reports and limits it: an IPv4-mapped IPv6 peer (a
+/// dual-stack listener) as its IPv4 address.
+fn client_addr(peer: SocketAddr) -> SocketAddr {
+    SocketAddr::new(peer.ip().to_canonical(), peer.port())
+}
+
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -151,7 +157,7 @@ async fn serve_connection(
     shutdown: watch::Receiver<bool>,
     open: OpenConnection,
 ) {
-    let client = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+    let client = client_addr(peer);
     let tls = generation
         .config
         .listeners
@@ -231,7 +237,7 @@ pub async fn resume(
     let Ok(peer) = stream.peer_addr() else {
         return;
     };
-    let client = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+    let client = client_addr(peer);
     let generation = shared.current();
     serve_h1_then_park(
         stream,
