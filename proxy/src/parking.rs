@@ -13,7 +13,7 @@
 //! many sockets from one task, so the lot holds its own `mio::Poll` (an epoll set:
 //! mio is tokio's own poller), itself registered in tokio with [`AsyncFd`].
 //!
-//! Why two flat tables (a slab of entries indexed by epoll token, and the deadlines as a
+//! Why two flat tables (a slab of entries indexed by epoll token (the `slab` crate), and the deadlines as a
 //! binary min-heap in one `Vec`) rather than a map and an ordered set: what a parked
 //! connection keeps must not be scattered through the heap that served it. A B-tree node
 //! (or any small allocation) made while thousands of connections are being answered lands
@@ -26,6 +26,7 @@ use crate::Shared;
 use mio::net::TcpStream as MioStream;
 use mio::{Events, Interest, Poll, Token};
 use prometheus_client::metrics::gauge::Gauge;
+use slab::Slab;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -79,35 +80,28 @@ impl Lot {
 }
 
 /// Values under `u32` keys (here: parked connections under their epoll tokens), each with
-/// a deadline: a slab of slots, the vacant ones chained, and the deadlines as a binary
-/// min-heap of (deadline, key) whose entries the slots point back to, so that a value
-/// taken out early leaves the heap in O(log n). Two contiguous tables, whatever the count.
+/// a deadline: the values in a [`Slab`] (its keys dense and reused: the epoll tokens), and
+/// the deadlines as a binary min-heap of (deadline, key) whose entries the values point
+/// back to, so that a value taken out early leaves the heap in O(log n). Two contiguous
+/// tables, whatever the count. The heap is written here because it must tell each value
+/// where its deadline is (for the early removal): `std`'s `BinaryHeap` cannot remove an
+/// entry, and the indexed-heap crates key their entries by a hash map, the scattered
+/// allocation this lot avoids.
 struct TimedSlab<T> {
-    slots: Vec<Slot<T>>,
-    /// The first vacant slot, [`NO_SLOT`] if none.
-    vacant: u32,
-    len: usize,
+    slots: Slab<Slot<T>>,
     deadlines: Vec<(Instant, u32)>,
 }
 
-enum Slot<T> {
-    Taken {
-        value: T,
-        /// The value's index in [`TimedSlab::deadlines`].
-        heap_index: u32,
-    },
-    /// The next vacant slot ([`NO_SLOT`] for none).
-    Vacant(u32),
+struct Slot<T> {
+    value: T,
+    /// The value's index in [`TimedSlab::deadlines`].
+    heap_index: u32,
 }
-
-const NO_SLOT: u32 = u32::MAX;
 
 impl<T> Default for TimedSlab<T> {
     fn default() -> Self {
         TimedSlab {
-            slots: Vec::new(),
-            vacant: NO_SLOT,
-            len: 0,
+            slots: Slab::new(),
             deadlines: Vec::new(),
         }
     }
@@ -115,17 +109,12 @@ impl<T> Default for TimedSlab<T> {
 
 impl<T> TimedSlab<T> {
     fn len(&self) -> usize {
-        self.len
+        self.slots.len()
     }
 
-    /// The key the next [`TimedSlab::insert`] takes; `None` when every key is in use.
+    /// The key the next [`TimedSlab::insert`] takes; `None` when every `u32` key is in use.
     fn next_key(&self) -> Option<u32> {
-        if self.vacant != NO_SLOT {
-            return Some(self.vacant);
-        }
-        u32::try_from(self.slots.len())
-            .ok()
-            .filter(|&key| key != NO_SLOT)
+        u32::try_from(self.slots.vacant_key()).ok()
     }
 
     /// Put `value` under [`TimedSlab::next_key`]; `None` (and `value` dropped) when
@@ -133,15 +122,7 @@ impl<T> TimedSlab<T> {
     fn insert(&mut self, value: T, deadline: Instant) -> Option<u32> {
         let key = self.next_key()?;
         let heap_index = self.deadlines.len() as u32;
-        let slot = Slot::Taken { value, heap_index };
-        if key == self.vacant {
-            if let Slot::Vacant(next) = std::mem::replace(&mut self.slots[key as usize], slot) {
-                self.vacant = next;
-            }
-        } else {
-            self.slots.push(slot);
-        }
-        self.len += 1;
+        self.slots.insert(Slot { value, heap_index });
         self.deadlines.push((deadline, key));
         self.sift_up(heap_index as usize);
         Some(key)
@@ -149,18 +130,9 @@ impl<T> TimedSlab<T> {
 
     /// Take `key`'s value out, if there is one.
     fn remove(&mut self, key: usize) -> Option<T> {
-        let slot = self.slots.get_mut(key)?;
-        let Slot::Taken { .. } = slot else {
-            return None;
-        };
-        let Slot::Taken { value, heap_index } = std::mem::replace(slot, Slot::Vacant(self.vacant))
-        else {
-            return None;
-        };
-        self.vacant = key as u32;
-        self.len -= 1;
+        let Slot { value, heap_index } = self.slots.try_remove(key)?;
         self.remove_deadline(heap_index as usize);
-        if self.len == 0 && self.slots.capacity() > KEEP_EMPTY {
+        if self.slots.is_empty() && self.slots.capacity() > KEEP_EMPTY {
             // A burst is over: give its tables back.
             *self = TimedSlab::default();
         }
@@ -224,8 +196,8 @@ impl<T> TimedSlab<T> {
         self.deadlines.swap(a, b);
         for i in [a, b] {
             let key = self.deadlines[i].1 as usize;
-            if let Some(Slot::Taken { heap_index, .. }) = self.slots.get_mut(key) {
-                *heap_index = i as u32;
+            if let Some(slot) = self.slots.get_mut(key) {
+                slot.heap_index = i as u32;
             }
         }
     }
@@ -482,6 +454,21 @@ mod tests {
                 model.first().map(|&(d, _)| d)
             );
         }
+    }
+
+    /// What a parked connection keeps in the slab: its socket, its connection-limit slot
+    /// and its heap index in 56 bytes, with the slab's vacancy link folded in (the socket's
+    /// descriptor is never -1, a niche the enum uses). `Entry` is slab 0.4's own entry
+    /// type, written out: the crate does not export it.
+    #[test]
+    fn a_parked_connection_takes_one_56_byte_slab_entry() {
+        #[allow(dead_code)]
+        enum Entry<T> {
+            Vacant(usize),
+            Occupied(T),
+        }
+        assert_eq!(std::mem::size_of::<Slot<Parked>>(), 56);
+        assert_eq!(std::mem::size_of::<Entry<Slot<Parked>>>(), 56);
     }
 
     /// Keys are reused, so the epoll tokens and the slab stay as dense as the parked count;
