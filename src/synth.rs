@@ -12,7 +12,7 @@ use std::path::PathBuf;
 pub struct SynthArgs {
     /// ecp5-85f, ecp5-25f (bitstream), xilinx-estimate (yosys counts), vivado, quartus
     /// (generated scripts).
-    #[arg(long, required_unless_present = "list_designs")]
+    #[arg(long, required_unless_present_any = ["list_designs", "levels"])]
     target: Option<Target>,
     /// Stream geometry: small (64-bit) or 100g (512-bit); sets the line-rate figures.
     #[arg(long, default_value = "small")]
@@ -46,9 +46,24 @@ pub struct SynthArgs {
     /// List the designs and exit.
     #[arg(long)]
     list_designs: bool,
+    /// Print the deepest logic paths (levels) of an earlier run's yosys netlist
+    /// (`synth.json`, or `synth-outreg.json` as nextpnr reads it) and exit: which block
+    /// will set the clock, in seconds instead of after place and route.
+    #[arg(long, value_name = "NETLIST")]
+    levels: Option<PathBuf>,
 }
 
 pub fn run(args: SynthArgs) -> Result<()> {
+    if let Some(netlist) = &args.levels {
+        let text = std::fs::read_to_string(netlist)
+            .with_context(|| format!("reading {}", netlist.display()))?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a yosys JSON netlist", netlist.display()))?;
+        let paths = synth::levels::deepest(&json, 12)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", netlist.display()))?;
+        print!("{}", synth::levels::to_markdown(&paths));
+        return Ok(());
+    }
     if args.list_designs {
         for d in synth::DESIGNS {
             println!("{:<16} {}", d.name, d.about);

