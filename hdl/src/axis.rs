@@ -61,6 +61,11 @@ pub struct HeaderCapture<const DATA_BITS: usize, const KEEP_BITS: usize, const H
     /// the parser: rust-hdl emits literals 32 bits wide, and a narrower signal beside them
     /// is a Verilator WIDTH warning.
     pub frame_len: Signal<Out, Bits<32>>,
+    /// `frame_len` before its saturation: the length modulo 2^16, and whether the frame
+    /// passed 65 535 bytes, both straight from their registers. The parser takes these,
+    /// so its L2 stage's subtractions start at a register, not behind the saturation mux.
+    pub frame_len_wrapped: Signal<Out, Bits<32>>,
+    pub frame_len_saturated: Signal<Out, Bit>,
     /// High for the one clock in which `header` and `frame_len` describe a frame that just
     /// ended.
     pub header_valid: Signal<Out, Bit>,
@@ -141,6 +146,8 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> D
             tready: Default::default(),
             header: Default::default(),
             frame_len: Default::default(),
+            frame_len_wrapped: Default::default(),
+            frame_len_saturated: Default::default(),
             header_valid: Default::default(),
             lane_top: Constant::new(((DATA_BITS - 8) as u64).into()),
             beat_top: Constant::new(((HEADER_BITS - DATA_BITS) as u64).into()),
@@ -281,6 +288,8 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> L
             self.valid_reg.d.next = self.tlast.val();
         }
         self.header.next = self.header_reg.q.val();
+        self.frame_len_wrapped.next = self.len_reg.q.val();
+        self.frame_len_saturated.next = self.sat_reg.q.val();
         self.frame_len.next = self.len_reg.q.val();
         if self.sat_reg.q.val() {
             self.frame_len.next = self.len_max.val();

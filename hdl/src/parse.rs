@@ -83,8 +83,13 @@ pub const LATENCY: usize = STAGES + 3;
 pub struct HeaderParse<const HEADER_BITS: usize> {
     pub clock: Signal<In, Clock>,
     pub header: Signal<In, Bits<HEADER_BITS>>,
-    /// Bytes in the frame (at most 65 535: the capture saturates).
+    /// Bytes in the frame modulo 2^16 (the capture's `frame_len_wrapped`, straight from
+    /// its register: see `frame_len_saturated`).
     pub frame_len: Signal<In, Bits<32>>,
+    /// The frame has more than 65 535 bytes: the parser then reads its length as 65 535
+    /// (the capture's saturation). A flag beside the length rather than a mux in front of
+    /// it, so the L2 stage's subtractions start from a register.
+    pub frame_len_saturated: Signal<In, Bit>,
     pub header_valid: Signal<In, Bit>,
     /// Travels with the header: `tag_out` shows, with `valid`, what `tag` was with
     /// `header_valid` (the top passes the frame's tick).
@@ -132,6 +137,17 @@ pub struct HeaderParse<const HEADER_BITS: usize> {
     win: Signal<Local, Bits<HEADER_BITS>>,
     /// Frame bytes from the IP header on.
     plen: Signal<Local, Bits<32>>,
+    /// The L2 stage's `len - 14`, `len - 18`, `len - 22`, all three computed at once so
+    /// that the VLAN decision picks one (a 3:1 mux) instead of feeding a subtraction; bit
+    /// 16 of each is its borrow (`len` is below 2^16), so `len < 14/18/22` is the same
+    /// carry chain.
+    len_m14: Signal<Local, Bits<32>>,
+    len_m18: Signal<Local, Bits<32>>,
+    len_m22: Signal<Local, Bits<32>>,
+    /// The frame is shorter than 14, 18, 22 bytes (never when saturated).
+    short14: Signal<Local, Bit>,
+    short18: Signal<Local, Bit>,
+    short22: Signal<Local, Bit>,
     b0: Signal<Local, Bits<32>>,
     b1: Signal<Local, Bits<32>>,
     ihl4: Signal<Local, Bits<32>>,
@@ -267,6 +283,7 @@ impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
             clock: Default::default(),
             header: Default::default(),
             frame_len: Default::default(),
+            frame_len_saturated: Default::default(),
             header_valid: Default::default(),
             tag: Default::default(),
             valid: Default::default(),
@@ -301,6 +318,12 @@ impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
             l3: Default::default(),
             win: Default::default(),
             plen: Default::default(),
+            len_m14: Default::default(),
+            len_m18: Default::default(),
+            len_m22: Default::default(),
+            short14: Default::default(),
+            short18: Default::default(),
+            short22: Default::default(),
             b0: Default::default(),
             b1: Default::default(),
             ihl4: Default::default(),
@@ -517,6 +540,12 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
         self.l3.next = 14.into();
         self.win.next = self.zero_header.val();
         self.plen.next = 0.into();
+        self.len_m14.next = 0.into();
+        self.len_m18.next = 0.into();
+        self.len_m22.next = 0.into();
+        self.short14.next = false;
+        self.short18.next = false;
+        self.short22.next = false;
         self.b0.next = 0.into();
         self.b1.next = 0.into();
         self.ihl4.next = 0.into();
@@ -578,19 +607,28 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                 .get_bits::<32>((self.hb.val() - 192).index())
                 >> 16;
             self.ethertype.next = self.et0.val();
-            if self.len.val() < 14 {
+            self.len_m14.next = self.len.val() - 14;
+            self.len_m18.next = self.len.val() - 18;
+            self.len_m22.next = self.len.val() - 22;
+            self.short14.next =
+                !self.frame_len_saturated.val() && self.len_m14.val().get_bit(16);
+            self.short18.next =
+                !self.frame_len_saturated.val() && self.len_m18.val().get_bit(16);
+            self.short22.next =
+                !self.frame_len_saturated.val() && self.len_m22.val().get_bit(16);
+            if self.short14.val() {
                 self.code.next = 1.into();
             } else if self.et0.val() == 0x8100
                 || self.et0.val() == 0x88a8
                 || self.et0.val() == 0x9100
             {
-                if self.len.val() < 18 {
+                if self.short18.val() {
                     self.code.next = 2.into();
                 } else if self.et1.val() == 0x8100
                     || self.et1.val() == 0x88a8
                     || self.et1.val() == 0x9100
                 {
-                    if self.len.val() < 22 {
+                    if self.short22.val() {
                         self.code.next = 2.into();
                     } else if self.et2.val() == 0x8100
                         || self.et2.val() == 0x88a8
@@ -617,7 +655,24 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
             } else {
                 self.win.next = self.header.val() << 112;
             }
-            self.plen.next = self.len.val() - self.l3.val();
+            // Frame bytes from the IP header on: one of the three differences, or what a
+            // saturated length leaves (65 535 − 22, − 18, − 14), as constants (a subtraction from `l3`
+            // would put a carry chain back behind the VLAN decision).
+            if self.frame_len_saturated.val() {
+                if self.vlans.val() == 2 {
+                    self.plen.next = 0xffe9.into();
+                } else if self.vlans.val() == 1 {
+                    self.plen.next = 0xffed.into();
+                } else {
+                    self.plen.next = 0xfff1.into();
+                }
+            } else if self.vlans.val() == 2 {
+                self.plen.next = self.len_m22.val();
+            } else if self.vlans.val() == 1 {
+                self.plen.next = self.len_m18.val();
+            } else {
+                self.plen.next = self.len_m14.val();
+            }
             self.l2_code.d.next = self.code.val();
             self.l2_vlans.d.next = self.vlans.val();
             self.l2_l3.d.next = self.l3.val();
@@ -626,6 +681,9 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
             self.l2_win.d.next = self.win.val();
             self.l2_tag.d.next = self.tag.val();
             self.l2_len.d.next = self.len.val() & 0xffff;
+            if self.frame_len_saturated.val() {
+                self.l2_len.d.next = 0xffff.into();
+            }
         }
 
         // ---- Stage 2: the IP header's fixed fields and checks.
