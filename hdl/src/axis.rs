@@ -27,7 +27,10 @@
 //! # Length
 //! 16 bits, saturating at 65 535. Saturation changes no verdict: every length the parser
 //! compares the frame length with (IPv4 total length, 40 + IPv6 payload length) is at most
-//! 65 535 too, so "more than the frame holds" has the same answer.
+//! 65 535 too, so "more than the frame holds" has the same answer. The parser takes the
+//! length before the saturation (`frame_len_wrapped`, the 16-bit sum, and
+//! `frame_len_saturated`, a sticky flag), so no mux sits between the length register and
+//! its subtractions.
 //!
 //! # Timing
 //! One register stage: `header`, `frame_len` and `header_valid` change one rising edge after

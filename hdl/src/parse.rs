@@ -40,7 +40,9 @@
 //! 16-bit carry chains, and no carry chain depends on a variable-offset read in the same
 //! clock unless it feeds a register directly:
 //! 1. L2: the frame-length checks, the VLAN tags, the 3-way window select that puts the
-//!    IP header on top, and the length left for it;
+//!    IP header on top, and the length left for it (`len − 14`, `− 18`, `− 22` computed
+//!    at once from the capture's length register, their borrows the short-frame checks,
+//!    the VLAN decision choosing one);
 //! 2. the IP header's fixed fields and checks;
 //! 3. to 6. one IPv6 extension header each (an 8-byte-word read, the length and window
 //!    checks, the next offset);
