@@ -91,17 +91,14 @@ fn run<const D: usize, const K: usize>(frames: &[Vec<Beat>]) -> Vec<(Vec<u8>, u6
                 let header = (0..HEADER_BYTES)
                     .map(|i| h.get_bits::<8>(HEADER_BITS - 8 * (i + 1)).index() as u8)
                     .collect();
-                out_tb
-                    .lock()
-                    .unwrap()
-                    .push((
-                        header,
-                        x.frame_len.val().index() as u64,
-                        (
-                            x.frame_len_wrapped.val().index() as u64,
-                            x.frame_len_saturated.val(),
-                        ),
-                    ));
+                out_tb.lock().unwrap().push((
+                    header,
+                    x.frame_len.val().index() as u64,
+                    (
+                        x.frame_len_wrapped.val().index() as u64,
+                        x.frame_len_saturated.val(),
+                    ),
+                ));
             }
         };
         for frame in &frames_tb {

@@ -313,7 +313,12 @@ fn frames_longer_than_65535_bytes_get_cores_verdict() {
                 .take(2),
         );
     }
-    bases.extend(trace.iter().filter(|f| contract(f).result == RESULT_NOT_IP).take(1));
+    bases.extend(
+        trace
+            .iter()
+            .filter(|f| contract(f).result == RESULT_NOT_IP)
+            .take(1),
+    );
     // Wrapped lengths 0, 10 (below 14), 16 (below 18), 20 (below 22), and 4 464.
     let frames: Vec<Vec<u8>> = bases
         .iter()
