@@ -171,7 +171,12 @@ pub struct HeaderParse<const HEADER_BITS: usize> {
     /// `win` shifted up by the extension header's offset (see the read below).
     ext_win: Signal<Local, Bits<HEADER_BITS>>,
     ext_word: Signal<Local, Bits<32>>,
-    ext_len: Signal<Local, Bits<32>>,
+    /// The extension header's length field (`(n + 1) × 8` bytes), and the walk's
+    /// offsets one 8-byte word on, from the stage registers (see the step).
+    ext_n: Signal<Local, Bits<32>>,
+    at_p8: Signal<Local, Bits<32>>,
+    l4rel_p8: Signal<Local, Bits<32>>,
+    avail_m8: Signal<Local, Bits<32>>,
     /// L4 header offset from the IP header, and the datagram bytes from it on (during the
     /// IPv6 walk: the offset of the header `proto` names, and the payload bytes left).
     l4rel: Signal<Local, Bits<32>>,
@@ -344,7 +349,10 @@ impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
             is_ext: Default::default(),
             ext_win: Default::default(),
             ext_word: Default::default(),
-            ext_len: Default::default(),
+            ext_n: Default::default(),
+            at_p8: Default::default(),
+            l4rel_p8: Default::default(),
+            avail_m8: Default::default(),
             l4rel: Default::default(),
             avail: Default::default(),
             l4abs: Default::default(),
@@ -566,7 +574,10 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
         self.is_ext.next = false;
         self.ext_win.next = self.zero_header.val();
         self.ext_word.next = 0.into();
-        self.ext_len.next = 0.into();
+        self.ext_n.next = 0.into();
+        self.at_p8.next = 0.into();
+        self.l4rel_p8.next = 0.into();
+        self.avail_m8.next = 0.into();
         self.l4rel.next = 0.into();
         self.avail.next = 0.into();
         self.l4abs.next = 0.into();
@@ -612,12 +623,9 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
             self.len_m14.next = self.len.val() - 14;
             self.len_m18.next = self.len.val() - 18;
             self.len_m22.next = self.len.val() - 22;
-            self.short14.next =
-                !self.frame_len_saturated.val() && self.len_m14.val().get_bit(16);
-            self.short18.next =
-                !self.frame_len_saturated.val() && self.len_m18.val().get_bit(16);
-            self.short22.next =
-                !self.frame_len_saturated.val() && self.len_m22.val().get_bit(16);
+            self.short14.next = !self.frame_len_saturated.val() && self.len_m14.val().get_bit(16);
+            self.short18.next = !self.frame_len_saturated.val() && self.len_m18.val().get_bit(16);
+            self.short22.next = !self.frame_len_saturated.val() && self.len_m22.val().get_bit(16);
             if self.short14.val() {
                 self.code.next = 1.into();
             } else if self.et0.val() == 0x8100
@@ -805,6 +813,9 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
             // the room check let through).
             self.l4rel.next = self.s_l4rel[s].q.val();
             self.avail.next = self.s_avail[s].q.val();
+            self.at_p8.next = self.at.val() + 8;
+            self.l4rel_p8.next = self.l4rel.val() + 8;
+            self.avail_m8.next = self.avail.val() - 8;
             self.is_ext.next = self.proto.val() == 0
                 || self.proto.val() == 43
                 || self.proto.val() == 44
@@ -832,9 +843,9 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                     } else {
                         self.is_fragment.next = true;
                         self.proto.next = self.ext_word.val() >> 24;
-                        self.at.next = self.at.val() + 8;
-                        self.l4rel.next = self.l4rel.val() + 8;
-                        self.avail.next = self.avail.val() - 8;
+                        self.at.next = self.at_p8.val();
+                        self.l4rel.next = self.l4rel_p8.val();
+                        self.avail.next = self.avail_m8.val();
                         // Offset != 0: fragment data follows, not headers.
                         if (self.ext_word.val() & 0xfff8) != 0 {
                             self.upper.next = false;
@@ -846,14 +857,21 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                     // HeaderTooLong, see the module doc.
                     self.code.next = 19.into();
                 } else {
-                    self.ext_len.next = (((self.ext_word.val() >> 16) & 0xff) + 1) << 3;
-                    if self.ext_len.val() > self.avail.val() {
+                    // The length field `n` says `(n + 1) × 8` bytes. `(n + 1) × 8 > avail`
+                    // is `n ≥ avail / 8` (rounded down): an 8-bit compare on the field as
+                    // read, with no `+ 1` chain in front of it, and `avail / 8` past 255
+                    // (a flag from the register) lets any `n` through. The offsets
+                    // add `n × 8` to `+ 8`s taken from the registers, so one carry chain
+                    // follows the read.
+                    self.ext_n.next = (self.ext_word.val() >> 16) & 0xff;
+                    if (self.avail.val() >> 11) == 0 && self.ext_n.val() >= (self.avail.val() >> 3)
+                    {
                         self.code.next = 10.into();
                     } else {
                         self.proto.next = self.ext_word.val() >> 24;
-                        self.at.next = self.at.val() + self.ext_len.val();
-                        self.l4rel.next = self.l4rel.val() + self.ext_len.val();
-                        self.avail.next = self.avail.val() - self.ext_len.val();
+                        self.at.next = self.at_p8.val() + (self.ext_n.val() << 3);
+                        self.l4rel.next = self.l4rel_p8.val() + (self.ext_n.val() << 3);
+                        self.avail.next = self.avail_m8.val() - (self.ext_n.val() << 3);
                     }
                 }
             }
