@@ -27,10 +27,7 @@
 //! # Length
 //! 16 bits, saturating at 65 535. Saturation changes no verdict: every length the parser
 //! compares the frame length with (IPv4 total length, 40 + IPv6 payload length) is at most
-//! 65 535 too, so "more than the frame holds" has the same answer. The parser takes the
-//! length before the saturation (`frame_len_wrapped`, the 16-bit sum, and
-//! `frame_len_saturated`, a sticky flag), so no mux sits between the length register and
-//! its subtractions.
+//! 65 535 too, so "more than the frame holds" has the same answer.
 //!
 //! # Timing
 //! One register stage: `header`, `frame_len` and `header_valid` change one rising edge after
@@ -64,11 +61,6 @@ pub struct HeaderCapture<const DATA_BITS: usize, const KEEP_BITS: usize, const H
     /// the parser: rust-hdl emits literals 32 bits wide, and a narrower signal beside them
     /// is a Verilator WIDTH warning.
     pub frame_len: Signal<Out, Bits<32>>,
-    /// `frame_len` before its saturation: the length modulo 2^16, and whether the frame
-    /// passed 65 535 bytes, both straight from their registers. The parser takes these,
-    /// so its L2 stage's subtractions start at a register, not behind the saturation mux.
-    pub frame_len_wrapped: Signal<Out, Bits<32>>,
-    pub frame_len_saturated: Signal<Out, Bit>,
     /// High for the one clock in which `header` and `frame_len` describe a frame that just
     /// ended.
     pub header_valid: Signal<Out, Bit>,
@@ -149,8 +141,6 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> D
             tready: Default::default(),
             header: Default::default(),
             frame_len: Default::default(),
-            frame_len_wrapped: Default::default(),
-            frame_len_saturated: Default::default(),
             header_valid: Default::default(),
             lane_top: Constant::new(((DATA_BITS - 8) as u64).into()),
             beat_top: Constant::new(((HEADER_BITS - DATA_BITS) as u64).into()),
@@ -291,8 +281,6 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize, const HEADER_BITS: usize> L
             self.valid_reg.d.next = self.tlast.val();
         }
         self.header.next = self.header_reg.q.val();
-        self.frame_len_wrapped.next = self.len_reg.q.val();
-        self.frame_len_saturated.next = self.sat_reg.q.val();
         self.frame_len.next = self.len_reg.q.val();
         if self.sat_reg.q.val() {
             self.frame_len.next = self.len_max.val();

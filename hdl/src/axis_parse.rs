@@ -80,8 +80,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for AxisParser<DATA_B
         self.capture.tvalid.next = self.tvalid.val();
         self.tready.next = self.capture.tready.val();
         self.parse.header.next = self.capture.header.val();
-        self.parse.frame_len.next = self.capture.frame_len_wrapped.val();
-        self.parse.frame_len_saturated.next = self.capture.frame_len_saturated.val();
+        self.parse.frame_len.next = self.capture.frame_len.val();
         self.parse.header_valid.next = self.capture.header_valid.val();
         self.valid.next = self.parse.valid.val();
         self.result.next = self.parse.result.val();

@@ -40,9 +40,7 @@
 //! 16-bit carry chains, and no carry chain depends on a variable-offset read in the same
 //! clock unless it feeds a register directly:
 //! 1. L2: the frame-length checks, the VLAN tags, the 3-way window select that puts the
-//!    IP header on top, and the length left for it (`len − 14`, `− 18`, `− 22` computed
-//!    at once from the capture's length register, their borrows the short-frame checks,
-//!    the VLAN decision choosing one);
+//!    IP header on top, and the length left for it;
 //! 2. the IP header's fixed fields and checks;
 //! 3. to 6. one IPv6 extension header each (an 8-byte-word read, the length and window
 //!    checks, the next offset);
@@ -85,13 +83,8 @@ pub const LATENCY: usize = STAGES + 3;
 pub struct HeaderParse<const HEADER_BITS: usize> {
     pub clock: Signal<In, Clock>,
     pub header: Signal<In, Bits<HEADER_BITS>>,
-    /// Bytes in the frame modulo 2^16 (the capture's `frame_len_wrapped`, straight from
-    /// its register: see `frame_len_saturated`).
+    /// Bytes in the frame (at most 65 535: the capture saturates).
     pub frame_len: Signal<In, Bits<32>>,
-    /// The frame has more than 65 535 bytes: the parser then reads its length as 65 535
-    /// (the capture's saturation). A flag beside the length rather than a mux in front of
-    /// it, so the L2 stage's subtractions start from a register.
-    pub frame_len_saturated: Signal<In, Bit>,
     pub header_valid: Signal<In, Bit>,
     /// Travels with the header: `tag_out` shows, with `valid`, what `tag` was with
     /// `header_valid` (the top passes the frame's tick).
@@ -139,17 +132,6 @@ pub struct HeaderParse<const HEADER_BITS: usize> {
     win: Signal<Local, Bits<HEADER_BITS>>,
     /// Frame bytes from the IP header on.
     plen: Signal<Local, Bits<32>>,
-    /// The L2 stage's `len - 14`, `len - 18`, `len - 22`, all three computed at once so
-    /// that the VLAN decision picks one (a 3:1 mux) instead of feeding a subtraction; bit
-    /// 16 of each is its borrow (`len` is below 2^16), so `len < 14/18/22` is the same
-    /// carry chain.
-    len_m14: Signal<Local, Bits<32>>,
-    len_m18: Signal<Local, Bits<32>>,
-    len_m22: Signal<Local, Bits<32>>,
-    /// The frame is shorter than 14, 18, 22 bytes (never when saturated).
-    short14: Signal<Local, Bit>,
-    short18: Signal<Local, Bit>,
-    short22: Signal<Local, Bit>,
     b0: Signal<Local, Bits<32>>,
     b1: Signal<Local, Bits<32>>,
     ihl4: Signal<Local, Bits<32>>,
@@ -171,12 +153,7 @@ pub struct HeaderParse<const HEADER_BITS: usize> {
     /// `win` shifted up by the extension header's offset (see the read below).
     ext_win: Signal<Local, Bits<HEADER_BITS>>,
     ext_word: Signal<Local, Bits<32>>,
-    /// The extension header's length field (`(n + 1) × 8` bytes), and the walk's
-    /// offsets one 8-byte word on, from the stage registers (see the step).
-    ext_n: Signal<Local, Bits<32>>,
-    at_p8: Signal<Local, Bits<32>>,
-    l4rel_p8: Signal<Local, Bits<32>>,
-    avail_m8: Signal<Local, Bits<32>>,
+    ext_len: Signal<Local, Bits<32>>,
     /// L4 header offset from the IP header, and the datagram bytes from it on (during the
     /// IPv6 walk: the offset of the header `proto` names, and the payload bytes left).
     l4rel: Signal<Local, Bits<32>>,
@@ -290,7 +267,6 @@ impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
             clock: Default::default(),
             header: Default::default(),
             frame_len: Default::default(),
-            frame_len_saturated: Default::default(),
             header_valid: Default::default(),
             tag: Default::default(),
             valid: Default::default(),
@@ -325,12 +301,6 @@ impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
             l3: Default::default(),
             win: Default::default(),
             plen: Default::default(),
-            len_m14: Default::default(),
-            len_m18: Default::default(),
-            len_m22: Default::default(),
-            short14: Default::default(),
-            short18: Default::default(),
-            short22: Default::default(),
             b0: Default::default(),
             b1: Default::default(),
             ihl4: Default::default(),
@@ -349,10 +319,7 @@ impl<const HEADER_BITS: usize> Default for HeaderParse<HEADER_BITS> {
             is_ext: Default::default(),
             ext_win: Default::default(),
             ext_word: Default::default(),
-            ext_n: Default::default(),
-            at_p8: Default::default(),
-            l4rel_p8: Default::default(),
-            avail_m8: Default::default(),
+            ext_len: Default::default(),
             l4rel: Default::default(),
             avail: Default::default(),
             l4abs: Default::default(),
@@ -550,12 +517,6 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
         self.l3.next = 14.into();
         self.win.next = self.zero_header.val();
         self.plen.next = 0.into();
-        self.len_m14.next = 0.into();
-        self.len_m18.next = 0.into();
-        self.len_m22.next = 0.into();
-        self.short14.next = false;
-        self.short18.next = false;
-        self.short22.next = false;
         self.b0.next = 0.into();
         self.b1.next = 0.into();
         self.ihl4.next = 0.into();
@@ -574,10 +535,7 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
         self.is_ext.next = false;
         self.ext_win.next = self.zero_header.val();
         self.ext_word.next = 0.into();
-        self.ext_n.next = 0.into();
-        self.at_p8.next = 0.into();
-        self.l4rel_p8.next = 0.into();
-        self.avail_m8.next = 0.into();
+        self.ext_len.next = 0.into();
         self.l4rel.next = 0.into();
         self.avail.next = 0.into();
         self.l4abs.next = 0.into();
@@ -620,25 +578,19 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                 .get_bits::<32>((self.hb.val() - 192).index())
                 >> 16;
             self.ethertype.next = self.et0.val();
-            self.len_m14.next = self.len.val() - 14;
-            self.len_m18.next = self.len.val() - 18;
-            self.len_m22.next = self.len.val() - 22;
-            self.short14.next = !self.frame_len_saturated.val() && self.len_m14.val().get_bit(16);
-            self.short18.next = !self.frame_len_saturated.val() && self.len_m18.val().get_bit(16);
-            self.short22.next = !self.frame_len_saturated.val() && self.len_m22.val().get_bit(16);
-            if self.short14.val() {
+            if self.len.val() < 14 {
                 self.code.next = 1.into();
             } else if self.et0.val() == 0x8100
                 || self.et0.val() == 0x88a8
                 || self.et0.val() == 0x9100
             {
-                if self.short18.val() {
+                if self.len.val() < 18 {
                     self.code.next = 2.into();
                 } else if self.et1.val() == 0x8100
                     || self.et1.val() == 0x88a8
                     || self.et1.val() == 0x9100
                 {
-                    if self.short22.val() {
+                    if self.len.val() < 22 {
                         self.code.next = 2.into();
                     } else if self.et2.val() == 0x8100
                         || self.et2.val() == 0x88a8
@@ -665,24 +617,7 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
             } else {
                 self.win.next = self.header.val() << 112;
             }
-            // Frame bytes from the IP header on: one of the three differences, or what a
-            // saturated length leaves (65 535 − 22, − 18, − 14), as constants (a subtraction from `l3`
-            // would put a carry chain back behind the VLAN decision).
-            if self.frame_len_saturated.val() {
-                if self.vlans.val() == 2 {
-                    self.plen.next = 0xffe9.into();
-                } else if self.vlans.val() == 1 {
-                    self.plen.next = 0xffed.into();
-                } else {
-                    self.plen.next = 0xfff1.into();
-                }
-            } else if self.vlans.val() == 2 {
-                self.plen.next = self.len_m22.val();
-            } else if self.vlans.val() == 1 {
-                self.plen.next = self.len_m18.val();
-            } else {
-                self.plen.next = self.len_m14.val();
-            }
+            self.plen.next = self.len.val() - self.l3.val();
             self.l2_code.d.next = self.code.val();
             self.l2_vlans.d.next = self.vlans.val();
             self.l2_l3.d.next = self.l3.val();
@@ -691,9 +626,6 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
             self.l2_win.d.next = self.win.val();
             self.l2_tag.d.next = self.tag.val();
             self.l2_len.d.next = self.len.val() & 0xffff;
-            if self.frame_len_saturated.val() {
-                self.l2_len.d.next = 0xffff.into();
-            }
         }
 
         // ---- Stage 2: the IP header's fixed fields and checks.
@@ -813,9 +745,6 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
             // the room check let through).
             self.l4rel.next = self.s_l4rel[s].q.val();
             self.avail.next = self.s_avail[s].q.val();
-            self.at_p8.next = self.at.val() + 8;
-            self.l4rel_p8.next = self.l4rel.val() + 8;
-            self.avail_m8.next = self.avail.val() - 8;
             self.is_ext.next = self.proto.val() == 0
                 || self.proto.val() == 43
                 || self.proto.val() == 44
@@ -843,9 +772,9 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                     } else {
                         self.is_fragment.next = true;
                         self.proto.next = self.ext_word.val() >> 24;
-                        self.at.next = self.at_p8.val();
-                        self.l4rel.next = self.l4rel_p8.val();
-                        self.avail.next = self.avail_m8.val();
+                        self.at.next = self.at.val() + 8;
+                        self.l4rel.next = self.l4rel.val() + 8;
+                        self.avail.next = self.avail.val() - 8;
                         // Offset != 0: fragment data follows, not headers.
                         if (self.ext_word.val() & 0xfff8) != 0 {
                             self.upper.next = false;
@@ -857,21 +786,14 @@ impl<const HEADER_BITS: usize> Logic for HeaderParse<HEADER_BITS> {
                     // HeaderTooLong, see the module doc.
                     self.code.next = 19.into();
                 } else {
-                    // The length field `n` says `(n + 1) × 8` bytes. `(n + 1) × 8 > avail`
-                    // is `n ≥ avail / 8` (rounded down): an 8-bit compare on the field as
-                    // read, with no `+ 1` chain in front of it, and `avail / 8` past 255
-                    // (a flag from the register) lets any `n` through. The offsets
-                    // add `n × 8` to `+ 8`s taken from the registers, so one carry chain
-                    // follows the read.
-                    self.ext_n.next = (self.ext_word.val() >> 16) & 0xff;
-                    if (self.avail.val() >> 11) == 0 && self.ext_n.val() >= (self.avail.val() >> 3)
-                    {
+                    self.ext_len.next = (((self.ext_word.val() >> 16) & 0xff) + 1) << 3;
+                    if self.ext_len.val() > self.avail.val() {
                         self.code.next = 10.into();
                     } else {
                         self.proto.next = self.ext_word.val() >> 24;
-                        self.at.next = self.at_p8.val() + (self.ext_n.val() << 3);
-                        self.l4rel.next = self.l4rel_p8.val() + (self.ext_n.val() << 3);
-                        self.avail.next = self.avail_m8.val() - (self.ext_n.val() << 3);
+                        self.at.next = self.at.val() + self.ext_len.val();
+                        self.l4rel.next = self.l4rel.val() + self.ext_len.val();
+                        self.avail.next = self.avail.val() - self.ext_len.val();
                     }
                 }
             }

@@ -294,52 +294,6 @@ fn truncated_frames_get_cores_verdict() {
     assert_matches_core(&frames, false, false);
 }
 
-/// Frames longer than 65 535 bytes: the capture saturates the length, and the parser
-/// takes it as the 16-bit length wrapped plus a flag. A wrapped length below 14, 18 or 22
-/// must not read as a short frame, and the bytes left for the IP header must be what
-/// 65 535 leaves, with 0, 1 and 2 VLAN tags.
-#[test]
-fn frames_longer_than_65535_bytes_get_cores_verdict() {
-    let trace = trace_frames();
-    let mut bases: Vec<&Vec<u8>> = Vec::new();
-    for vlans in 0..=2 {
-        bases.extend(
-            trace
-                .iter()
-                .filter(|f| {
-                    let c = contract(f);
-                    c.result == 0 && c.fields.vlan_count == vlans
-                })
-                .take(2),
-        );
-    }
-    bases.extend(
-        trace
-            .iter()
-            .filter(|f| contract(f).result == RESULT_NOT_IP)
-            .take(1),
-    );
-    // Wrapped lengths 0, 10 (below 14), 16 (below 18), 20 (below 22), and 4 464.
-    let frames: Vec<Vec<u8>> = bases
-        .iter()
-        .flat_map(|base| {
-            [65_536, 65_546, 65_552, 65_556, 70_000].map(|len| {
-                let mut f = (*base).clone();
-                f.resize(len, 0);
-                f
-            })
-        })
-        .collect();
-    let tagged: std::collections::BTreeSet<u8> = frames
-        .iter()
-        .map(|f| contract(f))
-        .filter(|c| c.result == 0)
-        .map(|c| c.fields.vlan_count)
-        .collect();
-    assert_eq!(tagged.len(), 3, "0, 1 and 2 VLAN tags: {tagged:?}");
-    assert_matches_core(&frames, false, true);
-}
-
 // ---- The parse window (HeaderTooLong) ----
 
 const ETH_V6: [u8; 14] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
