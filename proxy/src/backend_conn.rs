@@ -188,7 +188,8 @@ impl Conns {
         loop {
             let (mut conn, fresh) = match self.check_out() {
                 Some(conn) => (conn, false),
-                None => (self.connect().await?, true),
+                // Boxed: opening a connection is rare, its future large.
+                None => (Box::pin(self.connect()).await?, true),
             };
             // Ready for a request: the connection's future first, which finishes the
             // previous exchange (or finds the socket closed), then the handle, which sees
