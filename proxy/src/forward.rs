@@ -666,13 +666,10 @@ fn finish_response(
     if switching {
         if let Some(client_upgrade) = client_upgrade {
             let backend_upgrade = hyper::upgrade::on(&mut response);
-            // The backend connection is the tunnel's now, never given back to the pool.
-            let Held { in_flight, lease } = held;
-            if let Some(lease) = lease {
-                lease.upgrade();
-            }
             tokio::spawn(async move {
-                let _in_flight = in_flight;
+                // The backend connection is the tunnel's now: its lease is dropped with
+                // the tunnel, never given back to the pool.
+                let _held = held;
                 match tokio::try_join!(client_upgrade, backend_upgrade) {
                     Ok((client, backend)) => {
                         let mut client = hyper_util::rt::TokioIo::new(client);
@@ -716,8 +713,6 @@ fn finish_response(
 /// A backend's response body on its way: the request counts as outstanding on its
 /// backend until the body is through, and the backend connection goes back to its pool
 /// only when the body was read to its end (dropped earlier, the connection is closed).
-/// Its reader drives the HTTP/1.1 backend connection that the body comes from (see
-/// [`crate::backend_conn`]: the connection has no task of its own).
 /// A struct rather than `map_err` + `map_frame`: one layer, no closure per frame.
 struct BackendBody {
     body: Incoming,
@@ -734,9 +729,6 @@ impl Body for BackendBody {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
-        if let Some(lease) = &mut self.lease {
-            lease.drive(cx);
-        }
         let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
         match polled {
             std::task::Poll::Ready(None) => {
