@@ -122,7 +122,7 @@ fn main() -> ExitCode {
         Command::Synth(args) => synth::run(args),
         Command::Proxy { config } => {
             init_logs();
-            tokio::runtime::Runtime::new()
+            proxy_runtime()
                 .context("starting the proxy's runtime")
                 .and_then(|rt| Ok(rt.block_on(flowgate_proxy::run(&config))?))
         }
@@ -137,6 +137,22 @@ fn main() -> ExitCode {
 }
 
 /// Structured logs on stderr; `RUST_LOG` filters them (default `info`).
+/// The proxy's runtime: tokio's multi-thread scheduler, with one worker per CPU or
+/// `TOKIO_WORKER_THREADS`; with one worker (`TOKIO_WORKER_THREADS=1`), the current-thread
+/// scheduler, which runs the same tasks on one thread without the multi-thread one's
+/// cross-thread hand-offs (a worker thread beside the thread that blocks on the main
+/// future, atomic run queues, a LIFO slot that lets the last-woken task jump the queue).
+fn proxy_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = std::env::var("TOKIO_WORKER_THREADS").ok();
+    if workers.as_deref().map(str::trim) == Some("1") {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    }
+}
+
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

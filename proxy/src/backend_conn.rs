@@ -130,7 +130,8 @@ impl Conns {
         loop {
             let (mut sender, fresh) = match self.check_out() {
                 Some(sender) => (sender, false),
-                None => (self.connect().await?, true),
+                // Boxed: opening a connection is rare, its future large.
+                None => (Box::pin(self.connect()).await?, true),
             };
             if sender.ready().await.is_err() {
                 if fresh {

@@ -354,16 +354,16 @@ async fn respond(
     let method = req.method().clone();
     let request_headers = route.compress.as_ref().map(|_| req.headers().clone());
     let cacheable = route.cache && cache::is_lookup(req);
+    // The cache's futures are boxed: inline, their states would size every request's
+    // future (moved whole into hyper's dispatcher, or into a task per HTTP/2 stream).
     let response = if cacheable {
         note.pool = Some(route.pool);
-        shared.cache().serve(req, &upstream, note).await
+        Box::pin(shared.cache().serve(req, &upstream, note)).await
     } else {
         let mut response = upstream.forward(req, Some(body), note).await;
         if route.cache {
             let cache = shared.cache();
-            cache
-                .invalidate_after(req, response.status(), response.headers())
-                .await;
+            Box::pin(cache.invalidate_after(req, response.status(), response.headers())).await;
             cache::mark_bypass(req, &mut response);
         }
         response
