@@ -136,7 +136,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Structured logs on stderr; `RUST_LOG` filters them (default `info`).
 /// The proxy's runtime: tokio's multi-thread scheduler, with one worker per CPU or
 /// `TOKIO_WORKER_THREADS`; with one worker (`TOKIO_WORKER_THREADS=1`), the current-thread
 /// scheduler, which runs the same tasks on one thread without the multi-thread one's
@@ -153,6 +152,7 @@ fn proxy_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
+/// Structured logs on stderr; `RUST_LOG` filters them (default `info`).
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
