@@ -58,6 +58,17 @@ fn status_line(addr: &str, path: &str) -> String {
 
 #[test]
 fn proxy_forwards_answers_ctl_reloads_on_sighup_and_stops_on_sigterm() {
+    forwards_answers_reloads_and_stops(None);
+}
+
+/// The same on one worker, where the proxy runs tokio's current-thread scheduler
+/// (`TOKIO_WORKER_THREADS=1`, as `scripts/bench-proxy` runs it).
+#[test]
+fn proxy_on_one_worker_thread_forwards_reloads_and_stops_the_same() {
+    forwards_answers_reloads_and_stops(Some("1"));
+}
+
+fn forwards_answers_reloads_and_stops(workers: Option<&str>) {
     // A one-answer backend on a thread: enough to see requests go through.
     let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let backend_addr = backend.local_addr().unwrap().to_string();
@@ -72,7 +83,11 @@ fn proxy_forwards_answers_ctl_reloads_on_sighup_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("proxy.toml");
     std::fs::write(&path, config("/", &backend_addr)).unwrap();
-    let mut proxy = Command::new(BIN)
+    let mut proxy = Command::new(BIN);
+    if let Some(n) = workers {
+        proxy.env("TOKIO_WORKER_THREADS", n);
+    }
+    let mut proxy = proxy
         .args(["proxy", "--config"])
         .arg(&path)
         .env("RUST_LOG", "warn")
