@@ -51,7 +51,9 @@
 //! beside the RAM write ports. Whether a write lands in one of `k`'s slots is a row compare
 //! per bank, made a cycle early (in stage 1, as `same1..3`: the slots whose bank row
 //! matches) and carried beside the RAM read, so only the write's one-hot slot ANDs it in
-//! stage 2:
+//! stage 2. So are the writes' ages by `k`'s tick (`w1_age..w3_age`, and `prev_age` for
+//! `k-1`'s): every in-flight write's tick is known a cycle before stage 2, and only the
+//! RAM slots' ages are subtracted there. Then:
 //!
 //! * in stage 2 the RAM data of `k` is overlaid with the writes of `k-4`, `k-3`, `k-2`
 //!   (older first, so the newest wins per slot) — plain muxes on registered data;
@@ -383,14 +385,19 @@ pub struct FlowTable<
     same2_n: Signal<Local, Bits<SLOTS>>,
     same3_n: Signal<Local, Bits<SLOTS>>,
     prev_same_n: Signal<Local, Bits<SLOTS>>,
+    /// Registered in stage 1 beside `same1..3`: the ages, by this request's tick, of the
+    /// entries written by the requests in `w1`/`w2`/`w3` when this one reaches stage 2,
+    /// and of an entry k-1 writes (`prev_age`). Every write's tick is known a cycle
+    /// before stage 2, so its subtraction is not in stage 2's path to the age order.
+    w1_age: DFF<Bits<32>>,
+    w2_age: DFF<Bits<32>>,
+    w3_age: DFF<Bits<32>>,
+    prev_age: DFF<Bits<32>>,
     // Stage 2 logic: facts of every candidate source (the RAM read per slot, the three
     // writes), computed side by side, then muxed by the writes of k-4..k-2.
     ram_age: [Signal<Local, Bits<32>>; SLOTS],
     ram_dmatch: Signal<Local, Bits<SLOTS>>,
     ram_live: Signal<Local, Bits<SLOTS>>,
-    w1_age: Signal<Local, Bits<32>>,
-    w2_age: Signal<Local, Bits<32>>,
-    w3_age: Signal<Local, Bits<32>>,
     w1_dmatch: Signal<Local, bool>,
     w2_dmatch: Signal<Local, bool>,
     w3_dmatch: Signal<Local, bool>,
@@ -405,7 +412,6 @@ pub struct FlowTable<
     m_class: [Signal<Local, Bits<2>>; SLOTS],
     m_backend: [Signal<Local, Bits<16>>; SLOTS],
     age: [Signal<Local, Bits<32>>; SLOTS],
-    prev_age: Signal<Local, Bits<32>>,
     m_valid: Signal<Local, Bits<SLOTS>>,
     m_dmatch: Signal<Local, Bits<SLOTS>>,
     m_live: Signal<Local, Bits<SLOTS>>,
@@ -546,14 +552,13 @@ pub struct FlowTable<
     w2_digest: DFF<Bits<64>>,
     w2_backend: DFF<Bits<16>>,
     w2_seen: DFF<Bits<32>>,
-    // w3 needs no rows: they were matched against the request a cycle earlier, as w2's
-    // (`same3`).
+    // w3 needs neither rows nor a tick: they were matched against the request and
+    // subtracted from its tick a cycle earlier, as w2's (`same3`, `w3_age`).
     w3_en: DFF<bool>,
     w3_way: DFF<Bits<SLOTS>>,
     w3_class: DFF<Bits<2>>,
     w3_digest: DFF<Bits<64>>,
     w3_backend: DFF<Bits<16>>,
-    w3_seen: DFF<Bits<32>>,
 }
 
 /// The 16 K-entry profile for an ECP5-85F: 4096 sets × 4 ways, two banks of 2048 rows.
@@ -829,7 +834,6 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             w3_class: Default::default(),
             w3_digest: Default::default(),
             w3_backend: Default::default(),
-            w3_seen: Default::default(),
         }
     }
 }
@@ -936,7 +940,10 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             w3_class,
             w3_digest,
             w3_backend,
-            w3_seen
+            w1_age,
+            w2_age,
+            w3_age,
+            prev_age
         );
         for p in 0..SLOTS {
             self.class_ram[p].clock.next = self.clock.val();
@@ -1042,6 +1049,12 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.same1.d.next = self.same1_n.val();
         self.same2.d.next = self.same2_n.val();
         self.same3.d.next = self.same3_n.val();
+        // The same three writes' ticks (w1's is stage 3's request's, r3's), and k-1's
+        // (r2's), against this request's.
+        self.w1_age.d.next = self.r1_now.q.val() - self.r3_now.q.val();
+        self.w2_age.d.next = self.r1_now.q.val() - self.w1_seen.q.val();
+        self.w3_age.d.next = self.r1_now.q.val() - self.w2_seen.q.val();
+        self.prev_age.d.next = self.r1_now.q.val() - self.r2_now.q.val();
 
         // ---- Stage 2: apply the writes of requests k-4, k-3, k-2 (newest last, so it
         // wins), then reduce each slot to the facts the decision needs.
@@ -1063,34 +1076,30 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.m_emb.next = self.no_ways.val();
         self.m_prev_ge.next = self.no_ways.val();
         self.m_ge_prev.next = self.no_ways.val();
-        // Age of an entry the previous request (k-1) writes: it carries k-1's tick.
-        self.prev_age.next = self.r2_now.q.val() - self.r3_now.q.val();
         // Digest match, age and liveness of each source before the overlay picks one:
-        // the subtracts and compares run beside the row match instead of after the mux.
-        self.w1_age.next = self.r2_now.q.val() - self.w1_seen.q.val();
-        self.w2_age.next = self.r2_now.q.val() - self.w2_seen.q.val();
-        self.w3_age.next = self.r2_now.q.val() - self.w3_seen.q.val();
+        // the subtracts and compares run beside the row match instead of after the mux
+        // (the writes' ages, and k-1's, come registered from stage 1).
         self.w1_dmatch.next = self.w1_digest.q.val() == self.r2_digest.q.val();
         self.w2_dmatch.next = self.w2_digest.q.val() == self.r2_digest.q.val();
         self.w3_dmatch.next = self.w3_digest.q.val() == self.r2_digest.q.val();
         self.w1_live.next = (self.w1_class.q.val() == self.class_embryonic.val()
-            && self.w1_age.val() <= self.timeout_embryonic.val())
+            && self.w1_age.q.val() <= self.timeout_embryonic.val())
             || (self.w1_class.q.val() == self.class_tcp.val()
-                && self.w1_age.val() <= self.timeout_tcp.val())
+                && self.w1_age.q.val() <= self.timeout_tcp.val())
             || (self.w1_class.q.val() == self.class_udp.val()
-                && self.w1_age.val() <= self.timeout_udp.val());
+                && self.w1_age.q.val() <= self.timeout_udp.val());
         self.w2_live.next = (self.w2_class.q.val() == self.class_embryonic.val()
-            && self.w2_age.val() <= self.timeout_embryonic.val())
+            && self.w2_age.q.val() <= self.timeout_embryonic.val())
             || (self.w2_class.q.val() == self.class_tcp.val()
-                && self.w2_age.val() <= self.timeout_tcp.val())
+                && self.w2_age.q.val() <= self.timeout_tcp.val())
             || (self.w2_class.q.val() == self.class_udp.val()
-                && self.w2_age.val() <= self.timeout_udp.val());
+                && self.w2_age.q.val() <= self.timeout_udp.val());
         self.w3_live.next = (self.w3_class.q.val() == self.class_embryonic.val()
-            && self.w3_age.val() <= self.timeout_embryonic.val())
+            && self.w3_age.q.val() <= self.timeout_embryonic.val())
             || (self.w3_class.q.val() == self.class_tcp.val()
-                && self.w3_age.val() <= self.timeout_tcp.val())
+                && self.w3_age.q.val() <= self.timeout_tcp.val())
             || (self.w3_class.q.val() == self.class_udp.val()
-                && self.w3_age.val() <= self.timeout_udp.val());
+                && self.w3_age.q.val() <= self.timeout_udp.val());
         self.ram_dmatch.next = self.no_ways.val();
         self.ram_live.next = self.no_ways.val();
         for p in 0..SLOTS {
@@ -1117,21 +1126,21 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             if self.w3_pending.val().get_bit(p) {
                 self.m_class[p].next = self.w3_class.q.val();
                 self.m_backend[p].next = self.w3_backend.q.val();
-                self.age[p].next = self.w3_age.val();
+                self.age[p].next = self.w3_age.q.val();
                 self.m_dmatch_w[p].next = self.w3_dmatch.val();
                 self.m_live_w[p].next = self.w3_live.val();
             }
             if self.w2_pending.val().get_bit(p) {
                 self.m_class[p].next = self.w2_class.q.val();
                 self.m_backend[p].next = self.w2_backend.q.val();
-                self.age[p].next = self.w2_age.val();
+                self.age[p].next = self.w2_age.q.val();
                 self.m_dmatch_w[p].next = self.w2_dmatch.val();
                 self.m_live_w[p].next = self.w2_live.val();
             }
             if self.w1_pending.val().get_bit(p) {
                 self.m_class[p].next = self.w1_class.q.val();
                 self.m_backend[p].next = self.w1_backend.q.val();
-                self.age[p].next = self.w1_age.val();
+                self.age[p].next = self.w1_age.q.val();
                 self.m_dmatch_w[p].next = self.w1_dmatch.val();
                 self.m_live_w[p].next = self.w1_live.val();
             }
@@ -1149,10 +1158,10 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             if self.m_live_w[p].val() {
                 self.m_live.next = self.m_live.val() | self.onehot[p].val();
             }
-            if self.prev_age.val() >= self.age[p].val() {
+            if self.prev_age.q.val() >= self.age[p].val() {
                 self.m_prev_ge.next = self.m_prev_ge.val() | self.onehot[p].val();
             }
-            if self.age[p].val() >= self.prev_age.val() {
+            if self.age[p].val() >= self.prev_age.q.val() {
                 self.m_ge_prev.next = self.m_ge_prev.val() | self.onehot[p].val();
             }
         }
@@ -1201,9 +1210,9 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         }
         self.s_prev_same.d.next = self.prev_same_n.val();
         self.s_prev_dmatch.d.next = self.r3_digest.q.val() == self.r2_digest.q.val();
-        self.s_prev_live_embryonic.d.next = self.prev_age.val() <= self.timeout_embryonic.val();
-        self.s_prev_live_tcp.d.next = self.prev_age.val() <= self.timeout_tcp.val();
-        self.s_prev_live_udp.d.next = self.prev_age.val() <= self.timeout_udp.val();
+        self.s_prev_live_embryonic.d.next = self.prev_age.q.val() <= self.timeout_embryonic.val();
+        self.s_prev_live_tcp.d.next = self.prev_age.q.val() <= self.timeout_tcp.val();
+        self.s_prev_live_udp.d.next = self.prev_age.q.val() <= self.timeout_udp.val();
         self.r3_valid.d.next = self.r2_valid.q.val();
         self.r3_two.d.next = self.r2_two.q.val();
         self.r3_first.d.next = self.r2_first.q.val();
@@ -1640,7 +1649,6 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.w3_class.d.next = self.w2_class.q.val();
         self.w3_digest.d.next = self.w2_digest.q.val();
         self.w3_backend.d.next = self.w2_backend.q.val();
-        self.w3_seen.d.next = self.w2_seen.q.val();
     }
 }
 
@@ -2432,7 +2440,9 @@ mod tests {
         let request = 3 + 2 * set_bits + rows + 64 + 32 + 2 + 16 + 1 + 16;
         let stage3 = (request - 16) + 5 * slots + slots * (2 + 16) + slots * slots + 3 * slots + 4;
         let result = 1 + 1 + 2 * set_bits + 1 + 2 + 16 + 3 + 1 + 1 + 16;
-        let history = 2 * (1 + rows + slots + entry) + (1 + slots + entry) + 3 * slots;
+        // w1, w2; w3 without rows or tick; `same1..3`; the writes' and k-1's ages.
+        let history =
+            2 * (1 + rows + slots + entry) + (1 + slots + entry - 32) + 3 * slots + 4 * 32;
         let pipeline = 2 * request + 2 * slots * entry + stage3 + result + history;
         (table, pipeline)
     }
