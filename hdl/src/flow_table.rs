@@ -2673,12 +2673,8 @@ mod tests {
         let stage2b = slots * (2 + 16 + 32) + 2 * slots;
         // w1 .. w3; w4 without rows, digest or tick; `same1..4`; the writes' and k-1's
         // ages; the writes' digest matches and per-class liveness.
-        let history = 3 * (1 + rows + slots + entry)
-            + (1 + slots + 2 + 16)
-            + 4 * slots
-            + 5 * 32
-            + 4
-            + 4 * 4;
+        let history =
+            3 * (1 + rows + slots + entry) + (1 + slots + 2 + 16) + 4 * slots + 5 * 32 + 4 + 4 * 4;
         let pipeline = 3 * request + 2 * slots * entry + stage2b + stage3 + result + history;
         (table, pipeline)
     }
