@@ -22,10 +22,10 @@
 //! | `h+2` | Maglev RAM read at `vip << SLOT_BITS | slot` |
 //! | `h+3` | the Maglev row in the second read register of its [`RegRam`] (read latency 2): nothing else reads the array, so on ECP5 the synth flow moves this register into the DP16KD's own output register (`OUTREG`, `flowgate_synth::outreg`), and select()'s logic starts from a 0.9 ns clock-to-out instead of the RAM's 5.8 ns |
 //! | `h+4` | `select()`: primary if up, else secondary if up (up = up bit set and the backend serves this VIP); flow-table request |
-//! | `h+6` | the flow table's backend-up query, answered from the same up state `h+4` saw |
-//! | `h+8` | `out_*` (combinational from registers): verdict, backend, flow outcome |
+//! | `h+7` | the flow table's backend-up query (`h+4` + [`flow_table::QUERY_LATENCY`]), answered from the same up state `h+4` saw |
+//! | `h+9` | `out_*` (combinational from registers): verdict, backend, flow outcome (`h+4` + [`flow_table::LATENCY`]) |
 //!
-//! [`Decide::LATENCY`] = `11 + HLAT` clocks (20 for [`FlowDecide`], 13 on a 512-bit stream).
+//! [`Decide::LATENCY`] = `12 + HLAT` clocks (21 for [`FlowDecide`], 14 on a 512-bit stream).
 //! Frames leave in input order; a pass or drop decided by the parser or the VIP match
 //! travels the same pipeline (as a bubble to the flow table), so every frame takes exactly
 //! `LATENCY` clocks. Frames may enter every [`Decide::MIN_GAP`] clocks (the slices of one
@@ -55,8 +55,8 @@
 //!
 //! Up changes are exact per frame: a write lands in `up_next` at once, and moves to the
 //! copy `select()` reads only in a clock in which no frame is at `h+4` (a frame
-//! boundary); the flow table's query reads that copy two clocks later, so each frame sees
-//! one up state at both places, and a change never falls between two back-to-back
+//! boundary); the flow table's query reads that copy `QUERY_LATENCY` clocks later, so
+//! each frame sees one up state at both places, and a change never falls between two back-to-back
 //! flow-table requests (which [`FlowTable`] requires, see its module doc). A frame sees a
 //! change if it reaches `h+4` after the first such idle clock following the write.
 //!
@@ -65,7 +65,7 @@
 //! and commits between frames): `busy` is high while any frame is inside the block.
 
 use crate::constant;
-use crate::flow_table::FlowTable;
+use crate::flow_table::{self, FlowTable};
 use crate::hash::{SerialToeplitz, INPUT_BITS, KEY_BITS};
 use crate::reg_ram::RegRam;
 use flowgate_core::flow_table::FlowClass;
@@ -73,8 +73,15 @@ use flowgate_core::DropReason;
 use rust_hdl::prelude::*;
 
 /// Clocks from a parser result at the input to its `out_*`, beside the hash's:
-/// [`Decide::LATENCY`] = `HASH_LATENCY_OFFSET + HLAT`.
-pub const HASH_LATENCY_OFFSET: usize = 11;
+/// [`Decide::LATENCY`] = `HASH_LATENCY_OFFSET + HLAT`: three before the hash, four from
+/// the hash to the flow-table request (`h+4`), and the flow table's.
+pub const HASH_LATENCY_OFFSET: usize = 7 + flow_table::LATENCY;
+
+/// Clocks from the hash (`h`) to the verdict: the length of the delay lines after the hash.
+const VERDICT_DELAY: usize = 4 + flow_table::LATENCY;
+
+// The query's copy of the up state is `up_sel` delayed by `up_d1`, `up_d2`, `up_qry`.
+const _: () = assert!(flow_table::QUERY_LATENCY == 3);
 
 /// [`Decide::LATENCY`] of a block whose hash takes `hlat` clocks (for a containing block
 /// that would otherwise spell out `Decide`'s ten parameters).
@@ -285,6 +292,7 @@ pub struct Decide<
     up_next: DFF<Bits<BACKENDS>>,
     up_sel: DFF<Bits<BACKENDS>>,
     up_d1: DFF<Bits<BACKENDS>>,
+    up_d2: DFF<Bits<BACKENDS>>,
     up_qry: DFF<Bits<BACKENDS>>,
 
     // ---- Constants.
@@ -397,7 +405,7 @@ pub struct Decide<
     ctx: Signal<Local, Bits<CTX_BITS>>,
     a_ctx: DFF<Bits<CTX_BITS>>,
     h_ctx: Pipe<Bits<CTX_BITS>, HLAT>,
-    p_ctx: Pipe<Bits<CTX_BITS>, 8>,
+    p_ctx: Pipe<Bits<CTX_BITS>, VERDICT_DELAY>,
     a_bal: Signal<Local, Bit>,
     a_vip: Signal<Local, Bits<32>>,
     h_valid: Signal<Local, Bit>,
@@ -422,7 +430,7 @@ pub struct Decide<
     c_lo_m: DFF<Bits<32>>,
     c_hi_m: DFF<Bits<32>>,
     digest: Signal<Local, Bits<64>>,
-    p_hash: Pipe<Bits<32>, 8>,
+    p_hash: Pipe<Bits<32>, VERDICT_DELAY>,
     p_digest: Pipe<Bits<64>, 4>,
 
     // ---- Stage h+1: the slot from the two partial products.
@@ -445,7 +453,7 @@ pub struct Decide<
     s_up: Signal<Local, Bit>,
     flow: FlowTable<SET_BITS, ROW_BITS, WAYS, PAIR_WAYS>,
 
-    // ---- Stage h+6: the flow table's up query.
+    // ---- Stage h+7: the flow table's up query.
     elig_qry: Signal<Local, Bits<BACKENDS>>,
     qb: Signal<Local, Bits<16>>,
     qup: Signal<Local, Bits<PAIR_WAYS>>,
@@ -456,7 +464,7 @@ pub struct Decide<
     up_wdata: Signal<Local, Bits<BACKENDS>>,
     bvip_bit: Signal<Local, Bits<BACKENDS>>,
 
-    // ---- Output (h+8).
+    // ---- Output (h+9).
     o_ctx: Signal<Local, Bits<CTX_BITS>>,
 }
 
@@ -617,6 +625,7 @@ impl<
             up_next: Default::default(),
             up_sel: Default::default(),
             up_d1: Default::default(),
+            up_d2: Default::default(),
             up_qry: Default::default(),
             zero_v: constant(0),
             one_v: constant(1),
@@ -803,6 +812,7 @@ impl<
             up_next,
             up_sel,
             up_d1,
+            up_d2,
             up_qry,
             a_src,
             a_dst,
@@ -1196,14 +1206,15 @@ impl<
         self.flow.timeout_tcp.next = self.timeout_tcp.val();
         self.flow.timeout_udp.next = self.timeout_udp.val();
         // The up state moves to select()'s copy only between flow-table requests, and
-        // reaches the query's copy two clocks later, with the frames that saw it.
+        // reaches the query's copy `QUERY_LATENCY` clocks later, with the frames that saw it.
         if !self.s_bal.val() {
             self.up_sel.d.next = self.up_next.q.val();
         }
         self.up_d1.d.next = self.up_sel.q.val();
-        self.up_qry.d.next = self.up_d1.q.val();
+        self.up_d2.d.next = self.up_d1.q.val();
+        self.up_qry.d.next = self.up_d2.q.val();
 
-        // ---- Stage h+6: the flow table asks whether its stored backends are up.
+        // ---- Stage h+7: the flow table asks whether its stored backends are up.
         self.elig_qry.next = self.up_qry.q.val() & self.bvip_ok.q.val();
         for j in 0..VIP_BITS {
             if self.flow.query_vip.val().get_bit(j) {
@@ -1224,7 +1235,7 @@ impl<
         }
         self.flow.query_up.next = self.qup.val();
 
-        // ---- Stage h+8: the verdict.
+        // ---- Stage h+9: the verdict.
         self.h_valid.next = self.a_ctx.q.val().get_bit(0);
         for i in 0..HLAT {
             if self.h_ctx.taps[i].val().get_bit(0) {
@@ -1232,15 +1243,15 @@ impl<
             }
         }
         self.busy.next = self.h_valid.val() | self.m_valid.q.val() | self.v_ctx.q.val().get_bit(0);
-        for i in 0..8 {
+        for i in 0..VERDICT_DELAY {
             if self.p_ctx.taps[i].val().get_bit(0) {
                 self.busy.next = true;
             }
         }
-        self.o_ctx.next = self.p_ctx.taps[7].val();
+        self.o_ctx.next = self.p_ctx.last.val();
         self.out_valid.next = self.o_ctx.val().get_bit(0);
         self.out_mode.next = self.o_ctx.val().get_bits::<2>(5);
-        self.out_hash.next = self.p_hash.taps[7].val();
+        self.out_hash.next = self.p_hash.last.val();
         self.out_l3_offset.next = self.o_ctx.val().get_bits::<16>(41);
         self.out_ip_len.next = self.o_ctx.val().get_bits::<16>(57);
         self.out_is_v6.next = self.o_ctx.val().get_bit(2);

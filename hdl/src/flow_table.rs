@@ -31,32 +31,43 @@
 //!   `req_select`). `select` depends only on the programmed tables and the hash, never on
 //!   the flow table, so the pipeline computes it alongside this block (Maglev) and hands
 //!   it over with the request. `req_valid` low is a bubble.
-//! * `t + 2` — the backend-up query: `query_backend[w]` is the backend stored in way `w`
+//! * `t + 3` — the backend-up query: `query_backend[w]` is the backend stored in way `w`
 //!   (with every earlier request's write already applied) and `query_vip` the request's
 //!   VIP; the top level answers `backend_is_up(vip, query_backend[w])` for every way on
 //!   `query_up` (bit `w`) *in the same cycle* (a combinational lookup in the backend
 //!   registers). Only a hit's way matters, but which way hits is not known yet.
-//! * `t + 4` — the result: `res_hit`, `res_way`, the stored class and backend (hit only),
+//! * `t + 5` — the result: `res_hit`, `res_way`, the stored class and backend (hit only),
 //!   the insert outcome ([`InsertOutcome`], miss only), `res_reselect`, and the verdict:
 //!   `res_forward` with `res_backend`, or no healthy backend. Everything `decide()` counts
 //!   follows from these (see [`Outcome`]).
 //!
-//! The write (touch or insert) lands in RAM at the end of `t + 4`.
+//! The write (touch or insert) lands in RAM at the end of `t + 5`.
+//!
+//! # Stages
+//!
+//! 0 (`t`) reads both rows; 1 waits for the RAMs' second read register; 2 gets the rows
+//! and does every subtraction and wide compare per source (the RAM slots' ages, digest
+//! matches and liveness; the same for the in-flight writes), registered; 2b overlays the
+//! in-flight writes on those facts, orders the ages and asks the backend-up query; 3
+//! decides and 4 writes. Stage 2b exists so that no carry chain sits between the block
+//! RAMs' output registers (placed far from the logic) and the overlay's muxes.
 //!
 //! # Hazards: the result equals the sequential model
 //!
-//! Request `k` reads its rows at the end of cycle `t`, but requests `k-1 .. k-4` have not
-//! written yet (or write at that very edge). Their writes are kept in a three-deep history
-//! (`w1`, `w2`, `w3`, newest first: both rows of the request and the one-hot slot it wrote)
+//! Request `k` reads its rows at the end of cycle `t`, but requests `k-1 .. k-5` have not
+//! written yet (or write at that very edge). Their writes are kept in a four-deep history
+//! (`w1` .. `w4`, newest first: both rows of the request and the one-hot slot it wrote)
 //! beside the RAM write ports. Whether a write lands in one of `k`'s slots is a row compare
-//! per bank, made a cycle early (in stage 1, as `same1..3`: the slots whose bank row
-//! matches) and carried beside the RAM read, so only the write's one-hot slot ANDs it in
-//! stage 2:
+//! per bank, made a cycle early (in stage 2, as `same1..4`: the slots whose bank row
+//! matches) and registered, so only the write's one-hot slot ANDs it in stage 2b. So are
+//! the writes' digest matches, ages by `k`'s tick (`w1_age..w4_age`, and `prev_age` for
+//! `k-1`'s) and liveness per class (`w1_fresh..w4_fresh`; the class itself picks in 2b,
+//! since `w1`'s is decided in that very cycle of stage 2). Then:
 //!
-//! * in stage 2 the RAM data of `k` is overlaid with the writes of `k-4`, `k-3`, `k-2`
+//! * in stage 2b the RAM data of `k` is overlaid with the writes of `k-5` .. `k-2`
 //!   (older first, so the newest wins per slot) — plain muxes on registered data;
-//! * the write of `k-1` is decided in the very cycle `k` is in stage 2, so it is applied in
-//!   stage 3 instead, from its register. Stage 2 precomputes everything about "slot `w`
+//! * the write of `k-1` is decided in the very cycle `k` is in stage 2b, so it is applied
+//!   in stage 3 instead, from its register. Stage 2b precomputes everything about "slot `w`
 //!   holds `k-1`'s entry" that does not depend on `k-1`'s decision: `k-1`'s entry always
 //!   carries `k-1`'s digest and tick, so digest equality, age, liveness for each of the
 //!   three classes and age order against the other slots are known a cycle early.
@@ -96,10 +107,10 @@
 //! moves into the DP16KD's output register (0.9 ns clock-to-out instead of the array's
 //! 5.8 ns, with no fabric flip-flop to place beside the block RAM). `RegRam` leaves the
 //! read of an address written in the same clock undefined; here that read is never used:
-//! the only write landing at the edge that ends request `k`'s stage 0 is `k-4`'s (`w1` in
+//! the only write landing at the edge that ends request `k`'s stage 0 is `k-5`'s (`w1` in
 //! stage 4), it writes RAM `p` only for its one-hot slot `p` and in the row of that
-//! slot's bank, and stage 2 overlays exactly that slot with `w3` (`k-4`'s write, `same3`)
-//! instead of the RAM data.
+//! slot's bank, and stage 2b overlays exactly that slot with `w4` (`k-5`'s write,
+//! `same4`) instead of the RAM data.
 
 use crate::constant;
 use crate::reg_ram::RegRam;
@@ -280,7 +291,7 @@ pub struct FlowTable<
     pub timeout_embryonic: Signal<In, Bits<32>>,
     pub timeout_tcp: Signal<In, Bits<32>>,
     pub timeout_udp: Signal<In, Bits<32>>,
-    // Stage 2: the backend-up query, answered combinationally, for every slot (bank 0's
+    // Stage 2b: the backend-up query, answered combinationally, for every slot (bank 0's
     // ways, then bank 1's).
     pub query_vip: Signal<Out, Bits<16>>,
     pub query_backend: [Signal<Out, Bits<16>>; SLOTS],
@@ -334,6 +345,11 @@ pub struct FlowTable<
     class_embryonic: Constant<Bits<2>>,
     class_tcp: Constant<Bits<2>>,
     class_udp: Constant<Bits<2>>,
+    /// `w*_fresh` bits: none, and the bit of each class (its code).
+    fresh_none: Constant<Bits<4>>,
+    fresh_embryonic: Constant<Bits<4>>,
+    fresh_tcp: Constant<Bits<4>>,
+    fresh_udp: Constant<Bits<4>>,
     insert_none: Constant<Bits<3>>,
     insert_refused: Constant<Bits<3>>,
 
@@ -373,39 +389,84 @@ pub struct FlowTable<
     r2_vip: DFF<Bits<16>>,
     r2_select_ok: DFF<bool>,
     r2_select: DFF<Bits<16>>,
-    /// Registered in stage 1: the slots whose row equals this request's row in their
-    /// bank, for the write that sits in `w1`/`w2`/`w3` when this request reaches stage 2
-    /// (the row compares move out of stage 2; a write's one-hot slot then picks).
-    same1: DFF<Bits<SLOTS>>,
-    same2: DFF<Bits<SLOTS>>,
-    same3: DFF<Bits<SLOTS>>,
-    same1_n: Signal<Local, Bits<SLOTS>>,
-    same2_n: Signal<Local, Bits<SLOTS>>,
-    same3_n: Signal<Local, Bits<SLOTS>>,
-    prev_same_n: Signal<Local, Bits<SLOTS>>,
-    // Stage 2 logic: facts of every candidate source (the RAM read per slot, the three
-    // writes), computed side by side, then muxed by the writes of k-4..k-2.
+    // Stage 2 logic: the facts of every candidate source, each from registers or the RAM's
+    // output register alone: the RAM slots' ages, digest matches and liveness, and those
+    // of the writes that sit in `w1..w4` when this request reaches stage 2b.
     ram_age: [Signal<Local, Bits<32>>; SLOTS],
     ram_dmatch: Signal<Local, Bits<SLOTS>>,
     ram_live: Signal<Local, Bits<SLOTS>>,
-    w1_age: Signal<Local, Bits<32>>,
-    w2_age: Signal<Local, Bits<32>>,
-    w3_age: Signal<Local, Bits<32>>,
-    w1_dmatch: Signal<Local, bool>,
-    w2_dmatch: Signal<Local, bool>,
-    w3_dmatch: Signal<Local, bool>,
+    same1_n: Signal<Local, Bits<SLOTS>>,
+    same2_n: Signal<Local, Bits<SLOTS>>,
+    same3_n: Signal<Local, Bits<SLOTS>>,
+    same4_n: Signal<Local, Bits<SLOTS>>,
+    w1_age_n: Signal<Local, Bits<32>>,
+    w2_age_n: Signal<Local, Bits<32>>,
+    w3_age_n: Signal<Local, Bits<32>>,
+    w4_age_n: Signal<Local, Bits<32>>,
+    w1_fresh_n: Signal<Local, Bits<4>>,
+    w2_fresh_n: Signal<Local, Bits<4>>,
+    w3_fresh_n: Signal<Local, Bits<4>>,
+    w4_fresh_n: Signal<Local, Bits<4>>,
+    // Stage 2b: the request, and the facts of stage 2, registered.
+    r2b_valid: DFF<bool>,
+    r2b_two: DFF<bool>,
+    r2b_first: DFF<bool>,
+    r2b_set: DFF<Bits<SET_BITS>>,
+    r2b_set2: DFF<Bits<SET_BITS>>,
+    r2b_row0: DFF<Bits<ROW_BITS>>,
+    r2b_row1: DFF<Bits<ROW_BITS>>,
+    r2b_digest: DFF<Bits<64>>,
+    r2b_now: DFF<Bits<32>>,
+    r2b_class: DFF<Bits<2>>,
+    r2b_vip: DFF<Bits<16>>,
+    r2b_select_ok: DFF<bool>,
+    r2b_select: DFF<Bits<16>>,
+    /// The RAM slots as read, with their age by this request's tick, digest match and
+    /// liveness (the subtraction and compares after the block RAM's long route end here).
+    slot_class: [DFF<Bits<2>>; SLOTS],
+    slot_backend: [DFF<Bits<16>>; SLOTS],
+    slot_age: [DFF<Bits<32>>; SLOTS],
+    slot_dmatch: DFF<Bits<SLOTS>>,
+    slot_live: DFF<Bits<SLOTS>>,
+    /// For the write that sits in `w1`/`w2`/`w3`/`w4` when this request is in stage 2b
+    /// (k-2 .. k-5): the slots whose row equals this request's row in their bank (a
+    /// write's one-hot slot then picks), its entry's age by this request's tick, whether
+    /// its digest is this request's, and bit `c` of `w*_fresh`: an entry of class `c`
+    /// with that age is live (`w1`'s class is stage 3's decision in stage 2, so the class
+    /// picks in stage 2b).
+    same1: DFF<Bits<SLOTS>>,
+    same2: DFF<Bits<SLOTS>>,
+    same3: DFF<Bits<SLOTS>>,
+    same4: DFF<Bits<SLOTS>>,
+    w1_age: DFF<Bits<32>>,
+    w2_age: DFF<Bits<32>>,
+    w3_age: DFF<Bits<32>>,
+    w4_age: DFF<Bits<32>>,
+    w1_dmatch: DFF<bool>,
+    w2_dmatch: DFF<bool>,
+    w3_dmatch: DFF<bool>,
+    w4_dmatch: DFF<bool>,
+    w1_fresh: DFF<Bits<4>>,
+    w2_fresh: DFF<Bits<4>>,
+    w3_fresh: DFF<Bits<4>>,
+    w4_fresh: DFF<Bits<4>>,
+    /// The age of an entry k-1 writes, by this request's tick.
+    prev_age: DFF<Bits<32>>,
+    // Stage 2b logic: the sources muxed by the writes of k-5..k-2, then the age order.
+    prev_same_n: Signal<Local, Bits<SLOTS>>,
     w1_live: Signal<Local, bool>,
     w2_live: Signal<Local, bool>,
     w3_live: Signal<Local, bool>,
+    w4_live: Signal<Local, bool>,
     m_dmatch_w: [Signal<Local, bool>; SLOTS],
     m_live_w: [Signal<Local, bool>; SLOTS],
     w1_pending: Signal<Local, Bits<SLOTS>>,
     w2_pending: Signal<Local, Bits<SLOTS>>,
     w3_pending: Signal<Local, Bits<SLOTS>>,
+    w4_pending: Signal<Local, Bits<SLOTS>>,
     m_class: [Signal<Local, Bits<2>>; SLOTS],
     m_backend: [Signal<Local, Bits<16>>; SLOTS],
     age: [Signal<Local, Bits<32>>; SLOTS],
-    prev_age: Signal<Local, Bits<32>>,
     m_valid: Signal<Local, Bits<SLOTS>>,
     m_dmatch: Signal<Local, Bits<SLOTS>>,
     m_live: Signal<Local, Bits<SLOTS>>,
@@ -515,7 +576,7 @@ pub struct FlowTable<
     forward: Signal<Local, bool>,
     write: Signal<Local, bool>,
     // Stage 4: the result registers and the write history (w1 = the request in stage 4,
-    // writing RAM now; w2, w3 the two before it).
+    // writing RAM now; w2 .. w4 the three before it).
     o_valid: DFF<bool>,
     o_hit: DFF<bool>,
     /// The request's two candidate sets and its first set's bank: `res_set` and `res_way`
@@ -546,23 +607,31 @@ pub struct FlowTable<
     w2_digest: DFF<Bits<64>>,
     w2_backend: DFF<Bits<16>>,
     w2_seen: DFF<Bits<32>>,
-    // w3 needs no rows: they were matched against the request a cycle earlier, as w2's
-    // (`same3`).
     w3_en: DFF<bool>,
+    w3_row0: DFF<Bits<ROW_BITS>>,
+    w3_row1: DFF<Bits<ROW_BITS>>,
     w3_way: DFF<Bits<SLOTS>>,
     w3_class: DFF<Bits<2>>,
     w3_digest: DFF<Bits<64>>,
     w3_backend: DFF<Bits<16>>,
     w3_seen: DFF<Bits<32>>,
+    // w4 needs neither rows, digest nor tick: they were matched against the request and
+    // subtracted from its tick a cycle earlier, as w3's (`same4`, `w4_dmatch`, `w4_age`).
+    w4_en: DFF<bool>,
+    w4_way: DFF<Bits<SLOTS>>,
+    w4_class: DFF<Bits<2>>,
+    w4_backend: DFF<Bits<16>>,
 }
 
 /// The 16 K-entry profile for an ECP5-85F: 4096 sets × 4 ways, two banks of 2048 rows.
 pub type FlowTable16K = FlowTable<12, 11, 4, 8>;
 
 /// Clock cycles from a request to its `res_*` outputs.
-pub const LATENCY: usize = 4;
+pub const LATENCY: usize = 5;
 /// Clock cycles from a request to its backend-up query.
-pub const QUERY_LATENCY: usize = 2;
+pub const QUERY_LATENCY: usize = 3;
+/// Clock cycles from a bubble with `req_set = s` to set `s` on the `peek_*` outputs.
+pub const PEEK_LATENCY: usize = 2;
 
 /// The bank bit of a table of `2^set_bits` sets ([`flowgate_core::flow_table::Geometry::bank_bit`]).
 pub const fn bank_bit(set_bits: usize) -> usize {
@@ -644,6 +713,10 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             class_embryonic: constant(FlowClass::Embryonic as u64),
             class_tcp: constant(FlowClass::Tcp as u64),
             class_udp: constant(FlowClass::Udp as u64),
+            fresh_none: constant(0),
+            fresh_embryonic: constant(1 << FlowClass::Embryonic as u64),
+            fresh_tcp: constant(1 << FlowClass::Tcp as u64),
+            fresh_udp: constant(1 << FlowClass::Udp as u64),
             insert_none: constant(InsertOutcome::None as u64),
             insert_refused: constant(InsertOutcome::Refused as u64),
             mix: Default::default(),
@@ -679,30 +752,66 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             r2_vip: Default::default(),
             r2_select_ok: Default::default(),
             r2_select: Default::default(),
-            same1: Default::default(),
-            same2: Default::default(),
-            same3: Default::default(),
-            same1_n: Default::default(),
-            same2_n: Default::default(),
-            same3_n: Default::default(),
-            prev_same_n: Default::default(),
             ram_age: array(|_| Default::default()),
             ram_dmatch: Default::default(),
             ram_live: Default::default(),
+            same1_n: Default::default(),
+            same2_n: Default::default(),
+            same3_n: Default::default(),
+            same4_n: Default::default(),
+            w1_age_n: Default::default(),
+            w2_age_n: Default::default(),
+            w3_age_n: Default::default(),
+            w4_age_n: Default::default(),
+            w1_fresh_n: Default::default(),
+            w2_fresh_n: Default::default(),
+            w3_fresh_n: Default::default(),
+            w4_fresh_n: Default::default(),
+            r2b_valid: Default::default(),
+            r2b_two: Default::default(),
+            r2b_first: Default::default(),
+            r2b_set: Default::default(),
+            r2b_set2: Default::default(),
+            r2b_row0: Default::default(),
+            r2b_row1: Default::default(),
+            r2b_digest: Default::default(),
+            r2b_now: Default::default(),
+            r2b_class: Default::default(),
+            r2b_vip: Default::default(),
+            r2b_select_ok: Default::default(),
+            r2b_select: Default::default(),
+            slot_class: array(|_| Default::default()),
+            slot_backend: array(|_| Default::default()),
+            slot_age: array(|_| Default::default()),
+            slot_dmatch: Default::default(),
+            slot_live: Default::default(),
+            same1: Default::default(),
+            same2: Default::default(),
+            same3: Default::default(),
+            same4: Default::default(),
             w1_age: Default::default(),
             w2_age: Default::default(),
             w3_age: Default::default(),
+            w4_age: Default::default(),
             w1_dmatch: Default::default(),
             w2_dmatch: Default::default(),
             w3_dmatch: Default::default(),
+            w4_dmatch: Default::default(),
+            w1_fresh: Default::default(),
+            w2_fresh: Default::default(),
+            w3_fresh: Default::default(),
+            w4_fresh: Default::default(),
+            prev_same_n: Default::default(),
             w1_live: Default::default(),
             w2_live: Default::default(),
             w3_live: Default::default(),
+            w4_live: Default::default(),
             m_dmatch_w: array(|_| Default::default()),
             m_live_w: array(|_| Default::default()),
             w1_pending: Default::default(),
             w2_pending: Default::default(),
             w3_pending: Default::default(),
+            w4_pending: Default::default(),
             m_class: array(|_| Default::default()),
             m_backend: array(|_| Default::default()),
             age: array(|_| Default::default()),
@@ -825,11 +934,17 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             w2_backend: Default::default(),
             w2_seen: Default::default(),
             w3_en: Default::default(),
+            w3_row0: Default::default(),
+            w3_row1: Default::default(),
             w3_way: Default::default(),
             w3_class: Default::default(),
             w3_digest: Default::default(),
             w3_backend: Default::default(),
             w3_seen: Default::default(),
+            w4_en: Default::default(),
+            w4_way: Default::default(),
+            w4_class: Default::default(),
+            w4_backend: Default::default(),
         }
     }
 }
@@ -877,9 +992,25 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             r2_vip,
             r2_select_ok,
             r2_select,
+            r2b_valid,
+            r2b_two,
+            r2b_first,
+            r2b_set,
+            r2b_set2,
+            r2b_row0,
+            r2b_row1,
+            r2b_digest,
+            r2b_now,
+            r2b_class,
+            r2b_vip,
+            r2b_select_ok,
+            r2b_select,
+            slot_dmatch,
+            slot_live,
             same1,
             same2,
             same3,
+            same4,
             r3_valid,
             r3_two,
             r3_first,
@@ -932,17 +1063,39 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             w2_backend,
             w2_seen,
             w3_en,
+            w3_row0,
+            w3_row1,
             w3_way,
             w3_class,
             w3_digest,
             w3_backend,
-            w3_seen
+            w3_seen,
+            w4_en,
+            w4_way,
+            w4_class,
+            w4_backend,
+            w1_age,
+            w2_age,
+            w3_age,
+            w4_age,
+            w1_dmatch,
+            w2_dmatch,
+            w3_dmatch,
+            w4_dmatch,
+            w1_fresh,
+            w2_fresh,
+            w3_fresh,
+            w4_fresh,
+            prev_age
         );
         for p in 0..SLOTS {
             self.class_ram[p].clock.next = self.clock.val();
             self.digest_ram[p].clock.next = self.clock.val();
             self.backend_ram[p].clock.next = self.clock.val();
             self.seen_ram[p].clock.next = self.clock.val();
+            self.slot_class[p].clock.next = self.clock.val();
+            self.slot_backend[p].clock.next = self.clock.val();
+            self.slot_age[p].clock.next = self.clock.val();
             self.s_class[p].clock.next = self.clock.val();
             self.s_backend[p].clock.next = self.clock.val();
             self.s_ge[p].clock.next = self.clock.val();
@@ -1015,82 +1168,12 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.r2_vip.d.next = self.r1_vip.q.val();
         self.r2_select_ok.d.next = self.r1_select_ok.q.val();
         self.r2_select.d.next = self.r1_select.q.val();
-        // Next cycle w1 holds what stage 3 decides now (r3's rows), w2 what w1 holds now,
-        // w3 what w2 holds now; r2 holds r1. Per bank: the slots a write there would hit.
-        self.same1_n.next = self.no_ways.val();
-        self.same2_n.next = self.no_ways.val();
-        self.same3_n.next = self.no_ways.val();
-        if self.r3_row0.q.val() == self.r1_row0.q.val() {
-            self.same1_n.next = self.bank0.val();
-        }
-        if self.r3_row1.q.val() == self.r1_row1.q.val() {
-            self.same1_n.next = self.same1_n.val() | self.bank1.val();
-        }
-        if self.w1_row0.q.val() == self.r1_row0.q.val() {
-            self.same2_n.next = self.bank0.val();
-        }
-        if self.w1_row1.q.val() == self.r1_row1.q.val() {
-            self.same2_n.next = self.same2_n.val() | self.bank1.val();
-        }
-        if self.w2_row0.q.val() == self.r1_row0.q.val() {
-            self.same3_n.next = self.bank0.val();
-        }
-        if self.w2_row1.q.val() == self.r1_row1.q.val() {
-            self.same3_n.next = self.same3_n.val() | self.bank1.val();
-        }
 
-        self.same1.d.next = self.same1_n.val();
-        self.same2.d.next = self.same2_n.val();
-        self.same3.d.next = self.same3_n.val();
-
-        // ---- Stage 2: apply the writes of requests k-4, k-3, k-2 (newest last, so it
-        // wins), then reduce each slot to the facts the decision needs.
-        self.w1_pending.next = self.no_ways.val();
-        self.w2_pending.next = self.no_ways.val();
-        self.w3_pending.next = self.no_ways.val();
-        if self.w1_en.q.val() {
-            self.w1_pending.next = self.w1_way.q.val() & self.same1.q.val();
-        }
-        if self.w2_en.q.val() {
-            self.w2_pending.next = self.w2_way.q.val() & self.same2.q.val();
-        }
-        if self.w3_en.q.val() {
-            self.w3_pending.next = self.w3_way.q.val() & self.same3.q.val();
-        }
-        self.m_valid.next = self.no_ways.val();
-        self.m_dmatch.next = self.no_ways.val();
-        self.m_live.next = self.no_ways.val();
-        self.m_emb.next = self.no_ways.val();
-        self.m_prev_ge.next = self.no_ways.val();
-        self.m_ge_prev.next = self.no_ways.val();
-        // Age of an entry the previous request (k-1) writes: it carries k-1's tick.
-        self.prev_age.next = self.r2_now.q.val() - self.r3_now.q.val();
-        // Digest match, age and liveness of each source before the overlay picks one:
-        // the subtracts and compares run beside the row match instead of after the mux.
-        self.w1_age.next = self.r2_now.q.val() - self.w1_seen.q.val();
-        self.w2_age.next = self.r2_now.q.val() - self.w2_seen.q.val();
-        self.w3_age.next = self.r2_now.q.val() - self.w3_seen.q.val();
-        self.w1_dmatch.next = self.w1_digest.q.val() == self.r2_digest.q.val();
-        self.w2_dmatch.next = self.w2_digest.q.val() == self.r2_digest.q.val();
-        self.w3_dmatch.next = self.w3_digest.q.val() == self.r2_digest.q.val();
-        self.w1_live.next = (self.w1_class.q.val() == self.class_embryonic.val()
-            && self.w1_age.val() <= self.timeout_embryonic.val())
-            || (self.w1_class.q.val() == self.class_tcp.val()
-                && self.w1_age.val() <= self.timeout_tcp.val())
-            || (self.w1_class.q.val() == self.class_udp.val()
-                && self.w1_age.val() <= self.timeout_udp.val());
-        self.w2_live.next = (self.w2_class.q.val() == self.class_embryonic.val()
-            && self.w2_age.val() <= self.timeout_embryonic.val())
-            || (self.w2_class.q.val() == self.class_tcp.val()
-                && self.w2_age.val() <= self.timeout_tcp.val())
-            || (self.w2_class.q.val() == self.class_udp.val()
-                && self.w2_age.val() <= self.timeout_udp.val());
-        self.w3_live.next = (self.w3_class.q.val() == self.class_embryonic.val()
-            && self.w3_age.val() <= self.timeout_embryonic.val())
-            || (self.w3_class.q.val() == self.class_tcp.val()
-                && self.w3_age.val() <= self.timeout_tcp.val())
-            || (self.w3_class.q.val() == self.class_udp.val()
-                && self.w3_age.val() <= self.timeout_udp.val());
+        // ---- Stage 2: the rows arrive from the RAMs' output registers. Everything that
+        // needs a carry chain or a wide compare is done here, per source, and registered
+        // for stage 2b: the RAM slots' ages, digest matches and liveness, and those of the
+        // writes that sit in w1..w4 when this request reaches stage 2b (k-2 .. k-5: what
+        // stage 3 decides now, from r3, then what w1, w2, w3 hold now).
         self.ram_dmatch.next = self.no_ways.val();
         self.ram_live.next = self.no_ways.val();
         for p in 0..SLOTS {
@@ -1107,55 +1190,104 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             {
                 self.ram_live.next = self.ram_live.val() | self.onehot[p].val();
             }
+            self.slot_class[p].d.next = self.class_ram[p].read_data.val();
+            self.slot_backend[p].d.next = self.backend_ram[p].read_data.val();
+            self.slot_age[p].d.next = self.ram_age[p].val();
         }
-        for p in 0..SLOTS {
-            self.m_class[p].next = self.class_ram[p].read_data.val();
-            self.m_backend[p].next = self.backend_ram[p].read_data.val();
-            self.age[p].next = self.ram_age[p].val();
-            self.m_dmatch_w[p].next = self.ram_dmatch.val().get_bit(p);
-            self.m_live_w[p].next = self.ram_live.val().get_bit(p);
-            if self.w3_pending.val().get_bit(p) {
-                self.m_class[p].next = self.w3_class.q.val();
-                self.m_backend[p].next = self.w3_backend.q.val();
-                self.age[p].next = self.w3_age.val();
-                self.m_dmatch_w[p].next = self.w3_dmatch.val();
-                self.m_live_w[p].next = self.w3_live.val();
-            }
-            if self.w2_pending.val().get_bit(p) {
-                self.m_class[p].next = self.w2_class.q.val();
-                self.m_backend[p].next = self.w2_backend.q.val();
-                self.age[p].next = self.w2_age.val();
-                self.m_dmatch_w[p].next = self.w2_dmatch.val();
-                self.m_live_w[p].next = self.w2_live.val();
-            }
-            if self.w1_pending.val().get_bit(p) {
-                self.m_class[p].next = self.w1_class.q.val();
-                self.m_backend[p].next = self.w1_backend.q.val();
-                self.age[p].next = self.w1_age.val();
-                self.m_dmatch_w[p].next = self.w1_dmatch.val();
-                self.m_live_w[p].next = self.w1_live.val();
-            }
-            self.query_backend[p].next = self.m_backend[p].val();
-
-            if self.m_class[p].val() != self.class_none.val() {
-                self.m_valid.next = self.m_valid.val() | self.onehot[p].val();
-                if self.m_dmatch_w[p].val() {
-                    self.m_dmatch.next = self.m_dmatch.val() | self.onehot[p].val();
-                }
-            }
-            if self.m_class[p].val() == self.class_embryonic.val() {
-                self.m_emb.next = self.m_emb.val() | self.onehot[p].val();
-            }
-            if self.m_live_w[p].val() {
-                self.m_live.next = self.m_live.val() | self.onehot[p].val();
-            }
-            if self.prev_age.val() >= self.age[p].val() {
-                self.m_prev_ge.next = self.m_prev_ge.val() | self.onehot[p].val();
-            }
-            if self.age[p].val() >= self.prev_age.val() {
-                self.m_ge_prev.next = self.m_ge_prev.val() | self.onehot[p].val();
-            }
+        self.slot_dmatch.d.next = self.ram_dmatch.val();
+        self.slot_live.d.next = self.ram_live.val();
+        // Per bank: the slots a write there would hit.
+        self.same1_n.next = self.no_ways.val();
+        self.same2_n.next = self.no_ways.val();
+        self.same3_n.next = self.no_ways.val();
+        self.same4_n.next = self.no_ways.val();
+        if self.r3_row0.q.val() == self.r2_row0.q.val() {
+            self.same1_n.next = self.bank0.val();
         }
+        if self.r3_row1.q.val() == self.r2_row1.q.val() {
+            self.same1_n.next = self.same1_n.val() | self.bank1.val();
+        }
+        if self.w1_row0.q.val() == self.r2_row0.q.val() {
+            self.same2_n.next = self.bank0.val();
+        }
+        if self.w1_row1.q.val() == self.r2_row1.q.val() {
+            self.same2_n.next = self.same2_n.val() | self.bank1.val();
+        }
+        if self.w2_row0.q.val() == self.r2_row0.q.val() {
+            self.same3_n.next = self.bank0.val();
+        }
+        if self.w2_row1.q.val() == self.r2_row1.q.val() {
+            self.same3_n.next = self.same3_n.val() | self.bank1.val();
+        }
+        if self.w3_row0.q.val() == self.r2_row0.q.val() {
+            self.same4_n.next = self.bank0.val();
+        }
+        if self.w3_row1.q.val() == self.r2_row1.q.val() {
+            self.same4_n.next = self.same4_n.val() | self.bank1.val();
+        }
+        self.same1.d.next = self.same1_n.val();
+        self.same2.d.next = self.same2_n.val();
+        self.same3.d.next = self.same3_n.val();
+        self.same4.d.next = self.same4_n.val();
+        // The four writes' entries carry their requests' ticks and digests (w1's is stage
+        // 3's request, r3's); k-1, in stage 2b now, writes one with r2b's tick.
+        self.w1_age_n.next = self.r2_now.q.val() - self.r3_now.q.val();
+        self.w2_age_n.next = self.r2_now.q.val() - self.w1_seen.q.val();
+        self.w3_age_n.next = self.r2_now.q.val() - self.w2_seen.q.val();
+        self.w4_age_n.next = self.r2_now.q.val() - self.w3_seen.q.val();
+        self.prev_age.d.next = self.r2_now.q.val() - self.r2b_now.q.val();
+        self.w1_age.d.next = self.w1_age_n.val();
+        self.w2_age.d.next = self.w2_age_n.val();
+        self.w3_age.d.next = self.w3_age_n.val();
+        self.w4_age.d.next = self.w4_age_n.val();
+        self.w1_dmatch.d.next = self.r3_digest.q.val() == self.r2_digest.q.val();
+        self.w2_dmatch.d.next = self.w1_digest.q.val() == self.r2_digest.q.val();
+        self.w3_dmatch.d.next = self.w2_digest.q.val() == self.r2_digest.q.val();
+        self.w4_dmatch.d.next = self.w3_digest.q.val() == self.r2_digest.q.val();
+        self.w1_fresh_n.next = self.fresh_none.val();
+        self.w2_fresh_n.next = self.fresh_none.val();
+        self.w3_fresh_n.next = self.fresh_none.val();
+        self.w4_fresh_n.next = self.fresh_none.val();
+        if self.w1_age_n.val() <= self.timeout_embryonic.val() {
+            self.w1_fresh_n.next = self.w1_fresh_n.val() | self.fresh_embryonic.val();
+        }
+        if self.w1_age_n.val() <= self.timeout_tcp.val() {
+            self.w1_fresh_n.next = self.w1_fresh_n.val() | self.fresh_tcp.val();
+        }
+        if self.w1_age_n.val() <= self.timeout_udp.val() {
+            self.w1_fresh_n.next = self.w1_fresh_n.val() | self.fresh_udp.val();
+        }
+        if self.w2_age_n.val() <= self.timeout_embryonic.val() {
+            self.w2_fresh_n.next = self.w2_fresh_n.val() | self.fresh_embryonic.val();
+        }
+        if self.w2_age_n.val() <= self.timeout_tcp.val() {
+            self.w2_fresh_n.next = self.w2_fresh_n.val() | self.fresh_tcp.val();
+        }
+        if self.w2_age_n.val() <= self.timeout_udp.val() {
+            self.w2_fresh_n.next = self.w2_fresh_n.val() | self.fresh_udp.val();
+        }
+        if self.w3_age_n.val() <= self.timeout_embryonic.val() {
+            self.w3_fresh_n.next = self.w3_fresh_n.val() | self.fresh_embryonic.val();
+        }
+        if self.w3_age_n.val() <= self.timeout_tcp.val() {
+            self.w3_fresh_n.next = self.w3_fresh_n.val() | self.fresh_tcp.val();
+        }
+        if self.w3_age_n.val() <= self.timeout_udp.val() {
+            self.w3_fresh_n.next = self.w3_fresh_n.val() | self.fresh_udp.val();
+        }
+        if self.w4_age_n.val() <= self.timeout_embryonic.val() {
+            self.w4_fresh_n.next = self.w4_fresh_n.val() | self.fresh_embryonic.val();
+        }
+        if self.w4_age_n.val() <= self.timeout_tcp.val() {
+            self.w4_fresh_n.next = self.w4_fresh_n.val() | self.fresh_tcp.val();
+        }
+        if self.w4_age_n.val() <= self.timeout_udp.val() {
+            self.w4_fresh_n.next = self.w4_fresh_n.val() | self.fresh_udp.val();
+        }
+        self.w1_fresh.d.next = self.w1_fresh_n.val();
+        self.w2_fresh.d.next = self.w2_fresh_n.val();
+        self.w3_fresh.d.next = self.w3_fresh_n.val();
+        self.w4_fresh.d.next = self.w4_fresh_n.val();
         // The dump: set `r2_set`'s ways, from its bank.
         for w in 0..WAYS {
             self.peek_class[w].next = self.class_ram[w].read_data.val();
@@ -1173,6 +1305,105 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
                 }
             }
         }
+        self.r2b_valid.d.next = self.r2_valid.q.val();
+        self.r2b_two.d.next = self.r2_two.q.val();
+        self.r2b_first.d.next = self.r2_first.q.val();
+        self.r2b_set.d.next = self.r2_set.q.val();
+        self.r2b_set2.d.next = self.r2_set2.q.val();
+        self.r2b_row0.d.next = self.r2_row0.q.val();
+        self.r2b_row1.d.next = self.r2_row1.q.val();
+        self.r2b_digest.d.next = self.r2_digest.q.val();
+        self.r2b_now.d.next = self.r2_now.q.val();
+        self.r2b_class.d.next = self.r2_class.q.val();
+        self.r2b_vip.d.next = self.r2_vip.q.val();
+        self.r2b_select_ok.d.next = self.r2_select_ok.q.val();
+        self.r2b_select.d.next = self.r2_select.q.val();
+
+        // ---- Stage 2b: apply the writes of requests k-5 .. k-2 (older first, so the
+        // newest wins) to the registered slot facts, then reduce each slot to the facts
+        // the decision needs: only muxes and the age order's compares, from registers.
+        self.w1_pending.next = self.no_ways.val();
+        self.w2_pending.next = self.no_ways.val();
+        self.w3_pending.next = self.no_ways.val();
+        self.w4_pending.next = self.no_ways.val();
+        if self.w1_en.q.val() {
+            self.w1_pending.next = self.w1_way.q.val() & self.same1.q.val();
+        }
+        if self.w2_en.q.val() {
+            self.w2_pending.next = self.w2_way.q.val() & self.same2.q.val();
+        }
+        if self.w3_en.q.val() {
+            self.w3_pending.next = self.w3_way.q.val() & self.same3.q.val();
+        }
+        if self.w4_en.q.val() {
+            self.w4_pending.next = self.w4_way.q.val() & self.same4.q.val();
+        }
+        // A write's liveness: its class picks a registered per-class bit (class 0 has none).
+        self.w1_live.next = self.w1_fresh.q.val().get_bit(self.w1_class.q.val().index());
+        self.w2_live.next = self.w2_fresh.q.val().get_bit(self.w2_class.q.val().index());
+        self.w3_live.next = self.w3_fresh.q.val().get_bit(self.w3_class.q.val().index());
+        self.w4_live.next = self.w4_fresh.q.val().get_bit(self.w4_class.q.val().index());
+        self.m_valid.next = self.no_ways.val();
+        self.m_dmatch.next = self.no_ways.val();
+        self.m_live.next = self.no_ways.val();
+        self.m_emb.next = self.no_ways.val();
+        self.m_prev_ge.next = self.no_ways.val();
+        self.m_ge_prev.next = self.no_ways.val();
+        for p in 0..SLOTS {
+            self.m_class[p].next = self.slot_class[p].q.val();
+            self.m_backend[p].next = self.slot_backend[p].q.val();
+            self.age[p].next = self.slot_age[p].q.val();
+            self.m_dmatch_w[p].next = self.slot_dmatch.q.val().get_bit(p);
+            self.m_live_w[p].next = self.slot_live.q.val().get_bit(p);
+            if self.w4_pending.val().get_bit(p) {
+                self.m_class[p].next = self.w4_class.q.val();
+                self.m_backend[p].next = self.w4_backend.q.val();
+                self.age[p].next = self.w4_age.q.val();
+                self.m_dmatch_w[p].next = self.w4_dmatch.q.val();
+                self.m_live_w[p].next = self.w4_live.val();
+            }
+            if self.w3_pending.val().get_bit(p) {
+                self.m_class[p].next = self.w3_class.q.val();
+                self.m_backend[p].next = self.w3_backend.q.val();
+                self.age[p].next = self.w3_age.q.val();
+                self.m_dmatch_w[p].next = self.w3_dmatch.q.val();
+                self.m_live_w[p].next = self.w3_live.val();
+            }
+            if self.w2_pending.val().get_bit(p) {
+                self.m_class[p].next = self.w2_class.q.val();
+                self.m_backend[p].next = self.w2_backend.q.val();
+                self.age[p].next = self.w2_age.q.val();
+                self.m_dmatch_w[p].next = self.w2_dmatch.q.val();
+                self.m_live_w[p].next = self.w2_live.val();
+            }
+            if self.w1_pending.val().get_bit(p) {
+                self.m_class[p].next = self.w1_class.q.val();
+                self.m_backend[p].next = self.w1_backend.q.val();
+                self.age[p].next = self.w1_age.q.val();
+                self.m_dmatch_w[p].next = self.w1_dmatch.q.val();
+                self.m_live_w[p].next = self.w1_live.val();
+            }
+            self.query_backend[p].next = self.m_backend[p].val();
+
+            if self.m_class[p].val() != self.class_none.val() {
+                self.m_valid.next = self.m_valid.val() | self.onehot[p].val();
+                if self.m_dmatch_w[p].val() {
+                    self.m_dmatch.next = self.m_dmatch.val() | self.onehot[p].val();
+                }
+            }
+            if self.m_class[p].val() == self.class_embryonic.val() {
+                self.m_emb.next = self.m_emb.val() | self.onehot[p].val();
+            }
+            if self.m_live_w[p].val() {
+                self.m_live.next = self.m_live.val() | self.onehot[p].val();
+            }
+            if self.prev_age.q.val() >= self.age[p].val() {
+                self.m_prev_ge.next = self.m_prev_ge.val() | self.onehot[p].val();
+            }
+            if self.age[p].val() >= self.prev_age.q.val() {
+                self.m_ge_prev.next = self.m_ge_prev.val() | self.onehot[p].val();
+            }
+        }
         for p in 0..SLOTS {
             self.m_ge[p].next = self.no_ways.val();
             for v in 0..SLOTS {
@@ -1184,7 +1415,7 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             self.s_class[p].d.next = self.m_class[p].val();
             self.s_backend[p].d.next = self.m_backend[p].val();
         }
-        self.query_vip.next = self.r2_vip.q.val();
+        self.query_vip.next = self.r2b_vip.q.val();
         self.s_valid.d.next = self.m_valid.val();
         self.s_dmatch.d.next = self.m_dmatch.val();
         self.s_live.d.next = self.m_live.val();
@@ -1193,29 +1424,29 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.s_prev_ge.d.next = self.m_prev_ge.val();
         self.s_ge_prev.d.next = self.m_ge_prev.val();
         self.prev_same_n.next = self.no_ways.val();
-        if self.r3_valid.q.val() && self.r3_row0.q.val() == self.r2_row0.q.val() {
+        if self.r3_valid.q.val() && self.r3_row0.q.val() == self.r2b_row0.q.val() {
             self.prev_same_n.next = self.bank0.val();
         }
-        if self.r3_valid.q.val() && self.r3_row1.q.val() == self.r2_row1.q.val() {
+        if self.r3_valid.q.val() && self.r3_row1.q.val() == self.r2b_row1.q.val() {
             self.prev_same_n.next = self.prev_same_n.val() | self.bank1.val();
         }
         self.s_prev_same.d.next = self.prev_same_n.val();
-        self.s_prev_dmatch.d.next = self.r3_digest.q.val() == self.r2_digest.q.val();
-        self.s_prev_live_embryonic.d.next = self.prev_age.val() <= self.timeout_embryonic.val();
-        self.s_prev_live_tcp.d.next = self.prev_age.val() <= self.timeout_tcp.val();
-        self.s_prev_live_udp.d.next = self.prev_age.val() <= self.timeout_udp.val();
-        self.r3_valid.d.next = self.r2_valid.q.val();
-        self.r3_two.d.next = self.r2_two.q.val();
-        self.r3_first.d.next = self.r2_first.q.val();
-        self.r3_set.d.next = self.r2_set.q.val();
-        self.r3_set2.d.next = self.r2_set2.q.val();
-        self.r3_row0.d.next = self.r2_row0.q.val();
-        self.r3_row1.d.next = self.r2_row1.q.val();
-        self.r3_digest.d.next = self.r2_digest.q.val();
-        self.r3_now.d.next = self.r2_now.q.val();
-        self.r3_class.d.next = self.r2_class.q.val();
-        self.r3_select_ok.d.next = self.r2_select_ok.q.val();
-        self.r3_select.d.next = self.r2_select.q.val();
+        self.s_prev_dmatch.d.next = self.r3_digest.q.val() == self.r2b_digest.q.val();
+        self.s_prev_live_embryonic.d.next = self.prev_age.q.val() <= self.timeout_embryonic.val();
+        self.s_prev_live_tcp.d.next = self.prev_age.q.val() <= self.timeout_tcp.val();
+        self.s_prev_live_udp.d.next = self.prev_age.q.val() <= self.timeout_udp.val();
+        self.r3_valid.d.next = self.r2b_valid.q.val();
+        self.r3_two.d.next = self.r2b_two.q.val();
+        self.r3_first.d.next = self.r2b_first.q.val();
+        self.r3_set.d.next = self.r2b_set.q.val();
+        self.r3_set2.d.next = self.r2b_set2.q.val();
+        self.r3_row0.d.next = self.r2b_row0.q.val();
+        self.r3_row1.d.next = self.r2b_row1.q.val();
+        self.r3_digest.d.next = self.r2b_digest.q.val();
+        self.r3_now.d.next = self.r2b_now.q.val();
+        self.r3_class.d.next = self.r2b_class.q.val();
+        self.r3_select_ok.d.next = self.r2b_select_ok.q.val();
+        self.r3_select.d.next = self.r2b_select.q.val();
 
         // ---- Stage 3: the write of request k-1 (in w1 now) is known only now, so the
         // choice was made for every slot it may have written (`choice0/1[j]`) and for
@@ -1636,11 +1867,17 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.w2_backend.d.next = self.w1_backend.q.val();
         self.w2_seen.d.next = self.w1_seen.q.val();
         self.w3_en.d.next = self.w2_en.q.val();
+        self.w3_row0.d.next = self.w2_row0.q.val();
+        self.w3_row1.d.next = self.w2_row1.q.val();
         self.w3_way.d.next = self.w2_way.q.val();
         self.w3_class.d.next = self.w2_class.q.val();
         self.w3_digest.d.next = self.w2_digest.q.val();
         self.w3_backend.d.next = self.w2_backend.q.val();
         self.w3_seen.d.next = self.w2_seen.q.val();
+        self.w4_en.d.next = self.w3_en.q.val();
+        self.w4_way.d.next = self.w3_way.q.val();
+        self.w4_class.d.next = self.w3_class.q.val();
+        self.w4_backend.d.next = self.w3_backend.q.val();
     }
 }
 
@@ -1650,7 +1887,7 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
 /// parent feeds one copy per slot and liveness, and one for "k-1 wrote none of this
 /// request's slots"). Everything here depends only on registers, so the parent's one-cycle
 /// loop is the mux over these copies by k-1's written slot, not this logic (f(mux(x)) =
-/// mux(f(x)), as stage 2 does for the overlay of k-2..k-4). Purely combinational.
+/// mux(f(x)), as stage 2b does for the overlay of k-2..k-5). Purely combinational.
 ///
 /// The miss choice comes in two versions, `miss_*0` and `miss_*1`: k-1's entry not
 /// embryonic, or embryonic (it only matters to rule 4, the oldest embryonic slot).
@@ -2064,7 +2301,7 @@ pub fn simulate<
     // Dump reads start once the last write has landed (request n-1 writes at the end
     // of cycle n-1 + LATENCY).
     let dump_start = n + LATENCY + 1;
-    let cycles = dump_start + sets + QUERY_LATENCY + 1;
+    let cycles = dump_start + sets + PEEK_LATENCY + 1;
     let mut uut = FlowTable::<SET_BITS, ROW_BITS, WAYS, SLOTS>::default();
     uut.connect_all();
     let mut sim = Simulation::new();
@@ -2108,7 +2345,7 @@ pub fn simulate<
                     }
                     x.query_up.next = up.into();
                 }
-                if let Some(dumped) = cycle.checked_sub(dump_start + QUERY_LATENCY) {
+                if let Some(dumped) = cycle.checked_sub(dump_start + PEEK_LATENCY) {
                     if dumped < sets {
                         let mut entries = entries_tb.lock().unwrap();
                         for w in 0..WAYS {
@@ -2432,8 +2669,13 @@ mod tests {
         let request = 3 + 2 * set_bits + rows + 64 + 32 + 2 + 16 + 1 + 16;
         let stage3 = (request - 16) + 5 * slots + slots * (2 + 16) + slots * slots + 3 * slots + 4;
         let result = 1 + 1 + 2 * set_bits + 1 + 2 + 16 + 3 + 1 + 1 + 16;
-        let history = 2 * (1 + rows + slots + entry) + (1 + slots + entry) + 3 * slots;
-        let pipeline = 2 * request + 2 * slots * entry + stage3 + result + history;
+        // Stage 2b's slot facts: class, backend, age; digest match and liveness bits.
+        let stage2b = slots * (2 + 16 + 32) + 2 * slots;
+        // w1 .. w3; w4 without rows, digest or tick; `same1..4`; the writes' and k-1's
+        // ages; the writes' digest matches and per-class liveness.
+        let history =
+            3 * (1 + rows + slots + entry) + (1 + slots + 2 + 16) + 4 * slots + 5 * 32 + 4 + 4 * 4;
+        let pipeline = 3 * request + 2 * slots * entry + stage2b + stage3 + result + history;
         (table, pipeline)
     }
 

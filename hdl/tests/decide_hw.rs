@@ -17,7 +17,7 @@ use flowgate_hdl::decide::{
     Decide, SERIAL_CHUNK, SERIAL_HLAT, SERIAL_WIN, VERDICT_DROP, VERDICT_FORWARD, VERDICT_PASS,
     WIDE_CHUNK, WIDE_HLAT, WIDE_WIN,
 };
-use flowgate_hdl::flow_table::InsertOutcome;
+use flowgate_hdl::flow_table::{self, InsertOutcome};
 use flowgate_hdl::hash::{left_aligned, KEY_BITS};
 use flowgate_hdl::toolchain::{verilator_lint, yosys_synth, SynthFlow, RUST_HDL_LINT_WAIVERS};
 use flowgate_hdl::{emit_verilog, Design};
@@ -669,8 +669,8 @@ fn effective_frames(
     changes: &[UpChange],
     latency: usize,
 ) -> Vec<(usize, bool)> {
-    // Select is 4 clocks before the output.
-    let stage4 = |i: usize| run.entered[i] + latency as u64 - 4;
+    // Select is the flow table's latency before the output.
+    let stage4 = |i: usize| run.entered[i] + (latency - flow_table::LATENCY) as u64;
     let busy: std::collections::HashSet<u64> = (0..run.entered.len())
         .filter(|&i| balanced[i])
         .map(stage4)
