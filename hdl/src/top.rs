@@ -16,8 +16,9 @@
 //! * Every accepted beat goes to the frame FIFO, the parser and the inner summer (one
 //!   handshake, so they cannot disagree). The frame's tick is `s_axis_tuser` of its first
 //!   beat. The summer's result (the inner datagram's sum, for GUE's UDP checksum under
-//!   IPv6) enters a small FIFO the clock after `tlast`, and stage A pops it into the
-//!   frame's action: a frame is whole in the frame FIFO before its action exists.
+//!   IPv6) enters a small FIFO [`crate::inner_sum::LATENCY`] clocks after `tlast`, and
+//!   stage A pops it into the frame's action: a frame is whole in the frame FIFO before
+//!   its action exists.
 //! * [`Decide`] takes a frame every [`Top::DECIDE_MIN_GAP`] clocks at most (its serial
 //!   hash: 8 on the 64-bit small profile, 1 on 512-bit streams), so a `tlast` beat that
 //!   comes sooner after the previous one waits (`s_axis_tready` low for that beat). Only
@@ -371,6 +372,12 @@ impl<
         assert!(
             crate::axis_parse::LATENCY + Self::DECIDE_LATENCY + 4 < 1 << SUM_FIFO_BITS,
             "the inner-sum FIFO is shorter than the frames between tlast and stage A"
+        );
+        // Stage A pops the sum without looking: it must be in the FIFO (written, and its
+        // `empty` updated a clock later) before the frame's decision is out.
+        assert!(
+            crate::inner_sum::LATENCY + 2 <= crate::axis_parse::LATENCY + Self::DECIDE_LATENCY,
+            "the inner sum comes after its frame's stage A"
         );
         // The field positions wired in `update` (literal bit offsets: `#[hdl_gen]` cannot
         // name a Rust constant inside a bit index).

@@ -244,6 +244,12 @@ pub static DESIGNS: &[DesignSpec] = &[
         source: Source::Design(Design::FlowRewriter),
     },
     DesignSpec {
+        name: "inner-sum",
+        about: "the top's inner-datagram sum (GUE's checksum over IPv6), 64-bit stream",
+        flow_entries: 0,
+        source: Source::Block(|| emit(flowgate_hdl::inner_sum::SmallInnerSum::default())),
+    },
+    DesignSpec {
         name: "csr",
         about: "the top's register block (AXI4-Lite), 8 VIPs, 64 backends",
         flow_entries: 0,
