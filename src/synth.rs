@@ -59,7 +59,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
             .with_context(|| format!("reading {}", netlist.display()))?;
         let json: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a yosys JSON netlist", netlist.display()))?;
-        let paths = synth::levels::deepest(&json, 12)
+        let paths = synth::levels::deepest(&json, synth::DEEPEST_PATHS)
             .map_err(|e| anyhow::anyhow!("{}: {e}", netlist.display()))?;
         print!("{}", synth::levels::to_markdown(&paths));
         return Ok(());

@@ -13,8 +13,8 @@
 //! many sockets from one task, so the lot holds its own `mio::Poll` (an epoll set:
 //! mio is tokio's own poller), itself registered in tokio with [`AsyncFd`].
 //!
-//! Why two flat tables (a slab of entries indexed by epoll token (the `slab` crate), and the deadlines as a
-//! binary min-heap in one `Vec`) rather than a map and an ordered set: what a parked
+//! Why two flat tables (a slab of entries indexed by epoll token, the `slab` crate's, and
+//! the deadlines as a binary min-heap in one `Vec`) rather than a map and an ordered set: what a parked
 //! connection keeps must not be scattered through the heap that served it. A B-tree node
 //! (or any small allocation) made while thousands of connections are being answered lands
 //! between their buffers, and after they are freed each such node holds a whole page

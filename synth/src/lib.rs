@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 /// Endpoints listed by depth in `levels.md` and the report, before each other block's
 /// deepest one.
-const DEEPEST_PATHS: usize = 12;
+pub const DEEPEST_PATHS: usize = 12;
 
 /// The PyPI package (pinned) that provides nextpnr-ecp5 and ecppack as WebAssembly.
 /// `scripts/setup` installs exactly this; a test keeps the two equal.
@@ -546,24 +546,24 @@ fn ecp5(
 
     // Registered block-RAM reads: the flip-flops after a DP16KD read move into its output
     // register (`outreg`); nextpnr reads the folded copy, `synth.json` stays yosys's.
-    let done = stepper.step("DP16KD output registers; logic depth (levels.md)", || {
-        let path = out.join("synth.json");
-        let bad = |e: String| SynthError::Unreadable {
-            what: "yosys netlist (synth.json)",
-            detail: e,
-        };
-        let mut netlist: serde_json::Value =
-            serde_json::from_str(&read(&path)?).map_err(|e| bad(e.to_string()))?;
-        let done = outreg::fold(&mut netlist).map_err(bad)?;
-        write(&out.join(PNR_NETLIST), &netlist.to_string())?;
-        // The deepest paths, read off the netlist nextpnr gets (a folded RAM read starts
-        // at its output register), written at once: placement and routing take hours on
-        // the whole top, and this says in seconds which block will set its clock.
-        let deepest = levels::deepest(&netlist, DEEPEST_PATHS).map_err(bad)?;
-        write(&out.join("levels.md"), &levels::to_markdown(&deepest))?;
-        Ok((done, deepest))
-    })?;
-    let (done, deepest) = done;
+    let (done, deepest) =
+        stepper.step("DP16KD output registers; logic depth (levels.md)", || {
+            let path = out.join("synth.json");
+            let bad = |e: String| SynthError::Unreadable {
+                what: "yosys netlist (synth.json)",
+                detail: e,
+            };
+            let mut netlist: serde_json::Value =
+                serde_json::from_str(&read(&path)?).map_err(|e| bad(e.to_string()))?;
+            let done = outreg::fold(&mut netlist).map_err(bad)?;
+            write(&out.join(PNR_NETLIST), &netlist.to_string())?;
+            // The deepest paths, read off the netlist nextpnr gets (a folded RAM read starts
+            // at its output register), written at once: placement and routing take hours on
+            // the whole top, and this says in seconds which block will set its clock.
+            let deepest = levels::deepest(&netlist, DEEPEST_PATHS).map_err(bad)?;
+            write(&out.join("levels.md"), &levels::to_markdown(&deepest))?;
+            Ok((done, deepest))
+        })?;
     report.deepest = deepest;
     report.files.push("levels.md".into());
     report.notes.push(format!(
