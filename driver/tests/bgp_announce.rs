@@ -162,7 +162,11 @@ async fn vips_are_announced_while_running_with_a_backend_up_and_withdrawn_otherw
         control.watch().version(),
     );
     wait_routes(&socket, &["192.0.2.10/32", "192.0.2.11/32"]).await;
-    assert_eq!(node.announced().len(), 2);
+    // The node records an announcement once the speaker has taken it, a moment after BIRD
+    // shows the routes: wait for that event too.
+    wait_until_async(LIMIT, || async { node.announced().len() == 2 })
+        .await
+        .expect("the node should record both VIPs as announced");
     // What the operator sees: /status and the metrics.
     let admin = AdminState {
         control: control.clone(),
@@ -192,7 +196,9 @@ async fn vips_are_announced_while_running_with_a_backend_up_and_withdrawn_otherw
     // Drained: all withdrawn; undrained: back.
     node.set_draining(true);
     wait_routes(&socket, &[]).await;
-    assert!(node.announced().is_empty());
+    wait_until_async(LIMIT, || async { node.announced().is_empty() })
+        .await
+        .expect("the node should record the withdrawal");
     let metrics = admin::metrics_text(&admin).unwrap();
     assert!(
         metrics.contains("flowgate_vip_announced{vip=\"api\"} 0"),
