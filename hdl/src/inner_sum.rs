@@ -22,12 +22,13 @@
 //! and no rewrite reads it: only a GUE forward to an IPv6 backend does, and only frames
 //! the parser accepted are forwarded.
 //!
-//! Four stages, so no path runs from the header bytes to the running sum in one clock
+//! Five stages, so no path runs from the header bytes to the running sum in one clock
 //! (together they were the whole top's slowest path, 66 logic levels), and no clock holds
 //! more than one carry chain of note:
-//! 1. reads the header bytes, computes the datagram's end from this beat's view and
-//!    registers it with the beat, and which of the beat's words start at byte 22 or later
-//!    (the beat's place against constants);
+//! 0. registers the header bytes as this beat shows them (its lanes where it carries
+//!    them, else as kept: a mux on a 3-bit saturating beat number) with the beat, and
+//!    which of the beat's lanes are byte 22 or later;
+//! 1. computes the datagram's end (and the L3 bytes' sum) from that registered view;
 //! 2. masks the registered beat to the bytes before the end: one subtraction (the bytes
 //!    left, `end − beat's place`) compared with each lane's constant place, instead of a
 //!    sum and a comparison per word;
@@ -37,7 +38,7 @@
 //! The end is computed for the three L2 layouts side by side (no tag, one, two), each with
 //! its own ethertype check, and the tags pick one.
 //!
-//! Timing: `sum_valid` is high for one clock, four clocks after the frame's `tlast` beat is
+//! Timing: `sum_valid` is high for one clock, five clocks after the frame's `tlast` beat is
 //! taken (`LATENCY`), with `sum` (unfolded: at most `ip_len / 2 · 0xFFFF`, within 32 bits
 //! for any frame the FIFO holds). Positions are 32-bit and below 2³¹ (frames are far
 //! shorter), so `end − place` is negative exactly when its bit 31 is set.
@@ -51,7 +52,7 @@ const HEADER_BYTES: usize = 16;
 
 /// Clocks from the edge that takes a frame's `tlast` beat to the clock whose `sum_valid`
 /// is high, counting that clock (1 would be the clock right after it).
-pub const LATENCY: usize = 4;
+pub const LATENCY: usize = 5;
 
 /// The summer on a `DATA_BITS`-wide stream (`KEEP_BITS = DATA_BITS / 8`).
 #[derive(LogicBlock)]
@@ -77,11 +78,14 @@ pub struct InnerSum<const DATA_BITS: usize, const KEEP_BITS: usize> {
     /// The lanes of beat `k` (0, 1, 2) that are byte 22 or later (one bit a lane); from
     /// beat 3 on, all (22 < 3 · 8). `lane_mask[b]` selects lane `b`'s byte in a beat.
     from_beat: [Constant<Bits<KEEP_BITS>>; 3],
-    beat_no: [Constant<Bits<32>>; 3],
+    beat_no: [Constant<Bits<3>>; 3],
+    /// The beat number saturates here (above every header byte's beat: 27 / 8 = 3).
+    beat_max: Constant<Bits<3>>,
+    zero_beat_no: Constant<Bits<3>>,
     all_lanes: Constant<Bits<KEEP_BITS>>,
     lane_mask: [Constant<Bits<DATA_BITS>>; KEEP_BITS],
     /// Header byte `HEADER_FROM + i`: its beat, its lane shift, its place in `view`.
-    hb_beat: [Constant<Bits<32>>; HEADER_BYTES],
+    hb_beat: [Constant<Bits<3>>; HEADER_BYTES],
     hb_shift: [Constant<Bits<32>>; HEADER_BYTES],
     hb_place: [Constant<Bits<32>>; HEADER_BYTES],
     tpid_vlan: Constant<Bits<32>>,
@@ -99,9 +103,20 @@ pub struct InnerSum<const DATA_BITS: usize, const KEEP_BITS: usize> {
     min_end: Constant<Bits<32>>,
 
     in_frame: DFF<Bit>,
-    beat: DFF<Bits<32>>,
+    /// The beat's number in its frame, saturating at `beat_max`.
+    beat: DFF<Bits<3>>,
     beat_pos: DFF<Bits<32>>,
     hdr: [DFF<Bits<8>>; HEADER_BYTES],
+    /// Stage 0's registers: the header view, the beat as taken, where it starts in the
+    /// frame, whether it is the frame's first, its lanes from byte 22.
+    v_view: DFF<Bits<128>>,
+    v_take: DFF<Bit>,
+    v_last: DFF<Bit>,
+    v_first: DFF<Bit>,
+    v_data: DFF<Bits<DATA_BITS>>,
+    v_keep: DFF<Bits<KEEP_BITS>>,
+    v_pos: DFF<Bits<32>>,
+    v_from: DFF<Bits<KEEP_BITS>>,
     /// Stage 1's registers: the beat as taken, where it starts in the frame, whether it is
     /// the frame's first, the datagram's end and the L3 bytes' sum seen from it.
     s_take: DFF<Bit>,
@@ -131,7 +146,7 @@ pub struct InnerSum<const DATA_BITS: usize, const KEEP_BITS: usize> {
     extra: DFF<Bits<32>>,
     done: DFF<Bit>,
 
-    cur_beat: Signal<Local, Bits<32>>,
+    cur_beat: Signal<Local, Bits<3>>,
     cur_pos: Signal<Local, Bits<32>>,
     lane: Signal<Local, Bits<DATA_BITS>>,
     hbyte: Signal<Local, Bits<8>>,
@@ -176,6 +191,11 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_B
             "the words' adder tree: 2 to 32 words (five levels), a power of two"
         );
         let bits32 = |v: usize| Constant::new((v as u64).into());
+        let bits3 = |v: usize| Constant::new((v as u64).into());
+        assert!(
+            (HEADER_FROM + HEADER_BYTES) / KEEP_BITS < 7,
+            "header beats below the saturation"
+        );
         Self {
             clock: Default::default(),
             tdata: Default::default(),
@@ -197,12 +217,14 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_B
                 }
                 Constant::new(lanes)
             }),
-            beat_no: std::array::from_fn(bits32),
+            beat_no: std::array::from_fn(bits3),
+            beat_max: bits3(7),
+            zero_beat_no: bits3(0),
             all_lanes: Constant::new(!Bits::<KEEP_BITS>::default()),
             lane_mask: std::array::from_fn(|b| {
                 Constant::new(Bits::<DATA_BITS>::from(0xff_u64) << (8 * b as u64))
             }),
-            hb_beat: std::array::from_fn(|i| bits32((HEADER_FROM + i) / KEEP_BITS)),
+            hb_beat: std::array::from_fn(|i| bits3((HEADER_FROM + i) / KEEP_BITS)),
             hb_shift: std::array::from_fn(|i| bits32(8 * ((HEADER_FROM + i) % KEEP_BITS))),
             hb_place: std::array::from_fn(|i| bits32(8 * i)),
             tpid_vlan: bits32(flowgate_core::parse::ETHERTYPE_VLAN.into()),
@@ -220,6 +242,14 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_B
             beat: Default::default(),
             beat_pos: Default::default(),
             hdr: Default::default(),
+            v_view: Default::default(),
+            v_take: Default::default(),
+            v_last: Default::default(),
+            v_first: Default::default(),
+            v_data: Default::default(),
+            v_keep: Default::default(),
+            v_pos: Default::default(),
+            v_from: Default::default(),
             s_take: Default::default(),
             s_last: Default::default(),
             s_first: Default::default(),
@@ -272,16 +302,17 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, in_frame, beat, beat_pos, s_take, s_last, s_first, s_data, s_keep, s_pos,
-            s_end, s_extra, s_from, t_take, t_last, t_first, t_data, t_extra, u_take, u_last,
-            u_first, u_sum, u_extra, acc, extra, done
+            self, clock, in_frame, beat, beat_pos, v_view, v_take, v_last, v_first, v_data, v_keep,
+            v_pos, v_from, s_take, s_last, s_first, s_data, s_keep, s_pos, s_end, s_extra, s_from,
+            t_take, t_last, t_first, t_data, t_extra, u_take, u_last, u_first, u_sum, u_extra, acc,
+            extra, done
         );
         for i in 0..HEADER_BYTES {
             self.hdr[i].clock.next = self.clock.val();
             self.hdr[i].d.next = self.hdr[i].q.val();
         }
         self.done.d.next = false;
-        self.cur_beat.next = self.zero.val();
+        self.cur_beat.next = self.zero_beat_no.val();
         self.cur_pos.next = self.zero.val();
         if self.in_frame.q.val() {
             self.cur_beat.next = self.beat.q.val();
@@ -302,11 +333,36 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
             self.view.next =
                 self.view.val() | (bit_cast::<128, 8>(self.hbyte.val()) << self.hb_place[i].val());
         }
+        self.from_mask.next = self.all_lanes.val();
+        for k in 0..3 {
+            if self.cur_beat.val() == self.beat_no[k].val() {
+                self.from_mask.next = self.from_beat[k].val();
+            }
+        }
+        self.v_view.d.next = self.view.val();
+        self.v_take.d.next = self.take.val();
+        self.v_last.d.next = self.tlast.val();
+        self.v_first.d.next = !self.in_frame.q.val();
+        self.v_data.d.next = self.tdata.val();
+        self.v_keep.d.next = self.tkeep.val();
+        self.v_pos.d.next = self.cur_pos.val();
+        self.v_from.d.next = self.from_mask.val();
+        if self.take.val() {
+            self.beat.d.next = self.cur_beat.val();
+            if self.cur_beat.val() != self.beat_max.val() {
+                self.beat.d.next = self.cur_beat.val() + 1;
+            }
+            self.beat_pos.d.next = self.cur_pos.val() + self.keep_bytes.val();
+            self.in_frame.d.next = !self.tlast.val();
+        }
+
+        // ---- Stage 1: the datagram's end and the L3 bytes' sum, from the registered
+        // view.
         // Big-endian 16-bit fields of the view: bytes 12 and 16.
-        self.et0.next = (bit_cast::<32, 8>(self.view.val().get_bits::<8>(0)) << 8)
-            | bit_cast::<32, 8>(self.view.val().get_bits::<8>(8));
-        self.et1.next = (bit_cast::<32, 8>(self.view.val().get_bits::<8>(32)) << 8)
-            | bit_cast::<32, 8>(self.view.val().get_bits::<8>(40));
+        self.et0.next = (bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(0)) << 8)
+            | bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(8));
+        self.et1.next = (bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(32)) << 8)
+            | bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(40));
         self.tag0.next = (self.et0.val() == self.tpid_vlan.val())
             | (self.et0.val() == self.tpid_qinq.val())
             | (self.et0.val() == self.tpid_qinq_old.val());
@@ -315,43 +371,49 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
                 | (self.et1.val() == self.tpid_qinq.val())
                 | (self.et1.val() == self.tpid_qinq_old.val()));
         // The bytes 14..22 that belong to the datagram (A: 14..18, B: 18..22).
-        self.head_a.next = (bit_cast::<32, 8>(self.view.val().get_bits::<8>(16)) << 8)
-            + bit_cast::<32, 8>(self.view.val().get_bits::<8>(24))
-            + (bit_cast::<32, 8>(self.view.val().get_bits::<8>(32)) << 8)
-            + bit_cast::<32, 8>(self.view.val().get_bits::<8>(40));
-        self.head_b.next = (bit_cast::<32, 8>(self.view.val().get_bits::<8>(48)) << 8)
-            + bit_cast::<32, 8>(self.view.val().get_bits::<8>(56))
-            + (bit_cast::<32, 8>(self.view.val().get_bits::<8>(64)) << 8)
-            + bit_cast::<32, 8>(self.view.val().get_bits::<8>(72));
+        self.head_a.next = (bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(16)) << 8)
+            + bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(24))
+            + (bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(32)) << 8)
+            + bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(40));
+        self.head_b.next = (bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(48)) << 8)
+            + bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(56))
+            + (bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(64)) << 8)
+            + bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(72));
         // The datagram's end under each layout: L3 + the IPv4 total length (at L3 + 2),
         // or L3 + 40 + the IPv6 payload length (at L3 + 4); big-endian fields of the view.
         for c in 0..3 {
             self.byte_hi.next = self
-                .view
+                .v_view
+                .q
                 .val()
                 .get_bits::<8>(self.layout_et[c].val().index());
             self.byte_lo.next = self
-                .view
+                .v_view
+                .q
                 .val()
                 .get_bits::<8>((self.layout_et[c].val() + 8).index());
             self.ethertype.next = (bit_cast::<32, 8>(self.byte_hi.val()) << 8)
                 | bit_cast::<32, 8>(self.byte_lo.val());
             self.byte_hi.next = self
-                .view
+                .v_view
+                .q
                 .val()
                 .get_bits::<8>(self.layout_len_v4[c].val().index());
             self.byte_lo.next = self
-                .view
+                .v_view
+                .q
                 .val()
                 .get_bits::<8>((self.layout_len_v4[c].val() + 8).index());
             self.len_v4.next = (bit_cast::<32, 8>(self.byte_hi.val()) << 8)
                 | bit_cast::<32, 8>(self.byte_lo.val());
             self.byte_hi.next = self
-                .view
+                .v_view
+                .q
                 .val()
                 .get_bits::<8>(self.layout_len_v6[c].val().index());
             self.byte_lo.next = self
-                .view
+                .v_view
+                .q
                 .val()
                 .get_bits::<8>((self.layout_len_v6[c].val() + 8).index());
             self.len_v6.next = (bit_cast::<32, 8>(self.byte_hi.val()) << 8)
@@ -372,13 +434,12 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
             self.dgram_end.next = self.layout_end[1].val();
         }
 
-        // ---- Stage 1: the beat and what this clock's view says about its frame.
-        self.s_take.d.next = self.take.val();
-        self.s_last.d.next = self.tlast.val();
-        self.s_first.d.next = !self.in_frame.q.val();
-        self.s_data.d.next = self.tdata.val();
-        self.s_keep.d.next = self.tkeep.val();
-        self.s_pos.d.next = self.cur_pos.val();
+        self.s_take.d.next = self.v_take.q.val();
+        self.s_last.d.next = self.v_last.q.val();
+        self.s_first.d.next = self.v_first.q.val();
+        self.s_data.d.next = self.v_data.q.val();
+        self.s_keep.d.next = self.v_keep.q.val();
+        self.s_pos.d.next = self.v_pos.q.val();
         self.s_end.d.next = self.dgram_end.val();
         self.s_extra.d.next = self.zero.val();
         if !self.tag0.val() {
@@ -386,18 +447,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
         } else if !self.tag1.val() {
             self.s_extra.d.next = self.head_b.val();
         }
-        self.from_mask.next = self.all_lanes.val();
-        for k in 0..3 {
-            if self.cur_beat.val() == self.beat_no[k].val() {
-                self.from_mask.next = self.from_beat[k].val();
-            }
-        }
-        self.s_from.d.next = self.from_mask.val();
-        if self.take.val() {
-            self.beat.d.next = self.cur_beat.val() + 1;
-            self.beat_pos.d.next = self.cur_pos.val() + self.keep_bytes.val();
-            self.in_frame.d.next = !self.tlast.val();
-        }
+        self.s_from.d.next = self.v_from.q.val();
 
         // ---- Stage 2: the registered beat's bytes from byte 22 to the end, kept lanes
         // only: lane `b` is in when it is byte 22 or later and `b < left`.
