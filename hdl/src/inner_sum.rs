@@ -196,6 +196,10 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_B
             (HEADER_FROM + HEADER_BYTES) / KEEP_BITS < 7,
             "header beats below the saturation"
         );
+        assert!(
+            3 * KEEP_BITS >= 22,
+            "from beat 3 on every lane is byte 22 or later (`from_beat` covers beats 0..3)"
+        );
         Self {
             clock: Default::default(),
             tdata: Default::default(),
