@@ -101,6 +101,9 @@ pub struct InnerSum<const DATA_BITS: usize, const KEEP_BITS: usize> {
     v6_header: Constant<Bits<32>>,
     /// Before which no datagram ends.
     min_end: Constant<Bits<32>>,
+    /// Per layout, the IPv4 total length below which the end is `min_end` (`34 − L3`):
+    /// compared with the field itself, beside the add, not with its sum after it.
+    layout_short_v4: [Constant<Bits<32>>; 3],
 
     in_frame: DFF<Bit>,
     /// The beat's number in its frame, saturating at `beat_max`.
@@ -242,6 +245,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_B
             layout_len_v6: [18, 22, 26].map(|b| bits32(8 * (b - HEADER_FROM))),
             v6_header: bits32(40),
             min_end: bits32(34),
+            layout_short_v4: [34 - 14, 34 - 18, 34 - 22].map(bits32),
             in_frame: Default::default(),
             beat: Default::default(),
             beat_pos: Default::default(),
@@ -422,13 +426,15 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
                 .get_bits::<8>((self.layout_len_v6[c].val() + 8).index());
             self.len_v6.next = (bit_cast::<32, 8>(self.byte_hi.val()) << 8)
                 | bit_cast::<32, 8>(self.byte_lo.val());
+            // An IPv6 end (L3 + 40 + length ≥ 54) is never below `min_end`, so the clamp
+            // is the IPv4 length's alone.
             self.layout_end[c].next = self.layout_l3[c].val() + self.len_v4.val();
+            if self.len_v4.val() < self.layout_short_v4[c].val() {
+                self.layout_end[c].next = self.min_end.val();
+            }
             if self.ethertype.val() == self.ethertype_v6.val() {
                 self.layout_end[c].next =
                     self.layout_l3[c].val() + self.v6_header.val() + self.len_v6.val();
-            }
-            if self.layout_end[c].val() < self.min_end.val() {
-                self.layout_end[c].next = self.min_end.val();
             }
         }
         self.dgram_end.next = self.layout_end[0].val();
