@@ -49,6 +49,11 @@ use rust_hdl::prelude::*;
 /// bytes behind up to two tags.
 const HEADER_FROM: usize = 12;
 const HEADER_BYTES: usize = 16;
+/// Per L2 layout (no tag, one, two): the L3 offset. The ethertype is at `L3 − 2`, the
+/// IPv4 total length at `L3 + 2`, the IPv6 payload length at `L3 + 4`.
+const LAYOUT_L3: [usize; 3] = [14, 18, 22];
+/// No datagram ends before byte 34 (a 20-byte IPv4 header behind 14 bytes).
+const MIN_END: usize = 34;
 
 /// Clocks from the edge that takes a frame's `tlast` beat to the clock whose `sum_valid`
 /// is high, counting that clock (1 would be the clock right after it).
@@ -92,12 +97,8 @@ pub struct InnerSum<const DATA_BITS: usize, const KEEP_BITS: usize> {
     tpid_qinq: Constant<Bits<32>>,
     tpid_qinq_old: Constant<Bits<32>>,
     ethertype_v6: Constant<Bits<32>>,
-    /// Per L2 layout (no tag, one, two): the L3 offset, and the places in `view` of the
-    /// ethertype, the IPv4 total length and the IPv6 payload length.
+    /// `LAYOUT_L3`.
     layout_l3: [Constant<Bits<32>>; 3],
-    layout_et: [Constant<Bits<32>>; 3],
-    layout_len_v4: [Constant<Bits<32>>; 3],
-    layout_len_v6: [Constant<Bits<32>>; 3],
     v6_header: Constant<Bits<32>>,
     /// Before which no datagram ends.
     min_end: Constant<Bits<32>>,
@@ -156,8 +157,10 @@ pub struct InnerSum<const DATA_BITS: usize, const KEEP_BITS: usize> {
     /// Header bytes 12..28 as seen now (this beat's where it has them), byte 12 in bits
     /// 7..0.
     view: Signal<Local, Bits<128>>,
-    et0: Signal<Local, Bits<32>>,
-    et1: Signal<Local, Bits<32>>,
+    /// The registered view's big-endian 16-bit fields: field `f` is frame bytes `12 + 2f`
+    /// and `13 + 2f`. Every field read is one of them: ethertypes and TPIDs at 12, 16, 20
+    /// (fields 0, 2, 4), lengths at L3 + 2 and L3 + 4, bytes 14..22 (fields 1..5).
+    field: [Signal<Local, Bits<32>>; 8],
     tag0: Signal<Local, Bit>,
     tag1: Signal<Local, Bit>,
     ethertype: Signal<Local, Bits<32>>,
@@ -200,6 +203,10 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_B
             "header beats below the saturation"
         );
         assert!(
+            (0..3).all(|c| LAYOUT_L3[c] == HEADER_FROM + 2 + 4 * c),
+            "`update` reads layout c's fields as view fields 2c, 2c + 2, 2c + 3"
+        );
+        assert!(
             3 * KEEP_BITS >= 22,
             "from beat 3 on every lane is byte 22 or later (`from_beat` covers beats 0..3)"
         );
@@ -238,14 +245,10 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_B
             tpid_qinq: bits32(flowgate_core::parse::ETHERTYPE_QINQ.into()),
             tpid_qinq_old: bits32(flowgate_core::parse::ETHERTYPE_QINQ_OLD.into()),
             ethertype_v6: bits32(flowgate_core::parse::ETHERTYPE_IPV6.into()),
-            // Byte `b` of the frame is at bit `8 · (b − HEADER_FROM)` of `view`.
-            layout_l3: [14, 18, 22].map(bits32),
-            layout_et: [12, 16, 20].map(|b| bits32(8 * (b - HEADER_FROM))),
-            layout_len_v4: [16, 20, 24].map(|b| bits32(8 * (b - HEADER_FROM))),
-            layout_len_v6: [18, 22, 26].map(|b| bits32(8 * (b - HEADER_FROM))),
+            layout_l3: LAYOUT_L3.map(bits32),
             v6_header: bits32(40),
-            min_end: bits32(34),
-            layout_short_v4: [34 - 14, 34 - 18, 34 - 22].map(bits32),
+            min_end: bits32(MIN_END),
+            layout_short_v4: LAYOUT_L3.map(|l3| bits32(MIN_END - l3)),
             in_frame: Default::default(),
             beat: Default::default(),
             beat_pos: Default::default(),
@@ -285,8 +288,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_B
             lane: Default::default(),
             hbyte: Default::default(),
             view: Default::default(),
-            et0: Default::default(),
-            et1: Default::default(),
+            field: Default::default(),
             tag0: Default::default(),
             tag1: Default::default(),
             ethertype: Default::default(),
@@ -366,66 +368,29 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
 
         // ---- Stage 1: the datagram's end and the L3 bytes' sum, from the registered
         // view.
-        // Big-endian 16-bit fields of the view: bytes 12 and 16.
-        self.et0.next = (bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(0)) << 8)
-            | bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(8));
-        self.et1.next = (bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(32)) << 8)
-            | bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(40));
-        self.tag0.next = (self.et0.val() == self.tpid_vlan.val())
-            | (self.et0.val() == self.tpid_qinq.val())
-            | (self.et0.val() == self.tpid_qinq_old.val());
+        for f in 0..(HEADER_BYTES / 2) {
+            self.byte_hi.next = self.v_view.q.val().get_bits::<8>(16 * f);
+            self.byte_lo.next = self.v_view.q.val().get_bits::<8>(16 * f + 8);
+            self.field[f].next = (bit_cast::<32, 8>(self.byte_hi.val()) << 8)
+                | bit_cast::<32, 8>(self.byte_lo.val());
+        }
+        self.tag0.next = (self.field[0].val() == self.tpid_vlan.val())
+            | (self.field[0].val() == self.tpid_qinq.val())
+            | (self.field[0].val() == self.tpid_qinq_old.val());
         self.tag1.next = self.tag0.val()
-            & ((self.et1.val() == self.tpid_vlan.val())
-                | (self.et1.val() == self.tpid_qinq.val())
-                | (self.et1.val() == self.tpid_qinq_old.val()));
+            & ((self.field[2].val() == self.tpid_vlan.val())
+                | (self.field[2].val() == self.tpid_qinq.val())
+                | (self.field[2].val() == self.tpid_qinq_old.val()));
         // The bytes 14..22 that belong to the datagram (A: 14..18, B: 18..22).
-        self.head_a.next = (bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(16)) << 8)
-            + bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(24))
-            + (bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(32)) << 8)
-            + bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(40));
-        self.head_b.next = (bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(48)) << 8)
-            + bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(56))
-            + (bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(64)) << 8)
-            + bit_cast::<32, 8>(self.v_view.q.val().get_bits::<8>(72));
-        // The datagram's end under each layout: L3 + the IPv4 total length (at L3 + 2),
-        // or L3 + 40 + the IPv6 payload length (at L3 + 4); big-endian fields of the view.
+        self.head_a.next = self.field[1].val() + self.field[2].val();
+        self.head_b.next = self.field[3].val() + self.field[4].val();
+        // The datagram's end under each layout `c` (L3 = 14 + 4c, field 2c the ethertype):
+        // L3 + the IPv4 total length (field 2c + 2), or L3 + 40 + the IPv6 payload length
+        // (field 2c + 3).
         for c in 0..3 {
-            self.byte_hi.next = self
-                .v_view
-                .q
-                .val()
-                .get_bits::<8>(self.layout_et[c].val().index());
-            self.byte_lo.next = self
-                .v_view
-                .q
-                .val()
-                .get_bits::<8>((self.layout_et[c].val() + 8).index());
-            self.ethertype.next = (bit_cast::<32, 8>(self.byte_hi.val()) << 8)
-                | bit_cast::<32, 8>(self.byte_lo.val());
-            self.byte_hi.next = self
-                .v_view
-                .q
-                .val()
-                .get_bits::<8>(self.layout_len_v4[c].val().index());
-            self.byte_lo.next = self
-                .v_view
-                .q
-                .val()
-                .get_bits::<8>((self.layout_len_v4[c].val() + 8).index());
-            self.len_v4.next = (bit_cast::<32, 8>(self.byte_hi.val()) << 8)
-                | bit_cast::<32, 8>(self.byte_lo.val());
-            self.byte_hi.next = self
-                .v_view
-                .q
-                .val()
-                .get_bits::<8>(self.layout_len_v6[c].val().index());
-            self.byte_lo.next = self
-                .v_view
-                .q
-                .val()
-                .get_bits::<8>((self.layout_len_v6[c].val() + 8).index());
-            self.len_v6.next = (bit_cast::<32, 8>(self.byte_hi.val()) << 8)
-                | bit_cast::<32, 8>(self.byte_lo.val());
+            self.ethertype.next = self.field[2 * c].val();
+            self.len_v4.next = self.field[2 * c + 2].val();
+            self.len_v6.next = self.field[2 * c + 3].val();
             // An IPv6 end (L3 + 40 + length ≥ 54) is never below `min_end`, so the clamp
             // is the IPv4 length's alone.
             self.layout_end[c].next = self.layout_l3[c].val() + self.len_v4.val();
