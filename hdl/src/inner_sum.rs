@@ -22,23 +22,29 @@
 //! and no rewrite reads it: only a GUE forward to an IPv6 backend does, and only frames
 //! the parser accepted are forwarded.
 //!
-//! Five stages, so no path runs from the header bytes to the running sum in one clock
+//! Six stages, so no path runs from the header bytes to the running sum in one clock
 //! (together they were the whole top's slowest path, 66 logic levels), and no clock holds
 //! more than one carry chain of note:
 //! 0. registers the header bytes as this beat shows them (its lanes where it carries
-//!    them, else as kept: a mux on a 3-bit saturating beat number) with the beat, and
-//!    which of the beat's lanes are byte 22 or later;
-//! 1. computes the datagram's end (and the L3 bytes' sum) from that registered view;
-//! 2. masks the registered beat to the bytes before the end: one subtraction (the bytes
-//!    left, `end − beat's place`) compared with each lane's constant place, instead of a
-//!    sum and a comparison per word;
-//! 3. adds the masked words as a balanced adder tree;
-//! 4. adds the beat's sum into the running sum.
+//!    them, else as kept: a mux on a 3-bit saturating beat number) with the beat, which
+//!    of the beat's lanes are byte 22 or later, and the end's constants (each layout's L3
+//!    offset, `min_end`) less the beat's place;
+//! 1. from that registered view, every candidate for the datagram's bytes left from the
+//!    beat's first (`end − beat's place`: per layout, the IPv4 and the IPv6 length field
+//!    added to stage 0's constants) side by side with what picks one (the tags, each
+//!    layout's ethertype, the IPv4 length's clamp compared on the field itself), and the
+//!    L3 bytes' two halves;
+//! 2. picks the bytes left by those decisions (a mux, no arithmetic), and the L3 bytes
+//!    that belong to the datagram;
+//! 3. masks the registered beat to the bytes before the end: each lane's constant place
+//!    compared with the bytes left, instead of a sum and a comparison per word;
+//! 4. adds the masked words as a balanced adder tree;
+//! 5. adds the beat's sum into the running sum.
 //!
 //! The end is computed for the three L2 layouts side by side (no tag, one, two), each with
 //! its own ethertype check, and the tags pick one.
 //!
-//! Timing: `sum_valid` is high for one clock, five clocks after the frame's `tlast` beat is
+//! Timing: `sum_valid` is high for one clock, six clocks after the frame's `tlast` beat is
 //! taken (`LATENCY`), with `sum` (unfolded: at most `ip_len / 2 · 0xFFFF`, within 32 bits
 //! for any frame the FIFO holds). Positions are 32-bit and below 2³¹ (frames are far
 //! shorter), so `end − place` is negative exactly when its bit 31 is set.
@@ -57,7 +63,7 @@ const MIN_END: usize = 34;
 
 /// Clocks from the edge that takes a frame's `tlast` beat to the clock whose `sum_valid`
 /// is high, counting that clock (1 would be the clock right after it).
-pub const LATENCY: usize = 5;
+pub const LATENCY: usize = 6;
 
 /// The summer on a `DATA_BITS`-wide stream (`KEEP_BITS = DATA_BITS / 8`).
 #[derive(LogicBlock)]
@@ -97,9 +103,9 @@ pub struct InnerSum<const DATA_BITS: usize, const KEEP_BITS: usize> {
     tpid_qinq: Constant<Bits<32>>,
     tpid_qinq_old: Constant<Bits<32>>,
     ethertype_v6: Constant<Bits<32>>,
-    /// `LAYOUT_L3`.
+    /// `LAYOUT_L3`, and `LAYOUT_L3 + 40` (the IPv6 payload's offset).
     layout_l3: [Constant<Bits<32>>; 3],
-    v6_header: Constant<Bits<32>>,
+    layout_l3_v6: [Constant<Bits<32>>; 3],
     /// Before which no datagram ends.
     min_end: Constant<Bits<32>>,
     /// Per layout, the IPv4 total length below which the end is `min_end` (`34 − L3`):
@@ -119,33 +125,57 @@ pub struct InnerSum<const DATA_BITS: usize, const KEEP_BITS: usize> {
     v_first: DFF<Bit>,
     v_data: DFF<Bits<DATA_BITS>>,
     v_keep: DFF<Bits<KEEP_BITS>>,
-    v_pos: DFF<Bits<32>>,
+    /// Per L2 layout, the IPv4 datagram's L3 offset (`L3 − place`) and the IPv6 one's
+    /// (`L3 + 40 − place`) counted from the beat's first byte, and `min_end − place`: the
+    /// constants of stage 1's sums, taken relative to the beat here so stage 1's sum is
+    /// already the bytes left and stage 2 needs no subtraction.
+    v_rel_v4: [DFF<Bits<32>>; 3],
+    v_rel_v6: [DFF<Bits<32>>; 3],
+    v_rel_min: DFF<Bits<32>>,
     v_from: DFF<Bits<KEEP_BITS>>,
-    /// Stage 1's registers: the beat as taken, where it starts in the frame, whether it is
-    /// the frame's first, the datagram's end and the L3 bytes' sum seen from it.
+    /// Stage 1's registers: the beat as it came, and every candidate for the bytes left
+    /// (each layout's IPv4 and IPv6 sums, the clamp) with the decisions that pick one (the
+    /// tags, each layout's ethertype and short IPv4 length), and the L3 bytes' two halves.
+    w_take: DFF<Bit>,
+    w_last: DFF<Bit>,
+    w_first: DFF<Bit>,
+    w_data: DFF<Bits<DATA_BITS>>,
+    w_keep: DFF<Bits<KEEP_BITS>>,
+    w_from: DFF<Bits<KEEP_BITS>>,
+    w_tag0: DFF<Bit>,
+    w_tag1: DFF<Bit>,
+    w_is_v6: [DFF<Bit>; 3],
+    w_short: [DFF<Bit>; 3],
+    w_left_v4: [DFF<Bits<32>>; 3],
+    w_left_v6: [DFF<Bits<32>>; 3],
+    w_left_min: DFF<Bits<32>>,
+    w_head_a: DFF<Bits<32>>,
+    w_head_b: DFF<Bits<32>>,
+    /// Stage 2's registers: the beat as taken, whether it is the frame's first, the
+    /// datagram's bytes from the beat's first byte on (`end − place`, negative: bit 31) and
+    /// the L3 bytes' sum seen from it.
     s_take: DFF<Bit>,
     s_last: DFF<Bit>,
     s_first: DFF<Bit>,
     s_data: DFF<Bits<DATA_BITS>>,
     s_keep: DFF<Bits<KEEP_BITS>>,
-    s_pos: DFF<Bits<32>>,
-    s_end: DFF<Bits<32>>,
+    s_left: DFF<Bits<32>>,
     s_extra: DFF<Bits<32>>,
     /// Bit `b`: the beat's lane `b` is byte 22 or later.
     s_from: DFF<Bits<KEEP_BITS>>,
-    /// Stage 2's: the beat with every byte outside the datagram's 22.. part zeroed.
+    /// Stage 3's: the beat with every byte outside the datagram's 22.. part zeroed.
     t_take: DFF<Bit>,
     t_last: DFF<Bit>,
     t_first: DFF<Bit>,
     t_data: DFF<Bits<DATA_BITS>>,
     t_extra: DFF<Bits<32>>,
-    /// Stage 3's: the masked beat's sum.
+    /// Stage 4's: the masked beat's sum.
     u_take: DFF<Bit>,
     u_last: DFF<Bit>,
     u_first: DFF<Bit>,
     u_sum: DFF<Bits<32>>,
     u_extra: DFF<Bits<32>>,
-    /// Stage 4's: the sum so far, the frame's L3 bytes' sum, the frame is summed.
+    /// Stage 5's: the sum so far, the frame's L3 bytes' sum, the frame is summed.
     acc: DFF<Bits<32>>,
     extra: DFF<Bits<32>>,
     done: DFF<Bit>,
@@ -166,24 +196,20 @@ pub struct InnerSum<const DATA_BITS: usize, const KEEP_BITS: usize> {
     ethertype: Signal<Local, Bits<32>>,
     len_v4: Signal<Local, Bits<32>>,
     len_v6: Signal<Local, Bits<32>>,
-    /// The datagram's end under each L2 layout, at least `min_end`.
-    layout_end: [Signal<Local, Bits<32>>; 3],
-    dgram_end: Signal<Local, Bits<32>>,
+    /// The datagram's end (at least `min_end`) less the beat's place, under each L2
+    /// layout.
+    layout_left: [Signal<Local, Bits<32>>; 3],
+    dgram_left: Signal<Local, Bits<32>>,
     /// A big-endian 16-bit field's bytes.
     byte_hi: Signal<Local, Bits<8>>,
     byte_lo: Signal<Local, Bits<8>>,
     from_mask: Signal<Local, Bits<KEEP_BITS>>,
-    /// Stage 2: the datagram's bytes left from the beat's first (negative: bit 31), the
-    /// lanes kept.
-    left: Signal<Local, Bits<32>>,
     data_mask: Signal<Local, Bits<DATA_BITS>>,
     /// The adder tree over the masked beat's words: word `w`'s masked term starts in
     /// slot `w`, and each level adds slots `2j` and `2j + 1` into slot `j` (ascending, so
     /// a slot is overwritten only after both were read); the beat's sum ends in slot 0.
     /// Slots from `KEEP_BITS / 2` up stay zero.
     slot: [Signal<Local, Bits<32>>; KEEP_BITS],
-    head_a: Signal<Local, Bits<32>>,
-    head_b: Signal<Local, Bits<32>>,
 }
 
 impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_BITS, KEEP_BITS> {
@@ -246,7 +272,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_B
             tpid_qinq_old: bits32(flowgate_core::parse::ETHERTYPE_QINQ_OLD.into()),
             ethertype_v6: bits32(flowgate_core::parse::ETHERTYPE_IPV6.into()),
             layout_l3: LAYOUT_L3.map(bits32),
-            v6_header: bits32(40),
+            layout_l3_v6: LAYOUT_L3.map(|l3| bits32(l3 + 40)),
             min_end: bits32(MIN_END),
             layout_short_v4: LAYOUT_L3.map(|l3| bits32(MIN_END - l3)),
             in_frame: Default::default(),
@@ -259,15 +285,31 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_B
             v_first: Default::default(),
             v_data: Default::default(),
             v_keep: Default::default(),
-            v_pos: Default::default(),
+            v_rel_v4: Default::default(),
+            v_rel_v6: Default::default(),
+            v_rel_min: Default::default(),
             v_from: Default::default(),
+            w_take: Default::default(),
+            w_last: Default::default(),
+            w_first: Default::default(),
+            w_data: Default::default(),
+            w_keep: Default::default(),
+            w_from: Default::default(),
+            w_tag0: Default::default(),
+            w_tag1: Default::default(),
+            w_is_v6: Default::default(),
+            w_short: Default::default(),
+            w_left_v4: Default::default(),
+            w_left_v6: Default::default(),
+            w_left_min: Default::default(),
+            w_head_a: Default::default(),
+            w_head_b: Default::default(),
             s_take: Default::default(),
             s_last: Default::default(),
             s_first: Default::default(),
             s_data: Default::default(),
             s_keep: Default::default(),
-            s_pos: Default::default(),
-            s_end: Default::default(),
+            s_left: Default::default(),
             s_extra: Default::default(),
             s_from: Default::default(),
             t_take: Default::default(),
@@ -294,16 +336,13 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_B
             ethertype: Default::default(),
             len_v4: Default::default(),
             len_v6: Default::default(),
-            layout_end: Default::default(),
-            dgram_end: Default::default(),
+            layout_left: Default::default(),
+            dgram_left: Default::default(),
             byte_hi: Default::default(),
             byte_lo: Default::default(),
             from_mask: Default::default(),
-            left: Default::default(),
             data_mask: Default::default(),
             slot: std::array::from_fn(|_| Default::default()),
-            head_a: Default::default(),
-            head_b: Default::default(),
         }
     }
 }
@@ -313,13 +352,22 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
     fn update(&mut self) {
         dff_setup!(
             self, clock, in_frame, beat, beat_pos, v_view, v_take, v_last, v_first, v_data, v_keep,
-            v_pos, v_from, s_take, s_last, s_first, s_data, s_keep, s_pos, s_end, s_extra, s_from,
-            t_take, t_last, t_first, t_data, t_extra, u_take, u_last, u_first, u_sum, u_extra, acc,
-            extra, done
+            v_rel_min, v_from, w_take, w_last, w_first, w_data, w_keep, w_from, w_tag0, w_tag1,
+            w_left_min, w_head_a, w_head_b, s_take, s_last, s_first, s_data, s_keep, s_left,
+            s_extra, s_from, t_take, t_last, t_first, t_data, t_extra, u_take, u_last, u_first,
+            u_sum, u_extra, acc, extra, done
         );
         for i in 0..HEADER_BYTES {
             self.hdr[i].clock.next = self.clock.val();
             self.hdr[i].d.next = self.hdr[i].q.val();
+        }
+        for c in 0..3 {
+            self.v_rel_v4[c].clock.next = self.clock.val();
+            self.v_rel_v6[c].clock.next = self.clock.val();
+            self.w_is_v6[c].clock.next = self.clock.val();
+            self.w_short[c].clock.next = self.clock.val();
+            self.w_left_v4[c].clock.next = self.clock.val();
+            self.w_left_v6[c].clock.next = self.clock.val();
         }
         self.done.d.next = false;
         self.cur_beat.next = self.zero_beat_no.val();
@@ -355,7 +403,11 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
         self.v_first.d.next = !self.in_frame.q.val();
         self.v_data.d.next = self.tdata.val();
         self.v_keep.d.next = self.tkeep.val();
-        self.v_pos.d.next = self.cur_pos.val();
+        for c in 0..3 {
+            self.v_rel_v4[c].d.next = self.layout_l3[c].val() - self.cur_pos.val();
+            self.v_rel_v6[c].d.next = self.layout_l3_v6[c].val() - self.cur_pos.val();
+        }
+        self.v_rel_min.d.next = self.min_end.val() - self.cur_pos.val();
         self.v_from.d.next = self.from_mask.val();
         if self.take.val() {
             self.beat.d.next = self.cur_beat.val();
@@ -366,8 +418,8 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
             self.in_frame.d.next = !self.tlast.val();
         }
 
-        // ---- Stage 1: the datagram's end and the L3 bytes' sum, from the registered
-        // view.
+        // ---- Stage 1: from the registered view, every candidate for the datagram's end
+        // less the beat's place and what picks one, and the L3 bytes' halves.
         for f in 0..(HEADER_BYTES / 2) {
             self.byte_hi.next = self.v_view.q.val().get_bits::<8>(16 * f);
             self.byte_lo.next = self.v_view.q.val().get_bits::<8>(16 * f + 8);
@@ -377,61 +429,74 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
         self.tag0.next = (self.field[0].val() == self.tpid_vlan.val())
             | (self.field[0].val() == self.tpid_qinq.val())
             | (self.field[0].val() == self.tpid_qinq_old.val());
-        self.tag1.next = self.tag0.val()
-            & ((self.field[2].val() == self.tpid_vlan.val())
-                | (self.field[2].val() == self.tpid_qinq.val())
-                | (self.field[2].val() == self.tpid_qinq_old.val()));
+        self.tag1.next = (self.field[2].val() == self.tpid_vlan.val())
+            | (self.field[2].val() == self.tpid_qinq.val())
+            | (self.field[2].val() == self.tpid_qinq_old.val());
+        self.w_tag0.d.next = self.tag0.val();
+        self.w_tag1.d.next = self.tag0.val() & self.tag1.val();
         // The bytes 14..22 that belong to the datagram (A: 14..18, B: 18..22).
-        self.head_a.next = self.field[1].val() + self.field[2].val();
-        self.head_b.next = self.field[3].val() + self.field[4].val();
+        self.w_head_a.d.next = self.field[1].val() + self.field[2].val();
+        self.w_head_b.d.next = self.field[3].val() + self.field[4].val();
         // The datagram's end under each layout `c` (L3 = 14 + 4c, field 2c the ethertype):
         // L3 + the IPv4 total length (field 2c + 2), or L3 + 40 + the IPv6 payload length
-        // (field 2c + 3).
+        // (field 2c + 3); less the beat's place, which stage 0 took off the constants. An
+        // IPv6 end (L3 + 40 + length ≥ 54) is never below `min_end`, so the clamp is the
+        // IPv4 length's alone, compared with the field itself beside the add.
         for c in 0..3 {
             self.ethertype.next = self.field[2 * c].val();
             self.len_v4.next = self.field[2 * c + 2].val();
             self.len_v6.next = self.field[2 * c + 3].val();
-            // An IPv6 end (L3 + 40 + length ≥ 54) is never below `min_end`, so the clamp
-            // is the IPv4 length's alone.
-            self.layout_end[c].next = self.layout_l3[c].val() + self.len_v4.val();
-            if self.len_v4.val() < self.layout_short_v4[c].val() {
-                self.layout_end[c].next = self.min_end.val();
-            }
-            if self.ethertype.val() == self.ethertype_v6.val() {
-                self.layout_end[c].next =
-                    self.layout_l3[c].val() + self.v6_header.val() + self.len_v6.val();
-            }
+            self.w_is_v6[c].d.next = self.ethertype.val() == self.ethertype_v6.val();
+            self.w_short[c].d.next = self.len_v4.val() < self.layout_short_v4[c].val();
+            self.w_left_v4[c].d.next = self.v_rel_v4[c].q.val() + self.len_v4.val();
+            self.w_left_v6[c].d.next = self.v_rel_v6[c].q.val() + self.len_v6.val();
         }
-        self.dgram_end.next = self.layout_end[0].val();
-        if self.tag1.val() {
-            self.dgram_end.next = self.layout_end[2].val();
-        } else if self.tag0.val() {
-            self.dgram_end.next = self.layout_end[1].val();
-        }
+        self.w_left_min.d.next = self.v_rel_min.q.val();
+        self.w_take.d.next = self.v_take.q.val();
+        self.w_last.d.next = self.v_last.q.val();
+        self.w_first.d.next = self.v_first.q.val();
+        self.w_data.d.next = self.v_data.q.val();
+        self.w_keep.d.next = self.v_keep.q.val();
+        self.w_from.d.next = self.v_from.q.val();
 
-        self.s_take.d.next = self.v_take.q.val();
-        self.s_last.d.next = self.v_last.q.val();
-        self.s_first.d.next = self.v_first.q.val();
-        self.s_data.d.next = self.v_data.q.val();
-        self.s_keep.d.next = self.v_keep.q.val();
-        self.s_pos.d.next = self.v_pos.q.val();
-        self.s_end.d.next = self.dgram_end.val();
+        // ---- Stage 2: the picks: the bytes left under the frame's layout, the L3 bytes
+        // that belong to the datagram.
+        for c in 0..3 {
+            self.layout_left[c].next = self.w_left_v4[c].q.val();
+            if self.w_short[c].q.val() {
+                self.layout_left[c].next = self.w_left_min.q.val();
+            }
+            if self.w_is_v6[c].q.val() {
+                self.layout_left[c].next = self.w_left_v6[c].q.val();
+            }
+        }
+        self.dgram_left.next = self.layout_left[0].val();
+        if self.w_tag1.q.val() {
+            self.dgram_left.next = self.layout_left[2].val();
+        } else if self.w_tag0.q.val() {
+            self.dgram_left.next = self.layout_left[1].val();
+        }
+        self.s_take.d.next = self.w_take.q.val();
+        self.s_last.d.next = self.w_last.q.val();
+        self.s_first.d.next = self.w_first.q.val();
+        self.s_data.d.next = self.w_data.q.val();
+        self.s_keep.d.next = self.w_keep.q.val();
+        self.s_left.d.next = self.dgram_left.val();
         self.s_extra.d.next = self.zero.val();
-        if !self.tag0.val() {
-            self.s_extra.d.next = self.head_a.val() + self.head_b.val();
-        } else if !self.tag1.val() {
-            self.s_extra.d.next = self.head_b.val();
+        if !self.w_tag0.q.val() {
+            self.s_extra.d.next = self.w_head_a.q.val() + self.w_head_b.q.val();
+        } else if !self.w_tag1.q.val() {
+            self.s_extra.d.next = self.w_head_b.q.val();
         }
-        self.s_from.d.next = self.v_from.q.val();
+        self.s_from.d.next = self.w_from.q.val();
 
-        // ---- Stage 2: the registered beat's bytes from byte 22 to the end, kept lanes
+        // ---- Stage 3: the registered beat's bytes from byte 22 to the end, kept lanes
         // only: lane `b` is in when it is byte 22 or later and `b < left`.
-        self.left.next = self.s_end.q.val() - self.s_pos.q.val();
         self.data_mask.next = self.zero_beat.val();
         for b in 0..KEEP_BITS {
             if self.s_from.q.val().get_bit(b)
-                & !self.left.val().get_bit(31)
-                & (self.lane_at[b].val() < self.left.val())
+                & !self.s_left.q.val().get_bit(31)
+                & (self.lane_at[b].val() < self.s_left.q.val())
                 & self.s_keep.q.val().get_bit(b)
             {
                 self.data_mask.next = self.data_mask.val() | self.lane_mask[b].val();
@@ -443,7 +508,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
         self.t_data.d.next = self.s_data.q.val() & self.data_mask.val();
         self.t_extra.d.next = self.s_extra.q.val();
 
-        // ---- Stage 3: the masked beat's big-endian words, summed as a tree.
+        // ---- Stage 4: the masked beat's big-endian words, summed as a tree.
         for j in 0..KEEP_BITS {
             self.slot[j].next = self.zero.val();
         }
@@ -476,7 +541,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
         self.u_sum.d.next = self.slot[0].val();
         self.u_extra.d.next = self.t_extra.q.val();
 
-        // ---- Stage 4: the running sum.
+        // ---- Stage 5: the running sum.
         if self.u_take.q.val() {
             self.acc.d.next = self.acc.q.val() + self.u_sum.q.val();
             if self.u_first.q.val() {
@@ -551,7 +616,8 @@ mod tests {
             let mut last_at = std::collections::VecDeque::new();
             for &(data, keep, last, take) in beats
                 .iter()
-                .chain([(Bits::<D>::default(), Bits::<K>::default(), false, false); 4].iter())
+                // Idle clocks after the last frame, until its sum is out.
+                .chain([(Bits::<D>::default(), Bits::<K>::default(), false, false); LATENCY].iter())
             {
                 x.tdata.next = data;
                 x.tkeep.next = keep;
@@ -571,7 +637,7 @@ mod tests {
             }
             sim.done(x)
         });
-        sim.run(Box::new(uut), 10 * (total as u64 + 8))
+        sim.run(Box::new(uut), 10 * (total + LATENCY + 4) as u64)
             .expect("simulation runs");
         let v = sums.lock().unwrap().clone();
         v
