@@ -31,60 +31,69 @@
 //!   `req_select`). `select` depends only on the programmed tables and the hash, never on
 //!   the flow table, so the pipeline computes it alongside this block (Maglev) and hands
 //!   it over with the request. `req_valid` low is a bubble.
-//! * `t + 3` — the backend-up query: `query_backend[w]` is the backend stored in way `w`
-//!   (with every earlier request's write already applied) and `query_vip` the request's
-//!   VIP; the top level answers `backend_is_up(vip, query_backend[w])` for every way on
-//!   `query_up` (bit `w`) *in the same cycle* (a combinational lookup in the backend
-//!   registers). Only a hit's way matters, but which way hits is not known yet.
-//! * `t + 5` — the result: `res_hit`, `res_way`, the stored class and backend (hit only),
+//! * `t + 4` — the backend-up query: `query_backend[w]` is the backend stored in way `w`
+//!   (with every earlier request's write but the previous one's already applied) and
+//!   `query_vip` the request's VIP; the top level answers `backend_is_up(vip,
+//!   query_backend[w])` for every way on `query_up` (bit `w`) *in the same cycle* (a
+//!   combinational lookup in the backend registers). Only a hit's way matters, but which
+//!   way hits is not known yet.
+//! * `t + 6` — the result: `res_hit`, `res_way`, the stored class and backend (hit only),
 //!   the insert outcome ([`InsertOutcome`], miss only), `res_reselect`, and the verdict:
 //!   `res_forward` with `res_backend`, or no healthy backend. Everything `decide()` counts
 //!   follows from these (see [`Outcome`]).
 //!
-//! The write (touch or insert) lands in RAM at the end of `t + 5`.
+//! The write (touch or insert) lands in RAM at the end of `t + 6`.
 //!
 //! # Stages
 //!
 //! 0 (`t`) reads both rows; 1 waits for the RAMs' second read register; 2 gets the rows
 //! and does every subtraction and wide compare per source (the RAM slots' ages, digest
 //! matches and liveness; the same for the in-flight writes), registered; 2b overlays the
-//! in-flight writes on those facts, orders the ages and asks the backend-up query; 3
-//! decides and 4 writes. Stage 2b exists so that no carry chain sits between the block
-//! RAMs' output registers (placed far from the logic) and the overlay's muxes.
+//! in-flight writes on those facts and orders the ages; 2c overlays the write decided a
+//! clock earlier, asks the backend-up query and decides under every assumption about
+//! the write being decided now, registered; 3 picks the assumption that holds and 4
+//! writes. Stage 2b exists so that no carry chain sits between the block RAMs' output
+//! registers (placed far from the logic) and the overlay's muxes; stage 2c so that the
+//! one-cycle loop (stage 3 → `w1` → stage 3) is a mux, not the decision.
 //!
 //! # Hazards: the result equals the sequential model
 //!
-//! Request `k` reads its rows at the end of cycle `t`, but requests `k-1 .. k-5` have not
+//! Request `k` reads its rows at the end of cycle `t`, but requests `k-1 .. k-6` have not
 //! written yet (or write at that very edge). Their writes are kept in a four-deep history
 //! (`w1` .. `w4`, newest first: both rows of the request and the one-hot slot it wrote)
 //! beside the RAM write ports. Whether a write lands in one of `k`'s slots is a row compare
 //! per bank, made a cycle early (in stage 2, as `same1..4`: the slots whose bank row
 //! matches) and registered, so only the write's one-hot slot ANDs it in stage 2b. So are
-//! the writes' digest matches, ages by `k`'s tick (`w1_age..w4_age`, and `prev_age` for
-//! `k-1`'s) and liveness per class (`w1_fresh..w4_fresh`; the class itself picks in 2b,
-//! since `w1`'s is decided in that very cycle of stage 2). Then:
+//! the writes' digest matches, ages by `k`'s tick (`w1_age..w4_age`, and `prev_age`,
+//! `prev2_age` for `k-1`'s and `k-2`'s) and liveness per class (`w1_fresh..w4_fresh`;
+//! the class itself picks in 2b, since `w1`'s is decided in that very cycle of stage 2).
+//! Then:
 //!
-//! * in stage 2b the RAM data of `k` is overlaid with the writes of `k-5` .. `k-2`
+//! * in stage 2b the RAM data of `k` is overlaid with the writes of `k-6` .. `k-3`
 //!   (older first, so the newest wins per slot) — plain muxes on registered data;
-//! * the write of `k-1` is decided in the very cycle `k` is in stage 2b, so it is applied
-//!   in stage 3 instead, from its register. Stage 2b precomputes everything about "slot `w`
-//!   holds `k-1`'s entry" that does not depend on `k-1`'s decision: `k-1`'s entry always
-//!   carries `k-1`'s digest and tick, so digest equality, age, liveness for each of the
-//!   three classes and age order against the other slots are known a cycle early.
-//! * Stage 3 then decides for every assumption about `k-1`'s write at once, from
-//!   registers only: `k-1` wrote none of this request's slots, or slot `j` with an entry
-//!   that is dead or live by this request's tick (one [`SlotChoice`] each, `2 × SLOTS +
-//!   1`), each with the miss choice for an embryonic and a non-embryonic entry in `j`.
-//!   The LRU picks those need (the oldest slot, the oldest embryonic slot, for either
-//!   set first in the insert order) are computed per assumption beside them. Only then
-//!   does `k-1`'s written slot (`w1_way` and the row match) and class pick one of them:
+//! * the write of `k-2` is decided in the very cycle `k` is in stage 2b, and that of
+//!   `k-1` while `k` is in stage 2c. Stage 2b precomputes everything about "slot `w`
+//!   holds `k-2`'s (`k-1`'s) entry" that does not depend on their decisions: such an
+//!   entry always carries its request's digest and tick, so digest equality, age,
+//!   liveness for each of the three classes and age order against the other slots (and
+//!   between the two entries) are known a cycle early.
+//! * Stage 2c overlays `k-2`'s write, from its register `w1`, with those facts (muxes),
+//!   asks the backend-up query on the result, and decides for every assumption about
+//!   `k-1`'s write at once: `k-1` wrote none of this request's slots, or slot `j` with an
+//!   entry that is dead or live by this request's tick (one [`SlotChoice`] each, `2 ×
+//!   SLOTS + 1`), each with the miss choice for an embryonic and a non-embryonic entry in
+//!   `j`. The LRU picks those need (the oldest slot, the oldest embryonic slot, for
+//!   either set first in the insert order) are computed per assumption beside them. Each
+//!   copy registers its hit and miss choices.
+//! * Stage 3: `k-1`'s written slot (`w1_way` and the row match) and class pick one copy:
 //!   the one-cycle loop `w1` → `w1` is that mux, a hit's class and backend taken from
 //!   `w1` when the hit is `k-1`'s slot, and the promotion (f(mux(x)) = mux(f(x))).
 //!
-//! The one thing stage 3 cannot ask the top level about is whether `k-1`'s freshly written
-//! backend is up: it was chosen up one cycle earlier (a stored backend that answered up,
-//! or `select()`, which only returns up backends), and is taken as up. The result differs
-//! from the sequential model only if that backend goes down in exactly that cycle.
+//! The one thing stage 2c cannot ask the top level about is whether `k-1`'s freshly
+//! written backend is up: it was chosen up one cycle earlier (a stored backend that
+//! answered up, or `select()`, which only returns up backends), and is taken as up. The
+//! result differs from the sequential model only if that backend goes down in exactly
+//! that cycle.
 //!
 //! # Layout: one RAM per field and slot
 //!
@@ -107,9 +116,9 @@
 //! moves into the DP16KD's output register (0.9 ns clock-to-out instead of the array's
 //! 5.8 ns, with no fabric flip-flop to place beside the block RAM). `RegRam` leaves the
 //! read of an address written in the same clock undefined; here that read is never used:
-//! the only write landing at the edge that ends request `k`'s stage 0 is `k-5`'s (`w1` in
+//! the only write landing at the edge that ends request `k`'s stage 0 is `k-6`'s (`w1` in
 //! stage 4), it writes RAM `p` only for its one-hot slot `p` and in the row of that
-//! slot's bank, and stage 2b overlays exactly that slot with `w4` (`k-5`'s write,
+//! slot's bank, and stage 2b overlays exactly that slot with `w4` (`k-6`'s write,
 //! `same4`) instead of the RAM data.
 
 use crate::constant;
@@ -429,7 +438,7 @@ pub struct FlowTable<
     slot_dmatch: DFF<Bits<SLOTS>>,
     slot_live: DFF<Bits<SLOTS>>,
     /// For the write that sits in `w1`/`w2`/`w3`/`w4` when this request is in stage 2b
-    /// (k-2 .. k-5): the slots whose row equals this request's row in their bank (a
+    /// (k-3 .. k-6): the slots whose row equals this request's row in their bank (a
     /// write's one-hot slot then picks), its entry's age by this request's tick, whether
     /// its digest is this request's, and bit `c` of `w*_fresh`: an entry of class `c`
     /// with that age is live (`w1`'s class is stage 3's decision in stage 2, so the class
@@ -1294,7 +1303,7 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         // ---- Stage 2: the rows arrive from the RAMs' output registers. Everything that
         // needs a carry chain or a wide compare is done here, per source, and registered
         // for stage 2b: the RAM slots' ages, digest matches and liveness, and those of the
-        // writes that sit in w1..w4 when this request reaches stage 2b (k-2 .. k-5: what
+        // writes that sit in w1..w4 when this request reaches stage 2b (k-3 .. k-6: what
         // stage 3 decides now, from r3, then what w1, w2, w3 hold now).
         self.ram_dmatch.next = self.no_ways.val();
         self.ram_live.next = self.no_ways.val();
@@ -1352,7 +1361,8 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.same3.d.next = self.same3_n.val();
         self.same4.d.next = self.same4_n.val();
         // The four writes' entries carry their requests' ticks and digests (w1's is stage
-        // 3's request, r3's); k-1, in stage 2b now, writes one with r2b's tick.
+        // 3's request, r3's); k-1, in stage 2b now, writes one with r2b's tick, and k-2,
+        // in stage 2c, with r2c's.
         self.w1_age_n.next = self.r2_now.q.val() - self.r3_now.q.val();
         self.w2_age_n.next = self.r2_now.q.val() - self.w1_seen.q.val();
         self.w3_age_n.next = self.r2_now.q.val() - self.w2_seen.q.val();
@@ -1442,7 +1452,7 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.r2b_select_ok.d.next = self.r2_select_ok.q.val();
         self.r2b_select.d.next = self.r2_select.q.val();
 
-        // ---- Stage 2b: apply the writes of requests k-5 .. k-2 (older first, so the
+        // ---- Stage 2b: apply the writes of requests k-6 .. k-3 (older first, so the
         // newest wins) to the registered slot facts, then reduce each slot to the facts
         // the decision needs: only muxes and the age order's compares, from registers.
         self.w1_pending.next = self.no_ways.val();
