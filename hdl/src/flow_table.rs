@@ -1584,8 +1584,7 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.s_prev_live_embryonic.d.next = self.prev_age.q.val() <= self.timeout_embryonic.val();
         self.s_prev_live_tcp.d.next = self.prev_age.q.val() <= self.timeout_tcp.val();
         self.s_prev_live_udp.d.next = self.prev_age.q.val() <= self.timeout_udp.val();
-        self.s_prev2_live_embryonic.d.next =
-            self.prev2_age.q.val() <= self.timeout_embryonic.val();
+        self.s_prev2_live_embryonic.d.next = self.prev2_age.q.val() <= self.timeout_embryonic.val();
         self.s_prev2_live_tcp.d.next = self.prev2_age.q.val() <= self.timeout_tcp.val();
         self.s_prev2_live_udp.d.next = self.prev2_age.q.val() <= self.timeout_udp.val();
         self.s_prev_ge_prev2.d.next = self.prev_age.q.val() >= self.prev2_age.q.val();
@@ -2947,12 +2946,8 @@ mod tests {
         // Stage 2c: the request; valid, digest match, live, embryonic; class, backend; the
         // age order; k-1's and k-2's entries' age order, row match, digest match and
         // per-class liveness, and the two entries' order.
-        let stage2c = request
-            + 4 * slots
-            + slots * (2 + 16)
-            + slots * slots
-            + 2 * (3 * slots + 4)
-            + 2;
+        let stage2c =
+            request + 4 * slots + slots * (2 + 16) + slots * slots + 2 * (3 * slots + 4) + 2;
         // Stage 3: the request without VIP and `two`; class, backend and up bit per slot;
         // k-1's row match and per-class liveness. The `SlotChoice` copies (2 × slots + 1):
         // hit, hit slot, both miss slots and outcomes.
