@@ -22,17 +22,26 @@
 //! and no rewrite reads it: only a GUE forward to an IPv6 backend does, and only frames
 //! the parser accepted are forwarded.
 //!
-//! Two stages, so no path runs from the header bytes to the running sum in one clock
-//! (together they were the whole top's slowest path, 66 logic levels): stage 1 reads the
-//! header bytes, computes the datagram's end from this beat's view and registers it with
-//! the beat; stage 2 sums the registered beat's words that lie before the registered end
-//! (each word's term masked first, then a balanced adder tree) into the running sum. The
-//! end is computed for the three L2 layouts side by side (no tag, one, two), each with its
-//! own ethertype check, and the tags pick one.
+//! Five stages, so no path runs from the header bytes to the running sum in one clock
+//! (together they were the whole top's slowest path, 66 logic levels), and no clock holds
+//! more than one carry chain of note:
+//! 0. registers the header bytes as this beat shows them (its lanes where it carries
+//!    them, else as kept: a mux on a 3-bit saturating beat number) with the beat, and
+//!    which of the beat's lanes are byte 22 or later;
+//! 1. computes the datagram's end (and the L3 bytes' sum) from that registered view;
+//! 2. masks the registered beat to the bytes before the end: one subtraction (the bytes
+//!    left, `end − beat's place`) compared with each lane's constant place, instead of a
+//!    sum and a comparison per word;
+//! 3. adds the masked words as a balanced adder tree;
+//! 4. adds the beat's sum into the running sum.
 //!
-//! Timing: `sum_valid` is high for one clock, two clocks after the frame's `tlast` beat is
+//! The end is computed for the three L2 layouts side by side (no tag, one, two), each with
+//! its own ethertype check, and the tags pick one.
+//!
+//! Timing: `sum_valid` is high for one clock, five clocks after the frame's `tlast` beat is
 //! taken (`LATENCY`), with `sum` (unfolded: at most `ip_len / 2 · 0xFFFF`, within 32 bits
-//! for any frame the FIFO holds).
+//! for any frame the FIFO holds). Positions are 32-bit and below 2³¹ (frames are far
+//! shorter), so `end − place` is negative exactly when its bit 31 is set.
 
 use rust_hdl::prelude::*;
 
@@ -40,10 +49,15 @@ use rust_hdl::prelude::*;
 /// bytes behind up to two tags.
 const HEADER_FROM: usize = 12;
 const HEADER_BYTES: usize = 16;
+/// Per L2 layout (no tag, one, two): the L3 offset. The ethertype is at `L3 − 2`, the
+/// IPv4 total length at `L3 + 2`, the IPv6 payload length at `L3 + 4`.
+const LAYOUT_L3: [usize; 3] = [14, 18, 22];
+/// No datagram ends before byte 34 (a 20-byte IPv4 header behind 14 bytes).
+const MIN_END: usize = 34;
 
 /// Clocks from the edge that takes a frame's `tlast` beat to the clock whose `sum_valid`
 /// is high, counting that clock (1 would be the clock right after it).
-pub const LATENCY: usize = 2;
+pub const LATENCY: usize = 5;
 
 /// The summer on a `DATA_BITS`-wide stream (`KEEP_BITS = DATA_BITS / 8`).
 #[derive(LogicBlock)]
@@ -61,33 +75,52 @@ pub struct InnerSum<const DATA_BITS: usize, const KEEP_BITS: usize> {
 
     zero: Constant<Bits<32>>,
     zero_view: Constant<Bits<128>>,
+    zero_beat: Constant<Bits<DATA_BITS>>,
     byte_mask: Constant<Bits<DATA_BITS>>,
     keep_bytes: Constant<Bits<32>>,
     /// Lane `b`'s place in its beat: `b`.
     lane_at: [Constant<Bits<32>>; KEEP_BITS],
+    /// The lanes of beat `k` (0, 1, 2) that are byte 22 or later (one bit a lane); from
+    /// beat 3 on, all (22 < 3 · 8). `lane_mask[b]` selects lane `b`'s byte in a beat.
+    from_beat: [Constant<Bits<KEEP_BITS>>; 3],
+    beat_no: [Constant<Bits<3>>; 3],
+    /// The beat number saturates here (above every header byte's beat: 27 / 8 = 3).
+    beat_max: Constant<Bits<3>>,
+    zero_beat_no: Constant<Bits<3>>,
+    all_lanes: Constant<Bits<KEEP_BITS>>,
+    lane_mask: [Constant<Bits<DATA_BITS>>; KEEP_BITS],
     /// Header byte `HEADER_FROM + i`: its beat, its lane shift, its place in `view`.
-    hb_beat: [Constant<Bits<32>>; HEADER_BYTES],
+    hb_beat: [Constant<Bits<3>>; HEADER_BYTES],
     hb_shift: [Constant<Bits<32>>; HEADER_BYTES],
     hb_place: [Constant<Bits<32>>; HEADER_BYTES],
     tpid_vlan: Constant<Bits<32>>,
     tpid_qinq: Constant<Bits<32>>,
     tpid_qinq_old: Constant<Bits<32>>,
     ethertype_v6: Constant<Bits<32>>,
-    /// Per L2 layout (no tag, one, two): the L3 offset, and the places in `view` of the
-    /// ethertype, the IPv4 total length and the IPv6 payload length.
+    /// `LAYOUT_L3`.
     layout_l3: [Constant<Bits<32>>; 3],
-    layout_et: [Constant<Bits<32>>; 3],
-    layout_len_v4: [Constant<Bits<32>>; 3],
-    layout_len_v6: [Constant<Bits<32>>; 3],
     v6_header: Constant<Bits<32>>,
-    /// Where the streamed sum starts, and before which no datagram ends.
-    from_22: Constant<Bits<32>>,
+    /// Before which no datagram ends.
     min_end: Constant<Bits<32>>,
+    /// Per layout, the IPv4 total length below which the end is `min_end` (`34 − L3`):
+    /// compared with the field itself, beside the add, not with its sum after it.
+    layout_short_v4: [Constant<Bits<32>>; 3],
 
     in_frame: DFF<Bit>,
-    beat: DFF<Bits<32>>,
+    /// The beat's number in its frame, saturating at `beat_max`.
+    beat: DFF<Bits<3>>,
     beat_pos: DFF<Bits<32>>,
     hdr: [DFF<Bits<8>>; HEADER_BYTES],
+    /// Stage 0's registers: the header view, the beat as taken, where it starts in the
+    /// frame, whether it is the frame's first, its lanes from byte 22.
+    v_view: DFF<Bits<128>>,
+    v_take: DFF<Bit>,
+    v_last: DFF<Bit>,
+    v_first: DFF<Bit>,
+    v_data: DFF<Bits<DATA_BITS>>,
+    v_keep: DFF<Bits<KEEP_BITS>>,
+    v_pos: DFF<Bits<32>>,
+    v_from: DFF<Bits<KEEP_BITS>>,
     /// Stage 1's registers: the beat as taken, where it starts in the frame, whether it is
     /// the frame's first, the datagram's end and the L3 bytes' sum seen from it.
     s_take: DFF<Bit>,
@@ -98,20 +131,36 @@ pub struct InnerSum<const DATA_BITS: usize, const KEEP_BITS: usize> {
     s_pos: DFF<Bits<32>>,
     s_end: DFF<Bits<32>>,
     s_extra: DFF<Bits<32>>,
-    /// Stage 2's: the sum so far, the frame's L3 bytes' sum, the frame is summed.
+    /// Bit `b`: the beat's lane `b` is byte 22 or later.
+    s_from: DFF<Bits<KEEP_BITS>>,
+    /// Stage 2's: the beat with every byte outside the datagram's 22.. part zeroed.
+    t_take: DFF<Bit>,
+    t_last: DFF<Bit>,
+    t_first: DFF<Bit>,
+    t_data: DFF<Bits<DATA_BITS>>,
+    t_extra: DFF<Bits<32>>,
+    /// Stage 3's: the masked beat's sum.
+    u_take: DFF<Bit>,
+    u_last: DFF<Bit>,
+    u_first: DFF<Bit>,
+    u_sum: DFF<Bits<32>>,
+    u_extra: DFF<Bits<32>>,
+    /// Stage 4's: the sum so far, the frame's L3 bytes' sum, the frame is summed.
     acc: DFF<Bits<32>>,
     extra: DFF<Bits<32>>,
     done: DFF<Bit>,
 
-    cur_beat: Signal<Local, Bits<32>>,
+    cur_beat: Signal<Local, Bits<3>>,
     cur_pos: Signal<Local, Bits<32>>,
     lane: Signal<Local, Bits<DATA_BITS>>,
     hbyte: Signal<Local, Bits<8>>,
     /// Header bytes 12..28 as seen now (this beat's where it has them), byte 12 in bits
     /// 7..0.
     view: Signal<Local, Bits<128>>,
-    et0: Signal<Local, Bits<32>>,
-    et1: Signal<Local, Bits<32>>,
+    /// The registered view's big-endian 16-bit fields: field `f` is frame bytes `12 + 2f`
+    /// and `13 + 2f`. Every field read is one of them: ethertypes and TPIDs at 12, 16, 20
+    /// (fields 0, 2, 4), lengths at L3 + 2 and L3 + 4, bytes 14..22 (fields 1..5).
+    field: [Signal<Local, Bits<32>>; 8],
     tag0: Signal<Local, Bit>,
     tag1: Signal<Local, Bit>,
     ethertype: Signal<Local, Bits<32>>,
@@ -120,14 +169,15 @@ pub struct InnerSum<const DATA_BITS: usize, const KEEP_BITS: usize> {
     /// The datagram's end under each L2 layout, at least `min_end`.
     layout_end: [Signal<Local, Bits<32>>; 3],
     dgram_end: Signal<Local, Bits<32>>,
-    /// A big-endian 16-bit field's bytes; word `w`'s bytes' places in the frame.
+    /// A big-endian 16-bit field's bytes.
     byte_hi: Signal<Local, Bits<8>>,
     byte_lo: Signal<Local, Bits<8>>,
-    pos: Signal<Local, Bits<32>>,
-    pos_lo: Signal<Local, Bits<32>>,
-    hi_in: Signal<Local, Bit>,
-    lo_in: Signal<Local, Bit>,
-    /// The adder tree over the registered beat's words: word `w`'s masked term starts in
+    from_mask: Signal<Local, Bits<KEEP_BITS>>,
+    /// Stage 2: the datagram's bytes left from the beat's first (negative: bit 31), the
+    /// lanes kept.
+    left: Signal<Local, Bits<32>>,
+    data_mask: Signal<Local, Bits<DATA_BITS>>,
+    /// The adder tree over the masked beat's words: word `w`'s masked term starts in
     /// slot `w`, and each level adds slots `2j` and `2j + 1` into slot `j` (ascending, so
     /// a slot is overwritten only after both were read); the beat's sum ends in slot 0.
     /// Slots from `KEEP_BITS / 2` up stay zero.
@@ -147,6 +197,19 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_B
             "the words' adder tree: 2 to 32 words (five levels), a power of two"
         );
         let bits32 = |v: usize| Constant::new((v as u64).into());
+        let bits3 = |v: usize| Constant::new((v as u64).into());
+        assert!(
+            (HEADER_FROM + HEADER_BYTES) / KEEP_BITS < 7,
+            "header beats below the saturation"
+        );
+        assert!(
+            (0..3).all(|c| LAYOUT_L3[c] == HEADER_FROM + 2 + 4 * c),
+            "`update` reads layout c's fields as view fields 2c, 2c + 2, 2c + 3"
+        );
+        assert!(
+            3 * KEEP_BITS >= 22,
+            "from beat 3 on every lane is byte 22 or later (`from_beat` covers beats 0..3)"
+        );
         Self {
             clock: Default::default(),
             tdata: Default::default(),
@@ -157,28 +220,47 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_B
             sum: Default::default(),
             zero: bits32(0),
             zero_view: Constant::new(Bits::default()),
+            zero_beat: Constant::new(Bits::default()),
             byte_mask: Constant::new(0xff_u64.into()),
             keep_bytes: bits32(KEEP_BITS),
             lane_at: std::array::from_fn(bits32),
-            hb_beat: std::array::from_fn(|i| bits32((HEADER_FROM + i) / KEEP_BITS)),
+            from_beat: std::array::from_fn(|k| {
+                let mut lanes = Bits::<KEEP_BITS>::default();
+                for b in 0..KEEP_BITS {
+                    lanes = lanes.replace_bit(b, k * KEEP_BITS + b >= 22);
+                }
+                Constant::new(lanes)
+            }),
+            beat_no: std::array::from_fn(bits3),
+            beat_max: bits3(7),
+            zero_beat_no: bits3(0),
+            all_lanes: Constant::new(!Bits::<KEEP_BITS>::default()),
+            lane_mask: std::array::from_fn(|b| {
+                Constant::new(Bits::<DATA_BITS>::from(0xff_u64) << (8 * b as u64))
+            }),
+            hb_beat: std::array::from_fn(|i| bits3((HEADER_FROM + i) / KEEP_BITS)),
             hb_shift: std::array::from_fn(|i| bits32(8 * ((HEADER_FROM + i) % KEEP_BITS))),
             hb_place: std::array::from_fn(|i| bits32(8 * i)),
             tpid_vlan: bits32(flowgate_core::parse::ETHERTYPE_VLAN.into()),
             tpid_qinq: bits32(flowgate_core::parse::ETHERTYPE_QINQ.into()),
             tpid_qinq_old: bits32(flowgate_core::parse::ETHERTYPE_QINQ_OLD.into()),
             ethertype_v6: bits32(flowgate_core::parse::ETHERTYPE_IPV6.into()),
-            // Byte `b` of the frame is at bit `8 · (b − HEADER_FROM)` of `view`.
-            layout_l3: [14, 18, 22].map(bits32),
-            layout_et: [12, 16, 20].map(|b| bits32(8 * (b - HEADER_FROM))),
-            layout_len_v4: [16, 20, 24].map(|b| bits32(8 * (b - HEADER_FROM))),
-            layout_len_v6: [18, 22, 26].map(|b| bits32(8 * (b - HEADER_FROM))),
+            layout_l3: LAYOUT_L3.map(bits32),
             v6_header: bits32(40),
-            from_22: bits32(22),
-            min_end: bits32(34),
+            min_end: bits32(MIN_END),
+            layout_short_v4: LAYOUT_L3.map(|l3| bits32(MIN_END - l3)),
             in_frame: Default::default(),
             beat: Default::default(),
             beat_pos: Default::default(),
             hdr: Default::default(),
+            v_view: Default::default(),
+            v_take: Default::default(),
+            v_last: Default::default(),
+            v_first: Default::default(),
+            v_data: Default::default(),
+            v_keep: Default::default(),
+            v_pos: Default::default(),
+            v_from: Default::default(),
             s_take: Default::default(),
             s_last: Default::default(),
             s_first: Default::default(),
@@ -187,6 +269,17 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_B
             s_pos: Default::default(),
             s_end: Default::default(),
             s_extra: Default::default(),
+            s_from: Default::default(),
+            t_take: Default::default(),
+            t_last: Default::default(),
+            t_first: Default::default(),
+            t_data: Default::default(),
+            t_extra: Default::default(),
+            u_take: Default::default(),
+            u_last: Default::default(),
+            u_first: Default::default(),
+            u_sum: Default::default(),
+            u_extra: Default::default(),
             acc: Default::default(),
             extra: Default::default(),
             done: Default::default(),
@@ -195,8 +288,7 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_B
             lane: Default::default(),
             hbyte: Default::default(),
             view: Default::default(),
-            et0: Default::default(),
-            et1: Default::default(),
+            field: Default::default(),
             tag0: Default::default(),
             tag1: Default::default(),
             ethertype: Default::default(),
@@ -204,12 +296,11 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Default for InnerSum<DATA_B
             len_v6: Default::default(),
             layout_end: Default::default(),
             dgram_end: Default::default(),
-            pos: Default::default(),
-            pos_lo: Default::default(),
             byte_hi: Default::default(),
             byte_lo: Default::default(),
-            hi_in: Default::default(),
-            lo_in: Default::default(),
+            from_mask: Default::default(),
+            left: Default::default(),
+            data_mask: Default::default(),
             slot: std::array::from_fn(|_| Default::default()),
             head_a: Default::default(),
             head_b: Default::default(),
@@ -221,15 +312,17 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, in_frame, beat, beat_pos, s_take, s_last, s_first, s_data, s_keep, s_pos,
-            s_end, s_extra, acc, extra, done
+            self, clock, in_frame, beat, beat_pos, v_view, v_take, v_last, v_first, v_data, v_keep,
+            v_pos, v_from, s_take, s_last, s_first, s_data, s_keep, s_pos, s_end, s_extra, s_from,
+            t_take, t_last, t_first, t_data, t_extra, u_take, u_last, u_first, u_sum, u_extra, acc,
+            extra, done
         );
         for i in 0..HEADER_BYTES {
             self.hdr[i].clock.next = self.clock.val();
             self.hdr[i].d.next = self.hdr[i].q.val();
         }
         self.done.d.next = false;
-        self.cur_beat.next = self.zero.val();
+        self.cur_beat.next = self.zero_beat_no.val();
         self.cur_pos.next = self.zero.val();
         if self.in_frame.q.val() {
             self.cur_beat.next = self.beat.q.val();
@@ -250,67 +343,63 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
             self.view.next =
                 self.view.val() | (bit_cast::<128, 8>(self.hbyte.val()) << self.hb_place[i].val());
         }
-        // Big-endian 16-bit fields of the view: bytes 12 and 16.
-        self.et0.next = (bit_cast::<32, 8>(self.view.val().get_bits::<8>(0)) << 8)
-            | bit_cast::<32, 8>(self.view.val().get_bits::<8>(8));
-        self.et1.next = (bit_cast::<32, 8>(self.view.val().get_bits::<8>(32)) << 8)
-            | bit_cast::<32, 8>(self.view.val().get_bits::<8>(40));
-        self.tag0.next = (self.et0.val() == self.tpid_vlan.val())
-            | (self.et0.val() == self.tpid_qinq.val())
-            | (self.et0.val() == self.tpid_qinq_old.val());
+        self.from_mask.next = self.all_lanes.val();
+        for k in 0..3 {
+            if self.cur_beat.val() == self.beat_no[k].val() {
+                self.from_mask.next = self.from_beat[k].val();
+            }
+        }
+        self.v_view.d.next = self.view.val();
+        self.v_take.d.next = self.take.val();
+        self.v_last.d.next = self.tlast.val();
+        self.v_first.d.next = !self.in_frame.q.val();
+        self.v_data.d.next = self.tdata.val();
+        self.v_keep.d.next = self.tkeep.val();
+        self.v_pos.d.next = self.cur_pos.val();
+        self.v_from.d.next = self.from_mask.val();
+        if self.take.val() {
+            self.beat.d.next = self.cur_beat.val();
+            if self.cur_beat.val() != self.beat_max.val() {
+                self.beat.d.next = self.cur_beat.val() + 1;
+            }
+            self.beat_pos.d.next = self.cur_pos.val() + self.keep_bytes.val();
+            self.in_frame.d.next = !self.tlast.val();
+        }
+
+        // ---- Stage 1: the datagram's end and the L3 bytes' sum, from the registered
+        // view.
+        for f in 0..(HEADER_BYTES / 2) {
+            self.byte_hi.next = self.v_view.q.val().get_bits::<8>(16 * f);
+            self.byte_lo.next = self.v_view.q.val().get_bits::<8>(16 * f + 8);
+            self.field[f].next = (bit_cast::<32, 8>(self.byte_hi.val()) << 8)
+                | bit_cast::<32, 8>(self.byte_lo.val());
+        }
+        self.tag0.next = (self.field[0].val() == self.tpid_vlan.val())
+            | (self.field[0].val() == self.tpid_qinq.val())
+            | (self.field[0].val() == self.tpid_qinq_old.val());
         self.tag1.next = self.tag0.val()
-            & ((self.et1.val() == self.tpid_vlan.val())
-                | (self.et1.val() == self.tpid_qinq.val())
-                | (self.et1.val() == self.tpid_qinq_old.val()));
+            & ((self.field[2].val() == self.tpid_vlan.val())
+                | (self.field[2].val() == self.tpid_qinq.val())
+                | (self.field[2].val() == self.tpid_qinq_old.val()));
         // The bytes 14..22 that belong to the datagram (A: 14..18, B: 18..22).
-        self.head_a.next = (bit_cast::<32, 8>(self.view.val().get_bits::<8>(16)) << 8)
-            + bit_cast::<32, 8>(self.view.val().get_bits::<8>(24))
-            + (bit_cast::<32, 8>(self.view.val().get_bits::<8>(32)) << 8)
-            + bit_cast::<32, 8>(self.view.val().get_bits::<8>(40));
-        self.head_b.next = (bit_cast::<32, 8>(self.view.val().get_bits::<8>(48)) << 8)
-            + bit_cast::<32, 8>(self.view.val().get_bits::<8>(56))
-            + (bit_cast::<32, 8>(self.view.val().get_bits::<8>(64)) << 8)
-            + bit_cast::<32, 8>(self.view.val().get_bits::<8>(72));
-        // The datagram's end under each layout: L3 + the IPv4 total length (at L3 + 2),
-        // or L3 + 40 + the IPv6 payload length (at L3 + 4); big-endian fields of the view.
+        self.head_a.next = self.field[1].val() + self.field[2].val();
+        self.head_b.next = self.field[3].val() + self.field[4].val();
+        // The datagram's end under each layout `c` (L3 = 14 + 4c, field 2c the ethertype):
+        // L3 + the IPv4 total length (field 2c + 2), or L3 + 40 + the IPv6 payload length
+        // (field 2c + 3).
         for c in 0..3 {
-            self.byte_hi.next = self
-                .view
-                .val()
-                .get_bits::<8>(self.layout_et[c].val().index());
-            self.byte_lo.next = self
-                .view
-                .val()
-                .get_bits::<8>((self.layout_et[c].val() + 8).index());
-            self.ethertype.next = (bit_cast::<32, 8>(self.byte_hi.val()) << 8)
-                | bit_cast::<32, 8>(self.byte_lo.val());
-            self.byte_hi.next = self
-                .view
-                .val()
-                .get_bits::<8>(self.layout_len_v4[c].val().index());
-            self.byte_lo.next = self
-                .view
-                .val()
-                .get_bits::<8>((self.layout_len_v4[c].val() + 8).index());
-            self.len_v4.next = (bit_cast::<32, 8>(self.byte_hi.val()) << 8)
-                | bit_cast::<32, 8>(self.byte_lo.val());
-            self.byte_hi.next = self
-                .view
-                .val()
-                .get_bits::<8>(self.layout_len_v6[c].val().index());
-            self.byte_lo.next = self
-                .view
-                .val()
-                .get_bits::<8>((self.layout_len_v6[c].val() + 8).index());
-            self.len_v6.next = (bit_cast::<32, 8>(self.byte_hi.val()) << 8)
-                | bit_cast::<32, 8>(self.byte_lo.val());
+            self.ethertype.next = self.field[2 * c].val();
+            self.len_v4.next = self.field[2 * c + 2].val();
+            self.len_v6.next = self.field[2 * c + 3].val();
+            // An IPv6 end (L3 + 40 + length ≥ 54) is never below `min_end`, so the clamp
+            // is the IPv4 length's alone.
             self.layout_end[c].next = self.layout_l3[c].val() + self.len_v4.val();
+            if self.len_v4.val() < self.layout_short_v4[c].val() {
+                self.layout_end[c].next = self.min_end.val();
+            }
             if self.ethertype.val() == self.ethertype_v6.val() {
                 self.layout_end[c].next =
                     self.layout_l3[c].val() + self.v6_header.val() + self.len_v6.val();
-            }
-            if self.layout_end[c].val() < self.min_end.val() {
-                self.layout_end[c].next = self.min_end.val();
             }
         }
         self.dgram_end.next = self.layout_end[0].val();
@@ -320,13 +409,12 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
             self.dgram_end.next = self.layout_end[1].val();
         }
 
-        // ---- Stage 1: the beat and what this clock's view says about its frame.
-        self.s_take.d.next = self.take.val();
-        self.s_last.d.next = self.tlast.val();
-        self.s_first.d.next = !self.in_frame.q.val();
-        self.s_data.d.next = self.tdata.val();
-        self.s_keep.d.next = self.tkeep.val();
-        self.s_pos.d.next = self.cur_pos.val();
+        self.s_take.d.next = self.v_take.q.val();
+        self.s_last.d.next = self.v_last.q.val();
+        self.s_first.d.next = self.v_first.q.val();
+        self.s_data.d.next = self.v_data.q.val();
+        self.s_keep.d.next = self.v_keep.q.val();
+        self.s_pos.d.next = self.v_pos.q.val();
         self.s_end.d.next = self.dgram_end.val();
         self.s_extra.d.next = self.zero.val();
         if !self.tag0.val() {
@@ -334,34 +422,36 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
         } else if !self.tag1.val() {
             self.s_extra.d.next = self.head_b.val();
         }
-        if self.take.val() {
-            self.beat.d.next = self.cur_beat.val() + 1;
-            self.beat_pos.d.next = self.cur_pos.val() + self.keep_bytes.val();
-            self.in_frame.d.next = !self.tlast.val();
-        }
+        self.s_from.d.next = self.v_from.q.val();
 
-        // ---- Stage 2: the registered beat's words from byte 22 to the end, kept lanes
-        // only, each word's term masked, then summed as a tree.
+        // ---- Stage 2: the registered beat's bytes from byte 22 to the end, kept lanes
+        // only: lane `b` is in when it is byte 22 or later and `b < left`.
+        self.left.next = self.s_end.q.val() - self.s_pos.q.val();
+        self.data_mask.next = self.zero_beat.val();
+        for b in 0..KEEP_BITS {
+            if self.s_from.q.val().get_bit(b)
+                & !self.left.val().get_bit(31)
+                & (self.lane_at[b].val() < self.left.val())
+                & self.s_keep.q.val().get_bit(b)
+            {
+                self.data_mask.next = self.data_mask.val() | self.lane_mask[b].val();
+            }
+        }
+        self.t_take.d.next = self.s_take.q.val();
+        self.t_last.d.next = self.s_last.q.val();
+        self.t_first.d.next = self.s_first.q.val();
+        self.t_data.d.next = self.s_data.q.val() & self.data_mask.val();
+        self.t_extra.d.next = self.s_extra.q.val();
+
+        // ---- Stage 3: the masked beat's big-endian words, summed as a tree.
         for j in 0..KEEP_BITS {
             self.slot[j].next = self.zero.val();
         }
         for w in 0..(KEEP_BITS / 2) {
-            self.pos.next = self.s_pos.q.val() + self.lane_at[2 * w].val();
-            self.pos_lo.next = self.s_pos.q.val() + self.lane_at[2 * w + 1].val();
-            self.byte_hi.next = self.s_data.q.val().get_bits::<8>(16 * w);
-            self.byte_lo.next = self.s_data.q.val().get_bits::<8>(16 * w + 8);
-            self.hi_in.next =
-                (self.pos.val() >= self.from_22.val()) & (self.pos.val() < self.s_end.q.val());
-            self.lo_in.next = self.hi_in.val()
-                & (self.pos_lo.val() < self.s_end.q.val())
-                & self.s_keep.q.val().get_bit(2 * w + 1);
-            self.hi_in.next = self.hi_in.val() & self.s_keep.q.val().get_bit(2 * w);
-            if self.hi_in.val() {
-                self.slot[w].next = bit_cast::<32, 8>(self.byte_hi.val()) << 8;
-            }
-            if self.lo_in.val() {
-                self.slot[w].next = self.slot[w].val() | bit_cast::<32, 8>(self.byte_lo.val());
-            }
+            self.byte_hi.next = self.t_data.q.val().get_bits::<8>(16 * w);
+            self.byte_lo.next = self.t_data.q.val().get_bits::<8>(16 * w + 8);
+            self.slot[w].next = (bit_cast::<32, 8>(self.byte_hi.val()) << 8)
+                | bit_cast::<32, 8>(self.byte_lo.val());
         }
         // Five levels cover 32 words (512 bits); a level past log2(KEEP_BITS / 2) runs no
         // iteration. (hdl_gen takes no loop bound that names another loop index.)
@@ -380,13 +470,20 @@ impl<const DATA_BITS: usize, const KEEP_BITS: usize> Logic for InnerSum<DATA_BIT
         for j in 0..(KEEP_BITS >> 6) {
             self.slot[j].next = self.slot[2 * j].val() + self.slot[2 * j + 1].val();
         }
-        if self.s_take.q.val() {
-            self.acc.d.next = self.acc.q.val() + self.slot[0].val();
-            if self.s_first.q.val() {
-                self.acc.d.next = self.slot[0].val();
+        self.u_take.d.next = self.t_take.q.val();
+        self.u_last.d.next = self.t_last.q.val();
+        self.u_first.d.next = self.t_first.q.val();
+        self.u_sum.d.next = self.slot[0].val();
+        self.u_extra.d.next = self.t_extra.q.val();
+
+        // ---- Stage 4: the running sum.
+        if self.u_take.q.val() {
+            self.acc.d.next = self.acc.q.val() + self.u_sum.q.val();
+            if self.u_first.q.val() {
+                self.acc.d.next = self.u_sum.q.val();
             }
-            self.extra.d.next = self.s_extra.q.val();
-            self.done.d.next = self.s_last.q.val();
+            self.extra.d.next = self.u_extra.q.val();
+            self.done.d.next = self.u_last.q.val();
         }
         self.sum_valid.next = self.done.q.val();
         self.sum.next = self.acc.q.val() + self.extra.q.val();

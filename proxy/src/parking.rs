@@ -14,12 +14,13 @@
 //! mio is tokio's own poller), itself registered in tokio with [`AsyncFd`].
 //!
 //! Why two flat tables (a slab of entries indexed by epoll token, the `slab` crate's, and
-//! the deadlines as a binary min-heap in one `Vec`) rather than a map and an ordered set: what a parked
-//! connection keeps must not be scattered through the heap that served it. A B-tree node
-//! (or any small allocation) made while thousands of connections are being answered lands
-//! between their buffers, and after they are freed each such node holds a whole page
-//! resident that `malloc_trim` cannot give back: with a `BTreeSet` of deadlines, 0.5 MB
-//! of nodes held 6 MB of heap for 10,000 parked connections (docs/BENCHMARKS.md).
+//! the deadlines as a binary min-heap in one `Vec`) rather than a map and an ordered set:
+//! what a parked connection keeps must not be scattered through the heap that served it. A
+//! B-tree node (or any small allocation) made while thousands of connections are being
+//! answered lands between their buffers, and after they are freed each such node holds a
+//! whole page resident that `malloc_trim` cannot give back: with a `BTreeSet` of
+//! deadlines, 0.5 MB of nodes held 6 MB of heap for 10,000 parked connections
+//! (docs/BENCHMARKS.md).
 
 use crate::server::OpenConnection;
 use crate::Shared;
