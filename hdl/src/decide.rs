@@ -22,10 +22,10 @@
 //! | `h+2` | Maglev RAM read at `vip << SLOT_BITS | slot` |
 //! | `h+3` | the Maglev row in the second read register of its [`RegRam`] (read latency 2): nothing else reads the array, so on ECP5 the synth flow moves this register into the DP16KD's own output register (`OUTREG`, `flowgate_synth::outreg`), and select()'s logic starts from a 0.9 ns clock-to-out instead of the RAM's 5.8 ns |
 //! | `h+4` | `select()`: primary if up, else secondary if up (up = up bit set and the backend serves this VIP); flow-table request |
-//! | `h+7` | the flow table's backend-up query (`h+4` + [`flow_table::QUERY_LATENCY`]), answered from the same up state `h+4` saw |
-//! | `h+9` | `out_*` (combinational from registers): verdict, backend, flow outcome (`h+4` + [`flow_table::LATENCY`]) |
+//! | `h+8` | the flow table's backend-up query (`h+4` + [`flow_table::QUERY_LATENCY`]), answered from the same up state `h+4` saw |
+//! | `h+10` | `out_*` (combinational from registers): verdict, backend, flow outcome (`h+4` + [`flow_table::LATENCY`]) |
 //!
-//! [`Decide::LATENCY`] = `12 + HLAT` clocks (21 for [`FlowDecide`], 14 on a 512-bit stream).
+//! [`Decide::LATENCY`] = `13 + HLAT` clocks (22 for [`FlowDecide`], 15 on a 512-bit stream).
 //! Frames leave in input order; a pass or drop decided by the parser or the VIP match
 //! travels the same pipeline (as a bubble to the flow table), so every frame takes exactly
 //! `LATENCY` clocks. Frames may enter every [`Decide::MIN_GAP`] clocks (the slices of one
@@ -80,8 +80,9 @@ pub const HASH_LATENCY_OFFSET: usize = 7 + flow_table::LATENCY;
 /// Clocks from the hash (`h`) to the verdict: the length of the delay lines after the hash.
 const VERDICT_DELAY: usize = 4 + flow_table::LATENCY;
 
-// The query's copy of the up state is `up_sel` delayed by `up_d1`, `up_d2`, `up_qry`.
-const _: () = assert!(flow_table::QUERY_LATENCY == 3);
+// The query's copy of the up state is `up_sel` delayed by `up_d1`, `up_d2`, `up_d3`,
+// `up_qry`.
+const _: () = assert!(flow_table::QUERY_LATENCY == 4);
 
 /// [`Decide::LATENCY`] of a block whose hash takes `hlat` clocks (for a containing block
 /// that would otherwise spell out `Decide`'s ten parameters).
@@ -293,6 +294,7 @@ pub struct Decide<
     up_sel: DFF<Bits<BACKENDS>>,
     up_d1: DFF<Bits<BACKENDS>>,
     up_d2: DFF<Bits<BACKENDS>>,
+    up_d3: DFF<Bits<BACKENDS>>,
     up_qry: DFF<Bits<BACKENDS>>,
 
     // ---- Constants.
@@ -453,7 +455,7 @@ pub struct Decide<
     s_up: Signal<Local, Bit>,
     flow: FlowTable<SET_BITS, ROW_BITS, WAYS, PAIR_WAYS>,
 
-    // ---- Stage h+7: the flow table's up query.
+    // ---- Stage h+8: the flow table's up query.
     elig_qry: Signal<Local, Bits<BACKENDS>>,
     qb: Signal<Local, Bits<16>>,
     qup: Signal<Local, Bits<PAIR_WAYS>>,
@@ -464,7 +466,7 @@ pub struct Decide<
     up_wdata: Signal<Local, Bits<BACKENDS>>,
     bvip_bit: Signal<Local, Bits<BACKENDS>>,
 
-    // ---- Output (h+9).
+    // ---- Output (h+10).
     o_ctx: Signal<Local, Bits<CTX_BITS>>,
 }
 
@@ -626,6 +628,7 @@ impl<
             up_sel: Default::default(),
             up_d1: Default::default(),
             up_d2: Default::default(),
+            up_d3: Default::default(),
             up_qry: Default::default(),
             zero_v: constant(0),
             one_v: constant(1),
@@ -813,6 +816,7 @@ impl<
             up_sel,
             up_d1,
             up_d2,
+            up_d3,
             up_qry,
             a_src,
             a_dst,
@@ -1212,9 +1216,10 @@ impl<
         }
         self.up_d1.d.next = self.up_sel.q.val();
         self.up_d2.d.next = self.up_d1.q.val();
-        self.up_qry.d.next = self.up_d2.q.val();
+        self.up_d3.d.next = self.up_d2.q.val();
+        self.up_qry.d.next = self.up_d3.q.val();
 
-        // ---- Stage h+7: the flow table asks whether its stored backends are up.
+        // ---- Stage h+8: the flow table asks whether its stored backends are up.
         self.elig_qry.next = self.up_qry.q.val() & self.bvip_ok.q.val();
         for j in 0..VIP_BITS {
             if self.flow.query_vip.val().get_bit(j) {
@@ -1235,7 +1240,7 @@ impl<
         }
         self.flow.query_up.next = self.qup.val();
 
-        // ---- Stage h+9: the verdict.
+        // ---- Stage h+10: the verdict.
         self.h_valid.next = self.a_ctx.q.val().get_bit(0);
         for i in 0..HLAT {
             if self.h_ctx.taps[i].val().get_bit(0) {

@@ -31,60 +31,69 @@
 //!   `req_select`). `select` depends only on the programmed tables and the hash, never on
 //!   the flow table, so the pipeline computes it alongside this block (Maglev) and hands
 //!   it over with the request. `req_valid` low is a bubble.
-//! * `t + 3` — the backend-up query: `query_backend[w]` is the backend stored in way `w`
-//!   (with every earlier request's write already applied) and `query_vip` the request's
-//!   VIP; the top level answers `backend_is_up(vip, query_backend[w])` for every way on
-//!   `query_up` (bit `w`) *in the same cycle* (a combinational lookup in the backend
-//!   registers). Only a hit's way matters, but which way hits is not known yet.
-//! * `t + 5` — the result: `res_hit`, `res_way`, the stored class and backend (hit only),
+//! * `t + 4` — the backend-up query: `query_backend[w]` is the backend stored in way `w`
+//!   (with every earlier request's write but the previous one's already applied) and
+//!   `query_vip` the request's VIP; the top level answers `backend_is_up(vip,
+//!   query_backend[w])` for every way on `query_up` (bit `w`) *in the same cycle* (a
+//!   combinational lookup in the backend registers). Only a hit's way matters, but which
+//!   way hits is not known yet.
+//! * `t + 6` — the result: `res_hit`, `res_way`, the stored class and backend (hit only),
 //!   the insert outcome ([`InsertOutcome`], miss only), `res_reselect`, and the verdict:
 //!   `res_forward` with `res_backend`, or no healthy backend. Everything `decide()` counts
 //!   follows from these (see [`Outcome`]).
 //!
-//! The write (touch or insert) lands in RAM at the end of `t + 5`.
+//! The write (touch or insert) lands in RAM at the end of `t + 6`.
 //!
 //! # Stages
 //!
 //! 0 (`t`) reads both rows; 1 waits for the RAMs' second read register; 2 gets the rows
 //! and does every subtraction and wide compare per source (the RAM slots' ages, digest
 //! matches and liveness; the same for the in-flight writes), registered; 2b overlays the
-//! in-flight writes on those facts, orders the ages and asks the backend-up query; 3
-//! decides and 4 writes. Stage 2b exists so that no carry chain sits between the block
-//! RAMs' output registers (placed far from the logic) and the overlay's muxes.
+//! in-flight writes on those facts and orders the ages; 2c overlays the write decided a
+//! clock earlier, asks the backend-up query and decides under every assumption about
+//! the write being decided now, registered; 3 picks the assumption that holds and 4
+//! writes. Stage 2b exists so that no carry chain sits between the block RAMs' output
+//! registers (placed far from the logic) and the overlay's muxes; stage 2c so that the
+//! one-cycle loop (stage 3 → `w1` → stage 3) is a mux, not the decision.
 //!
 //! # Hazards: the result equals the sequential model
 //!
-//! Request `k` reads its rows at the end of cycle `t`, but requests `k-1 .. k-5` have not
+//! Request `k` reads its rows at the end of cycle `t`, but requests `k-1 .. k-6` have not
 //! written yet (or write at that very edge). Their writes are kept in a four-deep history
 //! (`w1` .. `w4`, newest first: both rows of the request and the one-hot slot it wrote)
 //! beside the RAM write ports. Whether a write lands in one of `k`'s slots is a row compare
 //! per bank, made a cycle early (in stage 2, as `same1..4`: the slots whose bank row
 //! matches) and registered, so only the write's one-hot slot ANDs it in stage 2b. So are
-//! the writes' digest matches, ages by `k`'s tick (`w1_age..w4_age`, and `prev_age` for
-//! `k-1`'s) and liveness per class (`w1_fresh..w4_fresh`; the class itself picks in 2b,
-//! since `w1`'s is decided in that very cycle of stage 2). Then:
+//! the writes' digest matches, ages by `k`'s tick (`w1_age..w4_age`, and `prev_age`,
+//! `prev2_age` for `k-1`'s and `k-2`'s) and liveness per class (`w1_fresh..w4_fresh`;
+//! the class itself picks in 2b, since `w1`'s is decided in that very cycle of stage 2).
+//! Then:
 //!
-//! * in stage 2b the RAM data of `k` is overlaid with the writes of `k-5` .. `k-2`
+//! * in stage 2b the RAM data of `k` is overlaid with the writes of `k-6` .. `k-3`
 //!   (older first, so the newest wins per slot) — plain muxes on registered data;
-//! * the write of `k-1` is decided in the very cycle `k` is in stage 2b, so it is applied
-//!   in stage 3 instead, from its register. Stage 2b precomputes everything about "slot `w`
-//!   holds `k-1`'s entry" that does not depend on `k-1`'s decision: `k-1`'s entry always
-//!   carries `k-1`'s digest and tick, so digest equality, age, liveness for each of the
-//!   three classes and age order against the other slots are known a cycle early.
-//! * Stage 3 then decides for every assumption about `k-1`'s write at once, from
-//!   registers only: `k-1` wrote none of this request's slots, or slot `j` with an entry
-//!   that is dead or live by this request's tick (one [`SlotChoice`] each, `2 × SLOTS +
-//!   1`), each with the miss choice for an embryonic and a non-embryonic entry in `j`.
-//!   The LRU picks those need (the oldest slot, the oldest embryonic slot, for either
-//!   set first in the insert order) are computed per assumption beside them. Only then
-//!   does `k-1`'s written slot (`w1_way` and the row match) and class pick one of them:
+//! * the write of `k-2` is decided in the very cycle `k` is in stage 2b, and that of
+//!   `k-1` while `k` is in stage 2c. Stage 2b precomputes everything about "slot `w`
+//!   holds `k-2`'s (`k-1`'s) entry" that does not depend on their decisions: such an
+//!   entry always carries its request's digest and tick, so digest equality, age,
+//!   liveness for each of the three classes and age order against the other slots (and
+//!   between the two entries) are known a cycle early.
+//! * Stage 2c overlays `k-2`'s write, from its register `w1`, with those facts (muxes),
+//!   asks the backend-up query on the result, and decides for every assumption about
+//!   `k-1`'s write at once: `k-1` wrote none of this request's slots, or slot `j` with an
+//!   entry that is dead or live by this request's tick (one [`SlotChoice`] each, `2 ×
+//!   SLOTS + 1`), each with the miss choice for an embryonic and a non-embryonic entry in
+//!   `j`. The LRU picks those need (the oldest slot, the oldest embryonic slot, for
+//!   either set first in the insert order) are computed per assumption beside them. Each
+//!   copy registers its hit and miss choices.
+//! * Stage 3: `k-1`'s written slot (`w1_way` and the row match) and class pick one copy:
 //!   the one-cycle loop `w1` → `w1` is that mux, a hit's class and backend taken from
 //!   `w1` when the hit is `k-1`'s slot, and the promotion (f(mux(x)) = mux(f(x))).
 //!
-//! The one thing stage 3 cannot ask the top level about is whether `k-1`'s freshly written
-//! backend is up: it was chosen up one cycle earlier (a stored backend that answered up,
-//! or `select()`, which only returns up backends), and is taken as up. The result differs
-//! from the sequential model only if that backend goes down in exactly that cycle.
+//! The one thing stage 2c cannot ask the top level about is whether `k-1`'s freshly
+//! written backend is up: it was chosen up one cycle earlier (a stored backend that
+//! answered up, or `select()`, which only returns up backends), and is taken as up. The
+//! result differs from the sequential model only if that backend goes down in exactly
+//! that cycle.
 //!
 //! # Layout: one RAM per field and slot
 //!
@@ -107,9 +116,9 @@
 //! moves into the DP16KD's output register (0.9 ns clock-to-out instead of the array's
 //! 5.8 ns, with no fabric flip-flop to place beside the block RAM). `RegRam` leaves the
 //! read of an address written in the same clock undefined; here that read is never used:
-//! the only write landing at the edge that ends request `k`'s stage 0 is `k-5`'s (`w1` in
+//! the only write landing at the edge that ends request `k`'s stage 0 is `k-6`'s (`w1` in
 //! stage 4), it writes RAM `p` only for its one-hot slot `p` and in the row of that
-//! slot's bank, and stage 2b overlays exactly that slot with `w4` (`k-5`'s write,
+//! slot's bank, and stage 2b overlays exactly that slot with `w4` (`k-6`'s write,
 //! `same4`) instead of the RAM data.
 
 use crate::constant;
@@ -429,7 +438,7 @@ pub struct FlowTable<
     slot_dmatch: DFF<Bits<SLOTS>>,
     slot_live: DFF<Bits<SLOTS>>,
     /// For the write that sits in `w1`/`w2`/`w3`/`w4` when this request is in stage 2b
-    /// (k-2 .. k-5): the slots whose row equals this request's row in their bank (a
+    /// (k-3 .. k-6): the slots whose row equals this request's row in their bank (a
     /// write's one-hot slot then picks), its entry's age by this request's tick, whether
     /// its digest is this request's, and bit `c` of `w*_fresh`: an entry of class `c`
     /// with that age is live (`w1`'s class is stage 3's decision in stage 2, so the class
@@ -450,10 +459,12 @@ pub struct FlowTable<
     w2_fresh: DFF<Bits<4>>,
     w3_fresh: DFF<Bits<4>>,
     w4_fresh: DFF<Bits<4>>,
-    /// The age of an entry k-1 writes, by this request's tick.
+    /// The age of an entry k-1 (k-2) writes, by this request's tick.
     prev_age: DFF<Bits<32>>,
-    // Stage 2b logic: the sources muxed by the writes of k-5..k-2, then the age order.
+    prev2_age: DFF<Bits<32>>,
+    // Stage 2b logic: the sources muxed by the writes of k-6..k-3, then the age order.
     prev_same_n: Signal<Local, Bits<SLOTS>>,
+    prev2_same_n: Signal<Local, Bits<SLOTS>>,
     w1_live: Signal<Local, bool>,
     w2_live: Signal<Local, bool>,
     w3_live: Signal<Local, bool>,
@@ -474,24 +485,26 @@ pub struct FlowTable<
     m_ge: [Signal<Local, Bits<SLOTS>>; SLOTS],
     m_prev_ge: Signal<Local, Bits<SLOTS>>,
     m_ge_prev: Signal<Local, Bits<SLOTS>>,
-    // Stage 3: the request and the per-slot facts, registered.
-    r3_valid: DFF<bool>,
-    r3_two: DFF<bool>,
-    r3_first: DFF<bool>,
-    r3_set: DFF<Bits<SET_BITS>>,
-    r3_set2: DFF<Bits<SET_BITS>>,
-    r3_row0: DFF<Bits<ROW_BITS>>,
-    r3_row1: DFF<Bits<ROW_BITS>>,
-    r3_digest: DFF<Bits<64>>,
-    r3_now: DFF<Bits<32>>,
-    r3_class: DFF<Bits<2>>,
-    r3_select_ok: DFF<bool>,
-    r3_select: DFF<Bits<16>>,
+    m_prev2_ge: Signal<Local, Bits<SLOTS>>,
+    m_ge_prev2: Signal<Local, Bits<SLOTS>>,
+    // Stage 2c: the request and the per-slot facts with k-3..k-6's writes, registered.
+    r2c_valid: DFF<bool>,
+    r2c_two: DFF<bool>,
+    r2c_first: DFF<bool>,
+    r2c_set: DFF<Bits<SET_BITS>>,
+    r2c_set2: DFF<Bits<SET_BITS>>,
+    r2c_row0: DFF<Bits<ROW_BITS>>,
+    r2c_row1: DFF<Bits<ROW_BITS>>,
+    r2c_digest: DFF<Bits<64>>,
+    r2c_now: DFF<Bits<32>>,
+    r2c_class: DFF<Bits<2>>,
+    r2c_vip: DFF<Bits<16>>,
+    r2c_select_ok: DFF<bool>,
+    r2c_select: DFF<Bits<16>>,
     s_valid: DFF<Bits<SLOTS>>,
     s_dmatch: DFF<Bits<SLOTS>>,
     s_live: DFF<Bits<SLOTS>>,
     s_emb: DFF<Bits<SLOTS>>,
-    s_up: DFF<Bits<SLOTS>>,
     s_class: [DFF<Bits<2>>; SLOTS],
     s_backend: [DFF<Bits<16>>; SLOTS],
     /// Bit `v` of `s_ge[w]`: age of slot `w` >= age of slot `v`.
@@ -506,9 +519,32 @@ pub struct FlowTable<
     s_prev_live_embryonic: DFF<bool>,
     s_prev_live_tcp: DFF<bool>,
     s_prev_live_udp: DFF<bool>,
-    // Stage 3 logic: decide under every assumption about k-1's write (one `SlotChoice`
-    // per slot it may have written and that entry's liveness, and one for none of this
-    // request's slots), from registers only; then mux by k-1's written slot.
+    /// The same for an entry written by the request before the previous one (k-2, whose
+    /// write stage 2c overlays), and the age order of k-1's and k-2's entries.
+    s_prev2_ge: DFF<Bits<SLOTS>>,
+    s_ge_prev2: DFF<Bits<SLOTS>>,
+    s_prev2_same: DFF<Bits<SLOTS>>,
+    s_prev2_dmatch: DFF<bool>,
+    s_prev2_live_embryonic: DFF<bool>,
+    s_prev2_live_tcp: DFF<bool>,
+    s_prev2_live_udp: DFF<bool>,
+    s_prev_ge_prev2: DFF<bool>,
+    s_prev2_ge_prev: DFF<bool>,
+    // Stage 2c logic: k-2's write (in w1 now) overlaid on the facts, the backend-up query,
+    // and the LRU picks and the `SlotChoice` copies' first clock under every assumption
+    // about k-1's write (one per slot it may have written and that entry's liveness, and
+    // one for none of this request's slots).
+    fwd2: Signal<Local, Bits<SLOTS>>,
+    fwd2_live: Signal<Local, bool>,
+    ov_valid: Signal<Local, Bits<SLOTS>>,
+    ov_dmatch: Signal<Local, Bits<SLOTS>>,
+    ov_live: Signal<Local, Bits<SLOTS>>,
+    ov_emb: Signal<Local, Bits<SLOTS>>,
+    ov_class: [Signal<Local, Bits<2>>; SLOTS],
+    ov_backend: [Signal<Local, Bits<16>>; SLOTS],
+    ov_ge: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    ov_prev_ge: Signal<Local, Bits<SLOTS>>,
+    ov_ge_prev: Signal<Local, Bits<SLOTS>>,
     choice_none: SlotChoice<SLOTS>,
     /// k-1 wrote slot `j` and its entry is dead (`choice0[j]`) or live (`choice1[j]`)
     /// by this request's tick.
@@ -523,7 +559,7 @@ pub struct FlowTable<
     /// first set's bank), and of its first set's bank.
     avail: Signal<Local, Bits<SLOTS>>,
     s1_slots: Signal<Local, Bits<SLOTS>>,
-    /// Stage 3's LRU order and picks (see the stage's comments).
+    /// Stage 2c's LRU order and picks (see the stage's comments).
     embc: Signal<Local, Bits<SLOTS>>,
     gt: [Signal<Local, Bits<SLOTS>>; SLOTS],
     aft_a: [Signal<Local, Bits<SLOTS>>; SLOTS],
@@ -548,6 +584,26 @@ pub struct FlowTable<
     oe0_b: [Signal<Local, Bits<SLOTS>>; SLOTS],
     oe1_a: [Signal<Local, Bits<SLOTS>>; SLOTS],
     oe1_b: [Signal<Local, Bits<SLOTS>>; SLOTS],
+    // Stage 3: the request, the slots' class, backend and up bit, and k-1's row match and
+    // per-class liveness, registered; the `SlotChoice` copies' second clock.
+    r3_valid: DFF<bool>,
+    r3_first: DFF<bool>,
+    r3_set: DFF<Bits<SET_BITS>>,
+    r3_set2: DFF<Bits<SET_BITS>>,
+    r3_row0: DFF<Bits<ROW_BITS>>,
+    r3_row1: DFF<Bits<ROW_BITS>>,
+    r3_digest: DFF<Bits<64>>,
+    r3_now: DFF<Bits<32>>,
+    r3_class: DFF<Bits<2>>,
+    r3_select_ok: DFF<bool>,
+    r3_select: DFF<Bits<16>>,
+    dec_class: [DFF<Bits<2>>; SLOTS],
+    dec_backend: [DFF<Bits<16>>; SLOTS],
+    s_up: DFF<Bits<SLOTS>>,
+    r3_prev_same: DFF<Bits<SLOTS>>,
+    r3_prev_live_embryonic: DFF<bool>,
+    r3_prev_live_tcp: DFF<bool>,
+    r3_prev_live_udp: DFF<bool>,
     /// The hit slot's class and backend per assumption, from the registers.
     hc_n: Signal<Local, Bits<2>>,
     hb_n: Signal<Local, Bits<16>>,
@@ -627,9 +683,9 @@ pub struct FlowTable<
 pub type FlowTable16K = FlowTable<12, 11, 4, 8>;
 
 /// Clock cycles from a request to its `res_*` outputs.
-pub const LATENCY: usize = 5;
+pub const LATENCY: usize = 6;
 /// Clock cycles from a request to its backend-up query.
-pub const QUERY_LATENCY: usize = 3;
+pub const QUERY_LATENCY: usize = 4;
 /// Clock cycles from a bubble with `req_set = s` to set `s` on the `peek_*` outputs.
 pub const PEEK_LATENCY: usize = 2;
 
@@ -802,6 +858,7 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             w3_fresh: Default::default(),
             w4_fresh: Default::default(),
             prev_same_n: Default::default(),
+            prev2_same_n: Default::default(),
             w1_live: Default::default(),
             w2_live: Default::default(),
             w3_live: Default::default(),
@@ -816,6 +873,48 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             m_backend: array(|_| Default::default()),
             age: array(|_| Default::default()),
             prev_age: Default::default(),
+            prev2_age: Default::default(),
+            m_prev2_ge: Default::default(),
+            m_ge_prev2: Default::default(),
+            r2c_valid: Default::default(),
+            r2c_two: Default::default(),
+            r2c_first: Default::default(),
+            r2c_set: Default::default(),
+            r2c_set2: Default::default(),
+            r2c_row0: Default::default(),
+            r2c_row1: Default::default(),
+            r2c_digest: Default::default(),
+            r2c_now: Default::default(),
+            r2c_class: Default::default(),
+            r2c_vip: Default::default(),
+            r2c_select_ok: Default::default(),
+            r2c_select: Default::default(),
+            s_prev2_ge: Default::default(),
+            s_ge_prev2: Default::default(),
+            s_prev2_same: Default::default(),
+            s_prev2_dmatch: Default::default(),
+            s_prev2_live_embryonic: Default::default(),
+            s_prev2_live_tcp: Default::default(),
+            s_prev2_live_udp: Default::default(),
+            s_prev_ge_prev2: Default::default(),
+            s_prev2_ge_prev: Default::default(),
+            fwd2: Default::default(),
+            fwd2_live: Default::default(),
+            ov_valid: Default::default(),
+            ov_dmatch: Default::default(),
+            ov_live: Default::default(),
+            ov_emb: Default::default(),
+            ov_prev_ge: Default::default(),
+            ov_ge_prev: Default::default(),
+            r3_prev_same: Default::default(),
+            r3_prev_live_embryonic: Default::default(),
+            r3_prev_live_tcp: Default::default(),
+            r3_prev_live_udp: Default::default(),
+            ov_class: array(|_| Default::default()),
+            ov_backend: array(|_| Default::default()),
+            ov_ge: array(|_| Default::default()),
+            dec_class: array(|_| Default::default()),
+            dec_backend: array(|_| Default::default()),
             m_valid: Default::default(),
             m_dmatch: Default::default(),
             m_live: Default::default(),
@@ -824,7 +923,6 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             m_prev_ge: Default::default(),
             m_ge_prev: Default::default(),
             r3_valid: Default::default(),
-            r3_two: Default::default(),
             r3_first: Default::default(),
             r3_set: Default::default(),
             r3_set2: Default::default(),
@@ -1012,7 +1110,6 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             same3,
             same4,
             r3_valid,
-            r3_two,
             r3_first,
             r3_set,
             r3_set2,
@@ -1086,7 +1183,34 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             w2_fresh,
             w3_fresh,
             w4_fresh,
-            prev_age
+            prev_age,
+            prev2_age,
+            r2c_valid,
+            r2c_two,
+            r2c_first,
+            r2c_set,
+            r2c_set2,
+            r2c_row0,
+            r2c_row1,
+            r2c_digest,
+            r2c_now,
+            r2c_class,
+            r2c_vip,
+            r2c_select_ok,
+            r2c_select,
+            s_prev2_ge,
+            s_ge_prev2,
+            s_prev2_same,
+            s_prev2_dmatch,
+            s_prev2_live_embryonic,
+            s_prev2_live_tcp,
+            s_prev2_live_udp,
+            s_prev_ge_prev2,
+            s_prev2_ge_prev,
+            r3_prev_same,
+            r3_prev_live_embryonic,
+            r3_prev_live_tcp,
+            r3_prev_live_udp
         );
         for p in 0..SLOTS {
             self.class_ram[p].clock.next = self.clock.val();
@@ -1099,6 +1223,13 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             self.s_class[p].clock.next = self.clock.val();
             self.s_backend[p].clock.next = self.clock.val();
             self.s_ge[p].clock.next = self.clock.val();
+            self.dec_class[p].clock.next = self.clock.val();
+            self.dec_backend[p].clock.next = self.clock.val();
+        }
+        self.choice_none.clock.next = self.clock.val();
+        for j in 0..SLOTS {
+            self.choice0[j].clock.next = self.clock.val();
+            self.choice1[j].clock.next = self.clock.val();
         }
 
         // ---- Stage 0: the second candidate set, s1 ^ (((h2 | 1) << B) & (S - 1)), and
@@ -1172,7 +1303,7 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         // ---- Stage 2: the rows arrive from the RAMs' output registers. Everything that
         // needs a carry chain or a wide compare is done here, per source, and registered
         // for stage 2b: the RAM slots' ages, digest matches and liveness, and those of the
-        // writes that sit in w1..w4 when this request reaches stage 2b (k-2 .. k-5: what
+        // writes that sit in w1..w4 when this request reaches stage 2b (k-3 .. k-6: what
         // stage 3 decides now, from r3, then what w1, w2, w3 hold now).
         self.ram_dmatch.next = self.no_ways.val();
         self.ram_live.next = self.no_ways.val();
@@ -1230,12 +1361,14 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.same3.d.next = self.same3_n.val();
         self.same4.d.next = self.same4_n.val();
         // The four writes' entries carry their requests' ticks and digests (w1's is stage
-        // 3's request, r3's); k-1, in stage 2b now, writes one with r2b's tick.
+        // 3's request, r3's); k-1, in stage 2b now, writes one with r2b's tick, and k-2,
+        // in stage 2c, with r2c's.
         self.w1_age_n.next = self.r2_now.q.val() - self.r3_now.q.val();
         self.w2_age_n.next = self.r2_now.q.val() - self.w1_seen.q.val();
         self.w3_age_n.next = self.r2_now.q.val() - self.w2_seen.q.val();
         self.w4_age_n.next = self.r2_now.q.val() - self.w3_seen.q.val();
         self.prev_age.d.next = self.r2_now.q.val() - self.r2b_now.q.val();
+        self.prev2_age.d.next = self.r2_now.q.val() - self.r2c_now.q.val();
         self.w1_age.d.next = self.w1_age_n.val();
         self.w2_age.d.next = self.w2_age_n.val();
         self.w3_age.d.next = self.w3_age_n.val();
@@ -1319,7 +1452,7 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.r2b_select_ok.d.next = self.r2_select_ok.q.val();
         self.r2b_select.d.next = self.r2_select.q.val();
 
-        // ---- Stage 2b: apply the writes of requests k-5 .. k-2 (older first, so the
+        // ---- Stage 2b: apply the writes of requests k-6 .. k-3 (older first, so the
         // newest wins) to the registered slot facts, then reduce each slot to the facts
         // the decision needs: only muxes and the age order's compares, from registers.
         self.w1_pending.next = self.no_ways.val();
@@ -1349,6 +1482,8 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.m_emb.next = self.no_ways.val();
         self.m_prev_ge.next = self.no_ways.val();
         self.m_ge_prev.next = self.no_ways.val();
+        self.m_prev2_ge.next = self.no_ways.val();
+        self.m_ge_prev2.next = self.no_ways.val();
         for p in 0..SLOTS {
             self.m_class[p].next = self.slot_class[p].q.val();
             self.m_backend[p].next = self.slot_backend[p].q.val();
@@ -1383,8 +1518,6 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
                 self.m_dmatch_w[p].next = self.w1_dmatch.q.val();
                 self.m_live_w[p].next = self.w1_live.val();
             }
-            self.query_backend[p].next = self.m_backend[p].val();
-
             if self.m_class[p].val() != self.class_none.val() {
                 self.m_valid.next = self.m_valid.val() | self.onehot[p].val();
                 if self.m_dmatch_w[p].val() {
@@ -1403,6 +1536,12 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             if self.age[p].val() >= self.prev_age.q.val() {
                 self.m_ge_prev.next = self.m_ge_prev.val() | self.onehot[p].val();
             }
+            if self.prev2_age.q.val() >= self.age[p].val() {
+                self.m_prev2_ge.next = self.m_prev2_ge.val() | self.onehot[p].val();
+            }
+            if self.age[p].val() >= self.prev2_age.q.val() {
+                self.m_ge_prev2.next = self.m_ge_prev2.val() | self.onehot[p].val();
+            }
         }
         for p in 0..SLOTS {
             self.m_ge[p].next = self.no_ways.val();
@@ -1415,60 +1554,146 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             self.s_class[p].d.next = self.m_class[p].val();
             self.s_backend[p].d.next = self.m_backend[p].val();
         }
-        self.query_vip.next = self.r2b_vip.q.val();
         self.s_valid.d.next = self.m_valid.val();
         self.s_dmatch.d.next = self.m_dmatch.val();
         self.s_live.d.next = self.m_live.val();
         self.s_emb.d.next = self.m_emb.val();
-        self.s_up.d.next = self.query_up.val();
         self.s_prev_ge.d.next = self.m_prev_ge.val();
         self.s_ge_prev.d.next = self.m_ge_prev.val();
+        self.s_prev2_ge.d.next = self.m_prev2_ge.val();
+        self.s_ge_prev2.d.next = self.m_ge_prev2.val();
+        // k-1 is in stage 2c now, k-2 in stage 3.
         self.prev_same_n.next = self.no_ways.val();
-        if self.r3_valid.q.val() && self.r3_row0.q.val() == self.r2b_row0.q.val() {
+        if self.r2c_valid.q.val() && self.r2c_row0.q.val() == self.r2b_row0.q.val() {
             self.prev_same_n.next = self.bank0.val();
         }
-        if self.r3_valid.q.val() && self.r3_row1.q.val() == self.r2b_row1.q.val() {
+        if self.r2c_valid.q.val() && self.r2c_row1.q.val() == self.r2b_row1.q.val() {
             self.prev_same_n.next = self.prev_same_n.val() | self.bank1.val();
         }
         self.s_prev_same.d.next = self.prev_same_n.val();
-        self.s_prev_dmatch.d.next = self.r3_digest.q.val() == self.r2b_digest.q.val();
+        self.prev2_same_n.next = self.no_ways.val();
+        if self.r3_valid.q.val() && self.r3_row0.q.val() == self.r2b_row0.q.val() {
+            self.prev2_same_n.next = self.bank0.val();
+        }
+        if self.r3_valid.q.val() && self.r3_row1.q.val() == self.r2b_row1.q.val() {
+            self.prev2_same_n.next = self.prev2_same_n.val() | self.bank1.val();
+        }
+        self.s_prev2_same.d.next = self.prev2_same_n.val();
+        self.s_prev_dmatch.d.next = self.r2c_digest.q.val() == self.r2b_digest.q.val();
+        self.s_prev2_dmatch.d.next = self.r3_digest.q.val() == self.r2b_digest.q.val();
         self.s_prev_live_embryonic.d.next = self.prev_age.q.val() <= self.timeout_embryonic.val();
         self.s_prev_live_tcp.d.next = self.prev_age.q.val() <= self.timeout_tcp.val();
         self.s_prev_live_udp.d.next = self.prev_age.q.val() <= self.timeout_udp.val();
-        self.r3_valid.d.next = self.r2b_valid.q.val();
-        self.r3_two.d.next = self.r2b_two.q.val();
-        self.r3_first.d.next = self.r2b_first.q.val();
-        self.r3_set.d.next = self.r2b_set.q.val();
-        self.r3_set2.d.next = self.r2b_set2.q.val();
-        self.r3_row0.d.next = self.r2b_row0.q.val();
-        self.r3_row1.d.next = self.r2b_row1.q.val();
-        self.r3_digest.d.next = self.r2b_digest.q.val();
-        self.r3_now.d.next = self.r2b_now.q.val();
-        self.r3_class.d.next = self.r2b_class.q.val();
-        self.r3_select_ok.d.next = self.r2b_select_ok.q.val();
-        self.r3_select.d.next = self.r2b_select.q.val();
+        self.s_prev2_live_embryonic.d.next = self.prev2_age.q.val() <= self.timeout_embryonic.val();
+        self.s_prev2_live_tcp.d.next = self.prev2_age.q.val() <= self.timeout_tcp.val();
+        self.s_prev2_live_udp.d.next = self.prev2_age.q.val() <= self.timeout_udp.val();
+        self.s_prev_ge_prev2.d.next = self.prev_age.q.val() >= self.prev2_age.q.val();
+        self.s_prev2_ge_prev.d.next = self.prev2_age.q.val() >= self.prev_age.q.val();
+        self.r2c_valid.d.next = self.r2b_valid.q.val();
+        self.r2c_two.d.next = self.r2b_two.q.val();
+        self.r2c_first.d.next = self.r2b_first.q.val();
+        self.r2c_set.d.next = self.r2b_set.q.val();
+        self.r2c_set2.d.next = self.r2b_set2.q.val();
+        self.r2c_row0.d.next = self.r2b_row0.q.val();
+        self.r2c_row1.d.next = self.r2b_row1.q.val();
+        self.r2c_digest.d.next = self.r2b_digest.q.val();
+        self.r2c_now.d.next = self.r2b_now.q.val();
+        self.r2c_class.d.next = self.r2b_class.q.val();
+        self.r2c_vip.d.next = self.r2b_vip.q.val();
+        self.r2c_select_ok.d.next = self.r2b_select_ok.q.val();
+        self.r2c_select.d.next = self.r2b_select.q.val();
 
-        // ---- Stage 3: the write of request k-1 (in w1 now) is known only now, so the
-        // choice was made for every slot it may have written (`choice0/1[j]`) and for
-        // none (`choice_none`), from registers; here the one that holds is muxed in.
+        // ---- Stage 2c: the write of request k-2 (in w1 now, decided a clock ago) is
+        // overlaid on the registered facts (muxes by its one-hot slot and the registered
+        // row match), with what stage 2b knew of its entry: digest match, liveness per
+        // class (its class picks), age order against every slot and against k-1's entry.
+        self.fwd2.next = self.no_ways.val();
+        if self.w1_en.q.val() {
+            self.fwd2.next = self.w1_way.q.val() & self.s_prev2_same.q.val();
+        }
+        self.fwd2_live.next = (self.w1_class.q.val() == self.class_embryonic.val()
+            && self.s_prev2_live_embryonic.q.val())
+            || (self.w1_class.q.val() == self.class_tcp.val() && self.s_prev2_live_tcp.q.val())
+            || (self.w1_class.q.val() == self.class_udp.val() && self.s_prev2_live_udp.q.val());
+        self.ov_valid.next = self.s_valid.q.val() | self.fwd2.val();
+        self.ov_dmatch.next = self.s_dmatch.q.val() & !self.fwd2.val();
+        if self.s_prev2_dmatch.q.val() {
+            self.ov_dmatch.next = self.s_dmatch.q.val() | self.fwd2.val();
+        }
+        self.ov_live.next = self.s_live.q.val() & !self.fwd2.val();
+        if self.fwd2_live.val() {
+            self.ov_live.next = self.s_live.q.val() | self.fwd2.val();
+        }
+        self.ov_emb.next = self.s_emb.q.val() & !self.fwd2.val();
+        if self.w1_class.q.val() == self.class_embryonic.val() {
+            self.ov_emb.next = self.s_emb.q.val() | self.fwd2.val();
+        }
+        self.ov_prev_ge.next = self.s_prev_ge.q.val() & !self.fwd2.val();
+        if self.s_prev_ge_prev2.q.val() {
+            self.ov_prev_ge.next = self.s_prev_ge.q.val() | self.fwd2.val();
+        }
+        self.ov_ge_prev.next = self.s_ge_prev.q.val() & !self.fwd2.val();
+        if self.s_prev2_ge_prev.q.val() {
+            self.ov_ge_prev.next = self.s_ge_prev.q.val() | self.fwd2.val();
+        }
+        for p in 0..SLOTS {
+            self.ov_class[p].next = self.s_class[p].q.val();
+            self.ov_backend[p].next = self.s_backend[p].q.val();
+            // Bit v: slot p as old as slot v. Column p, if k-2 wrote p: slot v against
+            // k-2's entry (the row below replaces bit p itself, which is set).
+            self.ov_ge[p].next = self.s_ge[p].q.val() & !self.fwd2.val();
+            if self.s_ge_prev2.q.val().get_bit(p) {
+                self.ov_ge[p].next = self.s_ge[p].q.val() | self.fwd2.val();
+            }
+            if self.fwd2.val().get_bit(p) {
+                self.ov_class[p].next = self.w1_class.q.val();
+                self.ov_backend[p].next = self.w1_backend.q.val();
+                self.ov_ge[p].next = self.s_prev2_ge.q.val() | self.onehot[p].val();
+            }
+            self.query_backend[p].next = self.ov_backend[p].val();
+            self.dec_class[p].d.next = self.ov_class[p].val();
+            self.dec_backend[p].d.next = self.ov_backend[p].val();
+        }
+        self.query_vip.next = self.r2c_vip.q.val();
+        self.s_up.d.next = self.query_up.val();
+        self.r3_prev_same.d.next = self.s_prev_same.q.val();
+        self.r3_prev_live_embryonic.d.next = self.s_prev_live_embryonic.q.val();
+        self.r3_prev_live_tcp.d.next = self.s_prev_live_tcp.q.val();
+        self.r3_prev_live_udp.d.next = self.s_prev_live_udp.q.val();
+        self.r3_valid.d.next = self.r2c_valid.q.val();
+        self.r3_first.d.next = self.r2c_first.q.val();
+        self.r3_set.d.next = self.r2c_set.q.val();
+        self.r3_set2.d.next = self.r2c_set2.q.val();
+        self.r3_row0.d.next = self.r2c_row0.q.val();
+        self.r3_row1.d.next = self.r2c_row1.q.val();
+        self.r3_digest.d.next = self.r2c_digest.q.val();
+        self.r3_now.d.next = self.r2c_now.q.val();
+        self.r3_class.d.next = self.r2c_class.q.val();
+        self.r3_select_ok.d.next = self.r2c_select_ok.q.val();
+        self.r3_select.d.next = self.r2c_select.q.val();
+
+        // Stage 2c, continued: the write of request k-1 (in stage 3 now) is known only
+        // in stage 3, so the choice is made for every slot it may have written
+        // (`choice0/1[j]`) and for none (`choice_none`), and registered in the copies;
+        // stage 3 muxes in the one that holds.
         self.s1_slots.next = self.bank0.val();
-        if self.r3_first.q.val() {
+        if self.r2c_first.q.val() {
             self.s1_slots.next = self.bank1.val();
         }
         self.avail.next = self.s1_slots.val();
-        if self.r3_two.q.val() {
+        if self.r2c_two.q.val() {
             self.avail.next = self.bank0.val() | self.bank1.val();
         }
         // LRU order from the registered age compares, for both insert orders (`_a`: the
         // first set first, `_b`: the second), and the least recently seen slots (of all,
         // of the embryonic ones) for each assumption about k-1's write. Bit `v` of
         // `bt_*[p]`: slot p goes before slot v (older, or as old and earlier in the order).
-        self.embc.next = self.s_emb.q.val() & self.avail.val();
+        self.embc.next = self.ov_emb.val() & self.avail.val();
         for p in 0..SLOTS {
             // age[p] > age[v] is !(age[v] >= age[p]).
             self.gt[p].next = self.no_ways.val();
             for v in 0..SLOTS {
-                if !self.s_ge[v].q.val().get_bit(p) {
+                if !self.ov_ge[v].val().get_bit(p) {
                     self.gt[p].next = self.gt[p].val() | self.onehot[v].val();
                 }
             }
@@ -1478,9 +1703,9 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
                 self.aft_a[p].next = self.after_first[p].val();
                 self.aft_b[p].next = self.after_second[p].val();
             }
-            self.bt_a[p].next = (self.s_ge[p].q.val() & self.aft_a[p].val())
+            self.bt_a[p].next = (self.ov_ge[p].val() & self.aft_a[p].val())
                 | (self.gt[p].val() & !self.aft_a[p].val());
-            self.bt_b[p].next = (self.s_ge[p].q.val() & self.aft_b[p].val())
+            self.bt_b[p].next = (self.ov_ge[p].val() & self.aft_b[p].val())
                 | (self.gt[p].val() & !self.aft_b[p].val());
             self.ok_a[p].next = self.bt_a[p].val() | !self.avail.val() | self.onehot[p].val();
             self.ok_b[p].next = self.bt_b[p].val() | !self.avail.val() | self.onehot[p].val();
@@ -1490,19 +1715,19 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             // it in the order, or older).
             self.rel_a[p].next = self.no_ways.val();
             self.rel_b[p].next = self.no_ways.val();
-            if self.s_ge_prev.q.val().get_bit(p) {
+            if self.ov_ge_prev.val().get_bit(p) {
                 self.rel_a[p].next = self.aft_a[p].val();
                 self.rel_b[p].next = self.aft_b[p].val();
             }
-            if !self.s_prev_ge.q.val().get_bit(p) {
+            if !self.ov_prev_ge.val().get_bit(p) {
                 self.rel_a[p].next = !self.no_ways.val();
                 self.rel_b[p].next = !self.no_ways.val();
             }
             // Bit v: k-1's entry in slot p goes before slot v.
-            self.prow_a[p].next = (self.s_prev_ge.q.val() & self.aft_a[p].val())
-                | (!self.s_ge_prev.q.val() & !self.aft_a[p].val());
-            self.prow_b[p].next = (self.s_prev_ge.q.val() & self.aft_b[p].val())
-                | (!self.s_ge_prev.q.val() & !self.aft_b[p].val());
+            self.prow_a[p].next = (self.ov_prev_ge.val() & self.aft_a[p].val())
+                | (!self.ov_ge_prev.val() & !self.aft_a[p].val());
+            self.prow_b[p].next = (self.ov_prev_ge.val() & self.aft_b[p].val())
+                | (!self.ov_ge_prev.val() & !self.aft_b[p].val());
         }
         self.old_a_n.next = self.no_ways.val();
         self.old_b_n.next = self.no_ways.val();
@@ -1591,19 +1816,19 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         self.hb_n.next = self.no_backend.val();
         for p in 0..SLOTS {
             if self.choice_none.hit_way.val().get_bit(p) {
-                self.hc_n.next = self.hc_n.val() | self.s_class[p].q.val();
-                self.hb_n.next = self.hb_n.val() | self.s_backend[p].q.val();
+                self.hc_n.next = self.hc_n.val() | self.dec_class[p].q.val();
+                self.hb_n.next = self.hb_n.val() | self.dec_backend[p].q.val();
             }
         }
-        self.choice_none.valid.next = self.s_valid.q.val();
-        self.choice_none.dmatch.next = self.s_dmatch.q.val();
-        self.choice_none.live.next = self.s_live.q.val();
+        self.choice_none.valid.next = self.ov_valid.val();
+        self.choice_none.dmatch.next = self.ov_dmatch.val();
+        self.choice_none.live.next = self.ov_live.val();
         self.choice_none.up.next = self.s_up.q.val();
         self.choice_none.slot.next = self.no_ways.val();
         self.choice_none.avail.next = self.avail.val();
-        self.choice_none.first.next = self.r3_first.q.val();
-        self.choice_none.two.next = self.r3_two.q.val();
-        self.choice_none.req_embryonic.next = self.r3_class.q.val() == self.class_embryonic.val();
+        self.choice_none.first.next = self.r2c_first.q.val();
+        self.choice_none.two.next = self.r2c_two.q.val();
+        self.choice_none.req_embryonic.next = self.r2c_class.q.val() == self.class_embryonic.val();
         self.choice_none.oldest_a.next = self.old_a_n.val();
         self.choice_none.oldest_b.next = self.old_b_n.val();
         self.choice_none.oldest_emb0_a.next = self.oe_a_n.val();
@@ -1613,30 +1838,30 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
         // Slot j holding k-1's entry: valid, k-1's digest, taken as up (see the module
         // doc), dead or live; embryonic or not per `SlotChoice`'s two miss versions.
         for j in 0..SLOTS {
-            self.choice0[j].valid.next = self.s_valid.q.val() | self.onehot[j].val();
-            self.choice1[j].valid.next = self.s_valid.q.val() | self.onehot[j].val();
-            self.choice0[j].dmatch.next = self.s_dmatch.q.val() & !self.onehot[j].val();
-            self.choice1[j].dmatch.next = self.s_dmatch.q.val() & !self.onehot[j].val();
+            self.choice0[j].valid.next = self.ov_valid.val() | self.onehot[j].val();
+            self.choice1[j].valid.next = self.ov_valid.val() | self.onehot[j].val();
+            self.choice0[j].dmatch.next = self.ov_dmatch.val() & !self.onehot[j].val();
+            self.choice1[j].dmatch.next = self.ov_dmatch.val() & !self.onehot[j].val();
             if self.s_prev_dmatch.q.val() {
-                self.choice0[j].dmatch.next = self.s_dmatch.q.val() | self.onehot[j].val();
-                self.choice1[j].dmatch.next = self.s_dmatch.q.val() | self.onehot[j].val();
+                self.choice0[j].dmatch.next = self.ov_dmatch.val() | self.onehot[j].val();
+                self.choice1[j].dmatch.next = self.ov_dmatch.val() | self.onehot[j].val();
             }
-            self.choice0[j].live.next = self.s_live.q.val() & !self.onehot[j].val();
-            self.choice1[j].live.next = self.s_live.q.val() | self.onehot[j].val();
+            self.choice0[j].live.next = self.ov_live.val() & !self.onehot[j].val();
+            self.choice1[j].live.next = self.ov_live.val() | self.onehot[j].val();
             self.choice0[j].up.next = self.s_up.q.val() | self.onehot[j].val();
             self.choice1[j].up.next = self.s_up.q.val() | self.onehot[j].val();
             self.choice0[j].slot.next = self.onehot[j].val();
             self.choice1[j].slot.next = self.onehot[j].val();
             self.choice0[j].avail.next = self.avail.val();
             self.choice1[j].avail.next = self.avail.val();
-            self.choice0[j].first.next = self.r3_first.q.val();
-            self.choice1[j].first.next = self.r3_first.q.val();
-            self.choice0[j].two.next = self.r3_two.q.val();
-            self.choice1[j].two.next = self.r3_two.q.val();
+            self.choice0[j].first.next = self.r2c_first.q.val();
+            self.choice1[j].first.next = self.r2c_first.q.val();
+            self.choice0[j].two.next = self.r2c_two.q.val();
+            self.choice1[j].two.next = self.r2c_two.q.val();
             self.choice0[j].req_embryonic.next =
-                self.r3_class.q.val() == self.class_embryonic.val();
+                self.r2c_class.q.val() == self.class_embryonic.val();
             self.choice1[j].req_embryonic.next =
-                self.r3_class.q.val() == self.class_embryonic.val();
+                self.r2c_class.q.val() == self.class_embryonic.val();
             self.choice0[j].oldest_a.next = self.old_a[j].val();
             self.choice1[j].oldest_a.next = self.old_a[j].val();
             self.choice0[j].oldest_b.next = self.old_b[j].val();
@@ -1656,24 +1881,25 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
             self.hb1[j].next = self.no_backend.val();
             for p in 0..SLOTS {
                 if self.choice0[j].hit_way.val().get_bit(p) {
-                    self.hc0[j].next = self.hc0[j].val() | self.s_class[p].q.val();
-                    self.hb0[j].next = self.hb0[j].val() | self.s_backend[p].q.val();
+                    self.hc0[j].next = self.hc0[j].val() | self.dec_class[p].q.val();
+                    self.hb0[j].next = self.hb0[j].val() | self.dec_backend[p].q.val();
                 }
                 if self.choice1[j].hit_way.val().get_bit(p) {
-                    self.hc1[j].next = self.hc1[j].val() | self.s_class[p].q.val();
-                    self.hb1[j].next = self.hb1[j].val() | self.s_backend[p].q.val();
+                    self.hc1[j].next = self.hc1[j].val() | self.dec_class[p].q.val();
+                    self.hb1[j].next = self.hb1[j].val() | self.dec_backend[p].q.val();
                 }
             }
         }
-        // The loop: k-1's written slot and class pick one choice.
+        // ---- Stage 3: the write of request k-1 (in w1 now) picks one choice: the
+        // one-cycle loop is this mux, by k-1's written slot and class.
         self.fwd.next = self.no_ways.val();
         if self.w1_en.q.val() {
-            self.fwd.next = self.w1_way.q.val() & self.s_prev_same.q.val();
+            self.fwd.next = self.w1_way.q.val() & self.r3_prev_same.q.val();
         }
         self.fwd_live.next = (self.w1_class.q.val() == self.class_embryonic.val()
-            && self.s_prev_live_embryonic.q.val())
-            || (self.w1_class.q.val() == self.class_tcp.val() && self.s_prev_live_tcp.q.val())
-            || (self.w1_class.q.val() == self.class_udp.val() && self.s_prev_live_udp.q.val());
+            && self.r3_prev_live_embryonic.q.val())
+            || (self.w1_class.q.val() == self.class_tcp.val() && self.r3_prev_live_tcp.q.val())
+            || (self.w1_class.q.val() == self.class_udp.val() && self.r3_prev_live_udp.q.val());
         self.fwd_emb.next = self.w1_class.q.val() == self.class_embryonic.val();
         self.choice_none.slot_emb.next = self.fwd_emb.val();
         for j in 0..SLOTS {
@@ -1881,26 +2107,27 @@ impl<const SET_BITS: usize, const ROW_BITS: usize, const WAYS: usize, const SLOT
     }
 }
 
-/// Stage 3's choice for one assumption about the write of request k-1: the slot it wrote
-/// (`slot`, one-hot, or none) and that entry's liveness are already folded into the facts
-/// on its inputs, and the LRU picks (`oldest*`) come computed for that assumption (the
-/// parent feeds one copy per slot and liveness, and one for "k-1 wrote none of this
-/// request's slots"). Everything here depends only on registers, so the parent's one-cycle
-/// loop is the mux over these copies by k-1's written slot, not this logic (f(mux(x)) =
-/// mux(f(x)), as stage 2b does for the overlay of k-2..k-5). Purely combinational.
+/// The choice for one assumption about the write of request k-1, over two clocks: the
+/// slot it wrote (`slot`, one-hot, or none) and that entry's liveness are already folded
+/// into the facts on its inputs, and the LRU picks (`oldest*`) come computed for that
+/// assumption (the parent feeds one copy per slot and liveness, and one for "k-1 wrote
+/// none of this request's slots"). The inputs belong to stage 2c, where everything but
+/// k-1's write is known: the hit and both miss versions are decided there and registered
+/// here. The outputs belong to stage 3, the next clock, and take only its own inputs
+/// (`slot_emb`, `up`) after those registers, so the parent's one-cycle loop is the mux
+/// over these copies by k-1's written slot, not this logic (f(mux(x)) = mux(f(x)), as
+/// stage 2b does for the overlay of k-3..k-6).
 ///
 /// The miss choice comes in two versions, `miss_*0` and `miss_*1`: k-1's entry not
 /// embryonic, or embryonic (it only matters to rule 4, the oldest embryonic slot).
 #[derive(LogicBlock)]
 pub struct SlotChoice<const SLOTS: usize> {
-    /// Per slot: holds an entry, its digest equals the request's, it is live, its backend
-    /// is up.
+    pub clock: Signal<In, Clock>,
+    // Stage 2c inputs.
+    /// Per slot: holds an entry, its digest equals the request's, it is live.
     pub valid: Signal<In, Bits<SLOTS>>,
     pub dmatch: Signal<In, Bits<SLOTS>>,
     pub live: Signal<In, Bits<SLOTS>>,
-    pub up: Signal<In, Bits<SLOTS>>,
-    /// The slot k-1 wrote under this assumption (one-hot), or none.
-    pub slot: Signal<In, Bits<SLOTS>>,
     /// The least recently seen slot with the first set first in the insert order (`_a`)
     /// or the second (`_b`): of all slots, of the embryonic ones with k-1's entry not
     /// embryonic (`emb0`) or embryonic (`emb1`).
@@ -1916,8 +2143,14 @@ pub struct SlotChoice<const SLOTS: usize> {
     pub first: Signal<In, bool>,
     pub two: Signal<In, bool>,
     pub req_embryonic: Signal<In, bool>,
+    // Stage 3 inputs.
+    /// The slot k-1 wrote under this assumption (one-hot), or none (a constant per copy).
+    pub slot: Signal<In, Bits<SLOTS>>,
+    /// Per slot: its backend is up (the query's answer, registered; `slot`'s taken as up).
+    pub up: Signal<In, Bits<SLOTS>>,
     /// k-1's entry in `slot` is embryonic (picks the miss version for `way`).
     pub slot_emb: Signal<In, bool>,
+    // Stage 3 outputs.
     /// A hit, its slot (one-hot), whether that is `slot`, and its backend-up bit.
     pub hit: Signal<Out, bool>,
     pub hit_way: Signal<Out, Bits<SLOTS>>,
@@ -1930,6 +2163,14 @@ pub struct SlotChoice<const SLOTS: usize> {
     /// by `slot_emb` (picked here, beside each copy, so that only one vector per copy
     /// goes through the parent's mux by k-1's slot).
     pub way: Signal<Out, Bits<SLOTS>>,
+
+    // Stage 2c's decision, registered.
+    r_hit: DFF<bool>,
+    r_hit_way: DFF<Bits<SLOTS>>,
+    r_miss_way0: DFF<Bits<SLOTS>>,
+    r_miss_way1: DFF<Bits<SLOTS>>,
+    r_miss_insert0: DFF<Bits<3>>,
+    r_miss_insert1: DFF<Bits<3>>,
 
     no_ways: Constant<Bits<SLOTS>>,
     one_way: Constant<Bits<SLOTS>>,
@@ -1957,9 +2198,10 @@ pub struct SlotChoice<const SLOTS: usize> {
     oldest_emb0: Signal<Local, Bits<SLOTS>>,
     oldest_emb1: Signal<Local, Bits<SLOTS>>,
     hits: Signal<Local, Bits<SLOTS>>,
-    /// The lowest hit of each bank; the hit is bank 1's.
+    /// The lowest hit of each bank; the hit is bank 1's; the hit's slot.
     hit_low: Signal<Local, Bits<SLOTS>>,
     hit_b1: Signal<Local, bool>,
+    hit_pick: Signal<Local, Bits<SLOTS>>,
     same_cand: Signal<Local, Bits<SLOTS>>,
     empty_cand: Signal<Local, Bits<SLOTS>>,
     expired_cand: Signal<Local, Bits<SLOTS>>,
@@ -1986,9 +2228,11 @@ pub struct SlotChoice<const SLOTS: usize> {
     rule_insert: Signal<Local, Bits<3>>,
     /// Rules 1–3 apply (a same-digest, empty or expired candidate).
     rule: Signal<Local, bool>,
-    /// A miss: the slot to insert into (none when refused).
+    /// A miss: the slot to insert into (none when refused), and the outcome, per version.
     miss_way0: Signal<Local, Bits<SLOTS>>,
     miss_way1: Signal<Local, Bits<SLOTS>>,
+    miss_ins0: Signal<Local, Bits<3>>,
+    miss_ins1: Signal<Local, Bits<3>>,
 }
 
 impl<const SLOTS: usize> Default for SlotChoice<SLOTS> {
@@ -1997,6 +2241,7 @@ impl<const SLOTS: usize> Default for SlotChoice<SLOTS> {
         let bank0 = (1u64 << ways) - 1;
         let bank_of = |p: usize| bank0 << (ways * (p / ways));
         Self {
+            clock: Default::default(),
             valid: Default::default(),
             dmatch: Default::default(),
             live: Default::default(),
@@ -2017,11 +2262,15 @@ impl<const SLOTS: usize> Default for SlotChoice<SLOTS> {
             hit_way: Default::default(),
             hit_slot: Default::default(),
             hit_up: Default::default(),
-            miss_way0: Default::default(),
             miss_insert0: Default::default(),
-            miss_way1: Default::default(),
             miss_insert1: Default::default(),
             way: Default::default(),
+            r_hit: Default::default(),
+            r_hit_way: Default::default(),
+            r_miss_way0: Default::default(),
+            r_miss_way1: Default::default(),
+            r_miss_insert0: Default::default(),
+            r_miss_insert1: Default::default(),
             no_ways: constant(0),
             one_way: constant(1),
             onehot: array(|p| constant(1 << p)),
@@ -2042,6 +2291,7 @@ impl<const SLOTS: usize> Default for SlotChoice<SLOTS> {
             hits: Default::default(),
             hit_low: Default::default(),
             hit_b1: Default::default(),
+            hit_pick: Default::default(),
             same_cand: Default::default(),
             empty_cand: Default::default(),
             expired_cand: Default::default(),
@@ -2064,6 +2314,10 @@ impl<const SLOTS: usize> Default for SlotChoice<SLOTS> {
             pick: Default::default(),
             rule_insert: Default::default(),
             rule: Default::default(),
+            miss_way0: Default::default(),
+            miss_way1: Default::default(),
+            miss_ins0: Default::default(),
+            miss_ins1: Default::default(),
         }
     }
 }
@@ -2071,9 +2325,20 @@ impl<const SLOTS: usize> Default for SlotChoice<SLOTS> {
 impl<const SLOTS: usize> Logic for SlotChoice<SLOTS> {
     #[hdl_gen]
     fn update(&mut self) {
-        // Everything below is written per bank: the first set is one whole bank, so each
-        // "first set's slots before the second's" is a choice between two banks' results,
-        // each a function of its own bank's bits only (narrow logic, few levels).
+        clock!(
+            self,
+            clock,
+            r_hit,
+            r_hit_way,
+            r_miss_way0,
+            r_miss_way1,
+            r_miss_insert0,
+            r_miss_insert1
+        );
+        // ---- Stage 2c. Everything below is written per bank: the first set is one whole
+        // bank, so each "first set's slots before the second's" is a choice between two
+        // banks' results, each a function of its own bank's bits only (narrow logic, few
+        // levels).
         //
         // The loads as thermometer codes; the second set goes first when it has fewer
         // live ways (ties → the first set): the first's code has a bit the second's lacks.
@@ -2145,13 +2410,10 @@ impl<const SLOTS: usize> Logic for SlotChoice<SLOTS> {
         if !self.first.val() {
             self.hit_b1.next = !(self.hits.val() & self.bank0.val()).any();
         }
-        self.hit_way.next = self.hit_low.val() & self.bank0.val();
+        self.hit_pick.next = self.hit_low.val() & self.bank0.val();
         if self.hit_b1.val() {
-            self.hit_way.next = self.hit_low.val() & self.bank1.val();
+            self.hit_pick.next = self.hit_low.val() & self.bank1.val();
         }
-        self.hit.next = self.hits.val().any();
-        self.hit_slot.next = (self.hit_way.val() & self.slot.val()).any();
-        self.hit_up.next = (self.hit_way.val() & self.up.val()).any();
 
         self.same_b0.next = (self.same_cand.val() & self.bank0.val()).any();
         self.same_b1.next = (self.same_cand.val() & self.bank1.val()).any();
@@ -2191,19 +2453,19 @@ impl<const SLOTS: usize> Logic for SlotChoice<SLOTS> {
         // Rules 4–5 (eviction), or a refusal: an embryonic request evicts only an
         // embryonic entry.
         self.miss_way0.next = self.pick.val();
-        self.miss_insert0.next = self.rule_insert.val();
+        self.miss_ins0.next = self.rule_insert.val();
         self.miss_way1.next = self.pick.val();
-        self.miss_insert1.next = self.rule_insert.val();
+        self.miss_ins1.next = self.rule_insert.val();
         if !self.rule.val() {
-            self.miss_insert0.next = self.insert_evicted.val();
-            self.miss_insert1.next = self.insert_evicted.val();
+            self.miss_ins0.next = self.insert_evicted.val();
+            self.miss_ins1.next = self.insert_evicted.val();
             if self.oldest_emb0.val().any() {
                 self.miss_way0.next = self.oldest_emb0.val();
             } else if !self.req_embryonic.val() {
                 self.miss_way0.next = self.oldest.val();
             } else {
                 self.miss_way0.next = self.no_ways.val();
-                self.miss_insert0.next = self.insert_refused.val();
+                self.miss_ins0.next = self.insert_refused.val();
             }
             if self.oldest_emb1.val().any() {
                 self.miss_way1.next = self.oldest_emb1.val();
@@ -2211,15 +2473,29 @@ impl<const SLOTS: usize> Logic for SlotChoice<SLOTS> {
                 self.miss_way1.next = self.oldest.val();
             } else {
                 self.miss_way1.next = self.no_ways.val();
-                self.miss_insert1.next = self.insert_refused.val();
+                self.miss_ins1.next = self.insert_refused.val();
             }
         }
-        self.way.next = self.miss_way0.val();
+        self.r_hit.d.next = self.hits.val().any();
+        self.r_hit_way.d.next = self.hit_pick.val();
+        self.r_miss_way0.d.next = self.miss_way0.val();
+        self.r_miss_way1.d.next = self.miss_way1.val();
+        self.r_miss_insert0.d.next = self.miss_ins0.val();
+        self.r_miss_insert1.d.next = self.miss_ins1.val();
+
+        // ---- Stage 3: only k-1's class and the up answers, after the registers.
+        self.hit.next = self.r_hit.q.val();
+        self.hit_way.next = self.r_hit_way.q.val();
+        self.hit_slot.next = (self.r_hit_way.q.val() & self.slot.val()).any();
+        self.hit_up.next = (self.r_hit_way.q.val() & self.up.val()).any();
+        self.miss_insert0.next = self.r_miss_insert0.q.val();
+        self.miss_insert1.next = self.r_miss_insert1.q.val();
+        self.way.next = self.r_miss_way0.q.val();
         if self.slot_emb.val() {
-            self.way.next = self.miss_way1.val();
+            self.way.next = self.r_miss_way1.q.val();
         }
-        if self.hit.val() {
-            self.way.next = self.hit_way.val();
+        if self.r_hit.q.val() {
+            self.way.next = self.r_hit_way.q.val();
         }
     }
 }
@@ -2667,15 +2943,31 @@ mod tests {
         let table = (1 << set_bits) * ways * entry;
         // valid, two, first, both sets, both rows, digest, now, class, vip, select.
         let request = 3 + 2 * set_bits + rows + 64 + 32 + 2 + 16 + 1 + 16;
-        let stage3 = (request - 16) + 5 * slots + slots * (2 + 16) + slots * slots + 3 * slots + 4;
+        // Stage 2c: the request; valid, digest match, live, embryonic; class, backend; the
+        // age order; k-1's and k-2's entries' age order, row match, digest match and
+        // per-class liveness, and the two entries' order.
+        let stage2c =
+            request + 4 * slots + slots * (2 + 16) + slots * slots + 2 * (3 * slots + 4) + 2;
+        // Stage 3: the request without VIP and `two`; class, backend and up bit per slot;
+        // k-1's row match and per-class liveness. The `SlotChoice` copies (2 × slots + 1):
+        // hit, hit slot, both miss slots and outcomes.
+        let stage3 = (request - 17) + slots * (2 + 16) + 2 * slots + 3;
+        let choices = (2 * slots + 1) * (1 + 3 * slots + 2 * 3);
         let result = 1 + 1 + 2 * set_bits + 1 + 2 + 16 + 3 + 1 + 1 + 16;
         // Stage 2b's slot facts: class, backend, age; digest match and liveness bits.
         let stage2b = slots * (2 + 16 + 32) + 2 * slots;
         // w1 .. w3; w4 without rows, digest or tick; `same1..4`; the writes' and k-1's
-        // ages; the writes' digest matches and per-class liveness.
+        // ages (and k-2's); the writes' digest matches and per-class liveness.
         let history =
-            3 * (1 + rows + slots + entry) + (1 + slots + 2 + 16) + 4 * slots + 5 * 32 + 4 + 4 * 4;
-        let pipeline = 3 * request + 2 * slots * entry + stage2b + stage3 + result + history;
+            3 * (1 + rows + slots + entry) + (1 + slots + 2 + 16) + 4 * slots + 6 * 32 + 4 + 4 * 4;
+        let pipeline = 3 * request
+            + 2 * slots * entry
+            + stage2b
+            + stage2c
+            + stage3
+            + choices
+            + result
+            + history;
         (table, pipeline)
     }
 
