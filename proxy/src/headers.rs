@@ -36,10 +36,17 @@ static X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
 /// header names. With `keep_upgrade`, a WebSocket handshake's `Connection: upgrade` and
 /// `Upgrade` stay, since the upgrade is passed through to the other side.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Most messages have none (HTTP/2 has none at all): one pass over the names then,
-    // instead of a lookup per listed field. Without a `Connection` field nothing names
-    // another, and without `Upgrade` there is nothing to keep.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    // One pass over the names finds which of the listed fields are there (bit i: the
+    // i-th), so only those are looked up to be removed: most messages have none (HTTP/2
+    // none at all), a keep-alive response one, `Connection`. Without a `Connection`
+    // field nothing names another, and without `Upgrade` there is nothing to keep.
+    let present = headers.keys().fold(0u8, |bits, name| {
+        HOP_BY_HOP
+            .iter()
+            .position(|h| h == name)
+            .map_or(bits, |i| bits | 1 << i)
+    });
+    if present == 0 {
         return;
     }
     // Options that name a field beyond the fixed list (`Connection: keep-alive` names one
@@ -62,8 +69,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     for name in named {
         headers.remove(name);
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & 1 << i != 0 {
+            headers.remove(name);
+        }
     }
     if keep_upgrade {
         if let Some(upgrade) = upgrade {
@@ -161,7 +170,13 @@ fn ip_text(ip: IpAddr) -> Room<IP_ROOM> {
                     room.len += 1;
                 }
                 let digits = [octet / 100, octet / 10 % 10, octet % 10];
-                let first = if octet >= 100 { 0 } else if octet >= 10 { 1 } else { 2 };
+                let first = if octet >= 100 {
+                    0
+                } else if octet >= 10 {
+                    1
+                } else {
+                    2
+                };
                 for d in &digits[first..] {
                     room.buf[room.len] = b'0' + d;
                     room.len += 1;

@@ -15,8 +15,8 @@
 use crate::framing::{FramingIo, FramingLog, HeadLimits};
 use crate::limits::{Activity, ConnectionSlot, IdleTimeoutIo};
 use crate::{forward, BoxError, Generation, Shared};
-use hyper::service::service_fn;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use prometheus_client::metrics::gauge::Gauge;
@@ -498,7 +498,8 @@ where
                     self.result = Some(r.map_err(Into::into));
                 }
             }
-            let new = std::mem::take(&mut *self.streams.new.lock().unwrap_or_else(|p| p.into_inner()));
+            let new =
+                std::mem::take(&mut *self.streams.new.lock().unwrap_or_else(|p| p.into_inner()));
             let had_new = !new.is_empty();
             self.running.extend(new);
             // Each stream woken since the last poll, until none is ready; a stream's
@@ -507,13 +508,21 @@ where
             while let Poll::Ready(Some(())) = self.running.poll_next_unpin(cx) {
                 progressed = true;
             }
-            let waiting = !self.streams.new.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+            let waiting = !self
+                .streams
+                .new
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty();
             if self.running.is_empty() && !waiting {
                 if let Some(result) = self.result.take() {
                     return Poll::Ready(result);
                 }
             }
-            if !(progressed && self.result.is_none()) && !waiting {
+            // Round again for streams handed over meanwhile, or, while the connection is
+            // open, to write what finished streams queued without waiting for a wake-up.
+            let again = waiting || (progressed && self.result.is_none());
+            if !again {
                 return Poll::Pending;
             }
         }
