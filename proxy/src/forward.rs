@@ -454,6 +454,7 @@ async fn forward(
     let outgoing = |req: &Request<()>| {
         let mut out = req.headers().clone();
         headers::strip_hop_by_hop(&mut out, upgrade);
+        out.reserve(headers::FIELDS_ADDED);
         if req.version() == Version::HTTP_2 && !out.contains_key(header::HOST) {
             if let Some(authority) = req.uri().authority() {
                 if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
