@@ -9,6 +9,8 @@
 //! private `mod field`, each header's length is checked exactly once (by taking a sub-slice
 //! with `get`), and every field read after that check indexes inside the checked slice. The
 //! rules below are applied in the order given; the first one a frame breaks is its reason.
+//! (The software takes a shortcut for the common frames, `parse_common`, and applies the
+//! rules one by one only to the others; the shortcut is tested to answer as the rules do.)
 //!
 //! # Ethernet
 //! * Fewer than 14 bytes → [`DropReason::TruncatedEthernet`].
