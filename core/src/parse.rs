@@ -219,7 +219,7 @@ fn parse_common(frame: &[u8]) -> Option<ParsedFrame> {
             let total_len = be16(header, ipv4::TOTAL_LEN);
             let payload = packet.get(ipv4::MIN_HEADER_LEN..usize::from(total_len))?;
             let protocol = header[ipv4::PROTOCOL];
-            let l4 = common_l4(protocol, payload)?;
+            let l4 = common_l4(protocol, payload, l3 + ipv4::MIN_HEADER_LEN)?;
             let field = |f: field::Field| {
                 Ipv4Addr::from([
                     header[f.start],
@@ -255,7 +255,7 @@ fn parse_common(frame: &[u8]) -> Option<ParsedFrame> {
             let payload = packet.get(ipv6::HEADER_LEN..ip_len)?;
             // An extension header is not TCP or UDP: `common_l4` leaves it to the general parser.
             let protocol = header[ipv6::NEXT_HEADER];
-            let l4 = common_l4(protocol, payload)?;
+            let l4 = common_l4(protocol, payload, l3 + ipv6::HEADER_LEN)?;
             let mut src = [0u8; 16];
             src.copy_from_slice(&header[ipv6::SRC_ADDR]);
             let mut dst = [0u8; 16];
@@ -280,48 +280,16 @@ fn parse_common(frame: &[u8]) -> Option<ParsedFrame> {
     }
 }
 
-/// [`parse_common`]'s upper layer: a TCP or UDP header that `parse_l4` accepts in an
-/// unfragmented datagram whose payload is `payload`, else `None`. Its header always ends
-/// inside the parse window (it starts at byte 18 + 40 at most), so the window is not
-/// checked.
+/// [`parse_common`]'s upper layer: what [`parse_l4`] accepts of a TCP or UDP header in an
+/// unfragmented datagram whose payload is `payload`, from frame byte `start`; `None` for
+/// any other protocol (ICMP, extension headers: the general parser decides those) or any
+/// header `parse_l4` refuses.
 #[inline(always)]
-fn common_l4(protocol: u8, payload: &[u8]) -> Option<L4> {
-    use field::{tcp, udp};
-    const _: () = assert!(
-        field::ethernet::HEADER_LEN
-            + field::vlan::HEADER_LEN
-            + field::ipv6::HEADER_LEN
-            + tcp::MIN_HEADER_LEN
-            <= PARSE_WINDOW
-    );
-    match protocol {
-        IPPROTO_TCP => {
-            let header: &[u8; tcp::MIN_HEADER_LEN] =
-                payload.get(..tcp::MIN_HEADER_LEN)?.try_into().ok()?;
-            let header_len = usize::from(header[tcp::DATA_OFFSET] >> 4) * 4;
-            if header_len < tcp::MIN_HEADER_LEN || header_len > payload.len() {
-                return None;
-            }
-            Some(L4 {
-                src_port: be16(header, tcp::SRC_PORT),
-                dst_port: be16(header, tcp::DST_PORT),
-                tcp_flags: header[tcp::FLAGS],
-            })
-        }
-        IPPROTO_UDP => {
-            let header: &[u8; udp::HEADER_LEN] = payload.get(..udp::HEADER_LEN)?.try_into().ok()?;
-            let length = usize::from(be16(header, udp::LENGTH));
-            if !(udp::HEADER_LEN..=payload.len()).contains(&length) {
-                return None;
-            }
-            Some(L4 {
-                src_port: be16(header, udp::SRC_PORT),
-                dst_port: be16(header, udp::DST_PORT),
-                tcp_flags: 0,
-            })
-        }
-        _ => None,
+fn common_l4(protocol: u8, payload: &[u8], start: usize) -> Option<L4> {
+    if !matches!(protocol, IPPROTO_TCP | IPPROTO_UDP) {
+        return None;
     }
+    parse_l4(protocol, payload, start, false).ok()
 }
 
 /// Every rule of the module doc, in order: any frame.
