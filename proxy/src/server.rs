@@ -498,10 +498,14 @@ where
                     self.result = Some(r.map_err(Into::into));
                 }
             }
-            let new =
-                std::mem::take(&mut *self.streams.new.lock().unwrap_or_else(|p| p.into_inner()));
-            let had_new = !new.is_empty();
-            self.running.extend(new);
+            // Drained, not taken: the hand-over vector keeps its buffer, so a new stream
+            // does not allocate a new one.
+            let had_new = {
+                let mut new = self.streams.new.lock().unwrap_or_else(|p| p.into_inner());
+                let had_new = !new.is_empty();
+                self.running.extend(new.drain(..));
+                had_new
+            };
             // Each stream woken since the last poll, until none is ready; a stream's
             // progress may have queued frames (or new streams) for the connection.
             let mut progressed = had_new;
